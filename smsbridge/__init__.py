@@ -1,0 +1,98 @@
+"""smsbridge: async bulk SMS through SMS Club, SMSPlus and Webcom Mobi.
+
+One core for every gateway: recipients streamed from any iterable, numbers normalised and
+checked before any request, gateway-sized batches, a per-account limiter that never lets a
+sliding second hold more requests than the gateway allows, a duplicate window, retries only
+where they cannot send twice, and exactly one :class:`Outcome` per recipient.
+"""
+
+from ._core.client import ClientOptions
+from ._core.clock import Clock, SystemClock
+from ._core.engine import OutcomeCallback
+from ._core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectError,
+    ConnectionLostError,
+    DuplicateMessageError,
+    GatewayError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    RateLimitedError,
+    RejectedError,
+    ResponseDecodeError,
+    SmsBridgeError,
+    StateBackendError,
+    TransportError,
+    TransportTimeoutError,
+    UnavailableError,
+)
+from ._core.limiter import RateLimiter, SlidingWindowLimiter
+from ._core.models import (
+    Balance,
+    BalancePackage,
+    Counts,
+    DeliveryState,
+    Keep,
+    MessageStatus,
+    Outcome,
+    Report,
+    SenderState,
+    SenderStatus,
+    Status,
+)
+from ._core.phones import PhoneRules
+from ._core.retry import RetryPolicy
+from ._core.transport import HttpRequest, HttpResponse, MockTransport, Timeouts, Transport
+from ._core.window import DuplicateWindow, MemoryWindow
+from ._smsclub.client import SenderRegistration, SmsClub
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "Balance",
+    "BalancePackage",
+    "ClientOptions",
+    "Clock",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectionLostError",
+    "Counts",
+    "DeliveryState",
+    "DuplicateMessageError",
+    "DuplicateWindow",
+    "GatewayError",
+    "HttpRequest",
+    "HttpResponse",
+    "InsufficientBalanceError",
+    "InvalidInputError",
+    "Keep",
+    "MemoryWindow",
+    "MessageStatus",
+    "MockTransport",
+    "Outcome",
+    "OutcomeCallback",
+    "PhoneRules",
+    "RateLimitedError",
+    "RateLimiter",
+    "RejectedError",
+    "Report",
+    "ResponseDecodeError",
+    "RetryPolicy",
+    "SenderRegistration",
+    "SenderState",
+    "SenderStatus",
+    "SlidingWindowLimiter",
+    "SmsBridgeError",
+    "SmsClub",
+    "StateBackendError",
+    "Status",
+    "SystemClock",
+    "Timeouts",
+    "Transport",
+    "TransportError",
+    "TransportTimeoutError",
+    "UnavailableError",
+    "__version__",
+]

@@ -1,0 +1,244 @@
+"""What every gateway client shares: settings, lifecycle, the send engine and plain calls."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import ssl
+from collections.abc import AsyncIterable, Callable, Iterable
+from types import TracebackType
+from typing import Any, Generic, Self, TypedDict, TypeVar
+
+import anyio
+
+from .clock import Clock, SystemClock
+from .engine import BatchHook, OutcomeCallback, SendEngine, Throttle, Unpack, exchange
+from .errors import ConfigurationError, ConnectError, RateLimitedError, SmsBridgeError
+from .gateway import Gateway, Job
+from .limiter import RateLimiter, SlidingWindowLimiter
+from .models import Keep, Report
+from .retry import RetryPolicy
+from .transport import (
+    AiohttpTransport,
+    HttpRequest,
+    HttpResponse,
+    Timeouts,
+    Transport,
+    check_base_url,
+)
+from .window import DuplicateWindow, MemoryWindow
+
+__all__ = ["Client", "ClientOptions"]
+
+log = logging.getLogger("smsbridge")
+
+J = TypeVar("J", bound=Job)
+T = TypeVar("T")
+
+
+class ClientOptions(TypedDict, total=False):
+    """Settings every client takes as keyword arguments.
+
+    Attributes:
+        base_url: the gateway's address; default from ``SMSBRIDGE_<GATEWAY>_URL``, then the
+            gateway's documented one.
+        rate: request starts allowed per ``rate_period`` on this account (default 9).
+        rate_period: the gateway's counting window in seconds (default 1.0).
+        rate_margin: safety margin added to the window against network jitter (0.015 s).
+        limiter: a shared limiter instead (one per account: share it between clients of the
+            same account in one process, or use the Redis one across processes).
+        window: a shared duplicate window instead of a private in-memory one.
+        window_ttl: seconds the same text to the same number is blocked (120; 0 disables).
+        concurrency: requests in flight at most, across all sends of the client (10).
+        timeouts: network time limits.
+        retry: retry policy for requests the gateway surely did not process.
+        at_least_once: also resend requests that may have been processed (a 5xx, a timeout
+            after sending). Recipients can then get a message twice; off by default.
+        allow_insecure_http: permit a plain ``http://`` base URL off loopback.
+        ssl_context: custom TLS settings (a private CA); verification stays on.
+        transport: a transport instead of aiohttp (tests: ``MockTransport``).
+        clock: time source (tests: a fake clock, so nothing sleeps).
+        account: a name for the account in logs and shared-state keys, instead of a digest
+            of the credentials.
+    """
+
+    base_url: str
+    rate: int
+    rate_period: float
+    rate_margin: float
+    limiter: RateLimiter
+    window: DuplicateWindow
+    window_ttl: float
+    concurrency: int
+    timeouts: Timeouts
+    retry: RetryPolicy
+    at_least_once: bool
+    allow_insecure_http: bool
+    ssl_context: ssl.SSLContext
+    transport: Transport
+    clock: Clock
+    account: str
+
+
+def env_or(value: str | None, name: str) -> str | None:
+    """``value`` if given, else the environment variable ``name`` (empty counts as unset)."""
+    if value is not None:
+        return value
+    return os.environ.get(name) or None
+
+
+class Client(Generic[J]):
+    """Base of the gateway clients: use ``async with`` to open and close its one session."""
+
+    _default_url: str = ""
+    _env_prefix: str = ""
+    _plain_http_default: bool = False
+
+    def __init__(
+        self,
+        gateway: Gateway[J],
+        *,
+        identity: str,
+        options: ClientOptions,
+    ) -> None:
+        self._gateway = gateway
+        provider = gateway.name
+        url = env_or(options.get("base_url"), f"{self._env_prefix}_URL") or self._default_url
+        allow_http = options.get("allow_insecure_http", False) or (
+            self._plain_http_default and url == self._default_url
+        )
+        self.base_url, self._insecure = check_base_url(url, allow_insecure_http=allow_http)
+        secret = hashlib.sha256(f"smsbridge\x00{provider}\x00{identity}".encode()).digest()
+        self.account = options.get("account") or f"{provider}-{secret[:6].hex()}"
+        self._account_key = hashlib.sha256(b"window\x00" + secret).digest()
+        self._clock: Clock = options.get("clock") or SystemClock()
+        self.concurrency = options.get("concurrency", 10)
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigurationError("concurrency must be a positive integer")
+        limiter = options.get("limiter") or SlidingWindowLimiter(
+            options.get("rate", 9),
+            options.get("rate_period", 1.0),
+            margin=options.get("rate_margin", 0.015),
+            clock=self._clock,
+        )
+        self._throttle = Throttle(limiter, self.concurrency)
+        window = options.get("window")
+        ttl = options.get("window_ttl", 120.0)
+        if window is None and ttl:
+            window = MemoryWindow(ttl, clock=self._clock)
+        self._window = window
+        self._retry = options.get("retry") or RetryPolicy()
+        self._at_least_once = options.get("at_least_once", False)
+        self._timeouts = options.get("timeouts") or Timeouts()
+        self._ssl_context = options.get("ssl_context")
+        self._given_transport = options.get("transport")
+        self._transport: Transport | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._transport is not None else "closed"
+        name = type(self).__name__
+        return f"{name}(base_url={str(self.base_url)!r}, account={self.account!r}, {state})"
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The rate limiter every request of this client passes."""
+        return self._throttle.limiter
+
+    @property
+    def window(self) -> DuplicateWindow | None:
+        """The duplicate window, or ``None`` when disabled."""
+        return self._window
+
+    async def __aenter__(self) -> Self:
+        if self._transport is None:
+            if self._insecure:
+                log.warning(
+                    "%s: credentials go over plain HTTP to %s; use an https:// base URL",
+                    self._gateway.name,
+                    self.base_url.host,
+                )
+            self._transport = self._given_transport or AiohttpTransport(
+                self.base_url,
+                timeouts=self._timeouts,
+                max_connections=self.concurrency + 4,
+                ssl_context=self._ssl_context,
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session; the client can be opened again with ``async with``."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            with anyio.CancelScope(shield=True):
+                await transport.aclose()
+
+    def _open_transport(self) -> Transport:
+        if self._transport is None:
+            raise ConfigurationError(
+                f"the client is not open: use `async with {type(self).__name__}(...) as sms:`"
+            )
+        return self._transport
+
+    async def _run_send(
+        self,
+        job: J,
+        source: Iterable[Any] | AsyncIterable[Any],
+        unpack: Unpack,
+        *,
+        on_outcome: OutcomeCallback | None,
+        keep: Keep,
+        stop: anyio.Event | None,
+        before_batch: BatchHook | None = None,
+    ) -> Report:
+        engine = SendEngine(
+            gateway=self._gateway,
+            job=job,
+            transport=self._open_transport(),
+            throttle=self._throttle,
+            window=self._window,
+            account_key=self._account_key,
+            retry=self._retry,
+            at_least_once=self._at_least_once,
+            clock=self._clock,
+            concurrency=self.concurrency,
+            on_outcome=on_outcome,
+            keep=keep,
+            stop=stop,
+            before_batch=before_batch,
+        )
+        return await engine.run(source, unpack)
+
+    async def _call(
+        self,
+        request: HttpRequest,
+        parse: Callable[[HttpResponse], T],
+        *,
+        idempotent: bool = True,
+    ) -> T:
+        """A single non-send call through the limiter, retried where that is safe."""
+        transport = self._open_transport()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return parse(await exchange(self._throttle, transport, request))
+            except SmsBridgeError as e:
+                safe = isinstance(e, RateLimitedError | ConnectError) or (
+                    idempotent and e.maybe_processed
+                )
+                if not safe or e.account_wide or attempt >= self._retry.attempts:
+                    raise
+                retry_after = e.retry_after if isinstance(e, RateLimitedError) else None
+                delay = self._retry.delay(attempt, retry_after)
+                if isinstance(e, RateLimitedError):
+                    await self._throttle.limiter.defer(delay)
+                await self._clock.sleep(delay)

@@ -1,0 +1,186 @@
+"""Phone-number normalisation: whatever people type, into the digits the gateways want.
+
+All three gateways take the international number as bare digits, country code first
+(``380989361131``). Input may carry ``+``, ``00``, spaces, dashes, brackets, or be written in
+the gateway's home national format (``098 936 11 31`` for Ukraine). A number is rejected when
+it *cannot* be valid: no such country code, a national part of a length no mobile number of
+that country has, or a country the gateway does not serve. Whether the number is actually
+assigned is the gateway's call (it reports such numbers per recipient, at no cost), unless
+``strict`` asks phonenumbers' full range check.
+
+Bare digits already in the gateway's form take a fast path of a few dictionary lookups, as a
+million-number campaign is mostly such digits; anything else is parsed by phonenumbers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
+from .errors import ConfigurationError
+
+__all__ = ["InvalidPhone", "PhoneRules"]
+
+_SEPARATORS = str.maketrans("", "", " \t-().\u00a0\u2010\u2011\u2012\u2013/")
+_MAX_INPUT = 64
+_UNSEEN: tuple[int, frozenset[int]] = (-1, frozenset())
+
+
+class InvalidPhone(ValueError):
+    """A recipient's number cannot be valid; the message is the per-recipient reason."""
+
+
+@functools.cache
+def _mobile_lengths(cc: int) -> frozenset[int]:
+    """Possible national-number lengths of mobile numbers under country code ``cc``."""
+    lengths: set[int] = set()
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
+        if region == "001":
+            meta = PhoneMetadata.metadata_for_nongeo_region(cc)
+        else:
+            meta = PhoneMetadata.metadata_for_region(region)
+        if meta is None:
+            continue
+        mobile = meta.mobile.possible_length if meta.mobile is not None else ()
+        general = meta.general_desc.possible_length if meta.general_desc is not None else ()
+        chosen = mobile if mobile and tuple(mobile) != (-1,) else general
+        lengths.update(n for n in chosen if n > 0)
+    return frozenset(lengths)
+
+
+# country codes are prefix-free: at most one of a number's first 1, 2 or 3 digits is one
+_CC_BY_PREFIX: dict[str, int] = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+
+
+def _region_ccs(regions: Collection[str]) -> frozenset[int]:
+    ccs: set[int] = set()
+    for region in regions:
+        cc = phonenumbers.country_code_for_region(region.upper())
+        if not cc:
+            raise ConfigurationError(f"unknown region code {region!r}")
+        ccs.add(cc)
+    return frozenset(ccs)
+
+
+class PhoneRules:
+    """How a gateway wants its numbers.
+
+    Args:
+        default_region: ISO region (``"UA"``) whose national format is accepted, e.g.
+            ``0989361131``. Bare digits not starting with ``0`` are read as international.
+        countries: ISO regions the gateway serves; ``None`` for any.
+        strict: also require phonenumbers to know the number range as assigned
+            (slower, and stale metadata can refuse new ranges).
+    """
+
+    def __init__(
+        self,
+        default_region: str,
+        *,
+        countries: Collection[str] | None = None,
+        strict: bool = False,
+    ) -> None:
+        self.default_region = default_region.upper()
+        if not phonenumbers.country_code_for_region(self.default_region):
+            raise ConfigurationError(f"unknown region code {default_region!r}")
+        self.countries = None if countries is None else tuple(c.upper() for c in countries)
+        self._ccs = None if countries is None else _region_ccs(countries)
+        self.strict = strict
+        # first three digits -> (country-code length, possible national lengths); the fast path
+        self._by_head: dict[str, tuple[int, frozenset[int]] | None] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"PhoneRules(default_region={self.default_region!r}, "
+            f"countries={self.countries!r}, strict={self.strict})"
+        )
+
+    def _check_digits(self, digits: str) -> str | None:
+        """Reason these international digits cannot be valid, or ``None`` when they can."""
+        table = _CC_BY_PREFIX
+        cc = table.get(digits[:1]) or table.get(digits[:2]) or table.get(digits[:3])
+        if cc is None:
+            return "unknown country code"
+        if self._ccs is not None and cc not in self._ccs:
+            served = ", ".join(self.countries or ())
+            return f"country code +{cc} is not served by this gateway (serves {served})"
+        lengths = _mobile_lengths(cc)
+        national = len(digits) - len(str(cc))
+        if national not in lengths:
+            expected = "/".join(str(n) for n in sorted(lengths))
+            return (
+                f"wrong length for +{cc}: {national} digits after the country code, need {expected}"
+            )
+        return None
+
+    def _head_rule(self, head: str) -> tuple[int, frozenset[int]] | None:
+        table = _CC_BY_PREFIX
+        cc = table.get(head[:1]) or table.get(head[:2]) or table.get(head[:3])
+        rule = None
+        if len(head) == 3 and cc is not None and (self._ccs is None or cc in self._ccs):
+            rule = (len(str(cc)), _mobile_lengths(cc))
+        if len(self._by_head) < 1000:
+            self._by_head[head] = rule
+        return rule
+
+    def normalise(self, raw: object) -> str:
+        """The number as the gateway's digits, or :class:`InvalidPhone` with the reason."""
+        if type(raw) is str:
+            digits = raw[1:] if raw[:1] == "+" else raw
+            if digits.isdigit() and digits.isascii() and len(digits) <= 15 and not self.strict:
+                head = digits[:3]
+                known = self._by_head.get(head, _UNSEEN)
+                if known is _UNSEEN:
+                    known = self._head_rule(head)
+                if known is not None and len(digits) - known[0] in known[1]:
+                    return digits
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            raw = str(raw)
+        else:
+            raise InvalidPhone(f"not a phone number: {type(raw).__name__}")
+        assert isinstance(raw, str)
+        return self._slow(raw)
+
+    def _slow(self, raw: str) -> str:
+        text = raw.strip()
+        if not text:
+            raise InvalidPhone("empty phone number")
+        if len(text) > _MAX_INPUT:
+            raise InvalidPhone("not a phone number: too long")
+        compact = text.translate(_SEPARATORS)
+        if compact.startswith("00"):
+            compact = "+" + compact[2:]
+        if compact.isascii() and compact.isdigit() and not compact.startswith("0"):
+            # bare digits: the gateways' own form is international, country code first;
+            # failing that, the home country's national form (Russian 8XXXXXXXXXX)
+            reason = self._check_digits(compact) if len(compact) <= 15 else "too many digits"
+            if reason is None:
+                return self._final(compact)
+            try:
+                return self._parse(compact, self.default_region)
+            except InvalidPhone:
+                raise InvalidPhone(reason) from None
+        region = None if compact.startswith("+") else self.default_region
+        return self._parse(compact, region)
+
+    def _parse(self, text: str, region: str | None) -> str:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            raise InvalidPhone("not a phone number") from None
+        digits = f"{number.country_code}{phonenumbers.national_significant_number(number)}"
+        reason = "too many digits" if len(digits) > 15 else self._check_digits(digits)
+        if reason is not None:
+            raise InvalidPhone(reason)
+        return self._final(digits, number)
+
+    def _final(self, digits: str, number: phonenumbers.PhoneNumber | None = None) -> str:
+        if self.strict:
+            if number is None:
+                number = phonenumbers.parse("+" + digits, None)
+            if not phonenumbers.is_valid_number(number):
+                raise InvalidPhone(f"not an assigned number range: +{digits}")
+        return digits

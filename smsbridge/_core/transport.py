@@ -1,0 +1,273 @@
+"""HTTP transport: one pooled aiohttp session per client, and an in-memory one for tests.
+
+Adapters produce :class:`HttpRequest` values and parse :class:`HttpResponse` values; only a
+transport does I/O. The aiohttp transport turns every aiohttp failure into the error tree,
+marking whether the request may have reached the gateway: a refused or timed-out *connect*
+surely did not, anything after the connection was made may have.
+"""
+
+from __future__ import annotations
+
+import inspect
+import ipaddress
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from .errors import (
+    ConfigurationError,
+    ConnectError,
+    ConnectionLostError,
+    TransportError,
+    TransportTimeoutError,
+)
+
+__all__ = [
+    "AiohttpTransport",
+    "HttpRequest",
+    "HttpResponse",
+    "MockTransport",
+    "Timeouts",
+    "Transport",
+    "check_base_url",
+]
+
+log = logging.getLogger("smsbridge.transport")
+
+
+class HttpRequest:
+    """One request as an adapter built it: path relative to the base URL, headers, body.
+
+    Its ``repr`` shows neither headers nor body: they carry credentials.
+    """
+
+    __slots__ = ("body", "headers", "method", "path")
+
+    def __init__(
+        self,
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        method: str = "POST",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.body = body
+        self.headers: Mapping[str, str] = headers or {}
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method} {self.path}, {len(self.body)} bytes body)"
+
+
+class HttpResponse(msgspec.Struct, frozen=True):
+    """A complete HTTP answer: status, headers (lower-case names) and the raw body."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"HttpResponse({self.status}, {len(self.body)} bytes)"
+
+
+class Transport(Protocol):
+    """Sends one request and returns the complete response, or raises a TransportError."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Perform the exchange."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
+    """Network time limits, in seconds.
+
+    Attributes:
+        connect: to get a connection (pool wait, DNS, TCP and TLS handshakes); a request
+            that times out here was surely not sent, so it is retried.
+        read: between bytes of the answer once the request was written; a request that times
+            out here may have been processed.
+        total: for the whole exchange.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+    total: float = 90.0
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, *, allow_insecure_http: bool) -> tuple[URL, bool]:
+    """Validate a gateway base URL; return it and whether it is plain HTTP off loopback.
+
+    Plain ``http://`` to anything but loopback is refused unless ``allow_insecure_http``:
+    the token would travel in clear text.
+    """
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError) as e:
+        raise ConfigurationError(f"base URL is not a URL: {e}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigurationError("base URL must be an absolute http:// or https:// URL")
+    if parsed.user or parsed.password:
+        raise ConfigurationError("base URL must not carry credentials; pass them as arguments")
+    insecure = parsed.scheme == "http" and not _is_loopback(parsed.host)
+    if insecure and not allow_insecure_http:
+        raise ConfigurationError(
+            f"refusing plain http:// to {parsed.host}: credentials would travel unencrypted; "
+            "use https:// or pass allow_insecure_http=True"
+        )
+    return parsed, insecure
+
+
+class AiohttpTransport:
+    """The real transport: one ``aiohttp.ClientSession``, opened once, reused for every call.
+
+    TLS certificates are verified (pass an ``ssl.SSLContext`` to trust a private CA);
+    redirects are never followed; environment proxies are ignored unless ``trust_env``.
+
+    Args:
+        base_url: the gateway's base URL; request paths are joined to it.
+        timeouts: network time limits.
+        max_connections: connection-pool size; keep it at or above the client's concurrency.
+        max_response_bytes: answers longer than this are cut off and treated as unreadable.
+        ssl_context: custom TLS settings; ``None`` verifies against the system store.
+        trust_env: honour ``HTTP(S)_PROXY`` and ``.netrc`` from the environment.
+    """
+
+    def __init__(
+        self,
+        base_url: str | URL,
+        *,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 32,
+        max_response_bytes: int = 4 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
+        trust_env: bool = False,
+    ) -> None:
+        self.base_url = URL(base_url)
+        self.timeouts = timeouts or Timeouts()
+        self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._trust_env = trust_env
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._session is not None else "closed"
+        return f"AiohttpTransport({str(self.base_url)!r}, {state})"
+
+    def _open(self) -> aiohttp.ClientSession:
+        t = self.timeouts
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            ssl=self._ssl,
+            keepalive_timeout=10.0,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=t.read
+            ),
+            trust_env=self._trust_env,
+            raise_for_status=False,
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+            headers={"User-Agent": "smsbridge"},
+        )
+        return self._session
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """POST the request; wrap every aiohttp failure in the error tree."""
+        session = self._session or self._open()
+        url = self.base_url.join(URL(request.path.lstrip("/")))
+        try:
+            async with session.request(
+                request.method,
+                url,
+                data=request.body,
+                headers=request.headers,
+                allow_redirects=False,
+            ) as resp:
+                body = await self._read(resp)
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+                return HttpResponse(resp.status, body, headers)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+            raise ConnectError(f"could not connect to {url.host}:{url.port}: {e}") from e
+        except (aiohttp.ServerTimeoutError, TimeoutError) as e:
+            raise TransportTimeoutError(
+                f"no complete answer from {url.host} in time after the request was sent"
+            ) from e
+        except aiohttp.ClientError as e:
+            raise ConnectionLostError(
+                f"connection to {url.host} failed after the request was sent: {type(e).__name__}"
+            ) from e
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        length = resp.content_length
+        if length is not None and length <= self._max_response_bytes:
+            return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > self._max_response_bytes:
+                log.warning("answer longer than %d bytes cut off", self._max_response_bytes)
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+Handler = Callable[[HttpRequest], "HttpResponse | Awaitable[HttpResponse]"]
+
+
+class MockTransport:
+    """A transport answering from a function, in memory: for unit tests of the core.
+
+    The handler receives each :class:`HttpRequest` and returns an :class:`HttpResponse`
+    (or raises a :class:`TransportError` to simulate a network failure); it may be async.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self.requests: list[HttpRequest] = []
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Record the request and hand it to the handler."""
+        self.requests.append(request)
+        result = self._handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        if not isinstance(result, HttpResponse):
+            raise TransportError("mock handler returned something other than an HttpResponse")
+        return result
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"MockTransport({len(self.requests)} requests)"

@@ -1,0 +1,383 @@
+"""SMS Club, translated: requests built and answers parsed, no I/O.
+
+Answer shapes handled (all seen in the gateway's documents or its own SDK):
+
+- ``{"success_request": {"info": {id: phone}}}``: all accepted;
+- plus ``"add_info": {phone: reason}``: those recipients rejected (partial success);
+- ``"add_info": {field: reason}`` keyed by a field (``src_addr``, ``phone``, ``message``...):
+  the whole request refused;
+- ``{"status": 401, "message": ...}`` and ``{"name": ..., "message": ...}`` error objects;
+- HTTP 400/401/429/453/5xx with any body; anything unreadable.
+
+A number the answer does not mention at all may or may not have been sent: ``uncertain``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from .._core.errors import (
+    DuplicateMessageError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    RejectedError,
+    ResponseDecodeError,
+    SmsBridgeError,
+)
+from .._core.gateway import BatchResult, ChunkPacker, Item, Packer, status_error
+from .._core.models import (
+    Balance,
+    DeliveryState,
+    MessageStatus,
+    SenderState,
+    SenderStatus,
+    Status,
+)
+from .._core.phones import PhoneRules
+from .._core.transport import HttpRequest, HttpResponse
+from . import wire
+
+__all__ = ["MAX_BATCH", "SmsClubGateway", "SmsClubJob"]
+
+NAME = "smsclub"
+MAX_BATCH = 100
+"""Numbers per send request and ids per status request, as documented."""
+
+_BALANCE = re.compile(
+    r"not enough money|insufficient|недостатньо коштів|недостаточно средств", re.I
+)
+_DIGITS = re.compile(r"\D+")
+
+_SENDER_STATES: dict[str, SenderState] = {
+    "approved": SenderState.APPROVED,
+    "разрешено": SenderState.APPROVED,
+    "being moderated": SenderState.MODERATION,
+    "на модерации": SenderState.MODERATION,
+    "awaiting moderation by operator": SenderState.OPERATOR_MODERATION,
+    "на модерации у оператора": SenderState.OPERATOR_MODERATION,
+    "waiting for additional. information": SenderState.NEEDS_INFORMATION,
+    "ожидаем доп. информацию": SenderState.NEEDS_INFORMATION,
+    "rejected": SenderState.REJECTED,
+    "отклонено": SenderState.REJECTED,
+}
+
+
+class SmsClubJob(msgspec.Struct, frozen=True, kw_only=True):
+    """One send: the sender, the common text (``None`` for personalised), options."""
+
+    sender: str
+    text: str | None = None
+    lifetime: int | None = None
+    integration_id: int | None = None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def _digits(value: Any) -> str:
+    return _DIGITS.sub("", str(value))
+
+
+def check_sender(sender: object) -> str:
+    """A sender name the gateway can show: 1-11 characters, or up to 15 digits."""
+    if not isinstance(sender, str) or not sender.strip():
+        raise InvalidInputError("sender must be a non-empty string")
+    limit = 15 if sender.isdigit() else 11
+    if len(sender) > limit or not sender.isprintable():
+        raise InvalidInputError(
+            f"sender {sender!r} is not a valid sender name: at most 11 printable characters, "
+            "or 15 digits"
+        )
+    return sender
+
+
+class SmsClubGateway:
+    """The SMS Club adapter.
+
+    Args:
+        token: the JSON API bearer token.
+        batch_size: numbers per request; at most the documented 100.
+        phones: number rules; Ukrainian national format accepted by default.
+    """
+
+    name = NAME
+    retry_safe = False
+
+    def __init__(
+        self, token: str, *, batch_size: int = MAX_BATCH, phones: PhoneRules | None = None
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise InvalidInputError(f"batch_size must be 1..{MAX_BATCH}, got {batch_size}")
+        self.batch_size = batch_size
+        self.phones = phones or PhoneRules("UA")
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    def __repr__(self) -> str:
+        return f"SmsClubGateway(batch_size={self.batch_size})"
+
+    def _request(self, path: str, body: msgspec.Struct | None = None) -> HttpRequest:
+        return HttpRequest(path, b"" if body is None else wire.encode(body), self._headers)
+
+    # ----------------------------------------------------------------- sending
+
+    def packer(self, job: SmsClubJob) -> Packer:
+        """Runs of up to ``batch_size`` consecutive recipients."""
+        return ChunkPacker(self.batch_size)
+
+    def check(self, job: SmsClubJob) -> Callable[[Item], str | None] | None:
+        """No per-recipient checks beyond the number: the gateway judges texts."""
+        return None
+
+    def build_send(self, items: Sequence[Item], job: SmsClubJob) -> HttpRequest:
+        """``/sms/send`` for a common text, ``/v2/sms/send`` for personalised ones."""
+        if job.text is not None:
+            return self._request(
+                "/sms/send",
+                wire.BulkSend(
+                    phone=[item.phone for item in items],
+                    src_addr=job.sender,
+                    message=job.text,
+                    lifetime=job.lifetime,
+                    integration_id=job.integration_id,
+                ),
+            )
+        return self._request(
+            "/v2/sms/send",
+            wire.PersonalSend(
+                src_addr=job.sender,
+                data_message=[wire.PersonalMessage(item.phone, item.text) for item in items],
+                lifetime=job.lifetime,
+            ),
+        )
+
+    def parse_send(self, items: Sequence[Item], response: HttpResponse, job: Any) -> BatchResult:
+        """One verdict per item, or the request-level error."""
+        success = self._success(response)
+        info = success.info if isinstance(success.info, dict) else {}
+        ids_by_phone: dict[str, list[str]] = {}
+        for message_id, phone in info.items():
+            ids_by_phone.setdefault(_digits(phone), []).append(message_id)
+
+        per_phone: dict[str, str] = {}
+        request_problem: str | None = None
+        problems: list[str] = []
+        add_info = success.add_info
+        if isinstance(add_info, dict):
+            batch_phones = {item.phone for item in items}
+            for key, value in add_info.items():
+                reason = _text(value)
+                problems.append(reason)
+                if _digits(key) in batch_phones and key.strip("+ ").isdigit():
+                    per_phone[_digits(key)] = reason
+                else:
+                    request_problem = f"{key}: {reason}"
+        elif add_info is not None:
+            request_problem = _text(add_info)
+            problems.append(request_problem)
+
+        statuses: list[Status] = []
+        details: list[str | None] = []
+        for item in items:
+            ids = ids_by_phone.get(item.phone)
+            if ids:
+                statuses.append(Status.ACCEPTED)
+                details.append(ids.pop(0))
+            elif item.phone in per_phone:
+                statuses.append(Status.REJECTED)
+                details.append(per_phone[item.phone])
+            elif request_problem is not None:
+                statuses.append(Status.REJECTED)
+                details.append(request_problem)
+            else:
+                statuses.append(Status.UNCERTAIN)
+                details.append("the gateway's answer does not mention this number")
+
+        stop: SmsBridgeError | None = None
+        broke = next((p for p in problems if _BALANCE.search(p)), None)
+        if broke is not None:
+            stop = InsufficientBalanceError(
+                "the account's balance is insufficient",
+                provider=NAME,
+                status=response.status,
+                gateway_message=broke,
+            )
+            if not info:
+                raise stop
+        return BatchResult(statuses, details, stop)
+
+    # ----------------------------------------------------------------- answers
+
+    def _success(self, response: HttpResponse) -> wire.Success:
+        """The ``success_request`` of a 2xx answer, or the error the answer means."""
+        try:
+            answer: wire.Answer | None = wire.decode_answer(response.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            answer = None
+        message = None
+        if answer is not None:
+            if answer.message is not None:
+                message = _text(answer.message)
+            elif answer.name is not None:
+                message = _text(answer.name)
+            elif answer.success_request is not None and answer.success_request.add_info:
+                message = _text(answer.success_request.add_info)
+        if response.status == 453:
+            raise DuplicateMessageError(
+                "the same text went to a number of this request less than 2 minutes ago",
+                provider=NAME,
+                status=453,
+                gateway_message=message,
+            )
+        error = status_error(NAME, response, message)
+        if error is not None:
+            raise error
+        if answer is None:
+            raise ResponseDecodeError(
+                "the gateway's answer is not the JSON it documents",
+                provider=NAME,
+                status=response.status,
+                maybe_processed=True,
+            )
+        if answer.success_request is not None:
+            return answer.success_request
+        if answer.status is not None:
+            # an error object inside a 200: map its status as if it were the HTTP status
+            try:
+                inner = int(answer.status)
+            except ValueError:
+                inner = 0
+            if inner >= 300:
+                self._success(HttpResponse(inner, response.body, response.headers))
+        if answer.name is not None or answer.message is not None:
+            if message and _BALANCE.search(message):
+                raise InsufficientBalanceError(
+                    "the account's balance is insufficient",
+                    provider=NAME,
+                    status=response.status,
+                    gateway_message=message,
+                )
+            raise RejectedError(
+                "the gateway refused the request",
+                provider=NAME,
+                status=response.status,
+                gateway_message=message,
+            )
+        raise ResponseDecodeError(
+            "the gateway's answer has no success_request",
+            provider=NAME,
+            status=response.status,
+            maybe_processed=True,
+        )
+
+    # ----------------------------------------------------------------- other calls
+
+    def build_status(self, ids: Sequence[str]) -> HttpRequest:
+        """``/sms/status`` for up to 100 ids."""
+        return self._request("/sms/status", wire.StatusQuery(list(ids)))
+
+    def parse_status(self, ids: Sequence[str], response: HttpResponse) -> list[MessageStatus]:
+        """One status per requested id, in order."""
+        success = self._success(response)
+        info = success.info if isinstance(success.info, dict) else {}
+        add_info = success.add_info
+        result: list[MessageStatus] = []
+        for message_id in ids:
+            if message_id in info:
+                raw = _text(info[message_id])
+                try:
+                    state = DeliveryState(raw.upper())
+                except ValueError:
+                    state = DeliveryState.UNKNOWN
+                result.append(MessageStatus(message_id=message_id, state=state, raw=raw))
+                continue
+            if isinstance(add_info, dict) and message_id in add_info:
+                error = _text(add_info[message_id])
+            elif isinstance(add_info, str):
+                error = add_info
+            else:
+                error = "the gateway's answer does not mention this id"
+            result.append(
+                MessageStatus(message_id=message_id, state=DeliveryState.UNKNOWN, error=error)
+            )
+        return result
+
+    def build_balance(self) -> HttpRequest:
+        """``/sms/balance`` (no body)."""
+        return self._request("/sms/balance")
+
+    def parse_balance(self, response: HttpResponse) -> Balance:
+        """Money as a ``Decimal``, and the currency."""
+        info = self._success(response).info
+        try:
+            if not isinstance(info, dict):
+                raise TypeError(type(info).__name__)
+            return Balance(money=Decimal(str(info["money"])), currency=_text(info["currency"]))
+        except (KeyError, TypeError, InvalidOperation) as e:
+            raise ResponseDecodeError(
+                f"unreadable balance ({type(e).__name__})", provider=NAME, status=response.status
+            ) from None
+
+    def build_senders(self) -> HttpRequest:
+        """``/sms/originator`` (no body)."""
+        return self._request("/sms/originator")
+
+    def parse_senders(self, response: HttpResponse) -> list[str]:
+        """Active sender names."""
+        info = self._success(response).info
+        if isinstance(info, dict):
+            return [_text(v) for v in info.values()]
+        return [_text(v) for v in info or ()]
+
+    def build_register(self, registration: wire.Registration) -> HttpRequest:
+        """``/originators/registration-originators``."""
+        return self._request("/originators/registration-originators", registration)
+
+    def parse_register(self, response: HttpResponse) -> SenderStatus:
+        """The application's state, or a RejectedError naming the fields at fault."""
+        success = self._success(response)
+        info = success.info
+        if isinstance(info, dict) and "originator" in info:
+            raw = _text(info.get("status", ""))
+            return SenderStatus(sender=_text(info["originator"]), state=_sender_state(raw), raw=raw)
+        raise RejectedError(
+            "the gateway refused the sender registration",
+            provider=NAME,
+            status=response.status,
+            code=",".join(success.add_info) if isinstance(success.add_info, dict) else None,
+            gateway_message=_fields(success.add_info),
+        )
+
+    def build_sender_status(self, sender: str | None) -> HttpRequest:
+        """``/originators/stat-originators``, for one name or all."""
+        body = None if sender is None else wire.SenderQuery(sender)
+        return self._request("/originators/stat-originators", body)
+
+    def parse_sender_status(self, response: HttpResponse) -> list[SenderStatus]:
+        """Each known name with its state; unknown names are simply absent."""
+        info = self._success(response).info
+        if not isinstance(info, dict):
+            return []
+        return [
+            SenderStatus(sender=name, state=_sender_state(_text(raw)), raw=_text(raw))
+            for name, raw in info.items()
+        ]
+
+
+def _sender_state(raw: str) -> SenderState:
+    return _SENDER_STATES.get(raw.strip().lower(), SenderState.UNKNOWN)
+
+
+def _fields(add_info: Mapping[str, Any] | list[Any] | str | None) -> str:
+    if isinstance(add_info, Mapping):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in add_info.items())
+    return _text(add_info) if add_info is not None else "no reason given"

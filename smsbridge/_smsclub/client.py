@@ -1,0 +1,196 @@
+"""The SMS Club client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable
+from typing import Any, Unpack
+
+import anyio
+import msgspec
+
+from .._core.client import Client, ClientOptions, env_or
+from .._core.engine import OutcomeCallback
+from .._core.errors import ConfigurationError, InvalidInputError
+from .._core.models import Balance, Keep, MessageStatus, Report, SenderStatus
+from .._core.phones import PhoneRules
+from . import wire
+from .adapter import MAX_BATCH, SmsClubGateway, SmsClubJob, check_sender
+
+__all__ = ["SenderRegistration", "SmsClub"]
+
+Phones = Iterable[str | int] | AsyncIterable[str | int]
+Personal = Iterable[tuple[str | int, str]] | AsyncIterable[tuple[str | int, str]]
+
+
+class SenderRegistration(msgspec.Struct, frozen=True, kw_only=True):
+    """An application for a new sender name.
+
+    Attributes:
+        sender_id: the sender name wanted.
+        company: legal name of the company.
+        site: website or social-network page.
+        description: what the company does.
+        subject: what the messages are for (the gateway suggests wordings).
+        company_type: ``"tov"`` (a company, needs ``okpo``) or ``"fop"`` (a sole trader,
+            needs ``inn``).
+        okpo: the company's registration number, for ``tov``.
+        inn: the taxpayer number, for ``fop``.
+    """
+
+    sender_id: str
+    company: str
+    site: str
+    description: str
+    subject: str
+    company_type: str
+    okpo: str = ""
+    inn: str = ""
+
+
+def _text_of(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError("text must be a non-empty string")
+    return text
+
+
+def _lifetime(lifetime: int | None) -> int | None:
+    if lifetime is not None and (not isinstance(lifetime, int) or lifetime < 1):
+        raise InvalidInputError("lifetime is in whole minutes, at least 1")
+    return lifetime
+
+
+def _personal(entry: Any) -> tuple[object, str, tuple[str, ...]]:
+    phone, text = entry
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty text")
+    return phone, text, ()
+
+
+class SmsClub(Client[SmsClubJob]):
+    """Client for SMS Club (Ukraine), ``https://im.smsclub.mobi``.
+
+    ::
+
+        async with SmsClub(token=...) as sms:
+            report = await sms.send("Your order shipped", to=phones, sender="Shop")
+
+    Args:
+        token: the JSON API token; default ``SMSBRIDGE_SMSCLUB_TOKEN``.
+        batch_size: numbers per request, at most 100.
+        integration_id: the referral-programme id the gateway may ask for.
+        phones: number rules (default: any country, Ukrainian national format accepted).
+        **options: see :class:`ClientOptions` (rate, windows, timeouts, base URL, ...).
+    """
+
+    _default_url = "https://im.smsclub.mobi"
+    _env_prefix = "SMSBRIDGE_SMSCLUB"
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        batch_size: int = MAX_BATCH,
+        integration_id: int | None = None,
+        phones: PhoneRules | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        token = env_or(token, "SMSBRIDGE_SMSCLUB_TOKEN")
+        if not token:
+            raise ConfigurationError(
+                "no SMS Club token: pass token= or set SMSBRIDGE_SMSCLUB_TOKEN"
+            )
+        self.gateway = SmsClubGateway(token, batch_size=batch_size, phones=phones)
+        self._integration_id = integration_id
+        super().__init__(self.gateway, identity=token, options=options)
+
+    async def send(
+        self,
+        text: str,
+        *,
+        to: Phones,
+        sender: str,
+        lifetime: int | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        keep: Keep = "all",
+        stop: anyio.Event | None = None,
+    ) -> Report:
+        """Send one text to every number of ``to`` (any iterable or async iterable).
+
+        Args:
+            text: the message.
+            to: the numbers, read lazily; any size.
+            sender: an approved sender name.
+            lifetime: minutes the gateway keeps trying to deliver.
+            on_outcome: called with each recipient's :class:`Outcome` as it is decided.
+            keep: which outcomes the report keeps (``"none"`` for flat memory).
+            stop: set it to stop reading ``to``; what was read still gets outcomes.
+        """
+        job = SmsClubJob(
+            sender=check_sender(sender),
+            text=_text_of(text),
+            lifetime=_lifetime(lifetime),
+            integration_id=self._integration_id,
+        )
+        return await self._run_send(
+            job, to, lambda p: (p, text, ()), on_outcome=on_outcome, keep=keep, stop=stop
+        )
+
+    async def send_personal(
+        self,
+        messages: Personal,
+        *,
+        sender: str,
+        lifetime: int | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        keep: Keep = "all",
+        stop: anyio.Event | None = None,
+    ) -> Report:
+        """Send each ``(phone, text)`` pair its own text (``/v2/sms/send``).
+
+        A pair with an empty text is ``rejected``; otherwise as :meth:`send`.
+        """
+        job = SmsClubJob(sender=check_sender(sender), lifetime=_lifetime(lifetime))
+        return await self._run_send(
+            job, messages, _personal, on_outcome=on_outcome, keep=keep, stop=stop
+        )
+
+    async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:
+        """Delivery state of each id, in order; asked 100 at a time, concurrently."""
+        ids = [str(i) for i in message_ids]
+        chunks = [ids[i : i + MAX_BATCH] for i in range(0, len(ids), MAX_BATCH)]
+        results: list[list[MessageStatus]] = [[] for _ in chunks]
+
+        async def one(n: int) -> None:
+            chunk = chunks[n]
+            results[n] = await self._call(
+                self.gateway.build_status(chunk),
+                lambda r: self.gateway.parse_status(chunk, r),
+            )
+
+        async with anyio.create_task_group() as tg:
+            for n in range(len(chunks)):
+                tg.start_soon(one, n)
+        return [status for chunk in results for status in chunk]
+
+    async def balance(self) -> Balance:
+        """Money on the account."""
+        return await self._call(self.gateway.build_balance(), self.gateway.parse_balance)
+
+    async def senders(self) -> list[str]:
+        """Sender names usable now."""
+        return await self._call(self.gateway.build_senders(), self.gateway.parse_senders)
+
+    async def register_sender(self, registration: SenderRegistration) -> SenderStatus:
+        """Apply for a new sender name; returns its state (usually under moderation)."""
+        if registration.company_type not in ("tov", "fop"):
+            raise InvalidInputError('company_type must be "tov" or "fop"')
+        body = wire.Registration(**msgspec.structs.asdict(registration))
+        return await self._call(
+            self.gateway.build_register(body), self.gateway.parse_register, idempotent=False
+        )
+
+    async def sender_status(self, sender: str | None = None) -> list[SenderStatus]:
+        """The state of one sender name, or of all the account's names."""
+        return await self._call(
+            self.gateway.build_sender_status(sender), self.gateway.parse_sender_status
+        )
