@@ -1,0 +1,25 @@
+"""Fake gateways and a fake clock, for smsbridge's tests and for yours.
+
+The fakes are real aiohttp servers on loopback that behave as the gateways' documents say
+(authentication, limits, partial success, error codes) and can inject faults. Each records
+every request and every message it accepted, so a test can assert exactly who got what::
+
+    async with FakeSmsClub() as fake, SmsClub("test-token", base_url=fake.url) as sms:
+        report = await sms.send("hi", to=["380501234567"], sender="Shop")
+        assert [m.phone for m in fake.sent] == ["380501234567"]
+"""
+
+from ._base import FakeGateway, Fault, Faults, RequestRecord, SentMessage, busiest_window
+from ._clock import FakeClock
+from ._smsclub import FakeSmsClub
+
+__all__ = [
+    "FakeClock",
+    "FakeGateway",
+    "FakeSmsClub",
+    "Fault",
+    "Faults",
+    "RequestRecord",
+    "SentMessage",
+    "busiest_window",
+]

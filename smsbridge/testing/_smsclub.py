@@ -1,0 +1,263 @@
+"""A fake SMS Club: the documented endpoints, answers and limits, on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from ._base import FakeGateway, Faults, SentMessage
+
+__all__ = ["FakeSmsClub"]
+
+_VALID = re.compile(r"\d{10,15}")
+_PHONES_INVALID = "Incorrect phones array or phones quantity greater than 100"
+_BLACKLISTED = "This number is in the black list"
+
+
+def _answer(info: Any = None, add_info: Any = None) -> web.Response:
+    success: dict[str, Any] = {}
+    if info is not None:
+        success["info"] = info
+    if add_info:
+        success["add_info"] = add_info
+    return web.json_response({"success_request": success})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"status": status, "message": message}, status=status)
+
+
+class FakeSmsClub(FakeGateway):
+    """SMS Club as its documents describe it, for tests and staging.
+
+    Bearer-token auth (401), 429 past ``rate_limit`` requests in any sliding ``rate_period``,
+    453 when a text goes again to a number within ``duplicate_ttl`` seconds, partial success
+    with ``add_info`` for malformed and blacklisted numbers, balance and sender names.
+    ``sent`` records every message accepted.
+
+    Args:
+        tokens: accepted bearer tokens.
+        senders: approved sender names.
+        blacklist: numbers answered "This number is in the black list".
+        balance: money on the account; each accepted message costs ``price``.
+        currency: the balance's currency.
+        duplicate_ttl: the 453 window in seconds (0 disables it).
+        **kw: rate limit, faults, host and port (see :class:`FakeGateway`).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = ("test-token",),
+        senders: Iterable[str] = ("Shop",),
+        blacklist: Iterable[str] = (),
+        balance: Decimal = Decimal("1000.0000"),
+        price: Decimal = Decimal(0),
+        currency: str = "UAH",
+        duplicate_ttl: float = 120.0,
+        rate_limit: int | None = 9,
+        rate_period: float = 1.0,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        kw: dict[str, Any] = {} if clock is None else {"clock": clock}
+        super().__init__(
+            rate_limit=rate_limit,
+            rate_period=rate_period,
+            faults=faults,
+            host=host,
+            port=port,
+            **kw,
+        )
+        self.tokens = set(tokens)
+        self.sender_states: dict[str, str] = dict.fromkeys(senders, "Approved")
+        self.blacklist = set(blacklist)
+        self.balance = balance
+        self.price = price
+        self.currency = currency
+        self.duplicate_ttl = duplicate_ttl
+        self.states: dict[str, str] = {}
+        self._last_sent: dict[tuple[str, str], float] = {}
+        self._ids = itertools.count(100)
+        for path, handler in (
+            ("/sms/send", self._send),
+            ("/v2/sms/send", self._send_personal),
+            ("/sms/status", self._status),
+            ("/sms/balance", self._balance),
+            ("/sms/originator", self._originators),
+            ("/originators/registration-originators", self._register),
+            ("/originators/stat-originators", self._stat_originators),
+        ):
+            self.app.router.add_post(path, self._authenticated(handler))
+
+    def credential(self, request: web.Request) -> str | None:
+        """The bearer token."""
+        return request.headers.get("Authorization", "")
+
+    def _authenticated(
+        self, handler: Callable[[web.Request, Any], Any]
+    ) -> Callable[[web.Request], Any]:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer ") or header[7:] not in self.tokens:
+                return web.json_response(
+                    {
+                        "name": "Unauthorized",
+                        "message": "Your request was made with invalid credentials.",
+                        "code": 0,
+                        "status": 401,
+                    },
+                    status=401,
+                )
+            raw = await request.read()
+            if not raw:
+                body: Any = {}
+            else:
+                try:
+                    body = msgspec.json.decode(raw)
+                except msgspec.DecodeError:
+                    return _error(400, "Incorrect JSON")
+            if not isinstance(body, dict):
+                return _error(400, "Incorrect JSON")
+            response: web.StreamResponse = await handler(request, body)
+            return response
+
+        return guarded
+
+    # ----------------------------------------------------------------- sending
+
+    async def _send(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        phones = body.get("phone")
+        if not isinstance(phones, list) or len(phones) > 100:
+            return _answer(add_info={"phone": _PHONES_INVALID})
+        text = body.get("message")
+        pairs = [(str(p), text) for p in phones]
+        return await self._deliver(request, body, pairs)
+
+    async def _send_personal(
+        self, request: web.Request, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        data = body.get("data_message")
+        if not isinstance(data, list) or len(data) > 100:
+            return _answer(add_info={"data_message": _PHONES_INVALID})
+        pairs = []
+        for entry in data:
+            if not isinstance(entry, dict):
+                return _answer(add_info={"data_message": _PHONES_INVALID})
+            pairs.append((str(entry.get("phone", "")), entry.get("message")))
+        return await self._deliver(request, body, pairs)
+
+    async def _deliver(
+        self, request: web.Request, body: dict[str, Any], pairs: list[tuple[str, Any]]
+    ) -> web.StreamResponse:
+        sender = body.get("src_addr")
+        if not sender:
+            return _answer(add_info={"src_addr": "Sender Name cannot be blank."})
+        state = self.sender_states.get(sender)
+        if state is None:
+            return _answer(add_info={"src_addr": "Sender name is incorrect"})
+        if state != "Approved":
+            return _answer(
+                add_info={"src_addr": f'Sender Name has state "{state}" and not available'}
+            )
+        if not pairs:
+            return _answer(add_info={"phone": "Phone number cannot be blank."})
+        if any(not isinstance(text, str) or not text for _, text in pairs):
+            return _answer(add_info={"message": "Message cannot be blank."})
+
+        fault = self.next_fault()
+        request["fault"] = fault
+        if fault == "error_before":
+            return web.Response(status=500, text="Internal Server Error")
+        if fault == "garbage_before":
+            return self.garbage()
+
+        now = self.now()
+        seen: set[tuple[str, str]] = set()
+        for phone, text in pairs:
+            last = self._last_sent.get((text, phone))
+            if (self.duplicate_ttl and last is not None and now - last < self.duplicate_ttl) or (
+                (text, phone) in seen
+            ):
+                return _error(
+                    453, "Duplication of the message in an interval of less than 2 minutes"
+                )
+            seen.add((text, phone))
+
+        info: dict[str, str] = {}
+        add_info: dict[str, str] = {}
+        for phone, text in pairs:
+            if not _VALID.fullmatch(phone):
+                add_info[phone] = f"Incorrect phone number ({phone})"
+            elif phone in self.blacklist:
+                add_info[phone] = _BLACKLISTED
+            elif self.balance < self.price:
+                add_info[phone] = "Not enough money. It is necessary to refill the balance"
+            else:
+                self.balance -= self.price
+                message_id = str(next(self._ids))
+                info[message_id] = phone
+                self._last_sent[(text, phone)] = now
+                self.sent.append(SentMessage(message_id, phone, text, sender, now))
+                self.states[message_id] = "ENROUTE"
+
+        if fault == "error_after":
+            return web.Response(status=502, text="<html>Bad Gateway</html>")
+        if fault == "garbage_after":
+            return self.garbage()
+        if fault == "reset_after":
+            return self.reset(request)
+        if fault == "hang_after":
+            await self.hang()
+        return _answer(info=info or None, add_info=add_info)
+
+    # ----------------------------------------------------------------- other calls
+
+    async def _status(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        ids = body.get("id_sms")
+        if not isinstance(ids, list) or not ids or len(ids) > 100:
+            return _answer(add_info="Incorrect id_sms")
+        info = {str(i): self.states[str(i)] for i in ids if str(i) in self.states}
+        unknown = {str(i): "Message not found" for i in ids if str(i) not in self.states}
+        if not info:
+            return _answer(add_info="Incorrect id_sms")
+        return _answer(info=info, add_info=unknown)
+
+    async def _balance(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        money = self.balance.quantize(Decimal("0.0001"))
+        return _answer(info={"money": str(money), "currency": self.currency})
+
+    async def _originators(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        approved = [name for name, state in self.sender_states.items() if state == "Approved"]
+        return _answer(info=approved)
+
+    async def _register(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        required = {
+            "sender_id": "Sender name cannot be blank.",
+            "company": "Legal name of the company cannot be blank.",
+            "company_type": "Company type cannot be blank.",
+        }
+        missing = {field: text for field, text in required.items() if not body.get(field)}
+        if missing:
+            return _answer(add_info=missing)
+        name = str(body["sender_id"])
+        self.sender_states.setdefault(name, "Being moderated")
+        return _answer(info={"originator": name, "status": self.sender_states[name]})
+
+    async def _stat_originators(
+        self, request: web.Request, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        name = body.get("sender_id")
+        if name is None:
+            return _answer(info=dict(self.sender_states))
+        if name in self.sender_states:
+            return _answer(info={name: self.sender_states[name]})
+        return _answer(add_info={str(name): "Error. Data not found"})
