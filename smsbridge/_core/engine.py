@@ -60,6 +60,7 @@ BatchHook = Callable[[Sequence[Item]], Awaitable[None]]
 _COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
 _RELEASE = frozenset({Status.REJECTED, Status.FAILED})
 _CHECKPOINT_EVERY = 1024
+_EARLIER = "an earlier try may have been processed; the retry said: "
 
 
 class Throttle:
@@ -185,21 +186,21 @@ class SendEngine(Generic[J]):
         unpack: Unpack,
         send: ObjectSendStream[list[Item]],
     ) -> None:
+        if self._halted():
+            return
         take = self._take
         if isinstance(source, AsyncIterable):
             async for entry in source:
-                if self._halted():
-                    break
                 batches = take(entry, unpack)
                 if batches:
                     for batch in batches:
                         await send.send(batch)
                 if self._early:
                     await self._flush_early()
+                if self._halted():  # checked before pulling the next: no entry read and dropped
+                    break
         else:
             for entry in source:
-                if self._halted():
-                    break
                 batches = take(entry, unpack)
                 if batches:
                     for batch in batches:
@@ -208,6 +209,8 @@ class SendEngine(Generic[J]):
                     await self._flush_early()
                 elif not self._next_index % _CHECKPOINT_EVERY:
                     await anyio.lowlevel.checkpoint()
+                if self._halted():
+                    break
         for batch in self._packer.flush():
             await send.send(batch)
         await self._flush_early()
@@ -368,13 +371,16 @@ class SendEngine(Generic[J]):
                 return result.statuses, result.details, result.stop
             delay = self._retry_delay(error, attempt)
             if delay is None:
-                if isinstance(error, RejectedError) and not ambiguous_before:
+                reason = _reason(error)
+                if ambiguous_before:
+                    status, reason = Status.UNCERTAIN, _EARLIER + reason
+                elif isinstance(error, RejectedError):
                     status = Status.REJECTED
-                elif error.maybe_processed or ambiguous_before:
+                elif error.maybe_processed:
                     status = Status.UNCERTAIN
                 else:
                     status = Status.FAILED
-                return [status] * n, [_reason(error)] * n, error if error.account_wide else None
+                return [status] * n, [reason] * n, error if error.account_wide else None
             ambiguous_before = ambiguous_before or error.maybe_processed
             log.warning(
                 "%s: retrying a batch of %d in %.2fs (try %d): %s",
@@ -406,9 +412,7 @@ class SendEngine(Generic[J]):
         for i, status in enumerate(result.statuses):
             if status in _RELEASE:
                 result.statuses[i] = Status.UNCERTAIN
-                result.details[i] = (
-                    f"an earlier try may have been processed; the retry said: {result.details[i]}"
-                )
+                result.details[i] = f"{_EARLIER}{result.details[i]}"
 
     # ----------------------------------------------------------------- outcomes
 

@@ -76,7 +76,9 @@ class SlidingWindowLimiter:
     def _wait_at(self, now: float) -> float:
         wait = self._not_before - now
         if len(self._starts) == self.limit:
-            wait = max(wait, self._starts[0] + self._span - now)
+            # measured as observers measure (a difference of times), so rounding cannot
+            # let the start `limit` places later land a hair inside the window
+            wait = max(wait, self._span - (now - self._starts[0]))
         return wait
 
     def has_capacity(self) -> bool:
@@ -91,7 +93,7 @@ class SlidingWindowLimiter:
                 wait = self._wait_at(now)
                 if wait <= 0:
                     break
-                await self._clock.sleep(wait)
+                await self._clock.sleep(max(wait, 1e-6))
             self._starts.append(now)
 
     async def defer(self, seconds: float) -> None:

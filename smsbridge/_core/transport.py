@@ -138,6 +138,15 @@ def check_base_url(url: str, *, allow_insecure_http: bool) -> tuple[URL, bool]:
     return parsed, insecure
 
 
+def _describe(error: BaseException) -> str:
+    """A library exception's text, or at least its type: its ``str`` may itself fail."""
+    try:
+        text = str(error)
+    except Exception:
+        text = ""
+    return text or type(error).__name__
+
+
 class AiohttpTransport:
     """The real transport: one ``aiohttp.ClientSession``, opened once, reused for every call.
 
@@ -210,8 +219,13 @@ class AiohttpTransport:
                 body = await self._read(resp)
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 return HttpResponse(resp.status, body, headers)
+        except aiohttp.ClientSSLError as e:
+            raise ConnectError(
+                f"TLS with {url.host} failed (certificate not trusted?): {_describe(e)}",
+                account_wide=True,
+            ) from e
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
-            raise ConnectError(f"could not connect to {url.host}:{url.port}: {e}") from e
+            raise ConnectError(f"could not connect to {url.host}:{url.port}: {_describe(e)}") from e
         except (aiohttp.ServerTimeoutError, TimeoutError) as e:
             raise TransportTimeoutError(
                 f"no complete answer from {url.host} in time after the request was sent"

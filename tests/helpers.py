@@ -1,0 +1,30 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+TOKEN = "test-token"
+
+
+def ua_numbers(count: int, start: int = 0) -> Iterator[str]:
+    """Distinct valid Ukrainian mobile numbers, lazily."""
+    for i in range(start, start + count):
+        yield f"38050{i:07d}"
+
+
+class MockedResponse(aiohttp.ClientResponse):
+    """aioresponses' response class, given the ``stream_writer`` aiohttp 3.14 requires.
+
+    aioresponses 0.7.9 builds responses without it (pnuckowski/aioresponses#289); aiohttp
+    only reads ``stream_writer.output_size`` from it.
+    """
+
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)

@@ -1,0 +1,310 @@
+"""The core's flow on an in-memory transport and a fake clock: retries, ambiguity, stops,
+streaming, and exactly one outcome per recipient whatever happens."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import anyio
+import pytest
+
+from smsbridge import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectError,
+    HttpRequest,
+    HttpResponse,
+    MockTransport,
+    Outcome,
+    RetryPolicy,
+    SmsClub,
+    Status,
+    TransportTimeoutError,
+)
+from smsbridge.testing import FakeClock
+
+from .helpers import TOKEN, ua_numbers
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+
+def accept_all(request: HttpRequest) -> HttpResponse:
+    """An SMS Club that accepts everything, ids 1, 2, ... per request."""
+    body = json.loads(request.body)
+    phones = body.get("phone") or [m["phone"] for m in body["data_message"]]
+    info = {f"{i}-{p}": p for i, p in enumerate(phones)}
+    return HttpResponse(200, json.dumps({"success_request": {"info": info}}).encode())
+
+
+def scripted(*answers: HttpResponse | Exception) -> tuple[Handler, list[int]]:
+    """Answer with each of `answers` in turn, then accept everything."""
+    queue = list(answers)
+    calls = [0]
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        calls[0] += 1
+        if queue:
+            answer = queue.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        return accept_all(request)
+
+    return handler, calls
+
+
+def client(handler: Handler, clock: FakeClock, **kw: object) -> SmsClub:
+    return SmsClub(TOKEN, transport=MockTransport(handler), clock=clock, **kw)  # type: ignore[arg-type]
+
+
+async def test_rate_limited_requests_wait_for_retry_after_then_succeed(clock: FakeClock) -> None:
+    """429 is retried after at least Retry-After seconds; the recipients end accepted."""
+    handler, calls = scripted(HttpResponse(429, b"", {"retry-after": "7"}))
+    async with client(handler, clock) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+    assert (report.accepted, report.requests, calls[0]) == (3, 2, 2)
+    assert max(clock.slept) >= 7.0
+
+
+async def test_connection_refused_is_retried(clock: FakeClock) -> None:
+    """A request that never connected is surely unsent: retried with backoff."""
+    handler, calls = scripted(ConnectError("refused"), ConnectError("refused"))
+    async with client(handler, clock) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+    assert (report.accepted, report.requests) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        HttpResponse(500, b"<html>oops</html>"),
+        HttpResponse(200, b"<html>not json</html>"),
+        TransportTimeoutError("read timeout"),
+    ],
+)
+async def test_ambiguous_failures_end_uncertain_and_are_not_resent(
+    clock: FakeClock, failure: HttpResponse | Exception
+) -> None:
+    """5xx, an unreadable 200 and a read timeout may have sent: uncertain, one request only."""
+    handler, calls = scripted(failure)
+    async with client(handler, clock) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+    assert (report.uncertain, report.requests, calls[0]) == (3, 1, 1)
+    assert all(o.status is Status.UNCERTAIN and o.reason for o in report.outcomes)
+
+
+async def test_at_least_once_resends_ambiguous_batches(clock: FakeClock) -> None:
+    """Opting into at-least-once retries a 5xx; a refusal after that stays uncertain."""
+    handler, _ = scripted(HttpResponse(502, b"bad gateway"))
+    async with client(handler, clock, at_least_once=True) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+    assert (report.accepted, report.requests) == (3, 2)
+
+    dup = HttpResponse(453, b'{"status": 453, "message": "Duplication"}')
+    handler, _ = scripted(HttpResponse(502, b"bad gateway"), dup)
+    async with client(handler, clock, at_least_once=True) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+    assert report.uncertain == 3
+    assert report.outcomes[0].reason is not None
+    assert "earlier try may have been processed" in report.outcomes[0].reason
+
+
+async def test_retries_give_up_as_failed(clock: FakeClock) -> None:
+    """A gateway that answers 429 forever leaves the recipients failed, not lost."""
+    handler, calls = scripted(*[HttpResponse(429, b"")] * 10)
+    async with client(handler, clock, retry=RetryPolicy(attempts=3)) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(2)), sender="Shop")
+    assert (report.failed, report.requests) == (2, 3)
+
+
+async def test_authentication_failure_stops_and_fails_everyone_left(clock: FakeClock) -> None:
+    """A bad token fails the batch and every recipient after it, unread input included."""
+    handler, calls = scripted(*[HttpResponse(401, b'{"status": 401, "message": "no"}')] * 100)
+    async with client(handler, clock, concurrency=1) as sms:
+        report = await sms.send("hi", to=ua_numbers(1000), sender="Shop", keep="none")
+    assert report.failed == 1000 and report.total == 1000
+    assert calls[0] <= 2
+    assert isinstance(report.error, AuthenticationError)
+    assert not report.ok
+
+
+async def test_every_recipient_gets_exactly_one_outcome(clock: FakeClock) -> None:
+    """Valid, invalid, repeated and malformed entries: one outcome each, by input index."""
+    seen: list[Outcome] = []
+    entries = ["380501234567", "nope", "380501234567", "+380 50 123 45 68", "380501234569"]
+    async with client(accept_all, clock) as sms:
+        report = await sms.send("hi", to=entries, sender="Shop", on_outcome=seen.append)
+    assert sorted(o.index for o in seen) == [0, 1, 2, 3, 4]
+    by_index = {o.index: o.status for o in seen}
+    assert by_index == {
+        0: Status.ACCEPTED,
+        1: Status.REJECTED,
+        2: Status.SUPPRESSED,
+        3: Status.ACCEPTED,
+        4: Status.ACCEPTED,
+    }
+    assert (report.accepted, report.rejected, report.suppressed, report.requests) == (3, 1, 1, 1)
+
+    async with client(accept_all, clock) as sms:
+        report = await sms.send_personal(
+            [("380501234567", "a"), ("380501234568", ""), ("bad", "b"), "not-a-pair"],  # type: ignore[list-item]
+            sender="Shop",
+        )
+    assert [(o.index, o.status.value) for o in sorted(report.outcomes, key=lambda o: o.index)] == [
+        (0, "accepted"),
+        (1, "rejected"),
+        (2, "rejected"),
+        (3, "rejected"),
+    ]
+
+
+async def test_async_sources_and_async_callbacks(clock: FakeClock) -> None:
+    """An async iterator of numbers and a coroutine callback work like their sync kin."""
+
+    async def numbers() -> AsyncIterator[str]:
+        for n in ua_numbers(250):
+            yield n
+
+    got: list[int] = []
+
+    async def record(outcome: Outcome) -> None:
+        await anyio.lowlevel.checkpoint()
+        got.append(outcome.index)
+
+    async with client(accept_all, clock) as sms:
+        report = await sms.send("hi", to=numbers(), sender="Shop", on_outcome=record, keep="none")
+    assert (report.accepted, report.requests, report.outcomes) == (250, 3, ())
+    assert sorted(got) == list(range(250))
+
+
+async def test_input_is_read_lazily(clock: FakeClock) -> None:
+    """The input is pulled only a bounded distance ahead of the requests."""
+    pulled = [0]
+    lead: list[int] = []
+
+    def numbers() -> Iterator[str]:
+        for n in ua_numbers(5000):
+            pulled[0] += 1
+            yield n
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        lead.append(pulled[0] - 100 * len(lead))
+        return accept_all(request)
+
+    async with client(handler, clock, concurrency=2) as sms:
+        report = await sms.send("hi", to=numbers(), sender="Shop", keep="none")
+    assert report.accepted == 5000
+    assert max(lead) <= 100 * (2 + 2 + 2)
+
+
+async def test_keep_problems_keeps_only_problems(clock: FakeClock) -> None:
+    """keep='problems' drops accepted and suppressed outcomes from the report."""
+    async with client(accept_all, clock) as sms:
+        report = await sms.send(
+            "hi", to=["380501234567", "x", "380501234567"], sender="Shop", keep="problems"
+        )
+    assert [o.status for o in report.outcomes] == [Status.REJECTED]
+    assert report.message_ids() == []
+
+
+async def test_stop_event_stops_reading_and_accounts_for_what_was_read(clock: FakeClock) -> None:
+    """Setting `stop` ends the send: everything read has an outcome; the rest is unread."""
+    stop = anyio.Event()
+    pulled = [0]
+
+    def numbers() -> Iterator[str]:
+        for n in ua_numbers(10_000):
+            pulled[0] += 1
+            yield n
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        stop.set()
+        return accept_all(request)
+
+    async with client(handler, clock, concurrency=1) as sms:
+        report = await sms.send("hi", to=numbers(), sender="Shop", stop=stop, keep="none")
+    assert report.stopped and not report.ok
+    assert report.total == pulled[0]
+    assert report.total < 10_000
+    assert report.accepted + report.failed == report.total
+
+
+async def test_errors_in_the_callers_code_are_raised_after_accounting(clock: FakeClock) -> None:
+    """A failing iterator or callback is raised as itself once in-flight work settles."""
+
+    def numbers() -> Iterator[str]:
+        yield from ua_numbers(150)
+        raise LookupError("source broke")
+
+    async with client(accept_all, clock) as sms:
+        with pytest.raises(LookupError, match="source broke"):
+            await sms.send("hi", to=numbers(), sender="Shop")
+
+    def explode(outcome: Outcome) -> None:
+        raise KeyError("callback broke")
+
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock, concurrency=1) as sms:
+        with pytest.raises(KeyError, match="callback broke"):
+            await sms.send("hi", to=ua_numbers(10_000), sender="Shop", on_outcome=explode)
+    assert len(transport.requests) <= 3
+
+
+async def test_a_defect_in_parsing_leaves_recipients_uncertain(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If the adapter itself breaks on a 200, its recipients are uncertain, never lost."""
+    async with client(accept_all, clock) as sms:
+
+        def broken(*args: object) -> None:
+            raise ZeroDivisionError
+
+        sms.gateway.parse_send = broken  # type: ignore[method-assign,assignment]
+        with caplog.at_level(logging.ERROR, "smsbridge"):
+            report = await sms.send("hi", to=list(ua_numbers(5)), sender="Shop")
+    assert report.uncertain == 5 and report.requests == 1
+    assert "unexpected failure" in caplog.text
+
+
+async def test_duplicate_window_releases_failures_and_keeps_uncertain(clock: FakeClock) -> None:
+    """A surely-unsent recipient can be sent again at once; an uncertain one cannot."""
+    handler, _ = scripted(HttpResponse(400, b'{"status": 400, "message": "bad"}'))
+    async with client(handler, clock) as sms:
+        first = await sms.send("hi", to=["380501234567"], sender="Shop")
+        second = await sms.send("hi", to=["380501234567"], sender="Shop")
+    assert (first.rejected, second.accepted) == (1, 1)
+
+    handler, _ = scripted(HttpResponse(503, b""))
+    async with client(handler, clock) as sms:
+        first = await sms.send("hi", to=["380501234567"], sender="Shop")
+        second = await sms.send("hi", to=["380501234567"], sender="Shop")
+        clock.advance(121)
+        third = await sms.send("hi", to=["380501234567"], sender="Shop")
+    assert (first.uncertain, second.suppressed, third.accepted) == (1, 1, 1)
+
+
+async def test_concurrent_sends_of_the_same_message_reach_the_gateway_once(
+    clock: FakeClock,
+) -> None:
+    """Two sends racing with the same text and number: one request carries it."""
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        reports: list[object] = []
+
+        async def go() -> None:
+            reports.append(await sms.send("hi", to=["380501234567"], sender="Shop"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(go)
+            tg.start_soon(go)
+    assert len(transport.requests) == 1
+    assert sorted((r.accepted, r.suppressed) for r in reports) == [(0, 1), (1, 0)]  # type: ignore[attr-defined]
+
+
+async def test_client_must_be_opened() -> None:
+    """Calling a closed client says how to open it."""
+    sms = SmsClub(TOKEN)
+    with pytest.raises(ConfigurationError, match="async with SmsClub"):
+        await sms.balance()

@@ -1,0 +1,97 @@
+"""Number normalisation: every common spelling to the gateways' digits, bad ones with a reason."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smsbridge import ConfigurationError, PhoneRules
+from smsbridge._core.phones import InvalidPhone
+
+UA = PhoneRules("UA")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("380989361131", "380989361131"),
+        ("+380989361131", "380989361131"),
+        ("+380 98 936 11 31", "380989361131"),
+        ("380 (98) 936-11-31", "380989361131"),
+        ("00380989361131", "380989361131"),
+        ("0989361131", "380989361131"),
+        ("(098) 936-11-31", "380989361131"),
+        ("0980000001", "380980000001"),
+        (380989361131, "380989361131"),
+        ("  380989361131\n", "380989361131"),
+        ("+1 415 555 2671", "14155552671"),
+        ("79161234567", "79161234567"),
+    ],
+)
+def test_spellings_normalise(raw: object, expected: str) -> None:
+    """Formatting, international prefixes and the home national format all normalise."""
+    assert UA.normalise(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty phone number"),
+        ("abc", "not a phone number"),
+        (None, "not a phone number: NoneType"),
+        (True, "not a phone number: bool"),
+        (3.8e11, "not a phone number: float"),
+        ("38098936113", "wrong length for +380: 8 digits after the country code, need 9"),
+        ("3809893611311", "wrong length for +380: 10 digits after the country code, need 9"),
+        ("2809893611", "unknown country code"),
+        ("1" * 70, "not a phone number: too long"),
+    ],
+)
+def test_impossible_numbers_are_refused_with_a_reason(raw: object, reason: str) -> None:
+    """A number that cannot be valid raises InvalidPhone whose message is the reason."""
+    with pytest.raises(InvalidPhone) as e:
+        UA.normalise(raw)
+    assert str(e.value) == reason
+
+
+def test_served_countries_and_home_format() -> None:
+    """A gateway serving one country refuses others; its national format is accepted."""
+    az = PhoneRules("AZ", countries=["AZ"])
+    assert az.normalise("0501234567") == "994501234567"
+    with pytest.raises(InvalidPhone, match=r"\+380 is not served"):
+        az.normalise("380989361131")
+    assert PhoneRules("RU").normalise("8 (916) 123-45-67") == "79161234567"
+
+
+def test_strict_mode_checks_assigned_ranges() -> None:
+    """strict=True refuses numbers phonenumbers knows are unassigned."""
+    assert PhoneRules("UA").normalise("380001234567") == "380001234567"
+    with pytest.raises(InvalidPhone, match="not an assigned number range"):
+        PhoneRules("UA", strict=True).normalise("380001234567")
+    assert PhoneRules("UA", strict=True).normalise("380989361131") == "380989361131"
+
+
+def test_unknown_region_is_a_configuration_error() -> None:
+    """Rules for a region that does not exist fail at construction."""
+    with pytest.raises(ConfigurationError):
+        PhoneRules("XX")
+    with pytest.raises(ConfigurationError):
+        PhoneRules("UA", countries=["ZZ"])
+
+
+@given(st.text(alphabet="+0123456789 -()", max_size=20))
+def test_fast_path_agrees_with_the_full_parser(raw: str) -> None:
+    """The fast path and the full parser give the same verdict; results are stable digits."""
+    try:
+        digits = UA.normalise(raw)
+    except InvalidPhone as e:
+        with pytest.raises(InvalidPhone) as full:
+            UA._slow(raw)
+        assert str(full.value) == str(e)
+        return
+    assert UA._slow(raw) == digits
+    assert UA.normalise(digits) == digits
+    parsed = phonenumbers.parse("+" + digits, None)
+    assert f"{parsed.country_code}{phonenumbers.national_significant_number(parsed)}" == digits

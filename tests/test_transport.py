@@ -1,0 +1,286 @@
+"""The aiohttp transport over real loopback sockets, and with aioresponses: URL policy,
+error mapping (sent or not), redirects, TLS, and no credentials anywhere they could leak."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aioresponses import aioresponses
+
+from smsbridge import (
+    ConfigurationError,
+    ConnectError,
+    ConnectionLostError,
+    GatewayError,
+    HttpRequest,
+    SmsClub,
+    Status,
+    Timeouts,
+    TransportTimeoutError,
+)
+from smsbridge._core.transport import AiohttpTransport, check_base_url
+from smsbridge.testing import FakeClock
+
+from .helpers import TOKEN, MockedResponse, ua_numbers
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9000", "https://example.com"],
+)
+def test_safe_base_urls_are_accepted(url: str) -> None:
+    """HTTPS anywhere and plain HTTP on loopback are fine."""
+    check_base_url(url, allow_insecure_http=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://im.smsclub.mobi", "refusing plain http:// to im.smsclub.mobi"),
+        ("http://10.0.0.5", "refusing plain http://"),
+        ("ftp://example.com", "absolute http:// or https://"),
+        ("/relative", "absolute http:// or https://"),
+        ("https://user:pw@example.com", "must not carry credentials"),
+    ],
+)
+def test_unsafe_base_urls_are_refused(url: str, message: str) -> None:
+    """Plain HTTP off loopback, other schemes and embedded credentials are refused."""
+    with pytest.raises(ConfigurationError, match=message):
+        SmsClub(TOKEN, base_url=url)
+    if url.startswith("http://"):
+        SmsClub(TOKEN, base_url=url, allow_insecure_http=True)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token and URL default to SMSBRIDGE_SMSCLUB_TOKEN and SMSBRIDGE_SMSCLUB_URL."""
+    monkeypatch.delenv("SMSBRIDGE_SMSCLUB_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError, match="SMSBRIDGE_SMSCLUB_TOKEN"):
+        SmsClub()
+    monkeypatch.setenv("SMSBRIDGE_SMSCLUB_TOKEN", "from-env")
+    monkeypatch.setenv("SMSBRIDGE_SMSCLUB_URL", "http://127.0.0.1:1234")
+    sms = SmsClub()
+    assert str(sms.base_url) == "http://127.0.0.1:1234"
+    assert "from-env" not in repr(sms)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def misbehaving() -> AsyncIterator[str]:
+    """A loopback server with a hanging, a resetting and a redirecting endpoint."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await request.read()
+        await release.wait()
+        return web.Response()
+
+    async def reset(request: web.Request) -> web.Response:
+        await request.read()
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("https://elsewhere.example/")
+
+    app = web.Application()
+    app.router.add_post("/hang", hang)
+    app.router.add_post("/reset", reset)
+    app.router.add_post("/redirect", redirect)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    release.set()
+    await runner.cleanup()
+
+
+async def test_refused_connection_is_surely_unsent() -> None:
+    """Nothing listening: ConnectError, maybe_processed False."""
+    transport = AiohttpTransport(f"http://127.0.0.1:{_free_port()}")
+    try:
+        with pytest.raises(ConnectError) as e:
+            await transport.send(HttpRequest("/sms/send", b"{}"))
+        assert e.value.maybe_processed is False
+    finally:
+        await transport.aclose()
+
+
+async def test_read_timeout_and_reset_may_have_been_processed(misbehaving: str) -> None:
+    """A hang after the request and a reset after it are both ambiguous."""
+    transport = AiohttpTransport(misbehaving, timeouts=Timeouts(connect=1, read=0.3, total=5))
+    try:
+        with pytest.raises(TransportTimeoutError) as timeout:
+            await transport.send(HttpRequest("/hang", b"{}"))
+        assert timeout.value.maybe_processed is True
+        with pytest.raises(ConnectionLostError) as lost:
+            await transport.send(HttpRequest("/reset", b"{}"))
+        assert lost.value.maybe_processed is True
+    finally:
+        await transport.aclose()
+
+
+async def test_redirects_are_not_followed(misbehaving: str) -> None:
+    """A 302 comes back as is; for a send it means a wrong base URL, and nothing is sent."""
+    transport = AiohttpTransport(misbehaving)
+    try:
+        response = await transport.send(HttpRequest("/redirect", b"{}"))
+        assert response.status == 302
+    finally:
+        await transport.aclose()
+    async with SmsClub(TOKEN, base_url=misbehaving + "/redirect") as sms:
+        report = await sms.send("hi", to=["380501234567", "380501234568"], sender="Shop")
+    assert report.failed == 2
+    assert isinstance(report.error, GatewayError) and report.error.account_wide
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_is_verified_by_default(self_signed: tuple[Path, Path]) -> None:
+    """An untrusted certificate is refused (unsent); trusting it explicitly works."""
+    cert, key = self_signed
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"success_request": {"info": {"money": "1", "currency": "UAH"}}})
+
+    app = web.Application()
+    app.router.add_post("/sms/balance", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with SmsClub(TOKEN, base_url=url) as sms:
+            with pytest.raises(ConnectError) as e:
+                await sms.balance()
+            assert e.value.maybe_processed is False
+        trusting = ssl.create_default_context(cafile=str(cert))
+        async with SmsClub(TOKEN, base_url=url, ssl_context=trusting) as sms:
+            assert str((await sms.balance()).money) == "1"
+    finally:
+        await runner.cleanup()
+
+
+URL = "https://gateway.test"
+
+
+@pytest.mark.parametrize(
+    ("exception", "status"),
+    [
+        (aiohttp.ClientConnectorError(None, OSError(111, "refused")), Status.FAILED),  # type: ignore[arg-type]
+        (aiohttp.ConnectionTimeoutError(), Status.FAILED),
+        (aiohttp.ServerDisconnectedError(), Status.UNCERTAIN),
+        (aiohttp.ClientPayloadError("truncated"), Status.UNCERTAIN),
+        (aiohttp.SocketTimeoutError(), Status.UNCERTAIN),
+        (asyncio.TimeoutError(), Status.UNCERTAIN),
+        (aiohttp.ClientOSError(104, "reset"), Status.UNCERTAIN),
+    ],
+)
+async def test_aiohttp_failures_map_to_sent_or_unsent(exception: Exception, status: Status) -> None:
+    """Connect-phase failures are retried then failed; later ones are uncertain at once."""
+    with aioresponses() as mocked:
+        mocked.post(f"{URL}/sms/send", exception=exception, repeat=True)
+        async with SmsClub(TOKEN, base_url=URL, clock=FakeClock()) as sms:
+            report = await sms.send("hi", to=["380501234567"], sender="Shop")
+    assert report.outcomes[0].status is status
+    assert report.requests == (5 if status is Status.FAILED else 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, {"success_request": {"info": {"1": "380501234567"}}}, Status.ACCEPTED),
+        (200, {"success_request": {"add_info": {"380501234567": "black list"}}}, Status.REJECTED),
+        (400, {"status": 400, "message": "bad"}, Status.REJECTED),
+        (401, {"status": 401, "message": "no"}, Status.FAILED),
+        (503, "<html>down</html>", Status.UNCERTAIN),
+        (200, "<html>oops</html>", Status.UNCERTAIN),
+    ],
+)
+async def test_answers_through_the_real_transport(
+    status: int, body: object, expected: Status
+) -> None:
+    """Recorded answers, served by aioresponses to the aiohttp transport, map end to end."""
+    with aioresponses() as mocked:
+        if isinstance(body, str):
+            mocked.post(
+                f"{URL}/sms/send",
+                status=status,
+                body=body,
+                content_type="text/html",
+                response_class=MockedResponse,
+            )
+        else:
+            mocked.post(
+                f"{URL}/sms/send", status=status, payload=body, response_class=MockedResponse
+            )
+        async with SmsClub(TOKEN, base_url=URL) as sms:
+            report = await sms.send("hi", to=["380501234567"], sender="Shop")
+    assert report.outcomes[0].status is expected
+
+
+async def test_credentials_never_reach_logs_reprs_or_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With debug logging on and failures everywhere, the token appears nowhere."""
+    secret = "s3cr3t-TOKEN-value"
+    with aioresponses() as mocked, caplog.at_level(logging.DEBUG):
+        mocked.post(
+            f"{URL}/sms/send",
+            status=401,
+            payload={"status": 401, "message": "no"},
+            response_class=MockedResponse,
+        )
+        mocked.post(f"{URL}/sms/balance", exception=aiohttp.ServerDisconnectedError(), repeat=True)
+        async with SmsClub(secret, base_url=URL, clock=FakeClock()) as sms:
+            report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+            with pytest.raises(ConnectionLostError) as e:
+                await sms.balance()
+            texts = [repr(sms), repr(sms.gateway), repr(report), str(e.value), repr(e.value)]
+    texts += [r.getMessage() for r in caplog.records]
+    assert all(secret not in text for text in texts)
