@@ -70,7 +70,7 @@ async def test_rate_limited_requests_wait_for_retry_after_then_succeed(clock: Fa
 
 async def test_connection_refused_is_retried(clock: FakeClock) -> None:
     """A request that never connected is surely unsent: retried with backoff."""
-    handler, calls = scripted(ConnectError("refused"), ConnectError("refused"))
+    handler, _ = scripted(ConnectError("refused"), ConnectError("refused"))
     async with client(handler, clock) as sms:
         report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
     assert (report.accepted, report.requests) == (3, 3)
@@ -113,7 +113,7 @@ async def test_at_least_once_resends_ambiguous_batches(clock: FakeClock) -> None
 
 async def test_retries_give_up_as_failed(clock: FakeClock) -> None:
     """A gateway that answers 429 forever leaves the recipients failed, not lost."""
-    handler, calls = scripted(*[HttpResponse(429, b"")] * 10)
+    handler, _ = scripted(*[HttpResponse(429, b"")] * 10)
     async with client(handler, clock, retry=RetryPolicy(attempts=3)) as sms:
         report = await sms.send("hi", to=list(ua_numbers(2)), sender="Shop")
     assert (report.failed, report.requests) == (2, 3)

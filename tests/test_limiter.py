@@ -52,7 +52,8 @@ def test_no_sliding_window_ever_exceeds_the_limit(
     assert busiest_window(starts, 1.0) <= limit
     # and closed windows too: start i and start i+limit are more than a period apart
     assert all(
-        b - a > 1.0 or margin == 0.0 and b - a >= 1.0 for a, b in zip(starts, starts[limit:])
+        b - a > 1.0 or (margin == 0.0 and b - a >= 1.0)
+        for a, b in zip(starts, starts[limit:], strict=False)
     )
 
 

@@ -217,7 +217,7 @@ URL = "https://gateway.test"
         (aiohttp.ServerDisconnectedError(), Status.UNCERTAIN),
         (aiohttp.ClientPayloadError("truncated"), Status.UNCERTAIN),
         (aiohttp.SocketTimeoutError(), Status.UNCERTAIN),
-        (asyncio.TimeoutError(), Status.UNCERTAIN),
+        (TimeoutError(), Status.UNCERTAIN),
         (aiohttp.ClientOSError(104, "reset"), Status.UNCERTAIN),
     ],
 )

@@ -9,16 +9,27 @@ every request and every message it accepted, so a test can assert exactly who go
         assert [m.phone for m in fake.sent] == ["380501234567"]
 """
 
-from ._base import FakeGateway, Fault, Faults, RequestRecord, SentMessage, busiest_window
+from ._base import (
+    FakeGateway,
+    Fault,
+    Faults,
+    Record,
+    RequestRecord,
+    SentMessage,
+    busiest_window,
+)
 from ._clock import FakeClock
+from ._process import FakeProcess
 from ._smsclub import FakeSmsClub
 
 __all__ = [
     "FakeClock",
     "FakeGateway",
+    "FakeProcess",
     "FakeSmsClub",
     "Fault",
     "Faults",
+    "Record",
     "RequestRecord",
     "SentMessage",
     "busiest_window",

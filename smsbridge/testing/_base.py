@@ -14,10 +14,20 @@ from typing import Literal, Self
 import msgspec
 from aiohttp import web
 
-__all__ = ["FakeGateway", "Fault", "Faults", "RequestRecord", "SentMessage", "busiest_window"]
+__all__ = [
+    "FAULT",
+    "FakeGateway",
+    "Fault",
+    "Faults",
+    "Record",
+    "RequestRecord",
+    "SentMessage",
+    "busiest_window",
+]
 
 Fault = Literal[
     "ok",
+    "rate_limited",
     "error_before",
     "error_after",
     "hang_after",
@@ -25,11 +35,15 @@ Fault = Literal[
     "garbage_after",
     "reset_after",
 ]
-"""What a send request meets: ``ok``; a 5xx with nothing sent (``error_before``) or after
-sending (``error_after``); sending then never answering in time (``hang_after``); an
-unreadable 200 before or after sending; sending then dropping the connection (``reset_after``)."""
+"""What a send request meets: ``ok``; a 429 (``rate_limited``); a 5xx with nothing sent
+(``error_before``) or after sending (``error_after``); sending then never answering in time
+(``hang_after``); an unreadable 200 before or after sending (``garbage_before``,
+``garbage_after``); sending then dropping the connection (``reset_after``)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+FAULT = web.RequestKey("smsbridge_fault", str)
+"""Where a handler notes the fault a request met, for the request log."""
 
 
 class Faults(msgspec.Struct, kw_only=True):
@@ -38,9 +52,11 @@ class Faults(msgspec.Struct, kw_only=True):
     Attributes:
         hang_seconds: how long a hanging request waits before answering (the client should
             have given up by then).
+        retry_after: the Retry-After of injected 429s, in seconds.
         seed: seed for the random choice, for repeatable runs.
     """
 
+    rate_limited: float = 0.0
     error_before: float = 0.0
     error_after: float = 0.0
     hang_after: float = 0.0
@@ -48,10 +64,11 @@ class Faults(msgspec.Struct, kw_only=True):
     garbage_after: float = 0.0
     reset_after: float = 0.0
     hang_seconds: float = 30.0
+    retry_after: float = 1.0
     seed: int | None = None
 
 
-class RequestRecord(msgspec.Struct, frozen=True):
+class RequestRecord(msgspec.Struct, frozen=True, gc=False):
     """One request as the fake saw it: arrival time (monotonic), path, answer status, fault."""
 
     at: float
@@ -60,7 +77,7 @@ class RequestRecord(msgspec.Struct, frozen=True):
     fault: str = "ok"
 
 
-class SentMessage(msgspec.Struct, frozen=True):
+class SentMessage(msgspec.Struct, frozen=True, gc=False):
     """One message the fake accepted: the gateway's id, number, text, sender, time."""
 
     id: str
@@ -69,6 +86,43 @@ class SentMessage(msgspec.Struct, frozen=True):
     sender: str
     at: float
     client_id: str | None = None
+
+
+class _Recorded:
+    """Questions a test asks of what a fake saw; shared by live fakes and their snapshots."""
+
+    __slots__ = ()
+    requests: list[RequestRecord]
+    sent: list[SentMessage]
+
+    def count(self, status: int, paths: Iterable[str] | None = None) -> int:
+        """Requests answered with ``status`` (on ``paths``, when given)."""
+        wanted = None if paths is None else set(paths)
+        return sum(
+            1 for r in self.requests if r.status == status and (wanted is None or r.path in wanted)
+        )
+
+    def busiest_window(self, period: float = 1.0) -> int:
+        """Most requests that arrived within any ``period`` seconds."""
+        return busiest_window((r.at for r in self.requests), period)
+
+    def arrivals(self) -> list[float]:
+        """Arrival times of every request, in order."""
+        return sorted(r.at for r in self.requests)
+
+    def sent_counts(self) -> dict[str, int]:
+        """How many messages each number received."""
+        counts: dict[str, int] = {}
+        for message in self.sent:
+            counts[message.phone] = counts.get(message.phone, 0) + 1
+        return counts
+
+
+class Record(_Recorded, msgspec.Struct, kw_only=True):
+    """A snapshot of what a fake saw: every request and every accepted message."""
+
+    requests: list[RequestRecord] = msgspec.field(default_factory=list)
+    sent: list[SentMessage] = msgspec.field(default_factory=list)
 
 
 def busiest_window(times: Iterable[float], period: float = 1.0) -> int:
@@ -83,8 +137,14 @@ def busiest_window(times: Iterable[float], period: float = 1.0) -> int:
     return best
 
 
-class FakeGateway:
+_record_encoder = msgspec.json.Encoder()
+
+
+class FakeGateway(_Recorded):
     """Base of the fakes: start with ``async with``; ``url`` is the base URL to give a client.
+
+    Besides the gateway's own endpoints, ``GET /_fake/record`` returns a :class:`Record` as
+    JSON and ``POST /_fake/faults`` replaces the :class:`Faults`, for fakes run as a server.
 
     Args:
         rate_limit: requests per ``rate_period`` per credential before answering 429;
@@ -117,6 +177,8 @@ class FakeGateway:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024**2)
+        self.app.router.add_get("/_fake/record", self._get_record)
+        self.app.router.add_post("/_fake/faults", self._set_faults)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -161,6 +223,7 @@ class FakeGateway:
         f = self.faults
         roll = self._rng.random()
         for name in (
+            "rate_limited",
             "error_before",
             "error_after",
             "hang_after",
@@ -200,31 +263,9 @@ class FakeGateway:
         """The credential a request carries, for per-account rate limiting (subclasses)."""
         return None
 
-    def record(self, at: float, path: str, status: int, fault: str = "ok") -> None:
-        """Log one request."""
-        self.requests.append(RequestRecord(at, path, status, fault))
-
-    def count(self, status: int, paths: Iterable[str] | None = None) -> int:
-        """Requests answered with ``status`` (on ``paths``, when given)."""
-        wanted = None if paths is None else set(paths)
-        return sum(
-            1 for r in self.requests if r.status == status and (wanted is None or r.path in wanted)
-        )
-
-    def busiest_window(self, period: float = 1.0) -> int:
-        """Most requests that arrived within any ``period`` seconds."""
-        return busiest_window((r.at for r in self.requests), period)
-
-    def arrivals(self) -> list[float]:
-        """Arrival times of every request, in order."""
-        return sorted(r.at for r in self.requests)
-
-    def sent_counts(self) -> dict[str, int]:
-        """How many messages each number received."""
-        counts: dict[str, int] = {}
-        for message in self.sent:
-            counts[message.phone] = counts.get(message.phone, 0) + 1
-        return counts
+    def record(self) -> Record:
+        """A snapshot of the requests and messages so far."""
+        return Record(requests=list(self.requests), sent=list(self.sent))
 
     def _over_rate(self, key: str, now: float) -> bool:
         if self.rate_limit is None:
@@ -238,19 +279,35 @@ class FakeGateway:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         at = self.now()
+        if request.path.startswith("/_fake/"):
+            return await handler(request)
         key = self.credential(request)
         if key is not None and self._over_rate(key, at):
-            self.record(at, request.path, 429)
+            self.requests.append(RequestRecord(at, request.path, 429))
             return self.rate_limited()
-        request["arrived"] = at
         response = await handler(request)
-        self.record(at, request.path, response.status, request.get("fault", "ok"))
+        self.requests.append(
+            RequestRecord(at, request.path, response.status, request.get(FAULT, "ok"))
+        )
         return response
 
-    def rate_limited(self) -> web.Response:
+    async def _get_record(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=_record_encoder.encode(self.record()), content_type="application/json"
+        )
+
+    async def _set_faults(self, request: web.Request) -> web.Response:
+        try:
+            self.faults = msgspec.json.decode(await request.read(), type=Faults)
+        except msgspec.DecodeError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        self._rng = random.Random(self.faults.seed)
+        return web.json_response({"ok": True})
+
+    def rate_limited(self, retry_after: float = 1.0) -> web.Response:
         """The answer to a request over the rate limit."""
         return web.json_response(
             {"status": 429, "message": "Too many requests"},
             status=429,
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": f"{retry_after:g}"},
         )

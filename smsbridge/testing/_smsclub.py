@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._base import FakeGateway, Faults, SentMessage
+from ._base import FAULT, FakeGateway, Faults, SentMessage
 
 __all__ = ["FakeSmsClub"]
 
@@ -85,7 +85,9 @@ class FakeSmsClub(FakeGateway):
         self.currency = currency
         self.duplicate_ttl = duplicate_ttl
         self.states: dict[str, str] = {}
-        self._last_sent: dict[tuple[str, str], float] = {}
+        # keyed by "text\0phone": str keys keep this big dict out of the cyclic GC's way,
+        # whose pauses would otherwise skew the arrival times the rate limit is judged on
+        self._last_sent: dict[str, float] = {}
         self._ids = itertools.count(100)
         for path, handler in (
             ("/sms/send", self._send),
@@ -174,23 +176,26 @@ class FakeSmsClub(FakeGateway):
             return _answer(add_info={"message": "Message cannot be blank."})
 
         fault = self.next_fault()
-        request["fault"] = fault
+        request[FAULT] = fault
+        if fault == "rate_limited":
+            return self.rate_limited(self.faults.retry_after)
         if fault == "error_before":
             return web.Response(status=500, text="Internal Server Error")
         if fault == "garbage_before":
             return self.garbage()
 
         now = self.now()
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
         for phone, text in pairs:
-            last = self._last_sent.get((text, phone))
+            key = f"{text}\x00{phone}"
+            last = self._last_sent.get(key)
             if (self.duplicate_ttl and last is not None and now - last < self.duplicate_ttl) or (
-                (text, phone) in seen
+                key in seen
             ):
                 return _error(
                     453, "Duplication of the message in an interval of less than 2 minutes"
                 )
-            seen.add((text, phone))
+            seen.add(key)
 
         info: dict[str, str] = {}
         add_info: dict[str, str] = {}
@@ -205,7 +210,7 @@ class FakeSmsClub(FakeGateway):
                 self.balance -= self.price
                 message_id = str(next(self._ids))
                 info[message_id] = phone
-                self._last_sent[(text, phone)] = now
+                self._last_sent[f"{text}\x00{phone}"] = now
                 self.sent.append(SentMessage(message_id, phone, text, sender, now))
                 self.states[message_id] = "ENROUTE"
 
