@@ -5,19 +5,45 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsbridge._core.gateway import ChunkPacker, Item
+from smsbridge._core.gateway import Batch, ChunkPacker
 
 
-@given(size=st.integers(1, 150), count=st.integers(0, 1000))
-def test_chunks_keep_order_and_lose_nothing(size: int, count: int) -> None:
-    """Concatenated batches are exactly the input; every batch but the last is full."""
+@given(
+    size=st.integers(1, 150),
+    chunks=st.lists(st.integers(0, 250), max_size=12),
+    personal=st.booleans(),
+)
+def test_chunks_keep_order_and_lose_nothing(size: int, chunks: list[int], personal: bool) -> None:
+    """Whatever chunks arrive, concatenated batches are exactly the input, columns aligned,
+    and every batch but the last is full."""
     packer = ChunkPacker(size)
-    items = [Item(i, f"380500{i:06d}", "t") for i in range(count)]
-    batches: list[list[Item]] = []
-    for item in items:
-        batches.extend(packer.add(item) or [])
-    batches.extend(packer.flush())
-    assert [item for batch in batches for item in batch] == items
-    assert all(1 <= len(batch) <= size for batch in batches)
-    assert all(len(batch) == size for batch in batches[:-1])
+    sent: list[Batch] = []
+    start = 0
+    for count in chunks:
+        indices = list(range(start, start + count))
+        phones = [f"380500{i:06d}" for i in indices]
+        texts = [f"text {i}" for i in indices] if personal else None
+        sent.extend(packer.pack(Batch(indices, phones, texts)))
+        start += count
+    sent.extend(packer.flush())
+    assert [i for batch in sent for i in batch.indices] == list(range(start))
+    for batch in sent:
+        assert batch.phones == [f"380500{i:06d}" for i in batch.indices]
+        assert batch.texts == ([f"text {i}" for i in batch.indices] if personal else None)
+    assert all(1 <= len(batch) <= size for batch in sent)
+    assert all(len(batch) == size for batch in sent[:-1])
     assert packer.flush() == []
+
+
+def test_pick_and_slice_keep_columns_aligned() -> None:
+    """Selecting recipients moves every column together."""
+    batch = Batch([5, 6, 7], ["a", "b", "c"], ["ta", "tb", "tc"], [("1",), ("2",), ("3",)])
+    picked = batch.pick([2, 0])
+    assert (picked.indices, picked.phones, picked.texts, picked.params) == (
+        [7, 5],
+        ["c", "a"],
+        ["tc", "ta"],
+        [("3",), ("1",)],
+    )
+    assert batch.slice(1, 2) == Batch([6], ["b"], ["tb"], [("2",)])
+    assert repr(batch) == "Batch(3 recipients)"

@@ -19,12 +19,12 @@ from smsbridge import (
     Status,
     UnavailableError,
 )
-from smsbridge._core.gateway import Item
+from smsbridge._core.gateway import Batch
 from smsbridge._smsclub.adapter import SmsClubGateway, SmsClubJob
 
 GW = SmsClubGateway("secret-token")
 JOB = SmsClubJob(sender="Shop", text="hi")
-ITEMS = [Item(0, "380989361131", "hi"), Item(1, "380989361130", "hi")]
+ITEMS = Batch([0, 1], ["380989361131", "380989361130"])
 
 A, R, U = Status.ACCEPTED, Status.REJECTED, Status.UNCERTAIN
 
@@ -46,7 +46,7 @@ def test_request_bodies_are_the_documented_ones() -> None:
     }
     assert bulk.headers["Authorization"] == "Bearer secret-token"
     personal = GW.build_send(
-        [Item(0, "380989361131", "a"), Item(1, "380989361130", "b")], SmsClubJob(sender="Shop")
+        Batch([0, 1], ["380989361131", "380989361130"], ["a", "b"]), SmsClubJob(sender="Shop")
     )
     assert personal.path == "/v2/sms/send"
     assert json.loads(personal.body) == {
@@ -121,7 +121,7 @@ def test_send_answers_map_per_recipient(
 
 def test_repeated_number_in_one_batch_takes_ids_in_order() -> None:
     """Without a duplicate window a number may repeat; ids are handed out in answer order."""
-    items = [Item(0, "380989361131", "hi"), Item(1, "380989361131", "hi")]
+    items = Batch([0, 1], ["380989361131", "380989361131"])
     body = {"success_request": {"info": {"5": "380989361131", "6": "380989361131"}}}
     assert GW.parse_send(items, answer(body), JOB).details == ["5", "6"]
 

@@ -13,11 +13,12 @@ from typing import Any, Generic, Self, TypedDict, TypeVar
 import anyio
 
 from .clock import Clock, SystemClock
-from .engine import BatchHook, OutcomeCallback, SendEngine, Throttle, Unpack, exchange
+from .engine import BatchHook, OutcomeCallback, SendEngine, Throttle, exchange
 from .errors import ConfigurationError, ConnectError, RateLimitedError, SmsBridgeError
 from .gateway import Gateway, Job
 from .limiter import RateLimiter, SlidingWindowLimiter
 from .models import Keep, Report
+from .recipients import Unpack
 from .retry import RetryPolicy
 from .transport import (
     AiohttpTransport,
@@ -111,7 +112,6 @@ class Client(Generic[J]):
         self.base_url, self._insecure = check_base_url(url, allow_insecure_http=allow_http)
         secret = hashlib.sha256(f"smsbridge\x00{provider}\x00{identity}".encode()).digest()
         self.account = options.get("account") or f"{provider}-{secret[:6].hex()}"
-        self._account_key = hashlib.sha256(b"window\x00" + secret).digest()
         self._clock: Clock = options.get("clock") or SystemClock()
         self.concurrency = options.get("concurrency", 10)
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -205,7 +205,6 @@ class Client(Generic[J]):
             transport=self._open_transport(),
             throttle=self._throttle,
             window=self._window,
-            account_key=self._account_key,
             retry=self._retry,
             at_least_once=self._at_least_once,
             clock=self._clock,

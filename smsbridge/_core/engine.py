@@ -2,7 +2,7 @@
 
 ::
 
-    recipients (any iterable or async iterable, read lazily)
+    recipients (any iterable or async iterable, read lazily, a chunk at a time)
       -> unpack + normalise + check       bad entry: "rejected", no request spent
       -> gateway packer                   request-sized batches, in input order
       -> [workers] duplicate window       reserve; a key already held: "suppressed"
@@ -11,16 +11,17 @@
       -> retry (429, no connection; ambiguous ones only where safe)
       -> outcomes                         counted, kept as asked, streamed to the caller
 
-Memory holds at most ``concurrency`` batches in the queue plus those in flight; outcomes are
-counted and passed on, and kept only when the caller asks.
+Recipients travel as column-wise :class:`Batch` es. Memory holds one input chunk, at most
+``concurrency`` batches queued and those in flight; outcomes are counted and passed on, and
+kept only when the caller asks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable, Sequence
+from itertools import islice
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -34,33 +35,30 @@ from .errors import (
     ResponseDecodeError,
     SmsBridgeError,
 )
-from .gateway import BatchResult, Gateway, Item, Job
+from .gateway import Batch, BatchResult, Gateway, Job
 from .limiter import RateLimiter
 from .models import Keep, Outcome, Report, Status
-from .phones import InvalidPhone
+from .recipients import Unpack
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Transport
 from .window import DuplicateWindow
 
-__all__ = ["BatchHook", "OutcomeCallback", "SendEngine", "Throttle", "Unpack"]
+__all__ = ["BatchHook", "OutcomeCallback", "SendEngine", "Throttle", "exchange"]
 
 log = logging.getLogger("smsbridge")
 
 J = TypeVar("J", bound=Job)
 
-Unpack = Callable[[Any], tuple[object, str, tuple[str, ...]]]
-"""Turns one input entry into (raw phone, text, params); raises ValueError when malformed."""
-
 OutcomeCallback = Callable[[Outcome], "Awaitable[None] | None"]
 """Called with every outcome as it is decided; may be a coroutine function."""
 
-BatchHook = Callable[[Sequence[Item]], Awaitable[None]]
-"""Awaited with a batch's items right before its first request (the journal's intent)."""
+BatchHook = Callable[[Batch], Awaitable[None]]
+"""Awaited with a batch right before its first request (the journal's intent)."""
 
 _COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
 _RELEASE = frozenset({Status.REJECTED, Status.FAILED})
-_CHECKPOINT_EVERY = 1024
 _EARLIER = "an earlier try may have been processed; the retry said: "
+_SUPPRESSED = "sent the same text to this number within the duplicate window"
 
 
 class Throttle:
@@ -69,7 +67,7 @@ class Throttle:
 
     def __init__(self, limiter: RateLimiter, concurrency: int) -> None:
         self.limiter = limiter
-        self.capacity = anyio.CapacityLimiter(concurrency)
+        self.capacity = anyio.Semaphore(concurrency, fast_acquire=True)
 
 
 async def exchange(throttle: Throttle, transport: Transport, request: HttpRequest) -> HttpResponse:
@@ -85,15 +83,6 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-class _Tally:
-    __slots__ = ("counts", "keep", "kept")
-
-    def __init__(self, keep: Keep) -> None:
-        self.counts = dict.fromkeys(Status, 0)
-        self.kept: list[Outcome] = []
-        self.keep = keep
-
-
 class SendEngine(Generic[J]):
     """Runs one send from input to outcomes. Built by a client; not a public class."""
 
@@ -105,7 +94,6 @@ class SendEngine(Generic[J]):
         transport: Transport,
         throttle: Throttle,
         window: DuplicateWindow | None,
-        account_key: bytes,
         retry: RetryPolicy,
         at_least_once: bool,
         clock: Clock,
@@ -125,7 +113,9 @@ class SendEngine(Generic[J]):
         self._clock = clock
         self._concurrency = concurrency
         self._on_outcome = on_outcome
-        self._tally = _Tally(keep)
+        self._keep = keep
+        self._kept: list[Outcome] = []
+        self._counts = dict.fromkeys(Status, 0)
         self._materialise = on_outcome is not None or keep != "none"
         self._stop_requested = stop
         self._before_batch = before_batch
@@ -134,21 +124,14 @@ class SendEngine(Generic[J]):
         self._stopped = False
         self._requests = 0
         self._next_index = 0
-        self._early: list[tuple[Item, Status, str]] = []
-        self._normalise = gateway.phones.normalise
-        self._check = gateway.check(job)
         self._packer = gateway.packer(job)
-        self._key_base = hashlib.blake2b(key=account_key, digest_size=16)
-        self._key_base.update(job.sender.encode() + b"\x00")
-        self._key_text: str | None = None
-        self._key_text_hash = self._key_base
 
     # ----------------------------------------------------------------- entry point
 
     async def run(self, source: Iterable[Any] | AsyncIterable[Any], unpack: Unpack) -> Report:
         """Send to every recipient of ``source``; return the report when all have outcomes."""
         started = self._clock.now()
-        send, receive = anyio.create_memory_object_stream[list[Item]](self._concurrency)
+        send, receive = anyio.create_memory_object_stream[Batch](self._concurrency)
         async with anyio.create_task_group() as tg:
             for _ in range(self._concurrency):
                 tg.start_soon(self._worker, receive.clone())
@@ -161,10 +144,9 @@ class SendEngine(Generic[J]):
                     self._fail(e)
                     for batch in self._packer.flush():
                         await send.send(batch)
-                    await self._flush_early()
         if self._fatal is not None:
             raise self._fatal
-        counts = self._tally.counts
+        counts = self._counts
         return Report(
             accepted=counts[Status.ACCEPTED],
             rejected=counts[Status.REJECTED],
@@ -173,7 +155,7 @@ class SendEngine(Generic[J]):
             uncertain=counts[Status.UNCERTAIN],
             requests=self._requests,
             elapsed=self._clock.now() - started,
-            outcomes=tuple(self._tally.kept),
+            outcomes=tuple(self._kept),
             error=self._error,
             stopped=self._stopped,
         )
@@ -184,36 +166,31 @@ class SendEngine(Generic[J]):
         self,
         source: Iterable[Any] | AsyncIterable[Any],
         unpack: Unpack,
-        send: ObjectSendStream[list[Item]],
+        send: ObjectSendStream[Batch],
     ) -> None:
+        size = self._gateway.batch_size
+        chunk: list[Any] = []
         if self._halted():
             return
-        take = self._take
         if isinstance(source, AsyncIterable):
             async for entry in source:
-                batches = take(entry, unpack)
-                if batches:
-                    for batch in batches:
-                        await send.send(batch)
-                if self._early:
-                    await self._flush_early()
-                if self._halted():  # checked before pulling the next: no entry read and dropped
-                    break
+                chunk.append(entry)
+                if len(chunk) >= size:
+                    await self._feed(chunk, unpack, send)
+                    chunk = []
+                    if self._halted():  # checked before reading on: nothing read is dropped
+                        break
         else:
-            for entry in source:
-                batches = take(entry, unpack)
-                if batches:
-                    for batch in batches:
-                        await send.send(batch)
-                if self._early:
-                    await self._flush_early()
-                elif not self._next_index % _CHECKPOINT_EVERY:
-                    await anyio.lowlevel.checkpoint()
-                if self._halted():
+            entries = iter(source)
+            while chunk := list(islice(entries, size)):
+                await self._feed(chunk, unpack, send)
+                if len(chunk) < size or self._halted():
                     break
+            chunk = []
+        if chunk:
+            await self._feed(chunk, unpack, send)
         for batch in self._packer.flush():
             await send.send(batch)
-        await self._flush_early()
 
     def _halted(self) -> bool:
         """Stop reading input: the caller asked, or the caller's code failed."""
@@ -222,37 +199,32 @@ class SendEngine(Generic[J]):
             self._stopped = True
         return self._stopped
 
-    def _take(self, entry: Any, unpack: Unpack) -> list[list[Item]] | None:
-        index = self._next_index
-        self._next_index = index + 1
-        try:
-            raw, text, params = unpack(entry)
-        except (TypeError, ValueError) as e:
-            shown = entry if isinstance(entry, str) else repr(entry)[:64]
-            self._early.append((Item(index, shown, ""), Status.REJECTED, str(e)))
-            return None
+    async def _feed(self, chunk: list[Any], unpack: Unpack, send: ObjectSendStream[Batch]) -> None:
+        """Turn a chunk of input entries into batches for the workers."""
+        base = self._next_index
+        self._next_index = base + len(chunk)
+        raw_phones, texts, params, problems = unpack(chunk)
+        phones, invalid = self._gateway.phones.normalise_many(raw_phones)
+        batch = Batch(list(range(base, base + len(chunk))), phones, texts, params)
         if self._error is not None:
-            self._early.append(
-                (Item(index, str(raw), text), Status.FAILED, self._not_sent_reason())
+            await self._settle_all(batch, Status.FAILED, self._not_sent_reason())
+            return
+        if invalid:
+            problems = {**invalid, **problems}
+        checked = self._gateway.check(batch, self._job)
+        if checked:
+            problems = {**checked, **problems}
+        if problems:
+            bad = sorted(problems)
+            await self._emit(
+                batch.pick(bad), [Status.REJECTED] * len(bad), [problems[i] for i in bad], None
             )
-            return None
-        try:
-            phone = self._normalise(raw)
-        except InvalidPhone as e:
-            self._early.append((Item(index, str(raw), text), Status.REJECTED, str(e)))
-            return None
-        item = Item(index, phone, text, params)
-        if self._check is not None:
-            problem = self._check(item)
-            if problem is not None:
-                self._early.append((item, Status.REJECTED, problem))
-                return None
-        return self._packer.add(item)
-
-    async def _flush_early(self) -> None:
-        early, self._early = self._early, []
-        for item, status, reason in early:
-            await self._emit([item], [status], [reason], None)
+            batch = batch.pick([i for i in range(len(batch)) if i not in problems])
+        ready = self._packer.pack(batch) if len(batch) else []
+        for full in ready:
+            await send.send(full)
+        if not ready:
+            await anyio.lowlevel.checkpoint()
 
     # ----------------------------------------------------------------- dispatch
 
@@ -275,69 +247,60 @@ class SendEngine(Generic[J]):
             log.error("%s: stopping the send: %s", self._gateway.name, error)
             self._error = error
 
-    def _key(self, item: Item) -> bytes:
-        if item.text is not self._key_text:
-            self._key_text = item.text
-            self._key_text_hash = self._key_base.copy()
-            self._key_text_hash.update(item.text.encode() + b"\x00")
-        h = self._key_text_hash.copy()
-        if item.params:
-            h.update("\x1f".join(item.params).encode() + b"\x00")
-        h.update(item.phone.encode())
-        return h.digest()
-
-    async def _worker(self, receive: ObjectReceiveStream[list[Item]]) -> None:
+    async def _worker(self, receive: ObjectReceiveStream[Batch]) -> None:
         async with receive:
             async for batch in receive:
                 await self._dispatch(batch)
 
-    async def _dispatch(self, items: list[Item]) -> None:
+    async def _settle_all(
+        self, batch: Batch, status: Status, reason: str, keys: Sequence[Hashable] | None = None
+    ) -> None:
+        n = len(batch)
+        await self._emit(batch, [status] * n, [reason] * n, keys)
+
+    async def _dispatch(self, batch: Batch) -> None:
         if self._error is not None or self._fatal is not None or self._stopped:
-            reason = self._not_sent_reason()
-            await self._emit(items, [Status.FAILED] * len(items), [reason] * len(items), None)
+            await self._settle_all(batch, Status.FAILED, self._not_sent_reason())
             return
-        keys: list[bytes] | None = None
-        if self._window is not None:
-            keys = [self._key(item) for item in items]
+        keys: Sequence[Hashable] | None = None
+        window = self._window
+        if window is not None:
+            keys = window.keys(self._job.sender, self._job.text, batch)
             try:
-                granted = await self._window.reserve(keys)
+                granted = await window.reserve(keys)
             except SmsBridgeError as e:
                 self._abort(e)
-                reason = f"not sent: duplicate window unavailable: {e}"
-                await self._emit(items, [Status.FAILED] * len(items), [reason] * len(items), None)
+                await self._settle_all(
+                    batch, Status.FAILED, f"not sent: duplicate window unavailable: {e}"
+                )
                 return
             if not all(granted):
-                repeat = [it for it, ok in zip(items, granted, strict=True) if not ok]
-                await self._emit(
-                    repeat,
-                    [Status.SUPPRESSED] * len(repeat),
-                    ["sent the same text to this number within the duplicate window"] * len(repeat),
-                    None,
-                )
-                items = [it for it, ok in zip(items, granted, strict=True) if ok]
-                keys = [k for k, ok in zip(keys, granted, strict=True) if ok]
-                if not items:
+                repeat = [i for i, ok in enumerate(granted) if not ok]
+                await self._settle_all(batch.pick(repeat), Status.SUPPRESSED, _SUPPRESSED)
+                fresh = [i for i, ok in enumerate(granted) if ok]
+                batch = batch.pick(fresh)
+                keys = [keys[i] for i in fresh]
+                if not fresh:
                     return
         if self._before_batch is not None:
             try:
-                await self._before_batch(items)
+                await self._before_batch(batch)
             except Exception as e:
                 self._fail(e)
-                n = len(items)
-                await self._emit(items, [Status.FAILED] * n, [self._not_sent_reason()] * n, keys)
+                await self._settle_all(batch, Status.FAILED, self._not_sent_reason(), keys)
                 return
-        statuses, details, stop = await self._attempt(items)
-        await self._emit(items, statuses, details, keys)
+        statuses, details, stop = await self._attempt(batch)
+        await self._emit(batch, statuses, details, keys)
         if stop is not None:
             self._abort(stop)
 
     async def _attempt(
-        self, items: list[Item]
+        self, batch: Batch
     ) -> tuple[list[Status], list[str | None], SmsBridgeError | None]:
-        """Send one batch, retrying where that is safe; one verdict per item."""
-        n = len(items)
+        """Send one batch, retrying where that is safe; one verdict per recipient."""
+        n = len(batch)
         try:
-            request = self._gateway.build_send(items, self._job)
+            request = self._gateway.build_send(batch, self._job)
         except SmsBridgeError as e:
             status = Status.REJECTED if isinstance(e, RejectedError) else Status.FAILED
             return [status] * n, [_reason(e)] * n, e if e.account_wide else None
@@ -353,7 +316,7 @@ class SendEngine(Generic[J]):
             try:
                 self._requests += 1
                 response = await exchange(self._throttle, self._transport, request)
-                result: BatchResult = self._gateway.parse_send(items, response, self._job)
+                result: BatchResult = self._gateway.parse_send(batch, response, self._job)
             except SmsBridgeError as e:
                 error = e
             except Exception as e:
@@ -367,7 +330,7 @@ class SendEngine(Generic[J]):
                 )
             else:
                 if ambiguous_before:
-                    self._after_ambiguous(result)
+                    _after_ambiguous(result)
                 return result.statuses, result.details, result.stop
             delay = self._retry_delay(error, attempt)
             if delay is None:
@@ -406,39 +369,34 @@ class SendEngine(Generic[J]):
             return self._retry.delay(attempt)
         return None
 
-    @staticmethod
-    def _after_ambiguous(result: BatchResult) -> None:
-        """An earlier try may have been processed: a refusal now may be of our own repeat."""
-        for i, status in enumerate(result.statuses):
-            if status in _RELEASE:
-                result.statuses[i] = Status.UNCERTAIN
-                result.details[i] = f"{_EARLIER}{result.details[i]}"
-
     # ----------------------------------------------------------------- outcomes
 
     async def _emit(
         self,
-        items: Sequence[Item],
+        batch: Batch,
         statuses: Sequence[Status],
         details: Sequence[str | None],
-        keys: Sequence[bytes] | None,
+        keys: Sequence[Hashable] | None,
     ) -> None:
-        if keys is not None and self._window is not None:
-            await self._settle(keys, statuses)
-        counts = self._tally.counts
-        if not self._materialise:
+        if keys is not None:
+            await self._settle_window(keys, statuses)
+        counts, n = self._counts, len(statuses)
+        first = statuses[0] if n else None
+        if first is not None and statuses.count(first) == n:
+            counts[first] += n
+        else:
             for status in statuses:
                 counts[status] += 1
+        if not self._materialise:
             return
-        keep, kept, callback = self._tally.keep, self._tally.kept, self._on_outcome
-        for item, status, detail in zip(items, statuses, details, strict=True):
-            counts[status] += 1
+        keep, kept, callback = self._keep, self._kept, self._on_outcome
+        for index, phone, status, detail in zip(
+            batch.indices, batch.phones, statuses, details, strict=True
+        ):
             if status is Status.ACCEPTED:
-                outcome = Outcome(
-                    index=item.index, phone=item.phone, status=status, message_id=detail
-                )
+                outcome = Outcome(index=index, phone=phone, status=status, message_id=detail)
             else:
-                outcome = Outcome(index=item.index, phone=item.phone, status=status, reason=detail)
+                outcome = Outcome(index=index, phone=phone, status=status, reason=detail)
             if keep == "all" or (
                 keep == "problems"
                 and status is not Status.ACCEPTED
@@ -453,15 +411,29 @@ class SendEngine(Generic[J]):
                 except Exception as e:
                     self._fail(e)
 
-    async def _settle(self, keys: Sequence[bytes], statuses: Sequence[Status]) -> None:
-        assert self._window is not None
-        commit = [k for k, s in zip(keys, statuses, strict=True) if s in _COMMIT]
-        release = [k for k, s in zip(keys, statuses, strict=True) if s in _RELEASE]
+    async def _settle_window(self, keys: Sequence[Hashable], statuses: Sequence[Status]) -> None:
+        window = self._window
+        assert window is not None
+        if statuses and statuses.count(statuses[0]) == len(statuses):
+            uniform = statuses[0]
+            commit = keys if uniform in _COMMIT else []
+            release = keys if uniform in _RELEASE else []
+        else:
+            commit = [k for k, s in zip(keys, statuses, strict=True) if s in _COMMIT]
+            release = [k for k, s in zip(keys, statuses, strict=True) if s in _RELEASE]
         try:
             if commit:
-                await self._window.commit(commit)
+                await window.commit(commit)
             if release:
-                await self._window.release(release)
+                await window.release(release)
         except SmsBridgeError as e:
             # reservations stay held until their TTL: safe, if less available
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
+
+
+def _after_ambiguous(result: BatchResult) -> None:
+    """An earlier try may have been processed: a refusal now may be of our own repeat."""
+    for i, status in enumerate(result.statuses):
+        if status in _RELEASE:
+            result.statuses[i] = Status.UNCERTAIN
+            result.details[i] = f"{_EARLIER}{result.details[i]}"

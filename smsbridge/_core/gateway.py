@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -32,10 +32,10 @@ from .phones import PhoneRules
 from .transport import HttpRequest, HttpResponse
 
 __all__ = [
+    "Batch",
     "BatchResult",
     "ChunkPacker",
     "Gateway",
-    "Item",
     "Job",
     "Packer",
     "retry_after_seconds",
@@ -43,24 +43,92 @@ __all__ = [
 ]
 
 
-class Item(msgspec.Struct, gc=False):
-    """One recipient inside the core: input position, gateway-form number, text, parameters.
+class Batch:
+    """Recipients travelling together, column by column: one request's worth, or part of one.
 
-    For template gateways ``text`` is the template's identity and ``params`` its values.
+    Columns rather than one object per recipient keep the per-recipient cost of a
+    million-number send down to a few list slots.
+
+    Attributes:
+        indices: each recipient's 0-based position in the caller's input.
+        phones: numbers in the gateway's form.
+        texts: each recipient's own text, or ``None`` when they share the job's text.
+        params: each recipient's template parameters, or ``None`` for plain texts.
     """
 
-    index: int
-    phone: str
-    text: str
-    params: tuple[str, ...] = ()
+    __slots__ = ("indices", "params", "phones", "texts")
+
+    def __init__(
+        self,
+        indices: list[int],
+        phones: list[str],
+        texts: list[str] | None = None,
+        params: list[tuple[str, ...]] | None = None,
+    ) -> None:
+        self.indices = indices
+        self.phones = phones
+        self.texts = texts
+        self.params = params
+
+    def __len__(self) -> int:
+        return len(self.phones)
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self.phones)} recipients)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return (self.indices, self.phones, self.texts, self.params) == (
+            other.indices,
+            other.phones,
+            other.texts,
+            other.params,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Recipients ``start`` to ``stop`` (exclusive)."""
+        return Batch(
+            self.indices[start:stop],
+            self.phones[start:stop],
+            None if self.texts is None else self.texts[start:stop],
+            None if self.params is None else self.params[start:stop],
+        )
+
+    def pick(self, positions: Sequence[int]) -> Batch:
+        """The recipients at these positions, in this order."""
+        texts, params = self.texts, self.params
+        return Batch(
+            [self.indices[i] for i in positions],
+            [self.phones[i] for i in positions],
+            None if texts is None else [texts[i] for i in positions],
+            None if params is None else [params[i] for i in positions],
+        )
+
+    def extend(self, other: Batch) -> None:
+        """Append ``other``'s recipients (both must carry the same columns)."""
+        self.indices.extend(other.indices)
+        self.phones.extend(other.phones)
+        if self.texts is not None and other.texts is not None:
+            self.texts.extend(other.texts)
+        if self.params is not None and other.params is not None:
+            self.params.extend(other.params)
+
+    def empty(self) -> Batch:
+        """A batch with no recipients and the same columns."""
+        return Batch(
+            [], [], None if self.texts is None else [], None if self.params is None else []
+        )
 
 
 class BatchResult(msgspec.Struct):
-    """The verdict on each recipient of a request, aligned with the request's items.
+    """The verdict on each recipient of a request, aligned with the batch.
 
-    ``details[i]`` is the gateway's message id for an accepted item and the reason for any
-    other. ``stop`` is an account-wide error noticed alongside (the balance ran out mid-batch):
-    the core stops the send after recording these verdicts.
+    ``details[i]`` is the gateway's message id for an accepted recipient and the reason for
+    any other. ``stop`` is an account-wide error noticed alongside (the balance ran out
+    mid-batch): the core stops the send after recording these verdicts.
     """
 
     statuses: list[Status]
@@ -76,74 +144,87 @@ class Job(Protocol):
         """The sender name (part of the duplicate-window key)."""
         ...
 
-
-class Packer(Protocol):
-    """Cuts a stream of items into request-sized batches, in order."""
-
-    def add(self, item: Item) -> list[list[Item]] | None:
-        """Take one item; return the batches it completed, if any."""
+    @property
+    def text(self) -> str | None:
+        """The text all recipients share, or ``None`` when each has its own."""
         ...
 
-    def flush(self) -> list[list[Item]]:
-        """Return every batch still open; called once, at the end of the input."""
+
+class Packer(Protocol):
+    """Cuts a stream of batches into request-sized ones, keeping recipients in order."""
+
+    def pack(self, batch: Batch) -> list[Batch]:
+        """Take more recipients; return the requests they completed, if any."""
+        ...
+
+    def flush(self) -> list[Batch]:
+        """Return every request still open; called once, at the end of the input."""
         ...
 
 
 class ChunkPacker:
-    """Consecutive items, ``size`` at a time: the batching of most gateways."""
+    """Consecutive recipients, ``size`` at a time: the batching of most gateways."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("batch size must be at least 1")
         self.size = size
-        self._open: list[Item] = []
+        self._open: Batch | None = None
 
-    def add(self, item: Item) -> list[list[Item]] | None:
-        """Append; hand back the batch when it is full."""
-        batch = self._open
-        batch.append(item)
-        if len(batch) >= self.size:
-            self._open = []
-            return [batch]
-        return None
+    def pack(self, batch: Batch) -> list[Batch]:
+        """Append; hand back every full request."""
+        size = self.size
+        if self._open is None or not len(self._open):
+            if len(batch) == size:  # the common case: a whole request, untouched
+                return [batch]
+            self._open = batch.empty()
+        current = self._open
+        current.extend(batch)
+        if len(current) < size:
+            return []
+        full = [current.slice(i, i + size) for i in range(0, len(current) - size + 1, size)]
+        self._open = current.slice(len(full) * size, len(current))
+        return full
 
-    def flush(self) -> list[list[Item]]:
-        """The last, partial batch, if any."""
-        batch, self._open = self._open, []
-        return [batch] if batch else []
+    def flush(self) -> list[Batch]:
+        """The last, partial request, if any."""
+        batch, self._open = self._open, None
+        return [batch] if batch is not None and len(batch) else []
 
 
 J = TypeVar("J", bound=Job, contravariant=True)
 
 
 class Gateway(Protocol, Generic[J]):
-    """A gateway adapter: pure translation between items and HTTP, no I/O.
+    """A gateway adapter: pure translation between batches and HTTP, no I/O.
 
     Attributes:
         name: short provider name used in errors and logs.
         phones: how this gateway wants its numbers.
+        batch_size: recipients per request the core should aim for.
         retry_safe: ``True`` when an ambiguous send may be repeated without sending twice
             (the gateway de-duplicates by an id the adapter puts in each request).
     """
 
     name: str
     phones: PhoneRules
+    batch_size: int
     retry_safe: bool
 
     def packer(self, job: J) -> Packer:
         """A fresh packer for one send."""
         ...
 
-    def check(self, job: J) -> Callable[[Item], str | None] | None:
-        """A per-recipient pre-send check returning a rejection reason, or ``None`` for none."""
+    def check(self, batch: Batch, job: J) -> dict[int, str] | None:
+        """Pre-send rejections: position in ``batch`` -> reason; ``None`` when all pass."""
         ...
 
-    def build_send(self, items: Sequence[Item], job: J) -> HttpRequest:
-        """The request that sends ``items``."""
+    def build_send(self, batch: Batch, job: J) -> HttpRequest:
+        """The request that sends ``batch``."""
         ...
 
-    def parse_send(self, items: Sequence[Item], response: HttpResponse, job: J) -> BatchResult:
-        """Verdicts for ``items`` from the answer, or raise a typed error for the request."""
+    def parse_send(self, batch: Batch, response: HttpResponse, job: J) -> BatchResult:
+        """Verdicts for ``batch`` from the answer, or raise a typed error for the request."""
         ...
 
 

@@ -15,7 +15,8 @@ million-number campaign is mostly such digits; anything else is parsed by phonen
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Sequence
 
 import phonenumbers
 from phonenumbers import PhoneMetadata
@@ -55,6 +56,10 @@ def _mobile_lengths(cc: int) -> frozenset[int]:
 _CC_BY_PREFIX: dict[str, int] = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
 
 
+def _alternatives(lengths: str) -> str:
+    return "|".join(f"[0-9]{{{n}}}" for n in lengths.split("|"))
+
+
 def _region_ccs(regions: Collection[str]) -> frozenset[int]:
     ccs: set[int] = set()
     for region in regions:
@@ -89,6 +94,7 @@ class PhoneRules:
         self.countries = None if countries is None else tuple(c.upper() for c in countries)
         self._ccs = None if countries is None else _region_ccs(countries)
         self.strict = strict
+        self._home = self._home_pattern()
         # first three digits -> (country-code length, possible national lengths); the fast path
         self._by_head: dict[str, tuple[int, frozenset[int]] | None] = {}
 
@@ -115,6 +121,41 @@ class PhoneRules:
                 f"wrong length for +{cc}: {national} digits after the country code, need {expected}"
             )
         return None
+
+    def _home_pattern(self) -> re.Pattern[str] | None:
+        """Many home-country numbers already in gateway form, one per line, in one match."""
+        if self.strict:
+            return None
+        cc = phonenumbers.country_code_for_region(self.default_region)
+        if self._ccs is not None and cc not in self._ccs:
+            return None
+        lengths = "|".join(str(n) for n in sorted(_mobile_lengths(cc)))
+        one = (
+            f"{cc}[0-9]{{{lengths}}}" if "|" not in lengths else f"{cc}(?:{_alternatives(lengths)})"
+        )
+        return re.compile(f"(?:{one}\n)*{one}")
+
+    def normalise_many(self, raws: Sequence[object]) -> tuple[list[str], dict[int, str]]:
+        """Normalise a chunk: the numbers (the input as ``str`` where invalid) and, by
+        position, the reasons of the invalid ones."""
+        home = self._home
+        if home is not None and raws:
+            try:
+                joined = "\n".join(raws)  # type: ignore[arg-type]
+            except TypeError:  # not all strings
+                joined = ""
+            if joined.count("\n") == len(raws) - 1 and home.fullmatch(joined):
+                return list(raws), {}  # type: ignore[arg-type]
+        phones: list[str] = []
+        problems: dict[int, str] = {}
+        normalise = self.normalise
+        for position, raw in enumerate(raws):
+            try:
+                phones.append(normalise(raw))
+            except InvalidPhone as e:
+                phones.append(raw if isinstance(raw, str) else str(raw))
+                problems[position] = str(e)
+        return phones, problems
 
     def _head_rule(self, head: str) -> tuple[int, frozenset[int]] | None:
         table = _CC_BY_PREFIX

@@ -65,7 +65,11 @@ class HttpRequest:
 
 
 class HttpResponse(msgspec.Struct, frozen=True):
-    """A complete HTTP answer: status, headers (lower-case names) and the raw body."""
+    """A complete HTTP answer: status, headers and the raw body.
+
+    Header lookups are case-insensitive on answers from the aiohttp transport; answers built
+    by hand (for :class:`MockTransport`) should use lower-case names.
+    """
 
     status: int
     body: bytes = b""
@@ -179,6 +183,7 @@ class AiohttpTransport:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None else "closed"
@@ -207,7 +212,9 @@ class AiohttpTransport:
     async def send(self, request: HttpRequest) -> HttpResponse:
         """POST the request; wrap every aiohttp failure in the error tree."""
         session = self._session or self._open()
-        url = self.base_url.join(URL(request.path.lstrip("/")))
+        url = self._urls.get(request.path)
+        if url is None:
+            url = self._urls[request.path] = self.base_url.join(URL(request.path.lstrip("/")))
         try:
             async with session.request(
                 request.method,
@@ -217,8 +224,7 @@ class AiohttpTransport:
                 allow_redirects=False,
             ) as resp:
                 body = await self._read(resp)
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-                return HttpResponse(resp.status, body, headers)
+                return HttpResponse(resp.status, body, resp.headers)
         except aiohttp.ClientSSLError as e:
             raise ConnectError(
                 f"TLS with {url.host} failed (certificate not trusted?): {_describe(e)}",

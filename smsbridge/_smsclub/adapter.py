@@ -15,7 +15,7 @@ A number the answer does not mention at all may or may not have been sent: ``unc
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,7 +29,7 @@ from .._core.errors import (
     ResponseDecodeError,
     SmsBridgeError,
 )
-from .._core.gateway import BatchResult, ChunkPacker, Item, Packer, status_error
+from .._core.gateway import Batch, BatchResult, ChunkPacker, Packer, status_error
 from .._core.models import (
     Balance,
     DeliveryState,
@@ -134,17 +134,18 @@ class SmsClubGateway:
         """Runs of up to ``batch_size`` consecutive recipients."""
         return ChunkPacker(self.batch_size)
 
-    def check(self, job: SmsClubJob) -> Callable[[Item], str | None] | None:
+    def check(self, batch: Batch, job: SmsClubJob) -> dict[int, str] | None:
         """No per-recipient checks beyond the number: the gateway judges texts."""
         return None
 
-    def build_send(self, items: Sequence[Item], job: SmsClubJob) -> HttpRequest:
+    def build_send(self, batch: Batch, job: SmsClubJob) -> HttpRequest:
         """``/sms/send`` for a common text, ``/v2/sms/send`` for personalised ones."""
-        if job.text is not None:
+        if batch.texts is None:
+            assert job.text is not None
             return self._request(
                 "/sms/send",
                 wire.BulkSend(
-                    phone=[item.phone for item in items],
+                    phone=batch.phones,
                     src_addr=job.sender,
                     message=job.text,
                     lifetime=job.lifetime,
@@ -155,15 +156,35 @@ class SmsClubGateway:
             "/v2/sms/send",
             wire.PersonalSend(
                 src_addr=job.sender,
-                data_message=[wire.PersonalMessage(item.phone, item.text) for item in items],
+                data_message=[
+                    wire.PersonalMessage(phone, text)
+                    for phone, text in zip(batch.phones, batch.texts, strict=True)
+                ],
                 lifetime=job.lifetime,
             ),
         )
 
-    def parse_send(self, items: Sequence[Item], response: HttpResponse, job: Any) -> BatchResult:
-        """One verdict per item, or the request-level error."""
+    def parse_send(self, batch: Batch, response: HttpResponse, job: SmsClubJob) -> BatchResult:
+        """One verdict per recipient, or the request-level error."""
         success = self._success(response)
         info = success.info if isinstance(success.info, dict) else {}
+        phones = batch.phones
+        if not success.add_info and len(info) == len(phones):
+            # the common answer, every number accepted: matched at C speed
+            by_phone = {phone: message_id for message_id, phone in info.items()}
+            if len(by_phone) == len(info):
+                ids = list(map(by_phone.get, phones))
+                if None not in ids:
+                    return BatchResult([Status.ACCEPTED] * len(phones), ids)
+        return self._parse_mixed(phones, info, success.add_info, response.status)
+
+    def _parse_mixed(
+        self,
+        phones: list[str],
+        info: dict[str, Any],
+        add_info: dict[str, Any] | list[Any] | str | None,
+        status: int,
+    ) -> BatchResult:
         ids_by_phone: dict[str, list[str]] = {}
         for message_id, phone in info.items():
             ids_by_phone.setdefault(_digits(phone), []).append(message_id)
@@ -171,9 +192,8 @@ class SmsClubGateway:
         per_phone: dict[str, str] = {}
         request_problem: str | None = None
         problems: list[str] = []
-        add_info = success.add_info
         if isinstance(add_info, dict):
-            batch_phones = {item.phone for item in items}
+            batch_phones = set(phones)
             for key, value in add_info.items():
                 reason = _text(value)
                 problems.append(reason)
@@ -187,14 +207,14 @@ class SmsClubGateway:
 
         statuses: list[Status] = []
         details: list[str | None] = []
-        for item in items:
-            ids = ids_by_phone.get(item.phone)
+        for phone in phones:
+            ids = ids_by_phone.get(phone)
             if ids:
                 statuses.append(Status.ACCEPTED)
                 details.append(ids.pop(0))
-            elif item.phone in per_phone:
+            elif phone in per_phone:
                 statuses.append(Status.REJECTED)
-                details.append(per_phone[item.phone])
+                details.append(per_phone[phone])
             elif request_problem is not None:
                 statuses.append(Status.REJECTED)
                 details.append(request_problem)
@@ -208,7 +228,7 @@ class SmsClubGateway:
             stop = InsufficientBalanceError(
                 "the account's balance is insufficient",
                 provider=NAME,
-                status=response.status,
+                status=status,
                 gateway_message=broke,
             )
             if not info:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable
-from typing import Any, Unpack
+from typing import Unpack
 
 import anyio
 import msgspec
@@ -13,6 +13,7 @@ from .._core.engine import OutcomeCallback
 from .._core.errors import ConfigurationError, InvalidInputError
 from .._core.models import Balance, Keep, MessageStatus, Report, SenderStatus
 from .._core.phones import PhoneRules
+from .._core.recipients import phone_text_pairs, phones_only
 from . import wire
 from .adapter import MAX_BATCH, SmsClubGateway, SmsClubJob, check_sender
 
@@ -57,13 +58,6 @@ def _lifetime(lifetime: int | None) -> int | None:
     if lifetime is not None and (not isinstance(lifetime, int) or lifetime < 1):
         raise InvalidInputError("lifetime is in whole minutes, at least 1")
     return lifetime
-
-
-def _personal(entry: Any) -> tuple[object, str, tuple[str, ...]]:
-    phone, text = entry
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("empty text")
-    return phone, text, ()
 
 
 class SmsClub(Client[SmsClubJob]):
@@ -132,7 +126,7 @@ class SmsClub(Client[SmsClubJob]):
             integration_id=self._integration_id,
         )
         return await self._run_send(
-            job, to, lambda p: (p, text, ()), on_outcome=on_outcome, keep=keep, stop=stop
+            job, to, phones_only, on_outcome=on_outcome, keep=keep, stop=stop
         )
 
     async def send_personal(
@@ -151,7 +145,7 @@ class SmsClub(Client[SmsClubJob]):
         """
         job = SmsClubJob(sender=check_sender(sender), lifetime=_lifetime(lifetime))
         return await self._run_send(
-            job, messages, _personal, on_outcome=on_outcome, keep=keep, stop=stop
+            job, messages, phone_text_pairs, on_outcome=on_outcome, keep=keep, stop=stop
         )
 
     async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:
