@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/python -m smsbridge.demo
+	$(BIN)/python -m smsbridge demo
 
 lint: setup
 	$(BIN)/ruff check .

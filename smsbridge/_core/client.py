@@ -64,7 +64,7 @@ class ClientOptions(TypedDict, total=False):
             of the credentials.
     """
 
-    base_url: str
+    base_url: str | None
     rate: int
     rate_period: float
     rate_margin: float
