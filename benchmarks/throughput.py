@@ -103,9 +103,8 @@ async def main() -> None:
     base_rate = median([r[1] for r in results["bare aiohttp + msgspec"]])
     for name, rows in results.items():
         cpu, rate = median([r[0] for r in rows]), median([r[1] for r in rows])
-        print(
-            f"{name:<24}{cpu:>16.0f}{rate:>16,.0f}   ({cpu / base_cpu:.2f}x CPU, {rate / base_rate:.2f}x throughput)"
-        )
+        ratios = f"({cpu / base_cpu:.2f}x CPU, {rate / base_rate:.2f}x throughput)"
+        print(f"{name:<24}{cpu:>16.0f}{rate:>16,.0f}   {ratios}")
 
 
 if __name__ == "__main__":

@@ -38,14 +38,13 @@ async def main() -> None:
         if outcome.status is not Status.ACCEPTED:
             print(f"#{outcome.index} {outcome.phone}: {outcome.status.value} ({outcome.reason})")
 
-    async with gateway() as (token, url):
-        async with SmsClub(token, base_url=url) as sms:
-            report = await sms.send(
-                "Your order has shipped", to=numbers(), sender="Shop", on_outcome=show
-            )
-            print(report.counts())
-            for status in await sms.status(report.message_ids()):
-                print(status.message_id, status.state.value)
+    async with gateway() as (token, url), SmsClub(token, base_url=url) as sms:
+        report = await sms.send(
+            "Your order has shipped", to=numbers(), sender="Shop", on_outcome=show
+        )
+        print(report.counts())
+        for status in await sms.status(report.message_ids()):
+            print(status.message_id, status.state.value)
 
 
 if __name__ == "__main__":
