@@ -46,6 +46,8 @@ from ._core.retry import RetryPolicy
 from ._core.transport import HttpRequest, HttpResponse, MockTransport, Timeouts, Transport
 from ._core.window import DuplicateWindow, MemoryWindow
 from ._smsclub.client import SenderRegistration, SmsClub
+from ._smsplus.adapter import Template
+from ._smsplus.client import SmsPlus
 
 __version__ = "0.1.0"
 
@@ -86,9 +88,11 @@ __all__ = [
     "SlidingWindowLimiter",
     "SmsBridgeError",
     "SmsClub",
+    "SmsPlus",
     "StateBackendError",
     "Status",
     "SystemClock",
+    "Template",
     "Timeouts",
     "Transport",
     "TransportError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["Columns", "Unpack", "phone_param_pairs", "phone_text_pairs", "phones_only"]
@@ -47,23 +47,52 @@ def phone_text_pairs(chunk: list[Any]) -> Columns:
 
 
 def phone_param_pairs(chunk: list[Any]) -> Columns:
-    """Entries are ``(phone, params)`` with up to three string parameters."""
+    """Entries are ``(phone, params)`` with up to three string parameters (numbers are
+    turned into strings; one string counts as one parameter)."""
     phones: list[object] = []
     params: list[tuple[str, ...]] = []
     bad: dict[int, str] = {}
     for position, entry in enumerate(chunk):
         try:
             phone, values = entry
-            values = (values,) if isinstance(values, str) else tuple(values)
         except (TypeError, ValueError):
             phones.append(_shown(entry))
             params.append(())
             bad[position] = "not a (phone, parameters) pair"
             continue
         phones.append(phone)
-        if all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
-            params.append(tuple(str(v) for v in values))
-        else:
+        if type(values) is not tuple:
+            values = (values,) if isinstance(values, str | int) else _as_tuple(values)
+        clean = values is not None
+        if clean:
+            for value in values:
+                if type(value) is not str:
+                    clean = False
+                    break
+        if clean:
+            params.append(values)
+            continue
+        converted = _strings(values)
+        if converted is None:
             params.append(())
             bad[position] = "parameters must be strings or numbers"
+        else:
+            params.append(converted)
     return phones, None, params, bad
+
+
+def _as_tuple(values: object) -> tuple[object, ...] | None:
+    if not isinstance(values, Iterable) or isinstance(values, bytes | bytearray | Mapping):
+        return None
+    return tuple(values)
+
+
+def _strings(values: tuple[object, ...] | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    out: list[str] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return None
+        out.append(str(value))
+    return tuple(out)

@@ -21,12 +21,14 @@ from ._base import (
 from ._clock import FakeClock
 from ._process import FakeProcess
 from ._smsclub import FakeSmsClub
+from ._smsplus import FakeSmsPlus
 
 __all__ = [
     "FakeClock",
     "FakeGateway",
     "FakeProcess",
     "FakeSmsClub",
+    "FakeSmsPlus",
     "Fault",
     "Faults",
     "Record",

@@ -13,8 +13,9 @@ import msgspec
 
 from ._base import FakeGateway, Faults
 from ._smsclub import FakeSmsClub
+from ._smsplus import FakeSmsPlus
 
-FAKES: dict[str, Callable[..., FakeGateway]] = {"smsclub": FakeSmsClub}
+FAKES: dict[str, Callable[..., FakeGateway]] = {"smsclub": FakeSmsClub, "smsplus": FakeSmsPlus}
 
 
 def build(argv: list[str] | None = None) -> FakeGateway:
@@ -27,9 +28,18 @@ def build(argv: list[str] | None = None) -> FakeGateway:
     parser.add_argument("--sender", action="append", help="approved sender name (repeatable)")
     parser.add_argument("--rate-limit", default="9", help="requests per sliding second, or 'none'")
     parser.add_argument("--faults", default="{}", help="Faults as JSON")
+    parser.add_argument(
+        "--template", action="append", help="SMSPlus template as ID=TEXT (repeatable)"
+    )
     args = parser.parse_args(argv)
     rate = None if args.rate_limit == "none" else int(args.rate_limit)
     faults = msgspec.json.decode(args.faults.encode(), type=Faults)
+    extra: dict[str, object] = {}
+    if args.template:
+        if args.provider != "smsplus":
+            parser.error("--template is for smsplus")
+        pairs = [t.split("=", 1) for t in args.template]
+        extra["templates"] = {int(i): text for i, text in pairs}
     return FAKES[args.provider](
         tokens=args.token or ["test-token"],
         senders=args.sender or ["Shop"],
@@ -37,6 +47,7 @@ def build(argv: list[str] | None = None) -> FakeGateway:
         faults=faults,
         host=args.host,
         port=args.port,
+        **extra,
     )
 
 

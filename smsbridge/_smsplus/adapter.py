@@ -1,0 +1,358 @@
+"""SMSPlus, translated: template sends with parallel parameter arrays, no I/O.
+
+Every answer is ``{success, code, message}`` with ``code`` a string; ``"100"`` means sent. A
+failure code refuses the whole request. The gateway returns no per-message ids, so accepted
+outcomes carry none.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from .._core.errors import (
+    AuthenticationError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    RejectedError,
+    ResponseDecodeError,
+    SmsBridgeError,
+    UnavailableError,
+)
+from .._core.gateway import Batch, BatchResult, Packer, status_error
+from .._core.models import Status
+from .._core.phones import PhoneRules
+from .._core.transport import HttpRequest, HttpResponse
+from . import wire
+
+__all__ = ["CODES", "DEFAULT_BATCH", "SmsPlusGateway", "SmsPlusJob", "Template"]
+
+NAME = "smsplus"
+MAX_TEXT = 160
+
+DEFAULT_BATCH = 100
+"""Numbers per request. SMSPlus documents no limit, and one bad entry (code 112, 116-118,
+120, 121) refuses the whole request, so a request is kept at the size SMS Club documents:
+small enough that a refusal costs few recipients, large enough to waste few requests."""
+
+_PLACEHOLDER = re.compile(r"\{\{?\s*(1|2|3|first|second|third)\s*\}?\}", re.IGNORECASE)
+_ORDINAL = {"1": 0, "2": 1, "3": 2, "first": 0, "second": 1, "third": 2}
+
+CODES: dict[str, str] = {
+    "100": "Messages sent successfully.",
+    "101": "The customer's token was not found.",
+    "102": "The customer's e-mail address has not been verified.",
+    "103": "The customer's mobile number has not been verified.",
+    "104": "The customer's passport photo has not been uploaded.",
+    "105": "The customer's passport has not been approved.",
+    "106": "The customer's contract is not signed.",
+    "107": "The sender's name is required.",
+    "108": "The message's template is required.",
+    "109": "The mobile numbers is required.",
+    "110": "Sender name not found or not yet approved.",
+    "111": "Message template not found or not yet approved.",
+    "112": "There are duplicate mobile numbers.",
+    "113": "The template has a parameter: the values of the first parameter are required.",
+    "114": "The template has a parameter: the values of the second parameter are required.",
+    "115": "The template has a parameter: the values of the third parameter are required.",
+    "116": "First parameters count can not be different count of mobile numbers.",
+    "117": "Second parameters count can not be different count of mobile numbers.",
+    "118": "Third parameters count can not be different count of mobile numbers.",
+    "119": "SMS balance insufficient.",
+    "120": "The maximum number of characters in a message is 160.",
+    "121": "The format of the mobile number is incorrect.",
+    "122": "There was an error sending the message.",
+    "123": "The method is not supported for this route.",
+}
+"""Every documented code and its meaning, in the gateway's words."""
+
+
+class Template(msgspec.Struct, frozen=True, kw_only=True):
+    """An approved message template.
+
+    Attributes:
+        id: the template's id (``message_template_id``).
+        name: its name, when the gateway gives one.
+        text: its text with placeholders, when known. Placeholders are read as ``{1}``,
+            ``{2}``, ``{3}`` (or ``{first}``... , with single or double braces): the
+            documents do not show the gateway's syntax.
+        parameters: how many parameters it takes; counted from ``text`` when not given.
+    """
+
+    id: int
+    name: str | None = None
+    text: str | None = None
+    parameters: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.parameters is None and self.text is not None:
+            used = {_ORDINAL[m.lower()] for m in _PLACEHOLDER.findall(self.text)}
+            msgspec.structs.force_setattr(self, "parameters", max(used) + 1 if used else 0)
+
+    def rendered_length(self, params: Sequence[str]) -> int | None:
+        """Characters of :meth:`render`'s result, without building it; ``None`` if unknown."""
+        if self.text is None:
+            return None
+        fixed, uses = _shape(self.text)
+        return fixed + sum(
+            count * (len(params[p]) if p < len(params) else width) for p, count, width in uses
+        )
+
+    def render(self, params: Sequence[str]) -> str | None:
+        """The text a recipient gets with these parameters, or ``None`` if the text is unknown."""
+        if self.text is None:
+            return None
+
+        def value(match: re.Match[str]) -> str:
+            position = _ORDINAL[match.group(1).lower()]
+            return params[position] if position < len(params) else match.group(0)
+
+        return _PLACEHOLDER.sub(value, self.text)
+
+    @classmethod
+    def from_answer(cls, entry: Any) -> Template | None:
+        """A template from one entry of the templates answer (field names vary)."""
+        if not isinstance(entry, Mapping):
+            return None
+        raw_id = next(
+            (entry[k] for k in ("id", "template_id", "message_template_id") if k in entry), None
+        )
+        try:
+            template_id = int(raw_id)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        text = next(
+            (entry[k] for k in ("text", "message", "template", "body", "content") if k in entry),
+            None,
+        )
+        name = next((entry[k] for k in ("name", "title") if k in entry), None)
+        count = next(
+            (entry[k] for k in ("parameters", "parameters_count", "params_count") if k in entry),
+            None,
+        )
+        return cls(
+            id=template_id,
+            name=str(name) if name is not None else None,
+            text=text if isinstance(text, str) else None,
+            parameters=count if isinstance(count, int) and not isinstance(count, bool) else None,
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(text: str) -> tuple[int, tuple[tuple[int, int, int], ...]]:
+    """A template text's length without placeholders, and per parameter position how often it
+    appears and how wide its placeholder is (kept as is when the value is missing)."""
+    counts: dict[int, tuple[int, int]] = {}
+    fixed = len(text)
+    for match in _PLACEHOLDER.finditer(text):
+        position = _ORDINAL[match.group(1).lower()]
+        count, _ = counts.get(position, (0, 0))
+        counts[position] = (count + 1, len(match.group(0)))
+        fixed -= len(match.group(0))
+    return fixed, tuple((p, c, w) for p, (c, w) in counts.items())
+
+
+class SmsPlusJob(msgspec.Struct, frozen=True, kw_only=True):
+    """One template send: the sender, the template id and, when known, the template."""
+
+    sender: str
+    template_id: int
+    template: Template | None = None
+
+    @property
+    def text(self) -> str:
+        """The template's identity stands in for the text in duplicate-window keys."""
+        return f"template #{self.template_id}"
+
+
+class UniquePhonePacker:
+    """Batches of up to ``size`` in which no number appears twice (the gateway refuses the
+    whole request, code 112). A repeated number goes to the next batch that lacks it, so each
+    number's entries stay in input order across batches, every column moving in lockstep.
+
+    At most ``max_open`` batches wait to be filled; past that the oldest goes out part-full.
+    """
+
+    def __init__(self, size: int, max_open: int = 8) -> None:
+        self.size = size
+        self.max_open = max_open
+        self._open: list[tuple[Batch, set[str]]] = []
+
+    def pack(self, batch: Batch) -> list[Batch]:
+        """Place each recipient in the first open batch without its number."""
+        size = self.size
+        if not self._open and len(batch) == size and len(set(batch.phones)) == size:
+            return [batch]
+        ready: list[Batch] = []
+        texts, params = batch.texts, batch.params
+        for row, phone in enumerate(batch.phones):
+            for target, phones in self._open:
+                if phone not in phones and len(target) < size:
+                    break
+            else:
+                target, phones = batch.empty(), set()
+                self._open.append((target, phones))
+            phones.add(phone)
+            target.indices.append(batch.indices[row])
+            target.phones.append(phone)
+            if texts is not None and target.texts is not None:
+                target.texts.append(texts[row])
+            if params is not None and target.params is not None:
+                target.params.append(params[row])
+            while self._open and (len(self._open[0][0]) >= size or len(self._open) > self.max_open):
+                ready.append(self._open.pop(0)[0])
+        return ready
+
+    def flush(self) -> list[Batch]:
+        """Every open batch, oldest first."""
+        ready = [b for b, _ in self._open if len(b)]
+        self._open = []
+        return ready
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
+    """The typed error of a failure code."""
+    said = message or CODES.get(code)
+    kw: dict[str, Any] = {"provider": NAME, "status": status, "code": code, "gateway_message": said}
+    number = int(code) if code.isdigit() else 0
+    if 101 <= number <= 106:
+        return AuthenticationError("the account cannot send (credentials or contract)", **kw)
+    if number == 119:
+        return InsufficientBalanceError("the SMS balance is insufficient", **kw)
+    if number == 122:
+        return UnavailableError("the gateway failed while sending; some may have gone", **kw)
+    if 107 <= number <= 123:
+        return RejectedError("the gateway refused the request", **kw)
+    return RejectedError(f"the gateway refused the request with unknown code {code}", **kw)
+
+
+def check_sender(sender: object) -> str:
+    """A non-empty sender name of at most 11 printable characters, or 15 digits."""
+    if not isinstance(sender, str) or not sender.strip():
+        raise InvalidInputError("sender must be a non-empty string")
+    if len(sender) > (15 if sender.isdigit() else 11) or not sender.isprintable():
+        raise InvalidInputError(f"sender {sender!r} is not a valid sender name")
+    return sender
+
+
+class SmsPlusGateway:
+    """The SMSPlus adapter.
+
+    Args:
+        token: the bearer token from the customer's personal page.
+        batch_size: numbers per request (see :data:`DEFAULT_BATCH`).
+        phones: number rules; Azerbaijani numbers only by default.
+    """
+
+    name = NAME
+    retry_safe = False
+
+    def __init__(
+        self, token: str, *, batch_size: int = DEFAULT_BATCH, phones: PhoneRules | None = None
+    ) -> None:
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = batch_size
+        self.phones = phones or PhoneRules("AZ", countries=["AZ"])
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    def __repr__(self) -> str:
+        return f"SmsPlusGateway(batch_size={self.batch_size})"
+
+    def packer(self, job: SmsPlusJob) -> Packer:
+        """Batches with no number twice."""
+        return UniquePhonePacker(self.batch_size)
+
+    def check(self, batch: Batch, job: SmsPlusJob) -> dict[int, str] | None:
+        """Wrong parameter counts and over-long rendered texts, when the template is known."""
+        template = job.template
+        if template is None or batch.params is None:
+            return None
+        problems: dict[int, str] = {}
+        expected = template.parameters
+        for row, params in enumerate(batch.params):
+            if len(params) > 3:
+                problems[row] = f"at most 3 parameters, got {len(params)}"
+            elif expected is not None and len(params) != expected:
+                problems[row] = (
+                    f"template {template.id} takes {expected} parameters, got {len(params)}"
+                )
+            else:
+                length = template.rendered_length(params)
+                if length is not None and length > MAX_TEXT:
+                    problems[row] = f"the text would be {length} characters, over {MAX_TEXT}"
+        return problems or None
+
+    def build_send(self, batch: Batch, job: SmsPlusJob) -> HttpRequest:
+        """``/api/sms/send`` with the parameter arrays aligned to the numbers."""
+        params = batch.params or []
+        width = max((len(p) for p in params), default=0)
+        if job.template is not None and job.template.parameters is not None:
+            width = max(width, job.template.parameters)
+        columns: list[list[str] | None] = [None, None, None]
+        for position in range(min(width, 3)):
+            columns[position] = [p[position] if position < len(p) else "" for p in params]
+        body = wire.Send(
+            sender_name=job.sender,
+            message_template_id=job.template_id,
+            mobile_numbers=batch.phones,
+            first_parameters=columns[0],
+            second_parameters=columns[1],
+            third_parameters=columns[2],
+        )
+        return HttpRequest("/api/sms/send", wire.encode(body), self._headers)
+
+    def parse_send(self, batch: Batch, response: HttpResponse, job: SmsPlusJob) -> BatchResult:
+        """Code 100: everyone accepted; any other code raises its typed error."""
+        self._answer(response)
+        n = len(batch)
+        return BatchResult([Status.ACCEPTED] * n, [None] * n)
+
+    def _answer(self, response: HttpResponse) -> wire.Answer:
+        try:
+            answer: wire.Answer | None = wire.decode_answer(response.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            answer = None
+        code = None if answer is None or answer.code is None else str(answer.code).strip()
+        message = None if answer is None or answer.message is None else _text(answer.message)
+        if code == "100" and answer is not None and answer.success is not False:
+            return answer
+        if code is not None:
+            raise code_error(code, message, response.status)
+        error = status_error(NAME, response, message)
+        if error is not None:
+            raise error
+        raise ResponseDecodeError(
+            "the gateway's answer has no code",
+            provider=NAME,
+            status=response.status,
+            maybe_processed=True,
+        )
+
+    def build_templates(self, ids: Sequence[int] | None) -> HttpRequest:
+        """``/api/message/templates`` for some ids, or all."""
+        body = wire.TemplateQuery("all" if ids is None else list(ids))
+        return HttpRequest("/api/message/templates", wire.encode(body), self._headers)
+
+    def parse_templates(self, response: HttpResponse) -> list[Template]:
+        """The templates the answer lists; entries it cannot read are skipped."""
+        data = self._answer(response).data
+        if isinstance(data, Mapping):
+            data = list(data.values())
+        if not isinstance(data, list):
+            raise ResponseDecodeError(
+                "the templates answer has no list", provider=NAME, status=response.status
+            )
+        return [t for t in (Template.from_answer(entry) for entry in data) if t is not None]

@@ -1,0 +1,199 @@
+"""A fake SMSPlus: template sends with parameter arrays and every documented code."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from .._smsplus.adapter import CODES
+from ._base import FAULT, FakeGateway, Faults, SentMessage
+
+__all__ = ["FakeSmsPlus"]
+
+_NUMBER = re.compile(r"994\d{9}")
+_SLOT = re.compile(r"\{([123])\}")
+MAX_TEXT = 160
+
+
+class _Template:
+    """The fake's own template: ``{1}``..``{3}`` slots, rendered independently of the client."""
+
+    def __init__(self, template_id: int, text: str) -> None:
+        self.id, self.text = template_id, text
+        self.name = f"template {template_id}"
+        slots = [int(n) for n in _SLOT.findall(text)]
+        self.parameters = max(slots, default=0)
+
+    def render(self, values: list[str]) -> str:
+        return _SLOT.sub(lambda m: values[int(m.group(1)) - 1], self.text)
+
+
+_ARRAYS = ("first_parameters", "second_parameters", "third_parameters")
+
+
+def _code(code: str, status: int = 200) -> web.Response:
+    return web.json_response(
+        {"success": code == "100", "code": code, "message": CODES[code]}, status=status
+    )
+
+
+class FakeSmsPlus(FakeGateway):
+    """SMSPlus as its document describes it, for tests and staging.
+
+    Templates render ``{1}``..``{3}``; every code 101-123 can occur: account problems through
+    ``account_problem``, request faults from the request itself, 119 from ``balance``, 122 as
+    the ``error_after`` fault (sent, then the gateway reports a failure). ``sent`` records
+    every rendered message.
+
+    Args:
+        tokens: accepted bearer tokens (others: 101).
+        senders: approved sender names (others: 110).
+        templates: approved templates by id (others: 111).
+        balance: messages the account can still pay for; ``None`` for no limit.
+        account_problem: a code 102-106 every request answers, to simulate an unready account.
+        **kw: rate limit, faults, host and port (see :class:`FakeGateway`).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = ("test-token",),
+        senders: Iterable[str] = ("Shop",),
+        templates: Mapping[int, str] | None = None,
+        balance: int | None = None,
+        account_problem: str | None = None,
+        rate_limit: int | None = 9,
+        rate_period: float = 1.0,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        kw: dict[str, Any] = {} if clock is None else {"clock": clock}
+        super().__init__(
+            rate_limit=rate_limit,
+            rate_period=rate_period,
+            faults=faults,
+            host=host,
+            port=port,
+            **kw,
+        )
+        self.tokens = set(tokens)
+        self.senders = set(senders)
+        texts = templates if templates is not None else {1: "Your code is {1}"}
+        self.templates = {i: _Template(i, t) for i, t in texts.items()}
+        self.balance = balance
+        self.account_problem = account_problem
+        self._ids = 0
+        self.app.router.add_route("*", "/api/sms/send", self._send)
+        self.app.router.add_route("*", "/api/message/templates", self._templates)
+
+    def credential(self, request: web.Request) -> str | None:
+        """The bearer token."""
+        return request.headers.get("Authorization", "")
+
+    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        if request.method != "POST":
+            return _code("123", 405)
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or header[7:] not in self.tokens:
+            return _code("101", 401)
+        if self.account_problem is not None:
+            return _code(self.account_problem, 403)
+        try:
+            body = msgspec.json.decode(await request.read())
+        except msgspec.DecodeError:
+            return web.json_response(
+                {"success": False, "code": "400", "message": "Bad JSON"}, status=400
+            )
+        if not isinstance(body, dict):
+            return web.json_response(
+                {"success": False, "code": "400", "message": "Bad JSON"}, status=400
+            )
+        return body
+
+    async def _send(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        sender = body.get("sender_name")
+        template_id = body.get("message_template_id")
+        numbers = body.get("mobile_numbers")
+        if not sender:
+            return _code("107", 400)
+        if template_id is None:
+            return _code("108", 400)
+        if not isinstance(numbers, list) or not numbers:
+            return _code("109", 400)
+        if sender not in self.senders:
+            return _code("110", 400)
+        template = self.templates.get(template_id) if isinstance(template_id, int) else None
+        if template is None:
+            return _code("111", 400)
+        if len(set(map(str, numbers))) != len(numbers):
+            return _code("112", 400)
+        wanted = template.parameters
+        columns: list[list[Any]] = []
+        for position, name in enumerate(_ARRAYS):
+            values = body.get(name)
+            if position < wanted and values is None:
+                return _code(str(113 + position), 400)
+            if values is not None:
+                if not isinstance(values, list) or len(values) != len(numbers):
+                    return _code(str(116 + position), 400)
+                columns.append(values)
+        rendered = [
+            template.render([str(column[row]) for column in columns]) for row in range(len(numbers))
+        ]
+        if any(len(text) > MAX_TEXT for text in rendered):
+            return _code("120", 400)
+        if any(not isinstance(n, str) or not _NUMBER.fullmatch(n) for n in numbers):
+            return _code("121", 400)
+        if self.balance is not None and self.balance < len(numbers):
+            return _code("119", 400)
+
+        fault = self.next_fault()
+        request[FAULT] = fault
+        if fault == "rate_limited":
+            return self.rate_limited(self.faults.retry_after)
+        if fault == "error_before":
+            return web.Response(status=500, text="Internal Server Error")
+        if fault == "garbage_before":
+            return self.garbage()
+
+        now = self.now()
+        if self.balance is not None:
+            self.balance -= len(numbers)
+        for number, text in zip(numbers, rendered, strict=True):
+            self._ids += 1
+            self.sent.append(SentMessage(str(self._ids), number, text, sender, now))
+
+        if fault == "error_after":
+            return _code("122", 500)
+        if fault == "garbage_after":
+            return self.garbage()
+        if fault == "reset_after":
+            return self.reset(request)
+        if fault == "hang_after":
+            await self.hang()
+        return _code("100")
+
+    async def _templates(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        wanted = body.get("data")
+        if wanted == "all":
+            chosen = list(self.templates.values())
+        elif isinstance(wanted, list):
+            chosen = [self.templates[i] for i in wanted if i in self.templates]
+        else:
+            return _code("108", 400)
+        data = [{"id": t.id, "name": t.name, "text": t.text} for t in chosen]
+        return web.json_response(
+            {"success": True, "code": "100", "message": "Templates", "data": data}
+        )
