@@ -2,7 +2,7 @@
 against a bare aiohttp + msgspec loop posting the same 100-recipient batches at the same
 concurrency, both to the gateway's fake running in its own process.
 
-    .venv/bin/python benchmarks/throughput.py [--provider smsclub|smsplus|all]
+    .venv/bin/python benchmarks/throughput.py [--provider smsclub|smsplus|webcom|all]
                                               [--recipients 100000] [--concurrency 16]
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from smsbridge import SmsClub, SmsPlus, Template
+from smsbridge import SmsClub, SmsPlus, Template, Webcom
 from smsbridge.testing import FakeProcess
 
 from _common import TOKEN, median, numbers
@@ -58,6 +58,18 @@ async def _smsplus(url: str, entries: Iterator[Any], concurrency: int) -> int:
     return report.accepted
 
 
+async def _webcom(url: str, entries: Iterator[Any], concurrency: int) -> int:
+    async with Webcom(TOKEN, base_url=url, rate=1_000_000, concurrency=concurrency) as sms:
+        report = await sms.send("Sale", to=entries, sender="Shop", keep="none")
+    return report.accepted
+
+
+def ru_numbers(count: int, start: int = 0) -> Iterator[str]:
+    """Distinct valid Russian mobile numbers, lazily."""
+    for i in range(start, start + count):
+        yield f"7916{i:07d}"
+
+
 PROVIDERS = {
     "smsclub": Provider(
         "smsclub",
@@ -79,6 +91,24 @@ PROVIDERS = {
         },
         lambda answer, n: n if answer["code"] == "100" else 0,
         _smsplus,
+    ),
+    "webcom": Provider(
+        "webcom",
+        "/json",
+        ru_numbers,
+        lambda batch: {
+            "token": TOKEN,
+            "message": [
+                {
+                    "type_send_1": "sms",
+                    "sender": "Shop",
+                    "text": "Sale",
+                    "phones": [{"phone": p} for p in batch],
+                }
+            ],
+        },
+        lambda answer, n: sum(1 for e in answer["information"] if "id_sms" in e),
+        _webcom,
     ),
 }
 

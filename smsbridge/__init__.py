@@ -6,7 +6,7 @@ sliding second hold more requests than the gateway allows, a duplicate window, r
 where they cannot send twice, and exactly one :class:`Outcome` per recipient.
 """
 
-from ._core.client import ClientOptions
+from ._core.client import ClientOptions, InsecureTransportWarning
 from ._core.clock import Clock, SystemClock
 from ._core.engine import OutcomeCallback
 from ._core.errors import (
@@ -48,6 +48,13 @@ from ._core.window import DuplicateWindow, MemoryWindow
 from ._smsclub.client import SenderRegistration, SmsClub
 from ._smsplus.adapter import Template
 from ._smsplus.client import SmsPlus
+from ._webcom.client import Webcom
+from ._webcom.reports import (
+    DeliveryReport,
+    acknowledge,
+    parse_delivery_reports,
+    report_handler,
+)
 
 __version__ = "0.1.0"
 
@@ -61,12 +68,14 @@ __all__ = [
     "ConnectError",
     "ConnectionLostError",
     "Counts",
+    "DeliveryReport",
     "DeliveryState",
     "DuplicateMessageError",
     "DuplicateWindow",
     "GatewayError",
     "HttpRequest",
     "HttpResponse",
+    "InsecureTransportWarning",
     "InsufficientBalanceError",
     "InvalidInputError",
     "Keep",
@@ -98,5 +107,9 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "UnavailableError",
+    "Webcom",
     "__version__",
+    "acknowledge",
+    "parse_delivery_reports",
+    "report_handler",
 ]

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import ssl
+import warnings
 from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Self, TypedDict, TypeVar
@@ -30,7 +31,7 @@ from .transport import (
 )
 from .window import DuplicateWindow, MemoryWindow
 
-__all__ = ["Client", "ClientOptions"]
+__all__ = ["Client", "ClientOptions", "InsecureTransportWarning"]
 
 log = logging.getLogger("smsbridge")
 
@@ -80,6 +81,25 @@ class ClientOptions(TypedDict, total=False):
     transport: Transport
     clock: Clock
     account: str
+
+
+class InsecureTransportWarning(UserWarning):
+    """Credentials are about to travel over plain HTTP to a host off this machine."""
+
+
+_warned_hosts: set[str] = set()
+
+
+def _warn_plain_http(provider: str, host: str) -> None:
+    if host in _warned_hosts:
+        return
+    _warned_hosts.add(host)
+    message = (
+        f"{provider}: credentials go over plain HTTP to {host}; use an https:// base URL "
+        "where the gateway offers one"
+    )
+    log.warning(message)
+    warnings.warn(message, InsecureTransportWarning, stacklevel=3)
 
 
 def env_or(value: str | None, name: str) -> str | None:
@@ -153,11 +173,7 @@ class Client(Generic[J]):
     async def __aenter__(self) -> Self:
         if self._transport is None:
             if self._insecure:
-                log.warning(
-                    "%s: credentials go over plain HTTP to %s; use an https:// base URL",
-                    self._gateway.name,
-                    self.base_url.host,
-                )
+                _warn_plain_http(self._gateway.name, str(self.base_url.host))
             self._transport = self._given_transport or AiohttpTransport(
                 self.base_url,
                 timeouts=self._timeouts,

@@ -289,15 +289,27 @@ class SendEngine(Generic[J]):
                 self._fail(e)
                 await self._settle_all(batch, Status.FAILED, self._not_sent_reason(), keys)
                 return
-        statuses, details, stop = await self._attempt(batch)
+        await self._send(batch, keys)
+
+    async def _send(self, batch: Batch, keys: Sequence[Hashable] | None) -> None:
+        verdict = await self._attempt(batch)
+        if verdict is None:
+            # one recipient spoiled the request and nothing was sent: halve to isolate it
+            half = len(batch) // 2
+            for start, stop_at in ((0, half), (half, len(batch))):
+                part_keys = None if keys is None else keys[start:stop_at]
+                await self._send(batch.slice(start, stop_at), part_keys)
+            return
+        statuses, details, stop = verdict
         await self._emit(batch, statuses, details, keys)
         if stop is not None:
             self._abort(stop)
 
     async def _attempt(
         self, batch: Batch
-    ) -> tuple[list[Status], list[str | None], SmsBridgeError | None]:
-        """Send one batch, retrying where that is safe; one verdict per recipient."""
+    ) -> tuple[list[Status], list[str | None], SmsBridgeError | None] | None:
+        """Send one batch, retrying where that is safe: one verdict per recipient, or
+        ``None`` when the batch should be sent in halves."""
         n = len(batch)
         try:
             request = self._gateway.build_send(batch, self._job)
@@ -334,6 +346,13 @@ class SendEngine(Generic[J]):
                 return result.statuses, result.details, result.stop
             delay = self._retry_delay(error, attempt)
             if delay is None:
+                if (
+                    isinstance(error, RejectedError)
+                    and error.splittable
+                    and n > 1
+                    and not ambiguous_before
+                ):
+                    return None
                 reason = _reason(error)
                 if ambiguous_before:
                     status, reason = Status.UNCERTAIN, _EARLIER + reason

@@ -179,7 +179,27 @@ class RateLimitedError(GatewayError):
 
 
 class RejectedError(GatewayError):
-    """The gateway refused the request (or one field of it) and sent nothing."""
+    """The gateway refused the request (or one field of it) and sent nothing.
+
+    Attributes:
+        splittable: the refusal names a problem of one recipient that the gateway did not
+            say which; sending the request in halves isolates it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        splittable: bool = False,
+        provider: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        gateway_message: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, provider=provider, status=status, code=code, gateway_message=gateway_message
+        )
+        self.splittable = splittable
 
 
 class DuplicateMessageError(RejectedError):

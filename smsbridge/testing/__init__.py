@@ -22,6 +22,7 @@ from ._clock import FakeClock
 from ._process import FakeProcess
 from ._smsclub import FakeSmsClub
 from ._smsplus import FakeSmsPlus
+from ._webcom import FakeWebcom
 
 __all__ = [
     "FakeClock",
@@ -29,6 +30,7 @@ __all__ = [
     "FakeProcess",
     "FakeSmsClub",
     "FakeSmsPlus",
+    "FakeWebcom",
     "Fault",
     "Faults",
     "Record",

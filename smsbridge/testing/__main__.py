@@ -14,8 +14,13 @@ import msgspec
 from ._base import FakeGateway, Faults
 from ._smsclub import FakeSmsClub
 from ._smsplus import FakeSmsPlus
+from ._webcom import FakeWebcom
 
-FAKES: dict[str, Callable[..., FakeGateway]] = {"smsclub": FakeSmsClub, "smsplus": FakeSmsPlus}
+FAKES: dict[str, Callable[..., FakeGateway]] = {
+    "smsclub": FakeSmsClub,
+    "smsplus": FakeSmsPlus,
+    "webcom": FakeWebcom,
+}
 
 
 def build(argv: list[str] | None = None) -> FakeGateway:

@@ -1,0 +1,342 @@
+"""Webcom Mobi (mysmpp), translated: multi-message envelopes, no I/O.
+
+One request carries several message entries, each with its own sender, text and phones; the
+answer has one ``information`` entry per phone, in the order the phones appear across the
+entries. Each phone carries a ``client_id_sms`` derived from the send's key and the
+recipient's position: the gateway answers a repeated id with the earlier message id and sends
+nothing, so any ambiguous failure can be retried without sending twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from .._core.errors import (
+    AuthenticationError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    RejectedError,
+    ResponseDecodeError,
+    SmsBridgeError,
+)
+from .._core.gateway import Batch, BatchResult, ChunkPacker, Packer, status_error
+from .._core.models import Balance, BalancePackage, DeliveryState, MessageStatus, Status
+from .._core.phones import PhoneRules
+from .._core.transport import HttpRequest, HttpResponse
+from . import wire
+
+__all__ = ["DEFAULT_BATCH", "STATES", "WebcomGateway", "WebcomJob", "classify", "client_id"]
+
+NAME = "webcom"
+
+DEFAULT_BATCH = 100
+"""Phones per request. Webcom documents no limit; a document-level error refuses the whole
+request, so requests stay at the size SMS Club documents, with bodies of a few kilobytes."""
+
+CHANNELS = ("sms", "viber")
+
+STATES: dict[str, DeliveryState] = {
+    "send": DeliveryState.ENROUTE,
+    "deliver": DeliveryState.DELIVRD,
+    "read": DeliveryState.DELIVRD,
+    "not_deliver": DeliveryState.UNDELIV,
+    "partly_deliver": DeliveryState.UNDELIV,
+    "expired": DeliveryState.EXPIRED,
+}
+"""Webcom's states in the shared vocabulary (``read`` is Viber's delivered-and-read;
+``partly_deliver`` is a multi-part message not wholly delivered)."""
+
+_AUTH = re.compile(r"locked|login or password|account blocked|token", re.I)
+_BALANCE = re.compile(r"out of sms|run out", re.I)
+_PER_PHONE = re.compile(r"stop list|destination is closed|phone number must be", re.I)
+_SENDER = re.compile(r"[A-Za-z0-9 ._&!'-]{1,11}|\d{1,15}")
+
+
+_ID_SPACE = 1 << 63
+
+
+def id_base(send_key: bytes) -> int:
+    """Where a send's range of ``client_id_sms`` values starts: 63 bits from its key."""
+    return int.from_bytes(hashlib.blake2b(send_key, digest_size=8).digest(), "big") % _ID_SPACE
+
+
+def client_id(send_key: bytes, index: int) -> int:
+    """The ``client_id_sms`` of the recipient at ``index`` of the send keyed ``send_key``,
+    the same on every retry and every resume of that send.
+
+    A send takes a contiguous range from a random 63-bit start, so two sends can share an id
+    only if their ranges overlap: about (n1 + n2) / 2^63 for a pair of sends, e.g. one chance
+    in 10^5 over 100,000 sends of 10,000 recipients each. (Ids drawn at random per recipient
+    would collide far sooner: one chance in 20 over a billion messages.)"""
+    return (id_base(send_key) + index) % _ID_SPACE
+
+
+def classify(text: str, *, status: int, document: bool) -> SmsBridgeError:
+    """The typed error a Webcom error text means."""
+    kw: dict[str, Any] = {"provider": NAME, "status": status, "gateway_message": text}
+    if _AUTH.search(text):
+        return AuthenticationError("the gateway refused the credentials", **kw)
+    if _BALANCE.search(text):
+        return InsufficientBalanceError("the account is out of SMS", **kw)
+    if document and _PER_PHONE.search(text):
+        # one number spoiled the whole document; nothing was sent, so the core may split it
+        return RejectedError("the gateway refused a number of the request", splittable=True, **kw)
+    return RejectedError("the gateway refused the request", **kw)
+
+
+def check_sender(sender: object) -> str:
+    """Up to 11 letters/digits, or up to 15 digits, as documented."""
+    if not isinstance(sender, str) or not _SENDER.fullmatch(sender):
+        raise InvalidInputError(
+            f"sender {sender!r} must be 1-11 letters and digits, or up to 15 digits"
+        )
+    return sender
+
+
+def format_validity(
+    validity: datetime.datetime | datetime.timedelta | None, tz: datetime.tzinfo
+) -> str | None:
+    """``validity_period`` as ``YYYY-MM-DD HH:MM:SS`` in the gateway's time zone."""
+    if validity is None:
+        return None
+    if isinstance(validity, datetime.timedelta):
+        validity = datetime.datetime.now(tz) + validity
+    elif validity.tzinfo is not None:
+        validity = validity.astimezone(tz)
+    return validity.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class WebcomJob(msgspec.Struct, frozen=True, kw_only=True):
+    """One send: sender, shared text (``None`` when personalised), channel, validity, and the
+    key its ``client_id_sms`` values derive from."""
+
+    sender: str
+    send_key: bytes
+    text: str | None = None
+    channel: str = "sms"
+    validity: str | None = None
+
+
+def envelope_rows(batch: Batch, text: str | None) -> list[tuple[str, list[int]]]:
+    """The message entries of a request: each text with its rows, in first-appearance order.
+    Building and parsing both walk this, so answers map back to the right recipient."""
+    if batch.texts is None:
+        assert text is not None
+        return [(text, list(range(len(batch))))]
+    groups: dict[str, list[int]] = {}
+    for row, own in enumerate(batch.texts):
+        groups.setdefault(own, []).append(row)
+    return list(groups.items())
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+class WebcomGateway:
+    """The Webcom adapter.
+
+    Args:
+        token: the secret key, or
+        login, password: the account's credentials.
+        batch_size: phones per request (see :data:`DEFAULT_BATCH`).
+        phones: number rules; Russian national format (``8 916 …``) accepted by default.
+        status_batch: ids per ``state.php`` request; the documents show one, so 1.
+    """
+
+    name = NAME
+    retry_safe = True
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        login: str | None = None,
+        password: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        phones: PhoneRules | None = None,
+        status_batch: int = 1,
+    ) -> None:
+        if batch_size < 1 or status_batch < 1:
+            raise InvalidInputError("batch_size and status_batch must be positive")
+        self.batch_size = batch_size
+        self.status_batch = status_batch
+        self.phones = phones or PhoneRules("RU")
+        if token:
+            self._credentials = wire.Credentials(token=token)
+        else:
+            self._credentials = wire.Credentials(login=login or "", password=password or "")
+        self._headers = {"Content-Type": "text/json; charset=utf-8"}
+
+    def __repr__(self) -> str:
+        kind = "token" if self._credentials.token else "login"
+        return f"WebcomGateway({kind}, batch_size={self.batch_size})"
+
+    # ----------------------------------------------------------------- sending
+
+    def packer(self, job: WebcomJob) -> Packer:
+        """Up to ``batch_size`` phones per request, however many entries they need."""
+        return ChunkPacker(self.batch_size)
+
+    def check(self, batch: Batch, job: WebcomJob) -> dict[int, str] | None:
+        """No checks beyond the number's."""
+        return None
+
+    def build_send(self, batch: Batch, job: WebcomJob) -> HttpRequest:
+        """``/json``: one message entry per distinct text, with each phone's client id."""
+        indices, phones, validity = batch.indices, batch.phones, job.validity
+        base = id_base(job.send_key)
+        messages = [
+            wire.Message(
+                type_send_1=job.channel,
+                sender=job.sender,
+                text=text,
+                phones=[
+                    wire.PhoneEntry(phones[row], (base + indices[row]) % _ID_SPACE, validity)
+                    for row in rows
+                ],
+            )
+            for text, rows in envelope_rows(batch, job.text)
+        ]
+        c = self._credentials
+        body = wire.Envelope(login=c.login, password=c.password, token=c.token, message=messages)
+        return HttpRequest("/json", wire.encode(body), self._headers)
+
+    def parse_send(self, batch: Batch, response: HttpResponse, job: WebcomJob) -> BatchResult:
+        """Each ``information`` entry back to its recipient, across the message entries."""
+        data = self._document(response)
+        information = data.get("information") if isinstance(data, dict) else None
+        order = [row for _, rows in envelope_rows(batch, job.text) for row in rows]
+        if not isinstance(information, list) or len(information) != len(order):
+            raise ResponseDecodeError(
+                "the answer does not have one entry per phone",
+                provider=NAME,
+                status=response.status,
+                maybe_processed=True,
+            )
+        statuses: list[Status] = [Status.UNCERTAIN] * len(batch)
+        details: list[str | None] = ["unreadable answer entry"] * len(batch)
+        stop: SmsBridgeError | None = None
+        for row, entry in zip(order, information, strict=True):
+            if not isinstance(entry, dict):
+                continue
+            error, message_id = entry.get("error"), entry.get("id_sms")
+            if error:
+                reason = _text(error)
+                statuses[row], details[row] = Status.REJECTED, reason
+                kind = classify(reason, status=response.status, document=False)
+                if kind.account_wide and stop is None:
+                    stop = kind
+            elif message_id not in (None, ""):
+                statuses[row], details[row] = Status.ACCEPTED, _text(message_id)
+        return BatchResult(statuses, details, stop)
+
+    def _document(self, response: HttpResponse) -> Any:
+        """The decoded answer, or the error a document-level failure means."""
+        try:
+            data: Any = wire.decode_any(response.body)
+        except msgspec.DecodeError:
+            data = None
+        error = data.get("error") if isinstance(data, dict) else None
+        if error:
+            if response.status >= 500:
+                raise status_error(NAME, response, _text(error)) or RejectedError(_text(error))
+            raise classify(_text(error), status=response.status, document=True)
+        failure = status_error(NAME, response, None)
+        if failure is not None:
+            raise failure
+        if data is None:
+            raise ResponseDecodeError(
+                "the gateway's answer is not JSON",
+                provider=NAME,
+                status=response.status,
+                maybe_processed=True,
+            )
+        return data
+
+    # ----------------------------------------------------------------- other calls
+
+    def build_state(self, ids: Sequence[str]) -> HttpRequest:
+        """``/json/state.php`` for one id (or several, with ``status_batch`` > 1)."""
+        values: list[int | str] = [int(i) if i.isdigit() else i for i in ids]
+        c = self._credentials
+        query = wire.StateQuery(
+            login=c.login,
+            password=c.password,
+            token=c.token,
+            id_sms=values[0] if len(values) == 1 else values,
+        )
+        return HttpRequest("/json/state.php", wire.encode(query), self._headers)
+
+    def parse_state(self, ids: Sequence[str], response: HttpResponse) -> list[MessageStatus]:
+        """One status per asked id, in order; ids the answer lacks carry an error."""
+        try:
+            data = self._document(response)
+        except RejectedError as e:
+            said = e.gateway_message or e.message
+            return [
+                MessageStatus(message_id=i, state=DeliveryState.UNKNOWN, error=said) for i in ids
+            ]
+        entries = data if isinstance(data, list) else [data]
+        found: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            if isinstance(entry, dict) and "id_sms" in entry:
+                found[_text(entry["id_sms"])] = entry
+        result = []
+        for message_id in ids:
+            entry = found.get(message_id)
+            if entry is None:
+                result.append(
+                    MessageStatus(
+                        message_id=message_id,
+                        state=DeliveryState.UNKNOWN,
+                        error="the gateway's answer does not mention this id",
+                    )
+                )
+                continue
+            raw = _text(entry.get("state", ""))
+            result.append(
+                MessageStatus(
+                    message_id=message_id,
+                    state=STATES.get(raw, DeliveryState.UNKNOWN),
+                    raw=raw,
+                    error=_text(entry["error"]) if entry.get("error") else None,
+                )
+            )
+        return result
+
+    def build_balance(self) -> HttpRequest:
+        """``/json/balance.php``."""
+        return HttpRequest("/json/balance.php", wire.encode(self._credentials), self._headers)
+
+    def parse_balance(self, response: HttpResponse) -> Balance:
+        """Money as a ``Decimal``; prepaid counts per area, ``None`` for "Unlim"."""
+        data = self._document(response)
+        try:
+            money = Decimal(_text(data["money"]).replace(",", "."))
+            packages = tuple(
+                BalancePackage(
+                    channel=_text(p.get("type_sms", "")),
+                    area=_text(p.get("area", "")),
+                    count=_count(p.get("num_sms")),
+                )
+                for p in data.get("information") or ()
+            )
+            return Balance(money=money, currency=_text(data.get("currency", "")), packages=packages)
+        except (KeyError, TypeError, AttributeError, InvalidOperation, ValueError) as e:
+            raise ResponseDecodeError(
+                f"unreadable balance ({type(e).__name__})", provider=NAME, status=response.status
+            ) from None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().lower().startswith("unlim"):
+        return None
+    return int(str(value))

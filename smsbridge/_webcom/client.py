@@ -1,0 +1,198 @@
+"""The Webcom Mobi client."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+from collections.abc import AsyncIterable, Iterable
+from typing import Unpack
+
+import anyio
+
+from .._core.client import Client, ClientOptions, env_or
+from .._core.engine import OutcomeCallback
+from .._core.errors import ConfigurationError, InvalidInputError
+from .._core.models import Balance, Keep, MessageStatus, Report
+from .._core.phones import PhoneRules
+from .._core.recipients import phone_text_pairs, phones_only
+from .adapter import (
+    CHANNELS,
+    DEFAULT_BATCH,
+    WebcomGateway,
+    WebcomJob,
+    check_sender,
+    format_validity,
+)
+
+__all__ = ["MOSCOW", "Webcom"]
+
+MOSCOW = datetime.timezone(datetime.timedelta(hours=3), "MSK")
+"""The gateway's time zone as assumed for ``validity_period`` (Moscow, no daylight saving)."""
+
+Phones = Iterable[str | int] | AsyncIterable[str | int]
+Personal = Iterable[tuple[str | int, str]] | AsyncIterable[tuple[str | int, str]]
+Validity = datetime.datetime | datetime.timedelta | None
+
+
+class Webcom(Client[WebcomJob]):
+    """Client for Webcom Mobi (mysmpp), ``http://lk.mysmpp.ru``.
+
+    ::
+
+        async with Webcom(token=...) as sms:      # or login=..., password=...
+            report = await sms.send("Sale today", to=phones, sender="Shop")
+
+    Sends are exactly-once: every recipient carries a ``client_id_sms`` derived from the
+    send's key and its position, and the gateway answers a repeated id with the earlier message
+    instead of sending again, so timeouts, 5xx and dropped connections are retried.
+
+    The documented address is plain HTTP and the credentials travel in the request body: pass
+    ``base_url="https://…"`` where the gateway offers TLS. The default plain-HTTP address is
+    allowed with a warning (:class:`InsecureTransportWarning`, once per host); any other
+    ``http://`` address off loopback needs ``allow_insecure_http=True``.
+
+    Args:
+        token: the secret key; default ``SMSBRIDGE_WEBCOM_TOKEN``.
+        login, password: instead of a token; default ``SMSBRIDGE_WEBCOM_LOGIN`` and
+            ``SMSBRIDGE_WEBCOM_PASSWORD``.
+        batch_size: phones per request (undocumented; default 100).
+        status_batch: ids per status request (undocumented whether a list is taken; 1).
+        phones: number rules (default: any country, Russian national format accepted).
+        validity_tz: the time zone ``validity_period`` is written in (undocumented; Moscow).
+        **options: see :class:`ClientOptions`.
+    """
+
+    _default_url = "http://lk.mysmpp.ru"
+    _env_prefix = "SMSBRIDGE_WEBCOM"
+    _plain_http_default = True
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        login: str | None = None,
+        password: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        status_batch: int = 1,
+        phones: PhoneRules | None = None,
+        validity_tz: datetime.tzinfo = MOSCOW,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        if login is None and password is None:
+            token = env_or(token, "SMSBRIDGE_WEBCOM_TOKEN")
+        if not token:
+            login = env_or(login, "SMSBRIDGE_WEBCOM_LOGIN")
+            password = env_or(password, "SMSBRIDGE_WEBCOM_PASSWORD")
+            if not (login and password):
+                raise ConfigurationError(
+                    "no Webcom credentials: pass token= (or login= and password=), or set "
+                    "SMSBRIDGE_WEBCOM_TOKEN (or SMSBRIDGE_WEBCOM_LOGIN and _PASSWORD)"
+                )
+        self.gateway = WebcomGateway(
+            token=token,
+            login=login,
+            password=password,
+            batch_size=batch_size,
+            phones=phones,
+            status_batch=status_batch,
+        )
+        self._validity_tz = validity_tz
+        identity = token or f"{login}\x00{password}"
+        super().__init__(self.gateway, identity=identity, options=options)
+
+    def _job(
+        self,
+        sender: str,
+        text: str | None,
+        channel: str,
+        validity: Validity,
+        idempotency_key: str | bytes | None,
+    ) -> WebcomJob:
+        if channel not in CHANNELS:
+            raise InvalidInputError(f"channel must be one of {CHANNELS}, got {channel!r}")
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise InvalidInputError("text must be a non-empty string")
+        if idempotency_key is None:
+            send_key = os.urandom(16)
+        else:
+            raw = idempotency_key.encode() if isinstance(idempotency_key, str) else idempotency_key
+            send_key = hashlib.blake2b(raw, digest_size=16).digest()
+        return WebcomJob(
+            sender=check_sender(sender),
+            send_key=send_key,
+            text=text,
+            channel=channel,
+            validity=format_validity(validity, self._validity_tz),
+        )
+
+    async def send(
+        self,
+        text: str,
+        *,
+        to: Phones,
+        sender: str,
+        channel: str = "sms",
+        validity: Validity = None,
+        idempotency_key: str | bytes | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        keep: Keep = "all",
+        stop: anyio.Event | None = None,
+    ) -> Report:
+        """Send one text to every number of ``to``.
+
+        Args:
+            text: the message.
+            to: the numbers, any iterable or async iterable, read lazily.
+            sender: up to 11 letters and digits, or 15 digits.
+            channel: ``"sms"`` or ``"viber"`` (``type_send_1``).
+            validity: when delivery attempts stop (a datetime, or a timedelta from now).
+            idempotency_key: a stable key for this send; re-running the same send with the
+                same key (after a crash) cannot send anyone twice. Random when omitted.
+            on_outcome, keep, stop: as for :meth:`SmsClub.send`.
+        """
+        job = self._job(sender, text, channel, validity, idempotency_key)
+        return await self._run_send(
+            job, to, phones_only, on_outcome=on_outcome, keep=keep, stop=stop
+        )
+
+    async def send_personal(
+        self,
+        messages: Personal,
+        *,
+        sender: str,
+        channel: str = "sms",
+        validity: Validity = None,
+        idempotency_key: str | bytes | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        keep: Keep = "all",
+        stop: anyio.Event | None = None,
+    ) -> Report:
+        """Send each ``(phone, text)`` its own text; recipients sharing a text travel in one
+        message entry, many entries per request. Otherwise as :meth:`send`."""
+        job = self._job(sender, None, channel, validity, idempotency_key)
+        return await self._run_send(
+            job, messages, phone_text_pairs, on_outcome=on_outcome, keep=keep, stop=stop
+        )
+
+    async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:
+        """Delivery state of each id, in order (``/json/state.php``)."""
+        ids = [str(i) for i in message_ids]
+        size = self.gateway.status_batch
+        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+        results: list[list[MessageStatus]] = [[] for _ in chunks]
+
+        async def one(n: int) -> None:
+            chunk = chunks[n]
+            results[n] = await self._call(
+                self.gateway.build_state(chunk), lambda r: self.gateway.parse_state(chunk, r)
+            )
+
+        async with anyio.create_task_group() as tg:
+            for n in range(len(chunks)):
+                tg.start_soon(one, n)
+        return [status for chunk in results for status in chunk]
+
+    async def balance(self) -> Balance:
+        """Money (``Decimal``) and prepaid messages per area (``None`` for unlimited)."""
+        return await self._call(self.gateway.build_balance(), self.gateway.parse_balance)

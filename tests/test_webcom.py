@@ -1,0 +1,269 @@
+"""Webcom end to end against the fake over loopback: a 50,000-recipient personalised send,
+exactly-once under injected faults, the delivery-report webhook round trip, and the rest."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Sequence
+
+import pytest
+from aiohttp import web
+
+from smsbridge import (
+    AuthenticationError,
+    ConfigurationError,
+    DeliveryReport,
+    DeliveryState,
+    InsecureTransportWarning,
+    InsufficientBalanceError,
+    InvalidInputError,
+    Outcome,
+    RetryPolicy,
+    Status,
+    Timeouts,
+    Webcom,
+    report_handler,
+)
+from smsbridge.testing import FakeWebcom, Faults
+
+from .helpers import TOKEN
+
+
+def ru(i: int) -> str:
+    return f"7916{i:07d}"
+
+
+def personal(count: int, texts: int, seed: int = 7) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    return [(ru(i), f"Offer #{rng.randrange(texts)} for you") for i in range(count)]
+
+
+async def test_fifty_thousand_personal_texts_in_envelopes() -> None:
+    """50,000 recipients, 1,000 distinct texts: every number gets exactly its own text."""
+    pairs = personal(50_000, 1_000)
+    async with (
+        FakeWebcom(tokens=[TOKEN]) as fake,
+        Webcom(TOKEN, base_url=fake.url, rate=1000, concurrency=16) as sms,
+    ):
+        report = await sms.send_personal(pairs, sender="Shop", keep="none")
+    assert (report.accepted, report.requests) == (50_000, 500)
+    got = {m.phone: m.text for m in fake.sent}
+    assert len(fake.sent) == len(got) == 50_000
+    assert got == dict(pairs)
+    assert len({m.client_id for m in fake.sent}) == 50_000
+
+
+FAULTS = Faults(
+    error_before=0.03,
+    error_after=0.04,
+    hang_after=0.04,
+    garbage_before=0.02,
+    garbage_after=0.04,
+    reset_after=0.04,
+    rate_limited=0.03,
+    hang_seconds=2.0,
+    retry_after=0.01,
+    seed=4,
+)
+
+
+async def test_exactly_once_under_faults() -> None:
+    """Hangs after accepting, 5xx, garbage and resets are retried with the same client ids:
+    nobody is sent twice, nobody is lost, and no outcome is uncertain."""
+    outcomes: dict[int, Outcome] = {}
+    async with (
+        FakeWebcom(tokens=[TOKEN], faults=FAULTS) as fake,
+        Webcom(
+            TOKEN,
+            base_url=fake.url,
+            rate=500,
+            concurrency=16,
+            timeouts=Timeouts(connect=2, read=0.4, total=5),
+            retry=RetryPolicy(attempts=10, backoff=0.01, max_backoff=0.05),
+        ) as sms,
+    ):
+        report = await sms.send(
+            "Sale today",
+            to=(ru(i) for i in range(20_000)),
+            sender="Shop",
+            keep="none",
+            on_outcome=lambda o: outcomes.__setitem__(o.index, o),
+        )
+        assert report.accepted == 20_000
+        assert (report.uncertain, report.failed) == (0, 0)
+        assert report.requests > 200  # the faults really cost retries
+        assert fake.replayed > 0  # ...and some retries were answered from the first send
+        counts = fake.sent_counts()
+        assert len(counts) == 20_000 and set(counts.values()) == {1}
+        ids = {m.phone: m.id for m in fake.sent}
+        assert all(ids[o.phone] == o.message_id for o in outcomes.values())
+    assert {r.fault for r in fake.requests} >= {"hang_after", "error_after", "reset_after"}
+
+
+async def test_a_resumed_send_with_the_same_key_sends_nobody_twice() -> None:
+    """A second process re-running the send with its idempotency key (its own duplicate
+    window knows nothing) gets the earlier ids back, and the gateway sends nothing."""
+    phones = [ru(i) for i in range(250)]
+    async with FakeWebcom(tokens=[TOKEN]) as fake:
+        async with Webcom(TOKEN, base_url=fake.url) as first_process:
+            first = await first_process.send(
+                "hi", to=phones, sender="Shop", idempotency_key="campaign-1"
+            )
+        async with Webcom(TOKEN, base_url=fake.url) as second_process:
+            second = await second_process.send(
+                "hi", to=phones, sender="Shop", idempotency_key="campaign-1"
+            )
+    assert len(fake.sent) == 250 and fake.replayed == 250
+    assert second.message_ids() == first.message_ids()
+
+
+class Store:
+    """A report store that refuses some reports the first time it sees them."""
+
+    def __init__(self, flaky: set[str]) -> None:
+        self.flaky = flaky
+        self.saved: dict[str, DeliveryReport] = {}
+        self.calls = 0
+
+    async def __call__(self, reports: Sequence[DeliveryReport]) -> list[str]:
+        self.calls += 1
+        stored = []
+        for report in reports:
+            if report.message_id in self.flaky:
+                self.flaky.discard(report.message_id)  # fails once, then works
+                continue
+            self.saved[report.message_id] = report
+            stored.append(report.message_id)
+        return stored
+
+
+async def test_delivery_report_webhook_round_trip() -> None:
+    """The fake posts reports; the handler stores and echoes them; what was not stored is
+    posted again, and the fake stops once everything is acknowledged."""
+    async with FakeWebcom(tokens=[TOKEN]) as fake, Webcom(TOKEN, base_url=fake.url) as sms:
+        report = await sms.send("hi", to=[ru(i) for i in range(40)], sender="Shop")
+        ids = report.message_ids()
+        store = Store(flaky=set(ids[:5]))
+        app = web.Application()
+        app.router.add_post("/reports", report_handler(store))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}/reports"
+            posts = await fake.post_reports(url, {int(i): "deliver" for i in ids})
+        finally:
+            await runner.cleanup()
+        assert [len(p) for p in posts] == [40, 5]
+        assert sorted(posts[1]) == sorted(int(i) for i in ids[:5])
+        assert fake.acknowledged == {int(i) for i in ids}
+        assert set(store.saved) == set(ids)
+        assert {r.state for r in store.saved.values()} == {DeliveryState.DELIVRD}
+        statuses = await sms.status(ids[:3])
+    assert [s.state for s in statuses] == [DeliveryState.DELIVRD] * 3
+
+
+async def test_report_handler_limits_and_garbage() -> None:
+    """Oversized and unreadable bodies are refused; a failing store acknowledges nothing."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def broken(reports: Sequence[DeliveryReport]) -> list[str]:
+        raise RuntimeError("database down")
+
+    app = web.Application()
+    app.router.add_post("/ok", report_handler(Store(set()), max_bytes=200))
+    app.router.add_post("/broken", report_handler(broken))
+    async with TestClient(TestServer(app)) as client:
+        big = await client.post("/ok", data=b"[" + b'{"id_sms": 1},' * 50 + b"{}]")
+        assert big.status == 413
+        bad = await client.post("/ok", data=b"<html>")
+        assert bad.status == 400
+        ok = await client.post("/ok", json=[{"id_sms": 7, "time": "", "state": "expired"}])
+        assert (ok.status, await ok.json()) == (200, [{"id_sms": 7}])
+        failing = await client.post("/broken", json=[{"id_sms": 7, "state": "deliver"}])
+        assert failing.status == 500
+
+
+async def test_stop_listed_number_refusing_the_document_is_isolated() -> None:
+    """When one stop-listed number makes the gateway refuse the whole request, the request is
+    halved until that number stands alone: the others go, it alone is rejected."""
+    async with (
+        FakeWebcom(tokens=[TOKEN], stop_list={ru(37)}, stop_list_errors="document") as fake,
+        Webcom(TOKEN, base_url=fake.url) as sms,
+    ):
+        report = await sms.send("hi", to=[ru(i) for i in range(100)], sender="Shop")
+    assert (report.accepted, report.rejected) == (99, 1)
+    assert report.by_status(Status.REJECTED)[0].phone == ru(37)
+    assert report.requests <= 1 + 2 * 7
+    assert len(fake.sent) == 99
+
+
+async def test_credentials_by_login_and_wrong_ones() -> None:
+    """Login and password work; wrong ones fail everyone with AuthenticationError."""
+    async with (
+        FakeWebcom(tokens=[], accounts={"shop": "pw"}) as fake,
+        Webcom(login="shop", password="pw", base_url=fake.url) as sms,
+    ):
+        assert (await sms.send("hi", to=[ru(1)], sender="Shop")).accepted == 1
+        assert (await sms.balance()).packages[1].count is None
+    async with (
+        FakeWebcom(tokens=[], accounts={"shop": "pw"}) as fake,
+        Webcom(login="shop", password="wrong", base_url=fake.url) as sms,
+    ):
+        report = await sms.send("hi", to=[ru(i) for i in range(300)], sender="Shop", keep="none")
+    assert report.failed == 300
+    assert isinstance(report.error, AuthenticationError)
+
+
+async def test_out_of_sms_stops_the_send() -> None:
+    """An account out of messages stops the send: the rest are failed, not dropped."""
+    async with (
+        FakeWebcom(tokens=[TOKEN], sms_left=150) as fake,
+        Webcom(TOKEN, base_url=fake.url, concurrency=1) as sms,
+    ):
+        report = await sms.send("hi", to=[ru(i) for i in range(500)], sender="Shop", keep="none")
+    assert (report.accepted, report.failed, report.total) == (100, 400, 500)
+    assert isinstance(report.error, InsufficientBalanceError)
+
+
+def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Env credentials, input checks, and the plain-HTTP policy of the documented URL."""
+    for name in ("TOKEN", "LOGIN", "PASSWORD", "URL"):
+        monkeypatch.delenv(f"SMSBRIDGE_WEBCOM_{name}", raising=False)
+    with pytest.raises(ConfigurationError, match="SMSBRIDGE_WEBCOM_TOKEN"):
+        Webcom()
+    monkeypatch.setenv("SMSBRIDGE_WEBCOM_LOGIN", "shop")
+    monkeypatch.setenv("SMSBRIDGE_WEBCOM_PASSWORD", "s3cret-pw")
+    sms = Webcom()
+    assert str(sms.base_url) == "http://lk.mysmpp.ru"
+    assert "s3cret-pw" not in repr(sms) + repr(sms.gateway)
+    with pytest.raises(ConfigurationError, match="refusing plain http"):
+        Webcom(TOKEN, base_url="http://example.com")
+    assert str(Webcom(TOKEN, base_url="https://lk.mysmpp.ru").base_url) == "https://lk.mysmpp.ru"
+
+
+async def test_plain_http_to_the_documented_host_warns_once() -> None:
+    """Opening a client on the default http:// URL warns, once per host."""
+    with pytest.warns(InsecureTransportWarning, match="plain HTTP to lk.mysmpp.ru"):
+        async with Webcom(TOKEN):
+            pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        async with Webcom(TOKEN):
+            pass
+
+
+async def test_bad_arguments() -> None:
+    """Senders, channels and texts that can never be sent fail before any request."""
+    async with FakeWebcom(tokens=[TOKEN]) as fake, Webcom(TOKEN, base_url=fake.url) as sms:
+        for kwargs in (
+            {"sender": "A very long sender"},
+            {"sender": "Shop", "channel": "telegram"},
+        ):
+            with pytest.raises(InvalidInputError):
+                await sms.send("hi", to=[ru(1)], **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            await sms.send("", to=[ru(1)], sender="Shop")
+        viber = await sms.send("hi", to=[ru(1)], sender="Shop", channel="viber")
+    assert viber.accepted == 1 and fake.sent

@@ -1,0 +1,212 @@
+"""Webcom, purely: envelopes, answers mapped back across message entries, every error shape,
+state, balance, delivery reports."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import pytest
+
+from smsbridge import (
+    AuthenticationError,
+    DeliveryState,
+    HttpResponse,
+    InsufficientBalanceError,
+    RejectedError,
+    ResponseDecodeError,
+    SmsBridgeError,
+    Status,
+    UnavailableError,
+    acknowledge,
+    parse_delivery_reports,
+)
+from smsbridge._core.gateway import Batch
+from smsbridge._webcom.adapter import WebcomGateway, WebcomJob, client_id, format_validity
+from smsbridge._webcom.client import MOSCOW
+
+GW = WebcomGateway(token="webcom-secret")
+KEY = b"k" * 16
+BATCH = Batch(
+    [10, 11, 12, 13],
+    ["79161234567", "79161234568", "79161234569", "79161234570"],
+    ["sale", "hello", "sale", "bye"],
+)
+JOB = WebcomJob(sender="Shop", send_key=KEY, validity="2026-12-31 23:59:59")
+
+
+def answer(body: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(status, body if isinstance(body, bytes) else json.dumps(body).encode())
+
+
+def test_envelope_groups_texts_and_carries_client_ids() -> None:
+    """Recipients sharing a text share a message entry; each phone has its stable id."""
+    request = GW.build_send(BATCH, JOB)
+    body = json.loads(request.body)
+    assert request.path == "/json"
+    assert request.headers["Content-Type"] == "text/json; charset=utf-8"
+    assert body["token"] == "webcom-secret"
+    assert "webcom-secret" not in repr(request)
+    entries = [(m["text"], [p["phone"] for p in m["phones"]]) for m in body["message"]]
+    assert entries == [
+        ("sale", ["79161234567", "79161234569"]),
+        ("hello", ["79161234568"]),
+        ("bye", ["79161234570"]),
+    ]
+    first = body["message"][0]
+    assert first["type_send_1"] == "sms" and first["sender"] == "Shop"
+    assert first["phones"][0] == {
+        "phone": "79161234567",
+        "client_id_sms": client_id(KEY, 10),
+        "validity_period": "2026-12-31 23:59:59",
+    }
+    again = json.loads(GW.build_send(BATCH, JOB).body)
+    assert again == body  # a retry carries the same ids
+    other = json.loads(GW.build_send(BATCH, WebcomJob(sender="Shop", send_key=b"x" * 16)).body)
+    assert other["message"][0]["phones"][0]["client_id_sms"] != client_id(KEY, 10)
+    assert 0 < client_id(KEY, 10) < 2**63
+
+
+def test_login_and_password_instead_of_a_token() -> None:
+    """Credentials by login travel as login and password, and no token field."""
+    gateway = WebcomGateway(login="shop", password="pw")
+    body = json.loads(gateway.build_send(BATCH, JOB).body)
+    assert (body["login"], body["password"], "token" in body) == ("shop", "pw", False)
+    assert "pw" not in repr(gateway)
+
+
+def test_answers_map_back_across_entries() -> None:
+    """information runs in envelope order (sale, sale, hello, bye), not input order."""
+    body = {
+        "information": [
+            {"state": "send", "id_sms": 1},
+            {"error": "Phone number is on the stop list"},
+            {"state": "send", "id_sms": 2},
+            {"state": "send", "id_sms": "3", "error": ""},
+        ]
+    }
+    result = GW.parse_send(BATCH, answer(body), JOB)
+    assert result.statuses == [Status.ACCEPTED, Status.ACCEPTED, Status.REJECTED, Status.ACCEPTED]
+    assert result.details == ["1", "2", "Phone number is on the stop list", "3"]
+    assert result.stop is None
+
+
+def test_per_phone_out_of_sms_stops_the_send() -> None:
+    """A per-phone balance error rejects that phone and stops the send."""
+    body = {"information": [{"state": "send", "id_sms": 1}] + [{"error": "Out of SMS"}] * 3}
+    result = GW.parse_send(BATCH, answer(body), JOB)
+    assert isinstance(result.stop, InsufficientBalanceError)
+
+
+@pytest.mark.parametrize(
+    ("response", "kind", "maybe", "splittable"),
+    [
+        (answer({"error": "Incorrect JSON document format"}), RejectedError, False, False),
+        (
+            answer({"error": "Your account is locked Incorrect login or password"}),
+            AuthenticationError,
+            False,
+            False,
+        ),
+        (answer({"error": "POST data is missing"}), RejectedError, False, False),
+        (
+            answer({"error": "We have run out of SMS. Contact your manager"}, 400),
+            InsufficientBalanceError,
+            False,
+            False,
+        ),
+        (answer({"error": "Account blocked"}, 400), AuthenticationError, False, False),
+        (answer({"error": "There is no such sender"}, 400), RejectedError, False, False),
+        (answer({"error": "SMS text rejected by moderator"}, 400), RejectedError, False, False),
+        (answer({"error": "Phone number is on the stop list"}, 400), RejectedError, False, True),
+        (answer({"error": "This destination is closed for you"}, 400), RejectedError, False, True),
+        (
+            answer({"information": [{"state": "send", "id_sms": 1}]}),
+            ResponseDecodeError,
+            True,
+            False,
+        ),
+        (answer({"something": "else"}), ResponseDecodeError, True, False),
+        (answer(b"<html>oops</html>"), ResponseDecodeError, True, False),
+        (answer(b"<html>oops</html>", 503), UnavailableError, True, False),
+        (answer({"error": "internal"}, 500), UnavailableError, True, False),
+    ],
+)
+def test_document_level_errors(
+    response: HttpResponse, kind: type[SmsBridgeError], maybe: bool, splittable: bool
+) -> None:
+    """Errors in 200 and 400 answers, garbage and short answers are typed."""
+    with pytest.raises(kind) as caught:
+        GW.parse_send(BATCH, response, JOB)
+    assert caught.value.maybe_processed is maybe
+    assert getattr(caught.value, "splittable", False) is splittable
+    assert "webcom-secret" not in str(caught.value)
+
+
+def test_state_and_balance() -> None:
+    """States map to the shared vocabulary; balance reads money and per-area counts."""
+    response = answer(
+        [
+            {"id_sms": 82216, "time_change_state": "2021-04-26 15:15:03", "state": "deliver"},
+            {"id_sms": 82217, "state": "partly_deliver"},
+            {"id_sms": 82218, "state": "read"},
+        ]
+    )
+    states = GW.parse_state(["82216", "82217", "82218", "9"], response)
+    assert [(s.state, s.raw) for s in states] == [
+        (DeliveryState.DELIVRD, "deliver"),
+        (DeliveryState.UNDELIV, "partly_deliver"),
+        (DeliveryState.DELIVRD, "read"),
+        (DeliveryState.UNKNOWN, ""),
+    ]
+    missing = GW.parse_state(["1"], answer({"error": "SMS not found"}))
+    assert missing[0].error == "SMS not found"
+    assert json.loads(GW.build_state(["82216"]).body)["id_sms"] == 82216
+    balance = GW.parse_balance(
+        answer(
+            {
+                "money": "19023.9",
+                "currency": "RUR",
+                "information": [
+                    {"type_sms": "sms", "area": "Tele2", "num_sms": "72029"},
+                    {"type_sms": "viber", "area": "all", "num_sms": "Unlim"},
+                ],
+            }
+        )
+    )
+    assert str(balance.money) == "19023.9" and balance.currency == "RUR"
+    assert [(p.channel, p.area, p.count) for p in balance.packages] == [
+        ("sms", "Tele2", 72029),
+        ("viber", "all", None),
+    ]
+    with pytest.raises(ResponseDecodeError):
+        GW.parse_balance(answer({"money": "lots"}))
+
+
+def test_validity_is_written_in_the_gateways_zone() -> None:
+    """Aware times convert to Moscow time; naive ones are taken as given."""
+    utc = datetime.datetime(2026, 11, 22, 21, 0, tzinfo=datetime.UTC)
+    assert format_validity(utc, MOSCOW) == "2026-11-23 00:00:00"
+    assert format_validity(datetime.datetime(2026, 1, 2, 3, 4, 5), MOSCOW) == "2026-01-02 03:04:05"
+    assert format_validity(None, MOSCOW) is None
+
+
+def test_delivery_reports_parse_and_acknowledge() -> None:
+    """Reports decode to the shared states; only what is passed is acknowledged."""
+    body = json.dumps(
+        [
+            {"id_sms": 3234, "time": "2011-01-01 12:57:46", "state": "deliver"},
+            {"id_sms": 3235, "time": "bad time", "state": "weird"},
+            {"time": "2011-01-01 12:57:46", "state": "deliver"},
+        ]
+    ).encode()
+    reports = parse_delivery_reports(body)
+    assert [(r.message_id, r.state, r.at) for r in reports] == [
+        ("3234", DeliveryState.DELIVRD, datetime.datetime(2011, 1, 1, 12, 57, 46)),
+        ("3235", DeliveryState.UNKNOWN, None),
+    ]
+    assert json.loads(acknowledge(["3234", "3234", "x1"])) == [{"id_sms": 3234}, {"id_sms": "x1"}]
+    for garbage in (b"<html>", b'"string"', b"42"):
+        with pytest.raises(ResponseDecodeError):
+            parse_delivery_reports(garbage)
