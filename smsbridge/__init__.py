@@ -6,9 +6,9 @@ sliding second hold more requests than the gateway allows, a duplicate window, r
 where they cannot send twice, and exactly one :class:`Outcome` per recipient.
 """
 
-from ._core.client import ClientOptions, InsecureTransportWarning
+from ._core.client import ClientOptions, InsecureTransportWarning, SendOptions
 from ._core.clock import Clock, SystemClock
-from ._core.engine import OutcomeCallback
+from ._core.engine import BatchObserver, OutcomeCallback
 from ._core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -27,6 +27,7 @@ from ._core.errors import (
     TransportTimeoutError,
     UnavailableError,
 )
+from ._core.gateway import Batch
 from ._core.limiter import RateLimiter, SlidingWindowLimiter
 from ._core.models import (
     Balance,
@@ -62,6 +63,8 @@ __all__ = [
     "AuthenticationError",
     "Balance",
     "BalancePackage",
+    "Batch",
+    "BatchObserver",
     "ClientOptions",
     "Clock",
     "ConfigurationError",
@@ -91,6 +94,7 @@ __all__ = [
     "Report",
     "ResponseDecodeError",
     "RetryPolicy",
+    "SendOptions",
     "SenderRegistration",
     "SenderState",
     "SenderStatus",

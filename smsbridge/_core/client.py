@@ -14,7 +14,7 @@ from typing import Any, Generic, Self, TypedDict, TypeVar
 import anyio
 
 from .clock import Clock, SystemClock
-from .engine import BatchHook, OutcomeCallback, SendEngine, Throttle, exchange
+from .engine import BatchObserver, OutcomeCallback, SendEngine, Throttle, exchange
 from .errors import ConfigurationError, ConnectError, RateLimitedError, SmsBridgeError
 from .gateway import Gateway, Job
 from .limiter import RateLimiter, SlidingWindowLimiter
@@ -31,7 +31,7 @@ from .transport import (
 )
 from .window import DuplicateWindow, MemoryWindow
 
-__all__ = ["Client", "ClientOptions", "InsecureTransportWarning"]
+__all__ = ["Client", "ClientOptions", "InsecureTransportWarning", "SendOptions"]
 
 log = logging.getLogger("smsbridge")
 
@@ -100,6 +100,29 @@ def _warn_plain_http(provider: str, host: str) -> None:
     )
     log.warning(message)
     warnings.warn(message, InsecureTransportWarning, stacklevel=3)
+
+
+class SendOptions(TypedDict, total=False):
+    """Options every send method takes as keyword arguments.
+
+    Attributes:
+        on_outcome: called with each recipient's :class:`Outcome` as it is decided; a plain
+            function or a coroutine function.
+        keep: which outcomes the report keeps: ``"all"`` (default), ``"problems"`` or
+            ``"none"`` (flat memory; stream with ``on_outcome``).
+        stop: an ``anyio.Event``; set it to stop reading the input. What was read still gets
+            outcomes (``failed``, "not sent", for what had not gone out).
+        observer: a :class:`BatchObserver` told of each batch before it is sent and of the
+            outcomes after (the campaign journal is one).
+        indexed: the input's entries are ``(index, entry)`` pairs and outcomes carry those
+            indices instead of positions (to resume a campaign, skipping what is done).
+    """
+
+    on_outcome: OutcomeCallback | None
+    keep: Keep
+    stop: anyio.Event | None
+    observer: BatchObserver | None
+    indexed: bool
 
 
 def env_or(value: str | None, name: str) -> str | None:
@@ -209,11 +232,7 @@ class Client(Generic[J]):
         job: J,
         source: Iterable[Any] | AsyncIterable[Any],
         unpack: Unpack,
-        *,
-        on_outcome: OutcomeCallback | None,
-        keep: Keep,
-        stop: anyio.Event | None,
-        before_batch: BatchHook | None = None,
+        options: SendOptions,
     ) -> Report:
         engine = SendEngine(
             gateway=self._gateway,
@@ -225,12 +244,12 @@ class Client(Generic[J]):
             at_least_once=self._at_least_once,
             clock=self._clock,
             concurrency=self.concurrency,
-            on_outcome=on_outcome,
-            keep=keep,
-            stop=stop,
-            before_batch=before_batch,
+            on_outcome=options.get("on_outcome"),
+            keep=options.get("keep", "all"),
+            stop=options.get("stop"),
+            observer=options.get("observer"),
         )
-        return await engine.run(source, unpack)
+        return await engine.run(source, unpack, indexed=options.get("indexed", False))
 
     async def _call(
         self,

@@ -22,7 +22,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable, Sequence
 from itertools import islice
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -43,7 +43,7 @@ from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Transport
 from .window import DuplicateWindow
 
-__all__ = ["BatchHook", "OutcomeCallback", "SendEngine", "Throttle", "exchange"]
+__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine", "Throttle", "exchange"]
 
 log = logging.getLogger("smsbridge")
 
@@ -52,8 +52,20 @@ J = TypeVar("J", bound=Job)
 OutcomeCallback = Callable[[Outcome], "Awaitable[None] | None"]
 """Called with every outcome as it is decided; may be a coroutine function."""
 
-BatchHook = Callable[[Batch], Awaitable[None]]
-"""Awaited with a batch right before its first request (the journal's intent)."""
+
+class BatchObserver(Protocol):
+    """Watches a send batch by batch (the campaign journal is one)."""
+
+    async def before(self, batch: Batch) -> None:
+        """Right before a batch's first request; if it raises, nothing more is sent."""
+        ...
+
+    async def after(
+        self, batch: Batch, statuses: Sequence[Status], details: Sequence[str | None]
+    ) -> None:
+        """With the final outcomes of recipients, a batch (or part of one) at a time."""
+        ...
+
 
 _COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
 _RELEASE = frozenset({Status.REJECTED, Status.FAILED})
@@ -101,7 +113,7 @@ class SendEngine(Generic[J]):
         on_outcome: OutcomeCallback | None = None,
         keep: Keep = "all",
         stop: anyio.Event | None = None,
-        before_batch: BatchHook | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         self._gateway = gateway
         self._job = job
@@ -118,18 +130,29 @@ class SendEngine(Generic[J]):
         self._counts = dict.fromkeys(Status, 0)
         self._materialise = on_outcome is not None or keep != "none"
         self._stop_requested = stop
-        self._before_batch = before_batch
+        self._observer = observer
         self._error: SmsBridgeError | None = None
         self._fatal: Exception | None = None
         self._stopped = False
         self._requests = 0
         self._next_index = 0
+        self._indexed = False
         self._packer = gateway.packer(job)
 
     # ----------------------------------------------------------------- entry point
 
-    async def run(self, source: Iterable[Any] | AsyncIterable[Any], unpack: Unpack) -> Report:
-        """Send to every recipient of ``source``; return the report when all have outcomes."""
+    async def run(
+        self,
+        source: Iterable[Any] | AsyncIterable[Any],
+        unpack: Unpack,
+        *,
+        indexed: bool = False,
+    ) -> Report:
+        """Send to every recipient of ``source``; return the report when all have outcomes.
+
+        With ``indexed``, entries are ``(index, entry)`` and outcomes carry those indices
+        (a resumed campaign skips what is done and keeps each row's number)."""
+        self._indexed = indexed
         started = self._clock.now()
         send, receive = anyio.create_memory_object_stream[Batch](self._concurrency)
         async with anyio.create_task_group() as tg:
@@ -203,9 +226,14 @@ class SendEngine(Generic[J]):
         """Turn a chunk of input entries into batches for the workers."""
         base = self._next_index
         self._next_index = base + len(chunk)
+        if self._indexed:
+            indices = [entry[0] for entry in chunk]
+            chunk = [entry[1] for entry in chunk]
+        else:
+            indices = list(range(base, base + len(chunk)))
         raw_phones, texts, params, problems = unpack(chunk)
         phones, invalid = self._gateway.phones.normalise_many(raw_phones)
-        batch = Batch(list(range(base, base + len(chunk))), phones, texts, params)
+        batch = Batch(indices, phones, texts, params)
         if self._error is not None:
             await self._settle_all(batch, Status.FAILED, self._not_sent_reason())
             return
@@ -282,9 +310,9 @@ class SendEngine(Generic[J]):
                 keys = [keys[i] for i in fresh]
                 if not fresh:
                     return
-        if self._before_batch is not None:
+        if self._observer is not None:
             try:
-                await self._before_batch(batch)
+                await self._observer.before(batch)
             except Exception as e:
                 self._fail(e)
                 await self._settle_all(batch, Status.FAILED, self._not_sent_reason(), keys)
@@ -399,6 +427,11 @@ class SendEngine(Generic[J]):
     ) -> None:
         if keys is not None:
             await self._settle_window(keys, statuses)
+        if self._observer is not None and len(batch):
+            try:
+                await self._observer.after(batch, statuses, details)
+            except Exception as e:
+                self._fail(e)
         counts, n = self._counts, len(statuses)
         first = statuses[0] if n else None
         if first is not None and statuses.count(first) == n:

@@ -8,10 +8,9 @@ from typing import Unpack
 import anyio
 import msgspec
 
-from .._core.client import Client, ClientOptions, env_or
-from .._core.engine import OutcomeCallback
+from .._core.client import Client, ClientOptions, SendOptions, env_or
 from .._core.errors import ConfigurationError, InvalidInputError
-from .._core.models import Balance, Keep, MessageStatus, Report, SenderStatus
+from .._core.models import Balance, MessageStatus, Report, SenderStatus
 from .._core.phones import PhoneRules
 from .._core.recipients import phone_text_pairs, phones_only
 from . import wire
@@ -104,9 +103,7 @@ class SmsClub(Client[SmsClubJob]):
         to: Phones,
         sender: str,
         lifetime: int | None = None,
-        on_outcome: OutcomeCallback | None = None,
-        keep: Keep = "all",
-        stop: anyio.Event | None = None,
+        **options: Unpack[SendOptions],
     ) -> Report:
         """Send one text to every number of ``to`` (any iterable or async iterable).
 
@@ -115,9 +112,8 @@ class SmsClub(Client[SmsClubJob]):
             to: the numbers, read lazily; any size.
             sender: an approved sender name.
             lifetime: minutes the gateway keeps trying to deliver.
-            on_outcome: called with each recipient's :class:`Outcome` as it is decided.
-            keep: which outcomes the report keeps (``"none"`` for flat memory).
-            stop: set it to stop reading ``to``; what was read still gets outcomes.
+            **options: ``on_outcome``, ``keep``, ``stop``, ``observer``, ``indexed``; see
+                :class:`SendOptions`.
         """
         job = SmsClubJob(
             sender=check_sender(sender),
@@ -125,9 +121,7 @@ class SmsClub(Client[SmsClubJob]):
             lifetime=_lifetime(lifetime),
             integration_id=self._integration_id,
         )
-        return await self._run_send(
-            job, to, phones_only, on_outcome=on_outcome, keep=keep, stop=stop
-        )
+        return await self._run_send(job, to, phones_only, options)
 
     async def send_personal(
         self,
@@ -135,18 +129,14 @@ class SmsClub(Client[SmsClubJob]):
         *,
         sender: str,
         lifetime: int | None = None,
-        on_outcome: OutcomeCallback | None = None,
-        keep: Keep = "all",
-        stop: anyio.Event | None = None,
+        **options: Unpack[SendOptions],
     ) -> Report:
         """Send each ``(phone, text)`` pair its own text (``/v2/sms/send``).
 
         A pair with an empty text is ``rejected``; otherwise as :meth:`send`.
         """
         job = SmsClubJob(sender=check_sender(sender), lifetime=_lifetime(lifetime))
-        return await self._run_send(
-            job, messages, phone_text_pairs, on_outcome=on_outcome, keep=keep, stop=stop
-        )
+        return await self._run_send(job, messages, phone_text_pairs, options)
 
     async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:
         """Delivery state of each id, in order; asked 100 at a time, concurrently."""

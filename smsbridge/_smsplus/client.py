@@ -6,12 +6,9 @@ import logging
 from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Unpack
 
-import anyio
-
-from .._core.client import Client, ClientOptions, env_or
-from .._core.engine import OutcomeCallback
+from .._core.client import Client, ClientOptions, SendOptions, env_or
 from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
-from .._core.models import Keep, Report
+from .._core.models import Report
 from .._core.phones import PhoneRules
 from .._core.recipients import phone_param_pairs
 from .adapter import DEFAULT_BATCH, SmsPlusGateway, SmsPlusJob, Template, check_sender
@@ -90,9 +87,7 @@ class SmsPlus(Client[SmsPlusJob]):
         sender: str,
         to: Recipients,
         template: Template | None = None,
-        on_outcome: OutcomeCallback | None = None,
-        keep: Keep = "all",
-        stop: anyio.Event | None = None,
+        **options: Unpack[SendOptions],
     ) -> Report:
         """Send an approved template to ``(phone, parameters)`` pairs.
 
@@ -107,7 +102,7 @@ class SmsPlus(Client[SmsPlusJob]):
             to: ``(phone, params)`` pairs, any iterable or async iterable; ``params`` is a
                 sequence of up to three strings, or one string.
             template: the template, to skip the lookup.
-            on_outcome, keep, stop: as for :meth:`SmsClub.send`.
+            **options: see :class:`SendOptions`.
         """
         if not isinstance(template_id, int) or isinstance(template_id, bool) or template_id < 1:
             raise InvalidInputError("template_id must be a positive integer")
@@ -115,6 +110,4 @@ class SmsPlus(Client[SmsPlusJob]):
         if template is None:
             template = await self._template(template_id)
         job = SmsPlusJob(sender=sender, template_id=template_id, template=template)
-        return await self._run_send(
-            job, to, phone_param_pairs, on_outcome=on_outcome, keep=keep, stop=stop
-        )
+        return await self._run_send(job, to, phone_param_pairs, options)

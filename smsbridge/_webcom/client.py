@@ -10,10 +10,9 @@ from typing import Unpack
 
 import anyio
 
-from .._core.client import Client, ClientOptions, env_or
-from .._core.engine import OutcomeCallback
+from .._core.client import Client, ClientOptions, SendOptions, env_or
 from .._core.errors import ConfigurationError, InvalidInputError
-from .._core.models import Balance, Keep, MessageStatus, Report
+from .._core.models import Balance, MessageStatus, Report
 from .._core.phones import PhoneRules
 from .._core.recipients import phone_text_pairs, phones_only
 from .adapter import (
@@ -135,9 +134,7 @@ class Webcom(Client[WebcomJob]):
         channel: str = "sms",
         validity: Validity = None,
         idempotency_key: str | bytes | None = None,
-        on_outcome: OutcomeCallback | None = None,
-        keep: Keep = "all",
-        stop: anyio.Event | None = None,
+        **options: Unpack[SendOptions],
     ) -> Report:
         """Send one text to every number of ``to``.
 
@@ -149,12 +146,10 @@ class Webcom(Client[WebcomJob]):
             validity: when delivery attempts stop (a datetime, or a timedelta from now).
             idempotency_key: a stable key for this send; re-running the same send with the
                 same key (after a crash) cannot send anyone twice. Random when omitted.
-            on_outcome, keep, stop: as for :meth:`SmsClub.send`.
+            **options: see :class:`SendOptions`.
         """
         job = self._job(sender, text, channel, validity, idempotency_key)
-        return await self._run_send(
-            job, to, phones_only, on_outcome=on_outcome, keep=keep, stop=stop
-        )
+        return await self._run_send(job, to, phones_only, options)
 
     async def send_personal(
         self,
@@ -164,16 +159,12 @@ class Webcom(Client[WebcomJob]):
         channel: str = "sms",
         validity: Validity = None,
         idempotency_key: str | bytes | None = None,
-        on_outcome: OutcomeCallback | None = None,
-        keep: Keep = "all",
-        stop: anyio.Event | None = None,
+        **options: Unpack[SendOptions],
     ) -> Report:
         """Send each ``(phone, text)`` its own text; recipients sharing a text travel in one
         message entry, many entries per request. Otherwise as :meth:`send`."""
         job = self._job(sender, None, channel, validity, idempotency_key)
-        return await self._run_send(
-            job, messages, phone_text_pairs, on_outcome=on_outcome, keep=keep, stop=stop
-        )
+        return await self._run_send(job, messages, phone_text_pairs, options)
 
     async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:
         """Delivery state of each id, in order (``/json/state.php``)."""
