@@ -44,6 +44,7 @@ from ._core.models import (
 )
 from ._core.phones import PhoneRules
 from ._core.retry import RetryPolicy
+from ._core.segments import Segments, sms_segments
 from ._core.transport import HttpRequest, HttpResponse, MockTransport, Timeouts, Transport
 from ._core.window import DuplicateWindow, MemoryWindow
 from ._smsclub.client import SenderRegistration, SmsClub
@@ -94,6 +95,7 @@ __all__ = [
     "Report",
     "ResponseDecodeError",
     "RetryPolicy",
+    "Segments",
     "SendOptions",
     "SenderRegistration",
     "SenderState",
@@ -116,4 +118,5 @@ __all__ = [
     "acknowledge",
     "parse_delivery_reports",
     "report_handler",
+    "sms_segments",
 ]

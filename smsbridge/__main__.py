@@ -1,7 +1,5 @@
 """``python -m smsbridge``: the command line."""
 
-import sys
+from ._cli import entry_point
 
-from ._cli import main
-
-sys.exit(main())
+entry_point()

@@ -57,7 +57,8 @@ class BatchObserver(Protocol):
     """Watches a send batch by batch (the campaign journal is one)."""
 
     async def before(self, batch: Batch) -> None:
-        """Right before a batch's first request; if it raises, nothing more is sent."""
+        """Once a batch's first request holds its rate slot, right before it is written;
+        if it raises, nothing more is sent."""
         ...
 
     async def after(
@@ -287,7 +288,7 @@ class SendEngine(Generic[J]):
         await self._emit(batch, [status] * n, [reason] * n, keys)
 
     async def _dispatch(self, batch: Batch) -> None:
-        if self._error is not None or self._fatal is not None or self._stopped:
+        if self._error is not None or self._halted():
             await self._settle_all(batch, Status.FAILED, self._not_sent_reason())
             return
         keys: Sequence[Hashable] | None = None
@@ -310,23 +311,18 @@ class SendEngine(Generic[J]):
                 keys = [keys[i] for i in fresh]
                 if not fresh:
                     return
-        if self._observer is not None:
-            try:
-                await self._observer.before(batch)
-            except Exception as e:
-                self._fail(e)
-                await self._settle_all(batch, Status.FAILED, self._not_sent_reason(), keys)
-                return
-        await self._send(batch, keys)
+        await self._send(batch, keys, announce=True)
 
-    async def _send(self, batch: Batch, keys: Sequence[Hashable] | None) -> None:
-        verdict = await self._attempt(batch)
+    async def _send(
+        self, batch: Batch, keys: Sequence[Hashable] | None, *, announce: bool
+    ) -> None:
+        verdict = await self._attempt(batch, announce=announce)
         if verdict is None:
             # one recipient spoiled the request and nothing was sent: halve to isolate it
             half = len(batch) // 2
             for start, stop_at in ((0, half), (half, len(batch))):
                 part_keys = None if keys is None else keys[start:stop_at]
-                await self._send(batch.slice(start, stop_at), part_keys)
+                await self._send(batch.slice(start, stop_at), part_keys, announce=False)
             return
         statuses, details, stop = verdict
         await self._emit(batch, statuses, details, keys)
@@ -334,10 +330,14 @@ class SendEngine(Generic[J]):
             self._abort(stop)
 
     async def _attempt(
-        self, batch: Batch
+        self, batch: Batch, *, announce: bool
     ) -> tuple[list[Status], list[str | None], SmsBridgeError | None] | None:
         """Send one batch, retrying where that is safe: one verdict per recipient, or
-        ``None`` when the batch should be sent in halves."""
+        ``None`` when the batch should be sent in halves.
+
+        With ``announce``, the observer hears of the batch once its first request holds a
+        rate slot, right before it is written: a journal's intent then covers only what may
+        really be on the wire."""
         n = len(batch)
         try:
             request = self._gateway.build_send(batch, self._job)
@@ -354,8 +354,12 @@ class SendEngine(Generic[J]):
             error: SmsBridgeError
             response: HttpResponse | None = None
             try:
-                self._requests += 1
-                response = await exchange(self._throttle, self._transport, request)
+                async with self._throttle.capacity:
+                    await self._throttle.limiter.acquire()
+                    if announce and attempt == 1 and not await self._announce(batch):
+                        return [Status.FAILED] * n, [self._not_sent_reason()] * n, None
+                    self._requests += 1
+                    response = await self._transport.send(request)
                 result: BatchResult = self._gateway.parse_send(batch, response, self._job)
             except SmsBridgeError as e:
                 error = e
@@ -403,6 +407,17 @@ class SendEngine(Generic[J]):
             if isinstance(error, RateLimitedError):
                 await self._throttle.limiter.defer(delay)
             await self._clock.sleep(delay)
+
+    async def _announce(self, batch: Batch) -> bool:
+        """Tell the observer a batch is going out; ``False`` (and the send stops) if it fails."""
+        if self._observer is None:
+            return True
+        try:
+            await self._observer.before(batch)
+        except Exception as e:
+            self._fail(e)
+            return False
+        return True
 
     def _retry_delay(self, error: SmsBridgeError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or ``None`` when this is final."""

@@ -1,0 +1,291 @@
+"""The campaign journal: what was meant, and what happened, for every recipient.
+
+SQLite (WAL, ``synchronous=FULL``, file mode 0600). Before a batch's first request its
+recipients are written down as an *intent*; once their outcomes are known they are written
+and the intent is closed, in one transaction. After a crash, an intent still open is a batch
+that may or may not have reached the gateway: its recipients are recorded ``uncertain``,
+unless the gateway makes a repeat safe (Webcom's ``client_id_sms``: the resumed run sends them
+again with the same ids, kept in the journal as the campaign's send key).
+
+A journal belongs to one campaign: provider, sender, text or template, and a digest of the
+input. Opening it for another is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from .._core.errors import ConfigurationError
+from .._core.models import Counts, Status
+
+__all__ = ["Campaign", "Journal", "JournalSummary"]
+
+FINAL = (
+    Status.ACCEPTED.value,
+    Status.REJECTED.value,
+    Status.SUPPRESSED.value,
+    Status.UNCERTAIN.value,
+)
+"""Outcomes a resumed run never sends again; ``failed`` ones (surely unsent) are retried."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaign (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    key TEXT NOT NULL,
+    description TEXT NOT NULL,
+    send_key BLOB NOT NULL,
+    total INTEGER,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    indices BLOB NOT NULL,
+    open INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS intents_open ON intents (open);
+CREATE TABLE IF NOT EXISTS outcomes (
+    idx INTEGER PRIMARY KEY,
+    phone TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message_id TEXT,
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    finished REAL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    stopped INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class Campaign(msgspec.Struct, frozen=True, kw_only=True):
+    """What identifies a campaign: a digest over its inputs, and a readable description."""
+
+    key: str
+    description: str
+    total: int
+
+
+class JournalSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A journal's state: counts over every run, recipients in all, and what is left."""
+
+    description: str
+    counts: Counts
+    total: int | None
+    left: int | None
+    runs: int
+    open_intents: int
+
+
+class Journal:
+    """A campaign journal in one SQLite file; use from one thread at a time."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise ConfigurationError(f"no journal at {self.path}")
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
+        # a second connection for reads from another thread while writes go on (WAL)
+        self._reader = sqlite3.connect(self.path, check_same_thread=False)
+        self._run: int | None = None
+        self._open: dict[int, tuple[int, set[int]]] = {}  # index -> (intent id, its pending)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._reader.close()
+        self._db.close()
+
+    # ----------------------------------------------------------------- campaign
+
+    def bind(self, campaign: Campaign, send_key: bytes) -> bytes:
+        """Tie the journal to ``campaign`` (first use) or check it is that one; returns the
+        campaign's send key (the first run's, on a resume)."""
+        row = self._db.execute("SELECT key, description, send_key FROM campaign").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO campaign (id, key, description, send_key, total, created) "
+                "VALUES (1, ?, ?, ?, ?, ?)",
+                (campaign.key, campaign.description, send_key, campaign.total, time.time()),
+            )
+            return send_key
+        key, description, stored_key = row
+        if key != campaign.key:
+            raise ConfigurationError(
+                f"journal {self.path} belongs to another campaign ({description}); this one is "
+                f"{campaign.description}. Use a new journal file for a new campaign."
+            )
+        return bytes(stored_key)
+
+    def recover(self, *, retry_safe: bool) -> int:
+        """Settle the intents a previous run left open; returns how many recipients they held.
+
+        Their recipients become ``uncertain`` (they may have been sent), or, where a repeat is
+        safe, are left without an outcome so this run sends them again with the same ids.
+        """
+        rows = self._db.execute("SELECT id, indices FROM intents WHERE open = 1").fetchall()
+        affected = 0
+        with self._transaction():
+            for intent_id, blob in rows:
+                indices, phones = msgspec.json.decode(blob, type=tuple[list[int], list[str]])
+                affected += len(indices)
+                if not retry_safe:
+                    self._db.executemany(
+                        "INSERT INTO outcomes (idx, phone, status, reason) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(idx) DO UPDATE SET status = excluded.status, "
+                        "reason = excluded.reason WHERE outcomes.status = 'failed'",
+                        [
+                            (
+                                i,
+                                phone,
+                                Status.UNCERTAIN.value,
+                                "in flight when an earlier run stopped: may have been sent",
+                            )
+                            for i, phone in zip(indices, phones, strict=True)
+                        ],
+                    )
+                self._db.execute("UPDATE intents SET open = 0 WHERE id = ?", (intent_id,))
+        return affected
+
+    # ----------------------------------------------------------------- runs
+
+    def start_run(self) -> None:
+        """Note the start of a run."""
+        self._run = self._db.execute(
+            "INSERT INTO runs (started) VALUES (?)", (time.time(),)
+        ).lastrowid
+
+    def finish_run(self, requests: int, *, stopped: bool) -> None:
+        """Note the end of the current run and the requests it made."""
+        self._db.execute(
+            "UPDATE runs SET finished = ?, requests = ?, stopped = ? WHERE id = ?",
+            (time.time(), requests, int(stopped), self._run),
+        )
+
+    # ----------------------------------------------------------------- batches
+
+    def intend(self, indices: Sequence[int], phones: Sequence[str]) -> None:
+        """Write down (durably) a batch about to be sent."""
+        blob = msgspec.json.encode((list(indices), list(phones)))
+        intent_id = self._db.execute("INSERT INTO intents (indices) VALUES (?)", (blob,)).lastrowid
+        assert intent_id is not None
+        pending = set(indices)
+        for index in indices:
+            self._open[index] = (intent_id, pending)
+
+    def record(
+        self,
+        indices: Sequence[int],
+        phones: Sequence[str],
+        statuses: Sequence[Status],
+        details: Sequence[str | None],
+    ) -> None:
+        """Write outcomes, and close the intents they complete, in one transaction."""
+        rows = [
+            (
+                i,
+                p,
+                s.value,
+                d if s is Status.ACCEPTED else None,
+                None if s is Status.ACCEPTED else d,
+            )
+            for i, p, s, d in zip(indices, phones, statuses, details, strict=True)
+        ]
+        closing: list[int] = []
+        for index in indices:
+            entry = self._open.pop(index, None)
+            if entry is not None:
+                intent_id, pending = entry
+                pending.discard(index)
+                if not pending:
+                    closing.append(intent_id)
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO outcomes (idx, phone, status, message_id, reason) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.executemany(
+                "UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing]
+            )
+
+    def done_between(self, low: int, high: int) -> set[int]:
+        """Indices in ``[low, high)`` whose outcome is final (on the reading connection)."""
+        marks = ",".join("?" * len(FINAL))
+        rows = self._reader.execute(
+            f"SELECT idx FROM outcomes WHERE idx >= ? AND idx < ? AND status IN ({marks})",  # noqa: S608
+            (low, high, *FINAL),
+        )
+        return {row[0] for row in rows}
+
+    # ----------------------------------------------------------------- reading
+
+    def summary(self) -> JournalSummary:
+        """Counts over every run, and what is left."""
+        by_status = dict(
+            self._db.execute("SELECT status, COUNT(*) FROM outcomes GROUP BY status").fetchall()
+        )
+        requests = self._db.execute(
+            "SELECT COALESCE(SUM(requests), 0), COUNT(*) FROM runs"
+        ).fetchone()
+        campaign = self._db.execute("SELECT description, total FROM campaign").fetchone()
+        open_intents = self._db.execute("SELECT COUNT(*) FROM intents WHERE open = 1").fetchone()[0]
+        counts = Counts(
+            accepted=by_status.get("accepted", 0),
+            rejected=by_status.get("rejected", 0),
+            suppressed=by_status.get("suppressed", 0),
+            failed=by_status.get("failed", 0),
+            uncertain=by_status.get("uncertain", 0),
+            requests=requests[0],
+        )
+        total = campaign[1] if campaign else None
+        final = sum(by_status.get(s, 0) for s in FINAL)
+        return JournalSummary(
+            description=campaign[0] if campaign else "(empty journal)",
+            counts=counts,
+            total=total,
+            left=None if total is None else total - final,
+            runs=requests[1],
+            open_intents=open_intents,
+        )
+
+    def outcomes(self, statuses: Iterable[str]) -> list[tuple[int, str, str, str | None]]:
+        """(index, phone, status, message id or reason) of outcomes with these statuses."""
+        wanted = list(statuses)
+        marks = ",".join("?" * len(wanted))
+        rows = self._db.execute(
+            f"SELECT idx, phone, status, COALESCE(message_id, reason) FROM outcomes "  # noqa: S608
+            f"WHERE status IN ({marks}) ORDER BY idx",
+            wanted,
+        )
+        return list(rows)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

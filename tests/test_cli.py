@@ -1,0 +1,335 @@
+"""The installed `smsbridge` command, run as a subprocess against fake gateways in their own
+processes: the send contract, exit statuses, --json, journals and resuming, Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+from smsbridge.testing import FakeProcess
+
+from .helpers import TOKEN
+
+EXE = Path(sys.executable).with_name("smsbridge")
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The command, with a clean environment plus `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
+    return subprocess.run(
+        [str(EXE), *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def last_json(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    line = result.stdout.strip().splitlines()[-1]
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def smsclub() -> AsyncIterator[tuple[FakeProcess, dict[str, str]]]:
+    """A fake SMS Club process and the environment that points the command at it."""
+    async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", "200") as fake:
+        yield fake, {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": fake.url}
+
+
+async def read_all(stream: anyio.abc.ByteReceiveStream | None) -> str:
+    """Everything a finished process wrote to a pipe."""
+    assert stream is not None
+    chunks = []
+    with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
+        while True:
+            chunks.append(await stream.receive())
+    return b"".join(chunks).decode()
+
+
+def csv_file(path: Path, rows: list[str], header: str | None = "phone") -> Path:
+    path.write_text("\n".join(([header] if header else []) + rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_console_script_is_installed() -> None:
+    """`smsbridge` exists next to this Python and answers --help."""
+    result = run("--help")
+    assert result.returncode == 0
+    assert "send" in result.stdout and "journal" in result.stdout
+
+
+async def test_send_with_json_counts(
+    smsclub: tuple[FakeProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    """--to and a bare-number file together; the last stdout line is the JSON counts."""
+    fake, env = smsclub
+    numbers = csv_file(tmp_path / "n.txt", [f"38050{i:07d}" for i in range(150)] + ["oops"], None)
+    result = run(
+        "send",
+        "smsclub",
+        "--sender",
+        "Shop",
+        "--text",
+        "Sale",
+        "--to",
+        "+380 67 000 0001",
+        "--to-file",
+        str(numbers),
+        "--rate",
+        "100",
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert last_json(result) == {
+        "accepted": 151,
+        "rejected": 1,
+        "suppressed": 0,
+        "failed": 0,
+        "uncertain": 0,
+        "requests": 2,
+    }
+    record = await fake.record()
+    assert {m.phone for m in record.sent} == {"380670000001"} | {
+        f"38050{i:07d}" for i in range(150)
+    }
+
+
+async def test_personal_texts_from_a_csv_and_a_readable_summary(
+    smsclub: tuple[FakeProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    """A `text` column personalises; without --json a person gets a summary."""
+    fake, env = smsclub
+    rows = [f'38050{i:07d},"Hi, friend {i}"' for i in range(30)]
+    path = csv_file(tmp_path / "p.csv", rows, "phone,text")
+    result = run("send", "smsclub", "--sender", "Shop", "--to-file", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "accepted" in result.stdout and "30" in result.stdout
+    record = await fake.record()
+    assert {m.phone: m.text for m in record.sent} == {
+        f"38050{i:07d}": f"Hi, friend {i}" for i in range(30)
+    }
+
+
+async def test_failed_recipients_exit_1(smsclub: tuple[FakeProcess, dict[str, str]]) -> None:
+    """A wrong token fails everyone: exit status 1, counts still printed."""
+    _, env = smsclub
+    env = {**env, "SMSBRIDGE_SMSCLUB_TOKEN": "wrong"}
+    result = run(
+        "send",
+        "smsclub",
+        "--sender",
+        "Shop",
+        "--text",
+        "x",
+        "--to",
+        "380501234567",
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 1
+    assert last_json(result)["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send", "smsclub", "--text", "x", "--to", "1"], "--sender"),
+        (["send", "nope", "--sender", "S"], "invalid choice"),
+        (["send", "smsclub", "--sender", "S", "--to", "380501234567"], "give --text"),
+        (["send", "smsplus", "--sender", "S", "--text", "x", "--to", "1"], "--template"),
+        (["send", "smsclub", "--sender", "S", "--text", "x"], "no recipients"),
+        (
+            ["send", "smsclub", "--sender", "S", "--text", "x", "--to-file", "/nope.csv"],
+            "no such file",
+        ),
+        (
+            ["send", "smsclub", "--sender", "S", "--text", "x", "--to", "1"],
+            "SMSBRIDGE_SMSCLUB_TOKEN",
+        ),
+        (
+            ["send", "smsclub", "--sender", "A sender much too long", "--text", "x", "--to", "1"],
+            "sender",
+        ),
+        (["journal", "/nope.db"], "no journal"),
+        (["balance", "smsplus"], "no balance call"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    """Usage and configuration problems: exit 2, one line on stderr, no traceback."""
+    env = {"SMSBRIDGE_SMSPLUS_TOKEN": "t"}
+    if "A sender much too long" in args:
+        env["SMSBRIDGE_SMSCLUB_TOKEN"] = "t"
+    result = run(*args, env=env)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_journal_resumes_and_refuses_another_campaign(
+    smsclub: tuple[FakeProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    """A second run with the same journal sends nothing more and counts the whole campaign;
+    another input with that journal is refused."""
+    fake, env = smsclub
+    path = csv_file(tmp_path / "r.csv", [f"38050{i:07d}" for i in range(300)])
+    journal = tmp_path / "c.journal"
+    base = [
+        "send",
+        "smsclub",
+        "--sender",
+        "Shop",
+        "--text",
+        "Sale",
+        "--to-file",
+        str(path),
+        "--journal",
+        str(journal),
+        "--json",
+    ]
+    first = run(*base, env=env)
+    assert first.returncode == 0
+    assert (journal.stat().st_mode & 0o777) == 0o600
+    second = run(*base, env=env)
+    assert last_json(second) == last_json(first)
+    record = await fake.record()
+    assert len(record.sent) == 300 and record.count(200, ["/sms/send"]) == 3
+    shown = run("journal", str(journal), "--json")
+    summary = json.loads(shown.stdout)
+    assert summary["counts"]["accepted"] == 300 and summary["left"] == 0
+    other = run(*[a if a != "Sale" else "Other" for a in base], env=env)
+    assert other.returncode == 2
+    assert "belongs to another campaign" in other.stderr
+
+
+async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
+    """SIGINT lets the requests in flight finish, prints how to resume; resuming completes,
+    and nobody is sent twice."""
+    async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", "9") as fake:
+        env = {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": fake.url}
+        path = csv_file(tmp_path / "r.csv", [f"38050{i:07d}" for i in range(4000)])
+        journal = tmp_path / "c.journal"
+        args = [
+            "send",
+            "smsclub",
+            "--sender",
+            "Shop",
+            "--text",
+            "Sale",
+            "--to-file",
+            str(path),
+            "--journal",
+            str(journal),
+        ]
+        base = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
+        proc = await anyio.open_process([str(EXE), *args], env={**base, **env})
+        await anyio.sleep(2.5)
+        proc.send_signal(signal.SIGINT)
+        await proc.wait()
+        out, err = await read_all(proc.stdout), await read_all(proc.stderr)
+        assert proc.returncode == 1, err
+        assert "Stopping after the requests in flight" in err
+        assert "Resume with the same command" in out
+        assert "Traceback" not in err
+        partial = json.loads(run("journal", str(journal), "--json").stdout)
+        assert 0 < partial["counts"]["accepted"] < 4000
+        assert partial["counts"]["uncertain"] == 0
+        finished = run(*args, "--json", "--rate", "200", env=env)
+        assert finished.returncode == 0, finished.stderr
+        assert last_json(finished)["accepted"] == 4000
+        record = await fake.record()
+    assert len(record.sent) == 4000 == len({m.phone for m in record.sent})
+
+
+async def test_smsplus_and_webcom_from_files(tmp_path: Path) -> None:
+    """param1..param3 columns for SMSPlus templates; a text column for Webcom envelopes."""
+    async with FakeProcess(
+        "smsplus", "--token", TOKEN, "--rate-limit", "none", "--template", "4=Hi {1}, code {2}"
+    ) as fake:
+        path = csv_file(
+            tmp_path / "p.csv",
+            [f"99450{i:07d},Name{i},C{i}" for i in range(120)],
+            "phone,param1,param2",
+        )
+        env = {"SMSBRIDGE_SMSPLUS_TOKEN": TOKEN, "SMSBRIDGE_SMSPLUS_URL": fake.url}
+        result = run(
+            "send",
+            "smsplus",
+            "--sender",
+            "Shop",
+            "--template",
+            "4",
+            "--to-file",
+            str(path),
+            "--json",
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert last_json(result)["accepted"] == 120
+        record = await fake.record()
+        assert {m.phone: m.text for m in record.sent} == {
+            f"99450{i:07d}": f"Hi Name{i}, code C{i}" for i in range(120)
+        }
+        templates = run("templates", "smsplus", "--json", env=env)
+        assert json.loads(templates.stdout)[0]["id"] == 4
+    async with FakeProcess("webcom", "--token", TOKEN, "--rate-limit", "none") as fake:
+        path = csv_file(
+            tmp_path / "w.csv", [f"7916{i:07d},Offer {i % 4}" for i in range(90)], "phone,text"
+        )
+        env = {"SMSBRIDGE_WEBCOM_TOKEN": TOKEN, "SMSBRIDGE_WEBCOM_URL": fake.url}
+        result = run(
+            "send", "webcom", "--sender", "Shop", "--to-file", str(path), "--json", env=env
+        )
+        assert result.returncode == 0, result.stderr
+        record = await fake.record()
+        assert {m.phone: m.text for m in record.sent} == {
+            f"7916{i:07d}": f"Offer {i % 4}" for i in range(90)
+        }
+        balance = run("balance", "webcom", env=env)
+        assert "RUR" in balance.stdout
+
+
+def test_dry_run_plans_without_sending(tmp_path: Path) -> None:
+    """Recipients, invalid numbers, duplicates, requests, segments and ETA; no request made
+    (no gateway runs here)."""
+    rows = [f"38050{i:07d},Привіт {i}" for i in range(250)] + ["nope,x", "380500000001,Привіт 1"]
+    path = csv_file(tmp_path / "d.csv", rows, "phone,text")
+    result = run(
+        "send",
+        "smsclub",
+        "--sender",
+        "Shop",
+        "--to-file",
+        str(path),
+        "--dry-run",
+        "--json",
+        env={"SMSBRIDGE_SMSCLUB_URL": "http://127.0.0.1:9"},
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan == {
+        "recipients": 252,
+        "invalid": 1,
+        "duplicates": 1,
+        "to_send": 250,
+        "requests": 3,
+        "sms_segments": 250,
+        "max_segments_per_message": 1,
+        "encodings": {"UCS-2": 250},
+        "eta_seconds": round(3 / (9 / 1.015), 1),
+    }
