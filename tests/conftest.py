@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -22,3 +27,85 @@ async def smsclub() -> AsyncIterator[FakeSmsClub]:
     """A fake SMS Club on a free loopback port."""
     async with FakeSmsClub(tokens=[TOKEN]) as fake:
         yield fake
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server on loopback that a test may stop and start again."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it and wait until it answers."""
+        self._process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """Kill it."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+def _redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have redis-server (.ci/run installs it)")
+        pytest.skip("no Redis here: install redis-server or set SMSBRIDGE_TEST_REDIS_URL")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """SMSBRIDGE_TEST_REDIS_URL, or a redis-server started for the session."""
+    url = os.environ.get("SMSBRIDGE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = RedisServer(_redis_binary())
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may stop and restart."""
+    server = RedisServer(_redis_binary())
+    server.start()
+    yield server
+    server.stop()

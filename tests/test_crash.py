@@ -11,7 +11,9 @@ import os
 import random
 import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio
 import msgspec
@@ -25,22 +27,21 @@ from .test_cli import EXE, csv_file, last_json, run
 RECIPIENTS = 20_000
 KILLS = 10
 
+
+class Case(NamedTuple):
+    """How to drive one gateway's campaign."""
+
+    number: Callable[[int], str]
+    what: list[str]
+    fake_args: list[str]
+    header: str
+    extra: Callable[[int], str]
+
+
 CASES = {
-    "smsclub": (
-        lambda i: f"38050{i:07d}",
-        ["--text", "Flash sale"],
-        [],
-        "phone",
-        lambda i: "",
-    ),
-    "webcom": (
-        lambda i: f"7916{i:07d}",
-        ["--text", "Flash sale"],
-        [],
-        "phone",
-        lambda i: "",
-    ),
-    "smsplus": (
+    "smsclub": Case(lambda i: f"38050{i:07d}", ["--text", "Flash sale"], [], "phone", lambda i: ""),
+    "webcom": Case(lambda i: f"7916{i:07d}", ["--text", "Flash sale"], [], "phone", lambda i: ""),
+    "smsplus": Case(
         lambda i: f"99450{i:07d}",
         ["--template", "2"],
         ["--template", "2=Code {1}"],
@@ -54,7 +55,7 @@ CASES = {
 async def test_killed_ten_times_then_finished(provider: str, tmp_path: Path) -> None:
     """SIGKILL at ten random moments, resume each time, then run to the end."""
     number, what, fake_args, header, extra = CASES[provider]
-    rows = [f"{number(i)}{extra(i)}" for i in range(RECIPIENTS)]
+    rows = [number(i) + extra(i) for i in range(RECIPIENTS)]
     path = csv_file(tmp_path / "campaign.csv", rows, header)
     journal = tmp_path / "campaign.journal"
     rng = random.Random(f"{provider}-kills")

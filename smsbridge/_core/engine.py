@@ -313,9 +313,7 @@ class SendEngine(Generic[J]):
                     return
         await self._send(batch, keys, announce=True)
 
-    async def _send(
-        self, batch: Batch, keys: Sequence[Hashable] | None, *, announce: bool
-    ) -> None:
+    async def _send(self, batch: Batch, keys: Sequence[Hashable] | None, *, announce: bool) -> None:
         verdict = await self._attempt(batch, announce=announce)
         if verdict is None:
             # one recipient spoiled the request and nothing was sent: halve to isolate it

@@ -1,0 +1,163 @@
+"""FastAPI integration (``smsbridge[fastapi]``): one client per app, opened and closed by the
+app's lifespan; a dependency that hands it to endpoints; and a router for Webcom's
+delivery-report webhook.
+
+::
+
+    bridge = SmsBridge(lambda: Webcom())          # credentials from SMSBRIDGE_WEBCOM_*
+    app = FastAPI(lifespan=bridge.lifespan)
+
+    @app.post("/notify")
+    async def notify(phone: str, sms: Webcom = Depends(bridge.client)) -> dict[str, int]:
+        report = await sms.send("Your order shipped", to=[phone], sender="Shop")
+        return {"accepted": report.accepted}
+
+    app.include_router(webcom_report_router(store, secret=os.environ["REPORTS_SECRET"]))
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Generic, Literal, TypeVar
+
+from ._core.client import Client
+from ._core.errors import ConfigurationError, ResponseDecodeError
+from ._webcom.reports import (
+    MAX_REPORT_BYTES,
+    DeliveryReport,
+    Store,
+    acknowledge,
+    parse_delivery_reports,
+)
+
+try:
+    from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError("smsbridge.fastapi needs: pip install 'smsbridge[fastapi]'") from e
+
+__all__ = ["SmsBridge", "webcom_report_router"]
+
+C = TypeVar("C", bound=Client[Any])
+
+
+class SmsBridge(Generic[C]):
+    """Owns one client for the app's life.
+
+    Args:
+        factory: builds the client (``lambda: SmsClub()``...); called once at start-up.
+    """
+
+    def __init__(self, factory: Callable[[], C]) -> None:
+        self._factory = factory
+        self._client: C | None = None
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Open the client at start-up and close it at shutdown (``FastAPI(lifespan=...)``,
+        or nest it in the app's own lifespan)."""
+        client = self._factory()
+        async with client:
+            self._client = client
+            try:
+                yield
+            finally:
+                self._client = None
+
+    def client(self) -> C:
+        """The open client, as a dependency: ``sms: SmsClub = Depends(bridge.client)``."""
+        if self._client is None:
+            raise ConfigurationError(
+                "the smsbridge client is not open: pass lifespan=bridge.lifespan to FastAPI"
+            )
+        return self._client
+
+
+class _Seen:
+    """The most recent (id, state) pairs already stored, to ignore the gateway's repeats."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pairs: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def __contains__(self, report: object) -> bool:
+        assert isinstance(report, DeliveryReport)
+        return (report.message_id, report.raw) in self._pairs
+
+    def add(self, report: DeliveryReport) -> None:
+        self._pairs[(report.message_id, report.raw)] = None
+        self._pairs.move_to_end((report.message_id, report.raw))
+        while len(self._pairs) > self.size:
+            self._pairs.popitem(last=False)
+
+
+def webcom_report_router(
+    store: Store,
+    *,
+    secret: str,
+    via: Literal["path", "header"] = "path",
+    path: str = "/webcom/reports",
+    header: str = "X-Reports-Secret",
+    max_bytes: int = MAX_REPORT_BYTES,
+    remember: int = 100_000,
+) -> APIRouter:
+    """A router receiving Webcom's delivery reports.
+
+    Webcom signs nothing, so the URL registered with it carries a shared secret: as the last
+    path segment (``via="path"``: register ``https://you/webcom/reports/<secret>``) or in a
+    header your proxy adds (``via="header"``). A wrong secret gets 404. Bodies over
+    ``max_bytes`` get 413, unreadable ones 400. ``store`` receives the reports not seen before
+    (the last ``remember`` are kept in memory) and returns the ids it stored; those and the
+    repeats are acknowledged, so the gateway stops re-sending them.
+
+    Args:
+        store: ``async (reports) -> stored ids``.
+        secret: the shared secret (at least 16 characters).
+    """
+    if len(secret) < 16:
+        raise ConfigurationError("the report secret must be at least 16 characters")
+    router = APIRouter()
+    seen = _Seen(remember)
+
+    async def receive(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise HTTPException(413, "too large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise HTTPException(413, "too large")
+        try:
+            reports = parse_delivery_reports(bytes(body))
+        except ResponseDecodeError as e:
+            raise HTTPException(400, e.message) from None
+        fresh = [r for r in reports if r not in seen]
+        repeats = [r.message_id for r in reports if r in seen]
+        stored = list(await store(fresh)) if fresh else []
+        stored_set = set(stored)
+        for report in fresh:
+            if report.message_id in stored_set:
+                seen.add(report)
+        return Response(acknowledge([*stored, *repeats]), media_type="application/json")
+
+    if via == "path":
+
+        @router.post(path + "/{token}", include_in_schema=False)
+        async def by_path(token: str, request: Request) -> Response:
+            if not hmac.compare_digest(token.encode(), secret.encode()):
+                raise HTTPException(404)
+            return await receive(request)
+
+    else:
+
+        @router.post(path, include_in_schema=False)
+        async def by_header(request: Request) -> Response:
+            given = request.headers.get(header, "")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                raise HTTPException(404)
+            return await receive(request)
+
+    return router

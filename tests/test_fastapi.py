@@ -1,0 +1,187 @@
+"""FastAPI: one client per app through the lifespan, the dependency, the Webcom report router
+(secret, size limit, garbage, repeats), with FastAPI's test client and once under uvicorn."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from types import ModuleType
+
+import aiohttp
+import anyio
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+from smsbridge import ConfigurationError, DeliveryReport, SmsClub
+from smsbridge.fastapi import SmsBridge, webcom_report_router
+from smsbridge.testing import FakeProcess, FakeWebcom
+
+from .conftest import free_port
+from .helpers import TOKEN
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
+SECRET = "reports-secret-0123456789"
+
+
+def load_example() -> ModuleType:
+    """A fresh import of examples/fastapi_app.py (it reads the environment at import)."""
+    spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+async def webcom() -> AsyncIterator[FakeProcess]:
+    """A fake Webcom in its own process."""
+    async with FakeProcess("webcom", "--token", TOKEN, "--rate-limit", "none") as fake:
+        yield fake
+
+
+@pytest.fixture
+def example_env(webcom: FakeProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example app pointed at the fake, with a report secret."""
+    monkeypatch.setenv("SMSBRIDGE_WEBCOM_TOKEN", TOKEN)
+    monkeypatch.setenv("SMSBRIDGE_WEBCOM_URL", webcom.url)
+    monkeypatch.setenv("REPORTS_SECRET", SECRET)
+
+
+async def test_example_app_sends_and_receives_reports(
+    example_env: None, webcom: FakeProcess
+) -> None:
+    """/notify sends through the app's one client; reports come back through the router."""
+    app = load_example()
+
+    def exercise() -> None:
+        with TestClient(app.app) as client:
+            sent = client.post(
+                "/notify", json={"text": "Your order shipped", "phones": ["79161234567", "x"]}
+            )
+            assert sent.status_code == 200
+            body = sent.json()
+            assert (body["accepted"], body["rejected"]) == (1, 1)
+            message_id = body["message_ids"][0]
+            report = [
+                {"id_sms": int(message_id), "time": "2026-11-22 12:00:00", "state": "deliver"}
+            ]
+            ack = client.post(f"/webcom/reports/{SECRET}", json=report)
+            assert ack.json() == [{"id_sms": int(message_id)}]
+            assert client.get(f"/delivery/{message_id}").json()["state"] == "DELIVRD"
+            assert (
+                client.post("/webcom/reports/wrong-secret-0000000", json=report).status_code == 404
+            )
+
+    await anyio.to_thread.run_sync(exercise)
+    record = await webcom.record()
+    assert [m.phone for m in record.sent] == ["79161234567"]
+
+
+def test_router_limits_garbage_and_repeats() -> None:
+    """413 over the size limit, 400 for garbage, repeats acknowledged without storing twice,
+    and what the store did not keep is not acknowledged."""
+    calls: list[list[str]] = []
+
+    async def store(reports: Sequence[DeliveryReport]) -> list[str]:
+        calls.append([r.message_id for r in reports])
+        return [r.message_id for r in reports if r.message_id != "13"]
+
+    app = FastAPI()
+    app.include_router(webcom_report_router(store, secret=SECRET, max_bytes=300))
+    app.include_router(webcom_report_router(store, secret=SECRET, via="header", path="/by-header"))
+    report = [
+        {"id_sms": 11, "time": "", "state": "deliver"},
+        {"id_sms": 12, "time": "", "state": "expired"},
+        {"id_sms": 13, "time": "", "state": "deliver"},
+    ]
+    with TestClient(app) as client:
+        url = f"/webcom/reports/{SECRET}"
+        assert client.post(url, content=b"[" + b'{"id_sms":1},' * 40 + b"{}]").status_code == 413
+        assert client.post(url, content=b"<html>").status_code == 400
+        first = client.post(url, json=report).json()
+        assert first == [{"id_sms": 11}, {"id_sms": 12}]  # 13 was not stored: not acknowledged
+        again = client.post(url, json=report).json()
+        assert sorted(a["id_sms"] for a in again) == [11, 12]  # 13 failed again
+        assert calls == [["11", "12", "13"], ["13"]]  # the repeats did not reach the store
+        by_header = client.post("/by-header", json=report[:1], headers={"X-Reports-Secret": SECRET})
+        assert by_header.json() == [{"id_sms": 11}]
+        assert client.post("/by-header", json=report[:1]).status_code == 404
+    with pytest.raises(ConfigurationError):
+        webcom_report_router(store, secret="short")
+
+
+def test_dependency_needs_the_lifespan() -> None:
+    """Using the client without the lifespan says what is missing."""
+    bridge: SmsBridge[SmsClub] = SmsBridge(lambda: SmsClub("t"))
+    app = FastAPI()
+
+    @app.get("/")
+    async def index(sms: SmsClub = Depends(bridge.client)) -> str:  # noqa: B008
+        return repr(sms)
+
+    with (
+        pytest.raises(ConfigurationError, match=r"lifespan=bridge\.lifespan"),
+        TestClient(app) as client,
+    ):
+        client.get("/")
+
+
+async def test_under_uvicorn_on_loopback(webcom: FakeProcess) -> None:
+    """The example app served by uvicorn: a send, then the fake gateway's webhook delivers
+    reports until acknowledged."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")},
+        "SMSBRIDGE_WEBCOM_TOKEN": TOKEN,
+        "SMSBRIDGE_WEBCOM_URL": webcom.url,
+        "REPORTS_SECRET": SECRET,
+    }
+    server = await anyio.open_process(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(EXAMPLE.parent),
+            "fastapi_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"{base}/delivery/0") as probe:
+                        if probe.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await anyio.sleep(0.1)
+            async with session.post(
+                f"{base}/notify", json={"text": "Hi", "phones": ["79161234567", "79161234568"]}
+            ) as response:
+                sent = await response.json()
+            assert sent["accepted"] == 2
+            async with FakeWebcom(tokens=[TOKEN]) as emitter:
+                posts = await emitter.post_reports(
+                    f"{base}/webcom/reports/{SECRET}",
+                    {int(i): "deliver" for i in sent["message_ids"]},
+                )
+            assert [len(p) for p in posts] == [2]
+            async with session.get(f"{base}/delivery/{sent['message_ids'][0]}") as response:
+                assert json.loads(await response.text())["state"] == "DELIVRD"
+    finally:
+        server.terminate()
+        await server.wait()
+        await server.aclose()

@@ -1,0 +1,233 @@
+"""Many processes, one account, one Redis: the shared limiter holds every sliding second to
+the limit across processes, the shared window lets one of many identical sends through, and
+both fail closed when Redis goes away."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+
+from smsbridge import SmsClub, StateBackendError, Status
+from smsbridge._core.gateway import Batch
+from smsbridge.redis import RedisWindow
+from smsbridge.testing import FakeProcess, busiest_window
+
+from .conftest import RedisServer
+from .test_cli import last_json, run
+
+SENDER = Path(__file__).with_name("redis_sender.py")
+
+
+def token() -> str:
+    """A fresh account per test, so tests never share Redis keys."""
+    return f"tok-{uuid.uuid4().hex}"
+
+
+async def _senders(commands: list[list[str]]) -> list[dict[str, int]]:
+    """Run sender processes side by side; their JSON counts."""
+    results: list[dict[str, int]] = [{} for _ in commands]
+
+    async def one(n: int) -> None:
+        done = await anyio.run_process([sys.executable, str(SENDER), *commands[n]], check=True)
+        results[n] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+    async with anyio.create_task_group() as tg:
+        for n in range(len(commands)):
+            tg.start_soon(one, n)
+    return results
+
+
+async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> None:
+    """4 OS processes, 30 s, one account: busiest sliding second <= 9 at the gateway, no
+    429, and together at least 8.5 requests per second."""
+    account = token()
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
+        go = str(time.time() + 3.0)  # everyone imported and connected: then the 30 s begin
+        common = [
+            "--url",
+            fake.url,
+            "--redis",
+            redis_url,
+            "--token",
+            account,
+            "--seconds",
+            "30",
+            "--go",
+            go,
+        ]
+        results = await _senders(
+            [[*common, "--start", str(n * 1_000_000), "--count", "900000"] for n in range(4)]
+        )
+        record = await fake.record()
+    starts = sorted(r.at for r in record.requests if r.path == "/sms/send")
+    assert record.count(429) == 0
+    assert busiest_window(starts, 1.0) <= 9
+    assert all(r["requests"] > 30 for r in results)  # every process got its share
+    gaps = [b - a for a, b in zip(starts, starts[9:], strict=False)]
+    assert 9 / (sum(gaps) / len(gaps)) >= 8.5
+    assert sum(r["accepted"] for r in results) == len(record.sent)
+
+
+async def test_eight_processes_one_message_one_send(redis_url: str) -> None:
+    """8 processes send the same text to the same number at once: exactly one gets through."""
+    account = token()
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
+        go = str(time.time() + 3.0)  # at once: all start together
+        common = ["--url", fake.url, "--redis", redis_url, "--token", account, "--go", go]
+        results = await _senders([[*common, "--phone", "380501234567"] for _ in range(8)])
+        record = await fake.record()
+    assert len(record.sent) == 1
+    assert sorted(r["accepted"] for r in results) == [0] * 7 + [1]
+    assert sum(r["suppressed"] for r in results) == 7
+
+
+async def test_the_command_twice_within_two_minutes_sends_once(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """`smsbridge send` run twice with SMSBRIDGE_REDIS_URL: the second run is all suppressed."""
+    account = token()
+    path = tmp_path / "r.csv"
+    path.write_text("phone\n" + "\n".join(f"38050{i:07d}" for i in range(250)) + "\n")
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
+        env = {
+            "SMSBRIDGE_SMSCLUB_TOKEN": account,
+            "SMSBRIDGE_SMSCLUB_URL": fake.url,
+            "SMSBRIDGE_REDIS_URL": redis_url,
+        }
+        args = [
+            "send",
+            "smsclub",
+            "--sender",
+            "Shop",
+            "--text",
+            "Sale",
+            "--to-file",
+            str(path),
+            "--json",
+        ]
+        first = await anyio.to_thread.run_sync(lambda: run(*args, env=env))
+        second = await anyio.to_thread.run_sync(lambda: run(*args, env=env))
+        record = await fake.record()
+    assert first.returncode == second.returncode == 0
+    assert last_json(first)["accepted"] == 250
+    assert last_json(second) == {
+        "accepted": 0,
+        "rejected": 0,
+        "suppressed": 250,
+        "failed": 0,
+        "uncertain": 0,
+        "requests": 0,
+    }
+    assert len(record.sent) == 250
+
+
+async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> None:
+    """Reserve claims once across clients, commit extends, release frees; keys are HMACs."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        namespace = f"smsbridge:{{test:{uuid.uuid4().hex}}}"
+        window = RedisWindow(client, namespace, b"k" * 32, ttl=5)
+        other = RedisWindow(client, namespace, b"k" * 32, ttl=5)
+        batch = Batch([0, 1, 2], ["380501234567", "380501234568", "380501234567"])
+        keys = window.keys("Shop", "Secret text", batch)
+        assert keys == other.keys("Shop", "Secret text", batch)
+        assert keys[0] == keys[2] and keys[0] != keys[1]
+        assert all("380501234567" not in str(k) and "Secret" not in str(k) for k in keys)
+        assert await window.reserve(keys) == [True, True, False]
+        assert await other.reserve(keys[:1]) == [False]
+        await window.commit(keys[:1])
+        await window.release(keys[1:2])
+        assert await other.reserve(keys[1:2]) == [True]
+        stored = await client.keys(f"{namespace}:w:*")
+        assert len(stored) == 2
+        assert 0 < await client.pttl(str(keys[0])) <= 5000
+    finally:
+        await client.aclose()
+
+
+async def test_a_redis_outage_pauses_the_send_and_it_resumes(
+    private_redis: RedisServer,
+) -> None:
+    """Redis killed mid-send: nothing goes out while it is away; back within the patience,
+    the send carries on and everyone is accepted."""
+    account = token()
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
+        async with SmsClub(account, base_url=fake.url, redis_url=private_redis.url) as sms:
+            result: dict[str, object] = {}
+
+            async def send() -> None:
+                result["report"] = await sms.send(
+                    "Sale",
+                    to=(f"38050{i:07d}" for i in range(4000)),
+                    sender="Shop",
+                    keep="none",
+                )
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send)
+                await anyio.sleep(1.5)
+                private_redis.stop()
+                stopped = time.monotonic()
+                await anyio.sleep(3.0)
+                restarted = time.monotonic()
+                await anyio.to_thread.run_sync(private_redis.start)
+        record = await fake.record()
+    report = result["report"]
+    assert report.accepted == 4000 and report.error is None  # type: ignore[attr-defined]
+    during = [r.at for r in record.requests if stopped + 0.5 < r.at < restarted]
+    assert during == []
+    assert record.count(429) == 0
+
+
+async def test_a_long_outage_stops_the_send_then_sending_works_again(
+    private_redis: RedisServer,
+) -> None:
+    """Redis gone longer than the patience: the send stops with StateBackendError, the rest
+    are failed, nothing was sent unlimited; with Redis back, a new send works."""
+    account = token()
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
+        async with SmsClub(
+            account, base_url=fake.url, redis_url=private_redis.url, redis_outage=1.0
+        ) as sms:
+            outcomes: list[Status] = []
+
+            async def killer() -> None:
+                await anyio.sleep(1.2)
+                private_redis.stop()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(killer)
+                report = await sms.send(
+                    "Sale",
+                    to=(f"38050{i:07d}" for i in range(3000)),
+                    sender="Shop",
+                    keep="none",
+                    on_outcome=lambda o: outcomes.append(o.status),
+                )
+            stopped_at = time.monotonic()
+            assert isinstance(report.error, StateBackendError)
+            assert report.failed > 0 and report.total == 3000
+            sent_before = len((await fake.record()).sent)
+            assert report.accepted == sent_before
+            await anyio.to_thread.run_sync(private_redis.start)
+            again = await sms.send("Back", to=["380509999999"], sender="Shop")
+            assert again.accepted == 1
+        record = await fake.record()
+    late = [r for r in record.requests if r.at > stopped_at - 0.5 and r.path == "/sms/send"]
+    assert len(late) <= 1 + 1  # the in-flight one at most, and the send after Redis returned
+
+
+def test_redis_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SMSBRIDGE_REDIS_URL switches a client to the shared limiter and window."""
+    monkeypatch.setenv("SMSBRIDGE_REDIS_URL", "redis://127.0.0.1:1/0")
+    sms = SmsClub("t")
+    assert type(sms.limiter).__name__ == "RedisLimiter"
+    assert type(sms.window).__name__ == "RedisWindow"
+    assert "redis://" not in repr(sms)
