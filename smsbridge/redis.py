@@ -8,10 +8,11 @@ gateway account and carry a hash tag, so an account's keys share one cluster slo
     smsbridge:{smsclub:3f2a9c…}:defer      no start before this server time (Retry-After)
     smsbridge:{smsclub:3f2a9c…}:w:<hmac>   one duplicate-window entry
 
-Both fail closed: while Redis is unreachable nothing is sent. The limiter keeps trying for
-``outage`` seconds, so a short outage only pauses a send; past that the send stops with
-:class:`StateBackendError` and the recipients it had not sent are ``failed``. A later send
-works again as soon as Redis is back.
+Both fail closed: while Redis is unreachable no new start is admitted (starts it promised
+before it went away, at most about ``concurrency / limit`` periods ahead, still go out). The
+limiter and window keep trying for ``outage`` seconds, so a short outage only pauses a send;
+past that the send stops with :class:`StateBackendError` and the recipients it had not sent
+are ``failed``. A later send works again as soon as Redis is back.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ T = TypeVar("T")
 
 # One atomic step on Redis's own clock. The caller is given a definite start time -- now,
 # or the moment the `limit`-th most recent start (past or already promised) leaves the span --
-# and that time is recorded at once, so no other caller can take it and nobody polls.
+# and that time is recorded at once, so no other caller can take it: callers are served in
+# the order they ask, across processes, and nobody polls.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -69,7 +69,8 @@ async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> 
     starts = sorted(r.at for r in record.requests if r.path == "/sms/send")
     assert record.count(429) == 0
     assert busiest_window(starts, 1.0) <= 9
-    assert all(r["requests"] > 30 for r in results)  # every process got its share
+    shares = sorted(r["requests"] for r in results)
+    assert shares[0] > shares[-1] / 3, shares  # no process starved
     gaps = [b - a for a, b in zip(starts, starts[9:], strict=False)]
     assert 9 / (sum(gaps) / len(gaps)) >= 8.5
     assert sum(r["accepted"] for r in results) == len(record.sent)
@@ -155,8 +156,9 @@ async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> Non
 async def test_a_redis_outage_pauses_the_send_and_it_resumes(
     private_redis: RedisServer,
 ) -> None:
-    """Redis killed mid-send: nothing goes out while it is away; back within the patience,
-    the send carries on and everyone is accepted."""
+    """Redis killed mid-send: once the start times it had promised are used up, nothing goes
+    out while it is away; back within the patience, the send carries on and everyone is
+    accepted, and no sliding second ever held more than the limit."""
     account = token()
     async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
         async with SmsClub(account, base_url=fake.url, redis_url=private_redis.url) as sms:
@@ -175,15 +177,18 @@ async def test_a_redis_outage_pauses_the_send_and_it_resumes(
                 await anyio.sleep(1.5)
                 private_redis.stop()
                 stopped = time.monotonic()
-                await anyio.sleep(3.0)
+                await anyio.sleep(4.0)
                 restarted = time.monotonic()
                 await anyio.to_thread.run_sync(private_redis.start)
         record = await fake.record()
     report = result["report"]
     assert report.accepted == 4000 and report.error is None  # type: ignore[attr-defined]
-    during = [r.at for r in record.requests if stopped + 0.5 < r.at < restarted]
+    # starts promised before the outage (at most 10 workers / 9 per 1.04 s ahead, counted
+    # from a burst) still go; after those, nothing until Redis is back
+    during = [r.at for r in record.requests if stopped + 2.2 < r.at < restarted]
     assert during == []
     assert record.count(429) == 0
+    assert busiest_window([r.at for r in record.requests], 1.0) <= 9
 
 
 async def test_a_long_outage_stops_the_send_then_sending_works_again(
