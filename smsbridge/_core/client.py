@@ -7,7 +7,7 @@ import logging
 import os
 import ssl
 import warnings
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypedDict, TypeVar
 
@@ -285,6 +285,27 @@ class Client(Generic[J]):
             observer=options.get("observer"),
         )
         return await engine.run(source, unpack, indexed=options.get("indexed", False))
+
+    async def _chunked_calls(
+        self,
+        ids: Sequence[str],
+        size: int,
+        build: Callable[[list[str]], HttpRequest],
+        parse: Callable[[list[str], HttpResponse], list[T]],
+    ) -> list[T]:
+        """One call per ``size`` ids, run concurrently (within the client's limits); the
+        results in the order of ``ids``."""
+        chunks = [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+        results: list[list[T]] = [[] for _ in chunks]
+
+        async def one(n: int) -> None:
+            chunk = chunks[n]
+            results[n] = await self._call(build(chunk), lambda r: parse(chunk, r))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(len(chunks)):
+                tg.start_soon(one, n)
+        return [item for chunk in results for item in chunk]
 
     async def _call(
         self,

@@ -21,6 +21,7 @@ from .errors import (
     AuthenticationError,
     GatewayError,
     InsufficientBalanceError,
+    InvalidInputError,
     RateLimitedError,
     RejectedError,
     ResponseDecodeError,
@@ -38,6 +39,7 @@ __all__ = [
     "Gateway",
     "Job",
     "Packer",
+    "check_sender",
     "retry_after_seconds",
     "status_error",
 ]
@@ -226,6 +228,19 @@ class Gateway(Protocol, Generic[J]):
     def parse_send(self, batch: Batch, response: HttpResponse, job: J) -> BatchResult:
         """Verdicts for ``batch`` from the answer, or raise a typed error for the request."""
         ...
+
+
+def check_sender(sender: object) -> str:
+    """A sender name a handset can show: 1-11 printable characters, or up to 15 digits (the
+    GSM limits; the gateways document nothing stricter)."""
+    if not isinstance(sender, str) or not sender.strip():
+        raise InvalidInputError("sender must be a non-empty string")
+    if len(sender) > (15 if sender.isdigit() else 11) or not sender.isprintable():
+        raise InvalidInputError(
+            f"sender {sender!r} is not a valid sender name: at most 11 printable characters, "
+            "or 15 digits"
+        )
+    return sender
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -84,19 +84,6 @@ def _digits(value: Any) -> str:
     return _DIGITS.sub("", str(value))
 
 
-def check_sender(sender: object) -> str:
-    """A sender name the gateway can show: 1-11 characters, or up to 15 digits."""
-    if not isinstance(sender, str) or not sender.strip():
-        raise InvalidInputError("sender must be a non-empty string")
-    limit = 15 if sender.isdigit() else 11
-    if len(sender) > limit or not sender.isprintable():
-        raise InvalidInputError(
-            f"sender {sender!r} is not a valid sender name: at most 11 printable characters, "
-            "or 15 digits"
-        )
-    return sender
-
-
 class SmsClubGateway:
     """The SMS Club adapter.
 

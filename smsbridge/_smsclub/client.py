@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 from typing import Unpack
 
-import anyio
 import msgspec
 
 from .._core.client import Client, ClientOptions, SendOptions, env_or
 from .._core.errors import ConfigurationError, InvalidInputError
+from .._core.gateway import check_sender
 from .._core.models import Balance, MessageStatus, Report, SenderStatus
 from .._core.phones import PhoneRules
 from .._core.recipients import phone_text_pairs, phones_only
 from . import wire
-from .adapter import MAX_BATCH, SmsClubGateway, SmsClubJob, check_sender
+from .adapter import MAX_BATCH, SmsClubGateway, SmsClubJob
 
 __all__ = ["SenderRegistration", "SmsClub"]
 
@@ -140,21 +140,12 @@ class SmsClub(Client[SmsClubJob]):
 
     async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:
         """Delivery state of each id, in order; asked 100 at a time, concurrently."""
-        ids = [str(i) for i in message_ids]
-        chunks = [ids[i : i + MAX_BATCH] for i in range(0, len(ids), MAX_BATCH)]
-        results: list[list[MessageStatus]] = [[] for _ in chunks]
-
-        async def one(n: int) -> None:
-            chunk = chunks[n]
-            results[n] = await self._call(
-                self.gateway.build_status(chunk),
-                lambda r: self.gateway.parse_status(chunk, r),
-            )
-
-        async with anyio.create_task_group() as tg:
-            for n in range(len(chunks)):
-                tg.start_soon(one, n)
-        return [status for chunk in results for status in chunk]
+        return await self._chunked_calls(
+            [str(i) for i in message_ids],
+            MAX_BATCH,
+            self.gateway.build_status,
+            self.gateway.parse_status,
+        )
 
     async def balance(self) -> Balance:
         """Money on the account."""

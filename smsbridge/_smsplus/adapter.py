@@ -234,15 +234,6 @@ def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
     return RejectedError(f"the gateway refused the request with unknown code {code}", **kw)
 
 
-def check_sender(sender: object) -> str:
-    """A non-empty sender name of at most 11 printable characters, or 15 digits."""
-    if not isinstance(sender, str) or not sender.strip():
-        raise InvalidInputError("sender must be a non-empty string")
-    if len(sender) > (15 if sender.isdigit() else 11) or not sender.isprintable():
-        raise InvalidInputError(f"sender {sender!r} is not a valid sender name")
-    return sender
-
-
 class SmsPlusGateway:
     """The SMSPlus adapter.
 

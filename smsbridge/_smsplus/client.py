@@ -8,10 +8,11 @@ from typing import Unpack
 
 from .._core.client import Client, ClientOptions, SendOptions, env_or
 from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
+from .._core.gateway import check_sender
 from .._core.models import Report
 from .._core.phones import PhoneRules
 from .._core.recipients import phone_param_pairs
-from .adapter import DEFAULT_BATCH, SmsPlusGateway, SmsPlusJob, Template, check_sender
+from .adapter import DEFAULT_BATCH, SmsPlusGateway, SmsPlusJob, Template
 
 __all__ = ["SmsPlus"]
 

@@ -8,8 +8,6 @@ import os
 from collections.abc import AsyncIterable, Iterable
 from typing import Unpack
 
-import anyio
-
 from .._core.client import Client, ClientOptions, SendOptions, env_or
 from .._core.errors import ConfigurationError, InvalidInputError
 from .._core.models import Balance, MessageStatus, Report
@@ -168,21 +166,12 @@ class Webcom(Client[WebcomJob]):
 
     async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:
         """Delivery state of each id, in order (``/json/state.php``)."""
-        ids = [str(i) for i in message_ids]
-        size = self.gateway.status_batch
-        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
-        results: list[list[MessageStatus]] = [[] for _ in chunks]
-
-        async def one(n: int) -> None:
-            chunk = chunks[n]
-            results[n] = await self._call(
-                self.gateway.build_state(chunk), lambda r: self.gateway.parse_state(chunk, r)
-            )
-
-        async with anyio.create_task_group() as tg:
-            for n in range(len(chunks)):
-                tg.start_soon(one, n)
-        return [status for chunk in results for status in chunk]
+        return await self._chunked_calls(
+            [str(i) for i in message_ids],
+            self.gateway.status_batch,
+            self.gateway.build_state,
+            self.gateway.parse_state,
+        )
 
     async def balance(self) -> Balance:
         """Money (``Decimal``) and prepaid messages per area (``None`` for unlimited)."""

@@ -11,6 +11,7 @@ every request and every message it accepted, so a test can assert exactly who go
 
 from ._base import (
     FakeGateway,
+    FakeOptions,
     Fault,
     Faults,
     Record,
@@ -27,6 +28,7 @@ from ._webcom import FakeWebcom
 __all__ = [
     "FakeClock",
     "FakeGateway",
+    "FakeOptions",
     "FakeProcess",
     "FakeSmsClub",
     "FakeSmsPlus",

@@ -9,7 +9,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Literal, Self
+from typing import Literal, Self, TypedDict, Unpack, cast, get_args
 
 import msgspec
 from aiohttp import web
@@ -17,6 +17,7 @@ from aiohttp import web
 __all__ = [
     "FAULT",
     "FakeGateway",
+    "FakeOptions",
     "Fault",
     "Faults",
     "Record",
@@ -140,6 +141,26 @@ def busiest_window(times: Iterable[float], period: float = 1.0) -> int:
 _record_encoder = msgspec.json.Encoder()
 
 
+class FakeOptions(TypedDict, total=False):
+    """Settings every fake takes.
+
+    Attributes:
+        rate_limit: requests per ``rate_period`` per credential before answering 429;
+            ``None`` for no limit (each fake's default follows its gateway's documents).
+        rate_period: the sliding window of the rate limit, in seconds.
+        faults: random fault injection for send requests.
+        host, port: where to listen (loopback; port 0 picks a free one).
+        clock: the fake's time source (``time.monotonic``).
+    """
+
+    rate_limit: int | None
+    rate_period: float
+    faults: Faults | None
+    host: str
+    port: int
+    clock: Callable[[], float] | None
+
+
 class FakeGateway(_Recorded):
     """Base of the fakes: start with ``async with``; ``url`` is the base URL to give a client.
 
@@ -147,28 +168,16 @@ class FakeGateway(_Recorded):
     JSON and ``POST /_fake/faults`` replaces the :class:`Faults`, for fakes run as a server.
 
     Args:
-        rate_limit: requests per ``rate_period`` per credential before answering 429;
-            ``None`` for no limit.
-        faults: random fault injection for send requests.
-        host, port: where to listen (loopback; port 0 picks a free one).
+        **options: see :class:`FakeOptions`.
     """
 
-    def __init__(
-        self,
-        *,
-        rate_limit: int | None = 9,
-        rate_period: float = 1.0,
-        faults: Faults | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.rate_limit = rate_limit
-        self.rate_period = rate_period
-        self.faults = faults or Faults()
-        self.host = host
-        self.port = port
-        self.now = clock
+    def __init__(self, **options: Unpack[FakeOptions]) -> None:
+        self.rate_limit = options.get("rate_limit", 9)
+        self.rate_period = options.get("rate_period", 1.0)
+        self.faults = options.get("faults") or Faults()
+        self.host = options.get("host", "127.0.0.1")
+        self.port = options.get("port", 0)
+        self.now = options.get("clock") or time.monotonic
         self.requests: list[RequestRecord] = []
         self.sent: list[SentMessage] = []
         self._scripted: deque[Fault] = deque()
@@ -220,20 +229,11 @@ class FakeGateway(_Recorded):
         """The fault the next send request meets."""
         if self._scripted:
             return self._scripted.popleft()
-        f = self.faults
         roll = self._rng.random()
-        for name in (
-            "rate_limited",
-            "error_before",
-            "error_after",
-            "hang_after",
-            "garbage_before",
-            "garbage_after",
-            "reset_after",
-        ):
-            roll -= getattr(f, name)
+        for name in get_args(Fault)[1:]:
+            roll -= getattr(self.faults, name)
             if roll < 0:
-                return name
+                return cast(Fault, name)
         return "ok"
 
     async def hang(self) -> None:

@@ -6,12 +6,12 @@ import itertools
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 import msgspec
 from aiohttp import web
 
-from ._base import FAULT, FakeGateway, Faults, SentMessage
+from ._base import FAULT, FakeGateway, FakeOptions, SentMessage
 
 __all__ = ["FakeSmsClub"]
 
@@ -48,7 +48,7 @@ class FakeSmsClub(FakeGateway):
         balance: money on the account; each accepted message costs ``price``.
         currency: the balance's currency.
         duplicate_ttl: the 453 window in seconds (0 disables it).
-        **kw: rate limit, faults, host and port (see :class:`FakeGateway`).
+        **options: rate limit, faults, host, port, clock (see :class:`FakeOptions`).
     """
 
     def __init__(
@@ -61,22 +61,9 @@ class FakeSmsClub(FakeGateway):
         price: Decimal = Decimal(0),
         currency: str = "UAH",
         duplicate_ttl: float = 120.0,
-        rate_limit: int | None = 9,
-        rate_period: float = 1.0,
-        faults: Faults | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] | None = None,
+        **options: Unpack[FakeOptions],
     ) -> None:
-        kw: dict[str, Any] = {} if clock is None else {"clock": clock}
-        super().__init__(
-            rate_limit=rate_limit,
-            rate_period=rate_period,
-            faults=faults,
-            host=host,
-            port=port,
-            **kw,
-        )
+        super().__init__(**options)
         self.tokens = set(tokens)
         self.sender_states: dict[str, str] = dict.fromkeys(senders, "Approved")
         self.blacklist = set(blacklist)

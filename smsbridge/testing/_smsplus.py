@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Unpack
 
 import msgspec
 from aiohttp import web
 
 from .._smsplus.adapter import CODES
-from ._base import FAULT, FakeGateway, Faults, SentMessage
+from ._base import FAULT, FakeGateway, FakeOptions, SentMessage
 
 __all__ = ["FakeSmsPlus"]
 
@@ -55,7 +55,7 @@ class FakeSmsPlus(FakeGateway):
         templates: approved templates by id (others: 111).
         balance: messages the account can still pay for; ``None`` for no limit.
         account_problem: a code 102-106 every request answers, to simulate an unready account.
-        **kw: rate limit, faults, host and port (see :class:`FakeGateway`).
+        **options: rate limit, faults, host, port, clock (see :class:`FakeOptions`).
     """
 
     def __init__(
@@ -66,22 +66,9 @@ class FakeSmsPlus(FakeGateway):
         templates: Mapping[int, str] | None = None,
         balance: int | None = None,
         account_problem: str | None = None,
-        rate_limit: int | None = 9,
-        rate_period: float = 1.0,
-        faults: Faults | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] | None = None,
+        **options: Unpack[FakeOptions],
     ) -> None:
-        kw: dict[str, Any] = {} if clock is None else {"clock": clock}
-        super().__init__(
-            rate_limit=rate_limit,
-            rate_period=rate_period,
-            faults=faults,
-            host=host,
-            port=port,
-            **kw,
-        )
+        super().__init__(**options)
         self.tokens = set(tokens)
         self.senders = set(senders)
         texts = templates if templates is not None else {1: "Your code is {1}"}

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import aiohttp
 import msgspec
 from aiohttp import web
 
-from ._base import FAULT, FakeGateway, Faults, SentMessage
+from ._base import FAULT, FakeGateway, FakeOptions, SentMessage
 
 __all__ = ["FakeWebcom"]
 
@@ -40,7 +40,8 @@ class FakeWebcom(FakeGateway):
         stop_list_errors: ``"phone"`` refuses them in their ``information`` entry;
             ``"document"`` refuses the whole request with 400, as the document also lists.
         sms_left: messages the account can still send; ``None`` for unlimited.
-        **kw: rate limit (none by default: Webcom documents none), faults, host and port.
+        **options: rate limit (none by default: Webcom documents none), faults, host, port,
+            clock (see :class:`FakeOptions`).
     """
 
     def __init__(
@@ -52,22 +53,10 @@ class FakeWebcom(FakeGateway):
         stop_list: Iterable[str] = (),
         stop_list_errors: Literal["phone", "document"] = "phone",
         sms_left: int | None = None,
-        rate_limit: int | None = None,
-        rate_period: float = 1.0,
-        faults: Faults | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] | None = None,
+        **options: Unpack[FakeOptions],
     ) -> None:
-        kw: dict[str, Any] = {} if clock is None else {"clock": clock}
-        super().__init__(
-            rate_limit=rate_limit,
-            rate_period=rate_period,
-            faults=faults,
-            host=host,
-            port=port,
-            **kw,
-        )
+        options.setdefault("rate_limit", None)
+        super().__init__(**options)
         self.tokens = set(tokens)
         self.accounts = dict(accounts or {})
         self.senders = set(senders)
