@@ -193,10 +193,10 @@ class SendEngine(Generic[J]):
         send: ObjectSendStream[Batch],
     ) -> None:
         size = self._gateway.batch_size
-        chunk: list[Any] = []
         if self._halted():
             return
         if isinstance(source, AsyncIterable):
+            chunk: list[Any] = []
             async for entry in source:
                 chunk.append(entry)
                 if len(chunk) >= size:
@@ -204,15 +204,14 @@ class SendEngine(Generic[J]):
                     chunk = []
                     if self._halted():  # checked before reading on: nothing read is dropped
                         break
+            if chunk:
+                await self._feed(chunk, unpack, send)
         else:
             entries = iter(source)
-            while chunk := list(islice(entries, size)):
-                await self._feed(chunk, unpack, send)
-                if len(chunk) < size or self._halted():
+            while part := list(islice(entries, size)):
+                await self._feed(part, unpack, send)
+                if len(part) < size or self._halted():
                     break
-            chunk = []
-        if chunk:
-            await self._feed(chunk, unpack, send)
         for batch in self._packer.flush():
             await send.send(batch)
 
