@@ -236,6 +236,35 @@ class FakeGateway(_Recorded):
                 return cast(Fault, name)
         return "ok"
 
+    def fault_before(self, request: web.Request) -> web.Response | None:
+        """Pick this send request's fault; the answer when it strikes before anything is
+        sent, else ``None``."""
+        fault = self.next_fault()
+        request[FAULT] = fault
+        if fault == "rate_limited":
+            return self.rate_limited(self.faults.retry_after)
+        if fault == "error_before":
+            return web.Response(status=500, text="Internal Server Error")
+        if fault == "garbage_before":
+            return self.garbage()
+        return None
+
+    async def fault_after(
+        self, request: web.Request, answer: web.Response, error: web.Response | None = None
+    ) -> web.StreamResponse:
+        """The answer once the messages are sent: the picked fault's, or ``answer``
+        (``error`` stands in for the gateway's own failure answer, a 502 by default)."""
+        fault = request.get(FAULT, "ok")
+        if fault == "error_after":
+            return error or web.Response(status=502, text="<html>Bad Gateway</html>")
+        if fault == "garbage_after":
+            return self.garbage()
+        if fault == "reset_after":
+            return self.reset(request)
+        if fault == "hang_after":
+            await self.hang()
+        return answer
+
     async def hang(self) -> None:
         """Wait ``hang_seconds``, or until the fake closes."""
         with contextlib.suppress(TimeoutError):

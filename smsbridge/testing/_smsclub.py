@@ -11,7 +11,7 @@ from typing import Any, Unpack
 import msgspec
 from aiohttp import web
 
-from ._base import FAULT, FakeGateway, FakeOptions, SentMessage
+from ._base import FakeGateway, FakeOptions, SentMessage
 
 __all__ = ["FakeSmsClub"]
 
@@ -162,14 +162,9 @@ class FakeSmsClub(FakeGateway):
         if any(not isinstance(text, str) or not text for _, text in pairs):
             return _answer(add_info={"message": "Message cannot be blank."})
 
-        fault = self.next_fault()
-        request[FAULT] = fault
-        if fault == "rate_limited":
-            return self.rate_limited(self.faults.retry_after)
-        if fault == "error_before":
-            return web.Response(status=500, text="Internal Server Error")
-        if fault == "garbage_before":
-            return self.garbage()
+        refused = self.fault_before(request)
+        if refused is not None:
+            return refused
 
         now = self.now()
         seen: set[str] = set()
@@ -201,15 +196,7 @@ class FakeSmsClub(FakeGateway):
                 self.sent.append(SentMessage(message_id, phone, text, sender, now))
                 self.states[message_id] = "ENROUTE"
 
-        if fault == "error_after":
-            return web.Response(status=502, text="<html>Bad Gateway</html>")
-        if fault == "garbage_after":
-            return self.garbage()
-        if fault == "reset_after":
-            return self.reset(request)
-        if fault == "hang_after":
-            await self.hang()
-        return _answer(info=info or None, add_info=add_info)
+        return await self.fault_after(request, _answer(info=info or None, add_info=add_info))
 
     # ----------------------------------------------------------------- other calls
 

@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from .._smsplus.adapter import CODES
-from ._base import FAULT, FakeGateway, FakeOptions, SentMessage
+from ._base import FakeGateway, FakeOptions, SentMessage
 
 __all__ = ["FakeSmsPlus"]
 
@@ -143,14 +143,9 @@ class FakeSmsPlus(FakeGateway):
         if self.balance is not None and self.balance < len(numbers):
             return _code("119", 400)
 
-        fault = self.next_fault()
-        request[FAULT] = fault
-        if fault == "rate_limited":
-            return self.rate_limited(self.faults.retry_after)
-        if fault == "error_before":
-            return web.Response(status=500, text="Internal Server Error")
-        if fault == "garbage_before":
-            return self.garbage()
+        refused = self.fault_before(request)
+        if refused is not None:
+            return refused
 
         now = self.now()
         if self.balance is not None:
@@ -159,15 +154,7 @@ class FakeSmsPlus(FakeGateway):
             self._ids += 1
             self.sent.append(SentMessage(str(self._ids), number, text, sender, now))
 
-        if fault == "error_after":
-            return _code("122", 500)
-        if fault == "garbage_after":
-            return self.garbage()
-        if fault == "reset_after":
-            return self.reset(request)
-        if fault == "hang_after":
-            await self.hang()
-        return _code("100")
+        return await self.fault_after(request, _code("100"), error=_code("122", 500))
 
     async def _templates(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)

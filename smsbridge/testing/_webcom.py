@@ -13,7 +13,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from ._base import FAULT, FakeGateway, FakeOptions, SentMessage
+from ._base import FakeGateway, FakeOptions, SentMessage
 
 __all__ = ["FakeWebcom"]
 
@@ -141,14 +141,9 @@ class FakeWebcom(FakeGateway):
         if self.sms_left is not None and fresh > self.sms_left:
             return _error("Out of SMS")
 
-        fault = self.next_fault()
-        request[FAULT] = fault
-        if fault == "rate_limited":
-            return self.rate_limited(self.faults.retry_after)
-        if fault == "error_before":
-            return web.Response(status=500, text="Internal Server Error")
-        if fault == "garbage_before":
-            return self.garbage()
+        refused = self.fault_before(request)
+        if refused is not None:
+            return refused
 
         now = self.now()
         information: list[dict[str, Any]] = []
@@ -180,15 +175,7 @@ class FakeWebcom(FakeGateway):
                 )
                 information.append({"state": "send", "id_sms": self._ids})
 
-        if fault == "error_after":
-            return web.Response(status=502, text="<html>Bad Gateway</html>")
-        if fault == "garbage_after":
-            return self.garbage()
-        if fault == "reset_after":
-            return self.reset(request)
-        if fault == "hang_after":
-            await self.hang()
-        return web.json_response({"information": information})
+        return await self.fault_after(request, web.json_response({"information": information}))
 
     async def _state(self, request: web.Request) -> web.StreamResponse:
         body = await self._authenticated(request)
