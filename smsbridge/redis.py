@@ -202,6 +202,7 @@ class RedisWindow:
         namespace: the account's key prefix.
         secret: the HMAC key (the client derives it from the credentials).
         ttl: seconds a sent (text, number) pair stays blocked.
+        slack: seconds a reservation outlasts the TTL, so a prompt answer needs no commit.
         outage: seconds to keep retrying while Redis is unreachable before giving up.
         clock: time source for the waits between tries.
     """
@@ -213,16 +214,19 @@ class RedisWindow:
         secret: bytes,
         ttl: float = 120.0,
         *,
+        slack: float = 5.0,
         outage: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
-        if not (ttl > 0 and math.isfinite(ttl)):
-            raise ConfigurationError("ttl must be a positive number of seconds")
+        if not (ttl > 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
+            raise ConfigurationError("ttl must be positive and slack not negative")
         self.ttl = ttl
+        self.slack = slack
         self._redis = client
         self._prefix = f"{namespace}:w:"
         self._secret = secret
         self._ttl_ms = int(ttl * 1000)
+        self._reserve_ms = int((ttl + slack) * 1000)
         self._patience = _Patience(outage, clock)
 
     def __repr__(self) -> str:
@@ -249,11 +253,11 @@ class RedisWindow:
         return await self._patience.call(once)
 
     async def reserve(self, keys: Sequence[Hashable]) -> list[bool]:
-        """``SET key 1 NX PX ttl`` for each: ``True`` where this call set it."""
+        """``SET key 1 NX PX ttl+slack`` for each: ``True`` where this call set it."""
 
         def commands(pipe: Any) -> None:
             for key in keys:
-                pipe.set(key, b"1", nx=True, px=self._ttl_ms)
+                pipe.set(key, b"1", nx=True, px=self._reserve_ms)
 
         return [bool(ok) for ok in await self._run(commands)]
 

@@ -280,9 +280,27 @@ async def test_duplicate_window_releases_failures_and_keeps_uncertain(clock: Fak
     async with client(handler, clock) as sms:
         first = await sms.send("hi", to=["380501234567"], sender="Shop")
         second = await sms.send("hi", to=["380501234567"], sender="Shop")
-        clock.advance(121)
+        clock.advance(126)  # TTL 120 + the reservation's 5 s slack
         third = await sms.send("hi", to=["380501234567"], sender="Shop")
     assert (first.uncertain, second.suppressed, third.accepted) == (1, 1, 1)
+
+
+async def test_a_slow_answer_holds_the_window_a_full_ttl_from_the_answer(
+    clock: FakeClock,
+) -> None:
+    """An answer later than the reservation's slack commits: blocked TTL from the answer."""
+
+    def slow(request: HttpRequest) -> HttpResponse:
+        clock.advance(60)  # the gateway took a minute
+        return accept_all(request)
+
+    async with client(slow, clock) as sms:
+        await sms.send("hi", to=["380501234567"], sender="Shop")
+        clock.advance(100)  # 160 s after the reservation, 100 s after the answer
+        held = await sms.send("hi", to=["380501234567"], sender="Shop")
+        clock.advance(21)
+        free = await sms.send("hi", to=["380501234567"], sender="Shop")
+    assert (held.suppressed, free.accepted) == (1, 1)
 
 
 async def test_concurrent_sends_of_the_same_message_reach_the_gateway_once(

@@ -30,10 +30,10 @@ async def test_commit_holds_for_a_full_ttl_from_the_commit(clock: FakeClock) -> 
 
 
 async def test_a_reservation_of_a_crashed_sender_expires(clock: FakeClock) -> None:
-    """Nobody commits or releases: the key frees itself after the TTL."""
-    window = MemoryWindow(120, clock=clock)
+    """Nobody commits or releases: the key frees itself after the TTL and the slack."""
+    window = MemoryWindow(120, slack=5, clock=clock)
     await window.reserve([b"k"])
-    clock.advance(119.9)
+    clock.advance(124.9)
     assert await window.reserve([b"k"]) == [False]
     clock.advance(0.1)
     assert await window.reserve([b"k"]) == [True]
@@ -41,12 +41,12 @@ async def test_a_reservation_of_a_crashed_sender_expires(clock: FakeClock) -> No
 
 async def test_memory_is_bounded_by_what_one_ttl_holds(clock: FakeClock) -> None:
     """Old keys are evicted as time passes; the store holds only the live ones."""
-    window = MemoryWindow(10, clock=clock)
+    window = MemoryWindow(10, slack=2, clock=clock)
     for second in range(100):
         await window.reserve([f"{second}-{i}".encode() for i in range(100)])
         await window.commit([f"{second}-{i}".encode() for i in range(50)])
         clock.advance(1)
-    assert len(window) <= 11 * 100
+    assert len(window) <= (10 + 2 + 1) * 100
     assert repr(window) == f"MemoryWindow(ttl=10, keys={len(window)})"
 
 
@@ -55,3 +55,5 @@ def test_bad_ttl() -> None:
     for ttl in (-1.0, float("inf"), float("nan")):
         with pytest.raises(ConfigurationError):
             MemoryWindow(ttl)
+    with pytest.raises(ConfigurationError):
+        MemoryWindow(120, slack=-1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable, Sequence
 from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
@@ -292,6 +293,7 @@ class SendEngine(Generic[J]):
             return
         keys: Sequence[Hashable] | None = None
         window = self._window
+        reserved_at = self._clock.now()
         if window is not None:
             keys = window.keys(self._job.sender, self._job.text, batch)
             try:
@@ -310,19 +312,28 @@ class SendEngine(Generic[J]):
                 keys = [keys[i] for i in fresh]
                 if not fresh:
                     return
-        await self._send(batch, keys, announce=True)
+        await self._send(batch, keys, reserved_at, announce=True)
 
-    async def _send(self, batch: Batch, keys: Sequence[Hashable] | None, *, announce: bool) -> None:
+    async def _send(
+        self,
+        batch: Batch,
+        keys: Sequence[Hashable] | None,
+        reserved_at: float,
+        *,
+        announce: bool,
+    ) -> None:
         verdict = await self._attempt(batch, announce=announce)
         if verdict is None:
             # one recipient spoiled the request and nothing was sent: halve to isolate it
             half = len(batch) // 2
             for start, stop_at in ((0, half), (half, len(batch))):
                 part_keys = None if keys is None else keys[start:stop_at]
-                await self._send(batch.slice(start, stop_at), part_keys, announce=False)
+                await self._send(
+                    batch.slice(start, stop_at), part_keys, reserved_at, announce=False
+                )
             return
         statuses, details, stop = verdict
-        await self._emit(batch, statuses, details, keys)
+        await self._emit(batch, statuses, details, keys, reserved_at)
         if stop is not None:
             self._abort(stop)
 
@@ -436,9 +447,10 @@ class SendEngine(Generic[J]):
         statuses: Sequence[Status],
         details: Sequence[str | None],
         keys: Sequence[Hashable] | None,
+        reserved_at: float = -math.inf,
     ) -> None:
         if keys is not None:
-            await self._settle_window(keys, statuses)
+            await self._settle_window(keys, statuses, reserved_at)
         if self._observer is not None and len(batch):
             try:
                 await self._observer.after(batch, statuses, details)
@@ -475,9 +487,13 @@ class SendEngine(Generic[J]):
                 except Exception as e:
                     self._fail(e)
 
-    async def _settle_window(self, keys: Sequence[Hashable], statuses: Sequence[Status]) -> None:
+    async def _settle_window(
+        self, keys: Sequence[Hashable], statuses: Sequence[Status], reserved_at: float
+    ) -> None:
         window = self._window
         assert window is not None
+        # answered within the reservation's slack: it already holds a full TTL from now
+        prompt = self._clock.now() - reserved_at < window.slack
         if statuses and statuses.count(statuses[0]) == len(statuses):
             uniform = statuses[0]
             commit = keys if uniform in _COMMIT else []
@@ -486,7 +502,7 @@ class SendEngine(Generic[J]):
             commit = [k for k, s in zip(keys, statuses, strict=True) if s in _COMMIT]
             release = [k for k, s in zip(keys, statuses, strict=True) if s in _RELEASE]
         try:
-            if commit:
+            if commit and not prompt:
                 await window.commit(commit)
             if release:
                 await window.release(release)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 __all__ = ["Columns", "Unpack", "phone_param_pairs", "phone_text_pairs", "phones_only"]
@@ -49,6 +50,17 @@ def phone_text_pairs(chunk: list[Any]) -> Columns:
 def phone_param_pairs(chunk: list[Any]) -> Columns:
     """Entries are ``(phone, params)`` with up to three string parameters (numbers are
     turned into strings; one string counts as one parameter)."""
+    # the common shape, tuples of a phone and a tuple of strings, checked in bulk
+    if chunk and set(map(type, chunk)) == {tuple} and set(map(len, chunk)) == {2}:
+        phones, values = zip(*chunk, strict=True)
+        if set(map(type, values)) == {tuple} and set(map(type, chain.from_iterable(values))) <= {
+            str
+        }:
+            return phones, None, list(values), {}
+    return _phone_param_rows(chunk)
+
+
+def _phone_param_rows(chunk: list[Any]) -> Columns:
     phones: list[object] = []
     params: list[tuple[str, ...]] = []
     bad: dict[int, str] = {}

@@ -8,7 +8,10 @@ holds a number or a text.
 A key goes through three steps: ``reserve`` when its batch is dispatched (only one of several
 concurrent sends can win it), ``commit`` when the gateway accepted it (or may have: an
 uncertain send must not be repeated either), ``release`` when it was surely not sent, so a
-retry is not blocked. A reservation left behind by a crashed process expires with the TTL.
+retry is not blocked. A reservation lasts ``ttl + slack``, so a batch answered within
+``slack`` of its reservation is already held long enough and the core skips its commit; a
+pair stays blocked at least ``ttl`` after the gateway answered. A reservation left behind by a
+crashed process expires by itself.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class DuplicateWindow(Protocol):
     """What the core needs from a duplicate-window store (in-memory or Redis)."""
 
     ttl: float
+    slack: float
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> Sequence[Hashable]:
         """One key per recipient of ``batch``; ``text`` is the shared one, if any."""
@@ -59,13 +63,17 @@ class MemoryWindow:
 
     Args:
         ttl: seconds a sent (text, number) pair stays blocked; the gateways use 120.
+        slack: seconds a reservation outlasts the TTL, so a prompt answer needs no commit.
         clock: time source; inject a fake one in tests.
     """
 
-    def __init__(self, ttl: float = 120.0, *, clock: Clock | None = None) -> None:
-        if not (ttl >= 0 and math.isfinite(ttl)):
-            raise ConfigurationError(f"ttl must be zero or a positive number, got {ttl!r}")
+    def __init__(
+        self, ttl: float = 120.0, *, slack: float = 5.0, clock: Clock | None = None
+    ) -> None:
+        if not (ttl >= 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
+            raise ConfigurationError(f"ttl and slack must be zero or positive, got {ttl!r}")
         self.ttl = ttl
+        self.slack = slack
         self._clock: Clock = clock or SystemClock()
         self._until: dict[Hashable, float] = {}
         # (expiry, keys) per reserve or commit call, in time order: eviction works a call at a
@@ -88,7 +96,8 @@ class MemoryWindow:
         """64-bit hashes of (sender, text, parameters, phone): collisions among the keys of
         one TTL are vanishingly rare (about 1 in 3 billion for 108,000 keys)."""
         if batch.texts is None and batch.params is None:
-            return list(map(hash, zip(repeat(hash((sender, text))), batch.phones)))
+            scope = hash((sender, text))
+            return [scope ^ h for h in map(hash, batch.phones)]
         texts = batch.texts if batch.texts is not None else repeat(text)
         params = batch.params if batch.params is not None else repeat(())
         return list(map(hash, zip(repeat(sender), texts, params, batch.phones)))
@@ -97,7 +106,7 @@ class MemoryWindow:
         """Claim each key not held by a live reservation or commit."""
         now = self._clock.now()
         self._evict(now)
-        until, expiry = self._until, now + self.ttl
+        until, expiry = self._until, now + self.ttl + self.slack
         # the common case, every key new: claimed in one sweep; `expiry` is a fresh object,
         # so a value that *is* it was written by this call
         before, setdefault, clean = len(until), until.setdefault, True

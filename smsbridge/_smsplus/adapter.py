@@ -271,8 +271,19 @@ class SmsPlusGateway:
         template = job.template
         if template is None or batch.params is None:
             return None
-        problems: dict[int, str] = {}
         expected = template.parameters
+        if template.text is not None and set(map(len, batch.params)) == {expected}:
+            # every row has the right count: lengths by column, without a loop per row
+            fixed, uses = _shape(template.text)
+            columns = list(zip(*batch.params, strict=True)) if expected else []
+            totals = [fixed] * len(batch.params)
+            for position, count, _ in uses:
+                if position < len(columns):
+                    widths = map(len, columns[position])
+                    totals = [t + count * w for t, w in zip(totals, widths, strict=True)]
+            if max(totals, default=0) <= MAX_TEXT:
+                return None
+        problems: dict[int, str] = {}
         for row, params in enumerate(batch.params):
             if len(params) > 3:
                 problems[row] = f"at most 3 parameters, got {len(params)}"
