@@ -131,11 +131,6 @@ class SendOptions(TypedDict, total=False):
     indexed: bool
 
 
-def redis_url_given(options: ClientOptions) -> bool:
-    """Whether the client will share its state through Redis."""
-    return bool(env_or(options.get("redis_url"), "SMSBRIDGE_REDIS_URL"))
-
-
 def env_or(value: str | None, name: str) -> str | None:
     """``value`` if given, else the environment variable ``name`` (empty counts as unset)."""
     if value is not None:
@@ -170,12 +165,12 @@ class Client(Generic[J]):
         self.concurrency = options.get("concurrency", 10)
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError("concurrency must be a positive integer")
+        redis_url = env_or(options.get("redis_url"), "SMSBRIDGE_REDIS_URL")
         rate = options.get("rate", 9)
         period = options.get("rate_period", 1.0)
-        margin = options.get("rate_margin", 0.04 if redis_url_given(options) else 0.015)
+        margin = options.get("rate_margin", 0.04 if redis_url else 0.015)
         ttl = options.get("window_ttl", 120.0)
         self._shared: Any = None
-        redis_url = env_or(options.get("redis_url"), "SMSBRIDGE_REDIS_URL")
         if redis_url:
             from ..redis import RedisState
 
