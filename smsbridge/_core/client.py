@@ -9,7 +9,7 @@ import ssl
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypedDict, TypeVar
 
 import anyio
 
@@ -30,6 +30,9 @@ from .transport import (
     check_base_url,
 )
 from .window import DuplicateWindow, MemoryWindow
+
+if TYPE_CHECKING:
+    from ..redis import RedisState
 
 __all__ = ["Client", "ClientOptions", "InsecureTransportWarning", "SendOptions"]
 
@@ -170,7 +173,7 @@ class Client(Generic[J]):
         period = options.get("rate_period", 1.0)
         margin = options.get("rate_margin", 0.04 if redis_url else 0.015)
         ttl = options.get("window_ttl", 120.0)
-        self._shared: Any = None
+        self._shared: RedisState | None = None
         if redis_url:
             from ..redis import RedisState
 
