@@ -18,6 +18,7 @@ from smsbridge import (
     HttpResponse,
     MockTransport,
     Outcome,
+    RateLimitedError,
     RetryPolicy,
     SmsClub,
     Status,
@@ -326,3 +327,18 @@ async def test_client_must_be_opened() -> None:
     sms = SmsClub(TOKEN)
     with pytest.raises(ConfigurationError, match="async with SmsClub"):
         await sms.balance()
+
+
+async def test_calls_and_sends_share_one_retry_decision(clock: FakeClock) -> None:
+    """A Retry-After longer than the policy allows ends a plain call at once, as it ends a
+    send's batch; a short one is waited out."""
+    handler, calls = scripted(HttpResponse(429, b"", {"retry-after": "1000"}))
+    async with client(handler, clock) as sms:
+        with pytest.raises(RateLimitedError):
+            await sms.balance()
+    assert calls[0] == 1
+    ok = HttpResponse(200, b'{"success_request": {"info": {"money": "1", "currency": "UAH"}}}')
+    handler, calls = scripted(HttpResponse(429, b"", {"retry-after": "3"}), ok)
+    async with client(handler, clock) as sms:
+        assert str((await sms.balance()).money) == "1"
+    assert calls[0] == 2

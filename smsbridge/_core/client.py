@@ -15,7 +15,7 @@ import anyio
 
 from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine, Throttle, exchange
-from .errors import ConfigurationError, ConnectError, RateLimitedError, SmsBridgeError
+from .errors import ConfigurationError, RateLimitedError, SmsBridgeError
 from .gateway import Gateway, Job
 from .limiter import RateLimiter, SlidingWindowLimiter
 from .models import Keep, Report
@@ -320,13 +320,9 @@ class Client(Generic[J]):
             try:
                 return parse(await exchange(self._throttle, transport, request))
             except SmsBridgeError as e:
-                safe = isinstance(e, RateLimitedError | ConnectError) or (
-                    idempotent and e.maybe_processed
-                )
-                if not safe or e.account_wide or attempt >= self._retry.attempts:
+                delay = self._retry.after(e, attempt, ambiguous_ok=idempotent)
+                if delay is None:
                     raise
-                retry_after = e.retry_after if isinstance(e, RateLimitedError) else None
-                delay = self._retry.delay(attempt, retry_after)
                 if isinstance(e, RateLimitedError):
                     await self._throttle.limiter.defer(delay)
                 await self._clock.sleep(delay)

@@ -30,7 +30,6 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .clock import Clock
 from .errors import (
-    ConnectError,
     RateLimitedError,
     RejectedError,
     ResponseDecodeError,
@@ -384,7 +383,7 @@ class SendEngine(Generic[J]):
                 if ambiguous_before:
                     _after_ambiguous(result)
                 return result.statuses, result.details, result.stop
-            delay = self._retry_delay(error, attempt)
+            delay = self._retry.after(error, attempt, ambiguous_ok=self._retry_ambiguous)
             if delay is None:
                 if (
                     isinstance(error, RejectedError)
@@ -426,18 +425,6 @@ class SendEngine(Generic[J]):
             self._fail(e)
             return False
         return True
-
-    def _retry_delay(self, error: SmsBridgeError, attempt: int) -> float | None:
-        """Seconds to wait before retrying, or ``None`` when this is final."""
-        if error.account_wide or attempt >= self._retry.attempts:
-            return None
-        if isinstance(error, RateLimitedError):
-            if error.retry_after is not None and error.retry_after > self._retry.max_retry_after:
-                return None
-            return self._retry.delay(attempt, error.retry_after)
-        if isinstance(error, ConnectError) or (error.maybe_processed and self._retry_ambiguous):
-            return self._retry.delay(attempt)
-        return None
 
     # ----------------------------------------------------------------- outcomes
 

@@ -6,7 +6,7 @@ import random
 
 import msgspec
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConnectError, RateLimitedError, SmsBridgeError
 
 __all__ = ["RetryPolicy"]
 
@@ -44,3 +44,21 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         if retry_after is not None and retry_after > jittered:
             return retry_after + random.uniform(0, min(1.0, retry_after / 10))
         return jittered
+
+    def after(self, error: SmsBridgeError, attempt: int, *, ambiguous_ok: bool) -> float | None:
+        """Seconds to wait before trying again after ``error`` ended try ``attempt``, or
+        ``None`` when the failure is final.
+
+        429 and connections never opened are retried; failures that may have been processed
+        only when ``ambiguous_ok`` (the gateway de-duplicates, the caller accepts repeats, or
+        the call only reads); account-wide failures never.
+        """
+        if error.account_wide or attempt >= self.attempts:
+            return None
+        if isinstance(error, RateLimitedError):
+            if error.retry_after is not None and error.retry_after > self.max_retry_after:
+                return None
+            return self.delay(attempt, error.retry_after)
+        if isinstance(error, ConnectError) or (error.maybe_processed and ambiguous_ok):
+            return self.delay(attempt)
+        return None
