@@ -25,7 +25,7 @@ import msgspec
 
 from .._core.client import Client
 from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
-from .._core.gateway import Batch
+from .._core.gateway import Batch, ChunkPacker, Packer
 from .._core.models import Counts, Report, Status
 from .._core.phones import InvalidPhone, PhoneRules
 from .._core.segments import sms_segments
@@ -358,10 +358,11 @@ def _dry_run(
     duplicates = valid = 0
     segments_total = segments_max = 0
     encodings: dict[str, int] = {}
-    packer: Any = (
+    # the gateways' own packers, so the count of requests is the one a send would make
+    packer: Packer = (
         UniquePhonePacker(provider.batch_size)
         if provider.name == "smsplus"
-        else _Counter(provider.batch_size)
+        else ChunkPacker(provider.batch_size)
     )
     requests = 0
     for index, entry in recipients.rows():
@@ -424,21 +425,6 @@ def _dry_run(
         _out("  SMS segments      depends on the template's text (smsbridge templates smsplus)")
     _out(f"  ETA at {rate}/s       {_duration(eta):>10}")
     return 0
-
-
-class _Counter:
-    """Counts requests for plain batching without keeping the batches."""
-
-    def __init__(self, size: int) -> None:
-        self.size, self.count = size, 0
-
-    def pack(self, batch: Batch) -> list[None]:
-        self.count += len(batch)
-        full, self.count = divmod(self.count, self.size)
-        return [None] * full
-
-    def flush(self) -> list[None]:
-        return [None] if self.count else []
 
 
 def _duration(seconds: float) -> str:
