@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -28,3 +29,10 @@ class MockedResponse(aiohttp.ClientResponse):
     def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
         kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
         super().__init__(method, url, **kwargs)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any SMSBRIDGE_ setting, plus ``extra``: what a
+    subprocess under test should see."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
+    return {**env, **extra}

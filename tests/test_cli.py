@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 from smsbridge.testing import FakeProcess
 
-from .helpers import TOKEN
+from .helpers import TOKEN, clean_env
 
 EXE = Path(sys.executable).with_name("smsbridge")
 
@@ -27,10 +26,9 @@ def run(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """The command, with a clean environment plus `env`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
     return subprocess.run(
         [str(EXE), *args],
-        env={**base, **(env or {})},
+        env=clean_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -236,8 +234,7 @@ async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
             "--journal",
             str(journal),
         ]
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
-        proc = await anyio.open_process([str(EXE), *args], env={**base, **env})
+        proc = await anyio.open_process([str(EXE), *args], env=clean_env(**env))
         await anyio.sleep(2.5)
         proc.send_signal(signal.SIGINT)
         await proc.wait()

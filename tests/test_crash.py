@@ -7,7 +7,6 @@ catch batches on the wire."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -21,7 +20,7 @@ import pytest
 
 from smsbridge.testing import FakeProcess, Faults
 
-from .helpers import TOKEN
+from .helpers import TOKEN, clean_env
 from .test_cli import EXE, csv_file, last_json, run
 
 RECIPIENTS = 20_000
@@ -66,7 +65,6 @@ async def test_killed_ten_times_then_finished(provider: str, tmp_path: Path) -> 
     ) as fake:
         prefix = f"SMSBRIDGE_{provider.upper()}"
         env = {f"{prefix}_TOKEN": TOKEN, f"{prefix}_URL": fake.url}
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
         args = [
             str(EXE),
             "send",
@@ -84,7 +82,7 @@ async def test_killed_ten_times_then_finished(provider: str, tmp_path: Path) -> 
         ]
         kills = 0
         while kills < KILLS:
-            process = await anyio.open_process(args, env={**base, **env})
+            process = await anyio.open_process(args, env=clean_env(**env))
             await anyio.sleep(rng.uniform(0.6, 1.2))
             finished_alone = process.returncode is not None
             if not finished_alone:

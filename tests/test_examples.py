@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from .helpers import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_smsclub_example_runs_against_the_fake() -> None:
     """examples/smsclub_send.py prints its problems, counts and statuses."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
+    env = clean_env()
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "smsclub_send.py")],
         capture_output=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from smsbridge.fastapi import SmsBridge, webcom_report_router
 from smsbridge.testing import FakeProcess, FakeWebcom
 
 from .conftest import free_port
-from .helpers import TOKEN
+from .helpers import TOKEN, clean_env
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
 SECRET = "reports-secret-0123456789"
@@ -135,12 +134,9 @@ async def test_under_uvicorn_on_loopback(webcom: FakeProcess) -> None:
     """The example app served by uvicorn: a send, then the fake gateway's webhook delivers
     reports until acknowledged."""
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")},
-        "SMSBRIDGE_WEBCOM_TOKEN": TOKEN,
-        "SMSBRIDGE_WEBCOM_URL": webcom.url,
-        "REPORTS_SECRET": SECRET,
-    }
+    env = clean_env(
+        SMSBRIDGE_WEBCOM_TOKEN=TOKEN, SMSBRIDGE_WEBCOM_URL=webcom.url, REPORTS_SECRET=SECRET
+    )
     server = await anyio.open_process(
         [
             sys.executable,
