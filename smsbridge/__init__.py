@@ -28,7 +28,7 @@ from ._core.errors import (
     UnavailableError,
 )
 from ._core.gateway import Batch
-from ._core.limiter import RateLimiter, SlidingWindowLimiter
+from ._core.limiter import RateLimiter, SlidingWindowLimiter, Slot
 from ._core.models import (
     Balance,
     BalancePackage,
@@ -46,7 +46,7 @@ from ._core.phones import PhoneRules
 from ._core.retry import RetryPolicy
 from ._core.segments import Segments, sms_segments
 from ._core.transport import HttpRequest, HttpResponse, MockTransport, Timeouts, Transport
-from ._core.window import DuplicateWindow, MemoryWindow
+from ._core.window import Claim, DuplicateWindow, MemoryWindow
 from ._smsclub.client import SenderRegistration, SmsClub
 from ._smsplus.adapter import Template
 from ._smsplus.client import SmsPlus
@@ -66,6 +66,7 @@ __all__ = [
     "BalancePackage",
     "Batch",
     "BatchObserver",
+    "Claim",
     "ClientOptions",
     "Clock",
     "ConfigurationError",
@@ -101,6 +102,7 @@ __all__ = [
     "SenderState",
     "SenderStatus",
     "SlidingWindowLimiter",
+    "Slot",
     "SmsBridgeError",
     "SmsClub",
     "SmsPlus",

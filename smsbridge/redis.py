@@ -6,7 +6,12 @@ gateway account and carry a hash tag, so an account's keys share one cluster slo
 
     smsbridge:{smsclub:3f2a9c…}:starts     recent request starts (sorted set)
     smsbridge:{smsclub:3f2a9c…}:defer      no start before this server time (Retry-After)
-    smsbridge:{smsclub:3f2a9c…}:w:<hmac>   one duplicate-window entry
+    smsbridge:{smsclub:3f2a9c…}:w:<hmac>   one duplicate-window entry: "r" (reserved) or "c"
+                                           (committed), then the holder and recipient
+
+Every operation is one Lua script, so a call that timed out on the client and was carried out
+later by a frozen server cannot be mistaken for somebody else's: a reservation names its
+holder, and the holder's retry finds its own.
 
 Both fail closed: while Redis is unreachable no new start is admitted (starts it promised
 before it went away, at most about ``concurrency / limit`` periods ahead, still go out). The
@@ -24,7 +29,6 @@ import math
 import os
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import partial
-from itertools import repeat
 from typing import Any, TypeVar
 
 import anyio
@@ -32,6 +36,8 @@ import anyio
 from ._core.clock import Clock, SystemClock
 from ._core.errors import ConfigurationError, StateBackendError
 from ._core.gateway import Batch
+from ._core.limiter import Slot
+from ._core.window import Claim, key_fields
 
 try:
     import redis.asyncio as aioredis
@@ -39,7 +45,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("smsbridge.redis needs: pip install 'smsbridge[redis]'") from e
 
-__all__ = ["RedisLimiter", "RedisState", "RedisWindow", "connect"]
+__all__ = ["RedisLimiter", "RedisState", "RedisWindow", "connect", "scripts"]
 
 log = logging.getLogger("smsbridge.redis")
 
@@ -48,10 +54,14 @@ T = TypeVar("T")
 # One atomic step on Redis's own clock. The caller is given a definite start time -- now,
 # or the moment the `limit`-th most recent start (past or already promised) leaves the span --
 # and that time is recorded at once, so no other caller can take it: callers are served in
-# the order they ask, across processes, and nobody polls.
+# the order they ask, across processes, and nobody polls. (ARGV[4], and ARGV[2] of _DEFER,
+# give "now" in microseconds for tests; callers leave them out.)
 _ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(ARGV[4])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
 local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
@@ -71,14 +81,72 @@ return start - now
 """
 
 _DEFER = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(ARGV[2])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local until_ = now + tonumber(ARGV[1])
 if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
     redis.call('SET', KEYS[1], until_, 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
 end
 return 0
 """
+
+
+# A window entry is "r<holder>:<index>" while reserved and "c<holder>:<index>" once committed.
+# KEYS: the keys; ARGV[1]: milliseconds; ARGV[2]: holder; ARGV[2 + i]: the index of KEYS[i].
+# Returns per key 0 (ours: new, or this recipient's own), 1 (committed by another), 2
+# (reserved by another recipient, not yet settled).
+_RESERVE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    local mine = ARGV[2] .. ':' .. ARGV[i + 2]
+    local held = redis.call('GET', key)
+    if not held then
+        redis.call('SET', key, 'r' .. mine, 'PX', ARGV[1])
+        out[i] = 0
+    elseif string.sub(held, 2) == mine then
+        if string.sub(held, 1, 1) == 'r' then
+            redis.call('PEXPIRE', key, ARGV[1])
+        end
+        out[i] = 0
+    elseif string.sub(held, 1, 1) == 'c' then
+        out[i] = 1
+    else
+        out[i] = 2
+    end
+end
+return out
+"""
+
+_COMMIT = """
+for i, key in ipairs(KEYS) do
+    redis.call('SET', key, 'c' .. ARGV[2] .. ':' .. ARGV[i + 2], 'PX', ARGV[1])
+end
+return #KEYS
+"""
+
+# ARGV[1]: holder; ARGV[1 + i]: the index of KEYS[i]. Drops only this holder's reservations.
+_RELEASE = """
+local n = 0
+for i, key in ipairs(KEYS) do
+    if redis.call('GET', key) == 'r' .. ARGV[1] .. ':' .. ARGV[i + 1] then
+        redis.call('DEL', key)
+        n = n + 1
+    end
+end
+return n
+"""
+
+scripts = {
+    "acquire": _ACQUIRE,
+    "defer": _DEFER,
+    "reserve": _RESERVE,
+    "commit": _COMMIT,
+    "release": _RELEASE,
+}
+"""Every Lua script smsbridge runs, by name (for tests and stand-ins of Redis)."""
 
 
 def connect(url: str) -> aioredis.Redis:
@@ -140,6 +208,9 @@ class RedisLimiter:
             starting on two cores).
         outage: seconds to keep retrying while Redis is unreachable before giving up.
         clock: time source for the waits between tries.
+
+    A request must be written within ``margin / 2`` of the moment Redis promised it (the
+    other half absorbs the way to the gateway); a slot that would go later asks again.
     """
 
     def __init__(
@@ -156,6 +227,7 @@ class RedisLimiter:
         if limit < 1 or period <= 0 or margin < 0:
             raise ConfigurationError("limit, period and margin must be positive")
         self.limit, self.period, self.margin, self.outage = limit, period, margin, outage
+        self.tolerance = margin / 2
         self._redis = client
         self._keys = [f"{namespace}:starts", f"{namespace}:defer"]
         self._span_us = round((period + margin) * 1_000_000)
@@ -172,13 +244,11 @@ class RedisLimiter:
             f"period={self.period}, margin={self.margin})"
         )
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Slot:
         """Get a start time from Redis, and wait for it."""
-        self._count += 1
-        args: list[int | str] = [self.limit, self._span_us, f"{self._me}:{self._count}"]
-        wait_us = int(await self._patience.call(partial(self._acquire, self._keys, args)))
-        if wait_us > 0:
-            await self._clock.sleep(wait_us / 1_000_000)
+        slot = _RedisSlot(self)
+        await slot.promise()
+        return slot
 
     async def defer(self, seconds: float) -> None:
         """Hold back every process's starts for ``seconds`` (a gateway's Retry-After)."""
@@ -189,20 +259,57 @@ class RedisLimiter:
         )
 
 
-class RedisWindow:
-    """The duplicate window in Redis: ``SET NX PX`` to reserve, ``SET PX`` to commit,
-    ``DEL`` to release, each a single pipelined round trip per batch.
+class _RedisSlot:
+    """A start Redis promised. If the request is written later than the promise allows (its
+    answer was slow to come back, the wake-up or the connection late), the promise is stale:
+    the slot asks again, and the stale one stays recorded as a start that never came, which
+    can only hold others back."""
 
-    Keys hold an HMAC of (sender, text, parameters, phone) under a key derived from the
-    account's credentials, so neither numbers nor texts are stored, and all processes of the
-    account compute the same keys.
+    __slots__ = ("_late", "_limiter", "_woke")
+
+    def __init__(self, limiter: RedisLimiter) -> None:
+        self._limiter = limiter
+        self._late = 0.0
+        self._woke = 0.0
+
+    async def promise(self) -> None:
+        limiter = self._limiter
+        clock = limiter._clock
+        limiter._count += 1
+        args: list[int | str] = [limiter.limit, limiter._span_us, f"{limiter._me}:{limiter._count}"]
+        asked = clock.now()
+        wait_us = int(await limiter._patience.call(partial(limiter._acquire, limiter._keys, args)))
+        answered = clock.now()
+        wait = max(0, wait_us) / 1_000_000
+        if wait > 0:
+            await clock.sleep(wait)
+        self._woke = clock.now()
+        # behind the promised moment by at most the round trip, plus any oversleep
+        self._late = (answered - asked) + (self._woke - answered - wait)
+
+    async def start(self) -> None:
+        limiter = self._limiter
+        while self._late + (limiter._clock.now() - self._woke) > limiter.tolerance:
+            await self.promise()
+
+    def close(self) -> None:
+        pass
+
+
+class RedisWindow:
+    """The duplicate window in Redis: one Lua script per batch to reserve, commit or release.
+
+    Keys hold an HMAC of :func:`~smsbridge._core.window.key_fields` under a key derived from
+    the account's credentials, so neither numbers nor texts are stored, and all processes of
+    the account compute the same keys. Values name the holder and recipient, so a retry of a
+    reservation the server carried out after the client gave up finds it its own.
 
     Args:
         client: a ``redis.asyncio.Redis``.
         namespace: the account's key prefix.
         secret: the HMAC key (the client derives it from the credentials).
         ttl: seconds a sent (text, number) pair stays blocked.
-        slack: seconds a reservation outlasts the TTL, so a prompt answer needs no commit.
+        slack: seconds a reservation outlasts the TTL.
         outage: seconds to keep retrying while Redis is unreachable before giving up.
         clock: time source for the waits between tries.
     """
@@ -222,11 +329,13 @@ class RedisWindow:
             raise ConfigurationError("ttl must be positive and slack not negative")
         self.ttl = ttl
         self.slack = slack
-        self._redis = client
         self._prefix = f"{namespace}:w:"
         self._secret = secret
         self._ttl_ms = int(ttl * 1000)
         self._reserve_ms = int((ttl + slack) * 1000)
+        self._reserve = client.register_script(_RESERVE)
+        self._commit = client.register_script(_COMMIT)
+        self._release = client.register_script(_RELEASE)
         self._patience = _Patience(outage, clock)
 
     def __repr__(self) -> str:
@@ -234,54 +343,62 @@ class RedisWindow:
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """``<namespace>:w:<hmac-sha256>`` per recipient."""
-        texts = batch.texts if batch.texts is not None else repeat(text or "")
-        params = batch.params if batch.params is not None else repeat(())
-        base = hmac.new(self._secret, f"{sender}\x00".encode(), hashlib.sha256)
+        base = hmac.new(self._secret, digestmod=hashlib.sha256)
         keys: list[Hashable] = []
-        for own, values, phone in zip(texts, params, batch.phones, strict=False):
+        for fields in key_fields(sender, text, batch):
             mac = base.copy()
-            mac.update(f"{own}\x00{chr(31).join(values)}\x00{phone}".encode())
+            mac.update(msgspec_fields(fields))
             keys.append(self._prefix + mac.hexdigest())
         return keys
 
-    async def _run(self, commands: Callable[[Any], object]) -> list[Any]:
-        async def once() -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                commands(pipe)
-                return list(await pipe.execute())
+    async def reserve(
+        self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
+    ) -> list[Claim]:
+        """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
+        claims = await self._patience.call(
+            partial(self._reserve, [str(k) for k in keys], [self._reserve_ms, holder, *indices])
+        )
+        return [Claim(int(c)) for c in claims]
 
-        return await self._patience.call(once)
-
-    async def reserve(self, keys: Sequence[Hashable]) -> list[bool]:
-        """``SET key 1 NX PX ttl+slack`` for each: ``True`` where this call set it."""
-
-        def commands(pipe: Any) -> None:
-            for key in keys:
-                pipe.set(key, b"1", nx=True, px=self._reserve_ms)
-
-        return [bool(ok) for ok in await self._run(commands)]
-
-    async def commit(self, keys: Sequence[Hashable]) -> None:
+    async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Hold for a full TTL from now."""
-
-        def commands(pipe: Any) -> None:
-            for key in keys:
-                pipe.set(key, b"2", px=self._ttl_ms)
-
-        await self._run(commands)
-
-    async def release(self, keys: Sequence[Hashable]) -> None:
-        """Forget the reservations."""
         if keys:
-            await self._run(lambda pipe: pipe.delete(*keys))
+            await self._patience.call(
+                partial(self._commit, [str(k) for k in keys], [self._ttl_ms, holder, *indices])
+            )
+
+    async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
+        """Drop the reservations that are still this holder's."""
+        if keys:
+            await self._patience.call(
+                partial(self._release, [str(k) for k in keys], [holder, *indices])
+            )
+
+
+def msgspec_fields(fields: tuple[str, str, tuple[str, ...], str]) -> bytes:
+    """The key fields as unambiguous bytes (NUL between fields, US between parameters)."""
+    sender, text, params, phone = fields
+    return f"{sender}\x00{text}\x00{chr(31).join(params)}\x00{phone}".encode()
 
 
 class RedisState:
-    """The limiter and window a client builds from a Redis URL; owns the connection."""
+    """The limiter and window of one account, shared through Redis; owns the connection.
+
+    Args:
+        url: the Redis URL (or pass ``client``).
+        provider: the gateway's name, and
+        account_id: the account's id: together they name the keys.
+        secret: the window's HMAC key.
+        limit, period, margin: the limiter's settings.
+        window_ttl: the window's TTL (0: no window).
+        outage: seconds to wait for an unreachable Redis.
+        clock: time source.
+        client: a ``redis.asyncio.Redis`` (or a stand-in) instead of ``url``.
+    """
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         *,
         provider: str,
         account_id: str,
@@ -292,14 +409,19 @@ class RedisState:
         window_ttl: float,
         outage: float = 30.0,
         clock: Clock | None = None,
+        client: Any = None,
     ) -> None:
-        self.client = connect(url)
+        if client is None:
+            if url is None:
+                raise ConfigurationError("give a Redis URL or client")
+            client = connect(url)
+        self.client = client
         namespace = f"smsbridge:{{{provider}:{account_id}}}"
         self.limiter = RedisLimiter(
-            self.client, namespace, limit, period, margin=margin, outage=outage, clock=clock
+            client, namespace, limit, period, margin=margin, outage=outage, clock=clock
         )
         self.window = (
-            RedisWindow(self.client, namespace, secret, window_ttl, outage=outage, clock=clock)
+            RedisWindow(client, namespace, secret, window_ttl, outage=outage, clock=clock)
             if window_ttl
             else None
         )

@@ -12,13 +12,19 @@ from smsbridge import ConfigurationError, SlidingWindowLimiter
 from smsbridge.testing import FakeClock, busiest_window
 
 
+async def _go(limiter: SlidingWindowLimiter) -> None:
+    """Take a slot and start it at once, as a request on a warm connection does."""
+    slot = await limiter.acquire()
+    await slot.start()
+
+
 async def _starts(
     limiter: SlidingWindowLimiter, clock: FakeClock, gaps: list[float]
 ) -> list[float]:
     starts = []
     for gap in gaps:
         clock.advance(gap)
-        await limiter.acquire()
+        await _go(limiter)
         starts.append(clock.now())
     return starts
 
@@ -68,7 +74,7 @@ async def test_sustains_at_least_98_percent_from_cold_start_steady_state_and_aft
     for _phase in range(3):  # cold start, then twice more after an idle pause
         phase_start = clock.now()
         while clock.now() - phase_start < 30.0:
-            await limiter.acquire()
+            await _go(limiter)
             starts.append(clock.now())
         phase = [t for t in starts if t >= phase_start]
         for offset in (0.0, 10.0):  # the phase's first 10 s, and a 10 s stretch of steady state
@@ -97,7 +103,7 @@ async def test_concurrent_waiters_are_served_in_order_and_within_the_limit() -> 
 
     async def worker(n: int) -> None:
         for _ in range(10):
-            await limiter.acquire()
+            await _go(limiter)
             starts.append((n, clock.now()))
 
     async with anyio.create_task_group() as tg:
@@ -114,10 +120,10 @@ async def test_defer_holds_every_start_back() -> None:
     """After defer(2), nothing starts for two seconds, then the window applies again."""
     clock = FakeClock(0.0)
     limiter = SlidingWindowLimiter(9, clock=clock)
-    await limiter.acquire()
+    await _go(limiter)
     await limiter.defer(2.0)
     assert not limiter.has_capacity()
-    await limiter.acquire()
+    await _go(limiter)
     assert clock.now() == pytest.approx(2.0)
     assert limiter.has_capacity()
 
@@ -127,12 +133,55 @@ async def test_repr_and_capacity() -> None:
     clock = FakeClock(0.0)
     limiter = SlidingWindowLimiter(2, clock=clock)
     assert limiter.has_capacity()
-    await limiter.acquire()
-    await limiter.acquire()
+    await _go(limiter)
+    slot = await limiter.acquire()
     assert not limiter.has_capacity()
     assert repr(limiter) == (
-        "SlidingWindowLimiter(limit=2, period=1.0, margin=0.015, started_last_period=2)"
+        "SlidingWindowLimiter(limit=2, period=1.0, margin=0.015, started_last_period=1, pending=1)"
     )
+    slot.close()
+    assert limiter.has_capacity()
+
+
+async def test_a_late_start_counts_from_when_it_was_written() -> None:
+    """A slot granted at 0 whose request opened a new connection and went out at 0.2 holds
+    back the start `limit` places later until 1.215, not 1.015: the gateway counts
+    arrivals."""
+    clock = FakeClock(0.0)
+    limiter = SlidingWindowLimiter(2, clock=clock)
+    cold = await limiter.acquire()  # connecting...
+    await _go(limiter)  # a warm one starts at 0
+    clock.advance(0.2)
+    await cold.start()
+    await _go(limiter)  # waits for the warm one's window: 1.015
+    assert clock.now() == pytest.approx(1.015)
+    await _go(limiter)  # and then for the cold one's: 1.215, not 1.015
+    assert clock.now() == pytest.approx(1.215)
+
+
+async def test_pending_slots_hold_the_next_grant_until_they_start_or_close() -> None:
+    """With `limit` slots pending, the next waits until one of them starts or is closed
+    (its request was never written) -- however long that takes on the clock."""
+    clock = FakeClock(0.0)
+    limiter = SlidingWindowLimiter(2, clock=clock)
+    first, second = await limiter.acquire(), await limiter.acquire()
+    granted: list[float] = []
+
+    async def third() -> None:
+        slot = await limiter.acquire()
+        granted.append(clock.now())
+        await slot.start()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(third)
+        await anyio.wait_all_tasks_blocked()
+        assert granted == []
+        clock.advance(5.0)
+        first.close()  # never written: its room is free at once
+        await anyio.wait_all_tasks_blocked()
+        assert granted == [5.0]
+    await second.start()
+    assert busiest_window([5.0, 5.0], 1.0) == 2
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,15 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from smsbridge import SmsClub, StateBackendError, Status
+from smsbridge import Claim, SmsClub, StateBackendError, Status
 from smsbridge._core.gateway import Batch
 from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
 
 from .conftest import RedisServer
 from .test_cli import last_json, run
+
+OURS, SENT, PENDING = Claim.OURS, Claim.SENT, Claim.PENDING
 
 SENDER = Path(__file__).with_name("redis_sender.py")
 
@@ -141,11 +143,15 @@ async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> Non
         assert keys == other.keys("Shop", "Secret text", batch)
         assert keys[0] == keys[2] and keys[0] != keys[1]
         assert all("380501234567" not in str(k) and "Secret" not in str(k) for k in keys)
-        assert await window.reserve(keys) == [True, True, False]
-        assert await other.reserve(keys[:1]) == [False]
-        await window.commit(keys[:1])
-        await window.release(keys[1:2])
-        assert await other.reserve(keys[1:2]) == [True]
+        assert await window.reserve(keys, "h1", [0, 1, 2]) == [OURS, OURS, PENDING]
+        assert await window.reserve(keys[:1], "h1", [0]) == [OURS]  # its own, again
+        assert await other.reserve(keys[:1], "h2", [0]) == [PENDING]
+        await window.commit(keys[:1], "h1", [0])
+        assert await other.reserve(keys[:1], "h2", [0]) == [SENT]
+        await other.release(keys[1:2], "h2", [1])  # not h2's: nothing happens
+        assert await other.reserve(keys[1:2], "h2", [1]) == [PENDING]
+        await window.release(keys[1:2], "h1", [1])
+        assert await other.reserve(keys[1:2], "h2", [1]) == [OURS]
         stored = await client.keys(f"{namespace}:w:*")
         assert len(stored) == 2
         assert 0 < await client.pttl(str(keys[0])) <= 5000

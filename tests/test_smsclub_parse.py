@@ -116,7 +116,7 @@ def test_send_answers_map_per_recipient(
     result = GW.parse_send(ITEMS, answer(body), JOB)
     assert result.statuses == statuses
     assert result.details == details
-    assert result.stop is None
+    assert result.account_error is None
 
 
 def test_repeated_number_in_one_batch_takes_ids_in_order() -> None:
@@ -136,7 +136,7 @@ def test_balance_running_out_mid_batch_stops_the_send() -> None:
     }
     result = GW.parse_send(ITEMS, answer(body), JOB)
     assert result.statuses == [A, R]
-    assert isinstance(result.stop, InsufficientBalanceError)
+    assert isinstance(result.account_error, InsufficientBalanceError)
     with pytest.raises(InsufficientBalanceError):
         GW.parse_send(
             ITEMS,

@@ -89,14 +89,14 @@ def test_answers_map_back_across_entries() -> None:
     result = GW.parse_send(BATCH, answer(body), JOB)
     assert result.statuses == [Status.ACCEPTED, Status.ACCEPTED, Status.REJECTED, Status.ACCEPTED]
     assert result.details == ["1", "2", "Phone number is on the stop list", "3"]
-    assert result.stop is None
+    assert result.account_error is None
 
 
 def test_per_phone_out_of_sms_stops_the_send() -> None:
     """A per-phone balance error rejects that phone and stops the send."""
     body = {"information": [{"state": "send", "id_sms": 1}] + [{"error": "Out of SMS"}] * 3}
     result = GW.parse_send(BATCH, answer(body), JOB)
-    assert isinstance(result.stop, InsufficientBalanceError)
+    assert isinstance(result.account_error, InsufficientBalanceError)
 
 
 @pytest.mark.parametrize(

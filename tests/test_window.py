@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from smsbridge import ConfigurationError, MemoryWindow
+from smsbridge import Claim, ConfigurationError, MemoryWindow
 from smsbridge.testing import FakeClock
+
+OURS, SENT, PENDING = Claim.OURS, Claim.SENT, Claim.PENDING
 
 
 async def test_a_key_is_granted_once_until_released_or_expired(clock: FakeClock) -> None:
-    """Reserve grants each key once; a repeat within one call loses to the first occurrence."""
+    """Reserve grants each key once; a repeat within one call finds it pending (its fate is
+    the first occurrence's); a commit makes it sent; a release frees it."""
     window = MemoryWindow(120, clock=clock)
-    assert await window.reserve([b"a", b"b", b"a"]) == [True, True, False]
-    assert await window.reserve([b"a"]) == [False]
+    assert await window.reserve([b"a", b"b", b"a"]) == [OURS, OURS, PENDING]
+    assert await window.reserve([b"a"]) == [PENDING]
     await window.release([b"a"])
-    assert await window.reserve([b"a"]) == [True]
+    assert await window.reserve([b"a"]) == [OURS]
+    await window.commit([b"b"])
+    assert await window.reserve([b"a", b"b"]) == [PENDING, SENT]
 
 
 async def test_commit_holds_for_a_full_ttl_from_the_commit(clock: FakeClock) -> None:
@@ -24,9 +29,9 @@ async def test_commit_holds_for_a_full_ttl_from_the_commit(clock: FakeClock) -> 
     clock.advance(100)
     await window.commit([b"k"])
     clock.advance(100)  # 200 s after reserve, 100 s after commit
-    assert await window.reserve([b"k"]) == [False]
+    assert await window.reserve([b"k"]) == [SENT]
     clock.advance(20)
-    assert await window.reserve([b"k"]) == [True]
+    assert await window.reserve([b"k"]) == [OURS]
 
 
 async def test_a_reservation_of_a_crashed_sender_expires(clock: FakeClock) -> None:
@@ -34,9 +39,9 @@ async def test_a_reservation_of_a_crashed_sender_expires(clock: FakeClock) -> No
     window = MemoryWindow(120, slack=5, clock=clock)
     await window.reserve([b"k"])
     clock.advance(124.9)
-    assert await window.reserve([b"k"]) == [False]
+    assert await window.reserve([b"k"]) == [PENDING]
     clock.advance(0.1)
-    assert await window.reserve([b"k"]) == [True]
+    assert await window.reserve([b"k"]) == [OURS]
 
 
 async def test_memory_is_bounded_by_what_one_ttl_holds(clock: FakeClock) -> None:

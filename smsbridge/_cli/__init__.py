@@ -210,6 +210,11 @@ class CampaignObserver:
                 self.journal.intend, batch.indices, batch.phones, limiter=self._thread
             )
 
+    async def unsent(self, batch: Batch) -> None:
+        """Close the intent: the gateway proved the batch unsent."""
+        if self.journal is not None:
+            await anyio.to_thread.run_sync(self.journal.unsent, batch.indices, limiter=self._thread)
+
     async def after(
         self, batch: Batch, statuses: Sequence[Status], details: Sequence[str | None]
     ) -> None:
@@ -313,8 +318,7 @@ async def _dispatch(
     entries: Any = source  # (index, entry) pairs: the send methods take them with indexed=True
     if isinstance(client, SmsPlus):
         return await client.send_template(args.template, sender=args.sender, to=entries, **options)
-    if isinstance(client, Webcom):
-        options["idempotency_key"] = send_key
+    options["idempotency_key"] = send_key
     if isinstance(client, SmsClub | Webcom):
         if personal:
             return await client.send_personal(entries, sender=args.sender, **options)

@@ -189,6 +189,18 @@ class Journal:
         for index in indices:
             self._open[index] = (intent_id, pending)
 
+    def unsent(self, indices: Sequence[int]) -> None:
+        """Close the intent of a batch the gateway proved it did not process: its recipients
+        are pending again (a resume sends them)."""
+        closing: set[int] = set()
+        for index in indices:
+            entry = self._open.pop(index, None)
+            if entry is not None:
+                intent_id, pending = entry
+                pending.discard(index)
+                closing.add(intent_id)
+        self._db.executemany("UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing])
+
     def record(
         self,
         indices: Sequence[int],

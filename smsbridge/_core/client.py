@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypedDict, TypeVar
 import anyio
 
 from .clock import Clock, SystemClock
-from .engine import BatchObserver, OutcomeCallback, SendEngine, Throttle, exchange
-from .errors import ConfigurationError, RateLimitedError, SmsBridgeError
+from .engine import BatchObserver, OutcomeCallback, SendEngine
+from .errors import ConfigurationError
+from .exchange import Attempts, Throttle
 from .gateway import Gateway, Job
 from .limiter import RateLimiter, SlidingWindowLimiter
 from .models import Keep, Report
@@ -125,6 +126,9 @@ class SendOptions(TypedDict, total=False):
             outcomes after (the campaign journal is one).
         indexed: the input's entries are ``(index, entry)`` pairs and outcomes carry those
             indices instead of positions (to resume a campaign, skipping what is done).
+        idempotency_key: a stable key for this send: re-running it with the same key (after
+            a crash) finds its own duplicate-window reservations instead of being blocked by
+            them, and on Webcom reuses its ``client_id_sms`` values. Random when omitted.
     """
 
     on_outcome: OutcomeCallback | None
@@ -132,6 +136,7 @@ class SendOptions(TypedDict, total=False):
     stop: anyio.Event | None
     observer: BatchObserver | None
     indexed: bool
+    idempotency_key: str | bytes | None
 
 
 def env_or(value: str | None, name: str) -> str | None:
@@ -267,6 +272,8 @@ class Client(Generic[J]):
         unpack: Unpack,
         options: SendOptions,
     ) -> Report:
+        key = options.get("idempotency_key")
+        holder = os.urandom(12) if key is None else _key_bytes(key)
         engine = SendEngine(
             gateway=self._gateway,
             job=job,
@@ -277,6 +284,7 @@ class Client(Generic[J]):
             at_least_once=self._at_least_once,
             clock=self._clock,
             concurrency=self.concurrency,
+            holder=hashlib.blake2b(holder, digest_size=12, person=b"window").hexdigest(),
             on_outcome=options.get("on_outcome"),
             keep=options.get("keep", "all"),
             stop=options.get("stop"),
@@ -313,16 +321,21 @@ class Client(Generic[J]):
         idempotent: bool = True,
     ) -> T:
         """A single non-send call through the limiter, retried where that is safe."""
-        transport = self._open_transport()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return parse(await exchange(self._throttle, transport, request))
-            except SmsBridgeError as e:
-                delay = self._retry.after(e, attempt, ambiguous_ok=idempotent)
-                if delay is None:
-                    raise
-                if isinstance(e, RateLimitedError):
-                    await self._throttle.limiter.defer(delay)
-                await self._clock.sleep(delay)
+        attempts: Attempts[T] = Attempts(
+            self._throttle,
+            self._open_transport(),
+            self._retry,
+            self._clock,
+            name=self._gateway.name,
+            ambiguous_ok=idempotent,
+        )
+        return await attempts.run(request, parse)
+
+
+def _key_bytes(key: str | bytes) -> bytes:
+    """An idempotency key as bytes (a ``str`` is taken as UTF-8)."""
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, bytes):
+        return key
+    raise ConfigurationError("idempotency_key must be a str or bytes")

@@ -5,8 +5,10 @@
     recipients (any iterable or async iterable, read lazily, a chunk at a time)
       -> unpack + normalise + check       bad entry: "rejected", no request spent
       -> gateway packer                   request-sized batches, in input order
-      -> [workers] duplicate window       reserve; a key already held: "suppressed"
-      -> capacity + rate limiter          shared by every send and call of the client
+      -> [workers] duplicate window       reserve; sent already: "suppressed"; held by a
+                                          send not yet settled: wait for it
+      -> capacity + rate slot             shared by every send and call of the client
+      -> ready: still going? journal      the slot starts once the connection is ready
       -> gateway.build_send / transport / gateway.parse_send
       -> retry (429, no connection; ambiguous ones only where safe)
       -> outcomes                         counted, kept as asked, streamed to the caller
@@ -14,36 +16,38 @@
 Recipients travel as column-wise :class:`Batch` es. Memory holds one input chunk, at most
 ``concurrency`` batches queued and those in flight; outcomes are counted and passed on, and
 kept only when the caller asks.
+
+A send stops for one of two reasons: the *caller* asked (the ``stop`` event, an exception in
+the caller's own iterator, callback or observer) or the *account* cannot go on (an account-
+wide error: bad credentials, no balance, the shared state store gone). Either way nothing more
+is written, what is in flight finishes, and everything read gets an outcome. When the send's
+task is cancelled, each recipient still gets one before the cancellation goes on: ``uncertain``
+where a request may be on the wire, ``failed`` (its reservation released) elsewhere.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable, Sequence
 from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .clock import Clock
-from .errors import (
-    RateLimitedError,
-    RejectedError,
-    ResponseDecodeError,
-    SmsBridgeError,
-)
+from .errors import RejectedError, SmsBridgeError
+from .exchange import Attempts, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
-from .limiter import RateLimiter
 from .models import Keep, Outcome, Report, Status
 from .recipients import Unpack
 from .retry import RetryPolicy
-from .transport import HttpRequest, HttpResponse, Transport
-from .window import DuplicateWindow
+from .transport import HttpResponse, Transport
+from .window import Claim, DuplicateWindow
 
-__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine", "Throttle", "exchange"]
+__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine"]
 
 log = logging.getLogger("smsbridge")
 
@@ -57,8 +61,13 @@ class BatchObserver(Protocol):
     """Watches a send batch by batch (the campaign journal is one)."""
 
     async def before(self, batch: Batch) -> None:
-        """Once a batch's first request holds its rate slot, right before it is written;
-        if it raises, nothing more is sent."""
+        """Once a batch's request holds its rate slot and its connection, right before it is
+        written; if it raises, nothing more is sent."""
+        ...
+
+    async def unsent(self, batch: Batch) -> None:
+        """The gateway's answer proved that nothing of the batch was processed; it will be
+        tried again (and announced again by :meth:`before`) or given an outcome."""
         ...
 
     async def after(
@@ -72,28 +81,33 @@ _COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
 _RELEASE = frozenset({Status.REJECTED, Status.FAILED})
 _EARLIER = "an earlier try may have been processed; the retry said: "
 _SUPPRESSED = "sent the same text to this number within the duplicate window"
-
-
-class Throttle:
-    """A client's shared gates: at most ``capacity`` requests in flight, started at the
-    limiter's pace. Every send and every call of the client passes through the same one."""
-
-    def __init__(self, limiter: RateLimiter, concurrency: int) -> None:
-        self.limiter = limiter
-        self.capacity = anyio.Semaphore(concurrency, fast_acquire=True)
-
-
-async def exchange(throttle: Throttle, transport: Transport, request: HttpRequest) -> HttpResponse:
-    """One HTTP exchange inside the client's concurrency and rate limits."""
-    async with throttle.capacity:
-        await throttle.limiter.acquire()
-        return await transport.send(request)
+_CANCELLED = "not sent: the send was cancelled"
+_ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
+_HELD_TOO_LONG = (
+    "not sent: the same message to this number stayed reserved by another send that did not "
+    "settle within the duplicate window"
+)
 
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, SmsBridgeError):
         return error.gateway_message or error.message
     return f"{type(error).__name__}: {error}"
+
+
+class _Flight:
+    """Recipients between their reservation and their outcome, for the cancellation path."""
+
+    __slots__ = ("attempts", "batch", "keys")
+
+    def __init__(self, batch: Batch, keys: Sequence[Hashable] | None) -> None:
+        self.batch = batch
+        self.keys = keys
+        self.attempts: Attempts[BatchResult] | None = None
+
+    def maybe_sent(self) -> bool:
+        attempts = self.attempts
+        return attempts is not None and (attempts.on_wire or attempts.ambiguous)
 
 
 class SendEngine(Generic[J]):
@@ -111,6 +125,7 @@ class SendEngine(Generic[J]):
         at_least_once: bool,
         clock: Clock,
         concurrency: int,
+        holder: str,
         on_outcome: OutcomeCallback | None = None,
         keep: Keep = "all",
         stop: anyio.Event | None = None,
@@ -125,16 +140,20 @@ class SendEngine(Generic[J]):
         self._retry_ambiguous = gateway.retry_safe or at_least_once
         self._clock = clock
         self._concurrency = concurrency
+        self._holder = holder
         self._on_outcome = on_outcome
         self._keep = keep
         self._kept: list[Outcome] = []
         self._counts = dict.fromkeys(Status, 0)
         self._materialise = on_outcome is not None or keep != "none"
-        self._stop_requested = stop
+        self._stop = stop
         self._observer = observer
-        self._error: SmsBridgeError | None = None
-        self._fatal: Exception | None = None
-        self._stopped = False
+        # the two reasons to stop: the caller's (its event, or its code failed) and the account's
+        self._caller_error: BaseException | None = None
+        self._caller_stopped = False
+        self._account_error: SmsBridgeError | None = None
+        self._flights: set[_Flight] = set()
+        self._held: list[Batch] = []
         self._requests = 0
         self._next_index = 0
         self._indexed = False
@@ -156,20 +175,23 @@ class SendEngine(Generic[J]):
         self._indexed = indexed
         started = self._clock.now()
         send, receive = anyio.create_memory_object_stream[Batch](self._concurrency)
-        async with anyio.create_task_group() as tg:
-            for _ in range(self._concurrency):
-                tg.start_soon(self._worker, receive.clone())
-            receive.close()
-            async with send:
-                try:
-                    await self._intake(source, unpack, send)
-                except Exception as e:
-                    # the caller's iterator or callback failed: finish what was read, re-raise
-                    self._fail(e)
-                    for batch in self._packer.flush():
-                        await send.send(batch)
-        if self._fatal is not None:
-            raise self._fatal
+        leftovers = receive.clone()
+        try:
+            # the intake runs as a child task too, so that cancelling the caller's task
+            # reaches every part of the send through the task group (and respects shields)
+            async with anyio.create_task_group() as tg:
+                for _ in range(self._concurrency):
+                    tg.start_soon(self._worker, receive.clone())
+                receive.close()
+                tg.start_soon(self._read, source, unpack, send)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._settle_cancelled(leftovers)
+            raise
+        finally:
+            leftovers.close()
+        if self._caller_error is not None:
+            raise self._caller_error
         counts = self._counts
         return Report(
             accepted=counts[Status.ACCEPTED],
@@ -180,11 +202,57 @@ class SendEngine(Generic[J]):
             requests=self._requests,
             elapsed=self._clock.now() - started,
             outcomes=tuple(self._kept),
-            error=self._error,
-            stopped=self._stopped,
+            error=self._account_error,
+            stopped=self._caller_stopped,
         )
 
+    # ----------------------------------------------------------------- stopping
+
+    def _stopping(self) -> str | None:
+        """Why nothing more may be written, or ``None`` while the send goes on."""
+        if self._account_error is not None:
+            return f"not sent: the send stopped after an account-wide error: {self._account_error}"
+        return self._caller_stopping()
+
+    def _caller_stopping(self) -> str | None:
+        """Why the caller wants no more of the input read, or ``None``. (An account-wide
+        error reads on: every recipient of the input is then ``failed``.)"""
+        if self._caller_error is not None:
+            return (
+                "not sent: the send stopped after an error in the caller's code: "
+                f"{self._caller_error!r}"
+            )
+        if self._stop is not None and self._stop.is_set():
+            self._caller_stopped = True
+            return "not sent: the send was stopped"
+        return None
+
+    def _caller_failed(self, error: BaseException) -> None:
+        """The caller's code failed (iterator, callback, observer): stop, raise it at the end."""
+        if self._caller_error is None:
+            self._caller_error = error
+            self._caller_stopped = True
+
+    def _account_failed(self, error: SmsBridgeError) -> None:
+        if self._account_error is None:
+            log.error("%s: stopping the send: %s", self._gateway.name, error)
+            self._account_error = error
+
     # ----------------------------------------------------------------- intake
+
+    async def _read(
+        self,
+        source: Iterable[Any] | AsyncIterable[Any],
+        unpack: Unpack,
+        send: ObjectSendStream[Batch],
+    ) -> None:
+        async with send:
+            try:
+                await self._intake(source, unpack, send)
+            except Exception as e:
+                # the caller's iterator or callback failed: finish what was read, re-raise
+                self._caller_failed(e)
+                await self._queue(self._packer.flush(), send)
 
     async def _intake(
         self,
@@ -193,7 +261,7 @@ class SendEngine(Generic[J]):
         send: ObjectSendStream[Batch],
     ) -> None:
         size = self._gateway.batch_size
-        if self._halted():
+        if self._caller_stopping() is not None:
             return
         if isinstance(source, AsyncIterable):
             chunk: list[Any] = []
@@ -202,7 +270,7 @@ class SendEngine(Generic[J]):
                 if len(chunk) >= size:
                     await self._feed(chunk, unpack, send)
                     chunk = []
-                    if self._halted():  # checked before reading on: nothing read is dropped
+                    if self._caller_stopping() is not None:  # checked before reading on
                         break
             if chunk:
                 await self._feed(chunk, unpack, send)
@@ -210,17 +278,16 @@ class SendEngine(Generic[J]):
             entries = iter(source)
             while part := list(islice(entries, size)):
                 await self._feed(part, unpack, send)
-                if len(part) < size or self._halted():
+                if len(part) < size or self._caller_stopping() is not None:
                     break
-        for batch in self._packer.flush():
-            await send.send(batch)
+        await self._queue(self._packer.flush(), send)
 
-    def _halted(self) -> bool:
-        """Stop reading input: the caller asked, or the caller's code failed."""
-        stop = self._stop_requested
-        if self._fatal is not None or (stop is not None and stop.is_set()):
-            self._stopped = True
-        return self._stopped
+    async def _queue(self, batches: list[Batch], send: ObjectSendStream[Batch]) -> None:
+        """Hand batches to the workers; the ones not yet handed are ``_held`` meanwhile."""
+        held = self._held = list(batches)
+        while held:
+            await send.send(held[0])
+            del held[0]
 
     async def _feed(self, chunk: list[Any], unpack: Unpack, send: ObjectSendStream[Batch]) -> None:
         """Turn a chunk of input entries into batches for the workers."""
@@ -234,8 +301,8 @@ class SendEngine(Generic[J]):
         raw_phones, texts, params, problems = unpack(chunk)
         phones, invalid = self._gateway.phones.normalise_many(raw_phones)
         batch = Batch(indices, phones, texts, params)
-        if self._error is not None:
-            await self._settle_all(batch, Status.FAILED, self._not_sent_reason())
+        if self._account_error is not None:
+            await self._settle(batch, Status.FAILED, self._stopping() or "")
             return
         if invalid:
             problems = {**invalid, **problems}
@@ -244,258 +311,286 @@ class SendEngine(Generic[J]):
             problems = {**checked, **problems}
         if problems:
             bad = sorted(problems)
+            self._held = [batch]
             await self._emit(
-                batch.pick(bad), [Status.REJECTED] * len(bad), [problems[i] for i in bad], None
+                batch.pick(bad), [Status.REJECTED] * len(bad), [problems[i] for i in bad]
             )
             batch = batch.pick([i for i in range(len(batch)) if i not in problems])
+            self._held = [batch]
         ready = self._packer.pack(batch) if len(batch) else []
-        for full in ready:
-            await send.send(full)
+        await self._queue(ready, send)
         if not ready:
             await anyio.lowlevel.checkpoint()
 
     # ----------------------------------------------------------------- dispatch
-
-    def _not_sent_reason(self) -> str:
-        if self._error is not None:
-            return f"not sent: the send stopped after an account-wide error: {self._error}"
-        if self._fatal is not None:
-            return (
-                f"not sent: the send stopped after an error in the caller's code: {self._fatal!r}"
-            )
-        return "not sent: the send was stopped"
-
-    def _fail(self, error: Exception) -> None:
-        """The caller's code failed (iterator, callback, hook): stop, raise it at the end."""
-        if self._fatal is None:
-            self._fatal = error
-
-    def _abort(self, error: SmsBridgeError) -> None:
-        if self._error is None:
-            log.error("%s: stopping the send: %s", self._gateway.name, error)
-            self._error = error
 
     async def _worker(self, receive: ObjectReceiveStream[Batch]) -> None:
         async with receive:
             async for batch in receive:
                 await self._dispatch(batch)
 
-    async def _settle_all(
-        self, batch: Batch, status: Status, reason: str, keys: Sequence[Hashable] | None = None
-    ) -> None:
+    async def _settle(self, batch: Batch, status: Status, reason: str) -> None:
         n = len(batch)
-        await self._emit(batch, [status] * n, [reason] * n, keys)
+        await self._emit(batch, [status] * n, [reason] * n)
 
     async def _dispatch(self, batch: Batch) -> None:
-        if self._error is not None or self._halted():
-            await self._settle_all(batch, Status.FAILED, self._not_sent_reason())
-            return
-        keys: Sequence[Hashable] | None = None
+        """Reserve the batch's keys, then send what is ours; wait out keys that another send
+        holds until it settles."""
+        waiting = _Flight(batch, None)
+        self._flights.add(waiting)
         window = self._window
-        reserved_at = self._clock.now()
-        if window is not None:
+        if window is None:
+            await self._deliver(waiting)
+            return
+        delay, deadline = 0.05, self._clock.now() + 2 * (window.ttl + window.slack)
+        while True:
+            reason = self._stopping()
+            if reason is not None:
+                await self._settle_flight(waiting, Status.FAILED, reason)
+                return
             keys = window.keys(self._job.sender, self._job.text, batch)
             try:
-                granted = await window.reserve(keys)
+                claims = await window.reserve(keys, self._holder, batch.indices)
             except SmsBridgeError as e:
-                self._abort(e)
-                await self._settle_all(
-                    batch, Status.FAILED, f"not sent: duplicate window unavailable: {e}"
+                self._account_failed(e)
+                await self._settle_flight(
+                    waiting, Status.FAILED, f"not sent: duplicate window unavailable: {e}"
                 )
                 return
-            if not all(granted):
-                repeat = [i for i, ok in enumerate(granted) if not ok]
-                await self._settle_all(batch.pick(repeat), Status.SUPPRESSED, _SUPPRESSED)
-                fresh = [i for i, ok in enumerate(granted) if ok]
-                batch = batch.pick(fresh)
-                keys = [keys[i] for i in fresh]
-                if not fresh:
-                    return
-        await self._send(batch, keys, reserved_at, announce=True)
+            if claims.count(Claim.OURS) == len(claims):
+                waiting.keys = keys
+                await self._deliver(waiting)
+                return
+            # register every part before the first await, so a cancellation finds them all
+            self._flights.discard(waiting)
+            ours = [i for i, c in enumerate(claims) if c is Claim.OURS]
+            flight = _Flight(batch.pick(ours), [keys[i] for i in ours]) if ours else None
+            held = [i for i, c in enumerate(claims) if c is Claim.PENDING]
+            waiting = _Flight(batch.pick(held), None)
+            for part in (flight, waiting):
+                if part is not None and len(part.batch):
+                    self._flights.add(part)
+            sent = [i for i, c in enumerate(claims) if c is Claim.SENT]
+            if sent:
+                await self._settle(batch.pick(sent), Status.SUPPRESSED, _SUPPRESSED)
+            if flight is not None:
+                await self._deliver(flight)
+            if not held:
+                return
+            # another send holds these and has not settled: its outcome decides ours
+            batch = waiting.batch
+            if self._clock.now() > deadline:
+                await self._settle_flight(waiting, Status.FAILED, _HELD_TOO_LONG)
+                return
+            await self._clock.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
-    async def _send(
-        self,
-        batch: Batch,
-        keys: Sequence[Hashable] | None,
-        reserved_at: float,
-        *,
-        announce: bool,
-    ) -> None:
-        verdict = await self._attempt(batch, announce=announce)
-        if verdict is None:
-            # one recipient spoiled the request and nothing was sent: halve to isolate it
-            half = len(batch) // 2
-            for start, stop_at in ((0, half), (half, len(batch))):
-                part_keys = None if keys is None else keys[start:stop_at]
-                await self._send(
-                    batch.slice(start, stop_at), part_keys, reserved_at, announce=False
-                )
-            return
-        statuses, details, stop = verdict
-        await self._emit(batch, statuses, details, keys, reserved_at)
-        if stop is not None:
-            self._abort(stop)
-
-    async def _attempt(
-        self, batch: Batch, *, announce: bool
-    ) -> tuple[list[Status], list[str | None], SmsBridgeError | None] | None:
-        """Send one batch, retrying where that is safe: one verdict per recipient, or
-        ``None`` when the batch should be sent in halves.
-
-        With ``announce``, the observer hears of the batch once its first request holds a
-        rate slot, right before it is written: a journal's intent then covers only what may
-        really be on the wire."""
-        n = len(batch)
+    async def _deliver(self, flight: _Flight) -> None:
+        """Send one batch (halving it where the gateway blames one unnamed recipient) and
+        settle it."""
+        batch, job, observer = flight.batch, self._job, self._observer
         try:
-            request = self._gateway.build_send(batch, self._job)
+            request = self._gateway.build_send(batch, job)
         except SmsBridgeError as e:
             status = Status.REJECTED if isinstance(e, RejectedError) else Status.FAILED
-            return [status] * n, [_reason(e)] * n, e if e.account_wide else None
-        ambiguous_before = False
-        attempt = 0
-        while True:
-            attempt += 1
-            if attempt > 1 and (self._error is not None or self._fatal is not None):
-                status = Status.UNCERTAIN if ambiguous_before else Status.FAILED
-                return [status] * n, [self._not_sent_reason()] * n, None
-            error: SmsBridgeError
-            response: HttpResponse | None = None
-            try:
-                async with self._throttle.capacity:
-                    await self._throttle.limiter.acquire()
-                    if announce and attempt == 1 and not await self._announce(batch):
-                        return [Status.FAILED] * n, [self._not_sent_reason()] * n, None
-                    self._requests += 1
-                    response = await self._transport.send(request)
-                result: BatchResult = self._gateway.parse_send(batch, response, self._job)
-            except SmsBridgeError as e:
-                error = e
-            except Exception as e:
-                # a defect in an adapter must not lose recipients: they may have been sent
-                log.exception("%s: unexpected failure handling a send", self._gateway.name)
-                sent = response is None or 200 <= response.status < 300
-                error = ResponseDecodeError(
-                    f"unexpected failure: {type(e).__name__}",
-                    provider=self._gateway.name,
-                    maybe_processed=sent,
-                )
-            else:
-                if ambiguous_before:
-                    _after_ambiguous(result)
-                return result.statuses, result.details, result.stop
-            delay = self._retry.after(error, attempt, ambiguous_ok=self._retry_ambiguous)
-            if delay is None:
-                if (
-                    isinstance(error, RejectedError)
-                    and error.splittable
-                    and n > 1
-                    and not ambiguous_before
-                ):
-                    return None
-                reason = _reason(error)
-                if ambiguous_before:
-                    status, reason = Status.UNCERTAIN, _EARLIER + reason
-                elif isinstance(error, RejectedError):
-                    status = Status.REJECTED
-                elif error.maybe_processed:
-                    status = Status.UNCERTAIN
-                else:
-                    status = Status.FAILED
-                return [status] * n, [reason] * n, error if error.account_wide else None
-            ambiguous_before = ambiguous_before or error.maybe_processed
-            log.warning(
-                "%s: retrying a batch of %d in %.2fs (try %d): %s",
-                self._gateway.name,
-                n,
-                delay,
-                attempt,
-                error,
-            )
-            if isinstance(error, RateLimitedError):
-                await self._throttle.limiter.defer(delay)
-            await self._clock.sleep(delay)
+            await self._settle_flight(flight, status, _reason(e))
+            if e.account_wide:
+                self._account_failed(e)
+            return
+        attempts: Attempts[BatchResult] = Attempts(
+            self._throttle,
+            self._transport,
+            self._retry,
+            self._clock,
+            name=self._gateway.name,
+            ambiguous_ok=self._retry_ambiguous,
+        )
+        flight.attempts = attempts
+        announced = False
 
-    async def _announce(self, batch: Batch) -> bool:
-        """Tell the observer a batch is going out; ``False`` (and the send stops) if it fails."""
-        if self._observer is None:
-            return True
+        async def ready() -> None:
+            nonlocal announced
+            reason = self._stopping()
+            if reason is not None:
+                raise NotWritten(reason)
+            if not announced and observer is not None:
+                try:
+                    await observer.before(batch)
+                except Exception as e:
+                    self._caller_failed(e)
+                    raise NotWritten(self._stopping() or "") from None
+                announced = True
+
+        async def unsent() -> None:
+            nonlocal announced
+            if announced and observer is not None:
+                announced = False
+                try:
+                    await observer.unsent(batch)
+                except Exception as e:
+                    self._caller_failed(e)
+
+        def parse(response: HttpResponse) -> BatchResult:
+            return self._gateway.parse_send(batch, response, job)
+
+        n = len(batch)
         try:
-            await self._observer.before(batch)
-        except Exception as e:
-            self._fail(e)
-            return False
-        return True
+            result = await attempts.run(
+                request, parse, ready=ready, unsent=unsent, carry_on=self._stopping
+            )
+        except NotWritten as e:
+            self._requests += attempts.tries
+            status = Status.UNCERTAIN if attempts.ambiguous else Status.FAILED
+            await self._settle_flight(flight, status, e.reason)
+            return
+        except SmsBridgeError as e:
+            self._requests += attempts.tries
+            error = e
+        else:
+            self._requests += attempts.tries
+            if attempts.ambiguous:
+                _after_ambiguous(result)
+            await self._emit(batch, result.statuses, result.details, flight)
+            if result.account_error is not None:
+                self._account_failed(result.account_error)
+            return
+        if (
+            isinstance(error, RejectedError)
+            and error.splittable
+            and n > 1
+            and not attempts.ambiguous
+        ):
+            # one recipient spoiled the request and nothing was sent: halve to isolate it
+            await unsent()
+            self._flights.discard(flight)
+            half = n // 2
+            keys = flight.keys
+            parts = [
+                _Flight(batch.slice(start, end), None if keys is None else keys[start:end])
+                for start, end in ((0, half), (half, n))
+            ]
+            self._flights.update(parts)
+            for part in parts:
+                await self._deliver(part)
+            return
+        reason = _reason(error)
+        if attempts.ambiguous:
+            status, reason = Status.UNCERTAIN, _EARLIER + reason
+        elif isinstance(error, RejectedError):
+            status = Status.REJECTED
+        elif error.maybe_processed:
+            status = Status.UNCERTAIN
+        else:
+            status = Status.FAILED
+        await self._settle_flight(flight, status, reason)
+        if error.account_wide:
+            self._account_failed(error)
 
     # ----------------------------------------------------------------- outcomes
+
+    async def _settle_flight(self, flight: _Flight, status: Status, reason: str) -> None:
+        n = len(flight.batch)
+        await self._emit(flight.batch, [status] * n, [reason] * n, flight)
 
     async def _emit(
         self,
         batch: Batch,
         statuses: Sequence[Status],
         details: Sequence[str | None],
-        keys: Sequence[Hashable] | None,
-        reserved_at: float = -math.inf,
+        flight: _Flight | None = None,
     ) -> None:
-        if keys is not None:
-            await self._settle_window(keys, statuses, reserved_at)
-        if self._observer is not None and len(batch):
-            try:
-                await self._observer.after(batch, statuses, details)
-            except Exception as e:
-                self._fail(e)
-        counts, n = self._counts, len(statuses)
-        first = statuses[0] if n else None
-        if first is not None and statuses.count(first) == n:
-            counts[first] += n
-        else:
-            for status in statuses:
-                counts[status] += 1
-        if not self._materialise:
-            return
-        keep, kept, callback = self._keep, self._kept, self._on_outcome
-        for index, phone, status, detail in zip(
-            batch.indices, batch.phones, statuses, details, strict=True
-        ):
-            if status is Status.ACCEPTED:
-                outcome = Outcome(index=index, phone=phone, status=status, message_id=detail)
-            else:
-                outcome = Outcome(index=index, phone=phone, status=status, reason=detail)
-            if keep == "all" or (
-                keep == "problems"
-                and status is not Status.ACCEPTED
-                and status is not Status.SUPPRESSED
-            ):
-                kept.append(outcome)
-            if callback is not None and self._fatal is None:
+        """Record outcomes: window, observer, counts, kept outcomes, the caller's callback.
+        Shielded: once begun, a cancellation waits for it to finish."""
+        with anyio.CancelScope(shield=True):
+            if flight is not None:
+                self._flights.discard(flight)
+                if flight.keys is not None:
+                    await self._settle_window(flight.keys, batch.indices, statuses)
+            if self._observer is not None and len(batch):
                 try:
-                    pending = callback(outcome)
-                    if pending is not None and inspect.isawaitable(pending):
-                        await pending
+                    await self._observer.after(batch, statuses, details)
                 except Exception as e:
-                    self._fail(e)
+                    self._caller_failed(e)
+            counts, n = self._counts, len(statuses)
+            first = statuses[0] if n else None
+            if first is not None and statuses.count(first) == n:
+                counts[first] += n
+            else:
+                for status in statuses:
+                    counts[status] += 1
+            if not self._materialise:
+                return
+            keep, kept, callback = self._keep, self._kept, self._on_outcome
+            for index, phone, status, detail in zip(
+                batch.indices, batch.phones, statuses, details, strict=True
+            ):
+                if status is Status.ACCEPTED:
+                    outcome = Outcome(index=index, phone=phone, status=status, message_id=detail)
+                else:
+                    outcome = Outcome(index=index, phone=phone, status=status, reason=detail)
+                if keep == "all" or (
+                    keep == "problems"
+                    and status is not Status.ACCEPTED
+                    and status is not Status.SUPPRESSED
+                ):
+                    kept.append(outcome)
+                if callback is not None and self._caller_error is None:
+                    try:
+                        pending = callback(outcome)
+                        if pending is not None and inspect.isawaitable(pending):
+                            await pending
+                    except Exception as e:
+                        self._caller_failed(e)
 
     async def _settle_window(
-        self, keys: Sequence[Hashable], statuses: Sequence[Status], reserved_at: float
+        self, keys: Sequence[Hashable], indices: Sequence[int], statuses: Sequence[Status]
     ) -> None:
         window = self._window
         assert window is not None
-        # answered within the reservation's slack: it already holds a full TTL from now
-        prompt = self._clock.now() - reserved_at < window.slack
-        if statuses and statuses.count(statuses[0]) == len(statuses):
+        if statuses.count(statuses[0]) == len(statuses):
             uniform = statuses[0]
-            commit = keys if uniform in _COMMIT else []
-            release = keys if uniform in _RELEASE else []
+            commit = (keys, indices) if uniform in _COMMIT else None
+            release = (keys, indices) if uniform in _RELEASE else None
         else:
-            commit = [k for k, s in zip(keys, statuses, strict=True) if s in _COMMIT]
-            release = [k for k, s in zip(keys, statuses, strict=True) if s in _RELEASE]
+            commit = _where(keys, indices, statuses, _COMMIT)
+            release = _where(keys, indices, statuses, _RELEASE)
         try:
-            if commit and not prompt:
-                await window.commit(commit)
-            if release:
-                await window.release(release)
+            if commit is not None and commit[0]:
+                await window.commit(commit[0], self._holder, commit[1])
+            if release is not None and release[0]:
+                await window.release(release[0], self._holder, release[1])
         except SmsBridgeError as e:
-            # reservations stay held until their TTL: safe, if less available
+            # reservations stay held until they expire: safe, if less available
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
+
+    async def _settle_cancelled(self, leftovers: MemoryObjectReceiveStream[Batch]) -> None:
+        """The send's task was cancelled: one outcome for every recipient read so far."""
+        for flight in list(self._flights):
+            if flight.maybe_sent():
+                await self._settle_flight(flight, Status.UNCERTAIN, _ON_WIRE)
+            else:
+                await self._settle_flight(flight, Status.FAILED, _CANCELLED)
+        unsettled = list(self._held)
+        self._held = []
+        while True:
+            try:
+                unsettled.append(leftovers.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+        unsettled.extend(self._packer.flush())
+        for batch in unsettled:
+            if len(batch):
+                await self._settle(batch, Status.FAILED, _CANCELLED)
+
+
+def _where(
+    keys: Sequence[Hashable],
+    indices: Sequence[int],
+    statuses: Sequence[Status],
+    wanted: frozenset[Status],
+) -> tuple[list[Hashable], list[int]]:
+    picked = [i for i, s in enumerate(statuses) if s in wanted]
+    return [keys[i] for i in picked], [indices[i] for i in picked]
 
 
 def _after_ambiguous(result: BatchResult) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "Job",
     "Packer",
     "check_sender",
+    "decisive_status_error",
     "retry_after_seconds",
     "status_error",
 ]
@@ -129,13 +130,13 @@ class BatchResult(msgspec.Struct):
     """The verdict on each recipient of a request, aligned with the batch.
 
     ``details[i]`` is the gateway's message id for an accepted recipient and the reason for
-    any other. ``stop`` is an account-wide error noticed alongside (the balance ran out
-    mid-batch): the core stops the send after recording these verdicts.
+    any other. ``account_error`` is an account-wide error noticed alongside (the balance ran
+    out mid-batch): the core stops the send after recording these verdicts.
     """
 
     statuses: list[Status]
     details: list[str | None]
-    stop: SmsBridgeError | None = None
+    account_error: SmsBridgeError | None = None
 
 
 class Job(Protocol):
@@ -262,6 +263,22 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def _decisive(status: int) -> bool:
+    return status in (401, 403, 404, 405, 429) or 300 <= status < 400 or status >= 500
+
+
+def decisive_status_error(
+    provider: str, response: HttpResponse, gateway_message: str | None = None
+) -> SmsBridgeError | None:
+    """The error of an HTTP status that says what happened whatever the body's text says
+    (401/403 credentials, 429 slow down, 5xx may have been processed, 3xx/404/405 a wrong
+    base URL), or ``None`` where the body decides. Adapters ask this *before* they classify
+    a body's words: a 429 whose body says "Too many requests" is not a refusal."""
+    if _decisive(response.status):
+        return status_error(provider, response, gateway_message)
+    return None
 
 
 def status_error(

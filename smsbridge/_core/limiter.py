@@ -1,12 +1,18 @@
 """Request-rate limiting per gateway account.
 
-The gateways count requests in a *sliding* second: any 1-second window holding more than N
-request starts is punished (429). A token bucket of capacity N lets up to 2N-1 starts into one
-sliding second (a full bucket, then the refill), so the limiter here keeps a log of the last N
-start times instead: start N+1 waits until the oldest is more than ``period + margin`` old.
-That holds *every* window to N starts, while a continuous stream still runs at
-``N / (period + margin)``: 98.5% of N with the default 15 ms margin, which absorbs network
-jitter between our clock and the gateway's.
+The gateways count requests in a *sliding* second as they arrive: any 1-second window holding
+more than N arrivals is punished (429). A token bucket of capacity N lets up to 2N-1 starts
+into one sliding second (a full bucket, then the refill), so the limiter here keeps a log of
+the last N start times instead: start N+1 waits until the oldest is more than
+``period + margin`` old. That holds *every* window to N starts, while a continuous stream
+still runs at ``N / (period + margin)``: 98.5% of N with the default 15 ms margin, which
+absorbs network jitter between our clock and the gateway's.
+
+A start is the moment the request is written, not the moment its slot is granted: a request
+that must first open a connection (TCP, TLS: one to three round trips) is written later than
+one on a warm connection. So :meth:`RateLimiter.acquire` hands out a :class:`Slot` that the
+transport starts once its connection is ready; until then the slot is *pending*, and a pending
+slot counts as a start that may happen at any moment.
 """
 
 from __future__ import annotations
@@ -20,19 +26,50 @@ import anyio
 from .clock import Clock, SystemClock
 from .errors import ConfigurationError
 
-__all__ = ["RateLimiter", "SlidingWindowLimiter"]
+__all__ = ["RateLimiter", "SlidingWindowLimiter", "Slot"]
+
+
+class Slot(Protocol):
+    """The right to start one request, granted by :meth:`RateLimiter.acquire`."""
+
+    async def start(self) -> None:
+        """The request is about to be written: count it as started now. Called at most once,
+        right before the first byte goes out."""
+        ...
+
+    def close(self) -> None:
+        """Done with the slot; if it never started, nothing was written and it is freed."""
+        ...
 
 
 class RateLimiter(Protocol):
     """What the core needs from a limiter; in-memory and Redis implementations exist."""
 
-    async def acquire(self) -> None:
-        """Wait until one more request may start now, and count it as started."""
+    async def acquire(self) -> Slot:
+        """Wait until one more request may start, and hold a slot for it."""
         ...
 
     async def defer(self, seconds: float) -> None:
         """Let no request start for ``seconds`` (the gateway asked us to back off)."""
         ...
+
+
+class _Slot:
+    __slots__ = ("_limiter", "_pending")
+
+    def __init__(self, limiter: SlidingWindowLimiter) -> None:
+        self._limiter = limiter
+        self._pending = True
+
+    async def start(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._limiter._started_now()
+
+    def close(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._limiter._abandoned()
 
 
 class SlidingWindowLimiter:
@@ -58,7 +95,7 @@ class SlidingWindowLimiter:
         margin: float = 0.015,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(limit, int) or limit < 1:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
         if not (period > 0 and math.isfinite(period)):
             raise ConfigurationError(f"period must be a positive number, got {period!r}")
@@ -69,37 +106,62 @@ class SlidingWindowLimiter:
         self.margin = margin
         self._span = period + margin
         self._clock: Clock = clock or SystemClock()
-        self._starts: deque[float] = deque(maxlen=limit)
+        self._starts: deque[float] = deque(maxlen=limit)  # in start order, so ascending
+        self._pending = 0
+        self._changed: anyio.Event | None = None
         self._not_before = -math.inf
         self._lock = anyio.Lock(fast_acquire=True)
 
     def _wait_at(self, now: float) -> float:
+        """Seconds until one more slot may be granted; ``inf`` while only a pending slot's
+        start (or abandonment) can make room."""
+        free = self.limit - self._pending
+        if free <= 0:
+            return math.inf
         wait = self._not_before - now
-        if len(self._starts) == self.limit:
+        starts = self._starts
+        if len(starts) >= free:
             # measured as observers measure (a difference of times), so rounding cannot
             # let the start `limit` places later land a hair inside the window
-            wait = max(wait, self._span - (now - self._starts[0]))
+            wait = max(wait, self._span - (now - starts[-free]))
         return wait
+
+    def _started_now(self) -> None:
+        self._starts.append(self._clock.now())
+        self._pending -= 1
+        self._notify()
+
+    def _abandoned(self) -> None:
+        self._pending -= 1
+        self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def has_capacity(self) -> bool:
         """Whether :meth:`acquire` would return without waiting right now."""
         return not self._lock.locked() and self._wait_at(self._clock.now()) <= 0
 
-    async def acquire(self) -> None:
-        """Wait for a free slot in the window, then record a request start."""
-        if not self._lock.locked():
-            now = self._clock.now()
-            if self._wait_at(now) <= 0:  # free now, and nobody queued ahead: no suspension
-                self._starts.append(now)
-                return
+    async def acquire(self) -> Slot:
+        """Wait for room in the window, then hold a slot (pending until it starts)."""
+        if not self._lock.locked() and self._wait_at(self._clock.now()) <= 0:
+            self._pending += 1  # free now, and nobody queued ahead: no suspension
+            return _Slot(self)
         async with self._lock:
             while True:
-                now = self._clock.now()
-                wait = self._wait_at(now)
+                wait = self._wait_at(self._clock.now())
                 if wait <= 0:
                     break
-                await self._clock.sleep(max(wait, 1e-6))
-            self._starts.append(now)
+                if math.isinf(wait):
+                    if self._changed is None:
+                        self._changed = anyio.Event()
+                    await self._changed.wait()
+                else:
+                    await self._clock.sleep(max(wait, 1e-6))
+            self._pending += 1
+            return _Slot(self)
 
     async def defer(self, seconds: float) -> None:
         """Start nothing for ``seconds`` from now (used for a gateway's Retry-After)."""
@@ -111,5 +173,5 @@ class SlidingWindowLimiter:
         recent = sum(1 for t in self._starts if now - t < self.period)
         return (
             f"SlidingWindowLimiter(limit={self.limit}, period={self.period}, "
-            f"margin={self.margin}, started_last_period={recent})"
+            f"margin={self.margin}, started_last_period={recent}, pending={self._pending})"
         )

@@ -8,12 +8,13 @@ surely did not, anything after the connection was made may have.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import msgspec
@@ -32,6 +33,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "MockTransport",
+    "Ready",
     "Timeouts",
     "Transport",
     "check_base_url",
@@ -79,11 +81,18 @@ class HttpResponse(msgspec.Struct, frozen=True):
         return f"HttpResponse({self.status}, {len(self.body)} bytes)"
 
 
+Ready = Callable[[], Awaitable[None]]
+"""Awaited once a request's connection is ready, right before its first byte is written. The
+core takes the request's rate slot there (a gateway counts arrivals, and a request that must
+first open a connection arrives later than one on a warm connection). If it raises, nothing
+is written and the exception propagates from :meth:`Transport.send` unchanged."""
+
+
 class Transport(Protocol):
     """Sends one request and returns the complete response, or raises a TransportError."""
 
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        """Perform the exchange."""
+    async def send(self, request: HttpRequest, ready: Ready | None = None) -> HttpResponse:
+        """Perform the exchange; await ``ready`` right before writing the request."""
         ...
 
     async def aclose(self) -> None:
@@ -151,6 +160,32 @@ def _describe(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+_READY: contextvars.ContextVar[Ready | None] = contextvars.ContextVar(
+    "smsbridge_ready", default=None
+)
+
+
+class _ReadyConnector(aiohttp.TCPConnector):
+    """A connector that awaits the request's :data:`Ready` hook once its connection is
+    ready, fresh or reused, so nothing is written before the hook allows it."""
+
+    async def connect(
+        self,
+        req: Any,
+        traces: Any,
+        timeout: Any,  # noqa: ASYNC109 - the connector's own signature
+    ) -> aiohttp.connector.Connection:
+        connection = await super().connect(req, traces, timeout)
+        ready = _READY.get()
+        if ready is not None:
+            try:
+                await ready()
+            except BaseException:
+                connection.release()  # nothing was written: the connection stays usable
+                raise
+        return connection
+
+
 class AiohttpTransport:
     """The real transport: one ``aiohttp.ClientSession``, opened once, reused for every call.
 
@@ -191,7 +226,7 @@ class AiohttpTransport:
 
     def _open(self) -> aiohttp.ClientSession:
         t = self.timeouts
-        connector = aiohttp.TCPConnector(
+        connector = _ReadyConnector(
             limit=self._max_connections,
             ssl=self._ssl,
             keepalive_timeout=10.0,
@@ -209,12 +244,13 @@ class AiohttpTransport:
         )
         return self._session
 
-    async def send(self, request: HttpRequest) -> HttpResponse:
+    async def send(self, request: HttpRequest, ready: Ready | None = None) -> HttpResponse:
         """POST the request; wrap every aiohttp failure in the error tree."""
         session = self._session or self._open()
         url = self._urls.get(request.path)
         if url is None:
             url = self._urls[request.path] = self.base_url.join(URL(request.path.lstrip("/")))
+        token = _READY.set(ready)
         try:
             async with session.request(
                 request.method,
@@ -240,6 +276,8 @@ class AiohttpTransport:
             raise ConnectionLostError(
                 f"connection to {url.host} failed after the request was sent: {type(e).__name__}"
             ) from e
+        finally:
+            _READY.reset(token)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         length = resp.content_length
@@ -276,8 +314,10 @@ class MockTransport:
         self._handler = handler
         self.requests: list[HttpRequest] = []
 
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        """Record the request and hand it to the handler."""
+    async def send(self, request: HttpRequest, ready: Ready | None = None) -> HttpResponse:
+        """Await ``ready``, record the request and hand it to the handler."""
+        if ready is not None:
+            await ready()
         self.requests.append(request)
         result = self._handler(request)
         if inspect.isawaitable(result):

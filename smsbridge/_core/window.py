@@ -1,24 +1,27 @@
 """The duplicate window: the same text to the same number is sent once per window.
 
-A window derives one key per recipient from (sender, text, parameters, phone); the account
-is the window's own, as each client has its own window or shares one of the same account.
-The in-memory window keys by 64-bit hashes; the Redis one by an HMAC, so the store never
-holds a number or a text.
+One key per recipient, from (sender, text, parameters, phone) by one rule
+(:func:`key_fields`); the account is the window's own, as each client has its own window or
+shares one of the same account. The in-memory window keys by 64-bit hashes; the Redis one by
+an HMAC of the same fields, so the store never holds a number or a text.
 
-A key goes through three steps: ``reserve`` when its batch is dispatched (only one of several
-concurrent sends can win it), ``commit`` when the gateway accepted it (or may have: an
-uncertain send must not be repeated either), ``release`` when it was surely not sent, so a
-retry is not blocked. A reservation lasts ``ttl + slack``, so a batch answered within
-``slack`` of its reservation is already held long enough and the core skips its commit; a
-pair stays blocked at least ``ttl`` after the gateway answered. A reservation left behind by a
-crashed process expires by itself.
+A key goes through three steps. ``reserve`` when its batch is dispatched claims it for one
+recipient of one send (its *holder*); ``commit`` when the gateway accepted the message or may
+have (an uncertain send must not be repeated either) holds it a full TTL from then;
+``release`` when it was surely not sent drops it, so a later send is not blocked. A key held
+by another recipient's reservation that is not yet settled is :attr:`Claim.PENDING`: whether
+its message goes is not known yet, so the core waits for the settlement rather than call the
+recipient ``suppressed`` on a send that may still fail. A reservation outlasts the TTL by
+``slack``; one left behind by a crashed process expires by itself, and a resumed send with
+the same holder (the same idempotency key) finds its own reservations again.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from itertools import repeat
 from typing import Protocol
 
@@ -26,32 +29,60 @@ from .clock import Clock, SystemClock
 from .errors import ConfigurationError
 from .gateway import Batch
 
-__all__ = ["DuplicateWindow", "MemoryWindow"]
+__all__ = ["Claim", "DuplicateWindow", "MemoryWindow", "key_fields"]
+
+
+class Claim(enum.IntEnum):
+    """What a reservation found for one key."""
+
+    OURS = 0
+    """Claimed for this recipient (new, or this holder's own earlier reservation)."""
+    SENT = 1
+    """Committed: the same message went (or may have) within the window."""
+    PENDING = 2
+    """Reserved for another recipient whose send has not settled yet."""
+
+
+def key_fields(
+    sender: str, text: str | None, batch: Batch
+) -> Iterator[tuple[str, str, tuple[str, ...], str]]:
+    """The one key rule: (sender, text, template parameters, phone) for each recipient; the
+    recipient's own text where it has one, else the send's."""
+    texts = batch.texts if batch.texts is not None else repeat(text or "")
+    params = batch.params if batch.params is not None else repeat(())
+    return zip(repeat(sender), texts, params, batch.phones)
 
 
 class DuplicateWindow(Protocol):
-    """What the core needs from a duplicate-window store (in-memory or Redis)."""
+    """What the core needs from a duplicate-window store (in-memory or Redis).
+
+    ``holder`` names the send (a random id, or one derived from its idempotency key) and
+    ``indices`` the recipients: together they name the reservation of each key, so the same
+    recipient of the same send finds its own reservation again (a retry after the store
+    timed out, a resumed campaign) instead of being blocked by it.
+    """
 
     ttl: float
     slack: float
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> Sequence[Hashable]:
-        """One key per recipient of ``batch``; ``text`` is the shared one, if any."""
+        """One key per recipient of ``batch`` by :func:`key_fields`; ``text`` is the shared
+        one, if any."""
         ...
 
-    async def reserve(self, keys: Sequence[Hashable]) -> list[bool]:
-        """Claim each key not already held; ``True`` where this call claimed it.
-
-        A key repeated within ``keys`` is claimed by its first occurrence only.
-        """
+    async def reserve(
+        self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
+    ) -> list[Claim]:
+        """Claim each key not already held. A key repeated within ``keys`` is claimed by
+        its first occurrence; the others find it :attr:`Claim.PENDING`."""
         ...
 
-    async def commit(self, keys: Sequence[Hashable]) -> None:
-        """Hold these keys for a full TTL from now: their messages were (maybe) sent."""
+    async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
+        """Hold these keys a full TTL from now: their messages were (maybe) sent."""
         ...
 
-    async def release(self, keys: Sequence[Hashable]) -> None:
-        """Drop these reservations: their messages were surely not sent."""
+    async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
+        """Drop these reservations, where they are still this holder's: surely not sent."""
         ...
 
 
@@ -59,11 +90,12 @@ class MemoryWindow:
     """An in-process duplicate window; the default.
 
     Memory is bounded by the keys reserved within one TTL (at 9 requests of 100 numbers per
-    second and a 120 s TTL, at most 108,000 keys), not by the size of a send.
+    second and a 120 s TTL, at most 108,000 keys), not by the size of a send. In one process
+    a reservation cannot outlive its holder's knowledge of it, so holders are not stored.
 
     Args:
         ttl: seconds a sent (text, number) pair stays blocked; the gateways use 120.
-        slack: seconds a reservation outlasts the TTL, so a prompt answer needs no commit.
+        slack: seconds a reservation outlasts the TTL.
         clock: time source; inject a fake one in tests.
     """
 
@@ -75,77 +107,95 @@ class MemoryWindow:
         self.ttl = ttl
         self.slack = slack
         self._clock: Clock = clock or SystemClock()
-        self._until: dict[Hashable, float] = {}
+        self._reserved: dict[Hashable, float] = {}
+        self._sent: dict[Hashable, float] = {}
         # (expiry, keys) per reserve or commit call, in time order: eviction works a call at a
         # time, and each key is checked against its current term before it goes
         self._terms: deque[tuple[float, Sequence[Hashable]]] = deque()
 
     def __len__(self) -> int:
-        return len(self._until)
+        return len(self._reserved) + len(self._sent)
 
     def _evict(self, now: float) -> None:
-        terms, until = self._terms, self._until
+        terms, reserved, sent = self._terms, self._reserved, self._sent
         while terms and terms[0][0] <= now:
             _, keys = terms.popleft()
             for key in keys:
-                current = until.get(key)
-                if current is not None and current <= now:
-                    del until[key]
+                until = reserved.get(key)
+                if until is not None and until <= now:
+                    del reserved[key]
+                until = sent.get(key)
+                if until is not None and until <= now:
+                    del sent[key]
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
-        """64-bit hashes of (sender, text, parameters, phone): collisions among the keys of
-        one TTL are vanishingly rare (about 1 in 3 billion for 108,000 keys)."""
+        """64-bit hashes of :func:`key_fields` (the message's hash XOR the phone's):
+        collisions among the keys of one TTL are vanishingly rare (about 1 in 3 billion for
+        108,000 keys)."""
+        phones = batch.phones
         if batch.texts is None and batch.params is None:
-            scope = hash((sender, text))
-            return [scope ^ h for h in map(hash, batch.phones)]
-        texts = batch.texts if batch.texts is not None else repeat(text)
-        params = batch.params if batch.params is not None else repeat(())
-        return list(map(hash, zip(repeat(sender), texts, params, batch.phones)))
+            scope = hash((sender, text or "", ()))  # one message for all: hashed once
+            return [scope ^ h for h in map(hash, phones)]
+        return [hash((s, t, p)) ^ hash(phone) for s, t, p, phone in key_fields(sender, text, batch)]
 
-    async def reserve(self, keys: Sequence[Hashable]) -> list[bool]:
+    async def reserve(
+        self, keys: Sequence[Hashable], holder: str = "", indices: Sequence[int] = ()
+    ) -> list[Claim]:
         """Claim each key not held by a live reservation or commit."""
         now = self._clock.now()
         self._evict(now)
-        until, expiry = self._until, now + self.ttl + self.slack
+        reserved, sent, expiry = self._reserved, self._sent, now + self.ttl + self.slack
         # the common case, every key new: claimed in one sweep; `expiry` is a fresh object,
         # so a value that *is* it was written by this call
-        before, setdefault, clean = len(until), until.setdefault, True
-        for key in keys:
-            if setdefault(key, expiry) is not expiry:
-                clean = False
-                break
-        if clean and len(until) - before == len(keys):
+        before, setdefault, clean = len(reserved), reserved.setdefault, not sent
+        if clean:
+            for key in keys:
+                if setdefault(key, expiry) is not expiry:
+                    clean = False
+                    break
+        else:
+            for key in keys:
+                if key in sent or setdefault(key, expiry) is not expiry:
+                    clean = False
+                    break
+        if clean and len(reserved) - before == len(keys):
             self._terms.append((expiry, list(keys)))
-            return [True] * len(keys)
+            return [Claim.OURS] * len(keys)
         for key in keys:  # a key is held, or repeats within the call: undo, go one by one
-            if until.get(key) is expiry:
-                del until[key]
-        granted: list[bool] = []
+            if reserved.get(key) is expiry:
+                del reserved[key]
+        claims: list[Claim] = []
         claimed: list[Hashable] = []
         for key in keys:
-            held = until.get(key)
-            if held is not None and held > now:
-                granted.append(False)
-                continue
-            until[key] = expiry
-            claimed.append(key)
-            granted.append(True)
+            if sent.get(key, -math.inf) > now:
+                claims.append(Claim.SENT)
+            elif reserved.get(key, -math.inf) > now:
+                claims.append(Claim.PENDING)
+            else:
+                reserved[key] = expiry
+                claimed.append(key)
+                claims.append(Claim.OURS)
         self._terms.append((expiry, claimed))
-        return granted
+        return claims
 
-    async def commit(self, keys: Sequence[Hashable]) -> None:
-        """Extend each key to a full TTL from now."""
+    async def commit(
+        self, keys: Sequence[Hashable], holder: str = "", indices: Sequence[int] = ()
+    ) -> None:
+        """Hold each key a full TTL from now."""
         expiry = self._clock.now() + self.ttl
-        until = self._until
+        reserved, sent = self._reserved, self._sent
         for key in keys:
-            until[key] = expiry
+            reserved.pop(key, None)
+            sent[key] = expiry
         self._terms.append((expiry, list(keys)))
 
-    async def release(self, keys: Sequence[Hashable]) -> None:
-        """Forget these keys."""
-        until = self._until
+    async def release(
+        self, keys: Sequence[Hashable], holder: str = "", indices: Sequence[int] = ()
+    ) -> None:
+        """Forget these reservations."""
+        reserved = self._reserved
         for key in keys:
-            until.pop(key, None)
+            reserved.pop(key, None)
 
     def __repr__(self) -> str:
-        return f"MemoryWindow(ttl={self.ttl}, keys={len(self._until)})"
+        return f"MemoryWindow(ttl={self.ttl}, keys={len(self)})"

@@ -29,7 +29,14 @@ from .._core.errors import (
     ResponseDecodeError,
     SmsBridgeError,
 )
-from .._core.gateway import Batch, BatchResult, ChunkPacker, Packer, status_error
+from .._core.gateway import (
+    Batch,
+    BatchResult,
+    ChunkPacker,
+    Packer,
+    decisive_status_error,
+    status_error,
+)
 from .._core.models import (
     Balance,
     DeliveryState,
@@ -245,9 +252,20 @@ class SmsClubGateway:
                 status=453,
                 gateway_message=message,
             )
-        error = status_error(NAME, response, message)
+        error = decisive_status_error(NAME, response, message)
         if error is not None:
             raise error
+        if not 200 <= response.status < 300:
+            if message and _BALANCE.search(message):
+                raise InsufficientBalanceError(
+                    "the account's balance is insufficient",
+                    provider=NAME,
+                    status=response.status,
+                    gateway_message=message,
+                )
+            raise status_error(NAME, response, message) or ResponseDecodeError(
+                "unexpected HTTP status", provider=NAME, status=response.status
+            )
         if answer is None:
             raise ResponseDecodeError(
                 "the gateway's answer is not the JSON it documents",

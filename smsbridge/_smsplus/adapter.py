@@ -23,7 +23,7 @@ from .._core.errors import (
     SmsBridgeError,
     UnavailableError,
 )
-from .._core.gateway import Batch, BatchResult, Packer, status_error
+from .._core.gateway import Batch, BatchResult, Packer, decisive_status_error, status_error
 from .._core.models import Status
 from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
@@ -323,12 +323,21 @@ class SmsPlusGateway:
         return BatchResult([Status.ACCEPTED] * n, [None] * n)
 
     def _answer(self, response: HttpResponse) -> wire.Answer:
+        """The answer of a 2xx with code 100, or the error it means: the HTTP status first
+        where it says what happened, then the gateway's code."""
         try:
             answer: wire.Answer | None = wire.decode_answer(response.body)
         except (msgspec.DecodeError, msgspec.ValidationError):
             answer = None
         code = None if answer is None or answer.code is None else str(answer.code).strip()
         message = None if answer is None or answer.message is None else _text(answer.message)
+        decisive = decisive_status_error(NAME, response, message)
+        if decisive is not None:
+            if code is not None and code != "100" and decisive.account_wide:
+                refined = code_error(code, message, response.status)
+                if refined.account_wide:  # 101-106 name the account's problem exactly
+                    raise refined
+            raise decisive
         if code == "100" and answer is not None and answer.success is not False:
             return answer
         if code is not None:

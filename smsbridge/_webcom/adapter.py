@@ -26,7 +26,14 @@ from .._core.errors import (
     ResponseDecodeError,
     SmsBridgeError,
 )
-from .._core.gateway import Batch, BatchResult, ChunkPacker, Packer, status_error
+from .._core.gateway import (
+    Batch,
+    BatchResult,
+    ChunkPacker,
+    Packer,
+    decisive_status_error,
+    status_error,
+)
 from .._core.models import Balance, BalancePackage, DeliveryState, MessageStatus, Status
 from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
@@ -239,16 +246,20 @@ class WebcomGateway:
         return BatchResult(statuses, details, stop)
 
     def _document(self, response: HttpResponse) -> Any:
-        """The decoded answer, or the error a document-level failure means."""
+        """The decoded answer, or the error a document-level failure means: the HTTP status
+        first where it says what happened (a 429 is no refusal, whatever its text), then the
+        gateway's words."""
         try:
             data: Any = wire.decode_any(response.body)
         except msgspec.DecodeError:
             data = None
         error = data.get("error") if isinstance(data, dict) else None
-        if error:
-            if response.status >= 500:
-                raise status_error(NAME, response, _text(error)) or RejectedError(_text(error))
-            raise classify(_text(error), status=response.status, document=True)
+        message = _text(error) if error else None
+        decisive = decisive_status_error(NAME, response, message)
+        if decisive is not None:
+            raise decisive
+        if message is not None:
+            raise classify(message, status=response.status, document=True)
         failure = status_error(NAME, response, None)
         if failure is not None:
             raise failure

@@ -131,7 +131,6 @@ class Webcom(Client[WebcomJob]):
         sender: str,
         channel: str = "sms",
         validity: Validity = None,
-        idempotency_key: str | bytes | None = None,
         **options: Unpack[SendOptions],
     ) -> Report:
         """Send one text to every number of ``to``.
@@ -142,11 +141,10 @@ class Webcom(Client[WebcomJob]):
             sender: up to 11 letters and digits, or 15 digits.
             channel: ``"sms"`` or ``"viber"`` (``type_send_1``).
             validity: when delivery attempts stop (a datetime, or a timedelta from now).
-            idempotency_key: a stable key for this send; re-running the same send with the
-                same key (after a crash) cannot send anyone twice. Random when omitted.
-            **options: see :class:`SendOptions`.
+            **options: see :class:`SendOptions`; with ``idempotency_key``, re-running the
+                same send (after a crash) cannot send anyone twice.
         """
-        job = self._job(sender, text, channel, validity, idempotency_key)
+        job = self._job(sender, text, channel, validity, options.get("idempotency_key"))
         return await self._run_send(job, to, phones_only, options)
 
     async def send_personal(
@@ -156,12 +154,11 @@ class Webcom(Client[WebcomJob]):
         sender: str,
         channel: str = "sms",
         validity: Validity = None,
-        idempotency_key: str | bytes | None = None,
         **options: Unpack[SendOptions],
     ) -> Report:
         """Send each ``(phone, text)`` its own text; recipients sharing a text travel in one
         message entry, many entries per request. Otherwise as :meth:`send`."""
-        job = self._job(sender, None, channel, validity, idempotency_key)
+        job = self._job(sender, None, channel, validity, options.get("idempotency_key"))
         return await self._run_send(job, messages, phone_text_pairs, options)
 
     async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:

@@ -10,13 +10,18 @@ every request and every message it accepted, so a test can assert exactly who go
 """
 
 from ._base import (
+    Disconnect,
+    FakeAnswer,
     FakeGateway,
     FakeOptions,
+    FakeRequest,
     Fault,
     Faults,
     Record,
+    Reply,
     RequestRecord,
     SentMessage,
+    Stall,
     busiest_window,
 )
 from ._clock import FakeClock
@@ -26,17 +31,22 @@ from ._smsplus import FakeSmsPlus
 from ._webcom import FakeWebcom
 
 __all__ = [
+    "Disconnect",
+    "FakeAnswer",
     "FakeClock",
     "FakeGateway",
     "FakeOptions",
     "FakeProcess",
+    "FakeRequest",
     "FakeSmsClub",
     "FakeSmsPlus",
     "FakeWebcom",
     "Fault",
     "Faults",
     "Record",
+    "Reply",
     "RequestRecord",
     "SentMessage",
+    "Stall",
     "busiest_window",
 ]

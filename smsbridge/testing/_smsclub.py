@@ -8,10 +8,16 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Unpack
 
-import msgspec
-from aiohttp import web
-
-from ._base import FakeGateway, FakeOptions, SentMessage
+from ._base import (
+    FakeAnswer,
+    FakeGateway,
+    FakeOptions,
+    FakeRequest,
+    Reply,
+    SentMessage,
+    decode_json,
+    json_answer,
+)
 
 __all__ = ["FakeSmsClub"]
 
@@ -20,17 +26,17 @@ _PHONES_INVALID = "Incorrect phones array or phones quantity greater than 100"
 _BLACKLISTED = "This number is in the black list"
 
 
-def _answer(info: Any = None, add_info: Any = None) -> web.Response:
+def _answer(info: Any = None, add_info: Any = None) -> FakeAnswer:
     success: dict[str, Any] = {}
     if info is not None:
         success["info"] = info
     if add_info:
         success["add_info"] = add_info
-    return web.json_response({"success_request": success})
+    return json_answer({"success_request": success})
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"status": status, "message": message}, status=status)
+def _error(status: int, message: str) -> FakeAnswer:
+    return json_answer({"status": status, "message": message}, status)
 
 
 class FakeSmsClub(FakeGateway):
@@ -85,55 +91,45 @@ class FakeSmsClub(FakeGateway):
             ("/originators/registration-originators", self._register),
             ("/originators/stat-originators", self._stat_originators),
         ):
-            self.app.router.add_post(path, self._authenticated(handler))
+            self.route(path, self._authenticated(handler))
 
-    def credential(self, request: web.Request) -> str | None:
+    def credential(self, request: FakeRequest) -> str | None:
         """The bearer token."""
-        return request.headers.get("Authorization", "")
+        return request.headers.get("authorization", "")
 
     def _authenticated(
-        self, handler: Callable[[web.Request, Any], Any]
-    ) -> Callable[[web.Request], Any]:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            header = request.headers.get("Authorization", "")
+        self, handler: Callable[[FakeRequest, dict[str, Any]], Reply]
+    ) -> Callable[[FakeRequest], Reply]:
+        def guarded(request: FakeRequest) -> Reply:
+            header = request.headers.get("authorization", "")
             if not header.startswith("Bearer ") or header[7:] not in self.tokens:
-                return web.json_response(
+                return json_answer(
                     {
                         "name": "Unauthorized",
                         "message": "Your request was made with invalid credentials.",
                         "code": 0,
                         "status": 401,
                     },
-                    status=401,
+                    401,
                 )
-            raw = await request.read()
-            if not raw:
-                body: Any = {}
-            else:
-                try:
-                    body = msgspec.json.decode(raw)
-                except msgspec.DecodeError:
-                    return _error(400, "Incorrect JSON")
+            body = decode_json(request.body) if request.body else {}
             if not isinstance(body, dict):
                 return _error(400, "Incorrect JSON")
-            response: web.StreamResponse = await handler(request, body)
-            return response
+            return handler(request, body)
 
         return guarded
 
     # ----------------------------------------------------------------- sending
 
-    async def _send(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    def _send(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         phones = body.get("phone")
         if not isinstance(phones, list) or len(phones) > 100:
             return _answer(add_info={"phone": _PHONES_INVALID})
         text = body.get("message")
         pairs = [(str(p), text) for p in phones]
-        return await self._deliver(request, body, pairs)
+        return self._deliver(request, body, pairs)
 
-    async def _send_personal(
-        self, request: web.Request, body: dict[str, Any]
-    ) -> web.StreamResponse:
+    def _send_personal(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         data = body.get("data_message")
         if not isinstance(data, list) or len(data) > 100:
             return _answer(add_info={"data_message": _PHONES_INVALID})
@@ -142,11 +138,11 @@ class FakeSmsClub(FakeGateway):
             if not isinstance(entry, dict):
                 return _answer(add_info={"data_message": _PHONES_INVALID})
             pairs.append((str(entry.get("phone", "")), entry.get("message")))
-        return await self._deliver(request, body, pairs)
+        return self._deliver(request, body, pairs)
 
-    async def _deliver(
-        self, request: web.Request, body: dict[str, Any], pairs: list[tuple[str, Any]]
-    ) -> web.StreamResponse:
+    def _deliver(
+        self, request: FakeRequest, body: dict[str, Any], pairs: list[tuple[str, Any]]
+    ) -> Reply:
         sender = body.get("src_addr")
         if not sender:
             return _answer(add_info={"src_addr": "Sender Name cannot be blank."})
@@ -162,11 +158,11 @@ class FakeSmsClub(FakeGateway):
         if any(not isinstance(text, str) or not text for _, text in pairs):
             return _answer(add_info={"message": "Message cannot be blank."})
 
-        refused = self.fault_before(request)
+        refused = self.fault_before()
         if refused is not None:
             return refused
 
-        now = self.now()
+        now = request.at
         seen: set[str] = set()
         for phone, text in pairs:
             key = f"{text}\x00{phone}"
@@ -196,11 +192,11 @@ class FakeSmsClub(FakeGateway):
                 self.sent.append(SentMessage(message_id, phone, text, sender, now))
                 self.states[message_id] = "ENROUTE"
 
-        return await self.fault_after(request, _answer(info=info or None, add_info=add_info))
+        return self.fault_after(_answer(info=info or None, add_info=add_info))
 
     # ----------------------------------------------------------------- other calls
 
-    async def _status(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    def _status(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         ids = body.get("id_sms")
         if not isinstance(ids, list) or not ids or len(ids) > 100:
             return _answer(add_info="Incorrect id_sms")
@@ -210,15 +206,15 @@ class FakeSmsClub(FakeGateway):
             return _answer(add_info="Incorrect id_sms")
         return _answer(info=info, add_info=unknown)
 
-    async def _balance(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    def _balance(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         money = self.balance.quantize(Decimal("0.0001"))
         return _answer(info={"money": str(money), "currency": self.currency})
 
-    async def _originators(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    def _originators(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         approved = [name for name, state in self.sender_states.items() if state == "Approved"]
         return _answer(info=approved)
 
-    async def _register(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    def _register(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         required = {
             "sender_id": "Sender name cannot be blank.",
             "company": "Legal name of the company cannot be blank.",
@@ -231,9 +227,7 @@ class FakeSmsClub(FakeGateway):
         self.sender_states.setdefault(name, "Being moderated")
         return _answer(info={"originator": name, "status": self.sender_states[name]})
 
-    async def _stat_originators(
-        self, request: web.Request, body: dict[str, Any]
-    ) -> web.StreamResponse:
+    def _stat_originators(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         name = body.get("sender_id")
         if name is None:
             return _answer(info=dict(self.sender_states))

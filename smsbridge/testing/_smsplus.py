@@ -6,11 +6,16 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 
-import msgspec
-from aiohttp import web
-
-from .._smsplus.adapter import CODES
-from ._base import FakeGateway, FakeOptions, SentMessage
+from ._base import (
+    FakeAnswer,
+    FakeGateway,
+    FakeOptions,
+    FakeRequest,
+    Reply,
+    SentMessage,
+    decode_json,
+    json_answer,
+)
 
 __all__ = ["FakeSmsPlus"]
 
@@ -34,11 +39,37 @@ class _Template:
 
 _ARRAYS = ("first_parameters", "second_parameters", "third_parameters")
 
+# the gateway's own words, as its document gives them (the fake keeps its own copy)
+_MESSAGES = {
+    "100": "Messages sent successfully.",
+    "101": "The customer's token was not found.",
+    "102": "The customer's e-mail address has not been verified.",
+    "103": "The customer's mobile number has not been verified.",
+    "104": "The customer's passport photo has not been uploaded.",
+    "105": "The customer's passport has not been approved.",
+    "106": "The customer's contract is not signed.",
+    "107": "The sender's name is required.",
+    "108": "The message's template is required.",
+    "109": "The mobile numbers is required.",
+    "110": "Sender name not found or not yet approved.",
+    "111": "Message template not found or not yet approved.",
+    "112": "There are duplicate mobile numbers.",
+    "113": "The template has a parameter: the values of the first parameter are required.",
+    "114": "The template has a parameter: the values of the second parameter are required.",
+    "115": "The template has a parameter: the values of the third parameter are required.",
+    "116": "First parameters count can not be different count of mobile numbers.",
+    "117": "Second parameters count can not be different count of mobile numbers.",
+    "118": "Third parameters count can not be different count of mobile numbers.",
+    "119": "SMS balance insufficient.",
+    "120": "The maximum number of characters in a message is 160.",
+    "121": "The format of the mobile number is incorrect.",
+    "122": "There was an error sending the message.",
+    "123": "The method is not supported for this route.",
+}
 
-def _code(code: str, status: int = 200) -> web.Response:
-    return web.json_response(
-        {"success": code == "100", "code": code, "message": CODES[code]}, status=status
-    )
+
+def _code(code: str, status: int = 200) -> FakeAnswer:
+    return json_answer({"success": code == "100", "code": code, "message": _MESSAGES[code]}, status)
 
 
 class FakeSmsPlus(FakeGateway):
@@ -76,36 +107,33 @@ class FakeSmsPlus(FakeGateway):
         self.balance = balance
         self.account_problem = account_problem
         self._ids = 0
-        self.app.router.add_route("*", "/api/sms/send", self._send)
-        self.app.router.add_route("*", "/api/message/templates", self._templates)
+        self.route("/api/sms/send", self._send)
+        self.route("/api/message/templates", self._templates)
 
-    def credential(self, request: web.Request) -> str | None:
+    def credential(self, request: FakeRequest) -> str | None:
         """The bearer token."""
-        return request.headers.get("Authorization", "")
+        return request.headers.get("authorization", "")
 
-    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+    def rate_limited_body(self) -> Any:
+        """A throttled request, as the framework behind the gateway answers it."""
+        return {"message": "Too Many Attempts."}
+
+    def _body(self, request: FakeRequest) -> dict[str, Any] | FakeAnswer:
         if request.method != "POST":
             return _code("123", 405)
-        header = request.headers.get("Authorization", "")
+        header = request.headers.get("authorization", "")
         if not header.startswith("Bearer ") or header[7:] not in self.tokens:
             return _code("101", 401)
         if self.account_problem is not None:
             return _code(self.account_problem, 403)
-        try:
-            body = msgspec.json.decode(await request.read())
-        except msgspec.DecodeError:
-            return web.json_response(
-                {"success": False, "code": "400", "message": "Bad JSON"}, status=400
-            )
+        body = decode_json(request.body)
         if not isinstance(body, dict):
-            return web.json_response(
-                {"success": False, "code": "400", "message": "Bad JSON"}, status=400
-            )
+            return json_answer({"success": False, "code": "400", "message": "Bad JSON"}, 400)
         return body
 
-    async def _send(self, request: web.Request) -> web.StreamResponse:
-        body = await self._body(request)
-        if isinstance(body, web.Response):
+    def _send(self, request: FakeRequest) -> Reply:
+        body = self._body(request)
+        if isinstance(body, FakeAnswer):
             return body
         sender = body.get("sender_name")
         template_id = body.get("message_template_id")
@@ -143,22 +171,22 @@ class FakeSmsPlus(FakeGateway):
         if self.balance is not None and self.balance < len(numbers):
             return _code("119", 400)
 
-        refused = self.fault_before(request)
+        refused = self.fault_before()
         if refused is not None:
             return refused
 
-        now = self.now()
+        now = request.at
         if self.balance is not None:
             self.balance -= len(numbers)
         for number, text in zip(numbers, rendered, strict=True):
             self._ids += 1
             self.sent.append(SentMessage(str(self._ids), number, text, sender, now))
 
-        return await self.fault_after(request, _code("100"), error=_code("122", 500))
+        return self.fault_after(_code("100"), error=_code("122", 500))
 
-    async def _templates(self, request: web.Request) -> web.StreamResponse:
-        body = await self._body(request)
-        if isinstance(body, web.Response):
+    def _templates(self, request: FakeRequest) -> Reply:
+        body = self._body(request)
+        if isinstance(body, FakeAnswer):
             return body
         wanted = body.get("data")
         if wanted == "all":
@@ -168,6 +196,4 @@ class FakeSmsPlus(FakeGateway):
         else:
             return _code("108", 400)
         data = [{"id": t.id, "name": t.name, "text": t.text} for t in chosen]
-        return web.json_response(
-            {"success": True, "code": "100", "message": "Templates", "data": data}
-        )
+        return json_answer({"success": True, "code": "100", "message": "Templates", "data": data})

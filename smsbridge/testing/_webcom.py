@@ -1,4 +1,5 @@
-"""A fake Webcom Mobi (mysmpp): envelopes, client_id_sms replay, state, balance, webhooks."""
+"""A fake Webcom Mobi (mysmpp): envelopes, client_id_sms replay, state, balance, webhooks,
+answering in English or Russian."""
 
 from __future__ import annotations
 
@@ -11,17 +12,50 @@ from typing import Any, Literal, Unpack
 
 import aiohttp
 import msgspec
-from aiohttp import web
 
-from ._base import FakeGateway, FakeOptions, SentMessage
+from ._base import (
+    FakeAnswer,
+    FakeGateway,
+    FakeOptions,
+    FakeRequest,
+    Reply,
+    SentMessage,
+    decode_json,
+    json_answer,
+    texts_of,
+)
 
 __all__ = ["FakeWebcom"]
 
 _SENDER = re.compile(r"[A-Za-z0-9 ._&!'-]{1,11}|\d{1,15}")
 
 
-def _error(text: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": text}, status=status)
+# The platform's texts in its two languages (its English and Russian pages), kept here
+# independently of the adapter: a fake that shared the adapter's table could not catch it out.
+TEXTS: dict[str, tuple[str, str]] = {
+    "json": ("Incorrect JSON document format", "Неправильный формат XML документа"),
+    "no_post": ("POST data is missing", "POST данные отсутствуют"),
+    "auth": ("Your account is locked Incorrect login or password", "Неправильный логин или пароль"),
+    "out": ("Out of SMS", "Закончились SMS."),
+    "no_phone": ("Specify phone number", "Укажите номер телефона."),
+    "stop_list": ("Phone number is on the stop list", "Номер телефона присутствует в стоп-листе."),
+    "closed": ("This destination is closed", "Данное направление закрыто."),
+    "too_long": (
+        "Phone number must be less than 15 characters",
+        "Номер телефона должен быть меньше 15 символов.",
+    ),
+    "no_text": ("No message text", "Нет текста сообщения."),
+    "no_sender": ("No sender", "Нет отправителя."),
+    "unknown_sender": ("There is no such sender", "Такого отправителя нет."),
+    "sender_format": (
+        "The sender must not exceed 15 characters for numeric numbers and 11 characters "
+        "for alphanumeric numbers",
+        "Отправитель не должен превышать 15 символов для цифровых номеров и 11 символов для "
+        "буквенно-числовых.",
+    ),
+    "not_found": ("SMS not found", "Сообщение с таким ID не принималось"),
+    "rate": ("Too many requests", "Слишком много запросов"),
+}
 
 
 class FakeWebcom(FakeGateway):
@@ -40,8 +74,8 @@ class FakeWebcom(FakeGateway):
         stop_list_errors: ``"phone"`` refuses them in their ``information`` entry;
             ``"document"`` refuses the whole request with 400, as the document also lists.
         sms_left: messages the account can still send; ``None`` for unlimited.
-        **options: rate limit (none by default: Webcom documents none), faults, host, port,
-            clock (see :class:`FakeOptions`).
+        **options: rate limit (none by default: Webcom documents none), faults, language
+            (``"ru"`` answers in Russian), host, port, clock (see :class:`FakeOptions`).
     """
 
     def __init__(
@@ -70,67 +104,68 @@ class FakeWebcom(FakeGateway):
         self.report_posts: list[list[int]] = []
         self.acknowledged: set[int] = set()
         self._ids = 82_000
-        self.app.router.add_post("/json", self._send)
-        self.app.router.add_post("/json/", self._send)
-        self.app.router.add_post("/json/state.php", self._state)
-        self.app.router.add_post("/json/balance.php", self._balance)
+        self.texts = texts_of(self.language, TEXTS)
+        self.route("/json", self._send)
+        self.route("/json/", self._send)
+        self.route("/json/state.php", self._state)
+        self.route("/json/balance.php", self._balance)
 
-    def credential(self, request: web.Request) -> str | None:
+    def _error(self, key: str, status: int = 400) -> FakeAnswer:
+        return json_answer({"error": self.texts[key]}, status)
+
+    def credential(self, request: FakeRequest) -> str | None:
         """Requests are counted together (the credentials are in the body)."""
         return "all"
 
-    async def _authenticated(self, request: web.Request) -> dict[str, Any] | web.Response:
-        raw = await request.read()
-        if not raw:
-            return _error("POST data is missing", 200)
-        try:
-            body = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            return _error("Incorrect JSON document format", 200)
+    def rate_limited_body(self) -> Any:
+        """An error object, as every refusal of the platform is."""
+        return {"error": self.texts["rate"]}
+
+    def _authenticated(self, request: FakeRequest) -> dict[str, Any] | FakeAnswer:
+        if not request.body:
+            return self._error("no_post", 200)
+        body = decode_json(request.body)
         if not isinstance(body, dict):
-            return _error("Incorrect JSON document format", 200)
+            return self._error("json", 200)
         token, login = body.get("token"), body.get("login")
         if token in self.tokens and token:
             return body
         if login and self.accounts.get(login) == body.get("password"):
             return body
-        return _error("Your account is locked Incorrect login or password", 200)
+        return self._error("auth", 200)
 
-    async def _send(self, request: web.Request) -> web.StreamResponse:
-        body = await self._authenticated(request)
-        if isinstance(body, web.Response):
+    def _send(self, request: FakeRequest) -> Reply:
+        body = self._authenticated(request)
+        if isinstance(body, FakeAnswer):
             return body
         messages = body.get("message")
         if not isinstance(messages, list) or not messages:
-            return _error("No message text")
+            return self._error("no_text")
         count = 0
         for message in messages:
             if not isinstance(message, dict):
-                return _error("Incorrect JSON document format", 200)
+                return self._error("json", 200)
             sender, text, phones = message.get("sender"), message.get("text"), message.get("phones")
             if not sender:
-                return _error("No sender")
+                return self._error("no_sender")
             if not isinstance(sender, str) or not _SENDER.fullmatch(sender):
-                return _error(
-                    "The sender must not exceed 15 characters for numeric numbers and 11 "
-                    "characters for alphanumeric numbers"
-                )
+                return self._error("sender_format")
             if sender not in self.senders:
-                return _error("There is no such sender")
+                return self._error("unknown_sender")
             if not text:
-                return _error("No message text")
+                return self._error("no_text")
             if message.get("type_send_1") not in ("sms", "viber"):
-                return _error("This destination is closed")
+                return self._error("closed")
             if not isinstance(phones, list) or not phones:
-                return _error("Specify phone number")
+                return self._error("no_phone")
             for entry in phones:
                 phone = str(entry.get("phone", "")) if isinstance(entry, dict) else ""
                 if not phone:
-                    return _error("Specify phone number")
+                    return self._error("no_phone")
                 if len(phone) >= 15:
-                    return _error("Phone number must be less than 15 characters")
+                    return self._error("too_long")
                 if self.stop_list_errors == "document" and phone in self.stop_list:
-                    return _error("Phone number is on the stop list")
+                    return self._error("stop_list")
                 count += 1
         fresh = sum(
             1
@@ -139,19 +174,19 @@ class FakeWebcom(FakeGateway):
             if entry.get("client_id_sms") not in self.by_client_id
         )
         if self.sms_left is not None and fresh > self.sms_left:
-            return _error("Out of SMS")
+            return self._error("out")
 
-        refused = self.fault_before(request)
+        refused = self.fault_before()
         if refused is not None:
             return refused
 
-        now = self.now()
+        now = request.at
         information: list[dict[str, Any]] = []
         for message in messages:
             for entry in message["phones"]:
                 phone, client_id = str(entry["phone"]), entry.get("client_id_sms")
                 if phone in self.stop_list:
-                    information.append({"error": "Phone number is on the stop list"})
+                    information.append({"error": self.texts["stop_list"]})
                     continue
                 if client_id is not None and client_id in self.by_client_id:
                     self.replayed += 1
@@ -175,11 +210,11 @@ class FakeWebcom(FakeGateway):
                 )
                 information.append({"state": "send", "id_sms": self._ids})
 
-        return await self.fault_after(request, web.json_response({"information": information}))
+        return self.fault_after(json_answer({"information": information}))
 
-    async def _state(self, request: web.Request) -> web.StreamResponse:
-        body = await self._authenticated(request)
-        if isinstance(body, web.Response):
+    def _state(self, request: FakeRequest) -> Reply:
+        body = self._authenticated(request)
+        if isinstance(body, FakeAnswer):
             return body
         wanted = body.get("id_sms")
         ids: list[Any] = wanted if isinstance(wanted, list) else [wanted]
@@ -199,15 +234,15 @@ class FakeWebcom(FakeGateway):
                     }
                 )
         if not answer:
-            return _error("SMS not found", 200)
-        return web.json_response(answer)
+            return self._error("not_found", 200)
+        return json_answer(answer)
 
-    async def _balance(self, request: web.Request) -> web.StreamResponse:
-        body = await self._authenticated(request)
-        if isinstance(body, web.Response):
+    def _balance(self, request: FakeRequest) -> Reply:
+        body = self._authenticated(request)
+        if isinstance(body, FakeAnswer):
             return body
         left = "Unlim" if self.sms_left is None else str(self.sms_left)
-        return web.json_response(
+        return json_answer(
             {
                 "money": str(self.money),
                 "currency": "RUR",

@@ -1,0 +1,167 @@
+"""One request through the client's gates, tried again where that is safe: the single retry
+loop of sends and plain calls alike.
+
+A try takes a place among the requests in flight (``capacity``), then a rate slot, then the
+transport; the slot starts when the connection is ready, right before the request is written,
+after the caller's ``ready`` hook (the send engine checks there that it should still go, and
+tells its journal). Between tries :meth:`RetryPolicy.after` decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import anyio
+
+from .clock import Clock
+from .errors import RateLimitedError, ResponseDecodeError, SmsBridgeError
+from .limiter import RateLimiter
+from .retry import RetryPolicy
+from .transport import HttpRequest, HttpResponse, Ready, Transport
+
+__all__ = ["Attempts", "NotWritten", "Throttle"]
+
+log = logging.getLogger("smsbridge")
+
+T = TypeVar("T")
+
+
+class Throttle:
+    """A client's shared gates: at most ``capacity`` requests in flight, started at the
+    limiter's pace. Every send and every call of the client passes through the same one."""
+
+    def __init__(self, limiter: RateLimiter, concurrency: int) -> None:
+        self.limiter = limiter
+        self.capacity = anyio.Semaphore(concurrency, fast_acquire=True)
+
+
+class NotWritten(Exception):
+    """Raised by a ``ready`` hook to keep a request off the wire; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Attempts(Generic[T]):
+    """The tries of one request: :meth:`run` returns the parsed answer, or raises the final
+    :class:`SmsBridgeError` (or :class:`NotWritten`).
+
+    What happened along the way stays readable, also when the run is cancelled:
+    ``on_wire`` is ``True`` while a written try awaits its answer, ``ambiguous`` once a try
+    that may have been processed failed, ``tries`` counts the tries made.
+
+    Args:
+        name: the gateway's name, for the log.
+        ambiguous_ok: a try that may have been processed may be repeated (the gateway
+            de-duplicates, the caller accepts repeats, or the request only reads).
+    """
+
+    __slots__ = (
+        "_clock",
+        "_name",
+        "_policy",
+        "_throttle",
+        "_transport",
+        "ambiguous",
+        "ambiguous_ok",
+        "on_wire",
+        "tries",
+    )
+
+    def __init__(
+        self,
+        throttle: Throttle,
+        transport: Transport,
+        policy: RetryPolicy,
+        clock: Clock,
+        *,
+        name: str,
+        ambiguous_ok: bool,
+    ) -> None:
+        self._throttle = throttle
+        self._transport = transport
+        self._policy = policy
+        self._clock = clock
+        self._name = name
+        self.ambiguous_ok = ambiguous_ok
+        self.ambiguous = False
+        self.on_wire = False
+        self.tries = 0
+
+    async def _once(self, request: HttpRequest, ready: Ready | None) -> HttpResponse:
+        throttle = self._throttle
+        async with throttle.capacity:
+            slot = await throttle.limiter.acquire()
+            try:
+
+                async def go() -> None:
+                    if ready is not None:
+                        await ready()
+                    await slot.start()
+                    self.on_wire = True
+
+                self.tries += 1
+                try:
+                    return await self._transport.send(request, go)
+                except NotWritten:
+                    self.tries -= 1
+                    raise
+            finally:
+                slot.close()
+
+    async def run(
+        self,
+        request: HttpRequest,
+        parse: Callable[[HttpResponse], T],
+        *,
+        ready: Ready | None = None,
+        unsent: Callable[[], Awaitable[None]] | None = None,
+        carry_on: Callable[[], str | None] | None = None,
+    ) -> T:
+        """Try until answered or the policy gives up.
+
+        Args:
+            request: what to send, the same bytes every try.
+            parse: the answer's meaning; raises a typed error for a failure.
+            ready: awaited right before each try is written (may raise :class:`NotWritten`).
+            unsent: awaited when an answer proves that nothing of the request was processed
+                so far and another try follows (a journal closes its intent).
+            carry_on: before a retry, the reason to give up instead, or ``None`` to go on.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            response: HttpResponse | None = None
+            try:
+                response = await self._once(request, ready)
+                self.on_wire = False
+                return parse(response)
+            except SmsBridgeError as e:
+                error = e
+            except NotWritten:
+                raise
+            except Exception as e:
+                # a defect in an adapter must not lose recipients: they may have been sent
+                log.exception("%s: unexpected failure handling an answer", self._name)
+                sent = response is None or 200 <= response.status < 300
+                error = ResponseDecodeError(
+                    f"unexpected failure: {type(e).__name__}",
+                    provider=self._name,
+                    maybe_processed=sent,
+                )
+            self.on_wire = False
+            delay = self._policy.after(error, attempt, ambiguous_ok=self.ambiguous_ok)
+            if delay is None:
+                raise error
+            if not error.maybe_processed and not self.ambiguous and unsent is not None:
+                await unsent()
+            self.ambiguous = self.ambiguous or error.maybe_processed
+            if carry_on is not None and (reason := carry_on()) is not None:
+                raise NotWritten(reason)
+            log.warning("%s: trying again in %.2fs (try %d): %s", self._name, delay, attempt, error)
+            if isinstance(error, RateLimitedError):
+                await self._throttle.limiter.defer(delay)
+            await self._clock.sleep(delay)
