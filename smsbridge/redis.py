@@ -287,10 +287,16 @@ class _RedisSlot:
         # behind the promised moment by at most the round trip, plus any oversleep
         self._late = (answered - asked) + (self._woke - answered - wait)
 
-    async def start(self) -> None:
+    def _stale(self) -> bool:
         limiter = self._limiter
-        while self._late + (limiter._clock.now() - self._woke) > limiter.tolerance:
+        return self._late + (limiter._clock.now() - self._woke) > limiter.tolerance
+
+    async def ready(self) -> None:
+        while self._stale():
             await self.promise()
+
+    def start(self) -> bool:
+        return not self._stale()
 
     def close(self) -> None:
         pass

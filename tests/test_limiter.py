@@ -15,7 +15,8 @@ from smsbridge.testing import FakeClock, busiest_window
 async def _go(limiter: SlidingWindowLimiter) -> None:
     """Take a slot and start it at once, as a request on a warm connection does."""
     slot = await limiter.acquire()
-    await slot.start()
+    await slot.ready()
+    assert slot.start()
 
 
 async def _starts(
@@ -152,7 +153,7 @@ async def test_a_late_start_counts_from_when_it_was_written() -> None:
     cold = await limiter.acquire()  # connecting...
     await _go(limiter)  # a warm one starts at 0
     clock.advance(0.2)
-    await cold.start()
+    assert cold.start()
     await _go(limiter)  # waits for the warm one's window: 1.015
     assert clock.now() == pytest.approx(1.015)
     await _go(limiter)  # and then for the cold one's: 1.215, not 1.015
@@ -170,7 +171,7 @@ async def test_pending_slots_hold_the_next_grant_until_they_start_or_close() -> 
     async def third() -> None:
         slot = await limiter.acquire()
         granted.append(clock.now())
-        await slot.start()
+        assert slot.start()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(third)
@@ -180,7 +181,7 @@ async def test_pending_slots_hold_the_next_grant_until_they_start_or_close() -> 
         first.close()  # never written: its room is free at once
         await anyio.wait_all_tasks_blocked()
         assert granted == [5.0]
-    await second.start()
+    assert second.start()
     assert busiest_window([5.0, 5.0], 1.0) == 2
 
 

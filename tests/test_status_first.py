@@ -20,7 +20,7 @@ from smsbridge._smsplus.adapter import SmsPlusGateway, SmsPlusJob
 from smsbridge._webcom.adapter import WebcomGateway, WebcomJob
 
 # bodies that, read alone, would be refusals of the request
-BODIES = {
+BODIES: dict[str, list[dict[str, object]]] = {
     "webcom": [
         {"error": "Too many requests"},
         {"error": "Phone number is on the stop list"},

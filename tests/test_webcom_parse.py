@@ -12,6 +12,7 @@ import pytest
 from smsbridge import (
     AuthenticationError,
     DeliveryState,
+    GatewayError,
     HttpResponse,
     InsufficientBalanceError,
     RejectedError,
@@ -102,14 +103,15 @@ def test_per_phone_out_of_sms_stops_the_send() -> None:
 @pytest.mark.parametrize(
     ("response", "kind", "maybe", "splittable"),
     [
-        (answer({"error": "Incorrect JSON document format"}), RejectedError, False, False),
+        # the request could not be read: every request would fail, so the send stops
+        (answer({"error": "Incorrect JSON document format"}), GatewayError, False, False),
         (
             answer({"error": "Your account is locked Incorrect login or password"}),
             AuthenticationError,
             False,
             False,
         ),
-        (answer({"error": "POST data is missing"}), RejectedError, False, False),
+        (answer({"error": "POST data is missing"}), GatewayError, False, False),
         (
             answer({"error": "We have run out of SMS. Contact your manager"}, 400),
             InsufficientBalanceError,
@@ -139,6 +141,7 @@ def test_document_level_errors(
     """Errors in 200 and 400 answers, garbage and short answers are typed."""
     with pytest.raises(kind) as caught:
         GW.parse_send(BATCH, response, JOB)
+    assert type(caught.value) is kind
     assert caught.value.maybe_processed is maybe
     assert getattr(caught.value, "splittable", False) is splittable
     assert "webcom-secret" not in str(caught.value)

@@ -14,7 +14,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,7 +26,7 @@ import msgspec
 from .._core.client import Client
 from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .._core.gateway import Batch, ChunkPacker, Packer
-from .._core.models import Counts, Report, Status
+from .._core.models import Counts, Report
 from .._core.phones import InvalidPhone, PhoneRules
 from .._core.segments import sms_segments
 from .._smsclub.client import SmsClub
@@ -34,6 +34,7 @@ from .._smsplus.adapter import DEFAULT_BATCH as SMSPLUS_BATCH
 from .._smsplus.adapter import UniquePhonePacker
 from .._smsplus.client import SmsPlus
 from .._webcom.client import Webcom
+from .campaign import run_campaign, to_thread
 from .inputs import Mode, Recipients
 from .journal import Campaign, Journal
 from .progress import Progress
@@ -176,61 +177,6 @@ def _campaign(
     return Campaign(key=key, description=description, total=total)
 
 
-def _pending(
-    rows: Iterator[tuple[int, Any]], journal: Journal | None, chunk: int = 1000
-) -> Iterator[tuple[int, Any]]:
-    """The input without what the journal already settled, read a chunk at a time."""
-    if journal is None:
-        yield from rows
-        return
-    while True:
-        block = []
-        for row in rows:
-            block.append(row)
-            if len(block) >= chunk:
-                break
-        if not block:
-            return
-        done = journal.done_between(block[0][0], block[-1][0] + 1)
-        yield from (row for row in block if row[0] not in done)
-
-
-class CampaignObserver:
-    """Journals each batch (when there is a journal) and moves the progress display."""
-
-    def __init__(self, journal: Journal | None, progress: Progress) -> None:
-        self.journal = journal
-        self.progress = progress
-        self._thread = anyio.CapacityLimiter(1)  # one journal writer, in order
-
-    async def before(self, batch: Batch) -> None:
-        """Write the intent, durably, before the request."""
-        if self.journal is not None:
-            await anyio.to_thread.run_sync(
-                self.journal.intend, batch.indices, batch.phones, limiter=self._thread
-            )
-
-    async def unsent(self, batch: Batch) -> None:
-        """Close the intent: the gateway proved the batch unsent."""
-        if self.journal is not None:
-            await anyio.to_thread.run_sync(self.journal.unsent, batch.indices, limiter=self._thread)
-
-    async def after(
-        self, batch: Batch, statuses: Sequence[Status], details: Sequence[str | None]
-    ) -> None:
-        """Write the outcomes and count them."""
-        if self.journal is not None:
-            await anyio.to_thread.run_sync(
-                self.journal.record,
-                batch.indices,
-                batch.phones,
-                statuses,
-                details,
-                limiter=self._thread,
-            )
-        self.progress.advance(len(batch))
-
-
 async def _send(args: argparse.Namespace) -> int:
     provider = PROVIDERS[args.provider]
     mode: Mode = "params" if provider.name == "smsplus" else "texts"
@@ -251,20 +197,11 @@ async def _send(args: argparse.Namespace) -> int:
         journal = Journal(args.journal)
         send_key = journal.bind(campaign, send_key)
         recovered = journal.recover(retry_safe=provider.retry_safe)
-        journal.start_run()
     already = journal.summary() if journal else None
     done_before = (total - already.left) if already and already.left is not None else 0
 
     stop = anyio.Event()
     progress = Progress.create(total, done_before, enabled=not args.json)
-    observer = CampaignObserver(journal, progress)
-    options: dict[str, Any] = {
-        "indexed": True,
-        "observer": observer,
-        "keep": "none",
-        "stop": stop,
-    }
-    source = _pending(recipients.rows(), journal)
     if recovered and not args.json:
         verb = "sending again with the same ids" if provider.retry_safe else "marked uncertain"
         sys.stderr.write(
@@ -279,19 +216,25 @@ async def _send(args: argparse.Namespace) -> int:
         stop.set()
         sys.stderr.write("\nStopping after the requests in flight (Ctrl-C again to abort)...\n")
 
+    async def send(rows: Iterator[tuple[int, Any]], options: dict[str, Any]) -> Report:
+        return await _dispatch(client, args, rows, options, personal=recipients.personalised)
+
     loop_signals = _SigintHandler(interrupted)
-    report: Report | None = None
     try:
         with progress:
             async with client:
-                report = await _dispatch(
-                    client, args, source, send_key, options, personal=recipients.personalised
+                report = await run_campaign(
+                    send,
+                    recipients.rows,
+                    client=client,
+                    journal=journal,
+                    send_key=send_key,
+                    stop=stop,
+                    progress=progress,
+                    offload=to_thread(),
                 )
     finally:
         loop_signals.restore()
-        if journal is not None:
-            requests = report.requests if report is not None else 0
-            journal.finish_run(requests, stopped=stop.is_set())
 
     counts = report.counts()
     left = 0
@@ -310,7 +253,6 @@ async def _dispatch(
     client: Client[Any],
     args: argparse.Namespace,
     source: Iterator[tuple[int, Any]],
-    send_key: bytes,
     options: dict[str, Any],
     *,
     personal: bool,
@@ -318,7 +260,6 @@ async def _dispatch(
     entries: Any = source  # (index, entry) pairs: the send methods take them with indexed=True
     if isinstance(client, SmsPlus):
         return await client.send_template(args.template, sender=args.sender, to=entries, **options)
-    options["idempotency_key"] = send_key
     if isinstance(client, SmsClub | Webcom):
         if personal:
             return await client.send_personal(entries, sender=args.sender, **options)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -54,7 +54,11 @@ CREATE TABLE IF NOT EXISTS outcomes (
     phone TEXT NOT NULL,
     status TEXT NOT NULL,
     message_id TEXT,
-    reason TEXT
+    reason TEXT,
+    at REAL
+);
+CREATE TABLE IF NOT EXISTS maybe_sent (
+    idx INTEGER PRIMARY KEY
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -88,8 +92,15 @@ class JournalSummary(msgspec.Struct, frozen=True, kw_only=True):
 class Journal:
     """A campaign journal in one SQLite file; use from one thread at a time."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path)
+        self._now = clock
         if not self.path.exists():
             if not create:
                 raise ConfigurationError(f"no journal at {self.path}")
@@ -100,6 +111,9 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(outcomes)")}
+            if "at" not in columns:  # a journal written before outcomes had times
+                self._db.execute("ALTER TABLE outcomes ADD COLUMN at REAL")
         except sqlite3.DatabaseError as e:
             raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
         # a second connection for reads from another thread while writes go on (WAL)
@@ -122,7 +136,7 @@ class Journal:
             self._db.execute(
                 "INSERT INTO campaign (id, key, description, send_key, total, created) "
                 "VALUES (1, ?, ?, ?, ?, ?)",
-                (campaign.key, campaign.description, send_key, campaign.total, time.time()),
+                (campaign.key, campaign.description, send_key, campaign.total, self._now()),
             )
             return send_key
         key, description, stored_key = row
@@ -141,21 +155,30 @@ class Journal:
         """
         rows = self._db.execute("SELECT id, indices FROM intents WHERE open = 1").fetchall()
         affected = 0
+        now = self._now()
         with self._transaction():
             for intent_id, blob in rows:
                 indices, phones = msgspec.json.decode(blob, type=tuple[list[int], list[str]])
                 affected += len(indices)
-                if not retry_safe:
+                if retry_safe:
+                    # sent again with the same ids; should that fail, they are still uncertain
                     self._db.executemany(
-                        "INSERT INTO outcomes (idx, phone, status, reason) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT(idx) DO UPDATE SET status = excluded.status, "
-                        "reason = excluded.reason WHERE outcomes.status = 'failed'",
+                        "INSERT OR IGNORE INTO maybe_sent (idx) VALUES (?)",
+                        [(i,) for i in indices],
+                    )
+                else:
+                    self._db.executemany(
+                        "INSERT INTO outcomes (idx, phone, status, reason, at) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(idx) DO UPDATE SET "
+                        "status = excluded.status, reason = excluded.reason, at = excluded.at "
+                        "WHERE outcomes.status = 'failed'",
                         [
                             (
                                 i,
                                 phone,
                                 Status.UNCERTAIN.value,
                                 "in flight when an earlier run stopped: may have been sent",
+                                now,
                             )
                             for i, phone in zip(indices, phones, strict=True)
                         ],
@@ -163,19 +186,57 @@ class Journal:
                 self._db.execute("UPDATE intents SET open = 0 WHERE id = ?", (intent_id,))
         return affected
 
+    def maybe_sent(self) -> set[int]:
+        """Recipients an earlier run may have sent (in flight when it died) that are sent
+        again: should this run fail them, they are still ``uncertain``."""
+        done = ",".join("?" * len(FINAL))
+        return {
+            row[0]
+            for row in self._db.execute(
+                "SELECT idx FROM maybe_sent WHERE idx NOT IN "  # noqa: S608
+                f"(SELECT idx FROM outcomes WHERE status IN ({done}))",
+                FINAL,
+            )
+        }
+
+    def sent_since(self, seconds: float) -> set[int]:
+        """Recipients ``accepted`` or ``uncertain`` in the last ``seconds``: a resumed run
+        holds their messages in its duplicate window, as the dead run's window did."""
+        rows = self._reader.execute(
+            "SELECT idx FROM outcomes WHERE status IN (?, ?) AND at >= ?",
+            (Status.ACCEPTED.value, Status.UNCERTAIN.value, self._now() - seconds),
+        )
+        return {row[0] for row in rows}
+
+    def quiet_for(self, span: float) -> float:
+        """Seconds to wait before this run's first request so that no window of ``span``
+        holds requests of an earlier run and of this one: ``span`` after an earlier run that
+        died (its last request is unknown), ``span`` after the finish of one that ended."""
+        row = self._db.execute(
+            "SELECT started, finished FROM runs WHERE id < COALESCE(?, 1 << 62) "
+            "ORDER BY id DESC LIMIT 1",
+            (self._run,),
+        ).fetchone()
+        if row is None:
+            return 0.0
+        finished = row[1]
+        if finished is None:
+            return span  # it died; its last request may have been a moment ago
+        return max(0.0, float(finished) + span - self._now())
+
     # ----------------------------------------------------------------- runs
 
     def start_run(self) -> None:
         """Note the start of a run."""
         self._run = self._db.execute(
-            "INSERT INTO runs (started) VALUES (?)", (time.time(),)
+            "INSERT INTO runs (started) VALUES (?)", (self._now(),)
         ).lastrowid
 
-    def finish_run(self, requests: int, *, stopped: bool) -> None:
+    def finish_run(self, requests: int, stopped: bool) -> None:
         """Note the end of the current run and the requests it made."""
         self._db.execute(
             "UPDATE runs SET finished = ?, requests = ?, stopped = ? WHERE id = ?",
-            (time.time(), requests, int(stopped), self._run),
+            (self._now(), requests, int(stopped), self._run),
         )
 
     # ----------------------------------------------------------------- batches
@@ -209,6 +270,7 @@ class Journal:
         details: Sequence[str | None],
     ) -> None:
         """Write outcomes, and close the intents they complete, in one transaction."""
+        at = self._now()
         rows = [
             (
                 i,
@@ -216,6 +278,7 @@ class Journal:
                 s.value,
                 d if s is Status.ACCEPTED else None,
                 None if s is Status.ACCEPTED else d,
+                at,
             )
             for i, p, s, d in zip(indices, phones, statuses, details, strict=True)
         ]
@@ -229,8 +292,8 @@ class Journal:
                     closing.append(intent_id)
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO outcomes (idx, phone, status, message_id, reason) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO outcomes (idx, phone, status, message_id, reason, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
             self._db.executemany(

@@ -7,7 +7,7 @@ import logging
 import os
 import ssl
 import warnings
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Container, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypedDict, TypeVar
 
@@ -35,7 +35,7 @@ from .window import DuplicateWindow, MemoryWindow
 if TYPE_CHECKING:
     from ..redis import RedisState
 
-__all__ = ["Client", "ClientOptions", "InsecureTransportWarning", "SendOptions"]
+__all__ = ["Client", "ClientOptions", "InsecureTransportWarning", "SendOptions", "holder_for"]
 
 log = logging.getLogger("smsbridge")
 
@@ -129,6 +129,11 @@ class SendOptions(TypedDict, total=False):
         idempotency_key: a stable key for this send: re-running it with the same key (after
             a crash) finds its own duplicate-window reservations instead of being blocked by
             them, and on Webcom reuses its ``client_id_sms`` values. Random when omitted.
+        maybe_sent: recipients (by index) that an earlier run of this send may have sent: if
+            this send cannot send them, they end ``uncertain``, not ``failed``.
+        earlier: entries (shaped as the input) that an earlier run of this send sent within
+            the duplicate window: their messages are held in the window before the input is
+            read, as a window that died with that run held them.
     """
 
     on_outcome: OutcomeCallback | None
@@ -137,6 +142,8 @@ class SendOptions(TypedDict, total=False):
     observer: BatchObserver | None
     indexed: bool
     idempotency_key: str | bytes | None
+    maybe_sent: Container[int]
+    earlier: Iterable[Any]
 
 
 def env_or(value: str | None, name: str) -> str | None:
@@ -272,8 +279,6 @@ class Client(Generic[J]):
         unpack: Unpack,
         options: SendOptions,
     ) -> Report:
-        key = options.get("idempotency_key")
-        holder = os.urandom(12) if key is None else _key_bytes(key)
         engine = SendEngine(
             gateway=self._gateway,
             job=job,
@@ -284,13 +289,16 @@ class Client(Generic[J]):
             at_least_once=self._at_least_once,
             clock=self._clock,
             concurrency=self.concurrency,
-            holder=hashlib.blake2b(holder, digest_size=12, person=b"window").hexdigest(),
+            holder=holder_for(options.get("idempotency_key")),
             on_outcome=options.get("on_outcome"),
             keep=options.get("keep", "all"),
             stop=options.get("stop"),
             observer=options.get("observer"),
+            maybe_sent=options.get("maybe_sent"),
         )
-        return await engine.run(source, unpack, indexed=options.get("indexed", False))
+        return await engine.run(
+            source, unpack, indexed=options.get("indexed", False), earlier=options.get("earlier")
+        )
 
     async def _chunked_calls(
         self,
@@ -330,6 +338,13 @@ class Client(Generic[J]):
             ambiguous_ok=idempotent,
         )
         return await attempts.run(request, parse)
+
+
+def holder_for(key: str | bytes | None) -> str:
+    """The name a send's duplicate-window reservations carry: derived from its idempotency
+    key (a resumed send finds its own), random without one."""
+    raw = os.urandom(12) if key is None else _key_bytes(key)
+    return hashlib.blake2b(raw, digest_size=12, person=b"window").hexdigest()
 
 
 def _key_bytes(key: str | bytes) -> bytes:

@@ -29,7 +29,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Container,
+    Hashable,
+    Iterable,
+    Sequence,
+)
 from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -130,6 +138,7 @@ class SendEngine(Generic[J]):
         keep: Keep = "all",
         stop: anyio.Event | None = None,
         observer: BatchObserver | None = None,
+        maybe_sent: Container[int] | None = None,
     ) -> None:
         self._gateway = gateway
         self._job = job
@@ -148,6 +157,7 @@ class SendEngine(Generic[J]):
         self._materialise = on_outcome is not None or keep != "none"
         self._stop = stop
         self._observer = observer
+        self._maybe_sent = maybe_sent
         # the two reasons to stop: the caller's (its event, or its code failed) and the account's
         self._caller_error: BaseException | None = None
         self._caller_stopped = False
@@ -167,13 +177,17 @@ class SendEngine(Generic[J]):
         unpack: Unpack,
         *,
         indexed: bool = False,
+        earlier: Iterable[Any] | None = None,
     ) -> Report:
         """Send to every recipient of ``source``; return the report when all have outcomes.
 
         With ``indexed``, entries are ``(index, entry)`` and outcomes carry those indices
-        (a resumed campaign skips what is done and keeps each row's number)."""
+        (a resumed campaign skips what is done and keeps each row's number). ``earlier`` are
+        entries an earlier run of this send sent: their messages are held in the window."""
         self._indexed = indexed
         started = self._clock.now()
+        if earlier is not None and self._window is not None:
+            await self._hold_earlier(earlier, unpack)
         send, receive = anyio.create_memory_object_stream[Batch](self._concurrency)
         leftovers = receive.clone()
         try:
@@ -240,6 +254,28 @@ class SendEngine(Generic[J]):
 
     # ----------------------------------------------------------------- intake
 
+    async def _hold_earlier(self, earlier: Iterable[Any], unpack: Unpack) -> None:
+        window = self._window
+        assert window is not None
+        entries = iter(earlier)
+        while chunk := list(islice(entries, 1000)):
+            if self._indexed:
+                indices = [entry[0] for entry in chunk]
+                chunk = [entry[1] for entry in chunk]
+            else:
+                indices = list(range(len(chunk)))
+            raw_phones, texts, params, _ = unpack(chunk)
+            phones, invalid = self._gateway.phones.normalise_many(raw_phones)
+            batch = Batch(indices, phones, texts, params)
+            if invalid:
+                batch = batch.pick([i for i in range(len(batch)) if i not in invalid])
+            keys = window.keys(self._job.sender, self._job.text, batch)
+            try:
+                await window.commit(keys, self._holder, batch.indices)
+            except SmsBridgeError as e:
+                log.warning("%s: earlier sends not held in the window: %s", self._gateway.name, e)
+                return
+
     async def _read(
         self,
         source: Iterable[Any] | AsyncIterable[Any],
@@ -301,9 +337,6 @@ class SendEngine(Generic[J]):
         raw_phones, texts, params, problems = unpack(chunk)
         phones, invalid = self._gateway.phones.normalise_many(raw_phones)
         batch = Batch(indices, phones, texts, params)
-        if self._account_error is not None:
-            await self._settle(batch, Status.FAILED, self._stopping() or "")
-            return
         if invalid:
             problems = {**invalid, **problems}
         checked = self._gateway.check(batch, self._job)
@@ -317,6 +350,11 @@ class SendEngine(Generic[J]):
             )
             batch = batch.pick([i for i in range(len(batch)) if i not in problems])
             self._held = [batch]
+        if self._account_error is not None:
+            # rejected above for what they are; the rest are not sent
+            await self._settle(batch, Status.FAILED, self._stopping() or "")
+            self._held = []
+            return
         ready = self._packer.pack(batch) if len(batch) else []
         await self._queue(ready, send)
         if not ready:
@@ -349,6 +387,9 @@ class SendEngine(Generic[J]):
                 await self._settle_flight(waiting, Status.FAILED, reason)
                 return
             keys = window.keys(self._job.sender, self._job.text, batch)
+            # while the claim is on its way, it may be made: a cancellation releases the keys
+            # (a store that can be interrupted there drops only this holder's reservations)
+            waiting.keys = keys
             try:
                 claims = await window.reserve(keys, self._holder, batch.indices)
             except SmsBridgeError as e:
@@ -358,7 +399,6 @@ class SendEngine(Generic[J]):
                 )
                 return
             if claims.count(Claim.OURS) == len(claims):
-                waiting.keys = keys
                 await self._deliver(waiting)
                 return
             # register every part before the first await, so a cancellation finds them all
@@ -502,15 +542,18 @@ class SendEngine(Generic[J]):
         """Record outcomes: window, observer, counts, kept outcomes, the caller's callback.
         Shielded: once begun, a cancellation waits for it to finish."""
         with anyio.CancelScope(shield=True):
+            if flight is not None and self._maybe_sent:
+                statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
             if flight is not None:
                 self._flights.discard(flight)
-                if flight.keys is not None:
-                    await self._settle_window(flight.keys, batch.indices, statuses)
+            # the journal first: what it records is final, whatever happens to the window
             if self._observer is not None and len(batch):
                 try:
                     await self._observer.after(batch, statuses, details)
                 except Exception as e:
                     self._caller_failed(e)
+            if flight is not None and flight.keys is not None:
+                await self._settle_window(flight.keys, batch.indices, statuses)
             counts, n = self._counts, len(statuses)
             first = statuses[0] if n else None
             if first is not None and statuses.count(first) == n:
@@ -591,6 +634,23 @@ def _where(
 ) -> tuple[list[Hashable], list[int]]:
     picked = [i for i, s in enumerate(statuses) if s in wanted]
     return [keys[i] for i in picked], [indices[i] for i in picked]
+
+
+def _earlier_run(
+    indices: Sequence[int],
+    statuses: Sequence[Status],
+    details: Sequence[str | None],
+    maybe_sent: Container[int],
+) -> tuple[Sequence[Status], Sequence[str | None]]:
+    """Recipients an earlier run may have sent are uncertain, whatever this run's try said."""
+    if not any(i in maybe_sent for i in indices):
+        return statuses, details
+    out_statuses, out_details = list(statuses), list(details)
+    for n, index in enumerate(indices):
+        if index in maybe_sent and statuses[n] in _RELEASE:
+            out_statuses[n] = Status.UNCERTAIN
+            out_details[n] = f"an earlier run may have sent it; this run's try said: {details[n]}"
+    return out_statuses, out_details
 
 
 def _after_ambiguous(result: BatchResult) -> None:

@@ -98,9 +98,11 @@ class Attempts(Generic[T]):
             try:
 
                 async def go() -> None:
+                    await slot.ready()
                     if ready is not None:
                         await ready()
-                    await slot.start()
+                    while not slot.start():
+                        await slot.ready()
                     self.on_wire = True
 
                 self.tries += 1
@@ -134,24 +136,24 @@ class Attempts(Generic[T]):
         attempt = 0
         while True:
             attempt += 1
-            response: HttpResponse | None = None
             try:
                 response = await self._once(request, ready)
-                self.on_wire = False
-                return parse(response)
             except SmsBridgeError as e:
                 error = e
-            except NotWritten:
-                raise
-            except Exception as e:
-                # a defect in an adapter must not lose recipients: they may have been sent
-                log.exception("%s: unexpected failure handling an answer", self._name)
-                sent = response is None or 200 <= response.status < 300
-                error = ResponseDecodeError(
-                    f"unexpected failure: {type(e).__name__}",
-                    provider=self._name,
-                    maybe_processed=sent,
-                )
+            else:
+                self.on_wire = False
+                try:
+                    return parse(response)
+                except SmsBridgeError as e:
+                    error = e
+                except Exception as e:
+                    # a defect in an adapter must not lose recipients: they may have been sent
+                    log.exception("%s: unexpected failure reading an answer", self._name)
+                    error = ResponseDecodeError(
+                        f"unexpected failure: {type(e).__name__}",
+                        provider=self._name,
+                        maybe_processed=200 <= response.status < 300,
+                    )
             self.on_wire = False
             delay = self._policy.after(error, attempt, ambiguous_ok=self.ambiguous_ok)
             if delay is None:

@@ -30,11 +30,19 @@ __all__ = ["RateLimiter", "SlidingWindowLimiter", "Slot"]
 
 
 class Slot(Protocol):
-    """The right to start one request, granted by :meth:`RateLimiter.acquire`."""
+    """The right to start one request, granted by :meth:`RateLimiter.acquire`.
 
-    async def start(self) -> None:
-        """The request is about to be written: count it as started now. Called at most once,
-        right before the first byte goes out."""
+    Once the request's connection is ready: :meth:`ready`, then whatever must happen right
+    before the write (a journal's intent), then :meth:`start` with no wait in between, and
+    the write."""
+
+    async def ready(self) -> None:
+        """Wait until the slot may start now (a promise gone stale is asked for again)."""
+        ...
+
+    def start(self) -> bool:
+        """Count the request as started now, and return ``True``; ``False`` when the slot
+        went stale since :meth:`ready` (then call :meth:`ready` again)."""
         ...
 
     def close(self) -> None:
@@ -61,10 +69,14 @@ class _Slot:
         self._limiter = limiter
         self._pending = True
 
-    async def start(self) -> None:
+    async def ready(self) -> None:
+        pass
+
+    def start(self) -> bool:
         if self._pending:
             self._pending = False
             self._limiter._started_now()
+        return True
 
     def close(self) -> None:
         if self._pending:

@@ -20,8 +20,10 @@ import msgspec
 
 from .._core.errors import (
     AuthenticationError,
+    GatewayError,
     InsufficientBalanceError,
     InvalidInputError,
+    RateLimitedError,
     RejectedError,
     ResponseDecodeError,
     SmsBridgeError,
@@ -38,6 +40,7 @@ from .._core.models import Balance, BalancePackage, DeliveryState, MessageStatus
 from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
 from . import wire
+from .texts import Kind, kind_of
 
 __all__ = ["DEFAULT_BATCH", "STATES", "WebcomGateway", "WebcomJob", "classify", "client_id"]
 
@@ -60,9 +63,6 @@ STATES: dict[str, DeliveryState] = {
 """Webcom's states in the shared vocabulary (``read`` is Viber's delivered-and-read;
 ``partly_deliver`` is a multi-part message not wholly delivered)."""
 
-_AUTH = re.compile(r"locked|login or password|account blocked|token", re.I)
-_BALANCE = re.compile(r"out of sms|run out", re.I)
-_PER_PHONE = re.compile(r"stop list|destination is closed|phone number must be", re.I)
 _SENDER = re.compile(r"[A-Za-z0-9 ._&!'-]{1,11}|\d{1,15}")
 
 
@@ -86,13 +86,37 @@ def client_id(send_key: bytes, index: int) -> int:
 
 
 def classify(text: str, *, status: int, document: bool) -> SmsBridgeError:
-    """The typed error a Webcom error text means."""
+    """The typed error a Webcom error text means (see :mod:`.texts`); ``document`` when it
+    refused a whole request rather than one phone of it."""
     kw: dict[str, Any] = {"provider": NAME, "status": status, "gateway_message": text}
-    if _AUTH.search(text):
-        return AuthenticationError("the gateway refused the credentials", **kw)
-    if _BALANCE.search(text):
+    kind = kind_of(text)
+    if kind is Kind.ACCOUNT:
+        return AuthenticationError("the account cannot send (credentials or blocked)", **kw)
+    if kind is Kind.BALANCE:
         return InsufficientBalanceError("the account is out of SMS", **kw)
-    if document and _PER_PHONE.search(text):
+    if kind is Kind.QUEUED:
+        return InsufficientBalanceError(
+            "held by the gateway until the account is topped up: it goes then; not resent",
+            maybe_processed=True,
+            **kw,
+        )
+    if kind is Kind.RATE:
+        return RateLimitedError("the gateway asked us to slow down", **kw)
+    if kind is Kind.FORMAT:
+        return GatewayError(
+            "the gateway could not read the request; every request would fail",
+            account_wide=True,
+            maybe_processed=False,
+            **kw,
+        )
+    if kind is Kind.REPEAT:
+        return GatewayError(
+            "the gateway refused a repeat of a request it received shortly before: that one "
+            "may have been processed",
+            maybe_processed=True,
+            **kw,
+        )
+    if kind is Kind.NUMBER and document:
         # one number spoiled the whole document; nothing was sent, so the core may split it
         return RejectedError("the gateway refused a number of the request", splittable=True, **kw)
     return RejectedError("the gateway refused the request", **kw)
@@ -237,8 +261,14 @@ class WebcomGateway:
             error, message_id = entry.get("error"), entry.get("id_sms")
             if error:
                 reason = _text(error)
-                statuses[row], details[row] = Status.REJECTED, reason
                 kind = classify(reason, status=response.status, document=False)
+                if isinstance(kind, RejectedError):
+                    statuses[row] = Status.REJECTED
+                elif kind.maybe_processed:
+                    statuses[row] = Status.UNCERTAIN  # held until paid, or an earlier copy
+                else:
+                    statuses[row] = Status.FAILED
+                details[row] = reason
                 if kind.account_wide and stop is None:
                     stop = kind
             elif message_id not in (None, ""):

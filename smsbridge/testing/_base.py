@@ -115,12 +115,14 @@ Reply = FakeAnswer | Stall | Disconnect
 
 
 class RequestRecord(msgspec.Struct, frozen=True, gc=False):
-    """One request as the fake saw it: arrival time (monotonic), path, answer status, fault."""
+    """One request as the fake saw it: arrival time (monotonic), path, answer status, fault,
+    and the numbers a send request carried."""
 
     at: float
     path: str
     status: int
     fault: str = "ok"
+    numbers: tuple[str, ...] = ()
 
 
 class SentMessage(msgspec.Struct, frozen=True, gc=False):
@@ -247,6 +249,7 @@ class FakeGateway(_Recorded):
         self.now = options.get("clock") or time.monotonic
         self.requests: list[RequestRecord] = []
         self.sent: list[SentMessage] = []
+        self.refused: list[str] = []
         self._routes: dict[str, Route] = {}
         self._scripted: deque[Fault] = deque()
         self._fault: Fault = "ok"
@@ -282,8 +285,13 @@ class FakeGateway(_Recorded):
             reply = handler(request)
         answer = reply.answer if isinstance(reply, Stall) else reply
         status = answer.status if isinstance(answer, FakeAnswer) else 200
-        self.requests.append(RequestRecord(request.at, request.path, status, self._fault))
+        numbers = self.numbers(request) if handler is not None else ()
+        self.requests.append(RequestRecord(request.at, request.path, status, self._fault, numbers))
         return reply
+
+    def numbers(self, request: FakeRequest) -> tuple[str, ...]:
+        """The numbers a send request carries, for its record (subclasses read their body)."""
+        return ()
 
     def _over_rate(self, key: str, now: float) -> bool:
         if self.rate_limit is None:
@@ -293,6 +301,12 @@ class FakeGateway(_Recorded):
             window.popleft()
         window.append(now)
         return len(window) > self.rate_limit
+
+    def refuse(self, phones: Iterable[object], answer: FakeAnswer) -> FakeAnswer:
+        """Answer ``answer``, noting that the gateway refused these numbers' messages (the
+        simulator tells a true ``rejected`` from a false one by this record)."""
+        self.refused.extend(str(p) for p in phones)
+        return answer
 
     def rate_limited(self, retry_after: float | None) -> FakeAnswer:
         """The answer to a request over the rate limit, in the gateway's style."""

@@ -97,6 +97,19 @@ class FakeSmsClub(FakeGateway):
         """The bearer token."""
         return request.headers.get("authorization", "")
 
+    def numbers(self, request: FakeRequest) -> tuple[str, ...]:
+        """``phone``, or the phones of ``data_message``."""
+        body = decode_json(request.body)
+        if not isinstance(body, dict):
+            return ()
+        phones = body.get("phone")
+        if isinstance(phones, list):
+            return tuple(str(p) for p in phones)
+        data = body.get("data_message")
+        if isinstance(data, list):
+            return tuple(str(e.get("phone", "")) for e in data if isinstance(e, dict))
+        return ()
+
     def _authenticated(
         self, handler: Callable[[FakeRequest, dict[str, Any]], Reply]
     ) -> Callable[[FakeRequest], Reply]:
@@ -124,7 +137,7 @@ class FakeSmsClub(FakeGateway):
     def _send(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         phones = body.get("phone")
         if not isinstance(phones, list) or len(phones) > 100:
-            return _answer(add_info={"phone": _PHONES_INVALID})
+            return self.refuse(phones or (), _answer(add_info={"phone": _PHONES_INVALID}))
         text = body.get("message")
         pairs = [(str(p), text) for p in phones]
         return self._deliver(request, body, pairs)
@@ -144,19 +157,25 @@ class FakeSmsClub(FakeGateway):
         self, request: FakeRequest, body: dict[str, Any], pairs: list[tuple[str, Any]]
     ) -> Reply:
         sender = body.get("src_addr")
+        phones = [phone for phone, _ in pairs]
         if not sender:
-            return _answer(add_info={"src_addr": "Sender Name cannot be blank."})
+            return self.refuse(
+                phones, _answer(add_info={"src_addr": "Sender Name cannot be blank."})
+            )
         state = self.sender_states.get(sender)
         if state is None:
-            return _answer(add_info={"src_addr": "Sender name is incorrect"})
+            return self.refuse(phones, _answer(add_info={"src_addr": "Sender name is incorrect"}))
         if state != "Approved":
-            return _answer(
-                add_info={"src_addr": f'Sender Name has state "{state}" and not available'}
+            return self.refuse(
+                phones,
+                _answer(
+                    add_info={"src_addr": f'Sender Name has state "{state}" and not available'}
+                ),
             )
         if not pairs:
             return _answer(add_info={"phone": "Phone number cannot be blank."})
         if any(not isinstance(text, str) or not text for _, text in pairs):
-            return _answer(add_info={"message": "Message cannot be blank."})
+            return self.refuse(phones, _answer(add_info={"message": "Message cannot be blank."}))
 
         refused = self.fault_before()
         if refused is not None:
@@ -170,8 +189,9 @@ class FakeSmsClub(FakeGateway):
             if (self.duplicate_ttl and last is not None and now - last < self.duplicate_ttl) or (
                 key in seen
             ):
-                return _error(
-                    453, "Duplication of the message in an interval of less than 2 minutes"
+                return self.refuse(
+                    phones,
+                    _error(453, "Duplication of the message in an interval of less than 2 minutes"),
                 )
             seen.add(key)
 
@@ -180,10 +200,13 @@ class FakeSmsClub(FakeGateway):
         for phone, text in pairs:
             if not _VALID.fullmatch(phone):
                 add_info[phone] = f"Incorrect phone number ({phone})"
+                self.refused.append(phone)
             elif phone in self.blacklist:
                 add_info[phone] = _BLACKLISTED
+                self.refused.append(phone)
             elif self.balance < self.price:
                 add_info[phone] = "Not enough money. It is necessary to refill the balance"
+                self.refused.append(phone)
             else:
                 self.balance -= self.price
                 message_id = str(next(self._ids))

@@ -114,6 +114,12 @@ class FakeSmsPlus(FakeGateway):
         """The bearer token."""
         return request.headers.get("authorization", "")
 
+    def numbers(self, request: FakeRequest) -> tuple[str, ...]:
+        """``mobile_numbers``."""
+        body = decode_json(request.body)
+        numbers = body.get("mobile_numbers") if isinstance(body, dict) else None
+        return tuple(str(n) for n in numbers) if isinstance(numbers, list) else ()
+
     def rate_limited_body(self) -> Any:
         """A throttled request, as the framework behind the gateway answers it."""
         return {"message": "Too Many Attempts."}
@@ -138,38 +144,39 @@ class FakeSmsPlus(FakeGateway):
         sender = body.get("sender_name")
         template_id = body.get("message_template_id")
         numbers = body.get("mobile_numbers")
+        listed = numbers if isinstance(numbers, list) else []
         if not sender:
-            return _code("107", 400)
+            return self.refuse(listed, _code("107", 400))
         if template_id is None:
-            return _code("108", 400)
+            return self.refuse(listed, _code("108", 400))
         if not isinstance(numbers, list) or not numbers:
-            return _code("109", 400)
+            return self.refuse(listed, _code("109", 400))
         if sender not in self.senders:
-            return _code("110", 400)
+            return self.refuse(listed, _code("110", 400))
         template = self.templates.get(template_id) if isinstance(template_id, int) else None
         if template is None:
-            return _code("111", 400)
+            return self.refuse(listed, _code("111", 400))
         if len(set(map(str, numbers))) != len(numbers):
-            return _code("112", 400)
+            return self.refuse(listed, _code("112", 400))
         wanted = template.parameters
         columns: list[list[Any]] = []
         for position, name in enumerate(_ARRAYS):
             values = body.get(name)
             if position < wanted and values is None:
-                return _code(str(113 + position), 400)
+                return self.refuse(listed, _code(str(113 + position), 400))
             if values is not None:
                 if not isinstance(values, list) or len(values) != len(numbers):
-                    return _code(str(116 + position), 400)
+                    return self.refuse(listed, _code(str(116 + position), 400))
                 columns.append(values)
         rendered = [
             template.render([str(column[row]) for column in columns]) for row in range(len(numbers))
         ]
         if any(len(text) > MAX_TEXT for text in rendered):
-            return _code("120", 400)
+            return self.refuse(listed, _code("120", 400))
         if any(not isinstance(n, str) or not _NUMBER.fullmatch(n) for n in numbers):
-            return _code("121", 400)
+            return self.refuse(listed, _code("121", 400))
         if self.balance is not None and self.balance < len(numbers):
-            return _code("119", 400)
+            return self.refuse(listed, _code("119", 400))
 
         refused = self.fault_before()
         if refused is not None:

@@ -117,6 +117,20 @@ class FakeWebcom(FakeGateway):
         """Requests are counted together (the credentials are in the body)."""
         return "all"
 
+    def numbers(self, request: FakeRequest) -> tuple[str, ...]:
+        """The phones of every message entry."""
+        body = decode_json(request.body)
+        messages = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            return ()
+        return tuple(
+            str(entry.get("phone", ""))
+            for message in messages
+            if isinstance(message, dict) and isinstance(message.get("phones"), list)
+            for entry in message["phones"]
+            if isinstance(entry, dict)
+        )
+
     def rate_limited_body(self) -> Any:
         """An error object, as every refusal of the platform is."""
         return {"error": self.texts["rate"]}
@@ -141,31 +155,38 @@ class FakeWebcom(FakeGateway):
         messages = body.get("message")
         if not isinstance(messages, list) or not messages:
             return self._error("no_text")
+        listed = [
+            str(entry.get("phone", ""))
+            for message in messages
+            if isinstance(message, dict) and isinstance(message.get("phones"), list)
+            for entry in message["phones"]
+            if isinstance(entry, dict)
+        ]
         count = 0
         for message in messages:
             if not isinstance(message, dict):
                 return self._error("json", 200)
             sender, text, phones = message.get("sender"), message.get("text"), message.get("phones")
             if not sender:
-                return self._error("no_sender")
+                return self.refuse(listed, self._error("no_sender"))
             if not isinstance(sender, str) or not _SENDER.fullmatch(sender):
-                return self._error("sender_format")
+                return self.refuse(listed, self._error("sender_format"))
             if sender not in self.senders:
-                return self._error("unknown_sender")
+                return self.refuse(listed, self._error("unknown_sender"))
             if not text:
-                return self._error("no_text")
+                return self.refuse(listed, self._error("no_text"))
             if message.get("type_send_1") not in ("sms", "viber"):
-                return self._error("closed")
+                return self.refuse(listed, self._error("closed"))
             if not isinstance(phones, list) or not phones:
-                return self._error("no_phone")
+                return self.refuse(listed, self._error("no_phone"))
             for entry in phones:
                 phone = str(entry.get("phone", "")) if isinstance(entry, dict) else ""
                 if not phone:
-                    return self._error("no_phone")
+                    return self.refuse(listed, self._error("no_phone"))
                 if len(phone) >= 15:
-                    return self._error("too_long")
+                    return self.refuse(listed, self._error("too_long"))
                 if self.stop_list_errors == "document" and phone in self.stop_list:
-                    return self._error("stop_list")
+                    return self.refuse(listed, self._error("stop_list"))
                 count += 1
         fresh = sum(
             1
@@ -174,7 +195,7 @@ class FakeWebcom(FakeGateway):
             if entry.get("client_id_sms") not in self.by_client_id
         )
         if self.sms_left is not None and fresh > self.sms_left:
-            return self._error("out")
+            return self.refuse(listed, self._error("out"))
 
         refused = self.fault_before()
         if refused is not None:
@@ -187,6 +208,7 @@ class FakeWebcom(FakeGateway):
                 phone, client_id = str(entry["phone"]), entry.get("client_id_sms")
                 if phone in self.stop_list:
                     information.append({"error": self.texts["stop_list"]})
+                    self.refused.append(phone)
                     continue
                 if client_id is not None and client_id in self.by_client_id:
                     self.replayed += 1

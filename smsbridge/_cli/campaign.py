@@ -1,0 +1,138 @@
+"""Running a campaign against its journal: recover what a dead run left in flight, skip what is
+done, send the rest, and write every batch's intent and outcomes as they happen.
+
+The command line runs it on the real clock with the journal's writes in a worker thread; the
+reliability simulator runs the very same code on virtual time with the writes inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from .._core.client import Client
+from .._core.gateway import Batch
+from .._core.limiter import SlidingWindowLimiter
+from .._core.models import Report, Status
+from .._core.window import MemoryWindow
+from .journal import Journal
+from .progress import Progress
+
+__all__ = ["CampaignObserver", "Offload", "Send", "pending", "run_campaign", "to_thread"]
+
+T = TypeVar("T")
+
+Offload = Callable[..., Awaitable[Any]]
+"""Runs a journal write: ``await offload(function, *args)``."""
+
+Send = Callable[[Iterator[tuple[int, Any]], dict[str, Any]], Awaitable[Report]]
+"""Sends ``(index, entry)`` pairs with these send options; returns the report."""
+
+
+def to_thread() -> Offload:
+    """Journal writes in one worker thread, in order (the command line's way)."""
+    limiter = anyio.CapacityLimiter(1)
+
+    async def offload(function: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+
+    return offload
+
+
+def pending(
+    rows: Iterator[tuple[int, Any]], journal: Journal | None, chunk: int = 1000
+) -> Iterator[tuple[int, Any]]:
+    """The input without what the journal already settled, read a chunk at a time."""
+    if journal is None:
+        yield from rows
+        return
+    while True:
+        block = []
+        for row in rows:
+            block.append(row)
+            if len(block) >= chunk:
+                break
+        if not block:
+            return
+        done = journal.done_between(block[0][0], block[-1][0] + 1)
+        yield from (row for row in block if row[0] not in done)
+
+
+class CampaignObserver:
+    """Journals each batch (when there is a journal) and moves the progress display."""
+
+    def __init__(self, journal: Journal | None, progress: Progress, offload: Offload) -> None:
+        self.journal = journal
+        self.progress = progress
+        self._offload = offload
+
+    async def before(self, batch: Batch) -> None:
+        """Write the intent, durably, before the request."""
+        if self.journal is not None:
+            await self._offload(self.journal.intend, batch.indices, batch.phones)
+
+    async def unsent(self, batch: Batch) -> None:
+        """Close the intent: the gateway proved the batch unsent."""
+        if self.journal is not None:
+            await self._offload(self.journal.unsent, batch.indices)
+
+    async def after(
+        self, batch: Batch, statuses: Sequence[Status], details: Sequence[str | None]
+    ) -> None:
+        """Write the outcomes and count them."""
+        if self.journal is not None:
+            await self._offload(self.journal.record, batch.indices, batch.phones, statuses, details)
+        self.progress.advance(len(batch))
+
+
+async def run_campaign(
+    send: Send,
+    rows: Callable[[], Iterator[tuple[int, Any]]],
+    *,
+    client: Client[Any],
+    journal: Journal | None,
+    send_key: bytes,
+    stop: anyio.Event,
+    progress: Progress,
+    offload: Offload,
+) -> Report:
+    """Send what the journal has not settled; the journal's run is noted around it.
+
+    The caller has bound the journal to its campaign and recovered it
+    (:meth:`Journal.recover`); ``send_key`` is the campaign's, so a resumed run is the same
+    send for the duplicate window and the gateways' idempotency ids. A resumed run also
+    carries on where the dead one left its own state: its first request waits until the
+    earlier run's last second is over, and what the earlier run sent within the duplicate
+    window is held in this run's window (an in-memory window died with that run).
+    """
+    observer = CampaignObserver(journal, progress, offload)
+    options: dict[str, Any] = {
+        "indexed": True,
+        "observer": observer,
+        "keep": "none",
+        "stop": stop,
+        "idempotency_key": send_key,
+    }
+    if journal is not None:
+        await offload(journal.start_run)
+        options["maybe_sent"] = await offload(journal.maybe_sent)
+        limiter = client.limiter
+        if isinstance(limiter, SlidingWindowLimiter):
+            await limiter.defer(await offload(journal.quiet_for, limiter.period + limiter.margin))
+        window = client.window
+        if isinstance(window, MemoryWindow) and window.ttl:
+            recent = await offload(journal.sent_since, window.ttl)
+            if recent:
+                options["earlier"] = (row for row in rows() if row[0] in recent)
+    report: Report | None = None
+    try:
+        report = await send(pending(rows(), journal), options)
+    finally:
+        if journal is not None:
+            requests = report.requests if report is not None else 0
+            with anyio.CancelScope(shield=True):
+                await offload(journal.finish_run, requests, stop.is_set())
+    return report

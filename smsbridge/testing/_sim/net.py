@@ -1,0 +1,196 @@
+"""The network between a simulated process and a fake gateway, on virtual time.
+
+It plays :class:`~smsbridge.testing.FakeGateway` models the way the aiohttp transport meets a
+real gateway: a pool of connections that are warm or must first be opened (one to three round
+trips before the request can be written, which is where the core's ``ready`` hook runs), a
+one-way delay with jitter before the gateway sees the request, refused connections, answers
+too slow for the read timeout, and the model's own faults (resets and hangs after it acted).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import anyio
+import msgspec
+
+from ..._core.errors import ConnectError, ConnectionLostError, TransportTimeoutError
+from ..._core.transport import HttpRequest, HttpResponse, Ready, Timeouts
+from .._base import Disconnect, FakeGateway, FakeRequest, Reply, Stall
+
+__all__ = ["Net", "Process", "SimTransport", "Wire", "Written"]
+
+
+class Process:
+    """A simulated OS process: when it dies, nothing of it touches the world again."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.alive = True
+
+    def check(self) -> None:
+        """Raise if the process is dead (a coroutine closed after a kill)."""
+        if not self.alive:
+            raise ProcessLookupError(f"process {self.name} is dead")
+
+
+class Net(msgspec.Struct, kw_only=True):
+    """How the network behaves in one run.
+
+    Attributes:
+        one_way: seconds a request takes to reach the gateway on an open connection.
+        jitter: up to this much more, drawn per request.
+        handshake: round trips to open a connection (TCP, or TCP and TLS).
+        refused: chance that opening a connection is refused.
+        slow: chance that the gateway's answer comes only after the read timeout.
+        keepalive: seconds an idle connection stays in the pool.
+    """
+
+    one_way: float = 0.01
+    jitter: float = 0.002
+    handshake: int = 1
+    refused: float = 0.0
+    slow: float = 0.0
+    keepalive: float = 10.0
+
+
+class Written:
+    """A request that reached the gateway, who wrote it, and when its writer heard a definite
+    answer (one that says what the gateway did: not a 5xx, an unreadable body, a dropped
+    connection, a timeout, or a death or cancellation while it waited); ``None`` if never."""
+
+    __slots__ = ("heard", "numbers", "writer")
+
+    def __init__(self, numbers: tuple[str, ...], writer: str) -> None:
+        self.numbers = numbers
+        self.writer = writer
+        self.heard: float | None = None
+
+
+_UNREADABLE = frozenset({"garbage_before", "garbage_after", "truncated_after"})
+
+
+class Wire:
+    """Requests written and on their way to the gateway. Once written, a request arrives
+    whatever becomes of its writer: cancelled or killed, its bytes were sent. Arrivals are
+    handed to the gateway in order, when their writer wakes or, for orphans, as soon as
+    anything else touches the gateway (and at the end of the run)."""
+
+    def __init__(self, gateway: FakeGateway, written: list[Written]) -> None:
+        self._gateway = gateway
+        self._written = written
+        self._pending: list[tuple[float, int, FakeRequest, str]] = []
+        self._replies: dict[int, tuple[Reply, Written, str]] = {}
+        self._seq = 0
+
+    def put(self, request: FakeRequest, writer: str) -> int:
+        """A request of ``writer`` that arrives at ``request.at``; returns its ticket."""
+        self._seq += 1
+        self._pending.append((request.at, self._seq, request, writer))
+        return self._seq
+
+    def deliver(self, until: float) -> None:
+        """Hand the gateway every request arrived by ``until``, in order of arrival."""
+        pending = self._pending
+        pending.sort(key=lambda p: (p[0], p[1]))
+        while pending and pending[0][0] <= until:
+            _, ticket, request, writer = pending.pop(0)
+            reply = self._gateway.handle(request)
+            record = self._gateway.requests[-1]
+            written = Written(record.numbers, writer)
+            self._written.append(written)
+            self._replies[ticket] = (reply, written, record.fault)
+
+    def take(self, ticket: int, now: float) -> tuple[Reply, Written, str]:
+        """The gateway's reply to an arrived request, its record, and its fault."""
+        self.deliver(now)
+        return self._replies.pop(ticket)
+
+
+class SimTransport:
+    """A :class:`~smsbridge.Transport` to a fake gateway model, for one process."""
+
+    def __init__(
+        self,
+        gateway: FakeGateway,
+        net: Net,
+        timeouts: Timeouts,
+        rng: random.Random,
+        process: Process,
+        stats: Counter[str],
+        wire: Wire,
+    ) -> None:
+        self._wire = wire
+        self._gateway = gateway
+        self._net = net
+        self._timeouts = timeouts
+        self._rng = rng
+        self._process = process
+        self._stats = stats
+        self._idle: list[float] = []  # when each idle connection went idle
+
+    def _warm(self, now: float) -> bool:
+        idle = self._idle
+        while idle:
+            since = idle.pop()
+            if now - since <= self._net.keepalive:
+                return True
+        return False
+
+    async def send(self, request: HttpRequest, ready: Ready | None = None) -> HttpResponse:
+        """Connect (or reuse), await ``ready``, write, and answer as the model does."""
+        process, net, rng = self._process, self._net, self._rng
+        process.check()
+        if not self._warm(anyio.current_time()):
+            self._stats["net: new connection"] += 1
+            await anyio.sleep(2 * net.one_way * net.handshake)
+            if rng.random() < net.refused:
+                self._stats["net: connection refused"] += 1
+                raise ConnectError("could not connect (simulated)")
+        if ready is not None:
+            try:
+                await ready()
+            except BaseException:
+                self._idle.append(anyio.current_time())
+                raise
+        arrival = anyio.current_time() + net.one_way + rng.random() * net.jitter
+        ticket = self._wire.put(
+            FakeRequest(
+                path=request.path,
+                body=request.body,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                method=request.method,
+                at=arrival,
+            ),
+            process.name,
+        )
+        await anyio.sleep(arrival - anyio.current_time())
+        process.check()
+        reply, written, fault = self._wire.take(ticket, anyio.current_time())
+        unreadable = fault in _UNREADABLE
+        read = self._timeouts.read
+        if isinstance(reply, Disconnect):
+            await anyio.sleep(net.one_way)
+            raise ConnectionLostError("connection dropped after the request was sent (simulated)")
+        if isinstance(reply, Stall):
+            if reply.seconds + net.one_way > read:
+                await anyio.sleep(read)
+                raise TransportTimeoutError("no answer in time (simulated)")
+            await anyio.sleep(reply.seconds)
+            reply = reply.answer
+        if rng.random() < net.slow:
+            self._stats["net: answer too slow"] += 1
+            await anyio.sleep(read)
+            raise TransportTimeoutError("no answer in time (simulated)")
+        await anyio.sleep(net.one_way)
+        process.check()
+        self._idle.append(anyio.current_time())
+        if reply.status < 500 and not unreadable:
+            written.heard = anyio.current_time()
+        headers = {k.lower(): v for k, v in reply.headers.items()}
+        return HttpResponse(reply.status, reply.body, headers)
+
+    async def aclose(self) -> None:
+        """Drop the pool."""
+        self._idle.clear()

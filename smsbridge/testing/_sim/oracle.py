@@ -1,0 +1,239 @@
+"""The oracle: what must hold after every run, read from the gateway's ledger and every outcome.
+
+1. **One outcome.** Every recipient a send read has exactly one outcome (a send that ended by
+   itself: every recipient of its input); a campaign's journal ends with one per row.
+2. **Accepted ⊆ delivered ⊆ accepted ∪ uncertain.** Per message (number and text), the gateway
+   sent at least as many as were reported ``accepted`` and at most as many as were reported
+   ``accepted`` or ``uncertain``; an accepted message id is one the gateway gave that message.
+3. **Nothing twice.** With the duplicate window on (and no ``at_least_once``), the gateway
+   never sent the same message to the same number twice within the window.
+4. **Suppressed only after a real send.** A ``suppressed`` recipient's message was reported
+   ``accepted`` or ``uncertain`` for another recipient; never with the window off.
+5. **Rejected only for a refusal.** A ``rejected`` recipient was invalid before any request
+   (its number, its parameters) or the gateway refused it; an invalid recipient is rejected.
+6. **Failed means not sent, and frees the window.** (The first half follows from 2.) When
+   every send is over, no reservation is left behind, except those of recipients a resumed
+   campaign marked ``uncertain`` (their message may have gone).
+7. **The gateway's rate.** No sliding second of the gateway's arrival log holds more requests
+   than the account's limit.
+8. **It ends.** No run deadlocks; no send raises but for its cancellation.
+9. **Uncertain only when unknown.** An ``uncertain`` recipient's number was in a request
+   whose writer got no definite answer (a 5xx, an unreadable body, a dropped connection, a
+   timeout, a death or cancellation while it waited), or died at the very moment it heard
+   one; a request the gateway surely refused or never got leaves nobody uncertain (a process
+   killed during a back-off after a 429 must not leave its batch uncertain).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+
+from .._base import busiest_window
+from .run import Trace
+from .scenario import TEMPLATE
+
+__all__ = ["INVARIANTS", "check"]
+
+INVARIANTS = (
+    "1 one outcome",
+    "2 accepted <= delivered <= accepted+uncertain",
+    "3 nothing twice",
+    "4 suppressed only after a real send",
+    "5 rejected only for a refusal",
+    "6 failed frees the window",
+    "7 gateway rate",
+    "8 it ends",
+    "9 uncertain only when unknown",
+)
+
+
+def _keys(trace: Trace) -> list[tuple[str, str] | None]:
+    """Each entry's message as the gateway would record it: (number, text)."""
+    sc = trace.scenario
+    keys: list[tuple[str, str] | None] = []
+    for entry in sc.entries:
+        if entry.phone is None:
+            keys.append(None)
+        elif sc.gateway == "smsplus":
+            value = entry.params[0] if entry.params else ""
+            keys.append((entry.phone, TEMPLATE.replace("{1}", value)))
+        else:
+            keys.append((entry.phone, (entry.text if sc.personal else sc.text) or ""))
+    return keys
+
+
+def check(trace: Trace) -> tuple[list[str], Counter[str]]:
+    """The violations of a run (empty when all holds), and how often each invariant was
+    checked."""
+    sc = trace.scenario
+    bad: list[str] = []
+    checks: Counter[str] = Counter()
+    keys = _keys(trace)
+
+    def expect(invariant: str, ok: bool, message: str) -> None:
+        checks[invariant] += 1
+        if not ok:
+            bad.append(f"[{invariant}] {message}")
+
+    # 8: it ends
+    expect(INVARIANTS[7], trace.deadlock is None, str(trace.deadlock))
+    expect(INVARIANTS[7], trace.seconds < 7200, f"the run took {trace.seconds:.0f} virtual s")
+    for record in trace.sends:
+        expect(
+            INVARIANTS[7],
+            record.raised in (None, "cancelled") or record.killed,
+            f"{record.name} raised {record.raised}",
+        )
+        if record.raised == "cancelled" and not record.cancelled:
+            expect(INVARIANTS[7], False, f"{record.name} was cancelled by nobody")
+
+    # final outcomes, as (entry index, status, message id)
+    finals: list[tuple[int, str, str | None, str]] = []
+    for record in trace.sends:
+        seen = Counter(o.index for o in record.outcomes)
+        twice = [i for i, n in seen.items() if n > 1]
+        expect(INVARIANTS[0], not twice, f"{record.name}: indices {twice} got two outcomes")
+        wanted = set(range(len(record.entries))) if trace.journal is None else set(record.entries)
+        expect(
+            INVARIANTS[0],
+            set(seen) <= wanted,
+            f"{record.name}: outcomes for recipients it never had",
+        )
+        ended = record.report is not None and not record.stopped and not record.killed
+        if ended and not record.report.stopped:  # type: ignore[union-attr]
+            if trace.journal is None:
+                missing = wanted - set(seen)
+                expect(INVARIANTS[0], not missing, f"{record.name}: no outcome for {missing}")
+            report = record.report
+            assert report is not None
+            counted = Counter(o.status.value for o in record.outcomes)
+            expect(
+                INVARIANTS[0],
+                report.total == len(record.outcomes)
+                and all(getattr(report, s) == n for s, n in counted.items()),
+                f"{record.name}: report {report.counts()} but outcomes {dict(counted)}",
+            )
+        if trace.journal is None:
+            for o in record.outcomes:
+                entry = record.entries[o.index] if o.index < len(record.entries) else -1
+                finals.append((entry, o.status.value, o.message_id, record.name))
+    if trace.journal is not None:
+        last = trace.sends[-1]
+        if last.report is not None and not last.stopped and not last.report.stopped:
+            missing = set(range(len(sc.entries))) - set(trace.journal)
+            expect(INVARIANTS[0], not missing, f"the journal has no outcome for {missing}")
+        finals = [(i, status, mid, "journal") for i, (status, mid) in trace.journal.items()]
+
+    # 2: accepted <= delivered <= accepted + uncertain, per message
+    delivered: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+    for message in trace.gateway.sent:
+        delivered[(message.phone, message.text)].append((message.at, message.id))
+    by_key: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for entry, status, mid, _ in finals:
+        key = keys[entry] if 0 <= entry < len(keys) else None
+        if key is None:
+            continue
+        by_key[key][status] += 1
+        if status == "accepted" and mid is not None and sc.gateway != "smsplus":
+            ids = {i for _, i in delivered.get(key, [])}
+            expect(INVARIANTS[1], mid in ids, f"{key}: accepted with id {mid}, gateway gave {ids}")
+    for key in set(by_key) | set(delivered):
+        counts, sent = by_key[key], len(delivered.get(key, []))
+        accepted, uncertain = counts["accepted"], counts["uncertain"]
+        # with at_least_once an uncertain message may have gone more than once (invariant 3
+        # is waived); as sets, the inclusions still hold
+        most = (
+            accepted + uncertain if not sc.at_least_once else (sent if accepted + uncertain else 0)
+        )
+        expect(
+            INVARIANTS[1],
+            accepted <= sent <= most,
+            f"{key}: the gateway sent {sent}, outcomes {dict(counts)}",
+        )
+
+    # 3: nothing twice within the window
+    if sc.window_ttl and not sc.at_least_once:
+        for key, times in delivered.items():
+            ordered = sorted(t for t, _ in times)
+            gaps = [b - a for a, b in itertools.pairwise(ordered)]
+            expect(
+                INVARIANTS[2],
+                all(gap >= sc.window_ttl for gap in gaps),
+                f"{key}: sent {len(ordered)} times, {gaps} s apart",
+            )
+
+    # 4: suppressed only after a real send
+    for entry, status, _, name in finals:
+        if status != "suppressed":
+            continue
+        key = keys[entry] if 0 <= entry < len(keys) else None
+        went = key is not None and by_key[key]["accepted"] + by_key[key]["uncertain"] > 0
+        expect(
+            INVARIANTS[3],
+            bool(sc.window_ttl) and went,
+            f"{name}: entry {entry} {key} suppressed, but that message went nowhere",
+        )
+
+    # 5: rejected only for a refusal, and invalid ones rejected
+    refused = set(trace.gateway.refused)
+    for entry, status, _, name in finals:
+        if not 0 <= entry < len(sc.entries):
+            continue
+        spec = sc.entries[entry]
+        invalid = spec.phone is None or spec.bad_params
+        if status == "rejected":
+            expect(
+                INVARIANTS[4],
+                invalid or spec.phone in refused,
+                f"{name}: entry {entry} ({spec.raw}) rejected, but nothing refused it",
+            )
+        elif invalid:
+            expect(INVARIANTS[4], False, f"{name}: invalid entry {entry} ({spec.raw}) {status}")
+
+    # 6: no reservation left behind
+    for window in trace.windows:
+        left = len(window._reserved)
+        expect(INVARIANTS[5], left == 0, f"{left} reservations left in the in-memory window")
+    if trace.redis is not None:
+        # a reservation left behind is fine where its message may have gone: its holder
+        # died before the commit, or the commit never got through
+        maybe: dict[str, dict[int, str]] = {}
+        if trace.journal is not None and trace.campaign_holder is not None:
+            maybe[trace.campaign_holder] = {i: final[0] for i, final in trace.journal.items()}
+        for record in trace.sends:
+            if record.holder is not None:
+                maybe[record.holder] = {o.index: o.status.value for o in record.outcomes}
+        for name, value in trace.redis.live().items():
+            if not isinstance(value, str) or ":w:" not in name or not value.startswith("r"):
+                continue
+            holder, _, index = value[1:].rpartition(":")
+            fate = maybe.get(holder, {}).get(int(index))
+            expect(
+                INVARIANTS[5],
+                fate in ("accepted", "uncertain"),
+                f"reservation {value} left in Redis (its recipient: {fate})",
+            )
+
+    # 9: uncertain only when unknown (to the sender: never heard, or heard by a process
+    # that died before it could record what it heard)
+    unknown: set[str] = set()
+    for w in trace.written:
+        died = trace.kills.get(w.writer)
+        if w.heard is None or (died is not None and died - w.heard < 0.001):
+            unknown.update(w.numbers)
+    for entry, status, _, name in finals:
+        if status == "uncertain" and 0 <= entry < len(sc.entries):
+            phone = sc.entries[entry].phone
+            expect(
+                INVARIANTS[8],
+                phone in unknown,
+                f"{name}: entry {entry} ({phone}) uncertain, but every request of it was "
+                "answered definitely",
+            )
+
+    # 7: the gateway's rate
+    arrivals = [r.at for r in trace.gateway.requests]
+    busiest = busiest_window(arrivals, 1.0)
+    expect(INVARIANTS[6], busiest <= sc.rate, f"{busiest} requests in one second, limit {sc.rate}")
+    return bad, checks

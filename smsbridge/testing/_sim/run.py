@@ -1,0 +1,448 @@
+"""Running one seed: the real clients, engine, limiter, duplicate window, journal and adapters
+against a fake gateway and (when drawn) a fake Redis, on virtual time.
+
+A run is either the *library* mode (one to three sends at once, on one client or two clients
+of the same account, some cancelled or stopped by their caller, maybe the same list again
+afterwards) or the *campaign* mode (the command line's journal-backed campaign, its process
+killed at drawn moments and resumed until it ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import random
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import msgspec
+
+from ..._cli.campaign import run_campaign
+from ..._cli.journal import Campaign, Journal
+from ..._cli.progress import Progress
+from ..._core.client import Client, holder_for
+from ..._core.limiter import SlidingWindowLimiter
+from ..._core.models import Outcome, Report
+from ..._core.transport import Timeouts
+from ..._core.window import MemoryWindow
+from ..._smsclub.client import SmsClub
+from ..._smsplus.adapter import Template
+from ..._smsplus.client import SmsPlus
+from ..._webcom.client import Webcom
+from ...redis import RedisState
+from .._base import FakeGateway
+from .._smsclub import FakeSmsClub
+from .._smsplus import FakeSmsPlus
+from .._webcom import FakeWebcom
+from .loop import Deadlock, LoopClock, VirtualLoop, World
+from .net import Process, SimTransport, Wire, Written
+from .redis import FakeRedis
+from .scenario import SENDER, TEMPLATE, TEMPLATE_ID, Scenario, draw
+
+__all__ = ["SendRecord", "Trace", "run"]
+
+TOKEN = "sim-token"  # noqa: S105 - the fake gateway's
+JOURNALS = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - fsync is free there
+
+
+class _Killed(BaseException):
+    """The simulated process dies here (kill -9)."""
+
+
+class SendRecord(msgspec.Struct, kw_only=True):
+    """What one send did, as its caller saw it."""
+
+    name: str
+    entries: list[int]
+    holder: str | None = None
+    outcomes: list[Outcome] = msgspec.field(default_factory=list)
+    report: Report | None = None
+    raised: str | None = None
+    cancelled: bool = False
+    stopped: bool = False
+    killed: bool = False
+
+
+@dataclasses.dataclass
+class Trace:
+    """Everything the oracle reads after a run."""
+
+    scenario: Scenario
+    gateway: FakeGateway
+    written: list[Written]
+    kills: dict[str, float]
+    redis: FakeRedis | None
+    windows: list[MemoryWindow]
+    sends: list[SendRecord]
+    journal: dict[int, tuple[str, str | None]] | None
+    campaign_holder: str | None
+    stats: Counter[str]
+    deadlock: str | None
+    steps: int
+    seconds: float
+
+
+def _fake(sc: Scenario, world: World) -> FakeGateway:
+    tokens = [] if sc.bad_token else [TOKEN]
+    senders = [] if sc.unknown_sender else [SENDER]
+    options: dict[str, Any] = {
+        "rate_limit": sc.gateway_limit,
+        "faults": sc.faults,
+        "clock": lambda: world.now,
+        "language": sc.language,
+    }
+    if sc.gateway == "smsclub":
+        return FakeSmsClub(
+            tokens=tokens,
+            senders=senders,
+            blacklist=sc.refused_numbers,
+            balance=Decimal(sc.balance if sc.balance is not None else 1000),
+            price=Decimal(1 if sc.balance is not None else 0),
+            **options,
+        )
+    if sc.gateway == "smsplus":
+        return FakeSmsPlus(
+            tokens=tokens,
+            senders=senders,
+            templates={TEMPLATE_ID: TEMPLATE},
+            balance=sc.balance,
+            **options,
+        )
+    return FakeWebcom(
+        tokens=tokens,
+        senders=senders,
+        stop_list=sc.refused_numbers,
+        stop_list_errors="document" if sc.webcom_document_refusals else "phone",
+        sms_left=sc.balance,
+        **options,
+    )
+
+
+class _World:
+    """One run's shared things: the world clock, the gateway, Redis, the random source."""
+
+    def __init__(self, sc: Scenario) -> None:
+        self.sc = sc
+        self.world = World()
+        self.rng = random.Random(sc.seed ^ 0x5EED)
+        self.stats: Counter[str] = Counter()
+        self.gateway = _fake(sc, self.world)
+        self.redis = (
+            FakeRedis(self.world, sc.redis, random.Random(sc.seed ^ 0xBEEF), self.stats)
+            if sc.state == "redis"
+            else None
+        )
+        self.written: list[Written] = []
+        self.kills: dict[str, float] = {}
+        self.wire = Wire(self.gateway, self.written)
+        self.windows: list[MemoryWindow] = []
+        self.owners: list[Process] = []
+        self.clock = LoopClock()
+
+    def client(
+        self,
+        process: Process,
+        shared: tuple[SlidingWindowLimiter, MemoryWindow | None] | None = None,
+    ) -> Client[Any]:
+        sc = self.sc
+        timeouts = Timeouts(connect=2.0, read=sc.read_timeout, total=sc.read_timeout + 5)
+        options: dict[str, Any] = {
+            "base_url": "http://127.0.0.1:9",
+            "rate": sc.rate,
+            "window_ttl": sc.window_ttl,
+            "concurrency": sc.concurrency,
+            "timeouts": timeouts,
+            "retry": sc.retry,
+            "at_least_once": sc.at_least_once,
+            "clock": self.clock,
+            "transport": SimTransport(
+                self.gateway, sc.net, timeouts, self.rng, process, self.stats, self.wire
+            ),
+        }
+        if self.redis is not None:
+            state = RedisState(
+                client=self.redis.client(process),
+                provider=sc.gateway,
+                account_id="sim",
+                secret=b"s" * 32,
+                limit=sc.rate,
+                period=1.0,
+                margin=0.04,
+                window_ttl=sc.window_ttl,
+                clock=self.clock,
+            )
+            options["limiter"] = state.limiter
+            if state.window is not None:
+                options["window"] = state.window
+        elif shared is not None:
+            options["limiter"] = shared[0]
+            if shared[1] is not None:
+                options["window"] = shared[1]
+        if sc.gateway == "smsclub":
+            client: Client[Any] = SmsClub(TOKEN, batch_size=sc.batch_size, **options)
+        elif sc.gateway == "smsplus":
+            client = SmsPlus(TOKEN, batch_size=sc.batch_size, **options)
+        else:
+            client = Webcom(TOKEN, batch_size=sc.batch_size, **options)
+        if isinstance(client.window, MemoryWindow) and client.window not in self.windows:
+            self.windows.append(client.window)
+            self.owners.append(process)
+        return client
+
+    def entries(self, indices: list[int], indexed: bool) -> Iterator[Any]:
+        sc = self.sc
+        for i in indices:
+            entry = sc.entries[i]
+            if sc.gateway == "smsplus":
+                item: Any = (entry.raw, entry.params or ())
+            elif sc.personal:
+                item = (entry.raw, entry.text)
+            else:
+                item = entry.raw
+            yield (i, item) if indexed else item
+
+    async def send(self, client: Client[Any], to: Any, options: dict[str, Any]) -> Report:
+        sc = self.sc
+        if isinstance(client, SmsPlus):
+            template = Template(id=TEMPLATE_ID, text=TEMPLATE)
+            return await client.send_template(
+                TEMPLATE_ID, sender=SENDER, to=to, template=template, **options
+            )
+        assert isinstance(client, SmsClub | Webcom)
+        if sc.personal:
+            return await client.send_personal(to, sender=SENDER, **options)
+        return await client.send(sc.text, to=to, sender=SENDER, **options)
+
+
+def _bury(loop: VirtualLoop) -> None:
+    """Close a dead process's loop: its coroutines are closed now (not by the collector at
+    some later, unrepeatable moment), and nothing of theirs reaches the world."""
+    for task in asyncio.all_tasks(loop):
+        with contextlib.suppress(BaseException):
+            task.get_coro().close()
+    loop.close()
+
+
+def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
+    sc = w.sc
+    process = Process("library")
+    loop = VirtualLoop(w.world)
+    actions: dict[int, list[Any]] = {}
+
+    async def main() -> None:
+        shared = None
+        if sc.clients > 1 and w.redis is None:
+            shared = (
+                SlidingWindowLimiter(sc.rate, clock=w.clock),
+                MemoryWindow(sc.window_ttl, clock=w.clock) if sc.window_ttl else None,
+            )
+        clients = [w.client(process, shared) for _ in range(sc.clients)]
+        async with contextlib.AsyncExitStack() as stack:
+            for client in clients:
+                await stack.enter_async_context(client)
+            rounds = [sc.sends, sc.sends] if sc.repeat else [sc.sends]
+            for round_number, plans in enumerate(rounds):
+                tasks = []
+                for n, plan in enumerate(plans):
+                    key = f"{sc.seed}/{round_number}/{n}"
+                    record = SendRecord(
+                        name=f"send {round_number}.{n}",
+                        entries=plan.entries,
+                        holder=holder_for(key),
+                    )
+                    sends.append(record)
+                    stop = anyio.Event()
+                    options: dict[str, Any] = {
+                        "on_outcome": record.outcomes.append,
+                        "keep": "none",
+                        "stop": stop,
+                        "idempotency_key": key,
+                    }
+                    task = asyncio.ensure_future(
+                        _one(w, clients[plan.client], plan.entries, options, record)
+                    )
+                    tasks.append(task)
+                    if round_number == 0 and plan.cancel_at is not None:
+                        actions.setdefault(plan.cancel_at, []).append(("cancel", task, record))
+                    if round_number == 0 and plan.stop_at is not None:
+                        actions.setdefault(plan.stop_at, []).append(("stop", stop, record))
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def on_step(step: int) -> None:
+        for kind, target, record in actions.pop(step, ()):
+            if kind == "cancel" and not target.done():
+                record.cancelled = True
+                target.cancel()
+            elif kind == "stop":
+                record.stopped = True
+                target.set()
+
+    loop.on_step = on_step
+    try:
+        loop.run_until_complete(main())
+        return None, loop.steps
+    except Deadlock as e:
+        return f"deadlock: {e}", loop.steps
+    finally:
+        if not loop.is_closed():
+            _bury(loop)
+
+
+async def _one(
+    w: _World, client: Client[Any], entries: list[int], options: dict[str, Any], record: SendRecord
+) -> None:
+    try:
+        record.report = await w.send(client, w.entries(entries, False), options)
+    except asyncio.CancelledError:
+        record.raised = "cancelled"
+    except Exception as e:
+        record.raised = f"{type(e).__name__}: {e}"
+
+
+def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict[int, Any], str]:
+    sc = w.sc
+    folder = tempfile.mkdtemp(prefix="smsbridge-sim-", dir=JOURNALS)
+    path = os.path.join(folder, "campaign.journal")
+    campaign = Campaign(key=f"sim-{sc.seed}", description="simulated", total=len(sc.entries))
+    send_key = w.rng.randbytes(16)
+    steps = 0
+    try:
+        for run_number in range(len(sc.kills) + 1):
+            kill_at = sc.kills[run_number] if run_number < len(sc.kills) else None
+            record = SendRecord(name=f"run {run_number}", entries=list(range(len(sc.entries))))
+            sends.append(record)
+            process = Process(f"run {run_number}")
+            loop = VirtualLoop(w.world)
+            stop = anyio.Event()
+            stop_at = sc.campaign_stop_at if run_number == 0 else None
+
+            def on_step(
+                step: int,
+                kill_at: int | None = kill_at,
+                stop_at: int | None = stop_at,
+                stop: anyio.Event = stop,
+                record: SendRecord = record,
+            ) -> None:
+                if step == kill_at:
+                    raise _Killed
+                if step == stop_at:
+                    record.stopped = True
+                    stop.set()
+
+            async def offload(function: Any, *args: Any, process: Process = process) -> Any:
+                process.check()
+                await anyio.lowlevel.checkpoint()
+                process.check()
+                return function(*args)
+
+            async def main(
+                process: Process = process,
+                record: SendRecord = record,
+                stop: anyio.Event = stop,
+                offload: Any = offload,
+            ) -> None:
+                journal = Journal(path, clock=lambda: w.world.now)
+                try:
+                    key = journal.bind(campaign, send_key)
+                    journal.recover(retry_safe=sc.retry_safe)
+                    client = w.client(process)
+
+                    def collect(outcome: Outcome) -> None:
+                        process.check()
+                        record.outcomes.append(outcome)
+
+                    async def send(
+                        rows: Iterator[tuple[int, Any]], options: dict[str, Any]
+                    ) -> Report:
+                        options["on_outcome"] = collect
+                        if "earlier" in options:
+                            options["earlier"] = _entries(w, options["earlier"])
+                        return await w.send(client, _entries(w, rows), options)
+
+                    async with client:
+                        record.report = await run_campaign(
+                            send,
+                            lambda: iter([(i, None) for i in range(len(sc.entries))]),
+                            client=client,
+                            journal=journal,
+                            send_key=key,
+                            stop=stop,
+                            progress=Progress(len(sc.entries), 0),
+                            offload=offload,
+                        )
+                finally:
+                    if process.alive:
+                        journal.close()
+
+            loop.on_step = on_step
+            try:
+                loop.run_until_complete(main())
+            except _Killed:
+                process.alive = False
+                w.kills[process.name] = w.world.now
+                record.killed = True
+                w.stats["kill -9"] += 1
+            except Deadlock as e:
+                return f"deadlock: {e}", steps + loop.steps, {}, ""
+            finally:
+                steps += loop.steps
+                _bury(loop)
+            w.world.now += w.rng.uniform(0.0, 3.0)  # the restart
+        journal = Journal(path, create=False)
+        try:
+            final = {
+                idx: (status, message_id)
+                for idx, status, message_id in journal._db.execute(
+                    "SELECT idx, status, message_id FROM outcomes"
+                )
+            }
+        finally:
+            journal.close()
+        return None, steps, final, holder_for(send_key)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _entries(w: _World, rows: Iterator[tuple[int, Any]]) -> Iterator[Any]:
+    """The campaign's ``(index, entry)`` rows, with the entries filled in as the send needs."""
+    for index, _ in rows:
+        yield from w.entries([index], True)
+
+
+def run(seed: int) -> Trace:
+    """Run the scenario of ``seed``."""
+    sc = draw(seed)
+    random.seed(seed)  # retry jitter draws from the module's random source
+    w = _World(sc)
+    sends: list[SendRecord] = []
+    journal: dict[int, Any] | None = None
+    holder: str | None = None
+    if sc.mode == "library":
+        deadlock, steps = _library(w, sends)
+    else:
+        deadlock, steps, journal, holder = _campaign(w, sends)
+    w.wire.deliver(float("inf"))
+    if w.redis is not None:
+        w.redis.settle()
+    return Trace(
+        scenario=sc,
+        gateway=w.gateway,
+        written=w.written,
+        kills=w.kills,
+        redis=w.redis,
+        windows=[win for win, p in zip(w.windows, w.owners, strict=True) if p.alive],
+        sends=sends,
+        journal=journal,
+        campaign_holder=holder,
+        stats=w.stats,
+        deadlock=deadlock,
+        steps=steps,
+        seconds=w.world.now - 1000.0,
+    )
