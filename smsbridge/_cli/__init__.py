@@ -25,13 +25,12 @@ import msgspec
 
 from .._core.client import Client
 from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
-from .._core.gateway import Batch, ChunkPacker, Packer
+from .._core.gateway import Batch, ChunkPacker, Packer, UniquePhonePacker
 from .._core.models import Counts, Report
 from .._core.phones import InvalidPhone, PhoneRules
 from .._core.segments import sms_segments
 from .._smsclub.client import SmsClub
 from .._smsplus.adapter import DEFAULT_BATCH as SMSPLUS_BATCH
-from .._smsplus.adapter import UniquePhonePacker
 from .._smsplus.client import SmsPlus
 from .._webcom.client import Webcom
 from .campaign import run_campaign, to_thread

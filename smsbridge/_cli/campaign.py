@@ -17,7 +17,6 @@ from .._core.client import Client
 from .._core.gateway import Batch
 from .._core.limiter import SlidingWindowLimiter
 from .._core.models import Report, Status
-from .._core.window import MemoryWindow
 from .journal import Journal
 from .progress import Progress
 
@@ -123,10 +122,14 @@ async def run_campaign(
         if isinstance(limiter, SlidingWindowLimiter):
             await limiter.defer(await offload(journal.quiet_for, limiter.period + limiter.margin))
         window = client.window
-        if isinstance(window, MemoryWindow) and window.ttl:
-            recent = await offload(journal.sent_since, window.ttl)
-            if recent:
-                options["earlier"] = (row for row in rows() if row[0] in recent)
+        if window is not None and window.ttl:
+            # what a dead run sent is held again (its window died with it, or its commit did),
+            # and what it left reserved but did not send is freed
+            sent, unsent = await offload(journal.settled_since, window.ttl + window.slack)
+            if sent or unsent:
+                options["earlier"] = (
+                    (row, row[0] in sent) for row in rows() if row[0] in sent or row[0] in unsent
+                )
     report: Report | None = None
     try:
         report = await send(pending(rows(), journal), options)

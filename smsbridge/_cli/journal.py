@@ -199,14 +199,22 @@ class Journal:
             )
         }
 
-    def sent_since(self, seconds: float) -> set[int]:
-        """Recipients ``accepted`` or ``uncertain`` in the last ``seconds``: a resumed run
-        holds their messages in its duplicate window, as the dead run's window did."""
+    def settled_since(self, seconds: float) -> tuple[set[int], set[int]]:
+        """Recipients settled in the last ``seconds``: those ``accepted`` or ``uncertain``
+        (a resumed run holds their messages in its duplicate window, as the dead run's window
+        did), and those ``failed`` or ``rejected`` (a reservation the dead run left for them
+        is dropped)."""
         rows = self._reader.execute(
-            "SELECT idx FROM outcomes WHERE status IN (?, ?) AND at >= ?",
-            (Status.ACCEPTED.value, Status.UNCERTAIN.value, self._now() - seconds),
+            "SELECT idx, status FROM outcomes WHERE at >= ?", (self._now() - seconds,)
         )
-        return {row[0] for row in rows}
+        sent: set[int] = set()
+        unsent: set[int] = set()
+        for index, status in rows:
+            if status in (Status.ACCEPTED.value, Status.UNCERTAIN.value):
+                sent.add(index)
+            elif status in (Status.FAILED.value, Status.REJECTED.value):
+                unsent.add(index)
+        return sent, unsent
 
     def quiet_for(self, span: float) -> float:
         """Seconds to wait before this run's first request so that no window of ``span``

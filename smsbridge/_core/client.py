@@ -117,7 +117,9 @@ class SendOptions(TypedDict, total=False):
 
     Attributes:
         on_outcome: called with each recipient's :class:`Outcome` as it is decided; a plain
-            function or a coroutine function.
+            function or a coroutine function. If it raises, the send stops reading its input
+            and raises that exception once what was read has settled; the callback still
+            receives every outcome.
         keep: which outcomes the report keeps: ``"all"`` (default), ``"problems"`` or
             ``"none"`` (flat memory; stream with ``on_outcome``).
         stop: an ``anyio.Event``; set it to stop reading the input. What was read still gets
@@ -131,9 +133,10 @@ class SendOptions(TypedDict, total=False):
             them, and on Webcom reuses its ``client_id_sms`` values. Random when omitted.
         maybe_sent: recipients (by index) that an earlier run of this send may have sent: if
             this send cannot send them, they end ``uncertain``, not ``failed``.
-        earlier: entries (shaped as the input) that an earlier run of this send sent within
-            the duplicate window: their messages are held in the window before the input is
-            read, as a window that died with that run held them.
+        earlier: ``(entry, sent)`` pairs (the entry shaped as the input) of what an earlier
+            run of this send settled within the duplicate window: the messages it sent are
+            held in the window before the input is read, as a window that died with that run
+            held them, and reservations it left for the others are dropped.
     """
 
     on_outcome: OutcomeCallback | None
@@ -143,7 +146,7 @@ class SendOptions(TypedDict, total=False):
     indexed: bool
     idempotency_key: str | bytes | None
     maybe_sent: Container[int]
-    earlier: Iterable[Any]
+    earlier: Iterable[tuple[Any, bool]]
 
 
 def env_or(value: str | None, name: str) -> str | None:

@@ -177,13 +177,14 @@ class SendEngine(Generic[J]):
         unpack: Unpack,
         *,
         indexed: bool = False,
-        earlier: Iterable[Any] | None = None,
+        earlier: Iterable[tuple[Any, bool]] | None = None,
     ) -> Report:
         """Send to every recipient of ``source``; return the report when all have outcomes.
 
         With ``indexed``, entries are ``(index, entry)`` and outcomes carry those indices
         (a resumed campaign skips what is done and keeps each row's number). ``earlier`` are
-        entries an earlier run of this send sent: their messages are held in the window."""
+        ``(entry, sent)`` pairs an earlier run of this send settled: the window is put back as
+        that run left it."""
         self._indexed = indexed
         started = self._clock.now()
         if earlier is not None and self._window is not None:
@@ -254,26 +255,34 @@ class SendEngine(Generic[J]):
 
     # ----------------------------------------------------------------- intake
 
-    async def _hold_earlier(self, earlier: Iterable[Any], unpack: Unpack) -> None:
+    async def _hold_earlier(self, earlier: Iterable[tuple[Any, bool]], unpack: Unpack) -> None:
+        """Put the window where an earlier run of this send left it (see ``earlier``)."""
         window = self._window
         assert window is not None
-        entries = iter(earlier)
-        while chunk := list(islice(entries, 1000)):
+        pairs = iter(earlier)
+        while chunk := list(islice(pairs, 1000)):
+            entries = [entry for entry, _ in chunk]
             if self._indexed:
-                indices = [entry[0] for entry in chunk]
-                chunk = [entry[1] for entry in chunk]
+                indices = [entry[0] for entry in entries]
+                entries = [entry[1] for entry in entries]
             else:
-                indices = list(range(len(chunk)))
-            raw_phones, texts, params, _ = unpack(chunk)
+                indices = list(range(len(entries)))
+            raw_phones, texts, params, _ = unpack(entries)
             phones, invalid = self._gateway.phones.normalise_many(raw_phones)
             batch = Batch(indices, phones, texts, params)
-            if invalid:
-                batch = batch.pick([i for i in range(len(batch)) if i not in invalid])
             keys = window.keys(self._job.sender, self._job.text, batch)
+            sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
+            unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
             try:
-                await window.commit(keys, self._holder, batch.indices)
+                for positions, settle in ((sent, window.commit), (unsent, window.release)):
+                    if positions:
+                        await settle(
+                            [keys[i] for i in positions],
+                            self._holder,
+                            [indices[i] for i in positions],
+                        )
             except SmsBridgeError as e:
-                log.warning("%s: earlier sends not held in the window: %s", self._gateway.name, e)
+                log.warning("%s: the window not restored: %s", self._gateway.name, e)
                 return
 
     async def _read(
@@ -577,7 +586,9 @@ class SendEngine(Generic[J]):
                     and status is not Status.SUPPRESSED
                 ):
                     kept.append(outcome)
-                if callback is not None and self._caller_error is None:
+                if callback is not None:
+                    # every outcome reaches the callback, also after it failed once (the
+                    # first failure stops the send and is raised at its end)
                     try:
                         pending = callback(outcome)
                         if pending is not None and inspect.isawaitable(pending):

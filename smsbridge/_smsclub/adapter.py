@@ -32,8 +32,8 @@ from .._core.errors import (
 from .._core.gateway import (
     Batch,
     BatchResult,
-    ChunkPacker,
     Packer,
+    UniquePhonePacker,
     decisive_status_error,
     status_error,
 )
@@ -125,8 +125,9 @@ class SmsClubGateway:
     # ----------------------------------------------------------------- sending
 
     def packer(self, job: SmsClubJob) -> Packer:
-        """Runs of up to ``batch_size`` consecutive recipients."""
-        return ChunkPacker(self.batch_size)
+        """Up to ``batch_size`` recipients, no number twice: the gateway refuses a whole
+        request with 453 when it repeats a message to a number."""
+        return UniquePhonePacker(self.batch_size)
 
     def check(self, batch: Batch, job: SmsClubJob) -> dict[int, str] | None:
         """No per-recipient checks beyond the number: the gateway judges texts."""
@@ -248,6 +249,7 @@ class SmsClubGateway:
         if response.status == 453:
             raise DuplicateMessageError(
                 "the same text went to a number of this request less than 2 minutes ago",
+                splittable=True,
                 provider=NAME,
                 status=453,
                 gateway_message=message,

@@ -23,7 +23,14 @@ from .._core.errors import (
     SmsBridgeError,
     UnavailableError,
 )
-from .._core.gateway import Batch, BatchResult, Packer, decisive_status_error, status_error
+from .._core.gateway import (
+    Batch,
+    BatchResult,
+    Packer,
+    UniquePhonePacker,
+    decisive_status_error,
+    status_error,
+)
 from .._core.models import Status
 from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
@@ -167,51 +174,6 @@ class SmsPlusJob(msgspec.Struct, frozen=True, kw_only=True):
     def text(self) -> str:
         """The template's identity stands in for the text in duplicate-window keys."""
         return f"template #{self.template_id}"
-
-
-class UniquePhonePacker:
-    """Batches of up to ``size`` in which no number appears twice (the gateway refuses the
-    whole request, code 112). A repeated number goes to the next batch that lacks it, so each
-    number's entries stay in input order across batches, every column moving in lockstep.
-
-    At most ``max_open`` batches wait to be filled; past that the oldest goes out part-full.
-    """
-
-    def __init__(self, size: int, max_open: int = 8) -> None:
-        self.size = size
-        self.max_open = max_open
-        self._open: list[tuple[Batch, set[str]]] = []
-
-    def pack(self, batch: Batch) -> list[Batch]:
-        """Place each recipient in the first open batch without its number."""
-        size = self.size
-        if not self._open and len(batch) == size and len(set(batch.phones)) == size:
-            return [batch]
-        ready: list[Batch] = []
-        texts, params = batch.texts, batch.params
-        for row, phone in enumerate(batch.phones):
-            for target, phones in self._open:
-                if phone not in phones and len(target) < size:
-                    break
-            else:
-                target, phones = batch.empty(), set()
-                self._open.append((target, phones))
-            phones.add(phone)
-            target.indices.append(batch.indices[row])
-            target.phones.append(phone)
-            if texts is not None and target.texts is not None:
-                target.texts.append(texts[row])
-            if params is not None and target.params is not None:
-                target.params.append(params[row])
-            while self._open and (len(self._open[0][0]) >= size or len(self._open) > self.max_open):
-                ready.append(self._open.pop(0)[0])
-        return ready
-
-    def flush(self) -> list[Batch]:
-        """Every open batch, oldest first."""
-        ready = [b for b, _ in self._open if len(b)]
-        self._open = []
-        return ready
 
 
 def _text(value: Any) -> str:

@@ -55,6 +55,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "not_found": ("SMS not found", "Сообщение с таким ID не принималось"),
     "rate": ("Too many requests", "Слишком много запросов"),
+    "held": (
+        "Insufficient funds to send SMS. SMS will be sent as soon as you top up your account "
+        "for this destination.",
+        "Недостаточно средств для отправки SMS. SMS будет отправлена как только вы пополните "
+        "счет по данному направлению.",
+    ),
 }
 
 
@@ -74,6 +80,9 @@ class FakeWebcom(FakeGateway):
         stop_list_errors: ``"phone"`` refuses them in their ``information`` entry;
             ``"document"`` refuses the whole request with 400, as the document also lists.
         sms_left: messages the account can still send; ``None`` for unlimited.
+        held_after: after this many messages, the account's money is out and the platform
+            holds each further message until the account is topped up (its per-phone "will
+            be sent as soon as you top up" answer); ``held`` lists them.
         **options: rate limit (none by default: Webcom documents none), faults, language
             (``"ru"`` answers in Russian), host, port, clock (see :class:`FakeOptions`).
     """
@@ -87,6 +96,7 @@ class FakeWebcom(FakeGateway):
         stop_list: Iterable[str] = (),
         stop_list_errors: Literal["phone", "document"] = "phone",
         sms_left: int | None = None,
+        held_after: int | None = None,
         **options: Unpack[FakeOptions],
     ) -> None:
         options.setdefault("rate_limit", None)
@@ -97,6 +107,9 @@ class FakeWebcom(FakeGateway):
         self.stop_list = set(stop_list)
         self.stop_list_errors = stop_list_errors
         self.sms_left = sms_left
+        self.held_after = held_after
+        self.held: list[SentMessage] = []
+        self.held_ids: set[object] = set()
         self.money = Decimal("19023.9")
         self.states: dict[int, str] = {}
         self.by_client_id: dict[int, int] = {}
@@ -213,6 +226,14 @@ class FakeWebcom(FakeGateway):
                 if client_id is not None and client_id in self.by_client_id:
                     self.replayed += 1
                     information.append({"state": "send", "id_sms": self.by_client_id[client_id]})
+                    continue
+                if self.held_after is not None and len(self.sent) >= self.held_after:
+                    if client_id is None or client_id not in self.held_ids:
+                        self.held.append(
+                            SentMessage("", phone, message["text"], message["sender"], now)
+                        )
+                        self.held_ids.add(client_id)
+                    information.append({"error": self.texts["held"]})
                     continue
                 self._ids += 1
                 if client_id is not None:

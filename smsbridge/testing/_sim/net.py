@@ -9,6 +9,7 @@ too slow for the read timeout, and the model's own faults (resets and hangs afte
 
 from __future__ import annotations
 
+import contextvars
 import random
 from collections import Counter
 
@@ -19,7 +20,10 @@ from ..._core.errors import ConnectError, ConnectionLostError, TransportTimeoutE
 from ..._core.transport import HttpRequest, HttpResponse, Ready, Timeouts
 from .._base import Disconnect, FakeGateway, FakeRequest, Reply, Stall
 
-__all__ = ["Net", "Process", "SimTransport", "Wire", "Written"]
+__all__ = ["WRITER", "Net", "Process", "SimTransport", "Wire", "Written"]
+
+WRITER: contextvars.ContextVar[str] = contextvars.ContextVar("sim_writer", default="")
+"""The name of the send whose task writes a request (the simulator sets it per send)."""
 
 
 class Process:
@@ -60,11 +64,13 @@ class Written:
     answer (one that says what the gateway did: not a 5xx, an unreadable body, a dropped
     connection, a timeout, or a death or cancellation while it waited); ``None`` if never."""
 
-    __slots__ = ("heard", "numbers", "writer")
+    __slots__ = ("at", "heard", "numbers", "send", "writer")
 
-    def __init__(self, numbers: tuple[str, ...], writer: str) -> None:
+    def __init__(self, numbers: tuple[str, ...], writer: str, send: str, at: float) -> None:
         self.numbers = numbers
         self.writer = writer
+        self.send = send
+        self.at = at
         self.heard: float | None = None
 
 
@@ -80,14 +86,15 @@ class Wire:
     def __init__(self, gateway: FakeGateway, written: list[Written]) -> None:
         self._gateway = gateway
         self._written = written
-        self._pending: list[tuple[float, int, FakeRequest, str]] = []
+        self._pending: list[tuple[float, int, FakeRequest, tuple[str, str, float]]] = []
         self._replies: dict[int, tuple[Reply, Written, str]] = {}
         self._seq = 0
 
-    def put(self, request: FakeRequest, writer: str) -> int:
-        """A request of ``writer`` that arrives at ``request.at``; returns its ticket."""
+    def put(self, request: FakeRequest, writer: str, now: float) -> int:
+        """A request written now by ``writer`` that arrives at ``request.at``; returns its
+        ticket."""
         self._seq += 1
-        self._pending.append((request.at, self._seq, request, writer))
+        self._pending.append((request.at, self._seq, request, (writer, WRITER.get(), now)))
         return self._seq
 
     def deliver(self, until: float) -> None:
@@ -95,16 +102,19 @@ class Wire:
         pending = self._pending
         pending.sort(key=lambda p: (p[0], p[1]))
         while pending and pending[0][0] <= until:
-            _, ticket, request, writer = pending.pop(0)
+            _, ticket, request, (writer, send, at) = pending.pop(0)
             reply = self._gateway.handle(request)
             record = self._gateway.requests[-1]
-            written = Written(record.numbers, writer)
+            written = Written(record.numbers, writer, send, at)
             self._written.append(written)
             self._replies[ticket] = (reply, written, record.fault)
 
-    def take(self, ticket: int, now: float) -> tuple[Reply, Written, str]:
-        """The gateway's reply to an arrived request, its record, and its fault."""
-        self.deliver(now)
+    def take(self, ticket: int) -> tuple[Reply, Written, str]:
+        """The gateway's reply to a request that has arrived (its writer woke at its arrival,
+        which the clock may show a hair early), its record, and its fault."""
+        if ticket not in self._replies:
+            arrival = next(at for at, seq, _, _ in self._pending if seq == ticket)
+            self.deliver(arrival)
         return self._replies.pop(ticket)
 
 
@@ -164,10 +174,11 @@ class SimTransport:
                 at=arrival,
             ),
             process.name,
+            anyio.current_time(),
         )
         await anyio.sleep(arrival - anyio.current_time())
         process.check()
-        reply, written, fault = self._wire.take(ticket, anyio.current_time())
+        reply, written, fault = self._wire.take(ticket)
         unreadable = fault in _UNREADABLE
         read = self._timeouts.read
         if isinstance(reply, Disconnect):

@@ -22,6 +22,7 @@
    timeout, a death or cancellation while it waited), or died at the very moment it heard
    one; a request the gateway surely refused or never got leaves nobody uncertain (a process
    killed during a back-off after a 429 must not leave its batch uncertain).
+10. **Stop means stop.** Once its caller stops or cancels a send, it writes no request.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ INVARIANTS = (
     "7 gateway rate",
     "8 it ends",
     "9 uncertain only when unknown",
+    "10 stop means stop",
 )
 
 
@@ -80,12 +82,21 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
     expect(INVARIANTS[7], trace.deadlock is None, str(trace.deadlock))
     expect(INVARIANTS[7], trace.seconds < 7200, f"the run took {trace.seconds:.0f} virtual s")
     for record in trace.sends:
-        expect(
-            INVARIANTS[7],
-            record.raised in (None, "cancelled") or record.killed,
-            f"{record.name} raised {record.raised}",
-        )
-        if record.raised == "cancelled" and not record.cancelled:
+        raised = record.raised
+        if record.caller_error is not None:
+            # the caller's code failed: the send must raise it (unless it ended before)
+            expect(
+                INVARIANTS[7],
+                raised is None or raised.startswith("caller:") or raised == "cancelled",
+                f"{record.name}: the caller's {record.caller_error} failed, it raised {raised}",
+            )
+        else:
+            expect(
+                INVARIANTS[7],
+                raised in (None, "cancelled") or record.killed,
+                f"{record.name} raised {raised}",
+            )
+        if raised == "cancelled" and not record.cancelled:
             expect(INVARIANTS[7], False, f"{record.name} was cancelled by nobody")
 
     # final outcomes, as (entry index, status, message id)
@@ -100,7 +111,12 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             set(seen) <= wanted,
             f"{record.name}: outcomes for recipients it never had",
         )
-        ended = record.report is not None and not record.stopped and not record.killed
+        ended = (
+            record.report is not None
+            and not record.stopped
+            and not record.killed
+            and record.caller_error is None
+        )
         if ended and not record.report.stopped:  # type: ignore[union-attr]
             if trace.journal is None:
                 missing = wanted - set(seen)
@@ -215,9 +231,21 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
                 f"reservation {value} left in Redis (its recipient: {fate})",
             )
 
+    # 10: stop means stop
+    for record in trace.sends:
+        if record.stopped_at is None:
+            continue
+        late = [w.at for w in trace.written if w.send == record.name and w.at > record.stopped_at]
+        expect(
+            INVARIANTS[9],
+            not late,
+            f"{record.name}: stopped at {record.stopped_at:.4f}, wrote requests at {late}",
+        )
+
     # 9: uncertain only when unknown (to the sender: never heard, or heard by a process
     # that died before it could record what it heard)
-    unknown: set[str] = set()
+    # messages the gateway holds until the account is paid may still go: uncertain by design
+    unknown: set[str] = {m.phone for m in getattr(trace.gateway, "held", ())}
     for w in trace.written:
         died = trace.kills.get(w.writer)
         if w.heard is None or (died is not None and died - w.heard < 0.001):

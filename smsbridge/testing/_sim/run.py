@@ -42,7 +42,7 @@ from .._smsclub import FakeSmsClub
 from .._smsplus import FakeSmsPlus
 from .._webcom import FakeWebcom
 from .loop import Deadlock, LoopClock, VirtualLoop, World
-from .net import Process, SimTransport, Wire, Written
+from .net import WRITER, Process, SimTransport, Wire, Written
 from .redis import FakeRedis
 from .scenario import SENDER, TEMPLATE, TEMPLATE_ID, Scenario, draw
 
@@ -68,6 +68,8 @@ class SendRecord(msgspec.Struct, kw_only=True):
     cancelled: bool = False
     stopped: bool = False
     killed: bool = False
+    stopped_at: float | None = None
+    caller_error: str | None = None
 
 
 @dataclasses.dataclass
@@ -121,6 +123,7 @@ def _fake(sc: Scenario, world: World) -> FakeGateway:
         stop_list=sc.refused_numbers,
         stop_list_errors="document" if sc.webcom_document_refusals else "phone",
         sms_left=sc.balance,
+        held_after=sc.held_after,
         **options,
     )
 
@@ -225,8 +228,9 @@ def _bury(loop: VirtualLoop) -> None:
     """Close a dead process's loop: its coroutines are closed now (not by the collector at
     some later, unrepeatable moment), and nothing of theirs reaches the world."""
     for task in asyncio.all_tasks(loop):
+        coroutine = task.get_coro()
         with contextlib.suppress(BaseException):
-            task.get_coro().close()
+            coroutine.close()
     loop.close()
 
 
@@ -279,9 +283,11 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
         for kind, target, record in actions.pop(step, ()):
             if kind == "cancel" and not target.done():
                 record.cancelled = True
+                record.stopped_at = w.world.now
                 target.cancel()
             elif kind == "stop":
                 record.stopped = True
+                record.stopped_at = w.world.now
                 target.set()
 
     loop.on_step = on_step
@@ -295,15 +301,47 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
             _bury(loop)
 
 
+class CallerError(Exception):
+    """The caller's own code failed (its callback or its input), as drawn."""
+
+
 async def _one(
     w: _World, client: Client[Any], entries: list[int], options: dict[str, Any], record: SendRecord
 ) -> None:
+    WRITER.set(record.name)
+    sc = w.sc
+    first = record.name == "send 0.0"
+    to: Any = w.entries(entries, False)
+    if first and sc.input_fails_at is not None:
+        to = _failing(to, sc.input_fails_at)
+        record.caller_error = "input"
+    if first and sc.callback_fails_at is not None:
+        options["on_outcome"] = _failing_callback(record, sc.callback_fails_at)
+        record.caller_error = "callback"
     try:
-        record.report = await w.send(client, w.entries(entries, False), options)
+        record.report = await w.send(client, to, options)
     except asyncio.CancelledError:
         record.raised = "cancelled"
+    except CallerError as e:
+        record.raised = f"caller: {e}"
     except Exception as e:
         record.raised = f"{type(e).__name__}: {e}"
+
+
+def _failing(entries: Iterator[Any], at: int) -> Iterator[Any]:
+    for n, entry in enumerate(entries):
+        if n == at:
+            raise CallerError("the input failed")
+        yield entry
+
+
+def _failing_callback(record: SendRecord, at: int) -> Any:
+    def collect(outcome: Outcome) -> None:
+        record.outcomes.append(outcome)
+        if len(record.outcomes) == at + 1:
+            raise CallerError("the callback failed")
+
+    return collect
 
 
 def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict[int, Any], str]:
@@ -334,6 +372,7 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
                     raise _Killed
                 if step == stop_at:
                     record.stopped = True
+                    record.stopped_at = w.world.now
                     stop.set()
 
             async def offload(function: Any, *args: Any, process: Process = process) -> Any:
@@ -348,6 +387,7 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
                 stop: anyio.Event = stop,
                 offload: Any = offload,
             ) -> None:
+                WRITER.set(record.name)
                 journal = Journal(path, clock=lambda: w.world.now)
                 try:
                     key = journal.bind(campaign, send_key)
@@ -363,7 +403,10 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
                     ) -> Report:
                         options["on_outcome"] = collect
                         if "earlier" in options:
-                            options["earlier"] = _entries(w, options["earlier"])
+                            options["earlier"] = (
+                                (next(w.entries([row[0]], True)), sent)
+                                for row, sent in options["earlier"]
+                            )
                         return await w.send(client, _entries(w, rows), options)
 
                     async with client:

@@ -84,7 +84,10 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     refused_numbers: list[str]
     webcom_document_refusals: bool
     balance: int | None
+    held_after: int | None
     language: Literal["en", "ru"]
+    callback_fails_at: int | None
+    input_fails_at: int | None
 
     @property
     def retry_safe(self) -> bool:
@@ -102,6 +105,11 @@ def _number(gateway: str, i: int) -> str:
 
 def _chance(rng: random.Random, *choices: float) -> float:
     return rng.choice(choices)
+
+
+def _maybe(rng: random.Random, possible: bool, count: int) -> int | None:
+    """Where the caller's own code fails, once in twenty runs where it can."""
+    return rng.randint(0, count) if possible and rng.random() < 0.05 else None
 
 
 def draw(seed: int) -> Scenario:
@@ -212,5 +220,10 @@ def draw(seed: int) -> Scenario:
         refused_numbers=refused,
         webcom_document_refusals=rng.random() < 0.5,
         balance=rng.randint(0, count) if rng.random() < 0.1 else None,
+        held_after=rng.randint(0, count) if gateway == "webcom" and rng.random() < 0.1 else None,
         language=rng.choice(["en", "ru"]),
+        callback_fails_at=rng.randint(0, count)
+        if mode == "library" and rng.random() < 0.05
+        else None,
+        input_fails_at=rng.randint(0, count) if mode == "library" and rng.random() < 0.05 else None,
     )

@@ -1,0 +1,141 @@
+"""Many seeds, in parallel: what failed, how often each fault fired, how often each invariant
+was checked.
+
+    python -m smsbridge.testing._sim --seeds 100000 --jobs 2     # make soak SEEDS=100000
+    SEED=1234 python -m smsbridge.testing._sim --explain          # one seed, told in full
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+from .oracle import INVARIANTS, check
+from .run import Trace, run
+
+__all__ = ["SeedResult", "Summary", "faults_of", "run_seed", "soak"]
+
+
+class SeedResult(msgspec.Struct, kw_only=True):
+    """One seed's verdict."""
+
+    seed: int
+    violations: list[str]
+    faults: dict[str, int]
+    checks: dict[str, int]
+
+
+class Summary(msgspec.Struct, kw_only=True):
+    """Many seeds' verdicts."""
+
+    seeds: int
+    seconds: float
+    failed: dict[int, list[str]]
+    faults: dict[str, int]
+    """Seeds in which each fault fired at least once."""
+    checks: dict[str, int]
+    """How many times each invariant was checked, over all seeds."""
+
+
+def faults_of(trace: Trace) -> Counter[str]:
+    """The fault classes that fired in a run (each counted once per run)."""
+    sc = trace.scenario
+    fired: Counter[str] = Counter()
+    for record in trace.gateway.requests:
+        if record.fault != "ok":
+            fired[f"gateway: {record.fault}"] = 1
+        elif record.status == 429:
+            fired["gateway: over its own rate limit"] = 1
+    if fired["gateway: rate_limited"] or fired["gateway: over its own rate limit"]:
+        if sc.faults.rate_limited_body == "empty" and fired["gateway: rate_limited"]:
+            fired["429 without a body"] = 1
+        else:
+            fired["429 with the gateway's error body"] = 1
+        if sc.faults.retry_after is None and fired["gateway: rate_limited"]:
+            fired["429 without Retry-After"] = 1
+        else:
+            fired["429 with Retry-After"] = 1
+    for name in trace.stats:
+        fired[name] = 1
+    for send in trace.sends:
+        if send.cancelled:
+            fired["caller: cancelled a send"] = 1
+        if send.stopped:
+            fired["caller: stopped a send"] = 1
+        if send.caller_error is not None and send.raised is not None:
+            fired[f"caller: its {send.caller_error} failed"] = 1
+    if trace.kills:
+        fired["process killed (kill -9) and resumed"] = 1
+    if sc.mode == "library" and len(sc.sends) > 1:
+        fired["several sends on one client at once"] = 1
+    if sc.clients > 1:
+        fired["two clients on one account"] = 1
+    if sc.repeat:
+        fired["the same sends again within the window"] = 1
+    if trace.gateway.refused:
+        fired["gateway refused numbers or requests"] = 1
+    if getattr(trace.gateway, "held", None):
+        fired["gateway held messages until paid"] = 1
+    if sc.language == "ru" and sc.gateway == "webcom":
+        fired["gateway answered in Russian"] = 1
+    if sc.bad_token:
+        fired["wrong credentials"] = 1
+    if any(e.phone is None for e in sc.entries):
+        fired["invalid numbers in the input"] = 1
+    if len({(e.phone, e.text, e.params) for e in sc.entries}) < len(sc.entries):
+        fired["repeated recipients in the input"] = 1
+    return fired
+
+
+def run_seed(seed: int) -> SeedResult:
+    """Run and check one seed."""
+    logging.disable(logging.CRITICAL)
+    try:
+        trace = run(seed)
+        violations, checks = check(trace)
+        fired = faults_of(trace)
+    except Exception as e:  # a crash of the run itself is a finding too
+        return SeedResult(
+            seed=seed,
+            violations=[f"[crash] {type(e).__name__}: {e}"],
+            faults={},
+            checks={},
+        )
+    return SeedResult(seed=seed, violations=violations, faults=dict(fired), checks=dict(checks))
+
+
+def _chunk(seeds: Sequence[int]) -> list[SeedResult]:
+    return [run_seed(seed) for seed in seeds]
+
+
+def soak(seeds: Iterable[int], jobs: int = 1, chunk: int = 50) -> Summary:
+    """Run every seed (``jobs`` processes at a time) and sum up."""
+    started = time.monotonic()
+    ordered = list(seeds)
+    parts = [ordered[i : i + chunk] for i in range(0, len(ordered), chunk)]
+    if jobs > 1:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(jobs) as pool:
+            results = [r for part in pool.imap_unordered(_chunk, parts) for r in part]
+    else:
+        results = [r for part in parts for r in _chunk(part)]
+    faults: Counter[str] = Counter()
+    checks: Counter[str] = Counter(dict.fromkeys(INVARIANTS, 0))
+    failed: dict[int, list[str]] = {}
+    for result in results:
+        faults.update(result.faults)
+        checks.update(result.checks)
+        if result.violations:
+            failed[result.seed] = result.violations
+    return Summary(
+        seeds=len(ordered),
+        seconds=time.monotonic() - started,
+        failed=dict(sorted(failed.items())),
+        faults=dict(sorted(faults.items())),
+        checks=dict(checks),
+    )
