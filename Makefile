@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench soak sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The reliability simulator: `make soak SEEDS=100000` runs that many seeds on every core and
+# prints how often each fault fired; `make sim SEED=1234` replays one seed and tells it in full.
+SEEDS ?= 100000
+soak: setup
+	$(BIN)/python -m smsbridge.testing._sim --seeds $(SEEDS)
+
+sim: setup
+	$(BIN)/python -m smsbridge.testing._sim --seed $(SEED)
 
 bench: setup
 	$(BIN)/python benchmarks/throughput.py

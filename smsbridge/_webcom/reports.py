@@ -66,7 +66,7 @@ def parse_delivery_reports(body: bytes) -> list[DeliveryReport]:
     acknowledged). Raises :class:`ResponseDecodeError` when the body is not a JSON array."""
     try:
         data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested past any report's depth: not one
         raise ResponseDecodeError("the delivery report is not JSON", provider="webcom") from None
     if isinstance(data, dict):
         data = [data]
@@ -101,11 +101,13 @@ def report_handler(
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > max_bytes:
             return web.Response(status=413, text="too large")
-        body = await request.content.read(max_bytes + 1)
-        if len(body) > max_bytes:
-            return web.Response(status=413, text="too large")
+        body = bytearray()
+        async for chunk in request.content.iter_any():  # to the end, however it arrives
+            body += chunk
+            if len(body) > max_bytes:
+                return web.Response(status=413, text="too large")
         try:
-            reports = parse_delivery_reports(body)
+            reports = parse_delivery_reports(bytes(body))
         except ResponseDecodeError as e:
             return web.Response(status=400, text=e.message)
         stored = await store(reports)

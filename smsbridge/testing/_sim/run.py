@@ -46,7 +46,7 @@ from .net import WRITER, Process, SimTransport, Wire, Written
 from .redis import FakeRedis
 from .scenario import SENDER, TEMPLATE, TEMPLATE_ID, Scenario, draw
 
-__all__ = ["SendRecord", "Trace", "run"]
+__all__ = ["SendRecord", "Trace", "run", "run_scenario"]
 
 TOKEN = "sim-token"  # noqa: S105 - the fake gateway's
 JOURNALS = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - fsync is free there
@@ -461,8 +461,12 @@ def _entries(w: _World, rows: Iterator[tuple[int, Any]]) -> Iterator[Any]:
 
 def run(seed: int) -> Trace:
     """Run the scenario of ``seed``."""
-    sc = draw(seed)
-    random.seed(seed)  # retry jitter draws from the module's random source
+    return run_scenario(draw(seed))
+
+
+def run_scenario(sc: Scenario) -> Trace:
+    """Run one scenario (a drawn one, or one kept as a regression test)."""
+    random.seed(sc.seed)  # retry jitter draws from the module's random source
     w = _World(sc)
     sends: list[SendRecord] = []
     journal: dict[int, Any] | None = None
