@@ -36,3 +36,31 @@ def clean_env(**extra: str) -> dict[str, str]:
     subprocess under test should see."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
     return {**env, **extra}
+
+
+class ThreadedFake:
+    """A fake gateway served from a thread of its own, for tests that call the command's
+    ``main()`` in this thread (it runs its own event loop)."""
+
+    def __init__(self, fake: Any) -> None:
+        import asyncio
+        import threading
+
+        self.fake = fake
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Any:
+        import asyncio
+
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.fake.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()

@@ -82,8 +82,9 @@ async def test_example_app_sends_and_receives_reports(
 
 
 def test_router_limits_garbage_and_repeats() -> None:
-    """413 over the size limit, 400 for garbage, repeats acknowledged without storing twice,
-    and what the store did not keep is not acknowledged."""
+    """413 over the size limit, 400 for garbage and for deeply nested JSON, repeats
+    acknowledged without storing twice, and what the store did not keep is not
+    acknowledged."""
     calls: list[list[str]] = []
 
     async def store(reports: Sequence[DeliveryReport]) -> list[str]:
@@ -110,6 +111,9 @@ def test_router_limits_garbage_and_repeats() -> None:
         by_header = client.post("/by-header", json=report[:1], headers={"X-Reports-Secret": SECRET})
         assert by_header.json() == [{"id_sms": 11}]
         assert client.post("/by-header", json=report[:1]).status_code == 404
+        nested = b"[" * 100_000 + b"]" * 100_000  # deeper than any decoder goes
+        headers = {"X-Reports-Secret": SECRET}
+        assert client.post("/by-header", content=nested, headers=headers).status_code == 400
     with pytest.raises(ConfigurationError):
         webcom_report_router(store, secret="short")
 

@@ -23,8 +23,14 @@ import anyio
 import anyio.to_thread
 import msgspec
 
+from .. import __version__
 from .._core.client import Client
-from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
+from .._core.errors import (
+    ConfigurationError,
+    ConnectError,
+    InvalidInputError,
+    SmsBridgeError,
+)
 from .._core.gateway import Batch, ChunkPacker, Packer, UniquePhonePacker
 from .._core.models import Counts, Report
 from .._core.phones import InvalidPhone, PhoneRules
@@ -70,8 +76,29 @@ PROVIDERS = {
 }
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="smsbridge", description="Bulk SMS from the shell.")
+    parser.add_argument("--version", action="version", version=f"smsbridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     providers = sorted(PROVIDERS)
 
@@ -80,14 +107,16 @@ def _parser() -> _Parser:
     send.add_argument("--sender", required=True)
     what = send.add_mutually_exclusive_group()
     what.add_argument("--text", help="the text (or the default for rows without one)")
-    what.add_argument("--template", type=int, help="SMSPlus template id")
+    what.add_argument("--template", type=_positive, help="SMSPlus template id")
     send.add_argument("--to", action="append", default=[], metavar="PHONE")
-    send.add_argument("--to-file", type=Path, metavar="FILE")
+    send.add_argument("--to-file", type=Path, metavar="FILE", help="a CSV or a list; - reads stdin")
+    send.add_argument("--phone-column", metavar="NAME", help="the header's phone column")
+    send.add_argument("--text-column", metavar="NAME", help="the header's text column")
     send.add_argument("--journal", type=Path, metavar="FILE")
-    send.add_argument("--rate", type=int, metavar="REQ_PER_S", help="requests per second")
+    send.add_argument("--rate", type=_positive, metavar="REQ_PER_S", help="requests per second")
     send.add_argument(
         "--window-ttl",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="duplicate window (default 120; 0 turns it off)",
     )
@@ -111,8 +140,8 @@ def _parser() -> _Parser:
     journal.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="a real send through the bundled fake gateway")
-    demo.add_argument("--recipients", type=int, default=5_000)
-    demo.add_argument("--rate", type=int, default=9)
+    demo.add_argument("--recipients", type=_positive, default=5_000)
+    demo.add_argument("--rate", type=_positive, default=9)
 
     fake = commands.add_parser("fake-gateway", help="serve a fake gateway on loopback")
     fake.add_argument("provider", choices=providers)
@@ -179,7 +208,14 @@ def _campaign(
 async def _send(args: argparse.Namespace) -> int:
     provider = PROVIDERS[args.provider]
     mode: Mode = "params" if provider.name == "smsplus" else "texts"
-    recipients = Recipients(args.to, args.to_file, mode, args.text)
+    recipients = Recipients(
+        args.to,
+        args.to_file,
+        mode,
+        args.text,
+        phone_column=args.phone_column,
+        text_column=args.text_column,
+    )
     _mode(provider, args, recipients)
     if mode == "texts" and not recipients.personalised:
         recipients.mode = "phones"
@@ -193,7 +229,7 @@ async def _send(args: argparse.Namespace) -> int:
     send_key = os.urandom(16)
     recovered = 0
     if args.journal is not None:
-        journal = Journal(args.journal)
+        journal = _open_journal(args.journal)
         send_key = journal.bind(campaign, send_key)
         recovered = journal.recover(retry_safe=provider.retry_safe)
     already = journal.summary() if journal else None
@@ -246,6 +282,18 @@ async def _send(args: argparse.Namespace) -> int:
     _summary(campaign, counts, report, left, args, stop.is_set())
     complete = left == 0 and not counts.failed and not counts.uncertain
     return 0 if complete and report.error is None else 1
+
+
+def _open_journal(path: Path) -> Journal:
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot keep a journal at {path}: no folder {folder}")
+    if not path.exists() and not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot keep a journal at {path}: {folder} is not writable")
+    try:
+        return Journal(path)
+    except OSError as e:
+        raise UsageError(f"cannot keep a journal at {path}: {e.strerror or e}") from None
 
 
 async def _dispatch(
@@ -508,7 +556,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SmsBridgeError as e:
         sys.stderr.write(f"smsbridge: {e}\n")
-        return 1
+        return 2 if _unreachable(e) else 1
+
+
+def _unreachable(error: SmsBridgeError) -> bool:
+    """The gateway was never reached as configured (nothing listens, a wrong base URL): a
+    setup problem, exit 2, where a gateway that refused the account is exit 1."""
+    return isinstance(error, ConnectError) or (
+        error.account_wide
+        and not error.maybe_processed
+        and error.status is not None
+        and (error.status in (404, 405) or 300 <= error.status < 400)
+    )
 
 
 def entry_point() -> None:

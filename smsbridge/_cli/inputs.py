@@ -1,24 +1,56 @@
 """Campaign input: ``--to`` values, then the rows of ``--to-file``, each with a stable index.
 
-The file is a CSV with a header row naming ``phone`` and optionally ``text`` and ``param1``
-to ``param3``, or bare numbers one per line. It is read as a stream, never loaded whole: once
-to digest and count it, then again to send.
+The file is a CSV, its delimiter sniffed (``,`` ``;`` or tab: spreadsheets in these countries
+export ``;``), with a header row naming the phone column (``phone`` or a usual alias, or the
+one ``--phone-column`` names) and optionally a text column and ``param1`` to ``param3``; or
+bare numbers one per line. ``-`` reads standard input (kept in a temporary file, since the
+input is read twice). The file is streamed, never loaded whole: once to check, digest and
+count it, then again to send. Anything that cannot be read as asked is a :class:`InputError`
+with one line saying where.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import os
+import re
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from .._core.errors import ConfigurationError
 
-__all__ = ["Mode", "Recipients"]
+__all__ = ["InputError", "Mode", "Recipients"]
 
 Mode = Literal["phones", "texts", "params"]
 _PARAMS = ("param1", "param2", "param3")
+PHONE_NAMES = (
+    "phone",
+    "phone_number",
+    "phonenumber",
+    "mobile",
+    "msisdn",
+    "number",
+    "tel",
+    "телефон",
+    "номер",
+)
+TEXT_NAMES = ("text", "message", "sms", "текст", "сообщение", "повідомлення")
+_PHONE_LIKE = re.compile(r"\s*\+?[\d\s().\-]{5,}\s*")
+_SNIFF = 64 * 1024
+
+
+class InputError(ConfigurationError):
+    """The input file cannot be read as asked (encoding, delimiter, header, a field)."""
+
+
+def _name(cell: str) -> str:
+    return cell.strip().lower().replace(" ", "_")
 
 
 class Recipients:
@@ -26,10 +58,11 @@ class Recipients:
 
     Args:
         to: numbers given on the command line.
-        path: the CSV or plain list, or ``None``.
-        mode: ``phones`` (one common text), ``texts`` (a ``text`` column may personalise) or
+        path: the CSV or plain list, ``-`` for standard input, or ``None``.
+        mode: ``phones`` (one common text), ``texts`` (a text column may personalise) or
             ``params`` (template parameters from ``param1``..``param3``).
         default_text: the text for rows without one, in ``texts`` mode.
+        phone_column, text_column: the header's names for them, when not the usual ones.
     """
 
     def __init__(
@@ -38,36 +71,146 @@ class Recipients:
         path: Path | None,
         mode: Mode,
         default_text: str | None = None,
+        *,
+        phone_column: str | None = None,
+        text_column: str | None = None,
     ) -> None:
         self.to = list(to)
-        self.path = path
         self.mode = mode
         self.default_text = default_text
         self.header: list[str] | None = None
-        if path is not None:
-            if not path.is_file():
-                raise ConfigurationError(f"no such file: {path}")
-            self.header = self._header(path)
-            if self.header is not None and "phone" not in self.header:
-                raise ConfigurationError(f"{path}: the header row has no 'phone' column")
+        self.delimiter = ","
+        self._spool: str | None = None
+        self.path = self._open(path) if path is not None else None
+        self._phone = 0
+        self._text: int | None = None
+        self._params: list[int] = []
+        if self.path is not None:
+            self._read_header(phone_column, text_column)
 
-    @staticmethod
-    def _header(path: Path) -> list[str] | None:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            for row in csv.reader(f):
-                if not row or not any(cell.strip() for cell in row):
-                    continue
-                names = [cell.strip().lower() for cell in row]
-                return names if {"phone", "text", *_PARAMS} & set(names) else None
-        return None
+    def close(self) -> None:
+        """Remove the copy of standard input, if one was made."""
+        if self._spool is not None:
+            os.unlink(self._spool)
+            self._spool = None
+
+    # ----------------------------------------------------------------- opening
+
+    def _open(self, path: Path) -> Path:
+        if str(path) == "-":
+            fd, name = tempfile.mkstemp(prefix="smsbridge-stdin-", suffix=".csv")
+            with os.fdopen(fd, "wb") as copy:
+                shutil.copyfileobj(sys.stdin.buffer, copy)
+            self._spool = name
+            return Path(name)
+        if not path.is_file():
+            raise InputError(f"no such file: {path}")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"cannot read {path}: permission denied")
+        return path
+
+    def _lines(self) -> Iterator[str]:
+        """The file's text, line by line; bytes that are not UTF-8 are an InputError."""
+        assert self.path is not None
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        line_number, offset = 1, 0
+        with self.path.open("rb") as f:
+            for raw in f:
+                try:
+                    text = decoder.decode(raw)
+                except UnicodeDecodeError as e:
+                    raise InputError(
+                        f"{self._shown()}: line {line_number} is not UTF-8 text (byte "
+                        f"0x{raw[e.start]:02x} at offset {offset + e.start}); save the file "
+                        "as UTF-8"
+                    ) from None
+                line_number += 1
+                offset += len(raw)
+                yield text
+
+    def _shown(self) -> str:
+        return "standard input" if self._spool is not None else str(self.path)
+
+    def _rows(self) -> Iterator[list[str]]:
+        reader = csv.reader(self._lines(), delimiter=self.delimiter)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
+            if row and any(cell.strip() for cell in row):
+                yield row
+
+    def _read_header(self, phone_column: str | None, text_column: str | None) -> None:
+        sample = "".join(_take(self._lines(), _SNIFF))
+        if not sample.strip():
+            return
+        try:
+            self.delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+        except csv.Error:
+            self.delimiter = ","
+        first = next(self._rows(), None)
+        if first is None:
+            return
+        names = [_name(cell) for cell in first]
+        wanted_phone = _name(phone_column) if phone_column else None
+        known = set(PHONE_NAMES) | set(TEXT_NAMES) | set(_PARAMS)
+        header = wanted_phone in names if wanted_phone else bool(known & set(names))
+        if not header:
+            if wanted_phone is not None:
+                raise InputError(
+                    f"{self._shown()}: no column {phone_column!r} in the header {first!r}"
+                )
+            if not _PHONE_LIKE.fullmatch(first[0]):
+                raise InputError(
+                    f"{self._shown()}: the header {first!r} names no phone column; name it "
+                    "'phone' or give --phone-column NAME"
+                )
+            return  # bare numbers, one per line
+        self.header = names
+        self._phone = self._find(
+            names,
+            [wanted_phone] if wanted_phone else list(PHONE_NAMES),
+            "phone",
+            first,
+            required=True,
+        )
+        text_names = [_name(text_column)] if text_column else list(TEXT_NAMES)
+        self._text = self._find(names, text_names, "text", first, required=bool(text_column))
+        self._params = [names.index(p) for p in _PARAMS if p in names]
+
+    def _find(
+        self,
+        names: list[str],
+        candidates: list[str],
+        what: str,
+        first: list[str],
+        *,
+        required: bool,
+    ) -> Any:
+        present = [n for n in candidates if n in names]
+        if not present:
+            if required:
+                raise InputError(f"{self._shown()}: the header {first!r} has no {what} column")
+            return None
+        if len(present) > 1 or names.count(present[0]) > 1:
+            raise InputError(
+                f"{self._shown()}: the header {first!r} names more than one {what} column"
+            )
+        return names.index(present[0])
+
+    # ----------------------------------------------------------------- reading
 
     @property
     def personalised(self) -> bool:
         """Whether rows carry their own texts."""
-        return self.mode == "texts" and self.header is not None and "text" in self.header
+        return self.mode == "texts" and self._text is not None
 
     def scan(self) -> tuple[str, int]:
-        """A digest of the whole input and the number of recipients, in one streamed pass."""
+        """A digest of the whole input and the number of recipients, in one streamed pass
+        that also proves the file readable to its end."""
         digest = hashlib.sha256()
         for value in self.to:
             digest.update(value.encode() + b"\n")
@@ -81,31 +224,19 @@ class Recipients:
         return digest.hexdigest(), count
 
     def _file_rows(self) -> Iterator[list[str]]:
-        assert self.path is not None
-        with self.path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            seen_header = self.header is None
-            for row in reader:
-                if not row or not any(cell.strip() for cell in row):
-                    continue
-                if not seen_header:
-                    seen_header = True
-                    continue
-                yield row
+        rows = self._rows()
+        if self.header is not None:
+            next(rows, None)
+        yield from rows
 
     def _entry(self, row: list[str]) -> Any:
-        if self.header is None:
-            phone = row[0].strip()
-            if self.mode == "texts":
-                return phone, self.default_text or ""
-            return phone if self.mode == "phones" else (phone, ())
-        cells = dict(zip(self.header, row, strict=False))
-        phone = cells.get("phone", "").strip()
+        phone = row[self._phone].strip() if self._phone < len(row) else ""
         if self.mode == "phones":
             return phone
         if self.mode == "texts":
-            return phone, cells.get("text") or self.default_text or ""
-        values = [cells.get(name, "") for name in _PARAMS if name in self.header]
+            text = row[self._text] if self._text is not None and self._text < len(row) else ""
+            return phone, text or self.default_text or ""
+        values = [row[i] if i < len(row) else "" for i in self._params]
         while values and not values[-1]:
             values.pop()
         return phone, tuple(values)
@@ -125,3 +256,12 @@ class Recipients:
             for row in self._file_rows():
                 yield index, self._entry(row)
                 index += 1
+
+
+def _take(lines: Iterator[str], size: int) -> Iterator[str]:
+    taken = 0
+    for line in lines:
+        yield line
+        taken += len(line)
+        if taken >= size:
+            return

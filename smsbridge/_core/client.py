@@ -15,7 +15,7 @@ import anyio
 
 from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine
-from .errors import ConfigurationError
+from .errors import ConfigurationError, SmsBridgeError
 from .exchange import Attempts, Throttle
 from .gateway import Gateway, Job
 from .limiter import RateLimiter, SlidingWindowLimiter
@@ -154,6 +154,22 @@ def env_or(value: str | None, name: str) -> str | None:
     if value is not None:
         return value
     return os.environ.get(name) or None
+
+
+def credential(value: str | None, name: str, what: str) -> str | None:
+    """A credential from ``value`` or the environment variable ``name``, refused (without
+    showing it) when it holds a line break or another control character: it would corrupt
+    the request it travels in."""
+    found = env_or(value, name)
+    if found is not None:
+        if not isinstance(found, str):
+            raise ConfigurationError(f"{what} must be a string")
+        if not found.isprintable() or found != found.strip():
+            raise ConfigurationError(
+                f"{what} contains a line break, a control character or surrounding spaces "
+                f"(from {'the argument' if value is not None else name}); check how it was set"
+            )
+    return found
 
 
 class Client(Generic[J]):
@@ -315,13 +331,20 @@ class Client(Generic[J]):
         chunks = [list(ids[i : i + size]) for i in range(0, len(ids), size)]
         results: list[list[T]] = [[] for _ in chunks]
 
+        errors: list[SmsBridgeError] = []
+
         async def one(n: int) -> None:
             chunk = chunks[n]
-            results[n] = await self._call(build(chunk), lambda r: parse(chunk, r))
+            try:
+                results[n] = await self._call(build(chunk), lambda r: parse(chunk, r))
+            except SmsBridgeError as e:
+                errors.append(e)
 
         async with anyio.create_task_group() as tg:
             for n in range(len(chunks)):
                 tg.start_soon(one, n)
+        if errors:
+            raise errors[0]  # the same for every chunk, as a rule: one error, not a group
         return [item for chunk in results for item in chunk]
 
     async def _call(

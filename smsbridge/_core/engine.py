@@ -162,7 +162,7 @@ class SendEngine(Generic[J]):
         self._caller_error: BaseException | None = None
         self._caller_stopped = False
         self._account_error: SmsBridgeError | None = None
-        self._flights: set[_Flight] = set()
+        self._flights: dict[_Flight, None] = {}  # in the order they began
         self._held: list[Batch] = []
         self._requests = 0
         self._next_index = 0
@@ -384,7 +384,7 @@ class SendEngine(Generic[J]):
         """Reserve the batch's keys, then send what is ours; wait out keys that another send
         holds until it settles."""
         waiting = _Flight(batch, None)
-        self._flights.add(waiting)
+        self._flights[waiting] = None
         window = self._window
         if window is None:
             await self._deliver(waiting)
@@ -411,14 +411,14 @@ class SendEngine(Generic[J]):
                 await self._deliver(waiting)
                 return
             # register every part before the first await, so a cancellation finds them all
-            self._flights.discard(waiting)
+            self._flights.pop(waiting, None)
             ours = [i for i, c in enumerate(claims) if c is Claim.OURS]
             flight = _Flight(batch.pick(ours), [keys[i] for i in ours]) if ours else None
             held = [i for i, c in enumerate(claims) if c is Claim.PENDING]
             waiting = _Flight(batch.pick(held), None)
             for part in (flight, waiting):
                 if part is not None and len(part.batch):
-                    self._flights.add(part)
+                    self._flights[part] = None
             sent = [i for i, c in enumerate(claims) if c is Claim.SENT]
             if sent:
                 await self._settle(batch.pick(sent), Status.SUPPRESSED, _SUPPRESSED)
@@ -511,14 +511,14 @@ class SendEngine(Generic[J]):
         ):
             # one recipient spoiled the request and nothing was sent: halve to isolate it
             await unsent()
-            self._flights.discard(flight)
+            self._flights.pop(flight, None)
             half = n // 2
             keys = flight.keys
             parts = [
                 _Flight(batch.slice(start, end), None if keys is None else keys[start:end])
                 for start, end in ((0, half), (half, n))
             ]
-            self._flights.update(parts)
+            self._flights.update(dict.fromkeys(parts))
             for part in parts:
                 await self._deliver(part)
             return
@@ -554,7 +554,7 @@ class SendEngine(Generic[J]):
             if flight is not None and self._maybe_sent:
                 statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
             if flight is not None:
-                self._flights.discard(flight)
+                self._flights.pop(flight, None)
             # the journal first: what it records is final, whatever happens to the window
             if self._observer is not None and len(batch):
                 try:

@@ -7,7 +7,7 @@ from typing import Unpack
 
 import msgspec
 
-from .._core.client import Client, ClientOptions, SendOptions, env_or
+from .._core.client import Client, ClientOptions, SendOptions, credential
 from .._core.errors import ConfigurationError, InvalidInputError
 from .._core.gateway import check_sender
 from .._core.models import Balance, MessageStatus, Report, SenderStatus
@@ -87,7 +87,7 @@ class SmsClub(Client[SmsClubJob]):
         phones: PhoneRules | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        token = env_or(token, "SMSBRIDGE_SMSCLUB_TOKEN")
+        token = credential(token, "SMSBRIDGE_SMSCLUB_TOKEN", "the SMS Club token")
         if not token:
             raise ConfigurationError(
                 "no SMS Club token: pass token= or set SMSBRIDGE_SMSCLUB_TOKEN"

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Unpack
 
-from .._core.client import Client, ClientOptions, SendOptions, env_or
+from .._core.client import Client, ClientOptions, SendOptions, credential
 from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .._core.gateway import check_sender
 from .._core.models import Report
@@ -53,7 +53,7 @@ class SmsPlus(Client[SmsPlusJob]):
         phones: PhoneRules | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        token = env_or(token, "SMSBRIDGE_SMSPLUS_TOKEN")
+        token = credential(token, "SMSBRIDGE_SMSPLUS_TOKEN", "the SMSPlus token")
         if not token:
             raise ConfigurationError("no SMSPlus token: pass token= or set SMSBRIDGE_SMSPLUS_TOKEN")
         self.gateway = SmsPlusGateway(token, batch_size=batch_size, phones=phones)

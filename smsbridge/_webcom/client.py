@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterable, Iterable
 from typing import Unpack
 
-from .._core.client import Client, ClientOptions, SendOptions, env_or
+from .._core.client import Client, ClientOptions, SendOptions, credential
 from .._core.errors import ConfigurationError, InvalidInputError
 from .._core.models import Balance, MessageStatus, Report
 from .._core.phones import PhoneRules
@@ -77,10 +77,10 @@ class Webcom(Client[WebcomJob]):
         **options: Unpack[ClientOptions],
     ) -> None:
         if login is None and password is None:
-            token = env_or(token, "SMSBRIDGE_WEBCOM_TOKEN")
+            token = credential(token, "SMSBRIDGE_WEBCOM_TOKEN", "the Webcom token")
         if not token:
-            login = env_or(login, "SMSBRIDGE_WEBCOM_LOGIN")
-            password = env_or(password, "SMSBRIDGE_WEBCOM_PASSWORD")
+            login = credential(login, "SMSBRIDGE_WEBCOM_LOGIN", "the Webcom login")
+            password = credential(password, "SMSBRIDGE_WEBCOM_PASSWORD", "the Webcom password")
             if not (login and password):
                 raise ConfigurationError(
                     "no Webcom credentials: pass token= (or login= and password=), or set "

@@ -1,0 +1,151 @@
+"""Bad input at the command line: exit 2 (1 where the gateway refused the account), one line
+on stderr, no traceback, nothing sent. The command runs in-process (``main``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from smsbridge import RetryPolicy
+from smsbridge._cli import main
+from smsbridge.testing import FakeSmsClub, FakeWebcom
+
+from .conftest import free_port
+from .helpers import TOKEN, ThreadedFake
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SMSBRIDGE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SMSBRIDGE_SMSCLUB_TOKEN", TOKEN)
+    monkeypatch.setenv("SMSBRIDGE_SMSCLUB_URL", f"http://127.0.0.1:{free_port()}")
+
+
+def fails(argv: list[str], capsys: pytest.CaptureFixture[str], status: int = 2) -> str:
+    """Run the command; it must exit with `status` and one line on stderr, no traceback."""
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("smsbridge: "), err
+    assert "Traceback" not in err
+    return err
+
+
+SEND = ["send", "smsclub", "--sender", "Shop", "--text", "Sale"]
+
+
+def test_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Windows-1251 bytes: the line and the byte are named."""
+    path = tmp_path / "cp1251.csv"
+    path.write_bytes("phone,text\n380501234567,Привіт\n".encode("cp1251"))
+    err = fails([*SEND, "--to-file", str(path)], capsys)
+    assert "line 2 is not UTF-8" in err and "save the file as UTF-8" in err
+
+
+def test_a_field_over_the_csv_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 200,000-character field (an unclosed quote swallowing the file, say)."""
+    path = tmp_path / "long.csv"
+    path.write_text('phone,text\n380501234567,"' + "x" * 200_000 + '"\n', encoding="utf-8")
+    err = fails([*SEND, "--to-file", str(path)], capsys)
+    assert "line" in err and "field larger than field limit" in err
+
+
+@pytest.mark.parametrize("header", ["phone,phone", "phone,text,message", "phone,text,TEXT"])
+def test_a_header_naming_a_column_twice(
+    header: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two phone columns, or two text columns: which one? Refused."""
+    path = tmp_path / "twice.csv"
+    path.write_text(f"{header}\n380501234567,a,b\n", encoding="utf-8")
+    err = fails([*SEND, "--to-file", str(path)], capsys)
+    assert "more than one" in err
+
+
+def test_a_header_with_no_phone_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Once read as numbers (every row rejected, exit 0); now refused, the header quoted."""
+    path = tmp_path / "nophone.csv"
+    path.write_text("Name;Surname;Tel. number\nOlena;K;380501234567\n", encoding="utf-8")
+    err = fails([*SEND, "--to-file", str(path)], capsys)
+    assert "'Name', 'Surname', 'Tel. number'" in err and "--phone-column" in err
+
+
+def test_a_phone_column_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--phone-column names a column the header lacks."""
+    path = tmp_path / "x.csv"
+    path.write_text("phone\n380501234567\n", encoding="utf-8")
+    err = fails([*SEND, "--to-file", str(path), "--phone-column", "mobile"], capsys)
+    assert "no column 'mobile'" in err
+
+
+@pytest.mark.parametrize("where", ["missing", "a file", "read-only"])
+def test_a_journal_where_none_can_be(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal in a folder that does not exist, under a file, or on a file system nobody
+    can write (/proc, read-only even for root)."""
+    folder = {"missing": tmp_path / "nope", "a file": tmp_path / "f", "read-only": Path("/proc")}
+    (tmp_path / "f").write_text("")
+    path = folder[where] / "j.journal"
+    err = fails([*SEND, "--to", "380501234567", "--journal", str(path)], capsys)
+    assert "cannot keep a journal" in err
+
+
+@pytest.mark.parametrize("rate", ["0", "-3", "nine", "1.5"])
+def test_a_rate_that_is_no_rate(rate: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--rate 0 was silently 9; now it is refused."""
+    err = fails([*SEND, "--to", "380501234567", "--rate", rate], capsys)
+    assert "--rate" in err
+
+
+@pytest.mark.parametrize("token", ["abc\r\nX-Evil: 1", "abc\n", "\tabc"])
+def test_a_token_with_a_line_break(
+    token: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A token with CR/LF would split the Authorization header: refused, never shown."""
+    monkeypatch.setenv("SMSBRIDGE_SMSCLUB_TOKEN", token)
+    err = fails([*SEND, "--to", "380501234567"], capsys)
+    assert "line break" in err and "abc" not in err
+
+
+@pytest.mark.parametrize("command", [["status", "smsclub", "123"], ["balance", "smsclub"]])
+def test_calls_with_a_wrong_token_refused_port_or_wrong_url(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status and balance: nothing listening (exit 2), a wrong base URL answering 404
+    (exit 2), a wrong token (exit 1, the account refused); one line each, no group."""
+    quick = RetryPolicy(backoff=0.001, max_backoff=0.001)
+    monkeypatch.setattr("smsbridge._core.client.RetryPolicy", lambda: quick)
+    fails(command, capsys, 2)
+    with ThreadedFake(FakeWebcom(tokens=[TOKEN])) as other:  # no /sms/... here: 404
+        monkeypatch.setenv("SMSBRIDGE_SMSCLUB_URL", other.url)
+        assert "base URL" in fails(command, capsys, 2)
+    with ThreadedFake(FakeSmsClub(tokens=["the-right-one"])) as fake:
+        monkeypatch.setenv("SMSBRIDGE_SMSCLUB_URL", fake.url)
+        assert "credentials" in fails(command, capsys, 1)
+        assert fake.sent == []
+
+
+def test_stdin_and_semicolons_and_named_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--to-file -` reads standard input; a ';' export with its own column names works with
+    --phone-column and --text-column."""
+    import io
+    import sys
+
+    data = "Mobile;Повідомлення\n380501234567;Привіт\n380501234568;Добрий день\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data.encode())))
+    with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
+        monkeypatch.setenv("SMSBRIDGE_SMSCLUB_URL", fake.url)
+        argv = ["send", "smsclub", "--sender", "Shop", "--to-file", "-", "--json"]
+        argv += ["--phone-column", "Mobile", "--text-column", "Повідомлення"]
+        assert main(argv) == 0, capsys.readouterr().err
+        assert {m.phone: m.text for m in fake.sent} == {
+            "380501234567": "Привіт",
+            "380501234568": "Добрий день",
+        }
