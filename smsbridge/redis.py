@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ._core.client import StateFactory
 from ._core.clock import Clock, SystemClock
 from ._core.errors import ConfigurationError, StateBackendError
 from ._core.gateway import Batch
@@ -45,7 +46,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("smsbridge.redis needs: pip install 'smsbridge[redis]'") from e
 
-__all__ = ["RedisLimiter", "RedisState", "RedisWindow", "connect", "scripts"]
+__all__ = ["RedisLimiter", "RedisState", "RedisWindow", "connect", "redis_state", "scripts"]
 
 log = logging.getLogger("smsbridge.redis")
 
@@ -436,3 +437,36 @@ class RedisState:
         """Close the connection pool."""
         with anyio.CancelScope(shield=True):
             await self.client.aclose()
+
+
+def redis_state(url: str, *, outage: float = 30.0) -> StateFactory:
+    """What a client needs to keep its account's limiter and window in the Redis at ``url``
+    (``SmsClub(state=redis_state(url))``; ``redis_url=`` and ``SMSBRIDGE_REDIS_URL`` do
+    this). The URL is checked now; the connection is opened on first use."""
+    connect(url).connection_pool.disconnect  # noqa: B018 - a bad URL fails here, not later
+
+    def factory(
+        *,
+        provider: str,
+        account: str,
+        secret: bytes,
+        limit: int,
+        period: float,
+        margin: float,
+        window_ttl: float,
+        clock: Clock,
+    ) -> RedisState:
+        return RedisState(
+            url,
+            provider=provider,
+            account_id=account,
+            secret=secret,
+            limit=limit,
+            period=period,
+            margin=margin,
+            window_ttl=window_ttl,
+            outage=outage,
+            clock=clock,
+        )
+
+    return factory

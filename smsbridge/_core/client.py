@@ -1,4 +1,10 @@
-"""What every gateway client shares: settings, lifecycle, the send engine and plain calls."""
+"""What every gateway client shares: credentials and settings read by its gateway's
+declaration, its lifecycle, the send engine, the dry run and plain calls.
+
+The shared state (limiter and duplicate window) is handed in: in-memory by default, or made
+by a :class:`StateFactory` (``smsbridge.redis`` makes the Redis one). The core imports no
+backend.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import ssl
 import warnings
 from collections.abc import AsyncIterable, Callable, Container, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypedDict, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack
 
 import anyio
 
@@ -17,10 +23,10 @@ from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine
 from .errors import ConfigurationError, SmsBridgeError
 from .exchange import Attempts, Throttle
-from .gateway import Gateway, Job
-from .limiter import RateLimiter, SlidingWindowLimiter
+from .gateway import Gateway, GatewaySpec, Job, Message
+from .limiter import RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report
-from .recipients import Unpack
+from .recipients import Unpacker
 from .retry import RetryPolicy
 from .transport import (
     AiohttpTransport,
@@ -32,10 +38,15 @@ from .transport import (
 )
 from .window import DuplicateWindow, MemoryWindow
 
-if TYPE_CHECKING:
-    from ..redis import RedisState
-
-__all__ = ["Client", "ClientOptions", "InsecureTransportWarning", "SendOptions", "holder_for"]
+__all__ = [
+    "Client",
+    "ClientOptions",
+    "InsecureTransportWarning",
+    "SendOptions",
+    "SharedState",
+    "StateFactory",
+    "holder_for",
+]
 
 log = logging.getLogger("smsbridge")
 
@@ -71,6 +82,8 @@ class ClientOptions(TypedDict, total=False):
         redis_url: share the limiter and duplicate window through Redis, for many processes
             on one account (default ``SMSBRIDGE_REDIS_URL``; needs ``smsbridge[redis]``).
         redis_outage: seconds a send waits for an unreachable Redis before it stops (30).
+        state: share the limiter and window through a backend of your own (a
+            :class:`StateFactory`); ``redis_url`` is the built-in one.
     """
 
     base_url: str | None
@@ -91,6 +104,45 @@ class ClientOptions(TypedDict, total=False):
     account: str
     redis_url: str | None
     redis_outage: float
+    state: StateFactory
+
+
+class SharedState(Protocol):
+    """A limiter and a duplicate window kept beyond one client (Redis: across processes)."""
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The account's limiter."""
+        ...
+
+    @property
+    def window(self) -> DuplicateWindow | None:
+        """The account's duplicate window, if it has one."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release its connections."""
+        ...
+
+
+class StateFactory(Protocol):
+    """Makes the shared state of one account (see :func:`smsbridge.redis.redis_state`)."""
+
+    def __call__(
+        self,
+        *,
+        provider: str,
+        account: str,
+        secret: bytes,
+        limit: int,
+        period: float,
+        margin: float,
+        window_ttl: float,
+        clock: Clock,
+    ) -> SharedState:
+        """The state of the account ``account`` of ``provider``; ``secret`` keys its window
+        entries."""
+        ...
 
 
 class InsecureTransportWarning(UserWarning):
@@ -173,52 +225,47 @@ def credential(value: str | None, name: str, what: str) -> str | None:
 
 
 class Client(Generic[J]):
-    """Base of the gateway clients: use ``async with`` to open and close its one session."""
+    """Base of the gateway clients: use ``async with`` to open and close its one session.
 
-    _default_url: str = ""
-    _env_prefix: str = ""
-    _plain_http_default: bool = False
+    A subclass declares its gateway (:attr:`spec`), builds its adapter from the resolved
+    credentials (:meth:`_adapter`) and turns a :class:`Message` into its adapter's job
+    (:meth:`_prepare`); everything else is here.
+    """
 
-    def __init__(
-        self,
-        gateway: Gateway[J],
-        *,
-        identity: str,
-        options: ClientOptions,
-    ) -> None:
-        self._gateway = gateway
-        provider = gateway.name
-        url = env_or(options.get("base_url"), f"{self._env_prefix}_URL") or self._default_url
+    spec: ClassVar[GatewaySpec]
+
+    def __init__(self, credentials: dict[str, str | None], options: ClientOptions) -> None:
+        spec = self.spec
+        resolved = _credentials(spec, credentials)
+        self._gateway = self._adapter(resolved)
+        url = env_or(options.get("base_url"), f"{spec.env_prefix}_URL") or spec.default_url
         allow_http = options.get("allow_insecure_http", False) or (
-            self._plain_http_default and url == self._default_url
+            spec.plain_http_default and url == spec.default_url
         )
         self.base_url, self._insecure = check_base_url(url, allow_insecure_http=allow_http)
-        secret = hashlib.sha256(f"smsbridge\x00{provider}\x00{identity}".encode()).digest()
-        self.account = options.get("account") or f"{provider}-{secret[:6].hex()}"
+        identity = "\x00".join(resolved.values())
+        secret = hashlib.sha256(f"smsbridge\x00{spec.name}\x00{identity}".encode()).digest()
+        self.account = options.get("account") or f"{spec.name}-{secret[:6].hex()}"
         self._clock: Clock = options.get("clock") or SystemClock()
         self.concurrency = options.get("concurrency", 10)
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError("concurrency must be a positive integer")
-        redis_url = env_or(options.get("redis_url"), "SMSBRIDGE_REDIS_URL")
+        factory = options.get("state")
         rate = options.get("rate", 9)
         period = options.get("rate_period", 1.0)
-        margin = options.get("rate_margin", 0.04 if redis_url else 0.015)
+        margin = options.get("rate_margin", 0.04 if factory else 0.015)
         ttl = options.get("window_ttl", 120.0)
-        self._shared: RedisState | None = None
-        if redis_url:
-            from ..redis import RedisState
-
-            account_id = options.get("account") or secret[:8].hex()
-            self._shared = RedisState(
-                redis_url,
-                provider=provider,
-                account_id=account_id,
+        self._shared: SharedState | None = None
+        if factory is not None:
+            self._shared = factory(
+                provider=spec.name,
+                account=options.get("account") or secret[:8].hex(),
                 secret=hashlib.sha256(b"window\x00" + secret).digest(),
                 limit=rate,
                 period=period,
                 margin=margin,
                 window_ttl=ttl,
-                outage=options.get("redis_outage", 30.0),
+                clock=self._clock,
             )
         limiter = options.get("limiter") or (
             self._shared.limiter
@@ -238,6 +285,15 @@ class Client(Generic[J]):
         self._ssl_context = options.get("ssl_context")
         self._given_transport = options.get("transport")
         self._transport: Transport | None = None
+
+    def _adapter(self, credentials: dict[str, str]) -> Gateway[J]:
+        """The gateway's adapter, given the credentials the declaration named."""
+        raise NotImplementedError
+
+    async def _prepare(self, message: Message, options: SendOptions) -> tuple[J, Unpacker]:
+        """The adapter's job for ``message`` (sent with ``options``) and how its recipients
+        come."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         state = "open" if self._transport is not None else "closed"
@@ -291,19 +347,56 @@ class Client(Generic[J]):
             )
         return self._transport
 
-    async def _run_send(
+    async def send_message(
+        self,
+        message: Message,
+        *,
+        to: Iterable[Any] | AsyncIterable[Any],
+        **options: Unpack[SendOptions],
+    ) -> Report:
+        """Send ``message`` to every recipient of ``to``, whatever the gateway: numbers for a
+        text, ``(number, text)`` pairs for personal texts, ``(number, parameters)`` pairs
+        for a template (see :class:`Message`). The gateway's own methods (``send``...) are
+        this with their own options.
+
+        Raises:
+            InvalidInputError: the gateway cannot carry this kind of message.
+        """
+        job, unpack = await self._prepare(message, options)
+        return await self._run_send(job, to, unpack, options)
+
+    async def plan(
+        self,
+        message: Message,
+        *,
+        to: Iterable[Any] | AsyncIterable[Any],
+        **options: Unpack[SendOptions],
+    ) -> Report:
+        """A dry run of :meth:`send_message`: the very same path, numbers checked,
+        duplicates found, requests packed and built, but nothing sent, no rate slot taken and
+        no shared state touched. ``accepted`` counts what would go, ``requests`` the requests
+        it would take; nothing is ``failed`` or ``uncertain``."""
+        job, unpack = await self._prepare(message, options)
+        window = (
+            MemoryWindow(self._window.ttl, clock=self._clock) if self._window is not None else None
+        )
+        engine = self._engine(job, options, plan=True, window=window)
+        return await engine.run(to, unpack, indexed=options.get("indexed", False))
+
+    def _engine(
         self,
         job: J,
-        source: Iterable[Any] | AsyncIterable[Any],
-        unpack: Unpack,
         options: SendOptions,
-    ) -> Report:
-        engine = SendEngine(
+        *,
+        plan: bool = False,
+        window: DuplicateWindow | None = None,
+    ) -> SendEngine[J]:
+        return SendEngine(
             gateway=self._gateway,
             job=job,
-            transport=self._open_transport(),
-            throttle=self._throttle,
-            window=self._window,
+            transport=_NoTransport() if plan else self._open_transport(),
+            throttle=Throttle(_NoLimit(), self.concurrency) if plan else self._throttle,
+            window=window if plan else self._window,
             retry=self._retry,
             at_least_once=self._at_least_once,
             clock=self._clock,
@@ -314,7 +407,17 @@ class Client(Generic[J]):
             stop=options.get("stop"),
             observer=options.get("observer"),
             maybe_sent=options.get("maybe_sent"),
+            plan=plan,
         )
+
+    async def _run_send(
+        self,
+        job: J,
+        source: Iterable[Any] | AsyncIterable[Any],
+        unpack: Unpacker,
+        options: SendOptions,
+    ) -> Report:
+        engine = self._engine(job, options)
         return await engine.run(
             source, unpack, indexed=options.get("indexed", False), earlier=options.get("earlier")
         )
@@ -364,6 +467,63 @@ class Client(Generic[J]):
             ambiguous_ok=idempotent,
         )
         return await attempts.run(request, parse)
+
+
+def _credentials(spec: GatewaySpec, given: dict[str, str | None]) -> dict[str, str]:
+    """The first complete way to authenticate of the declaration: from the arguments given
+    alone, else from them and the environment (``SMSBRIDGE_<NAME>_<ARGUMENT>``)."""
+    for from_env in (False, True):
+        for names in spec.credentials:
+            found: dict[str, str] = {}
+            for name in names:
+                what = f"the {spec.title} {name}"
+                value = given.get(name)
+                if from_env:
+                    value = credential(value, f"{spec.env_prefix}_{name.upper()}", what)
+                elif value is not None:
+                    value = credential(value, "", what)
+                if value:
+                    found[name] = value
+            if len(found) == len(names):
+                return found
+    ways = ", or ".join(
+        " and ".join(f"{n}=" for n in names)
+        + " or set "
+        + " and ".join(f"{spec.env_prefix}_{n.upper()}" for n in names)
+        for names in spec.credentials
+    )
+    raise ConfigurationError(f"no {spec.title} credentials: pass {ways}")
+
+
+class _NoLimit:
+    """A dry run's limiter: every slot at once, counted nowhere."""
+
+    async def acquire(self) -> Slot:
+        return _FreeSlot()
+
+    async def defer(self, seconds: float) -> None:
+        pass
+
+
+class _FreeSlot:
+    async def ready(self) -> None:
+        pass
+
+    def start(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class _NoTransport:
+    """A dry run's transport: never called (the engine plans instead of sending)."""
+
+    async def send(self, request: HttpRequest, ready: object = None) -> HttpResponse:
+        raise ConfigurationError("a dry run sends nothing")
+
+    async def aclose(self) -> None:
+        pass
 
 
 def holder_for(key: str | bytes | None) -> str:

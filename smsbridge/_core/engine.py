@@ -50,7 +50,7 @@ from .errors import RejectedError, SmsBridgeError
 from .exchange import Attempts, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
 from .models import Keep, Outcome, Report, Status
-from .recipients import Unpack
+from .recipients import Unpacker
 from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
@@ -139,6 +139,7 @@ class SendEngine(Generic[J]):
         stop: anyio.Event | None = None,
         observer: BatchObserver | None = None,
         maybe_sent: Container[int] | None = None,
+        plan: bool = False,
     ) -> None:
         self._gateway = gateway
         self._job = job
@@ -158,6 +159,7 @@ class SendEngine(Generic[J]):
         self._stop = stop
         self._observer = observer
         self._maybe_sent = maybe_sent
+        self._plan = plan
         # the two reasons to stop: the caller's (its event, or its code failed) and the account's
         self._caller_error: BaseException | None = None
         self._caller_stopped = False
@@ -174,7 +176,7 @@ class SendEngine(Generic[J]):
     async def run(
         self,
         source: Iterable[Any] | AsyncIterable[Any],
-        unpack: Unpack,
+        unpack: Unpacker,
         *,
         indexed: bool = False,
         earlier: Iterable[tuple[Any, bool]] | None = None,
@@ -255,7 +257,7 @@ class SendEngine(Generic[J]):
 
     # ----------------------------------------------------------------- intake
 
-    async def _hold_earlier(self, earlier: Iterable[tuple[Any, bool]], unpack: Unpack) -> None:
+    async def _hold_earlier(self, earlier: Iterable[tuple[Any, bool]], unpack: Unpacker) -> None:
         """Put the window where an earlier run of this send left it (see ``earlier``)."""
         window = self._window
         assert window is not None
@@ -288,7 +290,7 @@ class SendEngine(Generic[J]):
     async def _read(
         self,
         source: Iterable[Any] | AsyncIterable[Any],
-        unpack: Unpack,
+        unpack: Unpacker,
         send: ObjectSendStream[Batch],
     ) -> None:
         async with send:
@@ -302,7 +304,7 @@ class SendEngine(Generic[J]):
     async def _intake(
         self,
         source: Iterable[Any] | AsyncIterable[Any],
-        unpack: Unpack,
+        unpack: Unpacker,
         send: ObjectSendStream[Batch],
     ) -> None:
         size = self._gateway.batch_size
@@ -334,7 +336,9 @@ class SendEngine(Generic[J]):
             await send.send(held[0])
             del held[0]
 
-    async def _feed(self, chunk: list[Any], unpack: Unpack, send: ObjectSendStream[Batch]) -> None:
+    async def _feed(
+        self, chunk: list[Any], unpack: Unpacker, send: ObjectSendStream[Batch]
+    ) -> None:
         """Turn a chunk of input entries into batches for the workers."""
         base = self._next_index
         self._next_index = base + len(chunk)
@@ -445,6 +449,10 @@ class SendEngine(Generic[J]):
             await self._settle_flight(flight, status, _reason(e))
             if e.account_wide:
                 self._account_failed(e)
+            return
+        if self._plan:  # a dry run: the request is built and counted, and goes nowhere
+            self._requests += 1
+            await self._emit(batch, [Status.ACCEPTED] * len(batch), [None] * len(batch), flight)
             return
         attempts: Attempts[BatchResult] = Attempts(
             self._throttle,

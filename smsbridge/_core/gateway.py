@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime
 import email.utils
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -37,7 +37,9 @@ __all__ = [
     "BatchResult",
     "ChunkPacker",
     "Gateway",
+    "GatewaySpec",
     "Job",
+    "Message",
     "Packer",
     "UniquePhonePacker",
     "check_sender",
@@ -45,6 +47,84 @@ __all__ = [
     "retry_after_seconds",
     "status_error",
 ]
+
+
+MessageKind = Literal["text", "personal", "template"]
+"""What a send carries: one text for everyone, each recipient's own text, or a template."""
+
+Call = Literal["status", "balance", "senders", "templates"]
+"""The calls besides sending that a gateway may offer."""
+
+
+class GatewaySpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A gateway, declared once, in its own package: what the core, the command line, the
+    dry run, the fakes' catalogue and the web edges know of it.
+
+    Attributes:
+        name: the short name (``smsclub``): the command line's word, the environment
+            prefix (``SMSBRIDGE_SMSCLUB_*``), the name in errors and logs.
+        title: the name people know (``SMS Club``).
+        default_url: the documented base URL.
+        plain_http_default: the documented URL is plain HTTP (allowed, with a warning).
+        https_url: an HTTPS address of the same platform, where one is known.
+        region: the home country, whose national format is accepted (``UA``).
+        countries: the countries served; ``None`` for any.
+        batch_size: recipients per request by default; max_batch: the documented ceiling.
+        retry_safe: a repeat of an ambiguous request cannot send twice (the gateway
+            de-duplicates by an id the adapter puts in each request).
+        credentials: the ways to authenticate, each a tuple of argument names (also read
+            from ``SMSBRIDGE_<NAME>_<ARGUMENT>``), the first complete one wins.
+        messages: what it can send (see :data:`MessageKind`).
+        calls: what else it can do (see :data:`Call`).
+        client: the client class, as ``module:Class``.
+        fake: its fake gateway class for tests, as ``module:Class``.
+    """
+
+    name: str
+    title: str
+    default_url: str
+    region: str
+    client: str
+    fake: str
+    plain_http_default: bool = False
+    https_url: str | None = None
+    countries: tuple[str, ...] | None = None
+    batch_size: int = 100
+    max_batch: int | None = None
+    retry_safe: bool = False
+    credentials: tuple[tuple[str, ...], ...] = (("token",),)
+    messages: frozenset[MessageKind] = frozenset({"text"})
+    calls: frozenset[Call] = frozenset()
+
+    @property
+    def env_prefix(self) -> str:
+        """``SMSBRIDGE_<NAME>``: the prefix of its environment variables."""
+        return f"SMSBRIDGE_{self.name.upper()}"
+
+    def phone_rules(self) -> PhoneRules:
+        """How it wants its numbers."""
+        return PhoneRules(self.region, countries=self.countries)
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """What a send says, whatever the gateway: a sender, and one text for everyone, or an
+    approved template, or neither (each recipient brings its own text).
+
+    The recipients of :meth:`~smsbridge.SmsClub.send_message` follow the kind: numbers for
+    a text, ``(number, text)`` pairs for personal texts, ``(number, parameters)`` pairs for a
+    template.
+    """
+
+    sender: str
+    text: str | None = None
+    template: int | None = None
+
+    @property
+    def kind(self) -> MessageKind:
+        """``template``, ``text`` or ``personal``."""
+        if self.template is not None:
+            return "template"
+        return "text" if self.text is not None else "personal"
 
 
 class Batch:
@@ -202,28 +282,43 @@ class UniquePhonePacker:
     lacks it, so each number's entries stay in input order across batches, every column
     moving in lockstep.
 
-    At most ``max_open`` batches wait to be filled; past that the oldest goes out part-full.
+    With ``shape``, only recipients of the same shape share a batch (SMSPlus: the same number
+    of parameters). At most ``max_open`` batches wait to be filled; past that the oldest goes
+    out part-full.
     """
 
-    def __init__(self, size: int, max_open: int = 8) -> None:
+    def __init__(
+        self,
+        size: int,
+        max_open: int = 8,
+        shape: Callable[[Batch, int], Hashable] | None = None,
+    ) -> None:
         self.size = size
         self.max_open = max_open
-        self._open: list[tuple[Batch, set[str]]] = []
+        self._shape = shape
+        self._open: list[tuple[Batch, set[str], Hashable]] = []
 
     def pack(self, batch: Batch) -> list[Batch]:
-        """Place each recipient in the first open batch without its number."""
-        size = self.size
-        if not self._open and len(batch) == size and len(set(batch.phones)) == size:
+        """Place each recipient in the first open batch without its number (and of its
+        shape)."""
+        size, shape = self.size, self._shape
+        if (
+            not self._open
+            and len(batch) == size
+            and len(set(batch.phones)) == size
+            and (shape is None or len({shape(batch, row) for row in range(size)}) == 1)
+        ):
             return [batch]
         ready: list[Batch] = []
         texts, params = batch.texts, batch.params
         for row, phone in enumerate(batch.phones):
-            for target, phones in self._open:
-                if phone not in phones and len(target) < size:
+            kind = None if shape is None else shape(batch, row)
+            for target, phones, target_kind in self._open:
+                if phone not in phones and len(target) < size and target_kind == kind:
                     break
             else:
                 target, phones = batch.empty(), set()
-                self._open.append((target, phones))
+                self._open.append((target, phones, kind))
             phones.add(phone)
             target.indices.append(batch.indices[row])
             target.phones.append(phone)
@@ -237,7 +332,7 @@ class UniquePhonePacker:
 
     def flush(self) -> list[Batch]:
         """Every open batch, oldest first."""
-        ready = [b for b, _ in self._open if len(b)]
+        ready = [b for b, _, _ in self._open if len(b)]
         self._open = []
         return ready
 

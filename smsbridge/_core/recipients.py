@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-__all__ = ["Columns", "Unpack", "phone_param_pairs", "phone_text_pairs", "phones_only"]
+__all__ = ["Columns", "Unpacker", "phone_param_pairs", "phone_text_pairs", "phones_only"]
 
 Columns = tuple[Sequence[object], list[str] | None, list[tuple[str, ...]] | None, dict[int, str]]
 """Raw phones, texts (or ``None``), template parameters (or ``None``), and by position the
 reasons of malformed entries."""
 
-Unpack = Callable[[list[Any]], Columns]
+Unpacker = Callable[[list[Any]], Columns]
 """Splits a chunk of input entries into :data:`Columns`."""
 
 

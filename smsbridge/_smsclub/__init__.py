@@ -1,0 +1,5 @@
+"""The smsclub gateway: its declaration (spec), wire shapes, adapter, client and fake."""
+
+from .spec import SPEC
+
+__all__ = ["SPEC"]

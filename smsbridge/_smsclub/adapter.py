@@ -48,11 +48,12 @@ from .._core.models import (
 from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
 from . import wire
+from .spec import SPEC
 
 __all__ = ["MAX_BATCH", "SmsClubGateway", "SmsClubJob"]
 
-NAME = "smsclub"
-MAX_BATCH = 100
+NAME = SPEC.name
+MAX_BATCH = SPEC.max_batch or SPEC.batch_size
 """Numbers per send request and ids per status request, as documented."""
 
 _BALANCE = re.compile(
@@ -101,7 +102,7 @@ class SmsClubGateway:
     """
 
     name = NAME
-    retry_safe = False
+    retry_safe = SPEC.retry_safe
 
     def __init__(
         self, token: str, *, batch_size: int = MAX_BATCH, phones: PhoneRules | None = None
@@ -109,7 +110,7 @@ class SmsClubGateway:
         if not 1 <= batch_size <= MAX_BATCH:
             raise InvalidInputError(f"batch_size must be 1..{MAX_BATCH}, got {batch_size}")
         self.batch_size = batch_size
-        self.phones = phones or PhoneRules("UA")
+        self.phones = phones or SPEC.phone_rules()
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",

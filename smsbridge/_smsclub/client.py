@@ -7,14 +7,16 @@ from typing import Unpack
 
 import msgspec
 
-from .._core.client import Client, ClientOptions, SendOptions, credential
-from .._core.errors import ConfigurationError, InvalidInputError
-from .._core.gateway import check_sender
+from .._client import GatewayClient
+from .._core.client import ClientOptions, SendOptions
+from .._core.errors import InvalidInputError
+from .._core.gateway import Message, check_sender
 from .._core.models import Balance, MessageStatus, Report, SenderStatus
 from .._core.phones import PhoneRules
-from .._core.recipients import phone_text_pairs, phones_only
+from .._core.recipients import Unpacker, phone_text_pairs, phones_only
 from . import wire
 from .adapter import MAX_BATCH, SmsClubGateway, SmsClubJob
+from .spec import SPEC
 
 __all__ = ["SenderRegistration", "SmsClub"]
 
@@ -59,7 +61,7 @@ def _lifetime(lifetime: int | None) -> int | None:
     return lifetime
 
 
-class SmsClub(Client[SmsClubJob]):
+class SmsClub(GatewayClient[SmsClubJob]):
     """Client for SMS Club (Ukraine), ``https://im.smsclub.mobi``.
 
     ::
@@ -75,8 +77,7 @@ class SmsClub(Client[SmsClubJob]):
         **options: see :class:`ClientOptions` (rate, windows, timeouts, base URL, ...).
     """
 
-    _default_url = "https://im.smsclub.mobi"
-    _env_prefix = "SMSBRIDGE_SMSCLUB"
+    spec = SPEC
 
     def __init__(
         self,
@@ -87,14 +88,30 @@ class SmsClub(Client[SmsClubJob]):
         phones: PhoneRules | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        token = credential(token, "SMSBRIDGE_SMSCLUB_TOKEN", "the SMS Club token")
-        if not token:
-            raise ConfigurationError(
-                "no SMS Club token: pass token= or set SMSBRIDGE_SMSCLUB_TOKEN"
-            )
-        self.gateway = SmsClubGateway(token, batch_size=batch_size, phones=phones)
+        self._batch_size = batch_size
+        self._phones = phones
         self._integration_id = integration_id
-        super().__init__(self.gateway, identity=token, options=options)
+        super().__init__({"token": token}, options)
+        self.gateway: SmsClubGateway = self._gateway  # type: ignore[assignment]
+
+    def _adapter(self, credentials: dict[str, str]) -> SmsClubGateway:
+        return SmsClubGateway(
+            credentials["token"], batch_size=self._batch_size, phones=self._phones
+        )
+
+    def _job(self, message: Message, lifetime: int | None = None) -> SmsClubJob:
+        if message.kind == "template":
+            raise InvalidInputError("SMS Club sends texts, not templates")
+        return SmsClubJob(
+            sender=check_sender(message.sender),
+            text=None if message.text is None else _text_of(message.text),
+            lifetime=_lifetime(lifetime),
+            integration_id=self._integration_id,
+        )
+
+    async def _prepare(self, message: Message, options: SendOptions) -> tuple[SmsClubJob, Unpacker]:
+        job = self._job(message)
+        return job, phones_only if job.text is not None else phone_text_pairs
 
     async def send(
         self,
@@ -115,12 +132,7 @@ class SmsClub(Client[SmsClubJob]):
             **options: ``on_outcome``, ``keep``, ``stop``, ``observer``, ``indexed``; see
                 :class:`SendOptions`.
         """
-        job = SmsClubJob(
-            sender=check_sender(sender),
-            text=_text_of(text),
-            lifetime=_lifetime(lifetime),
-            integration_id=self._integration_id,
-        )
+        job = self._job(Message(sender=sender, text=_text_of(text)), lifetime)
         return await self._run_send(job, to, phones_only, options)
 
     async def send_personal(
@@ -135,7 +147,7 @@ class SmsClub(Client[SmsClubJob]):
 
         A pair with an empty text is ``rejected``; otherwise as :meth:`send`.
         """
-        job = SmsClubJob(sender=check_sender(sender), lifetime=_lifetime(lifetime))
+        job = self._job(Message(sender=sender), lifetime)
         return await self._run_send(job, messages, phone_text_pairs, options)
 
     async def status(self, message_ids: Iterable[str | int]) -> list[MessageStatus]:

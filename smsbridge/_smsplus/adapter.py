@@ -35,10 +35,11 @@ from .._core.models import Status
 from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
 from . import wire
+from .spec import SPEC
 
 __all__ = ["CODES", "DEFAULT_BATCH", "SmsPlusGateway", "SmsPlusJob", "Template"]
 
-NAME = "smsplus"
+NAME = SPEC.name
 MAX_TEXT = 160
 
 DEFAULT_BATCH = 100
@@ -109,17 +110,6 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
             count * (len(params[p]) if p < len(params) else width) for p, count, width in uses
         )
 
-    def render(self, params: Sequence[str]) -> str | None:
-        """The text a recipient gets with these parameters, or ``None`` if the text is unknown."""
-        if self.text is None:
-            return None
-
-        def value(match: re.Match[str]) -> str:
-            position = _ORDINAL[match.group(1).lower()]
-            return params[position] if position < len(params) else match.group(0)
-
-        return _PLACEHOLDER.sub(value, self.text)
-
     @classmethod
     def from_answer(cls, entry: Any) -> Template | None:
         """A template from one entry of the templates answer (field names vary)."""
@@ -176,6 +166,10 @@ class SmsPlusJob(msgspec.Struct, frozen=True, kw_only=True):
         return f"template #{self.template_id}"
 
 
+def _param_count(batch: Batch, row: int) -> int:
+    return len(batch.params[row]) if batch.params is not None else 0
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
@@ -206,7 +200,7 @@ class SmsPlusGateway:
     """
 
     name = NAME
-    retry_safe = False
+    retry_safe = SPEC.retry_safe
 
     def __init__(
         self, token: str, *, batch_size: int = DEFAULT_BATCH, phones: PhoneRules | None = None
@@ -214,7 +208,7 @@ class SmsPlusGateway:
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
-        self.phones = phones or PhoneRules("AZ", countries=["AZ"])
+        self.phones = phones or SPEC.phone_rules()
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
@@ -225,8 +219,9 @@ class SmsPlusGateway:
         return f"SmsPlusGateway(batch_size={self.batch_size})"
 
     def packer(self, job: SmsPlusJob) -> Packer:
-        """Batches with no number twice."""
-        return UniquePhonePacker(self.batch_size)
+        """Batches with no number twice (code 112), whose recipients all carry the same
+        number of parameters: the arrays stay exactly as given, never padded with blanks."""
+        return UniquePhonePacker(self.batch_size, shape=_param_count)
 
     def check(self, batch: Batch, job: SmsPlusJob) -> dict[int, str] | None:
         """Wrong parameter counts and over-long rendered texts, when the template is known."""
@@ -260,14 +255,16 @@ class SmsPlusGateway:
         return problems or None
 
     def build_send(self, batch: Batch, job: SmsPlusJob) -> HttpRequest:
-        """``/api/sms/send`` with the parameter arrays aligned to the numbers."""
+        """``/api/sms/send`` with the parameter arrays aligned to the numbers (the packer
+        gives every recipient of a request the same number of parameters)."""
         params = batch.params or []
-        width = max((len(p) for p in params), default=0)
-        if job.template is not None and job.template.parameters is not None:
-            width = max(width, job.template.parameters)
+        widths = set(map(len, params))
+        if len(widths) > 1:
+            raise InvalidInputError("recipients of one request must carry as many parameters")
+        width = widths.pop() if widths else 0
         columns: list[list[str] | None] = [None, None, None]
         for position in range(min(width, 3)):
-            columns[position] = [p[position] if position < len(p) else "" for p in params]
+            columns[position] = [p[position] for p in params]
         body = wire.Send(
             sender_name=job.sender,
             message_template_id=job.template_id,

@@ -6,13 +6,15 @@ import logging
 from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Unpack
 
-from .._core.client import Client, ClientOptions, SendOptions, credential
-from .._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
-from .._core.gateway import check_sender
+from .._client import GatewayClient
+from .._core.client import ClientOptions, SendOptions
+from .._core.errors import InvalidInputError, SmsBridgeError
+from .._core.gateway import Message, check_sender
 from .._core.models import Report
 from .._core.phones import PhoneRules
-from .._core.recipients import phone_param_pairs
+from .._core.recipients import Unpacker, phone_param_pairs
 from .adapter import DEFAULT_BATCH, SmsPlusGateway, SmsPlusJob, Template
+from .spec import SPEC
 
 __all__ = ["SmsPlus"]
 
@@ -22,7 +24,7 @@ Params = Sequence[str | int] | str
 Recipients = Iterable[tuple[str | int, Params]] | AsyncIterable[tuple[str | int, Params]]
 
 
-class SmsPlus(Client[SmsPlusJob]):
+class SmsPlus(GatewayClient[SmsPlusJob]):
     """Client for SMSPlus (Azerbaijan), ``https://smsplus.az``: approved templates only.
 
     ::
@@ -42,8 +44,7 @@ class SmsPlus(Client[SmsPlusJob]):
         **options: see :class:`ClientOptions`.
     """
 
-    _default_url = "https://smsplus.az"
-    _env_prefix = "SMSBRIDGE_SMSPLUS"
+    spec = SPEC
 
     def __init__(
         self,
@@ -53,12 +54,29 @@ class SmsPlus(Client[SmsPlusJob]):
         phones: PhoneRules | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        token = credential(token, "SMSBRIDGE_SMSPLUS_TOKEN", "the SMSPlus token")
-        if not token:
-            raise ConfigurationError("no SMSPlus token: pass token= or set SMSBRIDGE_SMSPLUS_TOKEN")
-        self.gateway = SmsPlusGateway(token, batch_size=batch_size, phones=phones)
+        self._batch_size = batch_size
+        self._phones = phones
         self._templates: dict[int, Template] = {}
-        super().__init__(self.gateway, identity=token, options=options)
+        super().__init__({"token": token}, options)
+        self.gateway: SmsPlusGateway = self._gateway  # type: ignore[assignment]
+
+    def _adapter(self, credentials: dict[str, str]) -> SmsPlusGateway:
+        return SmsPlusGateway(
+            credentials["token"], batch_size=self._batch_size, phones=self._phones
+        )
+
+    async def _prepare(self, message: Message, options: SendOptions) -> tuple[SmsPlusJob, Unpacker]:
+        if message.template is None:
+            raise InvalidInputError("SMSPlus sends approved templates: give a template id")
+        return await self._job(message.template, message.sender, None), phone_param_pairs
+
+    async def _job(self, template_id: int, sender: str, template: Template | None) -> SmsPlusJob:
+        if not isinstance(template_id, int) or isinstance(template_id, bool) or template_id < 1:
+            raise InvalidInputError("template_id must be a positive integer")
+        sender = check_sender(sender)
+        if template is None:
+            template = await self._template(template_id)
+        return SmsPlusJob(sender=sender, template_id=template_id, template=template)
 
     async def templates(self, ids: Iterable[int] | None = None) -> list[Template]:
         """Approved templates: all of them, or those with these ids."""
@@ -105,10 +123,5 @@ class SmsPlus(Client[SmsPlusJob]):
             template: the template, to skip the lookup.
             **options: see :class:`SendOptions`.
         """
-        if not isinstance(template_id, int) or isinstance(template_id, bool) or template_id < 1:
-            raise InvalidInputError("template_id must be a positive integer")
-        sender = check_sender(sender)
-        if template is None:
-            template = await self._template(template_id)
-        job = SmsPlusJob(sender=sender, template_id=template_id, template=template)
+        job = await self._job(template_id, sender, template)
         return await self._run_send(job, to, phone_param_pairs, options)

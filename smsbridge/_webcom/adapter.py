@@ -40,11 +40,12 @@ from .._core.models import Balance, BalancePackage, DeliveryState, MessageStatus
 from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
 from . import wire
+from .spec import SPEC
 from .texts import Kind, kind_of
 
 __all__ = ["DEFAULT_BATCH", "STATES", "WebcomGateway", "WebcomJob", "classify", "client_id"]
 
-NAME = "webcom"
+NAME = SPEC.name
 
 DEFAULT_BATCH = 100
 """Phones per request. Webcom documents no limit; a document-level error refuses the whole
@@ -183,7 +184,7 @@ class WebcomGateway:
     """
 
     name = NAME
-    retry_safe = True
+    retry_safe = SPEC.retry_safe
 
     def __init__(
         self,
@@ -199,7 +200,7 @@ class WebcomGateway:
             raise InvalidInputError("batch_size and status_batch must be positive")
         self.batch_size = batch_size
         self.status_batch = status_batch
-        self.phones = phones or PhoneRules("RU")
+        self.phones = phones or SPEC.phone_rules()
         if token:
             self._credentials = wire.Credentials(token=token)
         else:

@@ -8,11 +8,13 @@ import os
 from collections.abc import AsyncIterable, Iterable
 from typing import Unpack
 
-from .._core.client import Client, ClientOptions, SendOptions, credential
-from .._core.errors import ConfigurationError, InvalidInputError
+from .._client import GatewayClient
+from .._core.client import ClientOptions, SendOptions
+from .._core.errors import InvalidInputError
+from .._core.gateway import Message
 from .._core.models import Balance, MessageStatus, Report
 from .._core.phones import PhoneRules
-from .._core.recipients import phone_text_pairs, phones_only
+from .._core.recipients import Unpacker, phone_text_pairs, phones_only
 from .adapter import (
     CHANNELS,
     DEFAULT_BATCH,
@@ -21,6 +23,7 @@ from .adapter import (
     check_sender,
     format_validity,
 )
+from .spec import SPEC
 
 __all__ = ["MOSCOW", "Webcom"]
 
@@ -32,7 +35,7 @@ Personal = Iterable[tuple[str | int, str]] | AsyncIterable[tuple[str | int, str]
 Validity = datetime.datetime | datetime.timedelta | None
 
 
-class Webcom(Client[WebcomJob]):
+class Webcom(GatewayClient[WebcomJob]):
     """Client for Webcom Mobi (mysmpp), ``http://lk.mysmpp.ru``.
 
     ::
@@ -60,9 +63,7 @@ class Webcom(Client[WebcomJob]):
         **options: see :class:`ClientOptions`.
     """
 
-    _default_url = "http://lk.mysmpp.ru"
-    _env_prefix = "SMSBRIDGE_WEBCOM"
-    _plain_http_default = True
+    spec = SPEC
 
     def __init__(
         self,
@@ -76,27 +77,28 @@ class Webcom(Client[WebcomJob]):
         validity_tz: datetime.tzinfo = MOSCOW,
         **options: Unpack[ClientOptions],
     ) -> None:
-        if login is None and password is None:
-            token = credential(token, "SMSBRIDGE_WEBCOM_TOKEN", "the Webcom token")
-        if not token:
-            login = credential(login, "SMSBRIDGE_WEBCOM_LOGIN", "the Webcom login")
-            password = credential(password, "SMSBRIDGE_WEBCOM_PASSWORD", "the Webcom password")
-            if not (login and password):
-                raise ConfigurationError(
-                    "no Webcom credentials: pass token= (or login= and password=), or set "
-                    "SMSBRIDGE_WEBCOM_TOKEN (or SMSBRIDGE_WEBCOM_LOGIN and _PASSWORD)"
-                )
-        self.gateway = WebcomGateway(
-            token=token,
-            login=login,
-            password=password,
-            batch_size=batch_size,
-            phones=phones,
-            status_batch=status_batch,
-        )
+        self._batch_size = batch_size
+        self._status_batch = status_batch
+        self._phones = phones
         self._validity_tz = validity_tz
-        identity = token or f"{login}\x00{password}"
-        super().__init__(self.gateway, identity=identity, options=options)
+        super().__init__({"token": token, "login": login, "password": password}, options)
+        self.gateway: WebcomGateway = self._gateway  # type: ignore[assignment]
+
+    def _adapter(self, credentials: dict[str, str]) -> WebcomGateway:
+        return WebcomGateway(
+            token=credentials.get("token"),
+            login=credentials.get("login"),
+            password=credentials.get("password"),
+            batch_size=self._batch_size,
+            phones=self._phones,
+            status_batch=self._status_batch,
+        )
+
+    async def _prepare(self, message: Message, options: SendOptions) -> tuple[WebcomJob, Unpacker]:
+        if message.kind == "template":
+            raise InvalidInputError("Webcom sends texts, not templates")
+        job = self._job(message.sender, message.text, "sms", None, options.get("idempotency_key"))
+        return job, phones_only if message.text is not None else phone_text_pairs
 
     def _job(
         self,

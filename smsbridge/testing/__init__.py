@@ -9,7 +9,7 @@ every request and every message it accepted, so a test can assert exactly who go
         assert [m.phone for m in fake.sent] == ["380501234567"]
 """
 
-from ._base import (
+from .._fake import (
     Disconnect,
     FakeAnswer,
     FakeGateway,
@@ -24,11 +24,11 @@ from ._base import (
     Stall,
     busiest_window,
 )
+from .._smsclub.fake import FakeSmsClub
+from .._smsplus.fake import FakeSmsPlus
+from .._webcom.fake import FakeWebcom
 from ._clock import FakeClock
 from ._process import FakeProcess
-from ._smsclub import FakeSmsClub
-from ._smsplus import FakeSmsPlus
-from ._webcom import FakeWebcom
 
 __all__ = [
     "Disconnect",

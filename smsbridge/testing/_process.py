@@ -14,7 +14,7 @@ from typing import Self
 import aiohttp
 import msgspec
 
-from ._base import Faults, Record
+from .._fake import Faults, Record
 
 __all__ = ["FakeProcess"]
 

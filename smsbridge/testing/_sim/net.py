@@ -18,7 +18,7 @@ import msgspec
 
 from ..._core.errors import ConnectError, ConnectionLostError, TransportTimeoutError
 from ..._core.transport import HttpRequest, HttpResponse, Ready, Timeouts
-from .._base import Disconnect, FakeGateway, FakeRequest, Reply, Stall
+from ..._fake import Disconnect, FakeGateway, FakeRequest, Reply, Stall
 
 __all__ = ["WRITER", "Net", "Process", "SimTransport", "Wire", "Written"]
 

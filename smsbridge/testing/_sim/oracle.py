@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 
-from .._base import busiest_window
+from ..._fake import busiest_window
 from .run import Trace
 from .scenario import TEMPLATE
 

@@ -25,23 +25,21 @@ from typing import Any
 import anyio
 import msgspec
 
-from ..._cli.campaign import run_campaign
-from ..._cli.journal import Campaign, Journal
-from ..._cli.progress import Progress
+from ..._campaign import Campaign, Journal, run_campaign
 from ..._core.client import Client, holder_for
 from ..._core.limiter import SlidingWindowLimiter
 from ..._core.models import Outcome, Report
 from ..._core.transport import Timeouts
 from ..._core.window import MemoryWindow
+from ..._fake import FakeGateway
 from ..._smsclub.client import SmsClub
+from ..._smsclub.fake import FakeSmsClub
 from ..._smsplus.adapter import Template
 from ..._smsplus.client import SmsPlus
+from ..._smsplus.fake import FakeSmsPlus
 from ..._webcom.client import Webcom
+from ..._webcom.fake import FakeWebcom
 from ...redis import RedisState
-from .._base import FakeGateway
-from .._smsclub import FakeSmsClub
-from .._smsplus import FakeSmsPlus
-from .._webcom import FakeWebcom
 from .loop import Deadlock, LoopClock, VirtualLoop, World
 from .net import WRITER, Process, SimTransport, Wire, Written
 from .redis import FakeRedis
@@ -418,7 +416,6 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
                             journal=journal,
                             send_key=key,
                             stop=stop,
-                            progress=Progress(len(sc.entries), 0),
                             offload=offload,
                         )
                 finally:

@@ -12,7 +12,7 @@ from typing import Literal
 import msgspec
 
 from ..._core.retry import RetryPolicy
-from .._base import FAULTS, Faults
+from ..._fake import FAULTS, Faults
 from .net import Net
 from .redis import RedisFaults
 

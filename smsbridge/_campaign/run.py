@@ -18,7 +18,6 @@ from .._core.gateway import Batch
 from .._core.limiter import SlidingWindowLimiter
 from .._core.models import Report, Status
 from .journal import Journal
-from .progress import Progress
 
 __all__ = ["CampaignObserver", "Offload", "Send", "pending", "run_campaign", "to_thread"]
 
@@ -61,11 +60,13 @@ def pending(
 
 
 class CampaignObserver:
-    """Journals each batch (when there is a journal) and moves the progress display."""
+    """Journals each batch (when there is a journal) and counts what is done."""
 
-    def __init__(self, journal: Journal | None, progress: Progress, offload: Offload) -> None:
+    def __init__(
+        self, journal: Journal | None, done: Callable[[int], object], offload: Offload
+    ) -> None:
         self.journal = journal
-        self.progress = progress
+        self.done = done
         self._offload = offload
 
     async def before(self, batch: Batch) -> None:
@@ -84,7 +85,11 @@ class CampaignObserver:
         """Write the outcomes and count them."""
         if self.journal is not None:
             await self._offload(self.journal.record, batch.indices, batch.phones, statuses, details)
-        self.progress.advance(len(batch))
+        self.done(len(batch))
+
+
+def _nothing(count: int) -> None:
+    pass
 
 
 async def run_campaign(
@@ -95,19 +100,20 @@ async def run_campaign(
     journal: Journal | None,
     send_key: bytes,
     stop: anyio.Event,
-    progress: Progress,
     offload: Offload,
+    done: Callable[[int], object] | None = None,
 ) -> Report:
     """Send what the journal has not settled; the journal's run is noted around it.
 
     The caller has bound the journal to its campaign and recovered it
     (:meth:`Journal.recover`); ``send_key`` is the campaign's, so a resumed run is the same
-    send for the duplicate window and the gateways' idempotency ids. A resumed run also
+    send for the duplicate window and the gateways' idempotency ids. ``done`` hears how many
+    recipients settled, batch by batch (a progress bar). A resumed run also
     carries on where the dead one left its own state: its first request waits until the
     earlier run's last second is over, and what the earlier run sent within the duplicate
     window is held in this run's window (an in-memory window died with that run).
     """
-    observer = CampaignObserver(journal, progress, offload)
+    observer = CampaignObserver(journal, done or _nothing, offload)
     options: dict[str, Any] = {
         "indexed": True,
         "observer": observer,

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 
-from ._base import (
+from .._fake import (
     FakeAnswer,
     FakeGateway,
     FakeOptions,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Unpack
 
-from ._base import (
+from .._fake import (
     FakeAnswer,
     FakeGateway,
     FakeOptions,

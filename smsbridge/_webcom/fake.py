@@ -13,7 +13,7 @@ from typing import Any, Literal, Unpack
 import aiohttp
 import msgspec
 
-from ._base import (
+from .._fake import (
     FakeAnswer,
     FakeGateway,
     FakeOptions,

@@ -1,0 +1,16 @@
+"""Campaigns: sends journaled recipient by recipient, that a dead process resumes where it
+stopped (used by the command line and by the reliability simulator)."""
+
+from .journal import Campaign, Journal, JournalSummary
+from .run import CampaignObserver, Offload, pending, run_campaign, to_thread
+
+__all__ = [
+    "Campaign",
+    "CampaignObserver",
+    "Journal",
+    "JournalSummary",
+    "Offload",
+    "pending",
+    "run_campaign",
+    "to_thread",
+]

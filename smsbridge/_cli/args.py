@@ -1,0 +1,98 @@
+"""The command's arguments, built from the registry of gateways: a gateway's word, what it
+can send and which calls it has all come from its declaration."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NoReturn
+
+from .. import __version__
+from .._gateways import GATEWAYS
+from ..testing.serve import add_fake_arguments
+
+__all__ = ["UsageError", "parser"]
+
+
+class UsageError(Exception):
+    """A usage or configuration problem: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def positive(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """Zero or more seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    gateways = sorted(GATEWAYS)
+    top = _Parser(prog="smsbridge", description="Bulk SMS from the shell.")
+    top.add_argument("--version", action="version", version=f"smsbridge {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    send = commands.add_parser("send", help="send a campaign (resumable with --journal)")
+    send.add_argument("provider", choices=gateways)
+    send.add_argument("--sender", required=True)
+    what = send.add_mutually_exclusive_group()
+    what.add_argument("--text", help="the text (or the default for rows without one)")
+    what.add_argument("--template", type=positive, help="an approved template's id")
+    send.add_argument("--to", action="append", default=[], metavar="PHONE")
+    send.add_argument("--to-file", type=Path, metavar="FILE", help="a CSV or a list; - is stdin")
+    send.add_argument("--phone-column", metavar="NAME", help="the header's phone column")
+    send.add_argument("--text-column", metavar="NAME", help="the header's text column")
+    send.add_argument("--journal", type=Path, metavar="FILE")
+    send.add_argument("--rate", type=positive, metavar="REQ_PER_S", help="requests per second")
+    send.add_argument(
+        "--window-ttl",
+        type=seconds,
+        metavar="SECONDS",
+        help="duplicate window (default 120; 0 turns it off)",
+    )
+    send.add_argument("--json", action="store_true", help="end with one JSON line of counts")
+    send.add_argument("--dry-run", action="store_true", help="plan only; send nothing")
+
+    for name, text in (
+        ("status", "delivery states of message ids"),
+        ("balance", "money on the account"),
+        ("senders", "sender names"),
+        ("templates", "approved templates"),
+    ):
+        call = commands.add_parser(name, help=text)
+        call.add_argument("provider", choices=gateways)
+        if name == "status":
+            call.add_argument("ids", nargs="+", metavar="ID")
+        call.add_argument("--json", action="store_true")
+
+    journal = commands.add_parser("journal", help="what a campaign journal holds")
+    journal.add_argument("file", type=Path)
+    journal.add_argument("--json", action="store_true")
+
+    demo = commands.add_parser("demo", help="a real send through the bundled fake gateway")
+    demo.add_argument("--recipients", type=positive, default=5_000)
+    demo.add_argument("--rate", type=positive, default=9)
+
+    fake = commands.add_parser("fake-gateway", help="serve a fake gateway on loopback")
+    add_fake_arguments(fake, port=8080)
+    return top

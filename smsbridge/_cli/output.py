@@ -1,0 +1,40 @@
+"""What the command prints: one JSON line with ``--json``, readable lines otherwise."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import msgspec
+
+from .._core.models import Counts
+
+__all__ = ["counts_table", "duration", "json_line", "line"]
+
+COUNTS = ("accepted", "rejected", "suppressed", "failed", "uncertain", "requests")
+
+
+def line(text: str = "") -> None:
+    """One line on standard output."""
+    sys.stdout.write(text + "\n")
+
+
+def json_line(value: Any) -> None:
+    """``value`` as one line of JSON on standard output."""
+    line(msgspec.json.encode(value).decode())
+
+
+def counts_table(counts: Counts, left: int | None = None) -> None:
+    """The counts, one per line, and what is left when something is."""
+    for name in COUNTS:
+        line(f"  {name:<11}{getattr(counts, name):>10,}")
+    if left:
+        line(f"  {'left':<11}{left:>10,}")
+
+
+def duration(seconds: float) -> str:
+    """``1h02m03s`` or ``2m03s``."""
+    minutes, secs = divmod(math.ceil(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

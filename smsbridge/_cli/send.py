@@ -1,0 +1,283 @@
+"""``smsbridge send``: a campaign from the shell, for any gateway of the registry, resumable
+through its journal; ``--dry-run`` plans it on the very same path and sends nothing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from .._campaign import Campaign, Journal, run_campaign, to_thread
+from .._core.client import Client
+from .._core.gateway import GatewaySpec, Message
+from .._core.models import Outcome, Report, Status
+from .._core.segments import sms_segments
+from .._gateways import client_class, spec
+from .args import UsageError
+from .inputs import Mode, Recipients
+from .output import counts_table, duration, json_line, line
+from .progress import Progress
+
+__all__ = ["make_client", "send_command"]
+
+
+def make_client(declaration: GatewaySpec, args: argparse.Namespace, **extra: Any) -> Client[Any]:
+    """The gateway's client, credentials from the environment, settings from the options."""
+    options: dict[str, Any] = dict(extra)
+    if getattr(args, "rate", None):
+        options["rate"] = args.rate
+    if getattr(args, "window_ttl", None) is not None:
+        options["window_ttl"] = args.window_ttl
+    client: Client[Any] = client_class(declaration)(**options)
+    return client
+
+
+def _message(declaration: GatewaySpec, args: argparse.Namespace, personal: bool) -> Message:
+    """The message the options describe, if the gateway can carry it."""
+    kinds, title = declaration.messages, declaration.title
+    if args.template is not None:
+        if "template" not in kinds:
+            raise UsageError(f"{title} sends texts: give --text, not --template")
+        return Message(sender=args.sender, template=args.template)
+    if "text" not in kinds and "personal" not in kinds:
+        raise UsageError(f"{title} sends templates: give --template ID")
+    if personal:
+        if "personal" not in kinds:
+            raise UsageError(f"{title} sends one text to all: the file's text column cannot go")
+        return Message(sender=args.sender)
+    if args.text is None:
+        raise UsageError("give --text (or a 'text' column in --to-file)")
+    return Message(sender=args.sender, text=args.text)
+
+
+def _recipients(args: argparse.Namespace, mode: Mode) -> Recipients:
+    if not args.to and args.to_file is None:
+        raise UsageError("no recipients: give --to PHONE or --to-file FILE")
+    return Recipients(
+        args.to,
+        args.to_file,
+        mode,
+        args.text,
+        phone_column=args.phone_column,
+        text_column=args.text_column,
+    )
+
+
+def _campaign(
+    declaration: GatewaySpec, args: argparse.Namespace, message: Message, digest: str, total: int
+) -> Campaign:
+    if message.kind == "template":
+        content = f"template {message.template}"
+    elif message.kind == "personal":
+        fallback = f" (else {args.text!r})" if args.text else ""
+        content = f"texts from the file's text column{fallback}"
+    else:
+        content = f"text {message.text!r}"
+    source = str(args.to_file) if args.to_file else "--to"
+    key = hashlib.sha256(
+        msgspec.json.encode([declaration.name, args.sender, args.template, args.text, digest])
+    ).hexdigest()
+    description = (
+        f"{declaration.name}, sender {args.sender!r}, {content}, {total:,} recipients from "
+        f"{source} (input {digest[:12]})"
+    )
+    return Campaign(key=key, description=description, total=total)
+
+
+def _open_journal(path: Path) -> Journal:
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot keep a journal at {path}: no folder {folder}")
+    if not path.exists() and not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot keep a journal at {path}: {folder} is not writable")
+    try:
+        return Journal(path)
+    except OSError as e:
+        raise UsageError(f"cannot keep a journal at {path}: {e.strerror or e}") from None
+
+
+async def send_command(args: argparse.Namespace) -> int:
+    """Run (or plan) the campaign the options describe."""
+    declaration = spec(args.provider)
+    kinds = declaration.messages
+    if args.template is not None or kinds == {"template"}:
+        mode: Mode = "params"
+    else:
+        mode = "texts"
+    recipients = _recipients(args, mode)
+    try:
+        message = _message(declaration, args, recipients.personalised)
+        if message.kind == "text":
+            recipients.mode = "phones"
+        digest, total = recipients.scan()
+        if args.dry_run:
+            return await _plan(declaration, args, message, recipients, total)
+        return await _run(declaration, args, message, recipients, digest, total)
+    finally:
+        recipients.close()
+
+
+async def _run(
+    declaration: GatewaySpec,
+    args: argparse.Namespace,
+    message: Message,
+    recipients: Recipients,
+    digest: str,
+    total: int,
+) -> int:
+    campaign = _campaign(declaration, args, message, digest, total)
+    client = make_client(declaration, args)
+    journal: Journal | None = None
+    send_key = os.urandom(16)
+    recovered = 0
+    if args.journal is not None:
+        journal = _open_journal(args.journal)
+        send_key = journal.bind(campaign, send_key)
+        recovered = journal.recover(retry_safe=declaration.retry_safe)
+    already = journal.summary() if journal else None
+    done_before = (total - already.left) if already and already.left is not None else 0
+    stop = anyio.Event()
+    progress = Progress.create(total, done_before, enabled=not args.json)
+    if recovered and not args.json:
+        verb = "sending again with the same ids" if declaration.retry_safe else "marked uncertain"
+        sys.stderr.write(
+            f"{recovered:,} recipients were in flight when the last run stopped: {verb}\n"
+        )
+
+    def interrupted() -> None:
+        if stop.is_set():
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        stop.set()
+        sys.stderr.write("\nStopping after the requests in flight (Ctrl-C again to abort)...\n")
+
+    async def send(rows: Iterator[tuple[int, Any]], options: dict[str, Any]) -> Report:
+        return await client.send_message(message, to=rows, **options)
+
+    with _on_sigint(interrupted), progress:
+        async with client:
+            report = await run_campaign(
+                send,
+                recipients.rows,
+                client=client,
+                journal=journal,
+                send_key=send_key,
+                stop=stop,
+                offload=to_thread(),
+                done=progress.advance,
+            )
+    counts = report.counts()
+    left = 0
+    if journal is not None:
+        summary = journal.summary()
+        counts, left = summary.counts, summary.left or 0
+        journal.close()
+    elif report.stopped:
+        left = total - report.total
+    if args.json:
+        json_line(counts)
+    else:
+        line(f"Campaign: {campaign.description}")
+        counts_table(counts, left)
+        rate = report.requests / report.elapsed if report.elapsed else 0.0
+        line(
+            f"This run: {report.total:,} recipients, {report.requests:,} requests in "
+            f"{report.elapsed:.1f} s ({rate:.1f} requests/s)"
+        )
+        if report.error is not None:
+            line(f"Stopped by the gateway: {report.error}")
+        if args.journal is not None and (left or stop.is_set() or counts.failed):
+            line(f"Resume with the same command; the journal {args.journal} knows where.")
+    complete = left == 0 and not counts.failed and not counts.uncertain
+    return 0 if complete and report.error is None else 1
+
+
+async def _plan(
+    declaration: GatewaySpec,
+    args: argparse.Namespace,
+    message: Message,
+    recipients: Recipients,
+    total: int,
+) -> int:
+    """The dry run: the engine's own path with nothing sent (no credentials needed)."""
+    placeholders = dict.fromkeys(declaration.credentials[0], "dry-run")
+    client = make_client(declaration, args, **placeholders)
+    invalid: list[Outcome] = []
+    texts: dict[int, str] = {}
+    segments = {"total": 0, "max": 0}
+    encodings: dict[str, int] = {}
+
+    def note(outcome: Outcome) -> None:
+        if outcome.status is Status.REJECTED and len(invalid) < 10:
+            invalid.append(outcome)
+        text = message.text if message.kind == "text" else texts.pop(outcome.index, None)
+        if outcome.status is Status.ACCEPTED and text:
+            cost = sms_segments(text)
+            segments["total"] += cost.segments
+            segments["max"] = max(segments["max"], cost.segments)
+            encodings[cost.encoding] = encodings.get(cost.encoding, 0) + 1
+
+    def rows() -> Iterator[tuple[int, Any]]:
+        for index, entry in recipients.rows():
+            if message.kind == "personal":
+                texts[index] = entry[1]
+            yield index, entry
+
+    async with client:
+        report = await client.plan(message, to=rows(), indexed=True, on_outcome=note, keep="none")
+    rate = args.rate or 9
+    eta = report.requests / (rate / 1.015) if report.requests else 0.0
+    plan = {
+        "recipients": total,
+        "invalid": report.rejected,
+        "duplicates": report.suppressed,
+        "to_send": report.accepted,
+        "requests": report.requests,
+        "sms_segments": segments["total"],
+        "max_segments_per_message": segments["max"],
+        "encodings": encodings,
+        "eta_seconds": round(eta, 1),
+    }
+    if args.json:
+        json_line(plan)
+        return 0
+    line(f"Dry run: {declaration.name}, sender {args.sender!r}; nothing will be sent")
+    line(f"  recipients        {total:>10,}")
+    line(f"  invalid numbers   {report.rejected:>10,}")
+    for outcome in invalid:
+        line(f"    #{outcome.index} {outcome.phone!r}: {outcome.reason}")
+    line(f"  duplicates        {report.suppressed:>10,}")
+    line(f"  to send           {report.accepted:>10,}")
+    line(f"  requests          {report.requests:>10,}")
+    if encodings:
+        kinds = ", ".join(f"{n:,} {e}" for e, n in sorted(encodings.items()))
+        most = f"at most {segments['max']} per message"
+        line(f"  SMS segments      {segments['total']:>10,}   ({kinds}; {most})")
+    elif message.kind == "template":
+        hint = f"smsbridge templates {declaration.name}"
+        line(f"  SMS segments      depends on the template's text ({hint})")
+    line(f"  ETA at {rate}/s       {duration(eta):>10}")
+    return 0
+
+
+@contextlib.contextmanager
+def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C sets a flag through the event loop instead of raising."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(signal.SIGINT)
