@@ -6,7 +6,13 @@ sliding second hold more requests than the gateway allows, a duplicate window, r
 where they cannot send twice, and exactly one :class:`Outcome` per recipient.
 """
 
-from ._core.client import ClientOptions, InsecureTransportWarning, SendOptions
+from ._core.client import (
+    ClientOptions,
+    InsecureTransportWarning,
+    SendOptions,
+    SharedState,
+    StateFactory,
+)
 from ._core.clock import Clock, SystemClock
 from ._core.engine import BatchObserver, OutcomeCallback
 from ._core.errors import (
@@ -27,7 +33,7 @@ from ._core.errors import (
     TransportTimeoutError,
     UnavailableError,
 )
-from ._core.gateway import Batch
+from ._core.gateway import Batch, Message
 from ._core.limiter import RateLimiter, SlidingWindowLimiter, Slot
 from ._core.models import (
     Balance,
@@ -47,16 +53,12 @@ from ._core.retry import RetryPolicy
 from ._core.segments import Segments, sms_segments
 from ._core.transport import HttpRequest, HttpResponse, MockTransport, Timeouts, Transport
 from ._core.window import Claim, DuplicateWindow, MemoryWindow
+from ._reports import report_handler
 from ._smsclub.client import SenderRegistration, SmsClub
 from ._smsplus.adapter import Template
 from ._smsplus.client import SmsPlus
 from ._webcom.client import Webcom
-from ._webcom.reports import (
-    DeliveryReport,
-    acknowledge,
-    parse_delivery_reports,
-    report_handler,
-)
+from ._webcom.reports import DeliveryReport, acknowledge, parse_delivery_reports
 
 __version__ = "0.1.0"
 
@@ -85,6 +87,7 @@ __all__ = [
     "InvalidInputError",
     "Keep",
     "MemoryWindow",
+    "Message",
     "MessageStatus",
     "MockTransport",
     "Outcome",
@@ -101,12 +104,14 @@ __all__ = [
     "SenderRegistration",
     "SenderState",
     "SenderStatus",
+    "SharedState",
     "SlidingWindowLimiter",
     "Slot",
     "SmsBridgeError",
     "SmsClub",
     "SmsPlus",
     "StateBackendError",
+    "StateFactory",
     "Status",
     "SystemClock",
     "Template",

@@ -18,20 +18,14 @@ delivery-report webhook.
 from __future__ import annotations
 
 import hmac
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar
 
 from ._core.client import Client
-from ._core.errors import ConfigurationError, ResponseDecodeError
-from ._webcom.reports import (
-    MAX_REPORT_BYTES,
-    DeliveryReport,
-    Store,
-    acknowledge,
-    parse_delivery_reports,
-)
+from ._core.errors import ConfigurationError
+from ._reports import ReportReceiver, Store
+from ._webcom.reports import MAX_REPORT_BYTES
 
 try:
     from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
@@ -75,24 +69,6 @@ class SmsBridge(Generic[C]):
         return self._client
 
 
-class _Seen:
-    """The most recent (id, state) pairs already stored, to ignore the gateway's repeats."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._pairs: OrderedDict[tuple[str, str], None] = OrderedDict()
-
-    def __contains__(self, report: object) -> bool:
-        assert isinstance(report, DeliveryReport)
-        return (report.message_id, report.raw) in self._pairs
-
-    def add(self, report: DeliveryReport) -> None:
-        self._pairs[(report.message_id, report.raw)] = None
-        self._pairs.move_to_end((report.message_id, report.raw))
-        while len(self._pairs) > self.size:
-            self._pairs.popitem(last=False)
-
-
 def webcom_report_router(
     store: Store,
     *,
@@ -119,29 +95,16 @@ def webcom_report_router(
     if len(secret) < 16:
         raise ConfigurationError("the report secret must be at least 16 characters")
     router = APIRouter()
-    seen = _Seen(remember)
+    receiver = ReportReceiver(store, max_bytes=max_bytes, remember=remember)
 
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise HTTPException(413, "too large")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                raise HTTPException(413, "too large")
-        try:
-            reports = parse_delivery_reports(bytes(body))
-        except ResponseDecodeError as e:
-            raise HTTPException(400, e.message) from None
-        fresh = [r for r in reports if r not in seen]
-        repeats = [r.message_id for r in reports if r in seen]
-        stored = list(await store(fresh)) if fresh else []
-        stored_set = set(stored)
-        for report in fresh:
-            if report.message_id in stored_set:
-                seen.add(report)
-        return Response(acknowledge([*stored, *repeats]), media_type="application/json")
+        status, body = await receiver.receive(
+            request.stream(), int(declared) if declared and declared.isdigit() else None
+        )
+        if status != 200:
+            raise HTTPException(status, body.decode())
+        return Response(body, media_type="application/json")
 
     if via == "path":
 

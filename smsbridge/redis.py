@@ -55,8 +55,10 @@ T = TypeVar("T")
 # One atomic step on Redis's own clock. The caller is given a definite start time -- now,
 # or the moment the `limit`-th most recent start (past or already promised) leaves the span --
 # and that time is recorded at once, so no other caller can take it: callers are served in
-# the order they ask, across processes, and nobody polls. (ARGV[4], and ARGV[2] of _DEFER,
-# give "now" in microseconds for tests; callers leave them out.)
+# the order they ask, across processes, and nobody polls. ARGV[5] names a promise of the same
+# caller gone stale (it will not be used: dropped, it can only have held others back).
+# (ARGV[4], and ARGV[2] of _DEFER, give "now" in microseconds for tests; callers leave them
+# empty.)
 _ACQUIRE = """
 local now = tonumber(ARGV[4])
 if not now then
@@ -65,6 +67,9 @@ if not now then
 end
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
+if ARGV[5] then
+    redis.call('ZREM', KEYS[1], ARGV[5])
+end
 local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
 local count = redis.call('ZCARD', KEYS[1])
@@ -263,21 +268,26 @@ class RedisLimiter:
 class _RedisSlot:
     """A start Redis promised. If the request is written later than the promise allows (its
     answer was slow to come back, the wake-up or the connection late), the promise is stale:
-    the slot asks again, and the stale one stays recorded as a start that never came, which
-    can only hold others back."""
+    the slot asks again, dropping it (it never happened, and while it stood it could only
+    hold others back)."""
 
-    __slots__ = ("_late", "_limiter", "_woke")
+    __slots__ = ("_late", "_limiter", "_member", "_woke")
 
     def __init__(self, limiter: RedisLimiter) -> None:
         self._limiter = limiter
         self._late = 0.0
         self._woke = 0.0
+        self._member: str | None = None
 
     async def promise(self) -> None:
         limiter = self._limiter
         clock = limiter._clock
         limiter._count += 1
-        args: list[int | str] = [limiter.limit, limiter._span_us, f"{limiter._me}:{limiter._count}"]
+        member = f"{limiter._me}:{limiter._count}"
+        args: list[int | str] = [limiter.limit, limiter._span_us, member]
+        if self._member is not None:
+            args += ["", self._member]  # the stale promise this one replaces
+        self._member = member
         asked = clock.now()
         wait_us = int(await limiter._patience.call(partial(limiter._acquire, limiter._keys, args)))
         answered = clock.now()

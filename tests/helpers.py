@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import anyio
+import anyio.abc
 from yarl import URL
 
 TOKEN = "test-token"
@@ -64,3 +71,40 @@ class ThreadedFake:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+EXE = Path(sys.executable).with_name("smsbridge")
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The command, with a clean environment plus `env`."""
+    return subprocess.run(
+        [str(EXE), *args],
+        env=clean_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def last_json(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    line = result.stdout.strip().splitlines()[-1]
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+async def read_all(stream: anyio.abc.ByteReceiveStream | None) -> str:
+    """Everything a finished process wrote to a pipe."""
+    assert stream is not None
+    chunks = []
+    with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
+        while True:
+            chunks.append(await stream.receive())
+    return b"".join(chunks).decode()
+
+
+def csv_file(path: Path, rows: list[str], header: str | None = "phone") -> Path:
+    path.write_text("\n".join(([header] if header else []) + rows) + "\n", encoding="utf-8")
+    return path

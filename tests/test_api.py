@@ -23,6 +23,19 @@ def test_all_is_exact_and_sorted(module: object) -> None:
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_all_equals_the_public_names(module: object) -> None:
+    """What the module shows without an underscore is exactly __all__ (submodules aside)."""
+    public = {
+        name
+        for name in dir(module)
+        if not name.startswith("_")
+        and name != "annotations"
+        and not inspect.ismodule(getattr(module, name))
+    }
+    assert public == set(module.__all__) - {"__version__"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_every_public_name_and_method_has_a_docstring(module: object) -> None:
     """Classes, functions and their public methods all carry a docstring."""
     missing = []

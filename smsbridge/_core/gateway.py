@@ -46,6 +46,7 @@ __all__ = [
     "decisive_status_error",
     "retry_after_seconds",
     "status_error",
+    "text_of",
 ]
 
 
@@ -371,6 +372,11 @@ class Gateway(Protocol, Generic[J]):
     def parse_send(self, batch: Batch, response: HttpResponse, job: J) -> BatchResult:
         """Verdicts for ``batch`` from the answer, or raise a typed error for the request."""
         ...
+
+
+def text_of(value: Any) -> str:
+    """A value of a gateway's answer as text: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
 def check_sender(sender: object) -> str:

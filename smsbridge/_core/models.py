@@ -142,6 +142,9 @@ class DeliveryState(enum.StrEnum):
     """Cannot be delivered."""
     REJECTD = "REJECTD"
     """Rejected by the network (blacklist or other filters)."""
+    UNCONFIRMED = "UNCONFIRMED"
+    """Final: sent on, but the network never confirmed the delivery. It may well have
+    arrived: never send it again (Webcom's ``partly_deliver``)."""
     UNKNOWN = "UNKNOWN"
     """The gateway gave a state this library does not know, or none; see ``raw``."""
 

@@ -36,6 +36,7 @@ from .._core.gateway import (
     UniquePhonePacker,
     decisive_status_error,
     status_error,
+    text_of,
 )
 from .._core.models import (
     Balance,
@@ -82,10 +83,6 @@ class SmsClubJob(msgspec.Struct, frozen=True, kw_only=True):
     text: str | None = None
     lifetime: int | None = None
     integration_id: int | None = None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
 def _digits(value: Any) -> str:
@@ -191,14 +188,14 @@ class SmsClubGateway:
         if isinstance(add_info, dict):
             batch_phones = set(phones)
             for key, value in add_info.items():
-                reason = _text(value)
+                reason = text_of(value)
                 problems.append(reason)
                 if _digits(key) in batch_phones and key.strip("+ ").isdigit():
                     per_phone[_digits(key)] = reason
                 else:
                     request_problem = f"{key}: {reason}"
         elif add_info is not None:
-            request_problem = _text(add_info)
+            request_problem = text_of(add_info)
             problems.append(request_problem)
 
         statuses: list[Status] = []
@@ -242,11 +239,11 @@ class SmsClubGateway:
         message = None
         if answer is not None:
             if answer.message is not None:
-                message = _text(answer.message)
+                message = text_of(answer.message)
             elif answer.name is not None:
-                message = _text(answer.name)
+                message = text_of(answer.name)
             elif answer.success_request is not None and answer.success_request.add_info:
-                message = _text(answer.success_request.add_info)
+                message = text_of(answer.success_request.add_info)
         if response.status == 453:
             raise DuplicateMessageError(
                 "the same text went to a number of this request less than 2 minutes ago",
@@ -321,7 +318,7 @@ class SmsClubGateway:
         result: list[MessageStatus] = []
         for message_id in ids:
             if message_id in info:
-                raw = _text(info[message_id])
+                raw = text_of(info[message_id])
                 try:
                     state = DeliveryState(raw.upper())
                 except ValueError:
@@ -329,7 +326,7 @@ class SmsClubGateway:
                 result.append(MessageStatus(message_id=message_id, state=state, raw=raw))
                 continue
             if isinstance(add_info, dict) and message_id in add_info:
-                error = _text(add_info[message_id])
+                error = text_of(add_info[message_id])
             elif isinstance(add_info, str):
                 error = add_info
             else:
@@ -349,7 +346,7 @@ class SmsClubGateway:
         try:
             if not isinstance(info, dict):
                 raise TypeError(type(info).__name__)
-            return Balance(money=Decimal(str(info["money"])), currency=_text(info["currency"]))
+            return Balance(money=Decimal(str(info["money"])), currency=text_of(info["currency"]))
         except (KeyError, TypeError, InvalidOperation) as e:
             raise ResponseDecodeError(
                 f"unreadable balance ({type(e).__name__})", provider=NAME, status=response.status
@@ -363,8 +360,8 @@ class SmsClubGateway:
         """Active sender names."""
         info = self._success(response).info
         if isinstance(info, dict):
-            return [_text(v) for v in info.values()]
-        return [_text(v) for v in info or ()]
+            return [text_of(v) for v in info.values()]
+        return [text_of(v) for v in info or ()]
 
     def build_register(self, registration: wire.Registration) -> HttpRequest:
         """``/originators/registration-originators``."""
@@ -375,8 +372,10 @@ class SmsClubGateway:
         success = self._success(response)
         info = success.info
         if isinstance(info, dict) and "originator" in info:
-            raw = _text(info.get("status", ""))
-            return SenderStatus(sender=_text(info["originator"]), state=_sender_state(raw), raw=raw)
+            raw = text_of(info.get("status", ""))
+            return SenderStatus(
+                sender=text_of(info["originator"]), state=_sender_state(raw), raw=raw
+            )
         raise RejectedError(
             "the gateway refused the sender registration",
             provider=NAME,
@@ -396,7 +395,7 @@ class SmsClubGateway:
         if not isinstance(info, dict):
             return []
         return [
-            SenderStatus(sender=name, state=_sender_state(_text(raw)), raw=_text(raw))
+            SenderStatus(sender=name, state=_sender_state(text_of(raw)), raw=text_of(raw))
             for name, raw in info.items()
         ]
 
@@ -407,5 +406,5 @@ def _sender_state(raw: str) -> SenderState:
 
 def _fields(add_info: Mapping[str, Any] | list[Any] | str | None) -> str:
     if isinstance(add_info, Mapping):
-        return "; ".join(f"{k}: {_text(v)}" for k, v in add_info.items())
-    return _text(add_info) if add_info is not None else "no reason given"
+        return "; ".join(f"{k}: {text_of(v)}" for k, v in add_info.items())
+    return text_of(add_info) if add_info is not None else "no reason given"

@@ -30,6 +30,7 @@ from .._core.gateway import (
     UniquePhonePacker,
     decisive_status_error,
     status_error,
+    text_of,
 )
 from .._core.models import Status
 from .._core.phones import PhoneRules
@@ -170,10 +171,6 @@ def _param_count(batch: Batch, row: int) -> int:
     return len(batch.params[row]) if batch.params is not None else 0
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
-
-
 def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
     """The typed error of a failure code."""
     said = message or CODES.get(code)
@@ -289,7 +286,7 @@ class SmsPlusGateway:
         except (msgspec.DecodeError, msgspec.ValidationError):
             answer = None
         code = None if answer is None or answer.code is None else str(answer.code).strip()
-        message = None if answer is None or answer.message is None else _text(answer.message)
+        message = None if answer is None or answer.message is None else text_of(answer.message)
         decisive = decisive_status_error(NAME, response, message)
         if decisive is not None:
             if code is not None and code != "100" and decisive.account_wide:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from types import EllipsisType
 from typing import Any
 
 import msgspec
@@ -35,6 +37,7 @@ from .._core.gateway import (
     Packer,
     decisive_status_error,
     status_error,
+    text_of,
 )
 from .._core.models import Balance, BalancePackage, DeliveryState, MessageStatus, Status
 from .._core.phones import PhoneRules
@@ -44,6 +47,8 @@ from .spec import SPEC
 from .texts import Kind, kind_of
 
 __all__ = ["DEFAULT_BATCH", "STATES", "WebcomGateway", "WebcomJob", "classify", "client_id"]
+
+log = logging.getLogger("smsbridge.webcom")
 
 NAME = SPEC.name
 
@@ -58,11 +63,12 @@ STATES: dict[str, DeliveryState] = {
     "deliver": DeliveryState.DELIVRD,
     "read": DeliveryState.DELIVRD,
     "not_deliver": DeliveryState.UNDELIV,
-    "partly_deliver": DeliveryState.UNDELIV,
+    "partly_deliver": DeliveryState.UNCONFIRMED,
     "expired": DeliveryState.EXPIRED,
 }
 """Webcom's states in the shared vocabulary (``read`` is Viber's delivered-and-read;
-``partly_deliver`` is a multi-part message not wholly delivered)."""
+``partly_deliver`` is, by the Russian pages, sent on with no final status ever received: it
+may well have arrived, so it is final and not "undelivered")."""
 
 _SENDER = re.compile(r"[A-Za-z0-9 ._&!'-]{1,11}|\d{1,15}")
 
@@ -168,10 +174,6 @@ def envelope_rows(batch: Batch, text: str | None) -> list[tuple[str, list[int]]]
     return list(groups.items())
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
-
-
 class WebcomGateway:
     """The Webcom adapter.
 
@@ -243,10 +245,10 @@ class WebcomGateway:
 
     def parse_send(self, batch: Batch, response: HttpResponse, job: WebcomJob) -> BatchResult:
         """Each ``information`` entry back to its recipient, across the message entries."""
-        data = self._document(response)
-        information = data.get("information") if isinstance(data, dict) else None
+        document = self._document(response)
+        information = document.information
         order = [row for _, rows in envelope_rows(batch, job.text) for row in rows]
-        if not isinstance(information, list) or len(information) != len(order):
+        if information is None or len(information) != len(order):
             raise ResponseDecodeError(
                 "the answer does not have one entry per phone",
                 provider=NAME,
@@ -256,12 +258,12 @@ class WebcomGateway:
         statuses: list[Status] = [Status.UNCERTAIN] * len(batch)
         details: list[str | None] = ["unreadable answer entry"] * len(batch)
         stop: SmsBridgeError | None = None
-        for row, entry in zip(order, information, strict=True):
-            if not isinstance(entry, dict):
+        for row, raw in zip(order, information, strict=True):
+            item = wire.entry(raw, wire.Entry)
+            if item is None:
                 continue
-            error, message_id = entry.get("error"), entry.get("id_sms")
-            if error:
-                reason = _text(error)
+            if item.error:
+                reason = text_of(item.error)
                 kind = classify(reason, status=response.status, document=False)
                 if isinstance(kind, RejectedError):
                     statuses[row] = Status.REJECTED
@@ -272,20 +274,25 @@ class WebcomGateway:
                 details[row] = reason
                 if kind.account_wide and stop is None:
                     stop = kind
-            elif message_id not in (None, ""):
-                statuses[row], details[row] = Status.ACCEPTED, _text(message_id)
+            elif item.id_sms not in (None, ""):
+                statuses[row], details[row] = Status.ACCEPTED, text_of(item.id_sms)
         return BatchResult(statuses, details, stop)
 
-    def _document(self, response: HttpResponse) -> Any:
-        """The decoded answer, or the error a document-level failure means: the HTTP status
+    def _document(self, response: HttpResponse) -> wire.Document:
+        """The answer object, or the error a document-level failure means: the HTTP status
         first where it says what happened (a 429 is no refusal, whatever its text), then the
         gateway's words."""
         try:
-            data: Any = wire.decode_any(response.body)
-        except msgspec.DecodeError:
-            data = None
-        error = data.get("error") if isinstance(data, dict) else None
-        message = _text(error) if error else None
+            document: wire.Document | None = wire.decode_document(response.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            document = None
+        self._raise_for(response, document)
+        assert document is not None
+        return document
+
+    def _raise_for(self, response: HttpResponse, document: wire.Document | None) -> None:
+        error = document.error if document is not None else None
+        message = text_of(error) if error else None
         decisive = decisive_status_error(NAME, response, message)
         if decisive is not None:
             raise decisive
@@ -294,19 +301,19 @@ class WebcomGateway:
         failure = status_error(NAME, response, None)
         if failure is not None:
             raise failure
-        if data is None:
+        if document is None:
             raise ResponseDecodeError(
-                "the gateway's answer is not JSON",
+                "the gateway's answer is not the JSON it documents",
                 provider=NAME,
                 status=response.status,
                 maybe_processed=True,
             )
-        return data
 
     # ----------------------------------------------------------------- other calls
 
     def build_state(self, ids: Sequence[str]) -> HttpRequest:
-        """``/json/state.php`` for one id (or several, with ``status_batch`` > 1)."""
+        """``/json/state.php`` for one id (or several, with ``status_batch`` > 1), with
+        ``detail`` as documented."""
         values: list[int | str] = [int(i) if i.isdigit() else i for i in ids]
         c = self._credentials
         query = wire.StateQuery(
@@ -314,42 +321,40 @@ class WebcomGateway:
             password=c.password,
             token=c.token,
             id_sms=values[0] if len(values) == 1 else values,
+            detail=1,
         )
         return HttpRequest("/json/state.php", wire.encode(query), self._headers)
 
     def parse_state(self, ids: Sequence[str], response: HttpResponse) -> list[MessageStatus]:
-        """One status per asked id, in order; ids the answer lacks carry an error."""
+        """One status per asked id, in order; an id the gateway never took says so."""
         try:
-            data = self._document(response)
-        except RejectedError as e:
-            said = e.gateway_message or e.message
-            return [
-                MessageStatus(message_id=i, state=DeliveryState.UNKNOWN, error=said) for i in ids
-            ]
-        entries = data if isinstance(data, list) else [data]
-        found: dict[str, dict[str, Any]] = {}
-        for entry in entries:
-            if isinstance(entry, dict) and "id_sms" in entry:
-                found[_text(entry["id_sms"])] = entry
+            answer: list[wire.StateEntry] | wire.Document | None = wire.decode_state(response.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            answer = None
+        if not isinstance(answer, list):
+            try:
+                self._raise_for(response, answer)
+            except RejectedError as e:  # "no such id", said for the whole answer
+                said = e.gateway_message or e.message
+                return [_not_found(i, said) for i in ids]
+            answer = []
+        found = {text_of(e.id_sms): e for e in answer if e.id_sms is not None}
         result = []
         for message_id in ids:
-            entry = found.get(message_id)
-            if entry is None:
-                result.append(
-                    MessageStatus(
-                        message_id=message_id,
-                        state=DeliveryState.UNKNOWN,
-                        error="the gateway's answer does not mention this id",
-                    )
-                )
+            item = found.get(message_id)
+            if item is None:
+                result.append(_not_found(message_id, "the gateway's answer does not mention it"))
                 continue
-            raw = _text(entry.get("state", ""))
+            raw = text_of(item.state or "")
+            if kind_of(raw) is Kind.NOT_FOUND:
+                result.append(_not_found(message_id, raw))
+                continue
             result.append(
                 MessageStatus(
                     message_id=message_id,
-                    state=STATES.get(raw, DeliveryState.UNKNOWN),
+                    state=STATES.get(raw.strip().lower(), DeliveryState.UNKNOWN),
                     raw=raw,
-                    error=_text(entry["error"]) if entry.get("error") else None,
+                    error=text_of(item.error) if item.error else None,
                 )
             )
         return result
@@ -359,26 +364,44 @@ class WebcomGateway:
         return HttpRequest("/json/balance.php", wire.encode(self._credentials), self._headers)
 
     def parse_balance(self, response: HttpResponse) -> Balance:
-        """Money as a ``Decimal``; prepaid counts per area, ``None`` for "Unlim"."""
-        data = self._document(response)
+        """Money as a ``Decimal``; prepaid counts per area, ``None`` for unlimited. A package
+        that cannot be read is left out, not the whole balance."""
+        document = self._document(response)
         try:
-            money = Decimal(_text(data["money"]).replace(",", "."))
-            packages = tuple(
-                BalancePackage(
-                    channel=_text(p.get("type_sms", "")),
-                    area=_text(p.get("area", "")),
-                    count=_count(p.get("num_sms")),
-                )
-                for p in data.get("information") or ()
-            )
-            return Balance(money=money, currency=_text(data.get("currency", "")), packages=packages)
-        except (KeyError, TypeError, AttributeError, InvalidOperation, ValueError) as e:
+            money = Decimal(text_of(document.money).replace(",", ".").strip())
+        except (InvalidOperation, ValueError):
             raise ResponseDecodeError(
-                f"unreadable balance ({type(e).__name__})", provider=NAME, status=response.status
+                "unreadable balance: no money in it", provider=NAME, status=response.status
             ) from None
+        packages = []
+        for raw in document.information or ():
+            item = wire.entry(raw, wire.Package)
+            count = _count(item.num_sms if item.num_sms is not None else item.sms) if item else ...
+            if item is None or count is ...:
+                log.warning("webcom: a balance package could not be read; left out")
+                continue
+            packages.append(
+                BalancePackage(channel=item.type_sms or "", area=item.area or "", count=count)
+            )
+        currency = text_of(document.currency) if document.currency is not None else ""
+        return Balance(money=money, currency=currency, packages=tuple(packages))
 
 
-def _count(value: Any) -> int | None:
-    if isinstance(value, str) and value.strip().lower().startswith("unlim"):
+def _not_found(message_id: str, said: str) -> MessageStatus:
+    return MessageStatus(
+        message_id=message_id, state=DeliveryState.UNKNOWN, error=f"not found: {said}"
+    )
+
+
+_UNLIMITED = ("unlim", "безлимит", "безлім")
+
+
+def _count(value: object) -> int | EllipsisType | None:
+    """A package's count: ``None`` for unlimited, ``...`` when unreadable."""
+    text = text_of(value).strip().lower() if value is not None else ""
+    if text.startswith(_UNLIMITED):
         return None
-    return int(str(value))
+    try:
+        return int(text)
+    except ValueError:
+        return ...

@@ -1,24 +1,24 @@
-"""Webcom delivery reports: the gateway POSTs a JSON array of ``{id_sms, time, state}`` to a
-URL registered with its staff and expects back ``[{"id_sms": ...}, ...]`` for each report the
-receiver stored. Reports not echoed are sent again (five tries in all), so echo only what was
-really stored. The parser and acknowledgement are pure, usable from any web framework;
-:func:`report_handler` is a ready aiohttp handler."""
+"""Webcom delivery reports, translated: the gateway POSTs a JSON array of
+``{id_sms, time, state}`` to a URL registered with its staff and expects back
+``[{"id_sms": ...}, ...]`` for each report the receiver stored. Reports not echoed are sent
+again (five tries in all), so echo only what was really stored. Pure: the receivers for web
+frameworks are in :mod:`smsbridge._reports`."""
 
 from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from aiohttp import web
 
 from .._core.errors import ResponseDecodeError
+from .._core.gateway import text_of
 from .._core.models import DeliveryState
 from .adapter import STATES
 
-__all__ = ["DeliveryReport", "acknowledge", "parse_delivery_reports", "report_handler"]
+__all__ = ["MAX_REPORT_BYTES", "DeliveryReport", "acknowledge", "parse_delivery_reports"]
 
 log = logging.getLogger("smsbridge.webcom")
 
@@ -43,19 +43,29 @@ class DeliveryReport(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime.datetime | None = None
 
 
-def _report(entry: Any) -> DeliveryReport | None:
-    if not isinstance(entry, dict) or entry.get("id_sms") in (None, ""):
+class _Entry(msgspec.Struct):
+    id_sms: int | str | None = None
+    time: str | None = None
+    state: Any = None
+
+
+def _report(raw: Any) -> DeliveryReport | None:
+    try:
+        entry = msgspec.convert(raw, _Entry)
+    except msgspec.ValidationError:
         return None
-    raw = str(entry.get("state", ""))
-    when = str(entry.get("time", ""))
+    if entry.id_sms in (None, ""):
+        return None
+    state = text_of(entry.state) if entry.state is not None else ""
+    when = entry.time or ""
     try:
         at: datetime.datetime | None = datetime.datetime.strptime(when, "%Y-%m-%d %H:%M:%S")
     except ValueError:
         at = None
     return DeliveryReport(
-        message_id=str(entry["id_sms"]),
-        state=STATES.get(raw, DeliveryState.UNKNOWN),
-        raw=raw,
+        message_id=text_of(entry.id_sms),
+        state=STATES.get(state.strip().lower(), DeliveryState.UNKNOWN),
+        raw=state,
         time=when,
         at=at,
     )
@@ -83,34 +93,3 @@ def acknowledge(message_ids: Iterable[str]) -> bytes:
     return msgspec.json.encode(
         [{"id_sms": int(i) if i.isdigit() else i} for i in dict.fromkeys(message_ids)]
     )
-
-
-Store = Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]]]
-"""Stores reports; returns the ids it stored (only those are acknowledged)."""
-
-
-def report_handler(
-    store: Store, *, max_bytes: int = MAX_REPORT_BYTES
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """An aiohttp handler for the webhook: parse, ``await store(reports)``, echo stored ids.
-
-    A body over ``max_bytes`` is refused with 413, an unreadable one with 400; if ``store``
-    raises, nothing is acknowledged (500) and the gateway will send the reports again.
-    """
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > max_bytes:
-            return web.Response(status=413, text="too large")
-        body = bytearray()
-        async for chunk in request.content.iter_any():  # to the end, however it arrives
-            body += chunk
-            if len(body) > max_bytes:
-                return web.Response(status=413, text="too large")
-        try:
-            reports = parse_delivery_reports(bytes(body))
-        except ResponseDecodeError as e:
-            return web.Response(status=400, text=e.message)
-        stored = await store(reports)
-        return web.Response(body=acknowledge(stored), content_type="application/json")
-
-    return handle

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 __all__ = [
     "Credentials",
+    "Document",
+    "Entry",
     "Envelope",
     "Message",
+    "Package",
     "PhoneEntry",
+    "StateEntry",
     "StateQuery",
-    "decode_any",
+    "decode_document",
+    "decode_state",
     "encode",
+    "entry",
 ]
 
 
@@ -49,10 +55,51 @@ class Envelope(Credentials, omit_defaults=True):
 
 
 class StateQuery(Credentials, omit_defaults=True):
-    """``/json/state.php``: one id (or several, where the gateway takes a list)."""
+    """``/json/state.php``: one id (or several, where the gateway takes a list); ``detail``
+    is documented as required (1: with the parts and the price)."""
 
     id_sms: int | str | list[int | str] = 0
     detail: int = 0
+
+
+class Document(msgspec.Struct):
+    """An answer object: a send's ``information`` (one entry per phone), a balance, or a
+    document-level ``error``. Entries are read one by one (:func:`entry`), so one unreadable
+    entry spoils only itself."""
+
+    information: list[Any] | None = None
+    error: Any = None
+    money: Any = None
+    currency: Any = None
+
+
+class Entry(msgspec.Struct):
+    """One phone's entry of a send's ``information``."""
+
+    state: str | None = None
+    id_sms: int | str | None = None
+    error: Any = None
+
+
+class StateEntry(msgspec.Struct):
+    """One id's state (``state.php``)."""
+
+    id_sms: int | str | None = None
+    state: Any = None
+    time_change_state: str | None = None
+    num_parts: int | str | None = None
+    price: float | str | None = None
+    error: Any = None
+
+
+class Package(msgspec.Struct):
+    """One prepaid package of a balance: the documents name its count ``sms`` in the table
+    and ``num_sms`` in the example."""
+
+    type_sms: str | None = None
+    area: str | None = None
+    num_sms: int | str | None = None
+    sms: int | str | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -63,6 +110,25 @@ def encode(body: msgspec.Struct) -> bytes:
     return _encoder.encode(body)
 
 
-def decode_any(body: bytes) -> Any:
-    """Any JSON value; raises ``msgspec.DecodeError`` on garbage."""
-    return msgspec.json.decode(body)
+_document = msgspec.json.Decoder(Document)
+_state = msgspec.json.Decoder(list[StateEntry] | Document)
+
+T = TypeVar("T")
+
+
+def decode_document(body: bytes) -> Document:
+    """An answer object; raises ``msgspec.DecodeError`` (or ``ValidationError``) otherwise."""
+    return _document.decode(body)
+
+
+def decode_state(body: bytes) -> list[StateEntry] | Document:
+    """A ``state.php`` answer: its entries, or an error document."""
+    return _state.decode(body)
+
+
+def entry(value: Any, kind: type[T]) -> T | None:
+    """One entry as ``kind``, or ``None`` when it is not one."""
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        return None

@@ -111,10 +111,13 @@ class FakeRedis:
     # ----------------------------------------------------------------- the scripts' models
 
     def _acquire(self, keys: list[str], args: list[Any], now: float) -> int:
-        now_us = int(args[3]) if len(args) > 3 else int(now * 1_000_000)
+        now_us = int(args[3]) if len(args) > 3 and args[3] != "" else int(now * 1_000_000)
         limit, span, member = int(args[0]), int(args[1]), str(args[2])
+        zset = self._zset(keys[0], now)
+        if len(args) > 4:
+            zset.pop(str(args[4]), None)
         start = max(now_us, int(self._get(keys[1], now) or 0))
-        entries = {m: s for m, s in self._zset(keys[0], now).items() if s > now_us - span}
+        entries = {m: s for m, s in zset.items() if s > now_us - span}
         ordered = sorted(entries.items(), key=lambda e: (e[1], e[0]))
         count = len(ordered)
         if count >= limit:

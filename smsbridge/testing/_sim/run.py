@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
@@ -226,10 +227,12 @@ class _World:
 def _bury(loop: VirtualLoop) -> None:
     """Close a dead process's loop: its coroutines are closed now (not by the collector at
     some later, unrepeatable moment), and nothing of theirs reaches the world."""
-    for task in asyncio.all_tasks(loop):
-        coroutine = task.get_coro()
-        with contextlib.suppress(BaseException):
-            coroutine.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # coroutines never started are closed unawaited
+        for task in asyncio.all_tasks(loop):
+            coroutine = task.get_coro()
+            with contextlib.suppress(BaseException):
+                coroutine.close()
     loop.close()
 
 

@@ -12,8 +12,8 @@ from smsbridge import RetryPolicy
 from smsbridge._cli import main
 from smsbridge.testing import FakeSmsClub, FakeWebcom
 
-from .conftest import free_port
-from .helpers import TOKEN, ThreadedFake
+from ..conftest import free_port
+from ..helpers import TOKEN, ThreadedFake
 
 
 @pytest.fixture(autouse=True)

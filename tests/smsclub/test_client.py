@@ -19,7 +19,7 @@ from smsbridge import (
 )
 from smsbridge.testing import FakeSmsClub
 
-from .helpers import TOKEN, ua_numbers
+from ..helpers import TOKEN, ua_numbers
 
 
 async def test_send_reaches_exactly_the_valid_numbers(smsclub: FakeSmsClub) -> None:

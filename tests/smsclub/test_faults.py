@@ -7,7 +7,7 @@ from __future__ import annotations
 from smsbridge import Outcome, RetryPolicy, SmsClub, Status, Timeouts
 from smsbridge.testing import FakeSmsClub, Faults
 
-from .helpers import TOKEN, ua_numbers
+from ..helpers import TOKEN, ua_numbers
 
 FAULTS = Faults(
     rate_limited=0.25,

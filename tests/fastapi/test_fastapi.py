@@ -20,10 +20,10 @@ from smsbridge import ConfigurationError, DeliveryReport, SmsClub
 from smsbridge.fastapi import SmsBridge, webcom_report_router
 from smsbridge.testing import FakeProcess, FakeWebcom
 
-from .conftest import free_port
-from .helpers import TOKEN, clean_env
+from ..conftest import free_port
+from ..helpers import TOKEN, clean_env
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app.py"
 SECRET = "reports-secret-0123456789"
 
 

@@ -27,7 +27,7 @@ from smsbridge import (
 )
 from smsbridge.testing import FakeWebcom, Faults
 
-from .helpers import TOKEN
+from ..helpers import TOKEN
 
 
 def ru(i: int) -> str:

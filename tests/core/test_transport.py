@@ -30,7 +30,7 @@ from smsbridge import (
 from smsbridge._core.transport import AiohttpTransport, check_base_url
 from smsbridge.testing import FakeClock
 
-from .helpers import TOKEN, MockedResponse, ua_numbers
+from ..helpers import TOKEN, MockedResponse, ua_numbers
 
 
 @pytest.mark.parametrize(
@@ -38,8 +38,10 @@ from .helpers import TOKEN, MockedResponse, ua_numbers
     ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9000", "https://example.com"],
 )
 def test_safe_base_urls_are_accepted(url: str) -> None:
-    """HTTPS anywhere and plain HTTP on loopback are fine."""
-    check_base_url(url, allow_insecure_http=False)
+    """HTTPS anywhere and plain HTTP on loopback are fine, and neither is insecure."""
+    parsed, insecure = check_base_url(url, allow_insecure_http=False)
+    assert str(parsed) == url and insecure is False
+    assert SmsClub(TOKEN, base_url=url).base_url == parsed
 
 
 @pytest.mark.parametrize(

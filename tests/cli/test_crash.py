@@ -20,8 +20,7 @@ import pytest
 
 from smsbridge.testing import FakeProcess, Faults
 
-from .helpers import TOKEN, clean_env
-from .test_cli import EXE, csv_file, last_json, run
+from ..helpers import EXE, TOKEN, clean_env, csv_file, last_json, run
 
 RECIPIENTS = 20_000
 KILLS = 10

@@ -27,7 +27,7 @@ from smsbridge import (
 )
 from smsbridge.testing import FakeClock, FakeSmsPlus, Faults
 
-from .helpers import TOKEN
+from ..helpers import TOKEN
 
 ORDER = "Hi {1}, order {2} ships {3}"
 

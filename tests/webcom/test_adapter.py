@@ -148,32 +148,46 @@ def test_document_level_errors(
 
 
 def test_state_and_balance() -> None:
-    """States map to the shared vocabulary; balance reads money and per-area counts."""
+    """States map to the shared vocabulary (``partly_deliver``: final, never called
+    undelivered); an unknown id is "not found" however the gateway says it; state.php
+    carries ``detail`` as documented; balance reads money and per-area counts by either
+    name, unlimited in either language, and leaves out a package it cannot read."""
     response = answer(
         [
             {"id_sms": 82216, "time_change_state": "2021-04-26 15:15:03", "state": "deliver"},
             {"id_sms": 82217, "state": "partly_deliver"},
             {"id_sms": 82218, "state": "read"},
+            {
+                "id_sms": 82219,
+                "time_change_state": "",
+                "state": "Сообщение с таким ID не принималось",
+            },
         ]
     )
-    states = GW.parse_state(["82216", "82217", "82218", "9"], response)
-    assert [(s.state, s.raw) for s in states] == [
+    states = GW.parse_state(["82216", "82217", "82218", "82219", "9"], response)
+    assert [(s.state, s.raw) for s in states[:3]] == [
         (DeliveryState.DELIVRD, "deliver"),
-        (DeliveryState.UNDELIV, "partly_deliver"),
+        (DeliveryState.UNCONFIRMED, "partly_deliver"),
         (DeliveryState.DELIVRD, "read"),
-        (DeliveryState.UNKNOWN, ""),
     ]
+    assert [s.state for s in states[3:]] == [DeliveryState.UNKNOWN] * 2
+    assert all(s.error is not None and s.error.startswith("not found") for s in states[3:])
     missing = GW.parse_state(["1"], answer({"error": "SMS not found"}))
-    assert missing[0].error == "SMS not found"
-    assert json.loads(GW.build_state(["82216"]).body)["id_sms"] == 82216
+    assert missing[0].error == "not found: SMS not found"
+    query = json.loads(GW.build_state(["82216"]).body)
+    assert (query["id_sms"], query["detail"]) == (82216, 1)
     balance = GW.parse_balance(
         answer(
             {
-                "money": "19023.9",
+                "money": "19023,9",
                 "currency": "RUR",
                 "information": [
                     {"type_sms": "sms", "area": "Tele2", "num_sms": "72029"},
+                    {"type_sms": "sms", "area": "MTS", "sms": 500},
                     {"type_sms": "viber", "area": "all", "num_sms": "Unlim"},
+                    {"type_sms": "sms", "area": "Все", "num_sms": "Безлимит"},
+                    {"type_sms": "sms", "area": "Beeline", "num_sms": "many"},
+                    "not a package",
                 ],
             }
         )
@@ -181,7 +195,9 @@ def test_state_and_balance() -> None:
     assert str(balance.money) == "19023.9" and balance.currency == "RUR"
     assert [(p.channel, p.area, p.count) for p in balance.packages] == [
         ("sms", "Tele2", 72029),
+        ("sms", "MTS", 500),
         ("viber", "all", None),
+        ("sms", "Все", None),
     ]
     with pytest.raises(ResponseDecodeError):
         GW.parse_balance(answer({"money": "lots"}))

@@ -34,9 +34,8 @@ from smsbridge import (
 from smsbridge.testing import FakeClock, FakeProcess, Faults, busiest_window
 from smsbridge.testing._sim.loop import LoopClock, VirtualLoop, World
 
-from .conftest import RedisServer, free_port
-from .helpers import TOKEN, clean_env, ua_numbers
-from .test_cli import EXE, csv_file, last_json, run
+from ..conftest import RedisServer, free_port
+from ..helpers import EXE, TOKEN, clean_env, csv_file, last_json, run, ua_numbers
 
 
 def webcom_accepting(request: HttpRequest) -> HttpResponse:

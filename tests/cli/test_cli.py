@@ -3,11 +3,8 @@ processes: the send contract, exit statuses, --json, journals and resuming, Ctrl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,28 +14,7 @@ import pytest
 
 from smsbridge.testing import FakeProcess
 
-from .helpers import TOKEN, clean_env
-
-EXE = Path(sys.executable).with_name("smsbridge")
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """The command, with a clean environment plus `env`."""
-    return subprocess.run(
-        [str(EXE), *args],
-        env=clean_env(**(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def last_json(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    line = result.stdout.strip().splitlines()[-1]
-    return json.loads(line)  # type: ignore[no-any-return]
+from ..helpers import EXE, TOKEN, clean_env, csv_file, last_json, read_all, run
 
 
 @pytest.fixture
@@ -46,21 +22,6 @@ async def smsclub() -> AsyncIterator[tuple[FakeProcess, dict[str, str]]]:
     """A fake SMS Club process and the environment that points the command at it."""
     async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", "200") as fake:
         yield fake, {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": fake.url}
-
-
-async def read_all(stream: anyio.abc.ByteReceiveStream | None) -> str:
-    """Everything a finished process wrote to a pipe."""
-    assert stream is not None
-    chunks = []
-    with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
-        while True:
-            chunks.append(await stream.receive())
-    return b"".join(chunks).decode()
-
-
-def csv_file(path: Path, rows: list[str], header: str | None = "phone") -> Path:
-    path.write_text("\n".join(([header] if header else []) + rows) + "\n", encoding="utf-8")
-    return path
 
 
 def test_console_script_is_installed() -> None:

@@ -26,7 +26,7 @@ from smsbridge import (
 )
 from smsbridge.testing import FakeClock
 
-from .helpers import TOKEN, ua_numbers
+from ..helpers import TOKEN, ua_numbers
 
 Handler = Callable[[HttpRequest], HttpResponse]
 

@@ -1,0 +1,87 @@
+"""Receiving delivery reports, an edge of its own: one receiver that reads a report body
+whole (within a size limit), parses it, stores what it has not stored before and answers
+with what it stored; :func:`report_handler` serves it through aiohttp, and
+:func:`smsbridge.fastapi.webcom_report_router` through FastAPI."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+
+from aiohttp import web
+
+from ._core.errors import ResponseDecodeError
+from ._webcom.reports import (
+    MAX_REPORT_BYTES,
+    DeliveryReport,
+    acknowledge,
+    parse_delivery_reports,
+)
+
+__all__ = ["ReportReceiver", "Store", "report_handler"]
+
+Store = Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]]]
+"""Stores reports; returns the ids it stored (only those are acknowledged)."""
+
+
+class ReportReceiver:
+    """One report POST in, one answer out: ``(status, body)``.
+
+    413 over ``max_bytes``, 400 for a body that is no report, otherwise 200 with the ids
+    acknowledged: those ``store`` stored, and repeats of reports already stored (the last
+    ``remember`` (id, state) pairs are kept in memory) without storing them again. If
+    ``store`` raises, nothing is acknowledged and the gateway sends them again.
+    """
+
+    def __init__(
+        self, store: Store, *, max_bytes: int = MAX_REPORT_BYTES, remember: int = 100_000
+    ) -> None:
+        self._store = store
+        self.max_bytes = max_bytes
+        self._remember = remember
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def receive(
+        self, chunks: AsyncIterable[bytes], declared: int | None = None
+    ) -> tuple[int, bytes]:
+        """Read the body to its end, however it arrives, and answer it."""
+        if declared is not None and declared > self.max_bytes:
+            return 413, b"too large"
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > self.max_bytes:
+                return 413, b"too large"
+        try:
+            reports = parse_delivery_reports(bytes(body))
+        except ResponseDecodeError as e:
+            return 400, e.message.encode()
+        seen = self._seen
+        fresh = [r for r in reports if (r.message_id, r.raw) not in seen]
+        repeats = [r.message_id for r in reports if (r.message_id, r.raw) in seen]
+        stored = list(await self._store(fresh)) if fresh else []
+        kept = set(stored)
+        for report in fresh:
+            if report.message_id in kept:
+                pair = (report.message_id, report.raw)
+                seen[pair] = None
+                seen.move_to_end(pair)
+        while len(seen) > self._remember:
+            seen.popitem(last=False)
+        return 200, acknowledge([*stored, *repeats])
+
+
+def report_handler(
+    store: Store, *, max_bytes: int = MAX_REPORT_BYTES, remember: int = 100_000
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An aiohttp handler for Webcom's delivery-report webhook (see :class:`ReportReceiver`):
+    ``app.router.add_post("/webcom/reports", report_handler(store))``."""
+    receiver = ReportReceiver(store, max_bytes=max_bytes, remember=remember)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        status, body = await receiver.receive(request.content.iter_any(), request.content_length)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="text/plain")
+        return web.Response(body=body, content_type="application/json")
+
+    return handle

@@ -1,0 +1,123 @@
+"""The client base as a unit: credentials from the declaration, settings, secrecy, the
+shared-state factory, send_message and the dry run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from smsbridge import (
+    ConfigurationError,
+    HttpRequest,
+    HttpResponse,
+    InvalidInputError,
+    Message,
+    MockTransport,
+    SlidingWindowLimiter,
+    SmsClub,
+    SmsPlus,
+    Webcom,
+)
+from smsbridge._core.clock import Clock
+from smsbridge.testing import FakeClock
+
+from ..helpers import TOKEN, ua_numbers
+
+
+def accept(request: HttpRequest) -> HttpResponse:
+    phones = json.loads(request.body).get("phone") or [
+        m["phone"] for m in json.loads(request.body)["data_message"]
+    ]
+    info = {f"id-{p}": p for p in phones}
+    return HttpResponse(200, json.dumps({"success_request": {"info": info}}).encode())
+
+
+def test_credentials_come_from_the_arguments_then_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Explicit arguments win; the environment fills in; Webcom's login+password are used
+    when no token is given; nothing at all is a configuration error naming the ways."""
+    monkeypatch.setenv("SMSBRIDGE_WEBCOM_TOKEN", "env-token")
+    by_env = Webcom(base_url="http://127.0.0.1:9")
+    by_login = Webcom(login="shop", password="pw", base_url="http://127.0.0.1:9")
+    assert by_env.account != by_login.account
+    assert by_login.gateway._credentials.login == "shop"
+    assert by_env.gateway._credentials.token == "env-token"
+    monkeypatch.delenv("SMSBRIDGE_WEBCOM_TOKEN")
+    with pytest.raises(ConfigurationError) as caught:
+        Webcom(base_url="http://127.0.0.1:9")
+    assert "SMSBRIDGE_WEBCOM_TOKEN" in str(caught.value)
+    assert "SMSBRIDGE_WEBCOM_LOGIN and SMSBRIDGE_WEBCOM_PASSWORD" in str(caught.value)
+
+
+def test_the_account_is_named_by_a_digest_and_no_repr_shows_a_secret() -> None:
+    """Two tokens, two accounts; neither token appears in any repr or in the account."""
+    a = SmsClub("secret-one", base_url="http://127.0.0.1:9")
+    b = SmsClub("secret-two", base_url="http://127.0.0.1:9")
+    assert a.account != b.account and a.account.startswith("smsclub-")
+    for client in (a, b):
+        text = repr(client) + repr(client.gateway) + client.account
+        assert "secret" not in text
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"concurrency": 0}, {"concurrency": "9"}, {"base_url": "ftp://x"}, {"rate": 0}],
+)
+def test_bad_settings_fail_at_construction(options: dict[str, Any]) -> None:
+    """Nonsense settings are configuration errors before anything runs."""
+    with pytest.raises(ConfigurationError):
+        SmsClub(TOKEN, **options)
+
+
+def test_a_state_factory_gets_the_account_and_its_limits() -> None:
+    """state= is called once with the account's name, a window secret and the limits."""
+    calls: list[dict[str, Any]] = []
+
+    class State:
+        def __init__(self, clock: Clock) -> None:
+            self.limiter = SlidingWindowLimiter(5, clock=clock)
+            self.window = None
+
+        async def aclose(self) -> None:
+            pass
+
+    def factory(**kw: Any) -> State:
+        calls.append(kw)
+        return State(kw["clock"])
+
+    client = SmsClub(TOKEN, base_url="http://127.0.0.1:9", rate=5, state=factory)
+    assert client.limiter is not None and client.window is None
+    (call,) = calls
+    assert (call["provider"], call["limit"], call["margin"]) == ("smsclub", 5, 0.04)
+    assert len(call["secret"]) == 32 and TOKEN not in call["account"]
+
+
+async def test_send_message_is_the_gateways_own_send(clock: FakeClock) -> None:
+    """A Message goes the same way as send(); a kind the gateway cannot carry is refused."""
+    transport = MockTransport(accept)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        report = await sms.send_message(Message(sender="Shop", text="Hi"), to=list(ua_numbers(150)))
+        assert (report.accepted, report.requests) == (150, 2)
+        personal = await sms.send_message(Message(sender="Shop"), to=[("380501234567", "Hi you")])
+        assert personal.accepted == 1
+        with pytest.raises(InvalidInputError, match="not templates"):
+            await sms.send_message(Message(sender="Shop", template=3), to=[])
+    async with SmsPlus(TOKEN, transport=transport, clock=clock) as plus:
+        with pytest.raises(InvalidInputError, match="template"):
+            await plus.send_message(Message(sender="Shop", text="Hi"), to=[])
+
+
+async def test_the_dry_run_builds_and_counts_but_sends_nothing(clock: FakeClock) -> None:
+    """plan(): invalid numbers rejected, repeats suppressed, requests counted; no request
+    reaches the transport, no rate slot is taken, the client's window stays empty."""
+    transport = MockTransport(accept)
+    numbers = [*ua_numbers(250), "nope", "380500000001"]
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        plan = await sms.plan(Message(sender="Shop", text="Hi"), to=numbers)
+        assert sms.window is not None and len(sms.window) == 0  # type: ignore[arg-type]
+        assert sms.limiter.has_capacity()  # type: ignore[attr-defined]
+    assert transport.requests == []
+    assert (plan.accepted, plan.rejected, plan.suppressed, plan.requests) == (250, 1, 1, 3)
