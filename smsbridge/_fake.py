@@ -232,7 +232,8 @@ class FakeGateway(_Recorded):
     """Base of the fakes: start with ``async with``; ``url`` is the base URL to give a client.
 
     Besides the gateway's own endpoints, ``GET /_fake/record`` returns a :class:`Record` as
-    JSON and ``POST /_fake/faults`` replaces the :class:`Faults`, for fakes run as a server.
+    JSON, ``GET /_fake/count`` how many requests it has seen (cheap to poll), and
+    ``POST /_fake/faults`` replaces the :class:`Faults`, for fakes run as a server.
     Without a server, :meth:`handle` answers one request in memory.
 
     Args:
@@ -259,6 +260,7 @@ class FakeGateway(_Recorded):
         self._closing = asyncio.Event()
         self.app = web.Application(client_max_size=8 * 1024**2)
         self.app.router.add_get("/_fake/record", self._get_record)
+        self.app.router.add_get("/_fake/count", self._get_count)
         self.app.router.add_post("/_fake/faults", self._set_faults)
         self.app.router.add_route("*", "/{path:.*}", self._serve)
 
@@ -436,6 +438,9 @@ class FakeGateway(_Recorded):
 
     async def _get_record(self, request: web.Request) -> web.Response:
         return web.Response(body=_encoder.encode(self.record()), content_type="application/json")
+
+    async def _get_count(self, request: web.Request) -> web.Response:
+        return web.Response(text=str(len(self.requests)), content_type="text/plain")
 
     async def _set_faults(self, request: web.Request) -> web.Response:
         try:

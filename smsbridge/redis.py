@@ -52,11 +52,15 @@ log = logging.getLogger("smsbridge.redis")
 
 T = TypeVar("T")
 
-# One atomic step on Redis's own clock. The caller is given a definite start time -- now,
+# One atomic step on Redis's own clock. The caller is given a definite start time (and the
+# clock's reading, from which it learns how Redis's clock stands to its own) -- now,
 # or the moment the `limit`-th most recent start (past or already promised) leaves the span --
 # and that time is recorded at once, so no other caller can take it: callers are served in
-# the order they ask, across processes, and nobody polls. ARGV[5] names a promise of the same
-# caller gone stale (it will not be used: dropped, it can only have held others back).
+# the order they ask, across processes, and nobody polls. ARGV[6...] name promises of the same
+# caller gone stale or left unused (dropped: they can only have held others back). A caller
+# whose promise went stale (ARGV[5] = '1') takes the earliest safe start, not the back of the
+# queue: a start `limit` places after the newest ones, plus the span, is safe wherever it
+# falls among promises already made; first come, first served is only fairness.
 # (ARGV[4], and ARGV[2] of _DEFER, give "now" in microseconds for tests; callers leave them
 # empty.)
 _ACQUIRE = """
@@ -67,8 +71,8 @@ if not now then
 end
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
-if ARGV[5] then
-    redis.call('ZREM', KEYS[1], ARGV[5])
+for i = 6, #ARGV do
+    redis.call('ZREM', KEYS[1], ARGV[i])
 end
 local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
@@ -77,13 +81,13 @@ if count >= limit then
     local kth = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
     start = math.max(start, tonumber(kth[2]) + span)
 end
-if count > 0 then
+if count > 0 and ARGV[5] ~= '1' then
     local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
     start = math.max(start, tonumber(last[2]))
 end
 redis.call('ZADD', KEYS[1], start, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil((start - now + span) / 1000) + 1000)
-return start - now
+return {start, now}
 """
 
 _DEFER = """
@@ -215,8 +219,9 @@ class RedisLimiter:
         outage: seconds to keep retrying while Redis is unreachable before giving up.
         clock: time source for the waits between tries.
 
-    A request must be written within ``margin / 2`` of the moment Redis promised it (the
-    other half absorbs the way to the gateway); a slot that would go later asks again.
+    A request must be written within ``margin - 15 ms`` of the moment Redis promised it (the
+    15 ms absorb the way to the gateway, as in one process); a slot that would go later asks
+    again, dropping its promise. A slot closed unused drops its promise with the next ask.
     """
 
     def __init__(
@@ -233,7 +238,8 @@ class RedisLimiter:
         if limit < 1 or period <= 0 or margin < 0:
             raise ConfigurationError("limit, period and margin must be positive")
         self.limit, self.period, self.margin, self.outage = limit, period, margin, outage
-        self.tolerance = margin / 2
+        # the network to the gateway keeps the rest of the margin (15 ms, as in one process)
+        self.tolerance = max(margin - 0.015, margin / 2)
         self._redis = client
         self._keys = [f"{namespace}:starts", f"{namespace}:defer"]
         self._span_us = round((period + margin) * 1_000_000)
@@ -241,6 +247,8 @@ class RedisLimiter:
         self._defer = client.register_script(_DEFER)
         self._me = os.urandom(6).hex()
         self._count = 0
+        self._unused: list[str] = []  # promises of slots closed unused, dropped at the next ask
+        self._offset = _Offset()
         self._clock: Clock = clock or SystemClock()
         self._patience = _Patience(outage, clock)
 
@@ -251,9 +259,13 @@ class RedisLimiter:
         )
 
     async def acquire(self) -> Slot:
-        """Get a start time from Redis, and wait for it."""
+        """Get a start time from Redis, and wait until shortly before it."""
         slot = _RedisSlot(self)
-        await slot.promise()
+        try:
+            await slot.promise()
+        except BaseException:
+            slot.close()  # cancelled while waiting: the promise is given back
+            raise
         return slot
 
     async def defer(self, seconds: float) -> None:
@@ -266,51 +278,92 @@ class RedisLimiter:
 
 
 class _RedisSlot:
-    """A start Redis promised. If the request is written later than the promise allows (its
-    answer was slow to come back, the wake-up or the connection late), the promise is stale:
-    the slot asks again, dropping it (it never happened, and while it stood it could only
-    hold others back)."""
+    """A start Redis promised, for a moment perhaps seconds ahead, on Redis's clock. The
+    limiter knows how that clock stands to its own (:class:`_Offset`), so the slot sleeps
+    until the promised moment in local time: most of the way before its request takes a
+    connection, the last moment right before the write. If the request would still go later
+    than the promise allows (the process busy), the promise is stale: the slot asks again,
+    dropping it (it never happened, and while it stood it could only hold others back)."""
 
-    __slots__ = ("_late", "_limiter", "_member", "_woke")
+    __slots__ = ("_earliest", "_latest", "_limiter", "_member", "_started")
+
+    _AHEAD = 0.2  # seconds before the promised moment at which the request takes a connection
 
     def __init__(self, limiter: RedisLimiter) -> None:
         self._limiter = limiter
-        self._late = 0.0
-        self._woke = 0.0
+        self._started = False
+        self._earliest = self._latest = 0.0  # the promised moment, as far as local time knows
         self._member: str | None = None
 
     async def promise(self) -> None:
+        """Ask Redis for a start, and sleep until shortly before it."""
         limiter = self._limiter
         clock = limiter._clock
         limiter._count += 1
         member = f"{limiter._me}:{limiter._count}"
-        args: list[int | str] = [limiter.limit, limiter._span_us, member]
-        if self._member is not None:
-            args += ["", self._member]  # the stale promise this one replaces
+        args: list[int | str] = [limiter.limit, limiter._span_us, member, ""]
+        if self._member is None:
+            args.append("0")
+        else:
+            args.append("1")
+            limiter._unused.append(self._member)  # the stale promise this one replaces
+        args += limiter._unused
+        limiter._unused = []
         self._member = member
         asked = clock.now()
-        wait_us = int(await limiter._patience.call(partial(limiter._acquire, limiter._keys, args)))
+        start_us, now_us = await limiter._patience.call(
+            partial(limiter._acquire, limiter._keys, args)
+        )
         answered = clock.now()
-        wait = max(0, wait_us) / 1_000_000
-        if wait > 0:
-            await clock.sleep(wait)
-        self._woke = clock.now()
-        # behind the promised moment by at most the round trip, plus any oversleep
-        self._late = (answered - asked) + (self._woke - answered - wait)
+        low, high = limiter._offset.learn(int(now_us) / 1e6, asked, answered)
+        start = int(start_us) / 1e6
+        self._earliest, self._latest = start - high, start - low
+        early = self._latest - self._AHEAD - clock.now()
+        if early > 0:
+            await clock.sleep(early)
 
-    def _stale(self) -> bool:
-        limiter = self._limiter
-        return self._late + (limiter._clock.now() - self._woke) > limiter.tolerance
+    def _late(self) -> float:
+        # how far past the earliest moment the promise can stand for the clock is now
+        return self._limiter._clock.now() - self._earliest
 
     async def ready(self) -> None:
-        while self._stale():
+        clock = self._limiter._clock
+        while True:
+            rest = self._latest - clock.now()
+            if rest > 0:
+                await clock.sleep(rest)
+            if self._late() <= self._limiter.tolerance:
+                return
             await self.promise()
 
     def start(self) -> bool:
-        return not self._stale()
+        self._started = self._late() <= self._limiter.tolerance
+        return self._started
 
     def close(self) -> None:
-        pass
+        if not self._started and self._member is not None:
+            self._limiter._unused.append(self._member)
+            self._member = None
+
+
+class _Offset:
+    """How Redis's clock stands to the local one: ``redis = local + offset``, ``offset``
+    known within ``[low, high]``. Each answer narrows it (Redis read its clock somewhere
+    between the local ask and answer); when the two clocks drift apart the bounds stop
+    meeting and it starts over from the latest answer."""
+
+    __slots__ = ("high", "low")
+
+    def __init__(self) -> None:
+        self.low, self.high = -math.inf, math.inf
+
+    def learn(self, remote: float, asked: float, answered: float) -> tuple[float, float]:
+        low, high = remote - answered, remote - asked
+        if low > self.high or high < self.low:
+            self.low, self.high = low, high
+        else:
+            self.low, self.high = max(self.low, low), min(self.high, high)
+        return self.low, self.high
 
 
 class RedisWindow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -88,6 +89,40 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+async def arun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """:func:`run` from a test whose event loop serves a fake meanwhile."""
+    done = await anyio.run_process([str(EXE), *args], env=clean_env(**(env or {})), check=False)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command's ``main()`` in this process, with a clean environment plus ``env``: what
+    :func:`run` gives, without a new interpreter's start-up. Call it where no event loop runs
+    (a plain test, or ``anyio.to_thread``): ``main`` runs its own."""
+    from smsbridge._cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(clean_env(**(env or {})))
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(["smsbridge", *args], code, out.getvalue(), err.getvalue())
+
+
+async def ainvoke(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`invoke` from a test that runs an event loop."""
+    return await anyio.to_thread.run_sync(lambda: invoke(*args, env=env))
 
 
 def last_json(result: subprocess.CompletedProcess[str]) -> dict[str, int]:

@@ -123,7 +123,7 @@ async def run_campaign(
     }
     if journal is not None:
         await offload(journal.start_run)
-        options["maybe_sent"] = await offload(journal.maybe_sent)
+        maybe_sent = options["maybe_sent"] = await offload(journal.maybe_sent)
         limiter = client.limiter
         if isinstance(limiter, SlidingWindowLimiter):
             await limiter.defer(await offload(journal.quiet_for, limiter.period + limiter.margin))
@@ -132,6 +132,9 @@ async def run_campaign(
             # what a dead run sent is held again (its window died with it, or its commit did),
             # and what it left reserved but did not send is freed
             sent, unsent = await offload(journal.settled_since, window.ttl + window.slack)
+            # what it had in flight and this run sends again under the same ids may have gone:
+            # its key is held before any other recipient of the same message is read
+            sent |= maybe_sent
             if sent or unsent:
                 options["earlier"] = (
                     (row, row[0] in sent) for row in rows() if row[0] in sent or row[0] in unsent

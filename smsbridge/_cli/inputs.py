@@ -42,7 +42,7 @@ PHONE_NAMES = (
 )
 TEXT_NAMES = ("text", "message", "sms", "текст", "сообщение", "повідомлення")
 _PHONE_LIKE = re.compile(r"\s*\+?[\d\s().\-]{5,}\s*")
-_SNIFF = 64 * 1024
+_SNIFF = 8 * 1024
 
 
 class InputError(ConfigurationError):

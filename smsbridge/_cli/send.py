@@ -10,6 +10,7 @@ import hashlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,11 @@ async def _plan(
 
 @contextlib.contextmanager
 def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
-    """Ctrl-C sets a flag through the event loop instead of raising."""
+    """Ctrl-C sets a flag through the event loop instead of raising. Signals reach only the
+    main thread: run elsewhere (``main()`` embedded in a worker thread), there is none to catch."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, handler)
     try:

@@ -47,7 +47,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .clock import Clock
 from .errors import RejectedError, SmsBridgeError
-from .exchange import Attempts, NotWritten, Throttle
+from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
 from .models import Keep, Outcome, Report, Status
 from .recipients import Unpacker
@@ -164,6 +164,7 @@ class SendEngine(Generic[J]):
         self._caller_error: BaseException | None = None
         self._caller_stopped = False
         self._account_error: SmsBridgeError | None = None
+        self._halt = Halt()  # set with either: waits of requests not yet written end at once
         self._flights: dict[_Flight, None] = {}  # in the order they began
         self._held: list[Batch] = []
         self._requests = 0
@@ -196,11 +197,15 @@ class SendEngine(Generic[J]):
         try:
             # the intake runs as a child task too, so that cancelling the caller's task
             # reaches every part of the send through the task group (and respects shields)
-            async with anyio.create_task_group() as tg:
-                for _ in range(self._concurrency):
-                    tg.start_soon(self._worker, receive.clone())
-                receive.close()
-                tg.start_soon(self._read, source, unpack, send)
+            async with anyio.create_task_group() as outer:
+                if self._stop is not None:
+                    outer.start_soon(self._halt_on_stop, self._stop)
+                async with anyio.create_task_group() as tg:
+                    for _ in range(self._concurrency):
+                        tg.start_soon(self._worker, receive.clone())
+                    receive.close()
+                    tg.start_soon(self._read, source, unpack, send)
+                outer.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self._settle_cancelled(leftovers)
@@ -244,16 +249,22 @@ class SendEngine(Generic[J]):
             return "not sent: the send was stopped"
         return None
 
+    async def _halt_on_stop(self, stop: anyio.Event) -> None:
+        await stop.wait()
+        self._halt.set(self._stopping() or "")
+
     def _caller_failed(self, error: BaseException) -> None:
         """The caller's code failed (iterator, callback, observer): stop, raise it at the end."""
         if self._caller_error is None:
             self._caller_error = error
             self._caller_stopped = True
+            self._halt.set(self._stopping() or "")
 
     def _account_failed(self, error: SmsBridgeError) -> None:
         if self._account_error is None:
             log.error("%s: stopping the send: %s", self._gateway.name, error)
             self._account_error = error
+            self._halt.set(self._stopping() or "")
 
     # ----------------------------------------------------------------- intake
 
@@ -411,6 +422,8 @@ class SendEngine(Generic[J]):
                     waiting, Status.FAILED, f"not sent: duplicate window unavailable: {e}"
                 )
                 return
+            if self._maybe_sent:
+                claims = _own_earlier(claims, batch.indices, self._maybe_sent)
             if claims.count(Claim.OURS) == len(claims):
                 await self._deliver(waiting)
                 return
@@ -461,6 +474,7 @@ class SendEngine(Generic[J]):
             self._clock,
             name=self._gateway.name,
             ambiguous_ok=self._retry_ambiguous,
+            halt=self._halt,
         )
         flight.attempts = attempts
         announced = False
@@ -670,6 +684,17 @@ def _earlier_run(
             out_statuses[n] = Status.UNCERTAIN
             out_details[n] = f"an earlier run may have sent it; this run's try said: {details[n]}"
     return out_statuses, out_details
+
+
+def _own_earlier(
+    claims: list[Claim], indices: Sequence[int], maybe_sent: Container[int]
+) -> list[Claim]:
+    """A recipient an earlier run may have sent is sent again under the same id, whatever the
+    window says: the key it finds held is its own earlier try's (see ``earlier``)."""
+    return [
+        Claim.OURS if claim is Claim.SENT and index in maybe_sent else claim
+        for claim, index in zip(claims, indices, strict=True)
+    ]
 
 
 def _after_ambiguous(result: BatchResult) -> None:

@@ -4,13 +4,17 @@ loop of sends and plain calls alike.
 A try takes a place among the requests in flight (``capacity``), then a rate slot, then the
 transport; the slot starts when the connection is ready, right before the request is written,
 after the caller's ``ready`` hook (the send engine checks there that it should still go, and
-tells its journal). Between tries :meth:`RetryPolicy.after` decides.
+tells its journal). Between tries :meth:`RetryPolicy.after` decides. A :class:`Halt` cuts
+short the waits of tries not yet written (for a rate slot, before a retry) once nothing more
+may be written: a stopped send ends when its requests on the wire are answered, not when the
+slots it queued for come round.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
 import anyio
@@ -21,7 +25,7 @@ from .limiter import RateLimiter
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Ready, Transport
 
-__all__ = ["Attempts", "NotWritten", "Throttle"]
+__all__ = ["Attempts", "Halt", "NotWritten", "Throttle"]
 
 log = logging.getLogger("smsbridge")
 
@@ -45,6 +49,44 @@ class NotWritten(Exception):
         self.reason = reason
 
 
+class Halt:
+    """Set once nothing more may be written (``reason`` says why): every wait under
+    :meth:`cut` ends at once, and :meth:`check` raises :class:`NotWritten` from then on."""
+
+    __slots__ = ("_scopes", "reason")
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._scopes: set[anyio.CancelScope] = set()
+
+    def set(self, reason: str) -> None:
+        """Halt: end the waits under :meth:`cut`."""
+        if self.reason is None:
+            self.reason = reason
+            for scope in self._scopes:
+                scope.cancel()
+
+    @contextlib.contextmanager
+    def cut(self) -> Iterator[None]:
+        """A wait that ends early (without an error) when the halt comes."""
+        with anyio.CancelScope() as scope:
+            if self.reason is not None:
+                scope.cancel()
+            self._scopes.add(scope)
+            try:
+                yield
+            finally:
+                self._scopes.discard(scope)
+
+    def check(self) -> None:
+        """Raise :class:`NotWritten` once halted."""
+        if self.reason is not None:
+            raise NotWritten(self.reason)
+
+
+_NEVER = Halt()
+
+
 class Attempts(Generic[T]):
     """The tries of one request: :meth:`run` returns the parsed answer, or raises the final
     :class:`SmsBridgeError` (or :class:`NotWritten`).
@@ -57,10 +99,12 @@ class Attempts(Generic[T]):
         name: the gateway's name, for the log.
         ambiguous_ok: a try that may have been processed may be repeated (the gateway
             de-duplicates, the caller accepts repeats, or the request only reads).
+        halt: ends the waits of tries not yet written; they raise :class:`NotWritten`.
     """
 
     __slots__ = (
         "_clock",
+        "_halt",
         "_name",
         "_policy",
         "_throttle",
@@ -80,7 +124,9 @@ class Attempts(Generic[T]):
         *,
         name: str,
         ambiguous_ok: bool,
+        halt: Halt = _NEVER,
     ) -> None:
+        self._halt = halt
         self._throttle = throttle
         self._transport = transport
         self._policy = policy
@@ -92,13 +138,20 @@ class Attempts(Generic[T]):
         self.tries = 0
 
     async def _once(self, request: HttpRequest, ready: Ready | None) -> HttpResponse:
-        throttle = self._throttle
+        throttle, halt = self._throttle, self._halt
         async with throttle.capacity:
-            slot = await throttle.limiter.acquire()
+            halt.check()
+            slot = None
+            with halt.cut():
+                slot = await throttle.limiter.acquire()
+            if slot is None:
+                raise NotWritten(halt.reason or "")
             try:
 
                 async def go() -> None:
-                    await slot.ready()
+                    with halt.cut():
+                        await slot.ready()
+                    halt.check()
                     if ready is not None:
                         await ready()
                     while not slot.start():
@@ -166,4 +219,5 @@ class Attempts(Generic[T]):
             log.warning("%s: trying again in %.2fs (try %d): %s", self._name, delay, attempt, error)
             if isinstance(error, RateLimitedError):
                 await self._throttle.limiter.defer(delay)
-            await self._clock.sleep(delay)
+            with self._halt.cut():
+                await self._clock.sleep(delay)

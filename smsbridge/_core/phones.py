@@ -57,7 +57,17 @@ _CC_BY_PREFIX: dict[str, int] = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE
 
 
 def _alternatives(lengths: str) -> str:
-    return "|".join(f"[0-9]{{{n}}}" for n in lengths.split("|"))
+    return "|".join(f"[1-9][0-9]{{{int(n) - 1}}}" for n in lengths.split("|"))
+
+
+def _zero_led(digits: str) -> bool:
+    """Whether international digits whose national part begins with 0 are a number as they
+    stand (Italy's 06..., a few African plans): the parser keeps that zero, not drops it."""
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return f"{number.country_code}{phonenumbers.national_significant_number(number)}" == digits
 
 
 def _region_ccs(regions: Collection[str]) -> frozenset[int]:
@@ -120,6 +130,8 @@ class PhoneRules:
             return (
                 f"wrong length for +{cc}: {national} digits after the country code, need {expected}"
             )
+        if digits[len(str(cc))] == "0" and not _zero_led(digits):
+            return f"no number under +{cc} begins with 0 after the country code"
         return None
 
     def _home_pattern(self) -> re.Pattern[str] | None:
@@ -131,7 +143,9 @@ class PhoneRules:
             return None
         lengths = "|".join(str(n) for n in sorted(_mobile_lengths(cc)))
         one = (
-            f"{cc}[0-9]{{{lengths}}}" if "|" not in lengths else f"{cc}(?:{_alternatives(lengths)})"
+            f"{cc}[1-9][0-9]{{{int(lengths) - 1}}}"
+            if "|" not in lengths
+            else f"{cc}(?:{_alternatives(lengths)})"
         )
         return re.compile(f"(?:{one}\n)*{one}")
 
@@ -176,7 +190,11 @@ class PhoneRules:
                 known = self._by_head.get(head, _UNSEEN)
                 if known is _UNSEEN:
                     known = self._head_rule(head)
-                if known is not None and len(digits) - known[0] in known[1]:
+                if (
+                    known is not None
+                    and len(digits) - known[0] in known[1]
+                    and digits[known[0]] != "0"
+                ):
                     return digits
         elif isinstance(raw, int) and not isinstance(raw, bool):
             raw = str(raw)

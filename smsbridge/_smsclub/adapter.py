@@ -50,6 +50,7 @@ from .._core.phones import PhoneRules
 from .._core.transport import HttpRequest, HttpResponse
 from . import wire
 from .spec import SPEC
+from .texts import Kind, kind_of, state_of
 
 __all__ = ["MAX_BATCH", "SmsClubGateway", "SmsClubJob"]
 
@@ -57,9 +58,6 @@ NAME = SPEC.name
 MAX_BATCH = SPEC.max_batch or SPEC.batch_size
 """Numbers per send request and ids per status request, as documented."""
 
-_BALANCE = re.compile(
-    r"not enough money|insufficient|недостатньо коштів|недостаточно средств", re.I
-)
 _DIGITS = re.compile(r"\D+")
 
 _SENDER_STATES: dict[str, SenderState] = {
@@ -206,8 +204,11 @@ class SmsClubGateway:
                 statuses.append(Status.ACCEPTED)
                 details.append(ids.pop(0))
             elif phone in per_phone:
-                statuses.append(Status.REJECTED)
-                details.append(per_phone[phone])
+                reason = per_phone[phone]
+                # not paid for is not refused: it may go once the account is topped up
+                unpaid = kind_of(reason) is Kind.BALANCE
+                statuses.append(Status.FAILED if unpaid else Status.REJECTED)
+                details.append(reason)
             elif request_problem is not None:
                 statuses.append(Status.REJECTED)
                 details.append(request_problem)
@@ -216,7 +217,7 @@ class SmsClubGateway:
                 details.append("the gateway's answer does not mention this number")
 
         stop: SmsBridgeError | None = None
-        broke = next((p for p in problems if _BALANCE.search(p)), None)
+        broke = next((p for p in problems if kind_of(p) is Kind.BALANCE), None)
         if broke is not None:
             stop = InsufficientBalanceError(
                 "the account's balance is insufficient",
@@ -256,7 +257,7 @@ class SmsClubGateway:
         if error is not None:
             raise error
         if not 200 <= response.status < 300:
-            if message and _BALANCE.search(message):
+            if message and kind_of(message) is Kind.BALANCE:
                 raise InsufficientBalanceError(
                     "the account's balance is insufficient",
                     provider=NAME,
@@ -284,7 +285,7 @@ class SmsClubGateway:
             if inner >= 300:
                 self._success(HttpResponse(inner, response.body, response.headers))
         if answer.name is not None or answer.message is not None:
-            if message and _BALANCE.search(message):
+            if message and kind_of(message) is Kind.BALANCE:
                 raise InsufficientBalanceError(
                     "the account's balance is insufficient",
                     provider=NAME,
@@ -319,11 +320,7 @@ class SmsClubGateway:
         for message_id in ids:
             if message_id in info:
                 raw = text_of(info[message_id])
-                try:
-                    state = DeliveryState(raw.upper())
-                except ValueError:
-                    state = DeliveryState.UNKNOWN
-                result.append(MessageStatus(message_id=message_id, state=state, raw=raw))
+                result.append(MessageStatus(message_id=message_id, state=state_of(raw), raw=raw))
                 continue
             if isinstance(add_info, dict) and message_id in add_info:
                 error = text_of(add_info[message_id])

@@ -72,6 +72,14 @@ class FakeProcess:
         ):
             return msgspec.json.decode(await response.read(), type=Record)
 
+    async def count(self) -> int:
+        """How many requests the fake has seen so far (cheaper than :meth:`record`)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/_fake/count") as response,
+        ):
+            return int(await response.text())
+
     async def set_faults(self, faults: Faults) -> None:
         """Replace the fake's random faults."""
         async with (

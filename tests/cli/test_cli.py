@@ -1,5 +1,7 @@
-"""The installed `smsbridge` command, run as a subprocess against fake gateways in their own
-processes: the send contract, exit statuses, --json, journals and resuming, Ctrl-C."""
+"""The `smsbridge` command against fake gateways in their own processes: the send contract,
+exit statuses, --json, journals and resuming, Ctrl-C. The installed script runs as a
+subprocess where the process itself is under test (it exists, one send end to end, Ctrl-C);
+elsewhere ``main()`` runs in-process, which is the same code without an interpreter's start-up."""
 
 from __future__ import annotations
 
@@ -12,15 +14,27 @@ import anyio
 import anyio.abc
 import pytest
 
-from smsbridge.testing import FakeProcess
+from smsbridge.testing import FakeProcess, FakeSmsClub, FakeSmsPlus, FakeWebcom
 
-from ..helpers import EXE, TOKEN, clean_env, csv_file, last_json, read_all, run
+from ..helpers import (
+    EXE,
+    TOKEN,
+    ainvoke,
+    arun,
+    clean_env,
+    csv_file,
+    invoke,
+    last_json,
+    read_all,
+    run,
+)
 
 
 @pytest.fixture
-async def smsclub() -> AsyncIterator[tuple[FakeProcess, dict[str, str]]]:
-    """A fake SMS Club process and the environment that points the command at it."""
-    async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", "200") as fake:
+async def smsclub() -> AsyncIterator[tuple[FakeSmsClub, dict[str, str]]]:
+    """A fake SMS Club on this test's loop and the environment that points the command at
+    it (the command runs in a thread or a process of its own)."""
+    async with FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake:
         yield fake, {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": fake.url}
 
 
@@ -32,12 +46,12 @@ def test_console_script_is_installed() -> None:
 
 
 async def test_send_with_json_counts(
-    smsclub: tuple[FakeProcess, dict[str, str]], tmp_path: Path
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
 ) -> None:
     """--to and a bare-number file together; the last stdout line is the JSON counts."""
     fake, env = smsclub
     numbers = csv_file(tmp_path / "n.txt", [f"38050{i:07d}" for i in range(150)] + ["oops"], None)
-    result = run(
+    result = await arun(
         "send",
         "smsclub",
         "--sender",
@@ -62,33 +76,33 @@ async def test_send_with_json_counts(
         "uncertain": 0,
         "requests": 2,
     }
-    record = await fake.record()
+    record = fake.record()
     assert {m.phone for m in record.sent} == {"380670000001"} | {
         f"38050{i:07d}" for i in range(150)
     }
 
 
 async def test_personal_texts_from_a_csv_and_a_readable_summary(
-    smsclub: tuple[FakeProcess, dict[str, str]], tmp_path: Path
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
 ) -> None:
     """A `text` column personalises; without --json a person gets a summary."""
     fake, env = smsclub
     rows = [f'38050{i:07d},"Hi, friend {i}"' for i in range(30)]
     path = csv_file(tmp_path / "p.csv", rows, "phone,text")
-    result = run("send", "smsclub", "--sender", "Shop", "--to-file", str(path), env=env)
+    result = await ainvoke("send", "smsclub", "--sender", "Shop", "--to-file", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert "accepted" in result.stdout and "30" in result.stdout
-    record = await fake.record()
+    record = fake.record()
     assert {m.phone: m.text for m in record.sent} == {
         f"38050{i:07d}": f"Hi, friend {i}" for i in range(30)
     }
 
 
-async def test_failed_recipients_exit_1(smsclub: tuple[FakeProcess, dict[str, str]]) -> None:
+async def test_failed_recipients_exit_1(smsclub: tuple[FakeSmsClub, dict[str, str]]) -> None:
     """A wrong token fails everyone: exit status 1, counts still printed."""
     _, env = smsclub
     env = {**env, "SMSBRIDGE_SMSCLUB_TOKEN": "wrong"}
-    result = run(
+    result = await ainvoke(
         "send",
         "smsclub",
         "--sender",
@@ -133,7 +147,7 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> Non
     env = {"SMSBRIDGE_SMSPLUS_TOKEN": "t"}
     if "A sender much too long" in args:
         env["SMSBRIDGE_SMSCLUB_TOKEN"] = "t"
-    result = run(*args, env=env)
+    result = invoke(*args, env=env)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
@@ -141,7 +155,7 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> Non
 
 
 async def test_journal_resumes_and_refuses_another_campaign(
-    smsclub: tuple[FakeProcess, dict[str, str]], tmp_path: Path
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
 ) -> None:
     """A second run with the same journal sends nothing more and counts the whole campaign;
     another input with that journal is refused."""
@@ -161,17 +175,17 @@ async def test_journal_resumes_and_refuses_another_campaign(
         str(journal),
         "--json",
     ]
-    first = run(*base, env=env)
+    first = await ainvoke(*base, env=env)
     assert first.returncode == 0
     assert (journal.stat().st_mode & 0o777) == 0o600
-    second = run(*base, env=env)
+    second = await ainvoke(*base, env=env)
     assert last_json(second) == last_json(first)
-    record = await fake.record()
+    record = fake.record()
     assert len(record.sent) == 300 and record.count(200, ["/sms/send"]) == 3
-    shown = run("journal", str(journal), "--json")
+    shown = await ainvoke("journal", str(journal), "--json")
     summary = json.loads(shown.stdout)
     assert summary["counts"]["accepted"] == 300 and summary["left"] == 0
-    other = run(*[a if a != "Sale" else "Other" for a in base], env=env)
+    other = await ainvoke(*[a if a != "Sale" else "Other" for a in base], env=env)
     assert other.returncode == 2
     assert "belongs to another campaign" in other.stderr
 
@@ -179,7 +193,7 @@ async def test_journal_resumes_and_refuses_another_campaign(
 async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     """SIGINT lets the requests in flight finish, prints how to resume; resuming completes,
     and nobody is sent twice."""
-    async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", "9") as fake:
+    async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", "none") as fake:
         env = {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": fake.url}
         path = csv_file(tmp_path / "r.csv", [f"38050{i:07d}" for i in range(4000)])
         journal = tmp_path / "c.journal"
@@ -196,7 +210,10 @@ async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
             str(journal),
         ]
         proc = await anyio.open_process([str(EXE), *args], env=clean_env(**env))
-        await anyio.sleep(2.5)
+        with anyio.fail_after(30):
+            while await fake.count() < 5:  # at the default 9/s: well before the end
+                assert proc.returncode is None, "ended before the signal"
+                await anyio.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         await proc.wait()
         out, err = await read_all(proc.stdout), await read_all(proc.stderr)
@@ -204,10 +221,10 @@ async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
         assert "Stopping after the requests in flight" in err
         assert "Resume with the same command" in out
         assert "Traceback" not in err
-        partial = json.loads(run("journal", str(journal), "--json").stdout)
+        partial = json.loads((await ainvoke("journal", str(journal), "--json")).stdout)
         assert 0 < partial["counts"]["accepted"] < 4000
         assert partial["counts"]["uncertain"] == 0
-        finished = run(*args, "--json", "--rate", "200", env=env)
+        finished = await ainvoke(*args, "--json", "--rate", "200", env=env)
         assert finished.returncode == 0, finished.stderr
         assert last_json(finished)["accepted"] == 4000
         record = await fake.record()
@@ -216,8 +233,8 @@ async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
 
 async def test_smsplus_and_webcom_from_files(tmp_path: Path) -> None:
     """param1..param3 columns for SMSPlus templates; a text column for Webcom envelopes."""
-    async with FakeProcess(
-        "smsplus", "--token", TOKEN, "--rate-limit", "none", "--template", "4=Hi {1}, code {2}"
+    async with FakeSmsPlus(
+        tokens=[TOKEN], rate_limit=None, templates={4: "Hi {1}, code {2}"}
     ) as fake:
         path = csv_file(
             tmp_path / "p.csv",
@@ -225,7 +242,7 @@ async def test_smsplus_and_webcom_from_files(tmp_path: Path) -> None:
             "phone,param1,param2",
         )
         env = {"SMSBRIDGE_SMSPLUS_TOKEN": TOKEN, "SMSBRIDGE_SMSPLUS_URL": fake.url}
-        result = run(
+        result = await ainvoke(
             "send",
             "smsplus",
             "--sender",
@@ -239,26 +256,26 @@ async def test_smsplus_and_webcom_from_files(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert last_json(result)["accepted"] == 120
-        record = await fake.record()
+        record = fake.record()
         assert {m.phone: m.text for m in record.sent} == {
             f"99450{i:07d}": f"Hi Name{i}, code C{i}" for i in range(120)
         }
-        templates = run("templates", "smsplus", "--json", env=env)
+        templates = await ainvoke("templates", "smsplus", "--json", env=env)
         assert json.loads(templates.stdout)[0]["id"] == 4
-    async with FakeProcess("webcom", "--token", TOKEN, "--rate-limit", "none") as fake:
+    async with FakeWebcom(tokens=[TOKEN], rate_limit=None) as fake:
         path = csv_file(
             tmp_path / "w.csv", [f"7916{i:07d},Offer {i % 4}" for i in range(90)], "phone,text"
         )
         env = {"SMSBRIDGE_WEBCOM_TOKEN": TOKEN, "SMSBRIDGE_WEBCOM_URL": fake.url}
-        result = run(
+        result = await ainvoke(
             "send", "webcom", "--sender", "Shop", "--to-file", str(path), "--json", env=env
         )
         assert result.returncode == 0, result.stderr
-        record = await fake.record()
+        record = fake.record()
         assert {m.phone: m.text for m in record.sent} == {
             f"7916{i:07d}": f"Offer {i % 4}" for i in range(90)
         }
-        balance = run("balance", "webcom", env=env)
+        balance = await ainvoke("balance", "webcom", env=env)
         assert "RUR" in balance.stdout
 
 
@@ -267,7 +284,7 @@ def test_dry_run_plans_without_sending(tmp_path: Path) -> None:
     (no gateway runs here)."""
     rows = [f"38050{i:07d},Привіт {i}" for i in range(250)] + ["nope,x", "380500000001,Привіт 1"]
     path = csv_file(tmp_path / "d.csv", rows, "phone,text")
-    result = run(
+    result = invoke(
         "send",
         "smsclub",
         "--sender",

@@ -19,12 +19,15 @@ from smsbridge import (
     MockTransport,
     Outcome,
     RateLimitedError,
+    Report,
     RetryPolicy,
+    SlidingWindowLimiter,
     SmsClub,
     Status,
     TransportTimeoutError,
 )
 from smsbridge.testing import FakeClock
+from smsbridge.testing._sim.loop import LoopClock, VirtualLoop, World
 
 from ..helpers import TOKEN, ua_numbers
 
@@ -230,6 +233,46 @@ async def test_stop_event_stops_reading_and_accounts_for_what_was_read(clock: Fa
     assert report.total == pulled[0]
     assert report.total < 10_000
     assert report.accepted + report.failed == report.total
+
+
+def test_a_stopped_send_waits_for_no_rate_slot_and_no_retry() -> None:
+    """Stop while one request waits 20-30 s to be tried again: the send ends at once (virtual
+    time); that one and the one that held the ninth slot are failed, nothing else was read."""
+    loop = VirtualLoop(World())
+    stop = anyio.Event()
+    written: list[float] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        written.append(loop.time())
+        if len(written) == 1:
+            raise ConnectError("refused")  # surely unsent: tried again after 20-30 s
+        if len(written) == 8:
+            stop.set()
+        return accept_all(request)
+
+    async def main() -> Report:
+        limiter = SlidingWindowLimiter(9, clock=LoopClock())
+        transport = MockTransport(handler)
+        async with SmsClub(
+            TOKEN,
+            transport=transport,
+            clock=LoopClock(),
+            limiter=limiter,
+            concurrency=10,
+            retry=RetryPolicy(backoff=20.0),
+        ) as sms:
+            return await sms.send("hi", to=ua_numbers(2_000), sender="Shop", stop=stop, keep="none")
+
+    try:
+        started = loop.time()
+        report = loop.run_until_complete(main())
+        ended = loop.time()
+    finally:
+        loop.close()
+    assert written == [started] * 8  # the ninth slot was free but came after the stop
+    assert ended - started < 0.01
+    assert report.stopped and report.accepted == 700 and report.requests == 8
+    assert (report.total, report.failed, report.uncertain) == (900, 200, 0)
 
 
 async def test_errors_in_the_callers_code_are_raised_after_accounting(clock: FakeClock) -> None:

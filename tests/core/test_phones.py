@@ -28,6 +28,10 @@ UA = PhoneRules("UA")
         ("  380989361131\n", "380989361131"),
         ("+1 415 555 2671", "14155552671"),
         ("79161234567", "79161234567"),
+        ("+380 0989361131", "380989361131"),  # the trunk 0 kept after the country code
+        ("3800989361131", "380989361131"),
+        ("950000000", "380950000000"),  # no +95 number begins 0: the home form without its 0
+        ("+39 06 1234 5678", "390612345678"),  # Rome: Italy keeps the zero
     ],
 )
 def test_spellings_normalise(raw: object, expected: str) -> None:

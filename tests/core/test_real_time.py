@@ -1,10 +1,13 @@
-"""Volume against the fake gateway over loopback: 100,000 recipients at full speed, then a
-13-second run at the real 9 requests per second (the one test where real time is the thing
-tested). Every recipient is accounted for once, the
-gateway never answers 429 or 453, and its busiest sliding second holds no more than the limit.
+"""Volume against the fake gateway in its own process over loopback: 100,000 recipients as
+fast as this machine goes, then a 10-second run at the real 9 requests per second (the one
+test where real time is the thing tested: it runs alone, see ``make unit``). Every recipient
+is accounted for once, the gateway never answers 429 or 453, and at 9/s its busiest sliding
+second holds the limit and no more.
 """
 
 from __future__ import annotations
+
+import pytest
 
 from smsbridge import Outcome, SmsClub, Status
 from smsbridge.testing import FakeProcess, Record
@@ -12,10 +15,9 @@ from smsbridge.testing import FakeProcess, Record
 from ..helpers import TOKEN, ua_numbers
 
 
-async def _send_and_check(
-    rate: int, recipients: int, concurrency: int, margin: float = 0.015
-) -> Record:
-    async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", str(rate)) as fake:
+async def _send_and_check(rate: int, recipients: int, concurrency: int, *, limited: bool) -> Record:
+    fake_limit = str(rate) if limited else "none"
+    async with FakeProcess("smsclub", "--token", TOKEN, "--rate-limit", fake_limit) as fake:
         seen = bytearray(recipients)
         ids: dict[int, str] = {}
 
@@ -25,9 +27,7 @@ async def _send_and_check(
                 assert outcome.message_id is not None
                 ids[outcome.index] = outcome.message_id
 
-        async with SmsClub(
-            TOKEN, base_url=fake.url, rate=rate, rate_margin=margin, concurrency=concurrency
-        ) as sms:
+        async with SmsClub(TOKEN, base_url=fake.url, rate=rate, concurrency=concurrency) as sms:
             report = await sms.send(
                 "Sale today",
                 to=ua_numbers(recipients),
@@ -42,7 +42,6 @@ async def _send_and_check(
         record = await fake.record()
         assert record.count(429) == 0
         assert record.count(453) == 0
-        assert record.busiest_window(1.0) <= rate
         sent = record.sent
         assert len(sent) == recipients
         assert len({m.phone for m in sent}) == recipients
@@ -52,20 +51,18 @@ async def _send_and_check(
 
 
 async def test_hundred_thousand_recipients_at_full_speed() -> None:
-    """100k numbers at 200 requests/s: 1,000 requests, no 429, no 453, nobody twice.
+    """100k numbers, 1,000 requests, 32 at a time: nobody lost, nobody twice, every id right.
 
-    The fake shares this machine's two cores with the client, and its event loop stalls now
-    and then by 10-20 ms, stamping arrivals late; a 50 ms margin covers that, as the 15 ms
-    default covers network jitter in production.
-    """
-    record = await _send_and_check(rate=200, recipients=100_000, concurrency=32, margin=0.05)
-    assert record.busiest_window(1.0) >= 100  # it really ran fast, not trickled
+    The rate is set past what the machine can do and the fake counts nothing: the limiter's
+    precision is proven on the injected clock and at the real 9/s below, not here."""
+    await _send_and_check(rate=100_000, recipients=100_000, concurrency=32, limited=False)
 
 
-async def test_thirteen_seconds_at_the_real_nine_per_second() -> None:
-    """120 requests at the documented 9/s: the busiest sliding second holds 9, never more,
+@pytest.mark.realtime
+async def test_ten_seconds_at_the_real_nine_per_second() -> None:
+    """90 requests at the documented 9/s: the busiest sliding second holds 9, never more,
     and the account runs at no less than 96% of the limit."""
-    record = await _send_and_check(rate=9, recipients=12_000, concurrency=10)
+    record = await _send_and_check(rate=9, recipients=9_000, concurrency=10, limited=True)
     assert record.busiest_window(1.0) == 9
     arrivals = record.arrivals()
     assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) >= 0.96 * 9

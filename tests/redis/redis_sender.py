@@ -1,10 +1,10 @@
-"""One sending process for the multi-process Redis tests; prints its counts as JSON."""
+"""One sending process for the multi-process Redis tests: says ``ready`` once started, sends
+when a line arrives on stdin (so that all start together), prints its counts as JSON."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import anyio
 import msgspec
@@ -21,7 +21,6 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=0.0)
     parser.add_argument("--phone")
-    parser.add_argument("--go", type=float, default=0.0, help="wall-clock time to start at")
     args = parser.parse_args()
     if args.phone:
         phones = [args.phone]
@@ -37,8 +36,9 @@ async def main() -> None:
         SmsClub(args.token, base_url=args.url, redis_url=args.redis) as sms,
         anyio.create_task_group() as tg,
     ):
-        # all processes start together, after their imports and start-up
-        await anyio.sleep(max(0.0, args.go - time.time()))
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await anyio.to_thread.run_sync(sys.stdin.readline)
         if args.seconds:
             tg.start_soon(stop_later)
         report = await sms.send("Sale", to=phones, sender="Shop", stop=stop, keep="none")

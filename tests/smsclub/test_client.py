@@ -139,11 +139,11 @@ async def test_our_window_suppresses_before_any_request(smsclub: FakeSmsClub) ->
 
 
 async def test_balance_running_out_stops_the_send(smsclub: FakeSmsClub) -> None:
-    """Money for 150 of 300: 150 accepted, the rest rejected or failed, none lost."""
+    """Money for 150 of 300: 150 accepted, the other 150 failed (none rejected, none lost)."""
     smsclub.price = Decimal(1)
     smsclub.balance = Decimal(150)
     async with SmsClub(TOKEN, base_url=smsclub.url, concurrency=1) as sms:
         report = await sms.send("hi", to=ua_numbers(300), sender="Shop", keep="none")
     assert report.accepted == 150 == len(smsclub.sent)
-    assert report.rejected == 50 and report.failed == 100
+    assert report.rejected == 0 and report.failed == 150
     assert isinstance(report.error, InsufficientBalanceError)

@@ -17,7 +17,8 @@ __all__ = ["Deadlock", "LoopClock", "VirtualLoop", "World"]
 
 
 class Deadlock(RuntimeError):
-    """Every task waits, and nothing can ever wake one."""
+    """Every task waits and nothing can ever wake one, or the run goes on past its budget of
+    virtual time or loop steps (a livelock)."""
 
 
 class World:
@@ -50,10 +51,13 @@ class VirtualLoop(asyncio.SelectorEventLoop):
     cancels a task or kills the process there, at "any await point".
     """
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, *, seconds: float = 20_000.0, steps: int = 2_000_000) -> None:
         super().__init__(_Selector(world))
         self.world = world
         self.steps = 0
+        self._began = world.now
+        self._until = world.now + seconds
+        self._max_steps = steps
         self.on_step: Callable[[int], None] | None = None
         self.set_exception_handler(lambda loop, context: None)
 
@@ -62,6 +66,11 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 
     def _run_once(self) -> None:
         self.steps += 1
+        if self.steps > self._max_steps or self.world.now > self._until:
+            raise Deadlock(
+                f"still running after {self.steps:,} steps and "
+                f"{self.world.now - self._began:,.0f} virtual seconds"
+            )
         if self.on_step is not None:
             self.on_step(self.steps)
         super()._run_once()  # type: ignore[misc]

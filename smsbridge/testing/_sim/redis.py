@@ -110,24 +110,25 @@ class FakeRedis:
 
     # ----------------------------------------------------------------- the scripts' models
 
-    def _acquire(self, keys: list[str], args: list[Any], now: float) -> int:
+    def _acquire(self, keys: list[str], args: list[Any], now: float) -> list[int]:
         now_us = int(args[3]) if len(args) > 3 and args[3] != "" else int(now * 1_000_000)
         limit, span, member = int(args[0]), int(args[1]), str(args[2])
         zset = self._zset(keys[0], now)
-        if len(args) > 4:
-            zset.pop(str(args[4]), None)
+        for dropped in args[5:]:
+            zset.pop(str(dropped), None)
+        first_come = len(args) < 5 or str(args[4]) != "1"
         start = max(now_us, int(self._get(keys[1], now) or 0))
         entries = {m: s for m, s in zset.items() if s > now_us - span}
         ordered = sorted(entries.items(), key=lambda e: (e[1], e[0]))
         count = len(ordered)
         if count >= limit:
             start = max(start, ordered[count - limit][1] + span)
-        if count > 0:
+        if count > 0 and first_come:
             start = max(start, ordered[-1][1])
         entries[member] = start
         ttl_ms = math.ceil((start - now_us + span) / 1000) + 1000
         self.zsets[keys[0]] = (entries, now + ttl_ms / 1000)
-        return start - now_us
+        return [start, now_us]
 
     def _defer(self, keys: list[str], args: list[Any], now: float) -> int:
         now_us = int(args[1]) if len(args) > 1 else int(now * 1_000_000)
