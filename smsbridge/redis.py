@@ -46,7 +46,15 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("smsbridge.redis needs: pip install 'smsbridge[redis]'") from e
 
-__all__ = ["RedisLimiter", "RedisState", "RedisWindow", "connect", "redis_state", "scripts"]
+__all__ = [
+    "RedisLimiter",
+    "RedisRanges",
+    "RedisState",
+    "RedisWindow",
+    "connect",
+    "redis_state",
+    "scripts",
+]
 
 log = logging.getLogger("smsbridge.redis")
 
@@ -149,12 +157,27 @@ end
 return n
 """
 
+# KEYS[1]: the account's id counter, KEYS[2]: the block's name; ARGV: count, size, seconds
+# the block is remembered. The same block name gets the same start (a retry after a timeout).
+_CLAIM = """
+local given = redis.call('GET', KEYS[2])
+if given then
+    return tonumber(given)
+end
+local size = tonumber(ARGV[2])
+local start = tonumber(redis.call('GET', KEYS[1]) or '0') % size
+redis.call('SET', KEYS[1], (start + tonumber(ARGV[1])) % size)
+redis.call('SET', KEYS[2], start, 'EX', ARGV[3])
+return start
+"""
+
 scripts = {
     "acquire": _ACQUIRE,
     "defer": _DEFER,
     "reserve": _RESERVE,
     "commit": _COMMIT,
     "release": _RELEASE,
+    "claim": _CLAIM,
 }
 """Every Lua script smsbridge runs, by name (for tests and stand-ins of Redis)."""
 
@@ -445,6 +468,40 @@ class RedisWindow:
             )
 
 
+class RedisRanges:
+    """An account's id ranges in Redis: one counter for every process and host of the account,
+    and each block's start remembered for ``remember`` seconds (30 days), so that a send
+    repeated with the same key gets the same ids.
+
+    Args:
+        client: a ``redis.asyncio.Redis``.
+        namespace: the account's key prefix.
+        outage: seconds to keep retrying while Redis is unreachable before giving up.
+        clock: time source for the waits between tries.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        namespace: str,
+        *,
+        remember: float = 30 * 86400.0,
+        outage: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._counter = f"{namespace}:ids"
+        self._prefix = f"{namespace}:ids:"
+        self._remember = int(remember)
+        self._claim = client.register_script(_CLAIM)
+        self._patience = _Patience(outage, clock)
+
+    async def claim(self, key: bytes, count: int, size: int) -> int:
+        """See :meth:`~smsbridge._core.ranges.IdRanges.claim`."""
+        keys = [self._counter, self._prefix + key.hex()]
+        start = await self._patience.call(partial(self._claim, keys, [count, size, self._remember]))
+        return int(start)
+
+
 def msgspec_fields(fields: tuple[str, str, tuple[str, ...], str]) -> bytes:
     """The key fields as unambiguous bytes (NUL between fields, US between parameters)."""
     sender, text, params, phone = fields
@@ -452,7 +509,8 @@ def msgspec_fields(fields: tuple[str, str, tuple[str, ...], str]) -> bytes:
 
 
 class RedisState:
-    """The limiter and window of one account, shared through Redis; owns the connection.
+    """The limiter, window and id ranges of one account, shared through Redis; owns the
+    connection.
 
     Args:
         url: the Redis URL (or pass ``client``).
@@ -495,6 +553,7 @@ class RedisState:
             if window_ttl
             else None
         )
+        self.ranges = RedisRanges(client, namespace, outage=outage, clock=clock)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS campaign (
 CREATE TABLE IF NOT EXISTS intents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     indices BLOB NOT NULL,
-    open INTEGER NOT NULL DEFAULT 1
+    open INTEGER NOT NULL DEFAULT 1,
+    at REAL
 );
 CREATE INDEX IF NOT EXISTS intents_open ON intents (open);
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -58,7 +59,12 @@ CREATE TABLE IF NOT EXISTS outcomes (
     at REAL
 );
 CREATE TABLE IF NOT EXISTS maybe_sent (
-    idx INTEGER PRIMARY KEY
+    idx INTEGER PRIMARY KEY,
+    at REAL
+);
+CREATE TABLE IF NOT EXISTS id_ranges (
+    key BLOB PRIMARY KEY,
+    start INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,15 +117,17 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(outcomes)")}
-            if "at" not in columns:  # a journal written before outcomes had times
-                self._db.execute("ALTER TABLE outcomes ADD COLUMN at REAL")
+            for table in ("outcomes", "intents", "maybe_sent"):
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if "at" not in columns:  # a journal written before these had times
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN at REAL")
         except sqlite3.DatabaseError as e:
             raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
         # a second connection for reads from another thread while writes go on (WAL)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
         self._run: int | None = None
-        self._open: dict[int, tuple[int, set[int]]] = {}  # index -> (intent id, its pending)
+        # index -> (its open intent, that intent's pending recipients, the intent's time)
+        self._open: dict[int, tuple[int, set[int], float]] = {}
 
     def close(self) -> None:
         """Close the database."""
@@ -147,24 +155,29 @@ class Journal:
             )
         return bytes(stored_key)
 
-    def recover(self, *, retry_safe: bool) -> int:
-        """Settle the intents a previous run left open; returns how many recipients they held.
+    def recover(self, *, retry_safe: bool, guard: float | None = None) -> tuple[int, int]:
+        """Settle the intents a previous run left open; returns how many recipients they held,
+        and how many of them go again.
 
-        Their recipients become ``uncertain`` (they may have been sent), or, where a repeat is
-        safe, are left without an outcome so this run sends them again with the same ids.
+        Their recipients become ``uncertain`` (they may have been sent); where a repeat is
+        safe they are left without an outcome so this run sends them again: with the same ids
+        (``retry_safe``), or within the gateway's duplicate guard, ``guard`` seconds from the
+        intent (its refusal of the repeat then says the first one went).
         """
-        rows = self._db.execute("SELECT id, indices FROM intents WHERE open = 1").fetchall()
-        affected = 0
+        rows = self._db.execute("SELECT id, indices, at FROM intents WHERE open = 1").fetchall()
+        affected = again = 0
         now = self._now()
         with self._transaction():
-            for intent_id, blob in rows:
+            for intent_id, blob, at in rows:
                 indices, phones = msgspec.json.decode(blob, type=tuple[list[int], list[str]])
                 affected += len(indices)
-                if retry_safe:
-                    # sent again with the same ids; should that fail, they are still uncertain
+                guarded = guard is not None and at is not None and now - at < guard
+                if retry_safe or guarded:
+                    # sent again; should that fail, they are still uncertain
+                    again += len(indices)
                     self._db.executemany(
-                        "INSERT OR IGNORE INTO maybe_sent (idx) VALUES (?)",
-                        [(i,) for i in indices],
+                        "INSERT OR IGNORE INTO maybe_sent (idx, at) VALUES (?, ?)",
+                        [(i, None if retry_safe else at) for i in indices],
                     )
                 else:
                     self._db.executemany(
@@ -184,16 +197,32 @@ class Journal:
                         ],
                     )
                 self._db.execute("UPDATE intents SET open = 0 WHERE id = ?", (intent_id,))
-        return affected
+        return affected, again
 
-    def maybe_sent(self) -> set[int]:
+    def id_range(self, key: bytes) -> int | None:
+        """The start of the id block ``key`` that an earlier run claimed, if any."""
+        row = self._db.execute("SELECT start FROM id_ranges WHERE key = ?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def keep_id_range(self, key: bytes, start: int) -> None:
+        """Remember the id block ``key`` claimed at ``start``, durably, before any id of it
+        is used."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO id_ranges (key, start) VALUES (?, ?)", (key, start)
+            )
+
+    def maybe_sent(self) -> dict[int, float | None]:
         """Recipients an earlier run may have sent (in flight when it died) that are sent
-        again: should this run fail them, they are still ``uncertain``."""
+        again (should this run fail them, they are still ``uncertain``), with how long ago
+        their request was about to be written where the repeat rests on the gateway's
+        duplicate guard (``None`` where it rests on ids)."""
         done = ",".join("?" * len(FINAL))
+        now = self._now()
         return {
-            row[0]
-            for row in self._db.execute(
-                "SELECT idx FROM maybe_sent WHERE idx NOT IN "  # noqa: S608
+            index: None if at is None else now - at
+            for index, at in self._db.execute(
+                "SELECT idx, at FROM maybe_sent WHERE idx NOT IN "  # noqa: S608
                 f"(SELECT idx FROM outcomes WHERE status IN ({done}))",
                 FINAL,
             )
@@ -250,13 +279,31 @@ class Journal:
     # ----------------------------------------------------------------- batches
 
     def intend(self, indices: Sequence[int], phones: Sequence[str]) -> None:
-        """Write down (durably) a batch about to be sent."""
+        """Write down (durably) a batch about to be sent. Recipients an open intent already
+        holds (a part of a request that may have gone, sent again) move to this one, which
+        keeps the earliest time: a repeat's safety is counted from the first copy."""
         blob = msgspec.json.encode((list(indices), list(phones)))
-        intent_id = self._db.execute("INSERT INTO intents (indices) VALUES (?)", (blob,)).lastrowid
+        at = self._now()
+        closing: list[int] = []
+        for index in indices:
+            entry = self._open.get(index)
+            if entry is not None:
+                parent, pending, since = entry
+                at = min(at, since)
+                pending.discard(index)
+                if not pending:
+                    closing.append(parent)
+        with self._transaction():
+            intent_id = self._db.execute(
+                "INSERT INTO intents (indices, at) VALUES (?, ?)", (blob, at)
+            ).lastrowid
+            self._db.executemany(
+                "UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing]
+            )
         assert intent_id is not None
         pending = set(indices)
         for index in indices:
-            self._open[index] = (intent_id, pending)
+            self._open[index] = (intent_id, pending, at)
 
     def unsent(self, indices: Sequence[int]) -> None:
         """Close the intent of a batch the gateway proved it did not process: its recipients
@@ -265,7 +312,7 @@ class Journal:
         for index in indices:
             entry = self._open.pop(index, None)
             if entry is not None:
-                intent_id, pending = entry
+                intent_id, pending, _ = entry
                 pending.discard(index)
                 closing.add(intent_id)
         self._db.executemany("UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing])
@@ -294,7 +341,7 @@ class Journal:
         for index in indices:
             entry = self._open.pop(index, None)
             if entry is not None:
-                intent_id, pending = entry
+                intent_id, pending, _ = entry
                 pending.discard(index)
                 if not pending:
                     closing.append(intent_id)

@@ -17,9 +17,18 @@ from .._core.client import Client
 from .._core.gateway import Batch
 from .._core.limiter import SlidingWindowLimiter
 from .._core.models import Report, Status
+from .._core.ranges import IdRanges
 from .journal import Journal
 
-__all__ = ["CampaignObserver", "Offload", "Send", "pending", "run_campaign", "to_thread"]
+__all__ = [
+    "CampaignObserver",
+    "JournalRanges",
+    "Offload",
+    "Send",
+    "pending",
+    "run_campaign",
+    "to_thread",
+]
 
 T = TypeVar("T")
 
@@ -57,6 +66,24 @@ def pending(
             return
         done = journal.done_between(block[0][0], block[-1][0] + 1)
         yield from (row for row in block if row[0] not in done)
+
+
+class JournalRanges:
+    """The account's id ranges, through the journal: a block an earlier run of the campaign
+    claimed is the same block now (its recipients keep their ids on a resume)."""
+
+    def __init__(self, inner: IdRanges, journal: Journal, offload: Offload) -> None:
+        self._inner = inner
+        self._journal = journal
+        self._offload = offload
+
+    async def claim(self, key: bytes, count: int, size: int) -> int:
+        """See :meth:`~smsbridge._core.ranges.IdRanges.claim`."""
+        start: int | None = await self._offload(self._journal.id_range, key)
+        if start is None:
+            start = await self._inner.claim(key, count, size)
+            await self._offload(self._journal.keep_id_range, key, start)
+        return start
 
 
 class CampaignObserver:
@@ -123,7 +150,11 @@ async def run_campaign(
     }
     if journal is not None:
         await offload(journal.start_run)
-        maybe_sent = options["maybe_sent"] = await offload(journal.maybe_sent)
+        ages: dict[int, float | None] = await offload(journal.maybe_sent)
+        now = client.clock.now()
+        maybe_sent = options["maybe_sent"] = {
+            index: None if age is None else now - age for index, age in ages.items()
+        }
         limiter = client.limiter
         if isinstance(limiter, SlidingWindowLimiter):
             await limiter.defer(await offload(journal.quiet_for, limiter.period + limiter.margin))
@@ -134,15 +165,19 @@ async def run_campaign(
             sent, unsent = await offload(journal.settled_since, window.ttl + window.slack)
             # what it had in flight and this run sends again under the same ids may have gone:
             # its key is held before any other recipient of the same message is read
-            sent |= maybe_sent
+            sent.update(maybe_sent)
             if sent or unsent:
                 options["earlier"] = (
                     (row, row[0] in sent) for row in rows() if row[0] in sent or row[0] in unsent
                 )
     report: Report | None = None
+    ranges = client.ranges
+    if journal is not None:
+        client.ranges = JournalRanges(ranges, journal, offload)
     try:
         report = await send(pending(rows(), journal), options)
     finally:
+        client.ranges = ranges
         if journal is not None:
             requests = report.requests if report is not None else 0
             with anyio.CancelScope(shield=True):

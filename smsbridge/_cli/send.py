@@ -140,17 +140,26 @@ async def _run(
     client = make_client(declaration, args)
     journal: Journal | None = None
     send_key = os.urandom(16)
-    recovered = 0
+    recovered = again = 0
     if args.journal is not None:
         journal = _open_journal(args.journal)
         send_key = journal.bind(campaign, send_key)
-        recovered = journal.recover(retry_safe=declaration.retry_safe)
+        recovered, again = journal.recover(
+            retry_safe=declaration.retry_safe, guard=client.repeat_guard
+        )
     already = journal.summary() if journal else None
     done_before = (total - already.left) if already and already.left is not None else 0
     stop = anyio.Event()
     progress = Progress.create(total, done_before, enabled=not args.json)
     if recovered and not args.json:
-        verb = "sending again with the same ids" if declaration.retry_safe else "marked uncertain"
+        if declaration.retry_safe:
+            verb = "sending again with the same ids"
+        elif again == recovered:
+            verb = f"sending again within {declaration.title}'s duplicate guard"
+        elif again:
+            verb = f"{again:,} sent again within the duplicate guard, the rest uncertain"
+        else:
+            verb = "marked uncertain (too long ago to ask the gateway again)"
         sys.stderr.write(
             f"{recovered:,} recipients were in flight when the last run stopped: {verb}\n"
         )

@@ -13,7 +13,7 @@ import logging
 import os
 import ssl
 import warnings
-from collections.abc import AsyncIterable, Callable, Container, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack
 
@@ -26,6 +26,7 @@ from .exchange import Attempts, Throttle
 from .gateway import Gateway, GatewaySpec, Job, Message
 from .limiter import RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report
+from .ranges import IdRanges, MemoryRanges, memory_ranges
 from .recipients import Unpacker
 from .retry import RetryPolicy
 from .transport import (
@@ -60,6 +61,8 @@ class ClientOptions(TypedDict, total=False):
     Attributes:
         base_url: the gateway's address; default from ``SMSBRIDGE_<GATEWAY>_URL``, then the
             gateway's documented one.
+        https: use the platform's HTTPS address where the documented one is plain HTTP and
+            another is known (Webcom: ``https://my3.webcom.mobi``); not with ``base_url``.
         rate: request starts allowed per ``rate_period`` on this account (default 9).
         rate_period: the gateway's counting window in seconds (default 1.0).
         rate_margin: safety margin added to the window against network jitter (0.015 s
@@ -73,6 +76,12 @@ class ClientOptions(TypedDict, total=False):
         retry: retry policy for requests the gateway surely did not process.
         at_least_once: also resend requests that may have been processed (a 5xx, a timeout
             after sending). Recipients can then get a message twice; off by default.
+        repeat_guard: where the gateway refuses the same text to the same number for a while
+            (SMS Club: 453 within 2 minutes), repeat a request that may have been processed
+            within that time, less 20 s, and read a refusal of the repeat as "the first one
+            went" (``accepted``, without an id). On by default, while the duplicate window
+            is on (it keeps other recipients from sending the same text to the number);
+            ``False`` leaves such recipients ``uncertain``.
         allow_insecure_http: permit a plain ``http://`` base URL off loopback.
         ssl_context: custom TLS settings (a private CA); verification stays on.
         transport: a transport instead of aiohttp (tests: ``MockTransport``).
@@ -87,6 +96,7 @@ class ClientOptions(TypedDict, total=False):
     """
 
     base_url: str | None
+    https: bool
     rate: int
     rate_period: float
     rate_margin: float
@@ -97,6 +107,7 @@ class ClientOptions(TypedDict, total=False):
     timeouts: Timeouts
     retry: RetryPolicy
     at_least_once: bool
+    repeat_guard: bool
     allow_insecure_http: bool
     ssl_context: ssl.SSLContext
     transport: Transport
@@ -108,7 +119,10 @@ class ClientOptions(TypedDict, total=False):
 
 
 class SharedState(Protocol):
-    """A limiter and a duplicate window kept beyond one client (Redis: across processes)."""
+    """A limiter and a duplicate window kept beyond one client (Redis: across processes).
+
+    A state may also have ``ranges``, an :class:`~smsbridge._core.ranges.IdRanges` for the
+    gateways that take an id per message; without it they are this process's."""
 
     @property
     def limiter(self) -> RateLimiter:
@@ -145,6 +159,10 @@ class StateFactory(Protocol):
         ...
 
 
+GUARD_MARGIN = 20.0
+"""Seconds of a gateway's duplicate guard not relied on (the first try's arrival, clocks)."""
+
+
 class InsecureTransportWarning(UserWarning):
     """Credentials are about to travel over plain HTTP to a host off this machine."""
 
@@ -152,14 +170,18 @@ class InsecureTransportWarning(UserWarning):
 _warned_hosts: set[str] = set()
 
 
-def _warn_plain_http(provider: str, host: str) -> None:
+def _warn_plain_http(spec: GatewaySpec, host: str) -> None:
     if host in _warned_hosts:
         return
     _warned_hosts.add(host)
-    message = (
-        f"{provider}: credentials go over plain HTTP to {host}; use an https:// base URL "
-        "where the gateway offers one"
-    )
+    if spec.https_url is not None:
+        instead = (
+            f"the platform also answers at {spec.https_url} (https=True, or "
+            f"{spec.env_prefix}_URL={spec.https_url})"
+        )
+    else:
+        instead = "use an https:// base URL where the gateway offers one"
+    message = f"{spec.name}: credentials go over plain HTTP to {host}; {instead}"
     log.warning(message)
     warnings.warn(message, InsecureTransportWarning, stacklevel=3)
 
@@ -183,7 +205,9 @@ class SendOptions(TypedDict, total=False):
         idempotency_key: a stable key for this send: re-running it with the same key (after
             a crash) finds its own duplicate-window reservations instead of being blocked by
             them, and on Webcom reuses its ``client_id_sms`` values. Random when omitted.
-        maybe_sent: recipients (by index) that an earlier run of this send may have sent: if
+        maybe_sent: recipients (by index) that an earlier run of this send may have sent, each
+            with when its request was first written (on this client's clock) where the
+            repeat rests on the gateway's duplicate guard, else ``None``: if
             this send cannot send them, they end ``uncertain``, not ``failed``.
         earlier: ``(entry, sent)`` pairs (the entry shaped as the input) of what an earlier
             run of this send settled within the duplicate window: the messages it sent are
@@ -197,7 +221,7 @@ class SendOptions(TypedDict, total=False):
     observer: BatchObserver | None
     indexed: bool
     idempotency_key: str | bytes | None
-    maybe_sent: Container[int]
+    maybe_sent: Mapping[int, float | None]
     earlier: Iterable[tuple[Any, bool]]
 
 
@@ -238,7 +262,14 @@ class Client(Generic[J]):
         spec = self.spec
         resolved = _credentials(spec, credentials)
         self._gateway = self._adapter(resolved)
-        url = env_or(options.get("base_url"), f"{spec.env_prefix}_URL") or spec.default_url
+        if options.get("https"):
+            if spec.https_url is None:
+                raise ConfigurationError(f"{spec.title} has no HTTPS address known besides its own")
+            if options.get("base_url"):
+                raise ConfigurationError("give https=True or base_url, not both")
+            url = spec.https_url
+        else:
+            url = env_or(options.get("base_url"), f"{spec.env_prefix}_URL") or spec.default_url
         allow_http = options.get("allow_insecure_http", False) or (
             spec.plain_http_default and url == spec.default_url
         )
@@ -279,8 +310,14 @@ class Client(Generic[J]):
         elif window is None and ttl:
             window = MemoryWindow(ttl, clock=self._clock)
         self._window = window
+        shared_ranges = getattr(self._shared, "ranges", None)
+        self.ranges: IdRanges = shared_ranges or memory_ranges(self.account)
+        """Where the ids of this account's messages come from (for gateways that take an id
+        per message)."""
         self._retry = options.get("retry") or RetryPolicy()
         self._at_least_once = options.get("at_least_once", False)
+        guard = spec.repeat_guard if options.get("repeat_guard", True) else None
+        self._repeat_guard = None if guard is None else max(guard - GUARD_MARGIN, 0.0)
         self._timeouts = options.get("timeouts") or Timeouts()
         self._ssl_context = options.get("ssl_context")
         self._given_transport = options.get("transport")
@@ -301,6 +338,18 @@ class Client(Generic[J]):
         return f"{name}(base_url={str(self.base_url)!r}, account={self.account!r}, {state})"
 
     @property
+    def repeat_guard(self) -> float | None:
+        """Seconds after a request is first written in which one that may have been
+        processed is repeated, relying on the gateway's duplicate guard; ``None`` when not
+        (no such guard, turned off, or no duplicate window as long)."""
+        return self._guard(self._window)
+
+    @property
+    def clock(self) -> Clock:
+        """The time source of this client's waits."""
+        return self._clock
+
+    @property
     def limiter(self) -> RateLimiter:
         """The rate limiter every request of this client passes."""
         return self._throttle.limiter
@@ -313,7 +362,7 @@ class Client(Generic[J]):
     async def __aenter__(self) -> Self:
         if self._transport is None:
             if self._insecure:
-                _warn_plain_http(self._gateway.name, str(self.base_url.host))
+                _warn_plain_http(self.spec, str(self.base_url.host))
             self._transport = self._given_transport or AiohttpTransport(
                 self.base_url,
                 timeouts=self._timeouts,
@@ -376,12 +425,33 @@ class Client(Generic[J]):
         duplicates found, requests packed and built, but nothing sent, no rate slot taken and
         no shared state touched. ``accepted`` counts what would go, ``requests`` the requests
         it would take; nothing is ``failed`` or ``uncertain``."""
-        job, unpack = await self._prepare(message, options)
+        ranges, self.ranges = self.ranges, MemoryRanges()
+        try:
+            job, unpack = await self._prepare(message, options)
+        finally:
+            self.ranges = ranges
         window = (
             MemoryWindow(self._window.ttl, clock=self._clock) if self._window is not None else None
         )
         engine = self._engine(job, options, plan=True, window=window)
-        return await engine.run(to, unpack, indexed=options.get("indexed", False))
+        indexed = options.get("indexed", False)
+        return await engine.run(self._source(job, to, indexed), unpack, indexed=indexed)
+
+    def _guard(self, window: DuplicateWindow | None) -> float | None:
+        """The gateway's duplicate guard, relied on only while the duplicate window keeps
+        smsbridge's own sends of a text to a number at least as far apart: a refusal of a
+        repeat then names the repeated request's own earlier try, not another recipient's."""
+        guard = self.spec.repeat_guard
+        if self._repeat_guard is None or guard is None or window is None or window.ttl < guard:
+            return None
+        return self._repeat_guard
+
+    def _source(
+        self, job: J, source: Iterable[Any] | AsyncIterable[Any], indexed: bool
+    ) -> Iterable[Any] | AsyncIterable[Any]:
+        """The input as the engine reads it (a gateway may claim what its recipients need
+        as they are read)."""
+        return source
 
     def _engine(
         self,
@@ -399,6 +469,7 @@ class Client(Generic[J]):
             window=window if plan else self._window,
             retry=self._retry,
             at_least_once=self._at_least_once,
+            repeat_guard=self._guard(window if plan else self._window),
             clock=self._clock,
             concurrency=self.concurrency,
             holder=holder_for(options.get("idempotency_key")),
@@ -418,8 +489,12 @@ class Client(Generic[J]):
         options: SendOptions,
     ) -> Report:
         engine = self._engine(job, options)
+        indexed = options.get("indexed", False)
         return await engine.run(
-            source, unpack, indexed=options.get("indexed", False), earlier=options.get("earlier")
+            self._source(job, source, indexed),
+            unpack,
+            indexed=indexed,
+            earlier=options.get("earlier"),
         )
 
     async def _chunked_calls(

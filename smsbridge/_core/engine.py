@@ -33,9 +33,9 @@ from collections.abc import (
     AsyncIterable,
     Awaitable,
     Callable,
-    Container,
     Hashable,
     Iterable,
+    Mapping,
     Sequence,
 )
 from itertools import islice
@@ -46,7 +46,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .clock import Clock
-from .errors import RejectedError, SmsBridgeError
+from .errors import DuplicateMessageError, RejectedError, SmsBridgeError
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
 from .models import Keep, Outcome, Report, Status
@@ -106,12 +106,15 @@ def _reason(error: BaseException) -> str:
 class _Flight:
     """Recipients between their reservation and their outcome, for the cancellation path."""
 
-    __slots__ = ("attempts", "batch", "keys")
+    __slots__ = ("attempts", "batch", "keys", "written")
 
-    def __init__(self, batch: Batch, keys: Sequence[Hashable] | None) -> None:
+    def __init__(
+        self, batch: Batch, keys: Sequence[Hashable] | None, written: float | None = None
+    ) -> None:
         self.batch = batch
         self.keys = keys
         self.attempts: Attempts[BatchResult] | None = None
+        self.written = written  # a part of a request that may have gone, first written then
 
     def maybe_sent(self) -> bool:
         attempts = self.attempts
@@ -138,10 +141,12 @@ class SendEngine(Generic[J]):
         keep: Keep = "all",
         stop: anyio.Event | None = None,
         observer: BatchObserver | None = None,
-        maybe_sent: Container[int] | None = None,
+        maybe_sent: Mapping[int, float | None] | None = None,
         plan: bool = False,
+        repeat_guard: float | None = None,
     ) -> None:
         self._gateway = gateway
+        self._repeat_guard = repeat_guard
         self._job = job
         self._transport = transport
         self._throttle = throttle
@@ -159,6 +164,8 @@ class SendEngine(Generic[J]):
         self._stop = stop
         self._observer = observer
         self._maybe_sent = maybe_sent
+        # of those, the ones whose repeat rests on the duplicate guard: when first written
+        self._written = {i: t for i, t in (maybe_sent or {}).items() if t is not None}
         self._plan = plan
         # the two reasons to stop: the caller's (its event, or its code failed) and the account's
         self._caller_error: BaseException | None = None
@@ -451,10 +458,33 @@ class SendEngine(Generic[J]):
             await self._clock.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    async def _deliver_earlier(self, flight: _Flight, times: list[float | None]) -> None:
+        """A batch holding recipients an earlier run may have sent: those go as a repeat of
+        that run's request (within the duplicate guard from when it was written), the others
+        as a first try."""
+        batch, keys = flight.batch, flight.keys
+        again = [i for i, t in enumerate(times) if t is not None]
+        fresh = [i for i, t in enumerate(times) if t is None]
+        written = min(t for t in times if t is not None)
+        self._flights.pop(flight, None)
+        parts = [
+            _Flight(batch.pick(rows), None if keys is None else [keys[i] for i in rows], at)
+            for rows, at in ((again, written), (fresh, None))
+            if rows
+        ]
+        self._flights.update(dict.fromkeys(parts))
+        for part in parts:
+            await self._deliver(part)
+
     async def _deliver(self, flight: _Flight) -> None:
         """Send one batch (halving it where the gateway blames one unnamed recipient) and
         settle it."""
         batch, job, observer = flight.batch, self._job, self._observer
+        if self._written and flight.written is None and not self._plan:
+            times = [self._written.get(i) for i in batch.indices]
+            if any(t is not None for t in times):
+                await self._deliver_earlier(flight, times)
+                return
         try:
             request = self._gateway.build_send(batch, job)
         except SmsBridgeError as e:
@@ -475,6 +505,8 @@ class SendEngine(Generic[J]):
             name=self._gateway.name,
             ambiguous_ok=self._retry_ambiguous,
             halt=self._halt,
+            guard=self._repeat_guard,
+            written=flight.written,
         )
         flight.attempts = attempts
         announced = False
@@ -519,11 +551,28 @@ class SendEngine(Generic[J]):
             error = e
         else:
             self._requests += attempts.tries
-            if attempts.ambiguous:
+            if attempts.ambiguous and not attempts.guarded:
                 _after_ambiguous(result)
             await self._emit(batch, result.statuses, result.details, flight)
             if result.account_error is not None:
                 self._account_failed(result.account_error)
+            return
+        if attempts.guarded and isinstance(error, DuplicateMessageError):
+            if n == 1:  # the gateway refused the repeat: the earlier try sent it
+                await self._emit(batch, [Status.ACCEPTED], [None], flight)
+                return
+            # someone of the batch went; the gateway may have refused others that time: each
+            # alone, still within the guard, says which (453: it went; an answer: it had not)
+            self._flights.pop(flight, None)
+            keys, written = flight.keys, attempts.first_written
+            parts = [
+                _Flight(batch.slice(i, i + 1), None if keys is None else keys[i : i + 1], written)
+                for i in range(n)
+            ]
+            self._flights.update(dict.fromkeys(parts))
+            async with anyio.create_task_group() as singles:
+                for part in parts:
+                    singles.start_soon(self._deliver, part)
             return
         if (
             isinstance(error, RejectedError)
@@ -673,7 +722,7 @@ def _earlier_run(
     indices: Sequence[int],
     statuses: Sequence[Status],
     details: Sequence[str | None],
-    maybe_sent: Container[int],
+    maybe_sent: Mapping[int, float | None],
 ) -> tuple[Sequence[Status], Sequence[str | None]]:
     """Recipients an earlier run may have sent are uncertain, whatever this run's try said."""
     if not any(i in maybe_sent for i in indices):
@@ -687,7 +736,7 @@ def _earlier_run(
 
 
 def _own_earlier(
-    claims: list[Claim], indices: Sequence[int], maybe_sent: Container[int]
+    claims: list[Claim], indices: Sequence[int], maybe_sent: Mapping[int, float | None]
 ) -> list[Claim]:
     """A recipient an earlier run may have sent is sent again under the same id, whatever the
     window says: the key it finds held is its own earlier try's (see ``earlier``)."""

@@ -100,10 +100,18 @@ class Attempts(Generic[T]):
         ambiguous_ok: a try that may have been processed may be repeated (the gateway
             de-duplicates, the caller accepts repeats, or the request only reads).
         halt: ends the waits of tries not yet written; they raise :class:`NotWritten`.
+        guard: seconds after the first try is written in which the gateway refuses a repeat
+            of it (its duplicate guard, less a margin): within them a try that may have been
+            processed is repeated even when ``ambiguous_ok`` is not, and ``guarded`` is set,
+            so that the caller reads a refusal of the repeat as "the first one went".
+        written: when an earlier request carrying these recipients was first written (a
+            part of a request that may have been processed): every try is then a repeat.
     """
 
     __slots__ = (
         "_clock",
+        "_first_written",
+        "_guard",
         "_halt",
         "_name",
         "_policy",
@@ -111,6 +119,7 @@ class Attempts(Generic[T]):
         "_transport",
         "ambiguous",
         "ambiguous_ok",
+        "guarded",
         "on_wire",
         "tries",
     )
@@ -125,15 +134,20 @@ class Attempts(Generic[T]):
         name: str,
         ambiguous_ok: bool,
         halt: Halt = _NEVER,
+        guard: float | None = None,
+        written: float | None = None,
     ) -> None:
         self._halt = halt
+        self._guard = guard
+        self._first_written = written
+        self.guarded = False
         self._throttle = throttle
         self._transport = transport
         self._policy = policy
         self._clock = clock
         self._name = name
         self.ambiguous_ok = ambiguous_ok
-        self.ambiguous = False
+        self.ambiguous = written is not None
         self.on_wire = False
         self.tries = 0
 
@@ -156,6 +170,14 @@ class Attempts(Generic[T]):
                         await ready()
                     while not slot.start():
                         await slot.ready()
+                    if self.ambiguous and not self.ambiguous_ok:
+                        if not self._within_guard():
+                            raise NotWritten(
+                                "the gateway's duplicate guard has run out since the first try"
+                            )
+                        self.guarded = True
+                    if self._first_written is None:
+                        self._first_written = self._clock.now()
                     self.on_wire = True
 
                 self.tries += 1
@@ -166,6 +188,19 @@ class Attempts(Generic[T]):
                     raise
             finally:
                 slot.close()
+
+    @property
+    def first_written(self) -> float | None:
+        """When the first try (or the request this one repeats a part of) was written."""
+        return self._first_written
+
+    def _within_guard(self) -> bool:
+        first = self._first_written
+        return (
+            self._guard is not None
+            and first is not None
+            and self._clock.now() - first < self._guard
+        )
 
     async def run(
         self,
@@ -208,7 +243,8 @@ class Attempts(Generic[T]):
                         maybe_processed=200 <= response.status < 300,
                     )
             self.on_wire = False
-            delay = self._policy.after(error, attempt, ambiguous_ok=self.ambiguous_ok)
+            ok = self.ambiguous_ok or self._within_guard()
+            delay = self._policy.after(error, attempt, ambiguous_ok=ok)
             if delay is None:
                 raise error
             if not error.maybe_processed and not self.ambiguous and unsent is not None:

@@ -73,6 +73,9 @@ class GatewaySpec(msgspec.Struct, frozen=True, kw_only=True):
         batch_size: recipients per request by default; max_batch: the documented ceiling.
         retry_safe: a repeat of an ambiguous request cannot send twice (the gateway
             de-duplicates by an id the adapter puts in each request).
+        repeat_guard: seconds in which the gateway refuses the same text to the same number
+            again with :class:`DuplicateMessageError` (SMS Club's 453, 120 s): within them an
+            ambiguous request can be repeated, the refusal saying that the first one went.
         credentials: the ways to authenticate, each a tuple of argument names (also read
             from ``SMSBRIDGE_<NAME>_<ARGUMENT>``), the first complete one wins.
         messages: what it can send (see :data:`MessageKind`).
@@ -93,6 +96,7 @@ class GatewaySpec(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 100
     max_batch: int | None = None
     retry_safe: bool = False
+    repeat_guard: float | None = None
     credentials: tuple[tuple[str, ...], ...] = (("token",),)
     messages: frozenset[MessageKind] = frozenset({"text"})
     calls: frozenset[Call] = frozenset()
@@ -375,8 +379,13 @@ class Gateway(Protocol, Generic[J]):
 
 
 def text_of(value: Any) -> str:
-    """A value of a gateway's answer as text: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+    """A value of a gateway's answer as text: strings as they are, a mapping of texts as
+    ``key: text; …`` (a field-by-field complaint), anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
+        return "; ".join(f"{key}: {text}" for key, text in value.items())
+    return msgspec.json.encode(value).decode()
 
 
 def check_sender(sender: object) -> str:

@@ -17,13 +17,36 @@ from .._fake import (
     SentMessage,
     decode_json,
     json_answer,
+    texts_of,
 )
 
 __all__ = ["FakeSmsClub"]
 
 _VALID = re.compile(r"\d{10,15}")
-_PHONES_INVALID = "Incorrect phones array or phones quantity greater than 100"
-_BLACKLISTED = "This number is in the black list"
+
+# The gateway's words in English and Russian (its site and SDK speak both), kept here and not
+# taken from the adapter's table: a fake that shares the table cannot catch a wrong one.
+TEXTS = {
+    "phones": (
+        "Incorrect phones array or phones quantity greater than 100",
+        "Некорректный массив телефонов или количество телефонов больше 100",
+    ),
+    "phone": ("Incorrect phone number", "Некорректный номер получателя"),
+    "blacklisted": ("This number is in the black list", "Этот номер в черном списке"),
+    "money": (
+        "Not enough money. It is necessary to refill the balance",
+        "Недостаточно средств. Необходимо пополнить баланс",
+    ),
+    "not found": ("Message not found", "Сообщение не найдено"),
+}
+STATE_WORDS = {
+    "ENROUTE": "Отправлено",
+    "DELIVRD": "Доставлено",
+    "EXPIRED": "Просрочено",
+    "UNDELIV": "Недоставляемое",
+    "REJECTD": "Отклонено",
+}
+"""The status words in Russian, as the gateway's own SDK maps them."""
 
 
 def _answer(info: Any = None, add_info: Any = None) -> FakeAnswer:
@@ -54,7 +77,8 @@ class FakeSmsClub(FakeGateway):
         balance: money on the account; each accepted message costs ``price``.
         currency: the balance's currency.
         duplicate_ttl: the 453 window in seconds (0 disables it).
-        **options: rate limit, faults, host, port, clock (see :class:`FakeOptions`).
+        **options: rate limit, faults, host, port, clock, language (``"ru"``: refusals and
+            status words in Russian; see :class:`FakeOptions`).
     """
 
     def __init__(
@@ -78,6 +102,8 @@ class FakeSmsClub(FakeGateway):
         self.currency = currency
         self.duplicate_ttl = duplicate_ttl
         self.states: dict[str, str] = {}
+        """Each message's state, in the API's own words (``ENROUTE``, ``DELIVRD``…)."""
+        self.texts = texts_of(self.language, TEXTS)
         # keyed by "text\0phone": str keys keep this big dict out of the cyclic GC's way,
         # whose pauses would otherwise skew the arrival times the rate limit is judged on
         self._last_sent: dict[str, float] = {}
@@ -137,7 +163,7 @@ class FakeSmsClub(FakeGateway):
     def _send(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         phones = body.get("phone")
         if not isinstance(phones, list) or len(phones) > 100:
-            return self.refuse(phones or (), _answer(add_info={"phone": _PHONES_INVALID}))
+            return self.refuse(phones or (), _answer(add_info={"phone": self.texts["phones"]}))
         text = body.get("message")
         pairs = [(str(p), text) for p in phones]
         return self._deliver(request, body, pairs)
@@ -145,11 +171,11 @@ class FakeSmsClub(FakeGateway):
     def _send_personal(self, request: FakeRequest, body: dict[str, Any]) -> Reply:
         data = body.get("data_message")
         if not isinstance(data, list) or len(data) > 100:
-            return _answer(add_info={"data_message": _PHONES_INVALID})
+            return _answer(add_info={"data_message": self.texts["phones"]})
         pairs = []
         for entry in data:
             if not isinstance(entry, dict):
-                return _answer(add_info={"data_message": _PHONES_INVALID})
+                return _answer(add_info={"data_message": self.texts["phones"]})
             pairs.append((str(entry.get("phone", "")), entry.get("message")))
         return self._deliver(request, body, pairs)
 
@@ -199,13 +225,13 @@ class FakeSmsClub(FakeGateway):
         add_info: dict[str, str] = {}
         for phone, text in pairs:
             if not _VALID.fullmatch(phone):
-                add_info[phone] = f"Incorrect phone number ({phone})"
+                add_info[phone] = f"{self.texts['phone']} ({phone})"
                 self.refused.append(phone)
             elif phone in self.blacklist:
-                add_info[phone] = _BLACKLISTED
+                add_info[phone] = self.texts["blacklisted"]
                 self.refused.append(phone)
             elif self.balance < self.price:
-                add_info[phone] = "Not enough money. It is necessary to refill the balance"
+                add_info[phone] = self.texts["money"]
                 self.refused.append(phone)
             else:
                 self.balance -= self.price
@@ -223,8 +249,13 @@ class FakeSmsClub(FakeGateway):
         ids = body.get("id_sms")
         if not isinstance(ids, list) or not ids or len(ids) > 100:
             return _answer(add_info="Incorrect id_sms")
-        info = {str(i): self.states[str(i)] for i in ids if str(i) in self.states}
-        unknown = {str(i): "Message not found" for i in ids if str(i) not in self.states}
+        words = STATE_WORDS if self.language == "ru" else {}
+        info = {
+            str(i): words.get(self.states[str(i)], self.states[str(i)])
+            for i in ids
+            if str(i) in self.states
+        }
+        unknown = {str(i): self.texts["not found"] for i in ids if str(i) not in self.states}
         if not info:
             return _answer(add_info="Incorrect id_sms")
         return _answer(info=info, add_info=unknown)

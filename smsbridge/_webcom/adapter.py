@@ -2,15 +2,15 @@
 
 One request carries several message entries, each with its own sender, text and phones; the
 answer has one ``information`` entry per phone, in the order the phones appear across the
-entries. Each phone carries a ``client_id_sms`` derived from the send's key and the
-recipient's position: the gateway answers a repeated id with the earlier message id and sends
-nothing, so any ambiguous failure can be retried without sending twice.
+entries. Each phone carries a ``client_id_sms`` from the send's id blocks (ranges no other
+recipient of the account shares, claimed by the client before the batch is read): the gateway
+answers a repeated id with the earlier message id and sends nothing, so any ambiguous failure
+can be retried without sending twice.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 import re
 from collections.abc import Sequence
@@ -41,12 +41,13 @@ from .._core.gateway import (
 )
 from .._core.models import Balance, BalancePackage, DeliveryState, MessageStatus, Status
 from .._core.phones import PhoneRules
+from .._core.ranges import IdBlocks
 from .._core.transport import HttpRequest, HttpResponse
 from . import wire
 from .spec import SPEC
 from .texts import Kind, kind_of
 
-__all__ = ["DEFAULT_BATCH", "STATES", "WebcomGateway", "WebcomJob", "classify", "client_id"]
+__all__ = ["DEFAULT_BATCH", "STATES", "WebcomGateway", "WebcomJob", "classify"]
 
 log = logging.getLogger("smsbridge.webcom")
 
@@ -71,25 +72,6 @@ STATES: dict[str, DeliveryState] = {
 may well have arrived, so it is final and not "undelivered")."""
 
 _SENDER = re.compile(r"[A-Za-z0-9 ._&!'-]{1,11}|\d{1,15}")
-
-
-_ID_SPACE = 1 << 63
-
-
-def id_base(send_key: bytes) -> int:
-    """Where a send's range of ``client_id_sms`` values starts: 63 bits from its key."""
-    return int.from_bytes(hashlib.blake2b(send_key, digest_size=8).digest(), "big") % _ID_SPACE
-
-
-def client_id(send_key: bytes, index: int) -> int:
-    """The ``client_id_sms`` of the recipient at ``index`` of the send keyed ``send_key``,
-    the same on every retry and every resume of that send.
-
-    A send takes a contiguous range from a random 63-bit start, so two sends can share an id
-    only if their ranges overlap: about (n1 + n2) / 2^63 for a pair of sends, e.g. one chance
-    in 10^5 over 100,000 sends of 10,000 recipients each. (Ids drawn at random per recipient
-    would collide far sooner: one chance in 20 over a billion messages.)"""
-    return (id_base(send_key) + index) % _ID_SPACE
 
 
 def classify(text: str, *, status: int, document: bool) -> SmsBridgeError:
@@ -153,10 +135,10 @@ def format_validity(
 
 class WebcomJob(msgspec.Struct, frozen=True, kw_only=True):
     """One send: sender, shared text (``None`` when personalised), channel, validity, and the
-    key its ``client_id_sms`` values derive from."""
+    blocks its ``client_id_sms`` values come from."""
 
     sender: str
-    send_key: bytes
+    ids: IdBlocks
     text: str | None = None
     channel: str = "sms"
     validity: str | None = None
@@ -225,16 +207,14 @@ class WebcomGateway:
 
     def build_send(self, batch: Batch, job: WebcomJob) -> HttpRequest:
         """``/json``: one message entry per distinct text, with each phone's client id."""
-        indices, phones, validity = batch.indices, batch.phones, job.validity
-        base = id_base(job.send_key)
+        indices, phones, validity, ids = batch.indices, batch.phones, job.validity, job.ids
         messages = [
             wire.Message(
                 type_send_1=job.channel,
                 sender=job.sender,
                 text=text,
                 phones=[
-                    wire.PhoneEntry(phones[row], (base + indices[row]) % _ID_SPACE, validity)
-                    for row in rows
+                    wire.PhoneEntry(phones[row], ids.id(indices[row]), validity) for row in rows
                 ],
             )
             for text, rows in envelope_rows(batch, job.text)

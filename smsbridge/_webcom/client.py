@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-from collections.abc import AsyncIterable, Iterable
-from typing import Unpack
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, Unpack
 
 from .._client import GatewayClient
 from .._core.client import ClientOptions, SendOptions
-from .._core.errors import InvalidInputError
+from .._core.errors import ConfigurationError, InvalidInputError
 from .._core.gateway import Message
 from .._core.models import Balance, MessageStatus, Report
 from .._core.phones import PhoneRules
+from .._core.ranges import IdBlocks
 from .._core.recipients import Unpacker, phone_text_pairs, phones_only
 from .adapter import (
     CHANNELS,
@@ -43,9 +44,10 @@ class Webcom(GatewayClient[WebcomJob]):
         async with Webcom(token=...) as sms:      # or login=..., password=...
             report = await sms.send("Sale today", to=phones, sender="Shop")
 
-    Sends are exactly-once: every recipient carries a ``client_id_sms`` derived from the
-    send's key and its position, and the gateway answers a repeated id with the earlier message
-    instead of sending again, so timeouts, 5xx and dropped connections are retried.
+    Sends are exactly-once: every recipient carries a ``client_id_sms`` that no other recipient
+    of the account shares (see ``client_id_bits``), the same on every retry of the send, and
+    the gateway answers a repeated id with the earlier message instead of sending again, so
+    timeouts, 5xx and dropped connections are retried.
 
     The documented address is plain HTTP and the credentials travel in the request body: pass
     ``base_url="https://…"`` where the gateway offers TLS. The default plain-HTTP address is
@@ -60,6 +62,11 @@ class Webcom(GatewayClient[WebcomJob]):
         status_batch: ids per status request (undocumented whether a list is taken; 1).
         phones: number rules (default: any country, Russian national format accepted).
         validity_tz: the time zone ``validity_period`` is written in (undocumented; Moscow).
+        client_id_bits: the width of a ``client_id_sms`` (16 to 53). The documents say "Int"
+            and real clients send up to 11 digits: 31 bits fits a signed 32-bit integer, so a
+            gateway that stores ids that way cannot truncate two into one. Ids come from
+            ranges of the account (in this process; through Redis, across processes and
+            hosts), so none repeats until ``2**bits - 1`` have been used.
         **options: see :class:`ClientOptions`.
     """
 
@@ -75,8 +82,12 @@ class Webcom(GatewayClient[WebcomJob]):
         status_batch: int = 1,
         phones: PhoneRules | None = None,
         validity_tz: datetime.tzinfo = MOSCOW,
+        client_id_bits: int = 31,
         **options: Unpack[ClientOptions],
     ) -> None:
+        if not isinstance(client_id_bits, int) or not 16 <= client_id_bits <= 53:
+            raise ConfigurationError(f"client_id_bits must be 16 to 53, got {client_id_bits!r}")
+        self._id_bits = client_id_bits
         self._batch_size = batch_size
         self._status_batch = status_batch
         self._phones = phones
@@ -119,11 +130,16 @@ class Webcom(GatewayClient[WebcomJob]):
             send_key = hashlib.blake2b(raw, digest_size=16).digest()
         return WebcomJob(
             sender=check_sender(sender),
-            send_key=send_key,
+            ids=IdBlocks(self.ranges, send_key, self._id_bits),
             text=text,
             channel=channel,
             validity=format_validity(validity, self._validity_tz),
         )
+
+    def _source(
+        self, job: WebcomJob, source: Iterable[Any] | AsyncIterable[Any], indexed: bool
+    ) -> AsyncIterable[Any]:
+        return _claiming(job.ids, source, indexed=indexed)
 
     async def send(
         self,
@@ -175,3 +191,24 @@ class Webcom(GatewayClient[WebcomJob]):
     async def balance(self) -> Balance:
         """Money (``Decimal``) and prepaid messages per area (``None`` for unlimited)."""
         return await self._call(self.gateway.build_balance(), self.gateway.parse_balance)
+
+
+async def _claiming(
+    ids: IdBlocks, source: Iterable[Any] | AsyncIterable[Any], *, indexed: bool
+) -> AsyncIterator[Any]:
+    """``source``, each recipient's id block claimed before the recipient is read on."""
+    position = 0
+    if isinstance(source, AsyncIterable):
+        async for entry in source:
+            index = entry[0] if indexed else position
+            if not ids.covers(index):
+                await ids.cover(index)
+            position += 1
+            yield entry
+    else:
+        for entry in source:
+            index = entry[0] if indexed else position
+            if not ids.covers(index):
+                await ids.cover(index)
+            position += 1
+            yield entry

@@ -80,23 +80,95 @@ async def test_connection_refused_is_retried(clock: FakeClock) -> None:
     assert (report.accepted, report.requests) == (3, 3)
 
 
-@pytest.mark.parametrize(
-    "failure",
-    [
-        HttpResponse(500, b"<html>oops</html>"),
-        HttpResponse(200, b"<html>not json</html>"),
-        TransportTimeoutError("read timeout"),
-    ],
-)
+AMBIGUOUS = [
+    HttpResponse(500, b"<html>oops</html>"),
+    HttpResponse(200, b"<html>not json</html>"),
+    TransportTimeoutError("read timeout"),
+]
+
+
+@pytest.mark.parametrize("failure", AMBIGUOUS)
 async def test_ambiguous_failures_end_uncertain_and_are_not_resent(
     clock: FakeClock, failure: HttpResponse | Exception
 ) -> None:
-    """5xx, an unreadable 200 and a read timeout may have sent: uncertain, one request only."""
+    """Without the gateway's duplicate guard: 5xx, an unreadable 200 and a read timeout may
+    have sent: uncertain, one request only."""
     handler, calls = scripted(failure)
-    async with client(handler, clock) as sms:
+    async with client(handler, clock, repeat_guard=False) as sms:
         report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
     assert (report.uncertain, report.requests, calls[0]) == (3, 1, 1)
     assert all(o.status is Status.UNCERTAIN and o.reason for o in report.outcomes)
+
+
+class GuardedGateway:
+    """An SMS Club that refuses a text to a number it sent less than 2 minutes ago (453, the
+    whole request), refuses its black list per number, and loses the answer of the first
+    request after processing it (``failure``)."""
+
+    def __init__(
+        self, failure: HttpResponse | Exception, black: frozenset[str] = frozenset()
+    ) -> None:
+        self.failure: HttpResponse | Exception | None = failure
+        self.black = black
+        self.sent: list[str] = []
+        self.requests = 0
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        self.requests += 1
+        phones = json.loads(request.body)["phone"]
+        if any(p in self.sent for p in phones):
+            return HttpResponse(453, b'{"status": 453, "message": "Duplication"}')
+        info = {f"id-{p}": p for p in phones if p not in self.black}
+        refused = {p: "This number is in the black list" for p in phones if p in self.black}
+        self.sent.extend(info.values())
+        failure, self.failure = self.failure, None
+        if isinstance(failure, Exception):
+            raise failure
+        if failure is not None:
+            return failure
+        body = {"success_request": {"info": info, "add_info": refused}}
+        return HttpResponse(200, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("failure", AMBIGUOUS)
+async def test_within_the_duplicate_guard_an_ambiguous_request_is_repeated(
+    clock: FakeClock, failure: HttpResponse | Exception
+) -> None:
+    """SMS Club refuses the same text to the same number for 2 minutes (453), so a request
+    whose answer was lost is repeated: refused, someone of it went, and each alone says who
+    (453: it went, accepted without an id; the black-listed one refused again, rejected)."""
+    numbers = list(ua_numbers(3))
+    gateway = GuardedGateway(failure, black=frozenset({numbers[1]}))
+    async with client(gateway, clock) as sms:
+        report = await sms.send("hi", to=numbers, sender="Shop", keep="all")
+    assert gateway.sent == [numbers[0], numbers[2]]
+    assert [(o.status, o.message_id) for o in report.outcomes] == [
+        (Status.ACCEPTED, None),
+        (Status.REJECTED, None),
+        (Status.ACCEPTED, None),
+    ]
+    assert report.outcomes[1].reason == "This number is in the black list"
+    assert report.requests == gateway.requests == 1 + 1 + 3
+
+
+async def test_a_repeat_that_is_answered_is_the_first_delivery(clock: FakeClock) -> None:
+    """The lost answer's request had not been processed (a 502 before it): the repeat is
+    answered, and its ids are the recipients'."""
+    handler, calls = scripted(HttpResponse(502, b"bad gateway"))
+    async with client(handler, clock) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+    assert (report.accepted, report.requests, calls[0]) == (3, 2, 2)
+    assert all(o.message_id for o in report.outcomes)
+
+
+async def test_past_the_duplicate_guard_nothing_is_repeated(clock: FakeClock) -> None:
+    """A repeat that would go 100 s or more after the first try (120 s less the margin):
+    not written; the recipients stay uncertain."""
+    handler, calls = scripted(HttpResponse(502, b"bad gateway"))
+    async with client(handler, clock, retry=RetryPolicy(backoff=250, max_backoff=250)) as sms:
+        report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
+    assert (report.uncertain, report.requests, calls[0]) == (3, 1, 1)
+    assert "duplicate guard has run out" in (report.outcomes[0].reason or "")
 
 
 async def test_at_least_once_resends_ambiguous_batches(clock: FakeClock) -> None:
@@ -300,7 +372,7 @@ async def test_a_defect_in_parsing_leaves_recipients_uncertain(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """If the adapter itself breaks on a 200, its recipients are uncertain, never lost."""
-    async with client(accept_all, clock) as sms:
+    async with client(accept_all, clock, repeat_guard=False) as sms:
 
         def broken(*args: object) -> None:
             raise ZeroDivisionError
@@ -321,7 +393,7 @@ async def test_duplicate_window_releases_failures_and_keeps_uncertain(clock: Fak
     assert (first.rejected, second.accepted) == (1, 1)
 
     handler, _ = scripted(HttpResponse(503, b""))
-    async with client(handler, clock) as sms:
+    async with client(handler, clock, repeat_guard=False) as sms:
         first = await sms.send("hi", to=["380501234567"], sender="Shop")
         second = await sms.send("hi", to=["380501234567"], sender="Shop")
         clock.advance(126)  # TTL 120 + the reservation's 5 s slack

@@ -15,6 +15,7 @@ from smsbridge import (
     SmsBridgeError,
     UnavailableError,
 )
+from smsbridge._core.ranges import IdBlocks, MemoryRanges
 from smsbridge._smsclub.adapter import SmsClubGateway, SmsClubJob
 from smsbridge._smsplus.adapter import SmsPlusGateway, SmsPlusJob
 from smsbridge._webcom.adapter import WebcomGateway, WebcomJob
@@ -51,7 +52,9 @@ def _parse(gateway: str, response: HttpResponse) -> object:
     if gateway == "webcom":
         webcom = WebcomGateway(token="t")
         return webcom.parse_send(
-            batch, response, WebcomJob(sender="Shop", send_key=b"k" * 16, text="hi")
+            batch,
+            response,
+            WebcomJob(sender="Shop", ids=IdBlocks(MemoryRanges(), b"k", 31), text="hi"),
         )
     if gateway == "smsclub":
         return SmsClubGateway("t").parse_send(batch, response, SmsClubJob(sender="S", text="hi"))

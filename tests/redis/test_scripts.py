@@ -76,3 +76,59 @@ async def test_the_limiter_scripts_and_their_model_agree(redis_url: str, seed: i
             assert real == model._acquire(keys, args, 0.0)
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_the_id_ranges_script_and_its_model_agree(redis_url: str, seed: int) -> None:
+    """Blocks of random sizes, some names repeated (a retry), a counter that wraps."""
+    rng = random.Random(seed)
+    client = aioredis.Redis.from_url(redis_url)
+    model = FakeRedis(World(), RedisFaults(), random.Random(0), Counter())
+    claim = client.register_script(scripts["claim"])
+    namespace = f"smsbridge:{{test:{uuid.uuid4().hex}}}"
+    size = rng.choice([2**16 - 1, 2**31 - 1, 2**53 - 1])
+    try:
+        for _ in range(150):
+            keys = [f"{namespace}:ids", f"{namespace}:ids:{rng.randrange(40)}"]
+            args = [rng.choice([100, 200, 400, 6400, size // 3]), size, 3600]
+            real = int(await claim(keys=keys, args=args))
+            assert real == model._claim(keys, args, 0.0)
+    finally:
+        await client.aclose()
+
+
+async def test_processes_of_one_account_share_its_id_ranges(redis_url: str) -> None:
+    """Two RedisState of one account (two processes): disjoint blocks; the same block name
+    gets the same start (a repeat of a send with the same key)."""
+    from smsbridge._core.ranges import IdBlocks
+    from smsbridge.redis import RedisState
+
+    account = uuid.uuid4().hex
+
+    def state() -> RedisState:
+        return RedisState(
+            redis_url,
+            provider="webcom",
+            account_id=account,
+            secret=b"s" * 32,
+            limit=9,
+            period=1.0,
+            margin=0.04,
+            window_ttl=0,
+        )
+
+    one, two = state(), state()
+    try:
+        sends = [
+            IdBlocks(s.ranges, f"send {n}".encode(), 31) for n, s in enumerate([one, two, one])
+        ]
+        for ids in sends:
+            await ids.cover(2_000)
+        again = IdBlocks(two.ranges, b"send 0", 31)
+        await again.cover(2_000)
+        all_ids = [ids.id(i) for ids in sends for i in range(2_001)]
+        assert len(set(all_ids)) == len(all_ids)
+        assert [again.id(i) for i in range(2_001)] == [sends[0].id(i) for i in range(2_001)]
+    finally:
+        await one.aclose()
+        await two.aclose()

@@ -147,3 +147,31 @@ async def test_balance_running_out_stops_the_send(smsclub: FakeSmsClub) -> None:
     assert report.accepted == 150 == len(smsclub.sent)
     assert report.rejected == 0 and report.failed == 150
     assert isinstance(report.error, InsufficientBalanceError)
+
+
+async def test_a_gateway_answering_in_russian() -> None:
+    """Refusals, the money running out and status words in Russian mean what the English ones
+    do: a stop-listed and a malformed number rejected with the gateway's words, the unpaid
+    ones failed and the send stopped, "Доставлено" delivered, an unknown id "not found"."""
+    async with FakeSmsClub(
+        tokens=[TOKEN], language="ru", blacklist=["380500000001"], price=Decimal(1)
+    ) as fake:
+        fake.balance = Decimal(3)
+        async with SmsClub(TOKEN, base_url=fake.url, concurrency=1) as sms:
+            to = ["380500000000", "380500000001", "380500000002", "380500000003", "380500000004"]
+            report = await sms.send("hi", to=[*to, "3805000000"], sender="Shop", keep="all")
+            by_phone = {o.phone: o for o in report.outcomes}
+            assert by_phone["380500000001"].status is Status.REJECTED
+            assert by_phone["380500000001"].reason == "Этот номер в черном списке"
+            assert [by_phone[p].status for p in to[2:]] == [
+                Status.ACCEPTED,
+                Status.ACCEPTED,
+                Status.FAILED,
+            ]
+            assert isinstance(report.error, InsufficientBalanceError)
+            first = by_phone["380500000000"].message_id
+            assert first is not None
+            fake.states[first] = "DELIVRD"
+            delivered, unknown = await sms.status([first, "999999"])
+    assert (delivered.state, delivered.raw) == (DeliveryState.DELIVRD, "Доставлено")
+    assert (unknown.state, unknown.error) == (DeliveryState.UNKNOWN, "Сообщение не найдено")

@@ -8,6 +8,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -95,6 +96,42 @@ async def test_unknown_template_fails_fast() -> None:
         with pytest.raises(InvalidInputError, match="template 9 is not among"):
             await sms.send_template(9, sender="Shop", to=[("994501234567", ())])
     assert fake.sent == []
+
+
+async def test_a_template_that_cannot_be_looked_up_still_gets_its_parameters(
+    clock: FakeClock,
+) -> None:
+    """The gateway cannot list templates (HTTP 500): the send goes ahead unchecked, and every
+    recipient's parameters travel exactly as given, in requests of one width each, never
+    padded with blanks ("Hi Bob, order  ships ")."""
+    sent: list[dict[str, Any]] = []
+
+    def gateway(request: HttpRequest) -> HttpResponse:
+        if request.path == "/api/message/templates":
+            return HttpResponse(500, b"<html>down</html>")
+        sent.append(json.loads(request.body))
+        return HttpResponse(200, b'{"code": 100}')
+
+    to = [
+        (az(0), ("Bob", "A-1", "today")),
+        (az(1), ("Ann",)),
+        (az(2), ("Eve", "A-3")),
+        (az(3), ("Kim", "A-4", "later")),
+    ]
+    async with SmsPlus(TOKEN, transport=MockTransport(gateway), clock=clock) as sms:
+        report = await sms.send_template(4, sender="Shop", to=to)
+    assert report.accepted == 4
+    given: dict[str, tuple[str, ...]] = {}
+    for body in sent:
+        columns = [
+            body.get(k) for k in ("first_parameters", "second_parameters", "third_parameters")
+        ]
+        present = [c for c in columns if c is not None]
+        assert columns[: len(present)] == present  # no gap: a width, not blanks
+        for n, phone in enumerate(body["mobile_numbers"]):
+            given[phone] = tuple(c[n] for c in present)
+    assert given == dict(to)
+    assert all("" not in values for values in given.values())
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import datetime
 import json
 from typing import Any
 
+import anyio
 import pytest
 
 from smsbridge import (
@@ -24,7 +25,8 @@ from smsbridge import (
     parse_delivery_reports,
 )
 from smsbridge._core.gateway import Batch
-from smsbridge._webcom.adapter import WebcomGateway, WebcomJob, client_id, format_validity
+from smsbridge._core.ranges import IdBlocks, MemoryRanges
+from smsbridge._webcom.adapter import WebcomGateway, WebcomJob, format_validity
 from smsbridge._webcom.client import MOSCOW
 
 GW = WebcomGateway(token="webcom-secret")
@@ -34,7 +36,16 @@ BATCH = Batch(
     ["79161234567", "79161234568", "79161234569", "79161234570"],
     ["sale", "hello", "sale", "bye"],
 )
-JOB = WebcomJob(sender="Shop", send_key=KEY, validity="2026-12-31 23:59:59")
+
+
+def claimed(key: bytes, start: int) -> IdBlocks:
+    """Id blocks with the first block claimed at ``start``."""
+    ids = IdBlocks(MemoryRanges(start), key, 31)
+    anyio.run(ids.cover, 99)
+    return ids
+
+
+JOB = WebcomJob(sender="Shop", ids=claimed(KEY, 1000), validity="2026-12-31 23:59:59")
 
 
 def answer(body: Any, status: int = 200) -> HttpResponse:
@@ -59,14 +70,16 @@ def test_envelope_groups_texts_and_carries_client_ids() -> None:
     assert first["type_send_1"] == "sms" and first["sender"] == "Shop"
     assert first["phones"][0] == {
         "phone": "79161234567",
-        "client_id_sms": client_id(KEY, 10),
+        "client_id_sms": 1011,  # 1 + the block's start + the recipient's offset
         "validity_period": "2026-12-31 23:59:59",
     }
     again = json.loads(GW.build_send(BATCH, JOB).body)
     assert again == body  # a retry carries the same ids
-    other = json.loads(GW.build_send(BATCH, WebcomJob(sender="Shop", send_key=b"x" * 16)).body)
-    assert other["message"][0]["phones"][0]["client_id_sms"] != client_id(KEY, 10)
-    assert 0 < client_id(KEY, 10) < 2**63
+    other = WebcomJob(sender="Shop", ids=claimed(b"x" * 16, 5000))
+    assert json.loads(GW.build_send(BATCH, other).body)["message"][0]["phones"][0] == {
+        "phone": "79161234567",
+        "client_id_sms": 5011,
+    }
 
 
 def test_login_and_password_instead_of_a_token() -> None:

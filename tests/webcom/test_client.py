@@ -20,6 +20,7 @@ from smsbridge import (
     InvalidInputError,
     Outcome,
     RetryPolicy,
+    SmsClub,
     Status,
     Timeouts,
     Webcom,
@@ -244,14 +245,28 @@ def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_plain_http_to_the_documented_host_warns_once() -> None:
-    """Opening a client on the default http:// URL warns, once per host."""
-    with pytest.warns(InsecureTransportWarning, match="plain HTTP to lk.mysmpp.ru"):
+    """Opening a client on the default http:// URL warns, once per host, naming the
+    platform's HTTPS address and how to use it."""
+    with pytest.warns(InsecureTransportWarning, match="plain HTTP to lk.mysmpp.ru") as caught:
         async with Webcom(TOKEN):
             pass
+    assert "https://my3.webcom.mobi (https=True, or SMSBRIDGE_WEBCOM_URL=" in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         async with Webcom(TOKEN):
             pass
+
+
+def test_https_takes_the_platforms_https_address() -> None:
+    """https=True: the known HTTPS host, no warning; not with base_url; not for a gateway
+    whose documented address is already HTTPS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert str(Webcom(TOKEN, https=True).base_url) == "https://my3.webcom.mobi"
+    with pytest.raises(ConfigurationError, match="not both"):
+        Webcom(TOKEN, https=True, base_url="https://lk.mysmpp.ru")
+    with pytest.raises(ConfigurationError, match="no HTTPS address"):
+        SmsClub(TOKEN, https=True)
 
 
 async def test_bad_arguments() -> None:

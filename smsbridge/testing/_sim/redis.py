@@ -65,6 +65,7 @@ class FakeRedis:
             scripts["reserve"]: self._reserve,
             scripts["commit"]: self._commit,
             scripts["release"]: self._release,
+            scripts["claim"]: self._claim,
         }
 
     def client(self, process: Process) -> _Client:
@@ -170,6 +171,17 @@ class FakeRedis:
                 del self.values[key]
                 n += 1
         return n
+
+    def _claim(self, keys: list[str], args: list[Any], now: float) -> int:
+        counter, name = keys
+        count, size, remember = int(args[0]), int(args[1]), float(args[2])
+        given = self._get(name, now)
+        if given is not None:
+            return int(given)
+        start = int(self._get(counter, now) or 0) % size
+        self.values[counter] = ((start + count) % size, math.inf)
+        self.values[name] = (start, now + remember)
+        return start
 
     # ----------------------------------------------------------------- a command's journey
 

@@ -30,6 +30,7 @@ from ..._campaign import Campaign, Journal, run_campaign
 from ..._core.client import Client, holder_for
 from ..._core.limiter import SlidingWindowLimiter
 from ..._core.models import Outcome, Report
+from ..._core.ranges import MemoryRanges
 from ..._core.transport import Timeouts
 from ..._core.window import MemoryWindow
 from ..._fake import FakeGateway
@@ -146,6 +147,7 @@ class _World:
         self.kills: dict[str, float] = {}
         self.wire = Wire(self.gateway, self.written)
         self.windows: list[MemoryWindow] = []
+        self.ranges: dict[Process, MemoryRanges] = {}
         self.owners: list[Process] = []
         self.clock = LoopClock()
 
@@ -194,6 +196,13 @@ class _World:
             client = SmsPlus(TOKEN, batch_size=sc.batch_size, **options)
         else:
             client = Webcom(TOKEN, batch_size=sc.batch_size, **options)
+        if self.redis is not None:
+            client.ranges = state.ranges
+        else:  # one process's memory, dying with it, from a point that the seed decides
+            if process not in self.ranges:
+                start = (sc.seed * 7919 + len(self.ranges) * 104729) % (1 << 31)
+                self.ranges[process] = MemoryRanges(start)
+            client.ranges = self.ranges[process]
         if isinstance(client.window, MemoryWindow) and client.window not in self.windows:
             self.windows.append(client.window)
             self.owners.append(process)
@@ -393,8 +402,8 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
                 journal = Journal(path, clock=lambda: w.world.now)
                 try:
                     key = journal.bind(campaign, send_key)
-                    journal.recover(retry_safe=sc.retry_safe)
                     client = w.client(process)
+                    journal.recover(retry_safe=sc.retry_safe, guard=client.repeat_guard)
 
                     def collect(outcome: Outcome) -> None:
                         process.check()

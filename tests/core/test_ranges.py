@@ -1,0 +1,107 @@
+"""Ids that no two recipients of one account share: blocks claimed from the account's ranges
+as the input is read, the same ids for the same send, any allowed width."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from smsbridge import ConfigurationError, HttpRequest, HttpResponse, MockTransport, Webcom
+from smsbridge._core.ranges import IdBlocks, MemoryRanges, memory_ranges
+from smsbridge.testing import FakeClock
+
+from ..helpers import TOKEN
+
+
+def _claimed(sizes: list[int], first: int) -> int:
+    """How many ids sends of these sizes claim (blocks of ``first``, doubling)."""
+    total = 0
+    for n in sizes:
+        k = (max(n - 1, 0) // first + 1).bit_length() - 1
+        total += first * ((1 << (k + 1)) - 1)
+    return total
+
+
+@given(
+    bits=st.integers(16, 53),
+    sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=12),
+    start=st.integers(0, 2**53),
+    first=st.sampled_from([1, 7, 100]),
+)
+async def test_no_two_recipients_of_an_account_share_an_id(
+    bits: int, sizes: list[int], start: int, first: int
+) -> None:
+    """Within a send and across sends of one account, for any allowed width, from any point
+    of the ranges (wrapping included), until the account has used 2**bits - 1 ids."""
+    assume(_claimed(sizes, first) <= (1 << bits) - 1)
+    ranges = MemoryRanges(start)
+    seen: set[int] = set()
+    for n, size in enumerate(sizes):
+        ids = IdBlocks(ranges, f"send {n}".encode(), bits, first)
+        for index in range(size):
+            await ids.cover(index)
+        mine = [ids.id(i) for i in range(size)]
+        assert all(1 <= i < 2**bits for i in mine)
+        assert len(set(mine)) == size
+        assert not seen & set(mine)
+        seen |= set(mine)
+
+
+async def test_the_same_send_gets_the_same_ids_again() -> None:
+    """A retry or a repeat with the same key: the same ids; another key: others."""
+    ranges = MemoryRanges(0)
+    first = IdBlocks(ranges, b"campaign", 31)
+    await first.cover(999)
+    again = IdBlocks(ranges, b"campaign", 31)
+    await again.cover(999)
+    other = IdBlocks(ranges, b"another", 31)
+    await other.cover(999)
+    assert [first.id(i) for i in range(1000)] == [again.id(i) for i in range(1000)]
+    assert not {first.id(i) for i in range(1000)} & {other.id(i) for i in range(1000)}
+
+
+def test_widths_outside_16_to_53_bits_are_refused() -> None:
+    """53 bits is what Redis's Lua counts exactly; under 16 a send would wrap at once."""
+    for bits in (15, 54):
+        with pytest.raises(ConfigurationError, match="16 to 53"):
+            IdBlocks(MemoryRanges(), b"k", bits)
+        with pytest.raises(ConfigurationError, match="16 to 53"):
+            Webcom(TOKEN, client_id_bits=bits)
+
+
+async def test_clients_of_one_account_never_share_an_id(clock: FakeClock) -> None:
+    """Three Webcom clients of one account in one process, one with 20-bit ids: every id of
+    four sends is distinct, and the narrow client's are under 2**20."""
+    seen: list[int] = []
+
+    def gateway(request: HttpRequest) -> HttpResponse:
+        body = json.loads(request.body)
+        phones = [p for m in body["message"] for p in m["phones"]]
+        seen.extend(p["client_id_sms"] for p in phones)
+        info = [{"state": "send", "id_sms": n} for n, _ in enumerate(phones)]
+        return HttpResponse(200, json.dumps({"information": info}).encode())
+
+    def client(**extra: int) -> Webcom:
+        return Webcom(
+            TOKEN,
+            base_url="http://127.0.0.1:9",
+            transport=MockTransport(gateway),
+            clock=clock,
+            account="webcom-ranges-test",
+            **extra,  # type: ignore[arg-type]
+        )
+
+    one, two, narrow = client(), client(), client(client_id_bits=20)
+    assert one.ranges is two.ranges is narrow.ranges is memory_ranges("webcom-ranges-test")
+    numbers = [f"7916{i:07d}" for i in range(450)]
+    async with one, two, narrow:
+        for n, sender in enumerate((one, two, narrow, one)):
+            before = len(seen)
+            report = await sender.send(f"Sale {n}", to=iter(numbers), sender="Shop")
+            assert report.accepted == 450 and len(seen) - before == 450
+            if sender is narrow:
+                assert all(0 < i < 2**20 for i in seen[before:])
+    assert len(seen) == 4 * 450 == len(set(seen))
