@@ -37,7 +37,7 @@ from ._core.client import StateFactory
 from ._core.clock import Clock, SystemClock
 from ._core.errors import ConfigurationError, StateBackendError
 from ._core.gateway import Batch
-from ._core.limiter import Slot
+from ._core.limiter import DEFAULT_MARGIN, Slot
 from ._core.window import Claim, key_fields
 
 try:
@@ -234,7 +234,7 @@ class RedisLimiter:
         client: a ``redis.asyncio.Redis``.
         namespace: the account's key prefix (see the module docstring).
         limit, period, margin: as for :class:`SlidingWindowLimiter`; give every process the
-            same values. The margin defaults to 40 ms (96% of ``limit`` sustained): a start
+            same values. The margin defaults to 50 ms (95% of ``limit`` sustained): a start
             promised by Redis reaches the gateway after one more hop and a wake-up in a
             process that may be busy or opening its first connection, so there is more jitter
             to absorb than in one process (measured here: up to 26 ms with four processes
@@ -242,9 +242,10 @@ class RedisLimiter:
         outage: seconds to keep retrying while Redis is unreachable before giving up.
         clock: time source for the waits between tries.
 
-    A request must be written within ``margin - 15 ms`` of the moment Redis promised it (the
-    15 ms absorb the way to the gateway, as in one process); a slot that would go later asks
-    again, dropping its promise. A slot closed unused drops its promise with the next ask.
+    A request must be written within ``margin - 30 ms`` (at least half the margin) of the
+    moment Redis promised it (the rest absorbs the way to the gateway, as in one process); a
+    slot that would go later asks again, dropping its promise. A slot closed unused drops its
+    promise with the next ask.
     """
 
     def __init__(
@@ -254,15 +255,15 @@ class RedisLimiter:
         limit: int = 9,
         period: float = 1.0,
         *,
-        margin: float = 0.04,
+        margin: float = 0.05,
         outage: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
         if limit < 1 or period <= 0 or margin < 0:
             raise ConfigurationError("limit, period and margin must be positive")
         self.limit, self.period, self.margin, self.outage = limit, period, margin, outage
-        # the network to the gateway keeps the rest of the margin (15 ms, as in one process)
-        self.tolerance = max(margin - 0.015, margin / 2)
+        # the way to the gateway keeps the rest of the margin, as in one process
+        self.tolerance = max(margin - DEFAULT_MARGIN, margin / 2)
         self._redis = client
         self._keys = [f"{namespace}:starts", f"{namespace}:defer"]
         self._span_us = round((period + margin) * 1_000_000)

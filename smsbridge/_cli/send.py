@@ -21,6 +21,7 @@ import msgspec
 from .._campaign import Campaign, Journal, run_campaign, to_thread
 from .._core.client import Client
 from .._core.gateway import GatewaySpec, Message
+from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Outcome, Report, Status
 from .._core.segments import sms_segments
 from .._gateways import client_class, spec
@@ -247,7 +248,7 @@ async def _plan(
     async with client:
         report = await client.plan(message, to=rows(), indexed=True, on_outcome=note, keep="none")
     rate = args.rate or 9
-    eta = report.requests / (rate / 1.015) if report.requests else 0.0
+    eta = report.requests / (rate / (1 + DEFAULT_MARGIN)) if report.requests else 0.0
     plan = {
         "recipients": total,
         "invalid": report.rejected,

@@ -24,7 +24,7 @@ from .engine import BatchObserver, OutcomeCallback, SendEngine
 from .errors import ConfigurationError, SmsBridgeError
 from .exchange import Attempts, Throttle
 from .gateway import Gateway, GatewaySpec, Job, Message
-from .limiter import RateLimiter, SlidingWindowLimiter, Slot
+from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report
 from .ranges import IdRanges, MemoryRanges, memory_ranges
 from .recipients import Unpacker
@@ -65,8 +65,8 @@ class ClientOptions(TypedDict, total=False):
             another is known (Webcom: ``https://my3.webcom.mobi``); not with ``base_url``.
         rate: request starts allowed per ``rate_period`` on this account (default 9).
         rate_period: the gateway's counting window in seconds (default 1.0).
-        rate_margin: safety margin added to the window against network jitter (0.015 s
-            in one process; 0.04 s through Redis, where a start takes one more hop).
+        rate_margin: safety margin added to the window against network jitter (0.03 s
+            in one process; 0.05 s through Redis, where a start takes one more hop).
         limiter: a shared limiter instead (one per account: share it between clients of the
             same account in one process, or use the Redis one across processes).
         window: a shared duplicate window instead of a private in-memory one.
@@ -284,7 +284,7 @@ class Client(Generic[J]):
         factory = options.get("state")
         rate = options.get("rate", 9)
         period = options.get("rate_period", 1.0)
-        margin = options.get("rate_margin", 0.04 if factory else 0.015)
+        margin = options.get("rate_margin", 0.05 if factory else DEFAULT_MARGIN)
         ttl = options.get("window_ttl", 120.0)
         self._shared: SharedState | None = None
         if factory is not None:

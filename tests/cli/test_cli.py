@@ -306,5 +306,5 @@ def test_dry_run_plans_without_sending(tmp_path: Path) -> None:
         "sms_segments": 250,
         "max_segments_per_message": 1,
         "encodings": {"UCS-2": 250},
-        "eta_seconds": round(3 / (9 / 1.015), 1),
+        "eta_seconds": round(3 / (9 / 1.03), 1),
     }

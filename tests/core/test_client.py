@@ -91,7 +91,7 @@ def test_a_state_factory_gets_the_account_and_its_limits() -> None:
     client = SmsClub(TOKEN, base_url="http://127.0.0.1:9", rate=5, state=factory)
     assert client.limiter is not None and client.window is None
     (call,) = calls
-    assert (call["provider"], call["limit"], call["margin"]) == ("smsclub", 5, 0.04)
+    assert (call["provider"], call["limit"], call["margin"]) == ("smsclub", 5, 0.05)
     assert len(call["secret"]) == 32 and TOKEN not in call["account"]
 
 

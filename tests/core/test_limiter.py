@@ -93,7 +93,7 @@ async def test_nine_per_second_is_not_seventeen() -> None:
     starts = await _starts(limiter, clock, [0.0] * 9 + [0.99] + [0.0] * 17)
     assert busiest_window(starts, 1.0) == 9
     assert starts[:9] == [0.0] * 9
-    assert starts[9] == pytest.approx(1.015)
+    assert starts[9] == pytest.approx(1.03)
 
 
 async def test_concurrent_waiters_are_served_in_order_and_within_the_limit() -> None:
@@ -138,7 +138,7 @@ async def test_repr_and_capacity() -> None:
     slot = await limiter.acquire()
     assert not limiter.has_capacity()
     assert repr(limiter) == (
-        "SlidingWindowLimiter(limit=2, period=1.0, margin=0.015, started_last_period=1, pending=1)"
+        "SlidingWindowLimiter(limit=2, period=1.0, margin=0.03, started_last_period=1, pending=1)"
     )
     slot.close()
     assert limiter.has_capacity()
@@ -146,7 +146,7 @@ async def test_repr_and_capacity() -> None:
 
 async def test_a_late_start_counts_from_when_it_was_written() -> None:
     """A slot granted at 0 whose request opened a new connection and went out at 0.2 holds
-    back the start `limit` places later until 1.215, not 1.015: the gateway counts
+    back the start `limit` places later until 1.23, not 1.03: the gateway counts
     arrivals."""
     clock = FakeClock(0.0)
     limiter = SlidingWindowLimiter(2, clock=clock)
@@ -154,10 +154,10 @@ async def test_a_late_start_counts_from_when_it_was_written() -> None:
     await _go(limiter)  # a warm one starts at 0
     clock.advance(0.2)
     assert cold.start()
-    await _go(limiter)  # waits for the warm one's window: 1.015
-    assert clock.now() == pytest.approx(1.015)
-    await _go(limiter)  # and then for the cold one's: 1.215, not 1.015
-    assert clock.now() == pytest.approx(1.215)
+    await _go(limiter)  # waits for the warm one's window: 1.03
+    assert clock.now() == pytest.approx(1.03)
+    await _go(limiter)  # and then for the cold one's: 1.23, not 1.03
+    assert clock.now() == pytest.approx(1.23)
 
 
 async def test_pending_slots_hold_the_next_grant_until_they_start_or_close() -> None:

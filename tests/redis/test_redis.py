@@ -67,7 +67,7 @@ async def _line(stream: TextReceiveStream) -> str:
 @pytest.mark.realtime
 async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> None:
     """4 OS processes, 6 s, one account: busiest sliding second <= 9 at the gateway, no
-    429, and together at least 8.5 requests per second while all four are going (from the
+    429, and together within 2% of 9 per 1.05 s while all four are going (from the
     second second, a cold start spending a few slots opening Redis connections, to the last
     but one, when they stop)."""
     account = token()
@@ -95,9 +95,10 @@ async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> 
     assert shares[0] > shares[-1] / 4, shares
     steady = [t for t in starts if starts[0] + 1.0 <= t <= starts[-1] - 1.0]
     gaps = [b - a for a, b in zip(steady, steady[9:], strict=False)]
-    # the typical second holds 8.5 or more; a lone stall of the machine (seen once after the
-    # rest of the suite: a second lost by all four at once) may cost no more than that second
-    assert 9 / statistics.median(gaps) >= 8.5, gaps
+    # the typical second runs within 2% of what the margin allows (9 / 1.05 s); a lone stall
+    # of the machine (seen once after the rest of the suite: a second lost by all four at
+    # once) may cost no more than that second
+    assert 9 / statistics.median(gaps) >= 0.98 * 9 / 1.05, gaps
     assert 9 / (sum(gaps) / len(gaps)) >= 8.0, gaps
     assert sum(r["accepted"] for r in results) == len(record.sent)
 
@@ -213,7 +214,7 @@ async def test_a_redis_outage_pauses_the_send_and_it_resumes(
         record = await fake.record()
     report = result["report"]
     assert report.accepted == 3000 and report.error is None  # type: ignore[attr-defined]
-    # starts promised before the outage (at most 10 workers / 9 per 1.04 s ahead, counted
+    # starts promised before the outage (at most 10 workers / 9 per 1.05 s ahead, counted
     # from a burst) still go; after those, nothing until Redis is back
     during = [r.at for r in record.requests if stopped + 2.2 < r.at < restarted]
     assert during == []
