@@ -33,6 +33,17 @@ from ._core.errors import (
     TransportTimeoutError,
     UnavailableError,
 )
+from ._core.events import (
+    Answered,
+    Event,
+    EventHook,
+    OutcomeBatch,
+    RequestSent,
+    RetryScheduled,
+    SendFinished,
+    SendStarted,
+    mask_phone,
+)
 from ._core.gateway import Batch, Message
 from ._core.limiter import RateLimiter, SlidingWindowLimiter, Slot
 from ._core.models import (
@@ -63,6 +74,7 @@ from ._webcom.reports import DeliveryReport, acknowledge, parse_delivery_reports
 __version__ = "0.1.0"
 
 __all__ = [
+    "Answered",
     "AuthenticationError",
     "Balance",
     "BalancePackage",
@@ -79,6 +91,8 @@ __all__ = [
     "DeliveryState",
     "DuplicateMessageError",
     "DuplicateWindow",
+    "Event",
+    "EventHook",
     "GatewayError",
     "HttpRequest",
     "HttpResponse",
@@ -91,16 +105,21 @@ __all__ = [
     "MessageStatus",
     "MockTransport",
     "Outcome",
+    "OutcomeBatch",
     "OutcomeCallback",
     "PhoneRules",
     "RateLimitedError",
     "RateLimiter",
     "RejectedError",
     "Report",
+    "RequestSent",
     "ResponseDecodeError",
     "RetryPolicy",
+    "RetryScheduled",
     "Segments",
+    "SendFinished",
     "SendOptions",
+    "SendStarted",
     "SenderRegistration",
     "SenderState",
     "SenderStatus",
@@ -123,6 +142,7 @@ __all__ = [
     "Webcom",
     "__version__",
     "acknowledge",
+    "mask_phone",
     "parse_delivery_reports",
     "report_handler",
     "sms_segments",

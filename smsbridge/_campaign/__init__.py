@@ -1,10 +1,11 @@
 """Campaigns: sends journaled recipient by recipient, that a dead process resumes where it
 stopped (used by the command line and by the reliability simulator)."""
 
-from .journal import Campaign, Journal, JournalSummary
+from .journal import FINAL, Campaign, Journal, JournalSummary
 from .run import CampaignObserver, Offload, pending, run_campaign, to_thread
 
 __all__ = [
+    "FINAL",
     "Campaign",
     "CampaignObserver",
     "Journal",

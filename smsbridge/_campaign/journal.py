@@ -16,15 +16,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 
 from .._core.errors import ConfigurationError
-from .._core.models import Counts, Status
+from .._core.models import Counts, Outcome, Status
 
-__all__ = ["Campaign", "Journal", "JournalSummary"]
+__all__ = ["FINAL", "Campaign", "Journal", "JournalSummary"]
 
 FINAL = (
     Status.ACCEPTED.value,
@@ -395,16 +395,25 @@ class Journal:
             open_intents=open_intents,
         )
 
-    def outcomes(self, statuses: Iterable[str]) -> list[tuple[int, str, str, str | None]]:
-        """(index, phone, status, message id or reason) of outcomes with these statuses."""
+    def outcomes(
+        self, statuses: Iterable[str] = (*FINAL, Status.FAILED.value)
+    ) -> Iterator[Outcome]:
+        """The outcomes with these statuses (all by default), in input order, streamed."""
         wanted = list(statuses)
         marks = ",".join("?" * len(wanted))
-        rows = self._db.execute(
-            f"SELECT idx, phone, status, COALESCE(message_id, reason) FROM outcomes "  # noqa: S608
+        rows = self._reader.execute(
+            f"SELECT idx, phone, status, message_id, reason FROM outcomes "  # noqa: S608
             f"WHERE status IN ({marks}) ORDER BY idx",
             wanted,
         )
-        return list(rows)
+        for index, phone, status, message_id, reason in rows:
+            yield Outcome(
+                index=index,
+                phone=phone,
+                status=Status(status),
+                message_id=message_id,
+                reason=reason,
+            )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

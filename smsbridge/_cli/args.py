@@ -70,6 +70,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="duplicate window (default 120; 0 turns it off)",
     )
+    send.add_argument(
+        "--outcomes",
+        type=Path,
+        metavar="FILE",
+        help="one row per recipient as it ends: CSV, or JSON Lines for *.jsonl",
+    )
     send.add_argument("--json", action="store_true", help="end with one JSON line of counts")
     send.add_argument("--dry-run", action="store_true", help="plan only; send nothing")
 
@@ -88,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     journal = commands.add_parser("journal", help="what a campaign journal holds")
     journal.add_argument("file", type=Path)
     journal.add_argument("--json", action="store_true")
+    journal.add_argument(
+        "--outcomes", type=Path, metavar="FILE", help="export every recipient's outcome"
+    )
 
     demo = commands.add_parser("demo", help="a real send through the bundled fake gateway")
     demo.add_argument("--recipients", type=positive, default=5_000)

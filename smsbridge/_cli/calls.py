@@ -9,6 +9,7 @@ from typing import Any
 from .._campaign import Journal
 from .._gateways import spec
 from .args import UsageError
+from .outcomes import export
 from .output import counts_table, json_line, line
 from .send import make_client
 
@@ -53,6 +54,7 @@ def journal_command(args: argparse.Namespace) -> int:
     journal = Journal(args.file, create=False)
     try:
         summary = journal.summary()
+        exported = export(journal.outcomes(), args.outcomes) if args.outcomes else None
     finally:
         journal.close()
     if args.json:
@@ -62,4 +64,6 @@ def journal_command(args: argparse.Namespace) -> int:
     counts_table(summary.counts)
     line(f"  {'left':<11}{summary.left if summary.left is not None else '?':>10}")
     line(f"  runs: {summary.runs}; batches in flight when a run died: {summary.open_intents}")
+    if exported is not None:
+        line(f"  {exported:,} outcomes written to {args.outcomes}")
     return 0

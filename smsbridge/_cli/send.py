@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from .._campaign import Campaign, Journal, run_campaign, to_thread
+from .._campaign import FINAL, Campaign, Journal, run_campaign, to_thread
 from .._core.client import Client
 from .._core.gateway import GatewaySpec, Message
 from .._core.limiter import DEFAULT_MARGIN
@@ -27,6 +27,7 @@ from .._core.segments import sms_segments
 from .._gateways import client_class, spec
 from .args import UsageError
 from .inputs import Mode, Recipients
+from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
 
@@ -123,6 +124,8 @@ async def send_command(args: argparse.Namespace) -> int:
             recipients.mode = "phones"
         digest, total = recipients.scan()
         if args.dry_run:
+            if args.outcomes is not None:
+                raise UsageError("--outcomes records a send; a dry run sends nothing")
             return await _plan(declaration, args, message, recipients, total)
         return await _run(declaration, args, message, recipients, digest, total)
     finally:
@@ -148,6 +151,10 @@ async def _run(
         recovered, again = journal.recover(
             retry_safe=declaration.retry_safe, guard=client.repeat_guard
         )
+    outcomes = OutcomeFile(args.outcomes) if args.outcomes is not None else None
+    if outcomes is not None and journal is not None:
+        for earlier in journal.outcomes(FINAL):  # what earlier runs settled, then this run's
+            outcomes.write(earlier)
     already = journal.summary() if journal else None
     done_before = (total - already.left) if already and already.left is not None else 0
     stop = anyio.Event()
@@ -174,9 +181,11 @@ async def _run(
         sys.stderr.write("\nStopping after the requests in flight (Ctrl-C again to abort)...\n")
 
     async def send(rows: Iterator[tuple[int, Any]], options: dict[str, Any]) -> Report:
+        if outcomes is not None:
+            options["on_outcome"] = outcomes.write
         return await client.send_message(message, to=rows, **options)
 
-    with _on_sigint(interrupted), progress:
+    with _on_sigint(interrupted), progress, outcomes or contextlib.nullcontext():
         async with client:
             report = await run_campaign(
                 send,

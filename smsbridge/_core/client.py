@@ -21,13 +21,14 @@ import anyio
 
 from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine
-from .errors import ConfigurationError, SmsBridgeError
+from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
+from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle
 from .gateway import Gateway, GatewaySpec, Job, Message
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report
 from .ranges import IdRanges, MemoryRanges, memory_ranges
-from .recipients import Unpacker
+from .recipients import Unpacker, recipients
 from .retry import RetryPolicy
 from .transport import (
     AiohttpTransport,
@@ -93,6 +94,9 @@ class ClientOptions(TypedDict, total=False):
         redis_outage: seconds a send waits for an unreachable Redis before it stops (30).
         state: share the limiter and window through a backend of your own (a
             :class:`StateFactory`); ``redis_url`` is the built-in one.
+        on_event: called with each :data:`~smsbridge.Event` (a request written, answered,
+            retried; outcomes; a send started and finished); ``smsbridge.otel`` has one
+            for OpenTelemetry.
     """
 
     base_url: str | None
@@ -116,6 +120,7 @@ class ClientOptions(TypedDict, total=False):
     redis_url: str | None
     redis_outage: float
     state: StateFactory
+    on_event: EventHook
 
 
 class SharedState(Protocol):
@@ -278,6 +283,7 @@ class Client(Generic[J]):
         secret = hashlib.sha256(f"smsbridge\x00{spec.name}\x00{identity}".encode()).digest()
         self.account = options.get("account") or f"{spec.name}-{secret[:6].hex()}"
         self._clock: Clock = options.get("clock") or SystemClock()
+        self._telemetry = Telemetry(spec.name, options.get("on_event"), resolved.values())
         self.concurrency = options.get("concurrency", 10)
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError("concurrency must be a positive integer")
@@ -400,7 +406,7 @@ class Client(Generic[J]):
         self,
         message: Message,
         *,
-        to: Iterable[Any] | AsyncIterable[Any],
+        to: Iterable[Any] | AsyncIterable[Any] | str,
         **options: Unpack[SendOptions],
     ) -> Report:
         """Send ``message`` to every recipient of ``to``, whatever the gateway: numbers for a
@@ -433,9 +439,10 @@ class Client(Generic[J]):
         window = (
             MemoryWindow(self._window.ttl, clock=self._clock) if self._window is not None else None
         )
-        engine = self._engine(job, options, plan=True, window=window)
         indexed = options.get("indexed", False)
-        return await engine.run(self._source(job, to, indexed), unpack, indexed=indexed)
+        source = to if indexed else recipients(to, unpack)
+        engine = self._engine(job, options, plan=True, window=window)
+        return await engine.run(self._source(job, source, indexed), unpack, indexed=indexed)
 
     def _guard(self, window: DuplicateWindow | None) -> float | None:
         """The gateway's duplicate guard, relied on only while the duplicate window keeps
@@ -461,6 +468,9 @@ class Client(Generic[J]):
         plan: bool = False,
         window: DuplicateWindow | None = None,
     ) -> SendEngine[J]:
+        keep = options.get("keep", "all")
+        if keep not in ("all", "problems", "none"):
+            raise InvalidInputError(f"keep= takes 'all', 'problems' or 'none', got {keep!r}")
         return SendEngine(
             gateway=self._gateway,
             job=job,
@@ -474,11 +484,12 @@ class Client(Generic[J]):
             concurrency=self.concurrency,
             holder=holder_for(options.get("idempotency_key")),
             on_outcome=options.get("on_outcome"),
-            keep=options.get("keep", "all"),
+            keep=keep,
             stop=options.get("stop"),
             observer=options.get("observer"),
             maybe_sent=options.get("maybe_sent"),
             plan=plan,
+            telemetry=self._telemetry,
         )
 
     async def _run_send(
@@ -488,8 +499,10 @@ class Client(Generic[J]):
         unpack: Unpacker,
         options: SendOptions,
     ) -> Report:
-        engine = self._engine(job, options)
         indexed = options.get("indexed", False)
+        if not indexed:
+            source = recipients(source, unpack)
+        engine = self._engine(job, options)
         return await engine.run(
             self._source(job, source, indexed),
             unpack,
@@ -538,7 +551,7 @@ class Client(Generic[J]):
             self._open_transport(),
             self._retry,
             self._clock,
-            name=self._gateway.name,
+            telemetry=self._telemetry,
             ambiguous_ok=idempotent,
         )
         return await attempts.run(request, parse)

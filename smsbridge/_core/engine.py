@@ -47,9 +47,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .clock import Clock
 from .errors import DuplicateMessageError, RejectedError, SmsBridgeError
+from .events import Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
-from .models import Keep, Outcome, Report, Status
+from .models import Counts, Keep, Outcome, Report, Status
 from .recipients import Unpacker
 from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
@@ -95,6 +96,17 @@ _HELD_TOO_LONG = (
     "not sent: the same message to this number stayed reserved by another send that did not "
     "settle within the duplicate window"
 )
+
+
+def _counted(statuses: Sequence[Status]) -> Counts:
+    """How many of each status."""
+    return Counts(
+        accepted=statuses.count(Status.ACCEPTED),
+        rejected=statuses.count(Status.REJECTED),
+        suppressed=statuses.count(Status.SUPPRESSED),
+        failed=statuses.count(Status.FAILED),
+        uncertain=statuses.count(Status.UNCERTAIN),
+    )
 
 
 def _reason(error: BaseException) -> str:
@@ -144,8 +156,11 @@ class SendEngine(Generic[J]):
         maybe_sent: Mapping[int, float | None] | None = None,
         plan: bool = False,
         repeat_guard: float | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._gateway = gateway
+        self._telemetry = telemetry or Telemetry(gateway.name)
+        self._send_id = 0
         self._repeat_guard = repeat_guard
         self._job = job
         self._transport = transport
@@ -197,6 +212,8 @@ class SendEngine(Generic[J]):
         that run left it."""
         self._indexed = indexed
         started = self._clock.now()
+        telemetry = self._telemetry
+        self._send_id = telemetry.new_send()
         if earlier is not None and self._window is not None:
             await self._hold_earlier(earlier, unpack)
         send, receive = anyio.create_memory_object_stream[Batch](self._concurrency)
@@ -222,7 +239,7 @@ class SendEngine(Generic[J]):
         if self._caller_error is not None:
             raise self._caller_error
         counts = self._counts
-        return Report(
+        report = Report(
             accepted=counts[Status.ACCEPTED],
             rejected=counts[Status.REJECTED],
             suppressed=counts[Status.SUPPRESSED],
@@ -234,6 +251,15 @@ class SendEngine(Generic[J]):
             error=self._account_error,
             stopped=self._caller_stopped,
         )
+        telemetry.finished(
+            self._send_id,
+            report.counts(),
+            report.elapsed,
+            error=report.error,
+            stopped=report.stopped,
+            dry_run=self._plan,
+        )
+        return report
 
     # ----------------------------------------------------------------- stopping
 
@@ -269,7 +295,7 @@ class SendEngine(Generic[J]):
 
     def _account_failed(self, error: SmsBridgeError) -> None:
         if self._account_error is None:
-            log.error("%s: stopping the send: %s", self._gateway.name, error)
+            log.error("%s: stopping the send: %s", self._gateway.name, mask_numbers(str(error)))
             self._account_error = error
             self._halt.set(self._stopping() or "")
 
@@ -502,7 +528,9 @@ class SendEngine(Generic[J]):
             self._transport,
             self._retry,
             self._clock,
-            name=self._gateway.name,
+            telemetry=self._telemetry,
+            recipients=len(batch),
+            send=self._send_id,
             ambiguous_ok=self._retry_ambiguous,
             halt=self._halt,
             guard=self._repeat_guard,
@@ -641,6 +669,8 @@ class SendEngine(Generic[J]):
             else:
                 for status in statuses:
                     counts[status] += 1
+            if self._telemetry.hook is not None and n:
+                self._telemetry.outcomes(self._send_id, _counted(statuses))
             if not self._materialise:
                 return
             keep, kept, callback = self._keep, self._kept, self._on_outcome

@@ -28,6 +28,8 @@ never a token, password or request body.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
@@ -101,6 +103,15 @@ class SmsBridgeError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def redact(self, secrets: Iterable[str]) -> None:
+        """Blank out ``secrets`` (credentials a gateway echoed back) in the texts."""
+        for secret in secrets:
+            if secret in self.message:
+                self.message = self.message.replace(secret, "***")
+                self.args = (self.message,)
+            if self.gateway_message and secret in self.gateway_message:
+                self.gateway_message = self.gateway_message.replace(secret, "***")
 
 
 class ConfigurationError(SmsBridgeError):

@@ -21,6 +21,7 @@ import anyio
 
 from .clock import Clock
 from .errors import RateLimitedError, ResponseDecodeError, SmsBridgeError
+from .events import Telemetry
 from .limiter import RateLimiter
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Ready, Transport
@@ -96,7 +97,9 @@ class Attempts(Generic[T]):
     that may have been processed failed, ``tries`` counts the tries made.
 
     Args:
-        name: the gateway's name, for the log.
+        telemetry: the client's listeners (and the gateway's name, for the log).
+        recipients: how many recipients the request carries, for them.
+        send: the send the request belongs to, for them; ``None`` for a plain call.
         ambiguous_ok: a try that may have been processed may be repeated (the gateway
             de-duplicates, the caller accepts repeats, or the request only reads).
         halt: ends the waits of tries not yet written; they raise :class:`NotWritten`.
@@ -115,8 +118,13 @@ class Attempts(Generic[T]):
         "_halt",
         "_name",
         "_policy",
+        "_recipients",
+        "_send",
+        "_telemetry",
         "_throttle",
         "_transport",
+        "_waited",
+        "_written_at",
         "ambiguous",
         "ambiguous_ok",
         "guarded",
@@ -131,8 +139,10 @@ class Attempts(Generic[T]):
         policy: RetryPolicy,
         clock: Clock,
         *,
-        name: str,
+        telemetry: Telemetry,
         ambiguous_ok: bool,
+        recipients: int = 0,
+        send: int | None = None,
         halt: Halt = _NEVER,
         guard: float | None = None,
         written: float | None = None,
@@ -145,14 +155,22 @@ class Attempts(Generic[T]):
         self._transport = transport
         self._policy = policy
         self._clock = clock
-        self._name = name
+        self._name = telemetry.gateway
+        self._telemetry = telemetry
+        self._recipients = recipients
+        self._send = send
+        self._written_at: float | None = None
+        self._waited = 0.0
         self.ambiguous_ok = ambiguous_ok
         self.ambiguous = written is not None
         self.on_wire = False
         self.tries = 0
 
-    async def _once(self, request: HttpRequest, ready: Ready | None) -> HttpResponse:
+    async def _once(self, request: HttpRequest, ready: Ready | None, attempt: int) -> HttpResponse:
         throttle, halt = self._throttle, self._halt
+        telemetry = self._telemetry if self._telemetry.listening else None
+        asked = self._clock.now() if telemetry is not None else 0.0
+        self._written_at = None
         async with throttle.capacity:
             halt.check()
             slot = None
@@ -179,6 +197,12 @@ class Attempts(Generic[T]):
                     if self._first_written is None:
                         self._first_written = self._clock.now()
                     self.on_wire = True
+                    if telemetry is not None:
+                        self._written_at = now = self._clock.now()
+                        self._waited = now - asked
+                        telemetry.sent(
+                            request.path, self._recipients, attempt, self._waited, self._send
+                        )
 
                 self.tries += 1
                 try:
@@ -188,6 +212,24 @@ class Attempts(Generic[T]):
                     raise
             finally:
                 slot.close()
+
+    def _told(
+        self, request: HttpRequest, attempt: int, status: int | None, error: SmsBridgeError | None
+    ) -> None:
+        """A written try ended: tell who listens."""
+        written = self._written_at
+        if written is not None:
+            self._written_at = None
+            self._telemetry.answered(
+                request.path,
+                self._recipients,
+                attempt,
+                status=status,
+                error=error,
+                seconds=self._clock.now() - written,
+                waited=self._waited,
+                send=self._send,
+            )
 
     @property
     def first_written(self) -> float | None:
@@ -225,15 +267,16 @@ class Attempts(Generic[T]):
         while True:
             attempt += 1
             try:
-                response = await self._once(request, ready)
+                response = await self._once(request, ready, attempt)
             except SmsBridgeError as e:
-                error = e
+                error = self._telemetry.scrub(e)
+                self._told(request, attempt, None, error)
             else:
                 self.on_wire = False
                 try:
-                    return parse(response)
+                    result = parse(response)
                 except SmsBridgeError as e:
-                    error = e
+                    error = self._telemetry.scrub(e)
                 except Exception as e:
                     # a defect in an adapter must not lose recipients: they may have been sent
                     log.exception("%s: unexpected failure reading an answer", self._name)
@@ -242,6 +285,10 @@ class Attempts(Generic[T]):
                         provider=self._name,
                         maybe_processed=200 <= response.status < 300,
                     )
+                else:
+                    self._told(request, attempt, response.status, None)
+                    return result
+                self._told(request, attempt, response.status, error)
             self.on_wire = False
             ok = self.ambiguous_ok or self._within_guard()
             delay = self._policy.after(error, attempt, ambiguous_ok=ok)
@@ -252,7 +299,7 @@ class Attempts(Generic[T]):
             self.ambiguous = self.ambiguous or error.maybe_processed
             if carry_on is not None and (reason := carry_on()) is not None:
                 raise NotWritten(reason)
-            log.warning("%s: trying again in %.2fs (try %d): %s", self._name, delay, attempt, error)
+            self._telemetry.retry(request.path, attempt, delay, error, self._send)
             if isinstance(error, RateLimitedError):
                 await self._throttle.limiter.defer(delay)
             with self._halt.cut():

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-__all__ = ["Columns", "Unpacker", "phone_param_pairs", "phone_text_pairs", "phones_only"]
+from .errors import InvalidInputError
+
+__all__ = [
+    "Columns",
+    "Personal",
+    "Phones",
+    "Unpacker",
+    "phone_param_pairs",
+    "phone_text_pairs",
+    "phones_only",
+    "recipients",
+]
+
+Phones = str | Iterable[str | int] | AsyncIterable[str | int]
+"""One number as a ``str``, or any iterable or async iterable of numbers."""
+
+Personal = (
+    Mapping[str, str] | Iterable[tuple[str | int, str]] | AsyncIterable[tuple[str | int, str]]
+)
+"""``(phone, text)`` pairs, or a mapping of phone to text."""
 
 Columns = tuple[Sequence[object], list[str] | None, list[tuple[str, ...]] | None, dict[int, str]]
 """Raw phones, texts (or ``None``), template parameters (or ``None``), and by position the
@@ -108,3 +127,19 @@ def _strings(values: tuple[object, ...] | None) -> tuple[str, ...] | None:
             return None
         out.append(str(value))
     return tuple(out)
+
+
+def recipients(source: object, unpack: Unpacker) -> Iterable[Any] | AsyncIterable[Any]:
+    """``source`` as the engine reads it. One number given as a ``str`` is one recipient (not
+    its characters); a mapping of pairs gives its items; anything that is not a collection
+    of recipients is refused here, before any request."""
+    if unpack is phones_only and isinstance(source, str):
+        return (source,)
+    if unpack is not phones_only and isinstance(source, Mapping):
+        return source.items()
+    if isinstance(source, str | bytes | bytearray | Mapping) or not isinstance(
+        source, Iterable | AsyncIterable
+    ):
+        wanted = "phone numbers" if unpack is phones_only else "(phone, value) pairs"
+        raise InvalidInputError(f"to= takes an iterable of {wanted}, got {type(source).__name__}")
+    return source

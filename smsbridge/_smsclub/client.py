@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import Iterable
 from typing import Unpack
 
 import msgspec
@@ -13,15 +13,12 @@ from .._core.errors import InvalidInputError
 from .._core.gateway import Message, check_sender
 from .._core.models import Balance, MessageStatus, Report, SenderStatus
 from .._core.phones import PhoneRules
-from .._core.recipients import Unpacker, phone_text_pairs, phones_only
+from .._core.recipients import Personal, Phones, Unpacker, phone_text_pairs, phones_only
 from . import wire
 from .adapter import MAX_BATCH, SmsClubGateway, SmsClubJob
 from .spec import SPEC
 
 __all__ = ["SenderRegistration", "SmsClub"]
-
-Phones = Iterable[str | int] | AsyncIterable[str | int]
-Personal = Iterable[tuple[str | int, str]] | AsyncIterable[tuple[str | int, str]]
 
 
 class SenderRegistration(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,7 +123,7 @@ class SmsClub(GatewayClient[SmsClubJob]):
 
         Args:
             text: the message.
-            to: the numbers, read lazily; any size.
+            to: the numbers, read lazily; any size (one number as a ``str`` is one).
             sender: an approved sender name.
             lifetime: minutes the gateway keeps trying to deliver.
             **options: ``on_outcome``, ``keep``, ``stop``, ``observer``, ``indexed``; see

@@ -15,7 +15,7 @@ from .._core.gateway import Message
 from .._core.models import Balance, MessageStatus, Report
 from .._core.phones import PhoneRules
 from .._core.ranges import IdBlocks
-from .._core.recipients import Unpacker, phone_text_pairs, phones_only
+from .._core.recipients import Personal, Phones, Unpacker, phone_text_pairs, phones_only
 from .adapter import (
     CHANNELS,
     DEFAULT_BATCH,
@@ -31,8 +31,6 @@ __all__ = ["MOSCOW", "Webcom"]
 MOSCOW = datetime.timezone(datetime.timedelta(hours=3), "MSK")
 """The gateway's time zone as assumed for ``validity_period`` (Moscow, no daylight saving)."""
 
-Phones = Iterable[str | int] | AsyncIterable[str | int]
-Personal = Iterable[tuple[str | int, str]] | AsyncIterable[tuple[str | int, str]]
 Validity = datetime.datetime | datetime.timedelta | None
 
 
@@ -155,7 +153,8 @@ class Webcom(GatewayClient[WebcomJob]):
 
         Args:
             text: the message.
-            to: the numbers, any iterable or async iterable, read lazily.
+            to: the numbers, any iterable or async iterable, read lazily (one number as a
+                ``str`` is one).
             sender: up to 11 letters and digits, or 15 digits.
             channel: ``"sms"`` or ``"viber"`` (``type_send_1``).
             validity: when delivery attempts stop (a datetime, or a timedelta from now).

@@ -121,3 +121,43 @@ async def test_the_dry_run_builds_and_counts_but_sends_nothing(clock: FakeClock)
         assert sms.limiter.has_capacity()  # type: ignore[attr-defined]
     assert transport.requests == []
     assert (plan.accepted, plan.rejected, plan.suppressed, plan.requests) == (250, 1, 1, 3)
+
+
+async def test_one_number_as_a_str_is_one_recipient(clock: FakeClock) -> None:
+    """`to="380..."` sends to that number, not to its characters; a mapping of personal
+    texts gives its pairs."""
+    transport = MockTransport(accept)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        report = await sms.send("Hi", to="380501234567", sender="Shop")
+        assert (report.total, report.accepted) == (1, 1)
+        assert report.outcomes[0].phone == "380501234567"
+        personal = await sms.send_personal({"380501234568": "Hi you"}, sender="Shop")
+        assert personal.accepted == 1
+    sent = [json.loads(r.body) for r in transport.requests]
+    assert sent[0]["phone"] == ["380501234567"]
+    assert sent[1]["data_message"][0]["phone"] == "380501234568"
+
+
+@pytest.mark.parametrize(
+    ("to", "named"),
+    [(None, "NoneType"), (380501234567, "int"), (b"380501234567", "bytes"), ({"a": 1}, "dict")],
+)
+async def test_what_is_not_a_list_of_recipients_is_refused_before_any_request(
+    clock: FakeClock, to: Any, named: str
+) -> None:
+    """None, a number, bytes or a mapping of numbers: a typed error naming the argument and
+    what it got, and no request."""
+    transport = MockTransport(accept)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        with pytest.raises(InvalidInputError, match=f"to= takes .* got {named}"):
+            await sms.send("Hi", to=to, sender="Shop")
+        with pytest.raises(InvalidInputError, match="to= takes"):
+            await sms.plan(Message(sender="Shop", text="Hi"), to=to)
+    assert transport.requests == []
+
+
+async def test_keep_is_checked(clock: FakeClock) -> None:
+    """A `keep` the report does not know is an error, not a silent default."""
+    async with SmsClub(TOKEN, transport=MockTransport(accept), clock=clock) as sms:
+        with pytest.raises(InvalidInputError, match="keep="):
+            await sms.send("Hi", to=["380501234567"], sender="Shop", keep="some")  # type: ignore[arg-type]

@@ -1,0 +1,127 @@
+"""``--outcomes FILE`` and ``smsbridge journal FILE --outcomes OUT``: which recipient ended
+how, one row each, read back against what the fake gateway recorded."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from smsbridge.testing import FakeSmsClub
+
+from ..helpers import TOKEN, ainvoke, csv_file, invoke, last_json
+
+BLACKLISTED = "380500000007"
+
+
+@pytest.fixture
+async def smsclub() -> AsyncIterator[tuple[FakeSmsClub, dict[str, str]]]:
+    """A fake SMS Club that refuses one number, and the environment pointing at it."""
+    async with FakeSmsClub(tokens=[TOKEN], rate_limit=None, blacklist=[BLACKLISTED]) as fake:
+        yield fake, {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": fake.url}
+
+
+def _list(tmp_path: Path) -> Path:
+    """250 numbers, then one that is not a number and one given twice."""
+    rows = [f"38050{i:07d}" for i in range(250)] + ["12ab", "380500000003"]
+    return csv_file(tmp_path / "list.csv", rows)
+
+
+def _send(path: Path, *extra: str) -> list[str]:
+    return ["send", "smsclub", "--sender", "Shop", "--text", "Sale", "--to-file", str(path), *extra]
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+async def test_a_csv_row_per_recipient_with_the_gateways_ids(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """Every recipient once, in a CSV with a header: accepted ones with the id the gateway
+    gave their number, the refused, the invalid and the duplicate with their reasons."""
+    fake, env = smsclub
+    out = tmp_path / "out.csv"
+    result = await ainvoke(*_send(_list(tmp_path), "--outcomes", str(out), "--json"), env=env)
+    assert result.returncode == 0, result.stderr
+    rows = _read_csv(out)
+    assert list(rows[0]) == ["index", "phone", "status", "message_id", "reason"]
+    assert sorted(int(r["index"]) for r in rows) == list(range(252))
+    by_index = {int(r["index"]): r for r in rows}
+    ids = {m.phone: m.id for m in fake.record().sent}
+    for index in range(250):
+        row = by_index[index]
+        if row["phone"] == BLACKLISTED:
+            assert row["status"] == "rejected" and "black list" in row["reason"]
+        else:
+            assert row["status"] == "accepted", row
+            assert row["message_id"] == ids[row["phone"]] and row["reason"] == ""
+    assert by_index[250]["status"] == "rejected" and by_index[250]["phone"] == "12ab"
+    assert by_index[251]["status"] == "suppressed" and by_index[251]["reason"]
+    counts = last_json(result)
+    assert counts["accepted"] == 249 and counts["rejected"] == 2 and counts["suppressed"] == 1
+
+
+async def test_json_lines_when_the_name_ends_in_jsonl(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """``*.jsonl``: one JSON object per line, the same fields."""
+    fake, env = smsclub
+    out = tmp_path / "out.jsonl"
+    result = await ainvoke(*_send(_list(tmp_path), "--outcomes", str(out)), env=env)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 252 and {r["index"] for r in rows} == set(range(252))
+    assert set(rows[0]) == {"index", "phone", "status", "message_id", "reason"}
+    ids = {m.phone: m.id for m in fake.record().sent}
+    accepted = [r for r in rows if r["status"] == "accepted"]
+    assert len(accepted) == 249
+    assert all(r["message_id"] == ids[r["phone"]] for r in accepted)
+
+
+async def test_a_resumed_campaign_and_its_journal_give_the_whole_campaign(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """A run of a journaled campaign writes what earlier runs settled and what it settles
+    itself; `smsbridge journal --outcomes` exports the same rows, and nothing is resent."""
+    fake, env = smsclub
+    journal = tmp_path / "c.journal"
+    path = _list(tmp_path)
+    first = await ainvoke(*_send(path, "--journal", str(journal)), env=env)
+    assert first.returncode == 0, first.stderr
+    again = tmp_path / "again.csv"
+    second = await ainvoke(
+        *_send(path, "--journal", str(journal), "--outcomes", str(again)), env=env
+    )
+    assert second.returncode == 0, second.stderr
+    exported = tmp_path / "exported.csv"
+    shown = await ainvoke("journal", str(journal), "--outcomes", str(exported))
+    assert shown.returncode == 0 and "252 outcomes written" in shown.stdout
+    assert _read_csv(again) == _read_csv(exported)
+    assert len(_read_csv(exported)) == 252
+    assert len(fake.record().sent) == 249  # the second run sent nothing
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--outcomes", "/no/such/folder/out.csv"], "cannot write the outcomes"),
+        (["--outcomes", "-"], "--outcomes needs a file"),
+        (["--outcomes", "x.csv", "--dry-run"], "a dry run sends nothing"),
+    ],
+)
+def test_an_outcomes_file_that_cannot_be_is_exit_2(
+    extra: list[str], message: str, tmp_path: Path
+) -> None:
+    """Exit 2 and one line, before anything is sent."""
+    path = csv_file(tmp_path / "l.csv", ["380501234567"])
+    result = invoke(
+        *_send(path, *extra),
+        env={"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": "http://127.0.0.1:9"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
