@@ -12,7 +12,11 @@ file), ``output``, ``progress``, ``demo``.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 
 import anyio
 
@@ -46,13 +50,37 @@ def main(argv: list[str] | None = None) -> int:
             report = anyio.run(run_demo, args.recipients, args.rate)
             return 0 if report.failed == report.uncertain == 0 else 1
         command = send_command if args.command == "send" else call_command
-        return anyio.run(command, args)
+        with _voice(args):
+            return anyio.run(command, args)
     except (UsageError, ConfigurationError, InvalidInputError) as e:
         sys.stderr.write(f"smsbridge: {e}\n")
         return 2
     except SmsBridgeError as e:
         sys.stderr.write(f"smsbridge: {e}\n")
         return 2 if _unreachable(e) else 1
+
+
+@contextlib.contextmanager
+def _voice(args: argparse.Namespace) -> Iterator[None]:
+    """The library's log while the command runs: with ``-v`` on stderr, a line per request
+    and every retry; otherwise nowhere (the command's own lines tell what happened, and an
+    error is one line, not the retries that led to it)."""
+    logger = logging.getLogger("smsbridge")
+    saved = logger.level, logger.propagate
+    handler = logging.StreamHandler(sys.stderr)
+    if args.verbose:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.setLevel(logging.DEBUG)
+    else:
+        logger.setLevel(logging.CRITICAL + 1)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def _unreachable(error: SmsBridgeError) -> bool:

@@ -45,6 +45,13 @@ def seconds(text: str) -> float:
     return value
 
 
+def _talk(command: argparse.ArgumentParser) -> None:
+    """How much the command says besides its answer."""
+    talk = command.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="the summary only")
+    talk.add_argument("-v", "--verbose", action="store_true", help="a line per request on stderr")
+
+
 def parser() -> argparse.ArgumentParser:
     """The whole command line."""
     gateways = sorted(GATEWAYS)
@@ -78,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--json", action="store_true", help="end with one JSON line of counts")
     send.add_argument("--dry-run", action="store_true", help="plan only; send nothing")
+    _talk(send)
 
     for name, text in (
         ("status", "delivery states of message ids"),
@@ -90,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
         if name == "status":
             call.add_argument("ids", nargs="+", metavar="ID")
         call.add_argument("--json", action="store_true")
+        _talk(call)
 
     journal = commands.add_parser("journal", help="what a campaign journal holds")
     journal.add_argument("file", type=Path)

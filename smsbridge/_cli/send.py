@@ -158,8 +158,9 @@ async def _run(
     already = journal.summary() if journal else None
     done_before = (total - already.left) if already and already.left is not None else 0
     stop = anyio.Event()
-    progress = Progress.create(total, done_before, enabled=not args.json)
-    if recovered and not args.json:
+    chatty = not (args.json or args.quiet)
+    progress = Progress.create(total, done_before, enabled=chatty)
+    if recovered and chatty:
         if declaration.retry_safe:
             verb = "sending again with the same ids"
         elif again == recovered:
@@ -207,6 +208,8 @@ async def _run(
         left = total - report.total
     if args.json:
         json_line(counts)
+    elif args.quiet:
+        counts_table(counts, left)
     else:
         line(f"Campaign: {campaign.description}")
         counts_table(counts, left)
