@@ -62,6 +62,7 @@ from ._core.models import (
 from ._core.phones import PhoneRules
 from ._core.retry import RetryPolicy
 from ._core.segments import Segments, sms_segments
+from ._core.tracking import DeliveryTracker
 from ._core.transport import HttpRequest, HttpResponse, MockTransport, Timeouts, Transport
 from ._core.window import Claim, DuplicateWindow, MemoryWindow
 from ._reports import report_handler
@@ -89,6 +90,7 @@ __all__ = [
     "Counts",
     "DeliveryReport",
     "DeliveryState",
+    "DeliveryTracker",
     "DuplicateMessageError",
     "DuplicateWindow",
     "Event",

@@ -30,6 +30,7 @@ from .models import Keep, Report
 from .ranges import IdRanges, MemoryRanges, memory_ranges
 from .recipients import Unpacker, recipients
 from .retry import RetryPolicy
+from .tracking import DeliveryTracker
 from .transport import (
     AiohttpTransport,
     HttpRequest,
@@ -401,6 +402,27 @@ class Client(Generic[J]):
                 f"the client is not open: use `async with {type(self).__name__}(...) as sms:`"
             )
         return self._transport
+
+    def track(
+        self,
+        message_ids: Iterable[str | int],
+        *,
+        every: float = 30.0,
+        deadline: float | None = 3600.0,
+    ) -> DeliveryTracker:
+        """Follow sent messages until each reaches a final state: ``async for status in
+        client.track(report.message_ids())`` gives each id's :class:`MessageStatus` once,
+        when final, or after ``deadline`` seconds with the last state known. The gateway is
+        asked every ``every`` seconds, within the account's limiter; delivery reports from a
+        webhook can be given to the tracker's ``feed`` (see :class:`DeliveryTracker`).
+
+        Raises:
+            ConfigurationError: the gateway has no status call, or a setting is wrong.
+        """
+        status = getattr(self, "status", None)
+        if "status" not in self.spec.calls or status is None:
+            raise ConfigurationError(f"{self.spec.title} has no status call to follow messages")
+        return DeliveryTracker(message_ids, status, self._clock, every=every, deadline=deadline)
 
     async def send_message(
         self,

@@ -148,6 +148,11 @@ class DeliveryState(enum.StrEnum):
     UNKNOWN = "UNKNOWN"
     """The gateway gave a state this library does not know, or none; see ``raw``."""
 
+    @property
+    def final(self) -> bool:
+        """A state the message never leaves (``ENROUTE`` and ``UNKNOWN`` are not)."""
+        return self not in (DeliveryState.ENROUTE, DeliveryState.UNKNOWN)
+
 
 class MessageStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The delivery state of one message.

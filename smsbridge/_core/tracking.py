@@ -1,0 +1,136 @@
+"""Following sent messages until each reaches a final state: polling the gateway's status
+call within the account's limiter, and taking delivery reports from a webhook on the way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Protocol
+
+from .clock import Clock
+from .errors import ConfigurationError, SmsBridgeError
+from .events import mask_numbers
+from .models import DeliveryState, MessageStatus
+
+__all__ = ["DeliveryTracker", "HasState"]
+
+log = logging.getLogger("smsbridge")
+
+
+class HasState(Protocol):
+    """What a delivery report or a status has in common."""
+
+    @property
+    def message_id(self) -> str:
+        """The gateway's id."""
+        ...
+
+    @property
+    def state(self) -> DeliveryState:
+        """The state in the shared vocabulary."""
+        ...
+
+    @property
+    def raw(self) -> str:
+        """The gateway's own word."""
+        ...
+
+
+StatusCall = Callable[[list[str]], Awaitable[list[MessageStatus]]]
+
+
+class DeliveryTracker:
+    """An async iterator of :class:`MessageStatus`: each id once, when it reaches a final
+    state, or at the deadline with the last state known (``ENROUTE``, or ``UNKNOWN`` when the
+    gateway never told). Get one from a client's :meth:`track`.
+
+    Each round asks the gateway for every id still open (in its status call's chunks, through
+    the account's limiter), then waits ``every`` seconds. Delivery reports given to
+    :meth:`feed` (from a webhook) settle their ids without a poll; both paths give the same
+    :class:`MessageStatus`. A round the gateway fails is logged and the next one tries again;
+    an account-wide refusal (a wrong token) ends the iteration with its error.
+    """
+
+    def __init__(
+        self,
+        ids: Iterable[str | int],
+        status: StatusCall,
+        clock: Clock,
+        *,
+        every: float,
+        deadline: float | None,
+    ) -> None:
+        if not every > 0:
+            raise ConfigurationError(f"every must be positive seconds, got {every!r}")
+        if deadline is not None and not deadline >= 0:
+            raise ConfigurationError(f"deadline must be zero or more seconds, got {deadline!r}")
+        self._open: dict[str, MessageStatus] = {}
+        for i in ids:
+            key = str(i)
+            self._open[key] = MessageStatus(message_id=key, state=DeliveryState.UNKNOWN)
+        self._fed: list[MessageStatus] = []
+        self._status = status
+        self._clock = clock
+        self.every = every
+        self.deadline = deadline
+
+    @property
+    def pending(self) -> int:
+        """Ids not yet given out."""
+        return len(self._open)
+
+    def feed(self, reports: Iterable[HasState]) -> None:
+        """States heard another way (a webhook's delivery reports): final ones settle their
+        ids at the next step of the iteration, without a poll."""
+        for report in reports:
+            if report.message_id in self._open and report.state.final:
+                self._fed.append(
+                    MessageStatus(message_id=report.message_id, state=report.state, raw=report.raw)
+                )
+
+    def __aiter__(self) -> AsyncIterator[MessageStatus]:
+        return self._follow()
+
+    async def _follow(self) -> AsyncIterator[MessageStatus]:
+        started = self._clock.now()
+        while self._open:
+            for status in self._settle_fed():
+                yield status
+            if not self._open:
+                return
+            try:
+                answers = await self._status(list(self._open))
+            except SmsBridgeError as e:
+                if e.account_wide:
+                    raise
+                log.warning("tracking: a status round failed: %s", mask_numbers(str(e)))
+                answers = []
+            for status in self._settle_fed():
+                yield status
+            for answer in answers:
+                if answer.message_id not in self._open:
+                    continue
+                if answer.state.final:
+                    del self._open[answer.message_id]
+                    yield answer
+                else:
+                    self._open[answer.message_id] = answer
+            if not self._open:
+                return
+            elapsed = self._clock.now() - started
+            if self.deadline is not None and elapsed + self.every > self.deadline:
+                break
+            await self._clock.sleep(self.every)
+        for status in self._settle_fed():
+            yield status
+        last, self._open = list(self._open.values()), {}
+        for status in last:
+            yield status
+
+    def _settle_fed(self) -> list[MessageStatus]:
+        settled = []
+        fed, self._fed = self._fed, []
+        for status in fed:
+            if self._open.pop(status.message_id, None) is not None:
+                settled.append(status)
+        return settled
