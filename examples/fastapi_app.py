@@ -4,7 +4,20 @@
 
 Without SMSBRIDGE_WEBCOM_URL it talks to the real gateway; point it at the bundled fake with
 `smsbridge fake-gateway webcom --port 8081` and SMSBRIDGE_WEBCOM_URL=http://127.0.0.1:8081.
-Register https://<your host>/webcom/reports/<REPORTS_SECRET> with the gateway for reports.
+
+Delivery reports: Webcom signs nothing, so a secret proves a report came from it. This app
+takes the secret in a header (`X-Reports-Secret`) that the reverse proxy in front of it adds,
+not in the URL: an access log (uvicorn's, a load balancer's) records every path, and a secret
+in a path is then readable by whoever reads the logs. Register a long random URL on the proxy
+(whose location is not logged), and have the proxy pass it on with the header:
+
+    location = /webcom/reports/<long random> {
+        access_log off;
+        proxy_set_header X-Reports-Secret <REPORTS_SECRET>;
+        proxy_pass http://app/webcom/reports;
+    }
+
+There is no default secret: without REPORTS_SECRET the app does not start.
 """
 
 from __future__ import annotations
@@ -71,6 +84,7 @@ async def store(reports: Sequence[DeliveryReport]) -> list[str]:
     return [report.message_id for report in reports]
 
 
-app.include_router(
-    webcom_report_router(store, secret=os.environ.get("REPORTS_SECRET", "change-me-please-0123"))
-)
+SECRET = os.environ.get("REPORTS_SECRET", "")
+if not SECRET:
+    raise RuntimeError("set REPORTS_SECRET (16 characters or more) to receive delivery reports")
+app.include_router(webcom_report_router(store, secret=SECRET, via="header"))

@@ -303,10 +303,12 @@ class FakeWebcom(FakeGateway):
         *,
         tries: int = 5,
         pause: float = 0.0,
+        headers: Mapping[str, str] | None = None,
     ) -> list[list[int]]:
         """Play the delivery-report webhook: POST ``{id_sms, time, state}`` for ``states``
         (default: every sent message, ``deliver``) to ``url``, and again for the ids the answer
-        did not echo, up to ``tries`` posts in all. Returns the ids of each post."""
+        did not echo, up to ``tries`` posts in all. Returns the ids of each post. ``headers``
+        stand for what a proxy in front of the receiver adds (the gateway sends none)."""
         pending = dict(states) if states is not None else dict.fromkeys(self.states, "deliver")
         for message_id, state in pending.items():
             self.states[message_id] = state
@@ -320,7 +322,7 @@ class FakeWebcom(FakeGateway):
                 posts.append(list(pending))
                 echoed: set[int] = set()
                 try:
-                    async with session.post(url, json=reports) as response:
+                    async with session.post(url, json=reports, headers=headers) as response:
                         if response.status == 200:
                             answer = msgspec.json.decode(await response.read())
                             echoed = {

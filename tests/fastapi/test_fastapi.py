@@ -69,12 +69,13 @@ async def test_example_app_sends_and_receives_reports(
             report = [
                 {"id_sms": int(message_id), "time": "2026-11-22 12:00:00", "state": "deliver"}
             ]
-            ack = client.post(f"/webcom/reports/{SECRET}", json=report)
+            ack = client.post("/webcom/reports", json=report, headers={"X-Reports-Secret": SECRET})
             assert ack.json() == [{"id_sms": int(message_id)}]
             assert client.get(f"/delivery/{message_id}").json()["state"] == "DELIVRD"
-            assert (
-                client.post("/webcom/reports/wrong-secret-0000000", json=report).status_code == 404
-            )
+            wrong = {"X-Reports-Secret": "wrong-secret-0000000"}
+            assert client.post("/webcom/reports", json=report, headers=wrong).status_code == 404
+            assert client.post("/webcom/reports", json=report).status_code == 404
+            assert client.post(f"/webcom/reports/{SECRET}", json=report).status_code == 404
 
     await anyio.to_thread.run_sync(exercise)
     record = await webcom.record()
@@ -175,8 +176,9 @@ async def test_under_uvicorn_on_loopback(webcom: FakeProcess) -> None:
             assert sent["accepted"] == 2
             async with FakeWebcom(tokens=[TOKEN]) as emitter:
                 posts = await emitter.post_reports(
-                    f"{base}/webcom/reports/{SECRET}",
+                    f"{base}/webcom/reports",
                     {int(i): "deliver" for i in sent["message_ids"]},
+                    headers={"X-Reports-Secret": SECRET},
                 )
             assert [len(p) for p in posts] == [2]
             async with session.get(f"{base}/delivery/{sent['message_ids'][0]}") as response:
@@ -185,3 +187,12 @@ async def test_under_uvicorn_on_loopback(webcom: FakeProcess) -> None:
         server.terminate()
         await server.wait()
         await server.aclose()
+
+
+def test_the_example_does_not_start_without_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No known default secret to fall back on: without REPORTS_SECRET the import fails and
+    says what to set."""
+    monkeypatch.delenv("REPORTS_SECRET", raising=False)
+    monkeypatch.setenv("SMSBRIDGE_WEBCOM_TOKEN", TOKEN)
+    with pytest.raises(RuntimeError, match="set REPORTS_SECRET"):
+        load_example()
