@@ -1,0 +1,470 @@
+"""Blocking clients, for code that runs no event loop: Django views, Celery tasks, scripts.
+
+::
+
+    from smsbridge.sync import SmsClub
+
+    sms = SmsClub(token=...)  # once per process (module level is fine); share it
+    report = sms.send("Your order shipped", to=phones, sender="Shop")
+
+:class:`SmsClub`, :class:`SmsPlus` and :class:`Webcom` take the arguments of the async classes
+of the same names and have their methods, which block and return the same results (and raise
+the same errors).
+
+**One loop thread.** Every blocking client of the process runs on one event loop, on a daemon
+thread (``smsbridge-sync``) started by the first call. A client makes its async twin on that
+loop at its first call (or ``with``), so its arguments and ``SMSBRIDGE_*`` settings are read,
+and checked, then: a client built at import time in a Celery or gunicorn parent opens in each
+forked child, where it is used. A client used before a fork opens again in the child.
+
+**Threads.** Any number of threads may call one client at once: their sends share its
+limiter, duplicate window and connection pool, as concurrent sends of one async client do.
+
+**Input and callbacks.** Iterables that are not lists, tuples, sets, mappings or strings
+(generators, Django querysets) are read into a list in the calling thread first, so a
+queryset is evaluated there and not on the loop, where Django forbids it; for a stream of
+millions, use the async client. ``on_outcome`` and ``observer`` run on the loop thread: keep
+them quick, and do not call a blocking client or the Django ORM from them. ``stop=`` is
+refused: interrupt the call instead (below).
+
+**Closing.** ``with SmsClub(...) as sms:`` closes on exit (``with`` opens a closed client
+again); ``close()`` closes now; a client collected while open is closed on the loop, and at
+interpreter exit every client still open is closed and the loop thread stops. A call on a
+closed client raises :class:`~smsbridge.ConfigurationError`, as does any call made from a
+running event loop (an ``async def``, or a callback on the loop): it would block that loop,
+so async code uses the async client.
+
+**Interrupts.** When the waiting thread is interrupted during a send (``KeyboardInterrupt``
+on Ctrl-C, a Celery soft time limit, any exception a signal handler raises), the send is
+stopped as by its ``stop`` event: nothing more is written, the requests in flight finish
+(they may have been processed, so they are not cut off), what was read but not sent is
+``failed`` ("not sent") and what was not read gets no outcome. Then the interrupt is raised,
+with the send's counts added as a note. A second
+interrupt while it winds down cancels it at once: its requests in flight are abandoned and
+whether they went is unknown. An interrupted call that is not a send (``status``,
+``balance``...) is cancelled at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import datetime
+import functools
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack, overload
+
+import anyio
+
+from ._core.client import Client, ClientOptions
+from ._core.errors import ConfigurationError, InvalidInputError
+from ._core.models import Report
+from ._core.phones import PhoneRules
+from ._smsclub.adapter import MAX_BATCH
+from ._smsclub.client import SmsClub as _SmsClub
+from ._smsplus.adapter import DEFAULT_BATCH as _SMSPLUS_BATCH
+from ._smsplus.client import SmsPlus as _SmsPlus
+from ._webcom.adapter import DEFAULT_BATCH as _WEBCOM_BATCH
+from ._webcom.client import MOSCOW
+from ._webcom.client import Webcom as _Webcom
+
+__all__ = ["SmsClub", "SmsPlus", "Webcom"]
+
+A = TypeVar("A", bound=Client[Any])
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Loop:
+    """The event loop of every blocking client of this process, on a daemon thread."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.clients: set[Client[Any]] = set()  # open async clients; touched on the loop only
+        self._stopping: asyncio.Event | None = None
+        started: concurrent.futures.Future[asyncio.AbstractEventLoop] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(started,), name="smsbridge-sync", daemon=True
+        )
+        self._thread.start()
+        self.loop = started.result()
+
+    def _serve(self, started: concurrent.futures.Future[asyncio.AbstractEventLoop]) -> None:
+        async def main() -> None:
+            self._stopping = asyncio.Event()
+            started.set_result(asyncio.get_running_loop())
+            await self._stopping.wait()
+            for client in list(self.clients):
+                with contextlib.suppress(Exception):
+                    await self.release(client)
+            # asyncio.run cancels what still runs (calls of daemon threads) and closes the loop
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:
+            if not started.done():
+                started.set_exception(e)
+
+    def submit(self, work: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T]:
+        """Run ``work()`` on the loop."""
+        coroutine = work()
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except BaseException:  # the loop is closed
+            coroutine.close()
+            raise
+
+    async def open(self, make: Callable[[], A]) -> A:
+        client = make()
+        await client.__aenter__()
+        self.clients.add(client)
+        return client
+
+    async def release(self, client: Client[Any]) -> None:
+        self.clients.discard(client)
+        await client.aclose()
+
+    def release_soon(self, client: Client[Any]) -> None:
+        """Close ``client`` without waiting (from any thread, the loop's too)."""
+        if self.pid == os.getpid() and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.submit(lambda: self.release(client))
+
+    def stop(self) -> None:
+        """Close every client still open, then end the loop and its thread."""
+        if self._stopping is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join()
+
+
+_lock = threading.Lock()
+_current: _Loop | None = None
+_forked: list[_Loop] = []  # a parent's loop (and its clients): never collected in the child
+_exited = False
+
+
+def _loop() -> _Loop:
+    global _current
+    with _lock:
+        if _exited:
+            raise ConfigurationError("smsbridge.sync: the interpreter is exiting")
+        if _current is not None and _current.pid != os.getpid():
+            _forked.append(_current)
+            _current = None
+        if _current is None:
+            _current = _Loop()
+        return _current
+
+
+def _shutdown() -> None:
+    global _current, _exited
+    with _lock:
+        loop, _current, _exited = _current, None, True
+    if loop is not None and loop.pid == os.getpid():
+        loop.stop()
+
+
+def _after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent may have held it
+
+
+atexit.register(_shutdown)
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _outside_loop(what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ConfigurationError(
+        f"smsbridge.sync.{what} blocks and was called from a running event loop: in async "
+        f"code use smsbridge.{what.split('.')[0]} with await (or run this in a thread)"
+    )
+
+
+def _read(value: object) -> object:
+    """A lazy iterable as a list, read in the calling thread; anything else as it is."""
+    if isinstance(value, Iterable) and not isinstance(
+        value, str | bytes | list | tuple | range | AbstractSet | Mapping | AsyncIterable
+    ):
+        return list(value)
+    return value
+
+
+class _Stop:
+    """A send's ``stop`` event: made on the loop, set from any thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event: anyio.Event | None = None
+        self._asked = False
+
+    def event(self) -> anyio.Event:
+        """The event (on the loop)."""
+        self._event = anyio.Event()
+        if self._asked:
+            self._event.set()
+        return self._event
+
+    def _set(self) -> None:
+        self._asked = True
+        if self._event is not None:
+            self._event.set()
+
+    def set(self) -> None:
+        """Stop the send (from any thread)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._set)
+
+
+class _Method(Generic[A, P, T]):
+    """A method of the async client, as a blocking method of its twin."""
+
+    def __init__(self, method: Callable[Concatenate[A, P], Awaitable[T]], *, sends: bool) -> None:
+        self._method = method
+        self._sends = sends
+        self.__name__ = method.__name__
+        self.__wrapped__ = method
+        self.__doc__ = f"Blocking :meth:`smsbridge.{method.__qualname__}`.\n\n{method.__doc__}"
+
+    @overload
+    def __get__(self, obj: None, owner: type[object]) -> Self: ...
+
+    @overload
+    def __get__(self, obj: _Blocking[Any], owner: type[object]) -> Callable[P, T]: ...
+
+    def __get__(self, obj: _Blocking[Any] | None, owner: type[object]) -> Self | Callable[P, T]:
+        if obj is None:
+            return self
+        method, sends = self._method, self._sends
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return obj._call(method, args, kwargs, sends=sends)
+
+        call.__doc__ = self.__doc__
+        return functools.update_wrapper(call, method, updated=(), assigned=("__name__",))
+
+
+def _send(method: Callable[Concatenate[A, P], Awaitable[T]]) -> _Method[A, P, T]:
+    return _Method(method, sends=True)
+
+
+def _plain(method: Callable[Concatenate[A, P], Awaitable[T]]) -> _Method[A, P, T]:
+    return _Method(method, sends=False)
+
+
+class _Blocking(Generic[A]):
+    """What the blocking clients share: their async twin on the loop, opened at first use."""
+
+    def __init__(self, make: Callable[[], A]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._client: A | None = None
+        self._on: _Loop | None = None
+        self._closed = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._client else "not opened yet"
+        return f"smsbridge.sync.{type(self).__name__}({state})"
+
+    def _open(self, what: str) -> tuple[_Loop, A]:
+        _outside_loop(f"{type(self).__name__}.{what}")  # before the lock: a loop must not wait
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError(
+                    f"this smsbridge.sync.{type(self).__name__} is closed: make a new one, or "
+                    f"open it again with `with`"
+                )
+            loop = _loop()
+            if self._client is None or self._on is not loop:  # not yet, or before a fork
+                make = self._make
+                self._client = loop.submit(lambda: loop.open(make)).result()
+                self._on = loop
+                self._finalizer = weakref.finalize(self, loop.release_soon, self._client)
+                self._finalizer.atexit = False  # _shutdown closes it
+            return loop, self._client
+
+    def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        sends: bool,
+    ) -> T:
+        name = getattr(method, "__name__", "call")
+        _outside_loop(f"{type(self).__name__}.{name}")
+        if sends and kwargs.get("stop") is not None:
+            raise InvalidInputError(
+                "stop= is not taken by the blocking clients: interrupt the call instead "
+                "(KeyboardInterrupt stops the send), or use the async client"
+            )
+        loop, client = self._open(name)
+        given = tuple(_read(a) for a in args)
+        options = {k: _read(v) for k, v in kwargs.items() if k != "stop"}
+        stop = _Stop(loop.loop) if sends else None
+
+        async def run() -> T:
+            if stop is not None:
+                options["stop"] = stop.event()
+            return await method(client, *given, **options)
+
+        future = loop.submit(run)
+        try:
+            return future.result()
+        except BaseException as interrupt:  # the call's own error, or this thread interrupted
+            if future.done() or stop is None:
+                future.cancel()
+                raise
+            stop.set()
+            try:
+                with contextlib.suppress(Exception):  # its own error after the stop: not news
+                    done = future.result()  # the requests in flight finish
+                    if isinstance(done, Report):
+                        interrupt.add_note(f"smsbridge: the send was stopped: {done.counts()}")
+            finally:
+                future.cancel()  # a second interrupt: abandon it
+            raise
+
+    def __enter__(self) -> Self:
+        """Open the client now (a closed one opens again)."""
+        with self._lock:
+            self._closed = False
+        self._open("__enter__")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the client (:meth:`close`)."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session (and Redis connections). Calls raise
+        :class:`~smsbridge.ConfigurationError` until the client is opened again with
+        ``with``; calls still running in other threads may fail."""
+        _outside_loop(f"{type(self).__name__}.close")
+        with self._lock:
+            self._closed = True
+            client, loop, self._client, self._on = self._client, self._on, None, None
+            if self._finalizer is not None:
+                self._finalizer.detach()
+        if client is not None and loop is not None and loop is _current:
+            with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile: it closed it
+                loop.submit(lambda: loop.release(client)).result()
+
+
+class SmsClub(_Blocking[_SmsClub]):
+    """Blocking :class:`smsbridge.SmsClub`: the same arguments, methods and results.
+
+    ::
+
+        with SmsClub(token=...) as sms:
+            report = sms.send("Your order shipped", to=phones, sender="Shop")
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        batch_size: int = MAX_BATCH,
+        integration_id: int | None = None,
+        phones: PhoneRules | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        super().__init__(
+            lambda: _SmsClub(
+                token,
+                batch_size=batch_size,
+                integration_id=integration_id,
+                phones=phones,
+                **options,
+            )
+        )
+
+    send = _send(_SmsClub.send)
+    send_message = _send(_SmsClub.send_message)
+    plan = _send(_SmsClub.plan)
+    send_personal = _send(_SmsClub.send_personal)
+    status = _plain(_SmsClub.status)
+    balance = _plain(_SmsClub.balance)
+    senders = _plain(_SmsClub.senders)
+    register_sender = _plain(_SmsClub.register_sender)
+    sender_status = _plain(_SmsClub.sender_status)
+
+
+class SmsPlus(_Blocking[_SmsPlus]):
+    """Blocking :class:`smsbridge.SmsPlus`: the same arguments, methods and results.
+
+    ::
+
+        with SmsPlus(token=...) as sms:
+            report = sms.send_template(3, sender="Shop", to=[("994501234567", ("Aysel",))])
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        batch_size: int = _SMSPLUS_BATCH,
+        phones: PhoneRules | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        super().__init__(lambda: _SmsPlus(token, batch_size=batch_size, phones=phones, **options))
+
+    send_template = _send(_SmsPlus.send_template)
+    send_message = _send(_SmsPlus.send_message)
+    plan = _send(_SmsPlus.plan)
+    templates = _plain(_SmsPlus.templates)
+
+
+class Webcom(_Blocking[_Webcom]):
+    """Blocking :class:`smsbridge.Webcom`: the same arguments, methods and results.
+
+    ::
+
+        with Webcom(token=...) as sms:  # or login=..., password=...
+            report = sms.send("Sale today", to=phones, sender="Shop")
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        login: str | None = None,
+        password: str | None = None,
+        batch_size: int = _WEBCOM_BATCH,
+        status_batch: int = 1,
+        phones: PhoneRules | None = None,
+        validity_tz: datetime.tzinfo = MOSCOW,
+        client_id_bits: int = 31,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        super().__init__(
+            lambda: _Webcom(
+                token,
+                login=login,
+                password=password,
+                batch_size=batch_size,
+                status_batch=status_batch,
+                phones=phones,
+                validity_tz=validity_tz,
+                client_id_bits=client_id_bits,
+                **options,
+            )
+        )
+
+    send = _send(_Webcom.send)
+    send_message = _send(_Webcom.send_message)
+    plan = _send(_Webcom.plan)
+    send_personal = _send(_Webcom.send_personal)
+    status = _plain(_Webcom.status)
+    balance = _plain(_Webcom.balance)

@@ -1,0 +1,330 @@
+"""The blocking clients of ``smsbridge.sync``, called from plain functions and threads, against
+the fakes over loopback: one shared loop thread, a shared limiter and window across threads,
+typed refusals (from an event loop, after ``close``), Ctrl-C, exit and fork."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+import smsbridge
+from smsbridge import (
+    Balance,
+    ConfigurationError,
+    DeliveryState,
+    InvalidInputError,
+    Outcome,
+    Report,
+    Status,
+)
+from smsbridge import sync as blocking
+from smsbridge.sync import SmsClub, SmsPlus, Webcom
+from smsbridge.testing import FakeProcess, FakeSmsClub, FakeSmsPlus, FakeWebcom
+
+from .helpers import TOKEN, ThreadedFake, clean_env, ua_numbers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSmsClub]:
+    """A fake SMS Club served from a thread of its own, with no rate limit of its own."""
+    with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def fake_process(*args: str) -> Iterator[tuple[FakeProcess, BlockingPortal]]:
+    """A fake gateway in a process of its own, driven from plain code through a portal."""
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(FakeProcess(*args)) as served,
+    ):
+        yield served, portal
+
+
+def ids_by_phone(report: Report) -> dict[str, str | None]:
+    return {o.phone: o.message_id for o in report.outcomes}
+
+
+def run_python(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` from the project's root, without any SMSBRIDGE_ setting."""
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_a_plain_function_sends_250_numbers_each_once_with_the_reported_ids(
+    fake: FakeSmsClub,
+) -> None:
+    """No event loop in sight: a generator of 250 numbers, three requests, each number in the
+    gateway's record once, under the id the report gives it."""
+    with SmsClub(TOKEN, base_url=fake.url, rate=1000) as sms:
+        report = sms.send("Sale today", to=ua_numbers(250), sender="Shop")
+    assert report.counts().accepted == 250
+    assert report.requests == 3
+    assert fake.sent_counts() == dict.fromkeys(ua_numbers(250), 1)
+    assert {m.phone: m.id for m in fake.sent} == ids_by_phone(report)
+
+
+@pytest.mark.realtime
+def test_eight_threads_share_one_client_its_limiter_and_every_number_goes_once() -> None:
+    """Eight threads send different lists on one client at once, against a gateway in its own
+    process that answers 429 past 8 requests a second: 16 requests, all in, none refused,
+    its busiest second holding 8, so the eight sends shared one limiter."""
+    with fake_process("smsclub", "--token", TOKEN, "--rate-limit", "8") as (served, portal):
+        lists = [list(ua_numbers(150, start=1000 * n)) for n in range(8)]
+        together = threading.Barrier(8)
+        with SmsClub(TOKEN, base_url=served.url, rate=8) as sms:
+
+            def task(phones: list[str]) -> Report:
+                together.wait(timeout=10)
+                return sms.send("Sale today", to=phones, sender="Shop")
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                reports = list(pool.map(task, lists))
+        record = portal.call(served.record)
+    assert [r.accepted for r in reports] == [150] * 8
+    assert sum(r.requests for r in reports) == 16
+    assert record.sent_counts() == dict.fromkeys([p for phones in lists for p in phones], 1)
+    assert {m.phone: m.id for m in record.sent} == {
+        phone: id_ for r in reports for phone, id_ in ids_by_phone(r).items()
+    }
+    assert record.count(429) == 0
+    assert record.busiest_window(1.0) == 8
+
+
+def test_the_same_text_to_the_same_number_from_two_threads_goes_once(fake: FakeSmsClub) -> None:
+    """The duplicate window is the client's, so it holds across threads."""
+    together = threading.Barrier(2)
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+
+        def task(_: int) -> Status:
+            together.wait(timeout=10)
+            report = sms.send("Your code is 1234", to=["380501234567"], sender="Shop")
+            return report.outcomes[0].status
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            statuses = sorted(pool.map(task, range(2)))
+    assert statuses == [Status.ACCEPTED, Status.SUPPRESSED]
+    assert fake.sent_counts() == {"380501234567": 1}
+
+
+def test_status_balance_and_senders_block_and_return_the_same_structs(fake: FakeSmsClub) -> None:
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        report = sms.send("Hi", to=["380501234567", "380501234568"], sender="Shop")
+        ids = report.message_ids()
+        statuses = sms.status(i for i in ids)  # a generator: read in this thread
+        assert [s.message_id for s in statuses] == ids
+        assert {s.state for s in statuses} == {DeliveryState.ENROUTE}
+        assert sms.balance() == Balance(money=Decimal("1000.0000"), currency="UAH")
+        assert sms.senders() == ["Shop"]
+
+
+def test_the_smsplus_and_webcom_twins() -> None:
+    smsplus = FakeSmsPlus(tokens=[TOKEN], templates={3: "Hi {1}, order {2}"}, rate_limit=None)
+    with ThreadedFake(smsplus), SmsPlus(TOKEN, base_url=smsplus.url) as sms:
+        assert [t.id for t in sms.templates()] == [3]
+        report = sms.send_template(3, sender="Shop", to=[("994501234567", ("Aysel", "A-1"))])
+        assert report.accepted == 1
+        assert [m.text for m in smsplus.sent] == ["Hi Aysel, order A-1"]
+    webcom = FakeWebcom(tokens=[TOKEN])
+    with ThreadedFake(webcom), Webcom(TOKEN, base_url=webcom.url) as sms:
+        report = sms.send_personal(
+            [("380501234567", "One"), ("380501234568", "Two")], sender="Shop"
+        )
+        assert report.accepted == 2
+        assert [s.message_id for s in sms.status(report.message_ids())] == report.message_ids()
+        assert isinstance(sms.balance(), Balance)
+
+
+async def test_a_call_from_a_running_event_loop_raises_instead_of_blocking_it(
+    fake: FakeSmsClub,
+) -> None:
+    sms = SmsClub(TOKEN, base_url=fake.url)
+    with pytest.raises(ConfigurationError, match=r"running event loop: .*smsbridge.SmsClub"):
+        sms.send("Hi", to=["380501234567"], sender="Shop")
+    with pytest.raises(ConfigurationError, match="running event loop"):
+        sms.balance()
+    with pytest.raises(ConfigurationError, match="running event loop"), sms:
+        pass
+    assert fake.requests == []
+    assert repr(sms) == "smsbridge.sync.SmsClub(not opened yet)"
+
+
+def test_a_call_from_a_callback_on_the_loop_thread_raises_too(fake: FakeSmsClub) -> None:
+    """A callback runs on the loop: a blocking call there would wait for itself forever."""
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+
+        def note(outcome: Outcome) -> None:
+            sms.balance()
+
+        with pytest.raises(ConfigurationError, match="running event loop"):
+            sms.send("Hi", to=["380501234567"], sender="Shop", on_outcome=note)
+        assert sms.balance().currency == "UAH"  # and the client still works
+
+
+def test_after_close_a_call_raises_until_with_opens_it_again(fake: FakeSmsClub) -> None:
+    sms = SmsClub(TOKEN, base_url=fake.url)
+    assert sms.send("Hi", to="380501234567", sender="Shop").accepted == 1  # opens it
+    sms.close()
+    sms.close()
+    with pytest.raises(ConfigurationError, match=r"SmsClub is closed"):
+        sms.send("Hi", to="380501234568", sender="Shop")
+    with pytest.raises(ConfigurationError, match=r"SmsClub is closed"):
+        sms.balance()
+    assert repr(sms) == "smsbridge.sync.SmsClub(closed)"
+    with sms:
+        assert sms.send("Hi", to="380501234568", sender="Shop").accepted == 1
+    assert len(fake.sent) == 2
+
+
+def test_arguments_are_checked_at_the_first_call_and_stop_is_refused(
+    fake: FakeSmsClub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SMSBRIDGE_SMSCLUB_TOKEN", raising=False)
+    sms = SmsClub(base_url=fake.url)  # nothing starts, nothing is read yet
+    with pytest.raises(ConfigurationError, match="no SMS Club credentials"):
+        sms.balance()
+    with (
+        SmsClub(TOKEN, base_url=fake.url) as sms,
+        pytest.raises(InvalidInputError, match="interrupt the call instead"),
+    ):
+        sms.send("Hi", to="380501234567", sender="Shop", stop=object())  # type: ignore[arg-type]
+    assert fake.requests == []
+
+
+def test_ctrl_c_during_a_send_stops_it_and_nothing_more_is_sent(fake: FakeSmsClub) -> None:
+    """SIGINT reaches the waiting thread after the first outcome: the send stops (the 5
+    requests the limiter lets start at once at most, of 30), winds down, and only then does
+    KeyboardInterrupt propagate, with the counts as a note; the client goes on working."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    main = threading.main_thread().ident
+    assert main is not None
+    outcomes: list[Outcome] = []
+
+    def note(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 1:
+            signal.pthread_kill(main, signal.SIGINT)
+
+    with SmsClub(TOKEN, base_url=fake.url, batch_size=1, concurrency=1, rate=5) as sms:
+        with pytest.raises(KeyboardInterrupt) as interrupted:
+            sms.send("Sale today", to=list(ua_numbers(30)), sender="Shop", on_outcome=note)
+        sent = len(fake.sent)
+        assert 1 <= sent <= 5
+        assert len(fake.requests) == sent
+        accepted = [o for o in outcomes if o.status is Status.ACCEPTED]
+        assert len(accepted) == sent
+        assert {o.status for o in outcomes} <= {Status.ACCEPTED, Status.FAILED}
+        (note_,) = interrupted.value.__notes__
+        assert note_.startswith(f"smsbridge: the send was stopped: Counts(accepted={sent}, ")
+        assert sms.balance().currency == "UAH"
+
+
+def test_a_client_left_open_is_closed_at_exit_without_a_warning() -> None:
+    """A script leaves its client open: at exit (warnings as errors) nothing is printed to
+    stderr, the client is closed and the loop thread is gone."""
+    script = """
+import atexit, threading
+
+def after():  # registered before smsbridge.sync's own: runs after it
+    print(sorted(t.name for t in threading.enumerate()), "closed" in repr(sms._client))
+
+atexit.register(after)
+
+from smsbridge.sync import SmsClub
+from smsbridge.testing import FakeSmsClub
+from tests.helpers import TOKEN, ThreadedFake
+
+fake = ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None))
+with fake:
+    sms = SmsClub(TOKEN, base_url=fake.fake.url)
+    print(sms.send("Hi", to=["380501234567"], sender="Shop").accepted)
+    print("smsbridge-sync" in {t.name for t in threading.enumerate()})
+"""
+    result = run_python("-W", "error", "-c", script)
+    assert result.stderr == ""
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "1",
+        "True",
+        "['MainThread'] True",
+    ]
+
+
+def test_a_client_used_before_a_fork_opens_again_in_the_child() -> None:
+    """The child of a fork has no loop thread: its client opens again on a loop of its own
+    instead of waiting forever on the parent's (a prefork worker's child, say)."""
+    script = """
+import os
+from smsbridge.sync import SmsClub
+from smsbridge.testing import FakeSmsClub
+from tests.helpers import TOKEN, ThreadedFake
+
+with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
+    sms = SmsClub(TOKEN, base_url=fake.url)
+    print("parent", sms.send("One", to="380501234567", sender="Shop").accepted, flush=True)
+    child = os.fork()
+    if child == 0:
+        print("child", sms.send("Two", to="380501234568", sender="Shop").accepted, flush=True)
+        sms.close()
+        os._exit(0)
+    os.waitpid(child, 0)
+    print("parent", sms.send("Three", to="380501234569", sender="Shop").accepted)
+    print(sorted(m.text for m in fake.sent))
+"""
+    result = run_python("-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "parent 1",
+        "child 1",
+        "parent 1",
+        "['One', 'Three', 'Two']",
+    ]
+
+
+def test_the_example_task_runs_against_the_fake() -> None:
+    """examples/sync_send.py, warnings as errors: its counts, and nothing on stderr."""
+    result = run_python("-W", "error", str(ROOT / "examples" / "sync_send.py"))
+    assert result.stderr == ""
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "Counts(accepted=2, rejected=1, suppressed=0, failed=0, uncertain=0, requests=1)",
+        "Counts(accepted=0, rejected=0, suppressed=1, failed=0, uncertain=0, requests=0)",
+        "4 threads at once: 40 accepted",
+    ]
+
+
+@pytest.mark.parametrize("name", blocking.__all__)
+def test_each_twin_takes_the_arguments_and_has_the_methods_of_its_async_class(name: str) -> None:
+    """Nothing drifts: the constructor's parameters (names, kinds, defaults, annotations) and
+    the public async methods are the async class's (``aclose`` is ``close``)."""
+    twin, original = getattr(blocking, name), getattr(smsbridge, name)
+    assert inspect.signature(twin.__init__) == inspect.signature(original.__init__)
+    assert inspect.getdoc(blocking)
+    assert inspect.getdoc(twin)
+    methods = {
+        n for n, f in inspect.getmembers(original) if inspect.iscoroutinefunction(f) and n[0] != "_"
+    }
+    twins = {n for n in vars(twin) if n[0] != "_"} | {"close"}
+    assert twins == methods - {"aclose"} | {"close"}
+    assert all(getattr(twin, n).__doc__ for n in twins)
