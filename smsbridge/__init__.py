@@ -66,6 +66,7 @@ from ._core.tracking import DeliveryTracker
 from ._core.transport import HttpRequest, HttpResponse, MockTransport, Timeouts, Transport
 from ._core.window import Claim, DuplicateWindow, MemoryWindow
 from ._reports import report_handler
+from ._router import RoutedReport, Router
 from ._smsclub.client import SenderRegistration, SmsClub
 from ._smsplus.adapter import Template
 from ._smsplus.client import SmsPlus
@@ -118,6 +119,8 @@ __all__ = [
     "ResponseDecodeError",
     "RetryPolicy",
     "RetryScheduled",
+    "RoutedReport",
+    "Router",
     "Segments",
     "SendFinished",
     "SendOptions",

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     status TEXT NOT NULL,
     message_id TEXT,
     reason TEXT,
-    at REAL
+    at REAL,
+    gateway TEXT
 );
 CREATE TABLE IF NOT EXISTS maybe_sent (
     idx INTEGER PRIMARY KEY,
@@ -121,6 +122,8 @@ class Journal:
                 columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
                 if "at" not in columns:  # a journal written before these had times
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN at REAL")
+                if table == "outcomes" and "gateway" not in columns:  # nor gateways
+                    self._db.execute("ALTER TABLE outcomes ADD COLUMN gateway TEXT")
         except sqlite3.DatabaseError as e:
             raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
         # a second connection for reads from another thread while writes go on (WAL)
@@ -323,6 +326,7 @@ class Journal:
         phones: Sequence[str],
         statuses: Sequence[Status],
         details: Sequence[str | None],
+        gateway: str | None = None,
     ) -> None:
         """Write outcomes, and close the intents they complete, in one transaction."""
         at = self._now()
@@ -334,6 +338,7 @@ class Journal:
                 d if s is Status.ACCEPTED else None,
                 None if s is Status.ACCEPTED else d,
                 at,
+                gateway,
             )
             for i, p, s, d in zip(indices, phones, statuses, details, strict=True)
         ]
@@ -347,8 +352,9 @@ class Journal:
                     closing.append(intent_id)
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO outcomes (idx, phone, status, message_id, reason, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO outcomes "
+                "(idx, phone, status, message_id, reason, at, gateway) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             self._db.executemany(
@@ -402,17 +408,18 @@ class Journal:
         wanted = list(statuses)
         marks = ",".join("?" * len(wanted))
         rows = self._reader.execute(
-            f"SELECT idx, phone, status, message_id, reason FROM outcomes "  # noqa: S608
+            f"SELECT idx, phone, status, message_id, reason, gateway FROM outcomes "  # noqa: S608
             f"WHERE status IN ({marks}) ORDER BY idx",
             wanted,
         )
-        for index, phone, status, message_id, reason in rows:
+        for index, phone, status, message_id, reason, gateway in rows:
             yield Outcome(
                 index=index,
                 phone=phone,
                 status=Status(status),
                 message_id=message_id,
                 reason=reason,
+                gateway=gateway,
             )
 
     def _transaction(self) -> _Transaction:

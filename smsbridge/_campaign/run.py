@@ -90,10 +90,15 @@ class CampaignObserver:
     """Journals each batch (when there is a journal) and counts what is done."""
 
     def __init__(
-        self, journal: Journal | None, done: Callable[[int], object], offload: Offload
+        self,
+        journal: Journal | None,
+        done: Callable[[int], object],
+        offload: Offload,
+        gateway: str | None = None,
     ) -> None:
         self.journal = journal
         self.done = done
+        self.gateway = gateway
         self._offload = offload
 
     async def before(self, batch: Batch) -> None:
@@ -111,7 +116,9 @@ class CampaignObserver:
     ) -> None:
         """Write the outcomes and count them."""
         if self.journal is not None:
-            await self._offload(self.journal.record, batch.indices, batch.phones, statuses, details)
+            await self._offload(
+                self.journal.record, batch.indices, batch.phones, statuses, details, self.gateway
+            )
         self.done(len(batch))
 
 
@@ -140,7 +147,7 @@ async def run_campaign(
     earlier run's last second is over, and what the earlier run sent within the duplicate
     window is held in this run's window (an in-memory window died with that run).
     """
-    observer = CampaignObserver(journal, done or _nothing, offload)
+    observer = CampaignObserver(journal, done or _nothing, offload, client.spec.name)
     options: dict[str, Any] = {
         "indexed": True,
         "observer": observer,

@@ -60,7 +60,15 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     send = commands.add_parser("send", help="send a campaign (resumable with --journal)")
-    send.add_argument("provider", choices=gateways)
+    send.add_argument("provider", choices=[*gateways, "route"])
+    send.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        metavar="REGION=GATEWAY[,GATEWAY...]",
+        help="with 'route': a country's gateways in order (default UA=smsclub,webcom "
+        "RU=webcom AZ=smsplus)",
+    )
     send.add_argument("--sender", required=True)
     what = send.add_mutually_exclusive_group()
     what.add_argument("--text", help="the text (or the default for rows without one)")

@@ -1,6 +1,6 @@
 """``--outcomes FILE``: one row per recipient, written as outcomes arrive.
 
-CSV with a header row (``index,phone,status,message_id,reason``), or JSON Lines when the
+CSV with a header row (``index,phone,status,message_id,reason,gateway``), or JSON Lines when the
 name ends in ``.jsonl``. Rows go through a buffered file as they are decided, so memory stays
 flat for any list; the journal, not this file, is what survives a kill -9 (``smsbridge journal
 FILE --outcomes OUT`` exports it whole).
@@ -20,7 +20,7 @@ from .args import UsageError
 
 __all__ = ["FIELDS", "OutcomeFile", "export"]
 
-FIELDS = ("index", "phone", "status", "message_id", "reason")
+FIELDS = ("index", "phone", "status", "message_id", "reason", "gateway")
 
 
 class OutcomeFile:
@@ -52,6 +52,7 @@ class OutcomeFile:
                     outcome.status.value,
                     outcome.message_id or "",
                     outcome.reason or "",
+                    outcome.gateway or "",
                 )
             )
 

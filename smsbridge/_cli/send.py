@@ -111,6 +111,18 @@ def _open_journal(path: Path) -> Journal:
 
 async def send_command(args: argparse.Namespace) -> int:
     """Run (or plan) the campaign the options describe."""
+    if args.provider == "route":
+        from .route import route_command
+
+        recipients = _recipients(args, "params" if args.template is not None else "texts")
+        try:
+            return await route_command(
+                args, recipients, lambda declaration: make_client(declaration, args)
+            )
+        finally:
+            recipients.close()
+    if args.route:
+        raise UsageError("--route goes with 'send route'")
     declaration = spec(args.provider)
     kinds = declaration.messages
     if args.template is not None or kinds == {"template"}:

@@ -674,13 +674,18 @@ class SendEngine(Generic[J]):
             if not self._materialise:
                 return
             keep, kept, callback = self._keep, self._kept, self._on_outcome
+            gateway = self._gateway.name
             for index, phone, status, detail in zip(
                 batch.indices, batch.phones, statuses, details, strict=True
             ):
                 if status is Status.ACCEPTED:
-                    outcome = Outcome(index=index, phone=phone, status=status, message_id=detail)
+                    outcome = Outcome(
+                        index=index, phone=phone, status=status, message_id=detail, gateway=gateway
+                    )
                 else:
-                    outcome = Outcome(index=index, phone=phone, status=status, reason=detail)
+                    outcome = Outcome(
+                        index=index, phone=phone, status=status, reason=detail, gateway=gateway
+                    )
                 if keep == "all" or (
                     keep == "problems"
                     and status is not Status.ACCEPTED

@@ -54,6 +54,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         status: how it ended.
         message_id: the gateway's id, for ``accepted`` outcomes.
         reason: why, for every other status.
+        gateway: the gateway that decided it (``None`` when none did: a :class:`Router`
+            found no route).
     """
 
     index: int
@@ -61,6 +63,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     status: Status
     message_id: str | None = None
     reason: str | None = None
+    gateway: str | None = None
 
 
 class Counts(msgspec.Struct, frozen=True, kw_only=True):

@@ -49,7 +49,8 @@ async def test_a_csv_row_per_recipient_with_the_gateways_ids(
     result = await ainvoke(*_send(_list(tmp_path), "--outcomes", str(out), "--json"), env=env)
     assert result.returncode == 0, result.stderr
     rows = _read_csv(out)
-    assert list(rows[0]) == ["index", "phone", "status", "message_id", "reason"]
+    assert list(rows[0]) == ["index", "phone", "status", "message_id", "reason", "gateway"]
+    assert {r["gateway"] for r in rows} == {"smsclub"}
     assert sorted(int(r["index"]) for r in rows) == list(range(252))
     by_index = {int(r["index"]): r for r in rows}
     ids = {m.phone: m.id for m in fake.record().sent}
@@ -76,7 +77,7 @@ async def test_json_lines_when_the_name_ends_in_jsonl(
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 252 and {r["index"] for r in rows} == set(range(252))
-    assert set(rows[0]) == {"index", "phone", "status", "message_id", "reason"}
+    assert set(rows[0]) == {"index", "phone", "status", "message_id", "reason", "gateway"}
     ids = {m.phone: m.id for m in fake.record().sent}
     accepted = [r for r in rows if r["status"] == "accepted"]
     assert len(accepted) == 249

@@ -1,0 +1,508 @@
+"""One send over several gateways: each recipient goes to the first gateway of its country's
+route, and moves to the next only when its outcome proves the message did not go.
+
+Only ``failed`` moves (surely not sent: a gateway that cannot be reached, an account refused,
+429s to the end of the retries); ``uncertain`` never does (it may have arrived), nor does
+``rejected`` (the content or the number was refused). The duplicate window is one for the
+whole route, each gateway keeps its own limiter, and a gateway that keeps failing is skipped
+for a cool-down instead of costing a timeout per request.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Unpack
+
+import anyio
+import msgspec
+import phonenumbers
+
+from ._core.client import Client, SendOptions
+from ._core.clock import Clock, SystemClock
+from ._core.errors import ConfigurationError, InvalidInputError
+from ._core.gateway import Batch, Message
+from ._core.models import Counts, Keep, Outcome, Status
+from ._core.phones import InvalidPhone, PhoneRules
+from ._core.recipients import Phones, phone_text_pairs, phones_only, recipients
+from ._core.window import MemoryWindow
+
+__all__ = ["RoutedReport", "Router"]
+
+_NOT_SENT = "not sent: the send was stopped"
+
+
+class RoutedReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a routed send did: the counts over every gateway, and each gateway's own.
+
+    Attributes:
+        accepted, rejected, suppressed, failed, uncertain: recipients per final outcome.
+        requests: HTTP requests made on every gateway, retries included.
+        elapsed: seconds from the first recipient read to the last outcome.
+        by_gateway: each gateway's counts, failed-over recipients counted where they ended.
+        outcomes: the kept outcomes (see ``keep``), each naming its gateway.
+        moved: recipients that ended on a later gateway of their route than the first (it
+            failed them, or was skipped).
+        errors: the account-wide error that stopped a gateway's sends, by gateway.
+        stopped: the caller stopped the send before its input ended.
+    """
+
+    accepted: int = 0
+    rejected: int = 0
+    suppressed: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    requests: int = 0
+    elapsed: float = 0.0
+    by_gateway: dict[str, Counts] = msgspec.field(default_factory=dict)
+    outcomes: tuple[Outcome, ...] = ()
+    moved: int = 0
+    errors: dict[str, str] = msgspec.field(default_factory=dict)
+    stopped: bool = False
+
+    @property
+    def total(self) -> int:
+        """Recipients that received an outcome."""
+        return self.accepted + self.rejected + self.suppressed + self.failed + self.uncertain
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when nobody is ``failed`` or ``uncertain`` and nothing stopped the send."""
+        return not (self.failed or self.uncertain or self.stopped)
+
+    def counts(self) -> Counts:
+        """The counts alone."""
+        return Counts(
+            accepted=self.accepted,
+            rejected=self.rejected,
+            suppressed=self.suppressed,
+            failed=self.failed,
+            uncertain=self.uncertain,
+            requests=self.requests,
+        )
+
+
+class _Health:
+    """A gateway's recent record: consecutive requests that surely did not go."""
+
+    __slots__ = ("failures", "open_until")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.open_until = -math.inf
+
+
+class Router:
+    """Sends through several gateways by the recipients' countries, failing over per
+    recipient only where the message surely did not go.
+
+    ``Router({"UA": [club, webcom], "RU": [webcom], "AZ": [plus]})``: a Ukrainian number goes
+    to SMS Club, and to Webcom only if SMS Club's outcome for it is ``failed``. The clients
+    are opened and closed by their owner. The router gives them one duplicate window (the
+    same text to the same number is suppressed whichever gateway carried it first), the
+    longest of their windows' times, when their windows are in memory (clients sharing state
+    through Redis keep their own); each keeps its own limiter.
+
+    Args:
+        routes: ISO country (``"UA"``, as phonenumbers names the number's country) to the
+            clients to try in order.
+        trip_after: consecutive requests of a gateway that surely did not go (all their
+            recipients ``failed``) after which it is skipped.
+        cooldown: seconds a tripped gateway is skipped; then one request probes it, and one
+            more failure trips it again.
+        clock: time source for the cool-downs.
+        default_region: the country of numbers written without a country code (``0...``);
+            without it they are ``rejected``: a national number names no route.
+    """
+
+    def __init__(
+        self,
+        routes: Mapping[str, Sequence[Client[Any]]],
+        *,
+        trip_after: int = 3,
+        cooldown: float = 60.0,
+        clock: Clock | None = None,
+        default_region: str | None = None,
+    ) -> None:
+        if not routes:
+            raise ConfigurationError("a router needs at least one route")
+        if trip_after < 1 or not cooldown >= 0:
+            raise ConfigurationError("trip_after must be 1 or more, cooldown 0 or more seconds")
+        self.routes: dict[str, tuple[Client[Any], ...]] = {}
+        clients: dict[str, Client[Any]] = {}
+        for region, route in routes.items():
+            if not route:
+                raise ConfigurationError(f"the route of {region} names no gateway")
+            if not phonenumbers.country_code_for_region(region.upper()):
+                raise ConfigurationError(f"unknown country {region!r} in the routes")
+            for client in route:
+                known = clients.setdefault(client.spec.name, client)
+                if known is not client:
+                    raise ConfigurationError(f"two {client.spec.name} clients in the routes")
+            self.routes[region.upper()] = tuple(route)
+        self.clients = clients
+        self.trip_after = trip_after
+        self.cooldown = cooldown
+        self._clock: Clock = clock or SystemClock()
+        self._health = {name: _Health() for name in clients}
+        self.default_region = default_region
+        self._phones = PhoneRules(default_region or "UA")
+        windows = [c.window for c in clients.values()]
+        self.window: MemoryWindow | None = None
+        if windows and all(isinstance(w, MemoryWindow) for w in windows):
+            ttl = max(w.ttl for w in windows if w is not None)
+            self.window = MemoryWindow(ttl, clock=next(iter(clients.values())).clock)
+            for client in clients.values():
+                client._window = self.window
+
+    def __repr__(self) -> str:
+        routes = ", ".join(
+            f"{region}={','.join(c.spec.name for c in route)}"
+            for region, route in self.routes.items()
+        )
+        return f"Router({routes})"
+
+    async def send(
+        self, text: str, *, to: Phones, sender: str, **options: Unpack[SendOptions]
+    ) -> RoutedReport:
+        """One text to every number of ``to``; ``on_outcome``, ``keep`` and ``stop`` as for
+        a client's send."""
+        return await self.send_message(Message(sender=sender, text=text), to=to, **options)
+
+    async def send_message(
+        self,
+        message: Message,
+        *,
+        to: Iterable[Any] | AsyncIterable[Any] | str,
+        **options: Unpack[SendOptions],
+    ) -> RoutedReport:
+        """Send ``message`` (see :class:`Message`) to every recipient of ``to``, routed."""
+        unknown = set(options) - {"on_outcome", "keep", "stop"}
+        if unknown:
+            raise InvalidInputError(f"a routed send does not take {', '.join(sorted(unknown))}")
+        keep = options.get("keep", "all")
+        if keep not in ("all", "problems", "none"):
+            raise InvalidInputError(f"keep= takes 'all', 'problems' or 'none', got {keep!r}")
+        run = _RoutedSend(self, message, options.get("on_outcome"), keep, options.get("stop"))
+        return await run.run(to)
+
+    async def plan(
+        self, message: Message, *, to: Iterable[Any] | AsyncIterable[Any] | str
+    ) -> RoutedReport:
+        """A dry run: each recipient to the first usable gateway of its route, through that
+        client's own dry run (numbers checked, duplicates found, requests built and counted,
+        nothing sent). ``by_gateway`` is the plan per gateway; no failover is planned."""
+        run = _RoutedSend(self, message, None, "none", None, plan=True)
+        return await run.run(to)
+
+    def _usable(self, client: Client[Any], now: float) -> bool:
+        health = self._health[client.spec.name]
+        return health.failures < self.trip_after or now >= health.open_until
+
+    def _record(self, gateway: str, went: bool) -> bool:
+        """A request's recipients may have gone (``went``), or surely did not: whether the
+        gateway has just tripped."""
+        health = self._health[gateway]
+        if went:
+            health.failures = 0
+            return False
+        health.failures += 1
+        if health.failures >= self.trip_after:
+            health.open_until = self._clock.now() + self.cooldown
+            return True
+        return False
+
+
+class _Item(msgspec.Struct, gc=False):
+    index: int
+    entry: Any
+    route: tuple[Client[Any], ...]
+    position: int
+    refused: str | None = None  # why it can go nowhere, decided when it was read
+
+
+class _HealthWatch:
+    """Tells the router of each request of one gateway: did anything go? Trips the send's
+    stop when the gateway has failed too often."""
+
+    def __init__(self, router: Router, gateway: str, stop: anyio.Event) -> None:
+        self.router = router
+        self.gateway = gateway
+        self.stop = stop
+
+    async def before(self, batch: Batch) -> None:
+        """Nothing to do before a request."""
+
+    async def unsent(self, batch: Batch) -> None:
+        """Nothing to do when a try proved unsent."""
+
+    async def after(
+        self, batch: Batch, statuses: Sequence[Status], details: Sequence[str | None]
+    ) -> None:
+        """A request's outcomes: some went, or all surely did not (a stop is no failure)."""
+        went = any(s is Status.ACCEPTED or s is Status.UNCERTAIN for s in statuses)
+        failed = all(s is Status.FAILED for s in statuses) and _NOT_SENT not in details
+        if (went or failed) and self.router._record(self.gateway, went):
+            self.stop.set()
+
+
+class _RoutedSend:
+    """One routed send: rounds of per-gateway sends, the failed recipients of one round
+    going to the next gateway of their route in the next."""
+
+    def __init__(
+        self,
+        router: Router,
+        message: Message,
+        on_outcome: Any,
+        keep: Keep,
+        stop: anyio.Event | None,
+        *,
+        plan: bool = False,
+    ) -> None:
+        self.router = router
+        self.plan = plan
+        self.message = message
+        self.kind = message.kind
+        self.on_outcome = on_outcome
+        self.keep = keep
+        self.stop = stop
+        self.kept: list[Outcome] = []
+        self.counts: dict[str | None, dict[Status, int]] = {}
+        self.requests: dict[str, int] = {}
+        self.moved = 0
+        self.errors: dict[str, str] = {}
+        self.failovers: list[_Item] = []
+
+    async def run(self, to: Any) -> RoutedReport:
+        clock = self.router._clock
+        started = clock.now()
+        source = recipients(to, phones_only if self.kind == "text" else phone_text_pairs)
+        first = self._first_round(source)
+        await self._round(first)
+        while self.failovers and not self._stopped():
+            items, self.failovers = self.failovers, []
+            await self._round(_aiter(items))
+        for item in self.failovers:  # the caller stopped: these stay failed where they were
+            await self._decide(item, Status.FAILED, _NOT_SENT, item.route[item.position - 1])
+        total = dict.fromkeys(Status, 0)
+        by_gateway: dict[str, Counts] = {}
+        for gateway, counts in self.counts.items():
+            for status, n in counts.items():
+                total[status] += n
+            if gateway is not None:
+                by_gateway[gateway] = Counts(
+                    **{s.value: n for s, n in counts.items()},
+                    requests=self.requests.get(gateway, 0),
+                )
+        return RoutedReport(
+            accepted=total[Status.ACCEPTED],
+            rejected=total[Status.REJECTED],
+            suppressed=total[Status.SUPPRESSED],
+            failed=total[Status.FAILED],
+            uncertain=total[Status.UNCERTAIN],
+            requests=sum(self.requests.values()),
+            elapsed=clock.now() - started,
+            by_gateway=by_gateway,
+            outcomes=tuple(self.kept),
+            moved=self.moved,
+            errors=self.errors,
+            stopped=self._stopped(),
+        )
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    async def _first_round(self, source: Any) -> AsyncIterator[_Item]:
+        index = 0
+        if isinstance(source, AsyncIterable):
+            async for entry in source:
+                yield self._item(index, entry)
+                index += 1
+        else:
+            for entry in source:
+                yield self._item(index, entry)
+                index += 1
+                if index % 256 == 0:
+                    await anyio.lowlevel.checkpoint()
+
+    def _item(self, index: int, entry: Any) -> _Item:
+        raw = entry if self.kind == "text" else _first(entry)
+        router = self.router
+        try:
+            if (
+                router.default_region is None
+                and str(raw).lstrip().startswith("0")
+                and not str(raw).lstrip().startswith("00")
+            ):
+                raise InvalidPhone("no country code: a national number names no route")
+            digits = router._phones.normalise(raw)
+            region = phonenumbers.region_code_for_number(phonenumbers.parse("+" + digits))
+        except InvalidPhone as e:
+            return _Item(index, entry, (), 0, str(e))
+        except phonenumbers.NumberParseException:
+            return _Item(index, entry, (), 0, "not a phone number")
+        if region not in router.routes:
+            return _Item(index, entry, (), 0, f"no route for numbers of {region}")
+        route = tuple(c for c in router.routes[region] if self.kind in c.spec.messages)
+        if not route:
+            refused = f"no gateway of the {region} route sends {_KINDS[self.kind]}"
+            return _Item(index, entry, (), 0, refused)
+        return _Item(index, entry, route, 0)
+
+    async def _round(self, items: AsyncIterator[_Item]) -> None:
+        """Hand each item to its gateway; every gateway of the round sends concurrently."""
+        streams: dict[str, tuple[Any, Any]] = {}
+        async with anyio.create_task_group() as tg:
+            async for item in items:
+                if self._stopped() and item.refused is None:
+                    gateway = item.route[item.position - 1] if item.position else None
+                    await self._decide(item, Status.FAILED, _NOT_SENT, gateway)
+                    continue
+                client = await self._gateway_for(item)
+                if client is None:
+                    continue
+                name = client.spec.name
+                if name not in streams:
+                    streams[name] = anyio.create_memory_object_stream[_Item](256)
+                    tg.start_soon(self._send_through, client, streams[name][1])
+                try:
+                    await streams[name][0].send(item)
+                except anyio.BrokenResourceError:  # that gateway's send stopped: next one
+                    await self._skipped(item, client)
+            for send, _ in streams.values():
+                send.close()
+
+    async def _gateway_for(self, item: _Item) -> Client[Any] | None:
+        """The first usable gateway of the item's route from its position, or ``None``
+        when the item was given its outcome here."""
+        if item.refused is not None:
+            await self._decide(item, Status.REJECTED, item.refused, None)
+            return None
+        now = self.router._clock.now()
+        while item.position < len(item.route):
+            client = item.route[item.position]
+            if self.router._usable(client, now):
+                return client
+            item.position += 1
+        last = item.route[-1]
+        reason = (
+            f"not sent: {last.spec.name} is skipped for {self.router.cooldown:g} s after "
+            f"{self.router.trip_after} requests in a row that did not go"
+        )
+        await self._decide(item, Status.FAILED, reason, last)
+        return None
+
+    async def _skipped(self, item: _Item, client: Client[Any]) -> None:
+        item.position += 1
+        if item.position < len(item.route) and not self._stopped():
+            self.failovers.append(item)
+        else:
+            reason = f"not sent: {client.spec.name} stopped taking recipients"
+            await self._decide(item, Status.FAILED, reason, client)
+
+    async def _send_through(self, client: Client[Any], stream: Any) -> None:
+        name = client.spec.name
+        waiting: dict[int, _Item] = {}
+        stop = anyio.Event()
+        outer = self.stop
+
+        async def rows() -> AsyncIterator[tuple[int, Any]]:
+            async with stream:
+                async for item in stream:
+                    waiting[item.index] = item
+                    yield item.index, item.entry
+
+        async def note(outcome: Outcome) -> None:
+            item = waiting.pop(outcome.index)
+            if (
+                outcome.status is Status.FAILED
+                and item.position + 1 < len(item.route)
+                and not self._stopped()
+            ):
+                item.position += 1
+                self.failovers.append(item)
+                return
+            if item.position:
+                self.moved += 1
+            await self._emit(outcome)
+
+        async with anyio.create_task_group() as watch:
+            if outer is not None:
+
+                async def relay() -> None:
+                    await outer.wait()
+                    stop.set()
+
+                watch.start_soon(relay)
+            if self.plan:
+                report = await client.plan(
+                    self.message, to=rows(), indexed=True, on_outcome=note, keep="none"
+                )
+            else:
+                report = await client.send_message(
+                    self.message,
+                    to=rows(),
+                    indexed=True,
+                    on_outcome=note,
+                    keep="none",
+                    stop=stop,
+                    observer=_HealthWatch(self.router, name, stop),
+                )
+            watch.cancel_scope.cancel()
+        self.requests[name] = self.requests.get(name, 0) + report.requests
+        if report.error is not None:
+            self.errors[name] = str(report.error)
+        # what the stopped send never read: on to the next gateway, or failed here
+        leftovers = [*waiting.values()]
+        while True:
+            try:
+                leftovers.append(stream.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+        stream.close()  # no await since the last receive: nothing slips in between
+        for item in leftovers:
+            await self._skipped(item, client)
+
+    async def _decide(
+        self, item: _Item, status: Status, reason: str, client: Client[Any] | None
+    ) -> None:
+        phone = item.entry if self.kind == "text" else _first(item.entry)
+        if item.position and client is not item.route[0]:
+            self.moved += 1
+        outcome = Outcome(
+            index=item.index,
+            phone=phone if isinstance(phone, str) else repr(phone)[:64],
+            status=status,
+            reason=reason,
+            gateway=client.spec.name if client is not None else None,
+        )
+        await self._emit(outcome)
+
+    async def _emit(self, outcome: Outcome) -> None:
+        per = self.counts.setdefault(outcome.gateway, dict.fromkeys(Status, 0))
+        per[outcome.status] += 1
+        if self.keep == "all" or (
+            self.keep == "problems" and outcome.status not in (Status.ACCEPTED, Status.SUPPRESSED)
+        ):
+            self.kept.append(outcome)
+        if self.on_outcome is not None:
+            pending = self.on_outcome(outcome)
+            if inspect.isawaitable(pending):
+                await pending
+
+
+_KINDS = {"text": "texts", "personal": "personal texts", "template": "templates"}
+
+
+def _first(entry: Any) -> Any:
+    try:
+        return entry[0]
+    except (TypeError, IndexError, KeyError):
+        return entry
+
+
+async def _aiter(items: Sequence[_Item]) -> AsyncIterator[_Item]:
+    for item in items:
+        yield item

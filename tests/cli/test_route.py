@@ -1,0 +1,122 @@
+"""``smsbridge send route`` against fake gateways: failover where the message surely did not
+go, none where it may have, the plan per gateway, and usage errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from smsbridge.testing import FakeSmsClub, FakeWebcom, Faults
+
+from ..helpers import TOKEN, ainvoke, csv_file, invoke, last_json
+
+UA = [f"38050{i:07d}" for i in range(250)]
+RU = [f"7916{i:07d}" for i in range(30)]
+
+
+@pytest.fixture
+async def webcom() -> AsyncIterator[FakeWebcom]:
+    """A fake Webcom on loopback."""
+    async with FakeWebcom(tokens=[TOKEN], rate_limit=None) as fake:
+        yield fake
+
+
+def _env(club: str, webcom: FakeWebcom, club_token: str = TOKEN) -> dict[str, str]:
+    return {
+        "SMSBRIDGE_SMSCLUB_TOKEN": club_token,
+        "SMSBRIDGE_SMSCLUB_URL": club,
+        "SMSBRIDGE_WEBCOM_TOKEN": TOKEN,
+        "SMSBRIDGE_WEBCOM_URL": webcom.url,
+    }
+
+
+def _send(path: Path, *extra: str) -> list[str]:
+    return ["send", "route", "--sender", "Shop", "--text", "Sale", "--to-file", str(path), *extra]
+
+
+async def test_a_refused_account_fails_over_to_the_next_gateway(
+    webcom: FakeWebcom, tmp_path: Path
+) -> None:
+    """SMS Club refuses the token: every UA number goes through Webcom, once; RU numbers went
+    there anyway; SMSPlus (no credentials) leaves the default routes with a note; the
+    outcomes file names Webcom for each, exit 0."""
+    async with FakeSmsClub(tokens=["another"], rate_limit=None) as club:
+        path = csv_file(tmp_path / "l.csv", [*UA, *RU])
+        out = tmp_path / "out.csv"
+        result = await ainvoke(
+            *_send(path, "--json", "--outcomes", str(out)), env=_env(club.url, webcom)
+        )
+        assert club.record().sent == []
+    assert result.returncode == 0, result.stderr
+    assert "route: smsplus left out" in result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["accepted"] == 280 and summary["failed"] == 0
+    assert summary["by_gateway"]["webcom"]["accepted"] == 280
+    assert Counter(m.phone for m in webcom.record().sent) == Counter(dict.fromkeys(UA + RU, 1))
+    with out.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 280 and {r["gateway"] for r in rows} == {"webcom"}
+    assert sorted(int(r["index"]) for r in rows) == list(range(280))
+
+
+async def test_what_may_have_gone_stays_where_it_went(webcom: FakeWebcom, tmp_path: Path) -> None:
+    """SMS Club sends, then answers 502: none of those numbers reaches Webcom, and SMS Club
+    sent each once (its duplicate guard answers the repeats)."""
+    faults = Faults(error_after=1.0)
+    async with FakeSmsClub(tokens=[TOKEN], rate_limit=None, faults=faults) as club:
+        path = csv_file(tmp_path / "l.csv", UA[:20])
+        result = await ainvoke(*_send(path, "--json", "--rate", "500"), env=_env(club.url, webcom))
+        sent = Counter(m.phone for m in club.record().sent)
+    summary = last_json(result)
+    assert summary["failed"] == 0 and summary["accepted"] + summary["uncertain"] == 20
+    assert webcom.record().sent == []
+    assert sent == Counter(dict.fromkeys(UA[:20], 1))
+
+
+async def test_the_dry_run_plans_per_gateway(webcom: FakeWebcom, tmp_path: Path) -> None:
+    """Each gateway's share, requests and time; a number with no route is counted apart."""
+    path = csv_file(tmp_path / "l.csv", [*UA, *RU, "12025550123"])
+    result = await ainvoke(
+        *_send(path, "--dry-run", "--json", "--route", "UA=smsclub,webcom", "--route", "RU=webcom"),
+        env=_env("http://127.0.0.1:9", webcom),
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["recipients"], plan["to_send"], plan["rejected"]) == (281, 280, 1)
+    assert plan["by_gateway"]["smsclub"]["to_send"] == 250
+    assert plan["by_gateway"]["smsclub"]["requests"] == 3
+    assert plan["by_gateway"]["webcom"]["to_send"] == 30
+    assert webcom.record().sent == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--journal", "j.db"], "--journal is not supported with route"),
+        (["--route", "UA"], "give REGION=GATEWAY"),
+        (["--route", "UA=nope"], "no gateway 'nope'"),
+        (["--route", "AZ=smsplus"], "SMSBRIDGE_SMSPLUS_TOKEN"),
+    ],
+)
+def test_route_usage_errors_exit_2(extra: list[str], message: str, tmp_path: Path) -> None:
+    """Exit 2 and one line, before anything is sent."""
+    path = csv_file(tmp_path / "l.csv", UA[:1])
+    env = {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_WEBCOM_TOKEN": TOKEN}
+    result = invoke(*_send(path, *extra), env=env)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_route_with_a_gateway_is_a_usage_error(tmp_path: Path) -> None:
+    """--route belongs to 'send route'."""
+    path = csv_file(tmp_path / "l.csv", UA[:1])
+    result = invoke(
+        "send", "smsclub", "--sender", "S", "--text", "x", "--to-file", str(path),
+        "--route", "UA=smsclub", env={"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN},
+    )  # fmt: skip
+    assert result.returncode == 2 and "--route goes with 'send route'" in result.stderr

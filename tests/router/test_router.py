@@ -1,0 +1,173 @@
+"""Routed sends against fake gateways over loopback: each recipient to its country's first
+gateway, on to the next only when its outcome proves the message did not go, one duplicate
+window over the route, a dead gateway skipped for a cool-down. Every check reads what the
+fakes recorded: each number at most once across them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from smsbridge import (
+    ConfigurationError,
+    Event,
+    RetryScheduled,
+    Router,
+    SmsClub,
+    SmsPlus,
+    Status,
+    Webcom,
+)
+from smsbridge.testing import FakeClock, FakeSmsClub, FakeWebcom, Faults
+
+from ..conftest import free_port
+from ..helpers import TOKEN
+
+UA = [f"38050{i:07d}" for i in range(400)]
+RU = [f"7916{i:07d}" for i in range(50)]
+
+
+@pytest.fixture
+async def webcom() -> AsyncIterator[FakeWebcom]:
+    """A fake Webcom on loopback, unlimited."""
+    async with FakeWebcom(tokens=[TOKEN], rate_limit=None) as fake:
+        yield fake
+
+
+def _sent_once(*fakes: FakeSmsClub | FakeWebcom) -> Counter[str]:
+    """Every number the fakes sent, counted across them."""
+    return Counter(m.phone for fake in fakes for m in fake.record().sent)
+
+
+async def test_a_dead_gateway_fails_over_and_costs_a_few_requests_not_one_per_batch(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """SMS Club down (nothing listens): every UA number accepted through Webcom, each once;
+    SMS Club was tried for a handful of its 4 batches, not all of them, before being
+    skipped; RU numbers went to Webcom from the start."""
+    club_events: list[Event] = []
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with (
+        SmsClub(
+            TOKEN, base_url=dead, clock=clock, concurrency=2, on_event=club_events.append
+        ) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc,
+    ):
+        router = Router({"UA": [club, wc], "RU": [wc]}, trip_after=2, clock=clock)
+        report = await router.send("Sale", to=[*UA, *RU], sender="Shop")
+    assert (report.accepted, report.failed, report.uncertain) == (450, 0, 0)
+    assert report.by_gateway["webcom"].accepted == 450
+    assert report.moved == 400
+    assert _sent_once(webcom) == Counter(dict.fromkeys(UA + RU, 1))
+    tried = {e.send for e in club_events if isinstance(e, RetryScheduled)}
+    retries = [e for e in club_events if isinstance(e, RetryScheduled)]
+    assert len(tried) == 1  # one send on SMS Club
+    assert len(retries) <= 4 * 3  # at most three batches' retries (concurrency 2, trip at 2)
+    assert {o.gateway for o in report.outcomes} == {"webcom"}
+
+
+async def test_an_answer_that_may_have_gone_never_moves(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """SMS Club answering 5xx after sending: those recipients are uncertain on SMS Club and
+    none of them reaches Webcom."""
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None, faults=Faults(error_after=1.0)) as fake,
+        SmsClub(TOKEN, base_url=fake.url, clock=clock, repeat_guard=False) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc,
+    ):
+        report = await Router({"UA": [club, wc]}, clock=clock).send(
+            "Sale", to=UA[:150], sender="Shop"
+        )
+    assert (report.uncertain, report.accepted, report.moved) == (150, 0, 0)
+    assert report.by_gateway == {"smsclub": report.by_gateway["smsclub"]}
+    assert webcom.record().sent == []
+    assert _sent_once(fake) == Counter(dict.fromkeys(UA[:150], 1))
+    assert not report.ok
+
+
+async def test_countries_without_a_route_or_a_gateway_for_the_message_are_rejected(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """An AZ number whose route has only SMSPlus (templates only), a US number with no route,
+    a national number and garbage: rejected with reasons, at no request."""
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
+        SmsClub(TOKEN, base_url=fake.url, clock=clock) as club,
+        SmsPlus(TOKEN, base_url="http://127.0.0.1:9", clock=clock) as plus,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc,
+    ):
+        router = Router({"UA": [club], "RU": [wc], "AZ": [plus]}, clock=clock)
+        numbers = ["380501234567", "994501234567", "12025550123", "0501234567", "nope", RU[0]]
+        report = await router.send("Sale", to=numbers, sender="Shop")
+    by_index = {o.index: o for o in report.outcomes}
+    assert [by_index[i].status for i in range(6)] == [
+        Status.ACCEPTED,
+        Status.REJECTED,
+        Status.REJECTED,
+        Status.REJECTED,
+        Status.REJECTED,
+        Status.ACCEPTED,
+    ]
+    assert by_index[1].reason == "no gateway of the AZ route sends texts"
+    assert by_index[2].reason == "no route for numbers of US"
+    assert by_index[3].reason is not None and "no country code" in by_index[3].reason
+    assert [by_index[i].gateway for i in range(6)] == ["smsclub", None, None, None, None, "webcom"]
+    assert report.by_gateway["smsclub"].accepted == 1 and report.by_gateway["webcom"].accepted == 1
+    assert report.requests == 2
+
+
+async def test_one_window_over_the_route(clock: FakeClock, webcom: FakeWebcom) -> None:
+    """The same number twice, its first gateway down: it goes through Webcom once and the
+    repeat is suppressed; sent later through SMS Club directly, the route's window holds it."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with (
+        SmsClub(TOKEN, base_url=dead, clock=clock) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc,
+    ):
+        router = Router({"UA": [club, wc]}, clock=clock)
+        report = await router.send("Sale", to=[UA[0], UA[1], UA[0]], sender="Shop")
+        again = await wc.send("Sale", to=[UA[1]], sender="Shop")
+    assert (report.accepted, report.suppressed) == (2, 1)
+    assert again.suppressed == 1
+    assert _sent_once(webcom) == Counter({UA[0]: 1, UA[1]: 1})
+
+
+async def test_a_tripped_gateway_is_skipped_until_its_cool_down_ends(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """After tripping, the next send does not touch SMS Club at all; after the cool-down one
+    request probes it (now up) and its recipients go there again."""
+    port = free_port()
+    club_events: list[Event] = []
+    async with (
+        SmsClub(
+            TOKEN, base_url=f"http://127.0.0.1:{port}", clock=clock, on_event=club_events.append
+        ) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc,
+    ):
+        router = Router({"UA": [club, wc]}, trip_after=1, cooldown=60, clock=clock)
+        first = await router.send("A", to=UA[:100], sender="Shop")
+        tries = len(club_events)
+        second = await router.send("B", to=UA[:100], sender="Shop")
+        assert len(club_events) == tries  # skipped: not even a connection attempt
+        assert second.by_gateway["webcom"].accepted == 100
+        clock.advance(61)
+        async with FakeSmsClub(tokens=[TOKEN], rate_limit=None, port=port) as club_fake:
+            third = await router.send("C", to=UA[:100], sender="Shop")
+    assert first.by_gateway["webcom"].accepted == 100
+    assert third.by_gateway["smsclub"].accepted == 100
+    assert len(club_fake.record().sent) == 100
+
+
+def test_bad_routes_are_refused() -> None:
+    """An unknown country, an empty route, two clients of one gateway."""
+    club, other = SmsClub(TOKEN), SmsClub("other-token")
+    with pytest.raises(ConfigurationError, match="unknown country"):
+        Router({"XX": [club]})
+    with pytest.raises(ConfigurationError, match="names no gateway"):
+        Router({"UA": []})
+    with pytest.raises(ConfigurationError, match="two smsclub clients"):
+        Router({"UA": [club], "RU": [other]})
