@@ -154,12 +154,15 @@ class MemoryWindow:
                     clean = False
                     break
         else:
+            clean = True
             for key in keys:
                 if key in sent or setdefault(key, expiry) is not expiry:
                     clean = False
                     break
         if clean and len(reserved) - before == len(keys):
-            self._terms.append((expiry, list(keys)))
+            # a tuple of ints leaves the cyclic collector's care: a full window costs its
+            # collections nothing
+            self._terms.append((expiry, tuple(keys)))
             return [Claim.OURS] * len(keys)
         for key in keys:  # a key is held, or repeats within the call: undo, go one by one
             if reserved.get(key) is expiry:
@@ -175,7 +178,7 @@ class MemoryWindow:
                 reserved[key] = expiry
                 claimed.append(key)
                 claims.append(Claim.OURS)
-        self._terms.append((expiry, claimed))
+        self._terms.append((expiry, tuple(claimed)))
         return claims
 
     async def commit(
@@ -187,7 +190,7 @@ class MemoryWindow:
         for key in keys:
             reserved.pop(key, None)
             sent[key] = expiry
-        self._terms.append((expiry, list(keys)))
+        self._terms.append((expiry, tuple(keys)))
 
     async def release(
         self, keys: Sequence[Hashable], holder: str = "", indices: Sequence[int] = ()
