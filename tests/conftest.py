@@ -16,6 +16,20 @@ from smsbridge.testing import FakeClock, FakeSmsClub
 from .helpers import TOKEN
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first, in their marks' order: pytest-xdist hands the first tests out
+    one per worker in turn, so even places go to one worker and odd ones to the other."""
+
+    def place(item: pytest.Item) -> int:
+        mark = item.get_closest_marker("heavy")
+        if mark is None:
+            return 1_000
+        callspec = getattr(item, "callspec", None)
+        return int(mark.args[0]) + (2 * callspec.params["half"] if callspec else 0)
+
+    items.sort(key=place)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     """A clock that moves only when slept on."""

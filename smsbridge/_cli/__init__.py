@@ -66,7 +66,8 @@ def _voice(args: argparse.Namespace) -> Iterator[None]:
     and every retry; otherwise nowhere (the command's own lines tell what happened, and an
     error is one line, not the retries that led to it)."""
     logger = logging.getLogger("smsbridge")
-    saved = logger.level, logger.propagate
+    saved = logger.level, logger.propagate, logger.disabled
+    logger.disabled = False  # a host's logging.config may have switched it off
     handler = logging.StreamHandler(sys.stderr)
     if args.verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -80,7 +81,7 @@ def _voice(args: argparse.Namespace) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
-        logger.propagate = saved[1]
+        logger.propagate, logger.disabled = saved[1], saved[2]
 
 
 def _unreachable(error: SmsBridgeError) -> bool:

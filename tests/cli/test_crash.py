@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import anyio
 import msgspec
+import pytest
 
 from smsbridge.testing import FakeProcess, Faults
 
@@ -48,6 +49,7 @@ CASES = {
 }
 
 
+@pytest.mark.heavy(0)
 async def test_killed_ten_times_then_finished(tmp_path: Path) -> None:
     """SIGKILL at ten random moments, resume each time, then run to the end: the three
     gateways' campaigns at once (each resume waits a second for the dead run's last requests

@@ -103,6 +103,7 @@ async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> 
     assert sum(r["accepted"] for r in results) == len(record.sent)
 
 
+@pytest.mark.heavy(2)
 async def test_eight_processes_one_message_one_send(redis_url: str) -> None:
     """8 processes send the same text to the same number at once: exactly one gets through."""
     account = token()

@@ -93,7 +93,8 @@ def faults_of(trace: Trace) -> Counter[str]:
 
 
 def run_seed(seed: int) -> SeedResult:
-    """Run and check one seed."""
+    """Run and check one seed (the library's log silenced meanwhile, then as it was)."""
+    silenced = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
     try:
         trace = run(seed)
@@ -106,6 +107,8 @@ def run_seed(seed: int) -> SeedResult:
             faults={},
             checks={},
         )
+    finally:
+        logging.disable(silenced)
     return SeedResult(seed=seed, violations=violations, faults=dict(fired), checks=dict(checks))
 
 
