@@ -114,6 +114,9 @@ class Router:
         clock: time source for the cool-downs.
         default_region: the country of numbers written without a country code (``0...``);
             without it they are ``rejected``: a national number names no route.
+        unavailable: countries whose gateways cannot be used now (no credentials), with the
+            reason: their recipients end ``failed`` (not sent, and could be), not
+            ``rejected``.
     """
 
     def __init__(
@@ -124,8 +127,10 @@ class Router:
         cooldown: float = 60.0,
         clock: Clock | None = None,
         default_region: str | None = None,
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
-        if not routes:
+        self.unavailable = {r.upper(): why for r, why in (unavailable or {}).items()}
+        if not routes and not self.unavailable:
             raise ConfigurationError("a router needs at least one route")
         if trip_after < 1 or not cooldown >= 0:
             raise ConfigurationError("trip_after must be 1 or more, cooldown 0 or more seconds")
@@ -185,7 +190,10 @@ class Router:
         if keep not in ("all", "problems", "none"):
             raise InvalidInputError(f"keep= takes 'all', 'problems' or 'none', got {keep!r}")
         run = _RoutedSend(self, message, options.get("on_outcome"), keep, options.get("stop"))
-        return await run.run(to)
+        try:
+            return await run.run(to)
+        except BaseExceptionGroup as group:
+            raise _alone(group) from None
 
     async def plan(
         self, message: Message, *, to: Iterable[Any] | AsyncIterable[Any] | str
@@ -220,6 +228,7 @@ class _Item(msgspec.Struct, gc=False):
     route: tuple[Client[Any], ...]
     position: int
     refused: str | None = None  # why it can go nowhere, decided when it was read
+    unsent: bool = False  # refused for a reason that is ours: failed, not rejected
 
 
 class _HealthWatch:
@@ -328,23 +337,28 @@ class _RoutedSend:
                     await anyio.lowlevel.checkpoint()
 
     def _item(self, index: int, entry: Any) -> _Item:
-        raw = entry if self.kind == "text" else _first(entry)
+        """The entry with its number in international digits (each gateway would read a
+        national number as its own country's), and its route."""
+        text = self.kind == "text"
+        raw = entry if text else _first(entry)
         router = self.router
         try:
-            if (
-                router.default_region is None
-                and str(raw).lstrip().startswith("0")
-                and not str(raw).lstrip().startswith("00")
-            ):
-                raise InvalidPhone("no country code: a national number names no route")
+            if router.default_region is None:
+                raw = _international(raw)
             digits = router._phones.normalise(raw)
             region = phonenumbers.region_code_for_number(phonenumbers.parse("+" + digits))
         except InvalidPhone as e:
             return _Item(index, entry, (), 0, str(e))
         except phonenumbers.NumberParseException:
             return _Item(index, entry, (), 0, "not a phone number")
+        entry = digits if text else (digits, *tuple(entry)[1:])
+        if region in router.unavailable and region not in router.routes:
+            why = router.unavailable[region]
+            reason = f"not sent: no gateway of the {region} route can be used ({why})"
+            return _Item(index, entry, (), 0, reason, unsent=True)
         if region not in router.routes:
-            return _Item(index, entry, (), 0, f"no route for numbers of {region}")
+            where = f"numbers of {region}" if region and region != "ZZ" else "this number"
+            return _Item(index, entry, (), 0, f"no route for {where}")
         route = tuple(c for c in router.routes[region] if self.kind in c.spec.messages)
         if not route:
             refused = f"no gateway of the {region} route sends {_KINDS[self.kind]}"
@@ -354,6 +368,14 @@ class _RoutedSend:
     async def _round(self, items: AsyncIterator[_Item]) -> None:
         """Hand each item to its gateway; every gateway of the round sends concurrently."""
         streams: dict[str, tuple[Any, Any]] = {}
+        try:
+            await self._hand_out(items, streams)
+        finally:
+            for send, receive in streams.values():
+                send.close()
+                receive.close()
+
+    async def _hand_out(self, items: AsyncIterator[_Item], streams: dict[str, Any]) -> None:
         async with anyio.create_task_group() as tg:
             async for item in items:
                 if self._stopped() and item.refused is None:
@@ -378,7 +400,8 @@ class _RoutedSend:
         """The first usable gateway of the item's route from its position, or ``None``
         when the item was given its outcome here."""
         if item.refused is not None:
-            await self._decide(item, Status.REJECTED, item.refused, None)
+            status = Status.FAILED if item.unsent else Status.REJECTED
+            await self._decide(item, status, item.refused, None)
             return None
         now = self.router._clock.now()
         while item.position < len(item.route):
@@ -409,10 +432,10 @@ class _RoutedSend:
         outer = self.stop
 
         async def rows() -> AsyncIterator[tuple[int, Any]]:
-            async with stream:
-                async for item in stream:
-                    waiting[item.index] = item
-                    yield item.index, item.entry
+            # the stream stays open when the send stops reading: what it holds is drained below
+            async for item in stream:
+                waiting[item.index] = item
+                yield item.index, item.entry
 
         async def note(outcome: Outcome) -> None:
             item = waiting.pop(outcome.index)
@@ -494,6 +517,48 @@ class _RoutedSend:
 
 
 _KINDS = {"text": "texts", "personal": "personal texts", "template": "templates"}
+
+
+_SEPARATORS = str.maketrans("", "", " \t-().\u00a0/")
+
+
+def _international(raw: Any) -> str:
+    """``raw`` as ``+digits`` when it is written internationally (``+``, ``00``, or bare
+    digits that make a possible number after a country code); else :class:`InvalidPhone`:
+    without a default country, a national number names no route."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        raise InvalidPhone(f"not a phone number: {type(raw).__name__}")
+    compact = str(raw).strip().translate(_SEPARATORS)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    digits = compact.removeprefix("+")
+    if not digits.isdigit() or not digits.isascii():
+        raise InvalidPhone("not a phone number")
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        number = None
+    if digits.startswith("0") or number is None or not phonenumbers.is_possible_number(number):
+        raise InvalidPhone(
+            "no country code: a national number names no route (give +country, or default_region=)"
+        )
+    return "+" + digits
+
+
+def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a group of concurrent sends wraps (the caller's own, as a client's
+    send raises it), or the group when there are several."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    return leaves[0] if len(leaves) == 1 else group
 
 
 def _first(entry: Any) -> Any:

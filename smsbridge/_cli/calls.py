@@ -9,7 +9,7 @@ from typing import Any
 from .._campaign import Journal
 from .._gateways import spec
 from .args import UsageError
-from .outcomes import export
+from .outcomes import OutcomeFile, export
 from .output import counts_table, json_line, line
 from .send import make_client
 
@@ -51,6 +51,8 @@ async def call_command(args: argparse.Namespace) -> int:
 
 def journal_command(args: argparse.Namespace) -> int:
     """What a journal holds."""
+    if args.outcomes is not None:
+        OutcomeFile.check(args.outcomes, [args.file])
     journal = Journal(args.file, create=False)
     try:
         summary = journal.summary()

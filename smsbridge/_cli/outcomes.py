@@ -9,7 +9,8 @@ FILE --outcomes OUT`` exports it whole).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -24,11 +25,25 @@ FIELDS = ("index", "phone", "status", "message_id", "reason", "gateway")
 
 
 class OutcomeFile:
-    """An open outcomes file; :meth:`write` is an ``on_outcome`` callback."""
+    """An open outcomes file; :meth:`write` is an ``on_outcome`` callback.
 
-    def __init__(self, path: Path) -> None:
-        if str(path) == "-":
-            raise UsageError("--outcomes needs a file: standard output carries the summary")
+    Args:
+        path: where; ``*.jsonl`` for JSON Lines, else CSV.
+        keep_apart: files it must not be (the input, the journal): writing it would
+            destroy them.
+        on_error: called once if a write fails (a full disk): the caller stops its send;
+            :attr:`error` says why.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        keep_apart: Iterable[Path | None] = (),
+        on_error: Callable[[], object] | None = None,
+    ) -> None:
+        self.check(path, keep_apart)
+        self.path = path
         self._jsonl = path.suffix.lower() == ".jsonl"
         try:
             self._file: IO[str] = path.open("w", encoding="utf-8", newline="")
@@ -36,29 +51,57 @@ class OutcomeFile:
             raise UsageError(f"cannot write the outcomes to {path}: {e.strerror}") from None
         self._encoder = msgspec.json.Encoder()
         self._csv = None if self._jsonl else csv.writer(self._file)
-        if self._csv is not None:
-            self._csv.writerow(FIELDS)
+        self._on_error = on_error
+        self.error: OSError | None = None
+        self._guarded(lambda: self._csv.writerow(FIELDS) if self._csv is not None else None)
+
+    @staticmethod
+    def check(path: Path, keep_apart: Iterable[Path | None] = ()) -> None:
+        """Refuse, before anything is opened, a path that cannot take the outcomes."""
+        if str(path) == "-":
+            raise UsageError("--outcomes needs a file: standard output carries the summary")
+        for other in keep_apart:
+            if other is not None and _same_file(path, other):
+                raise UsageError(f"--outcomes {path} would overwrite {other}")
+        if path.suffix.lower() == ".json":
+            raise UsageError("--outcomes writes JSON Lines (*.jsonl) or CSV, not *.json")
 
     def write(self, outcome: Outcome) -> None:
-        """One recipient's row."""
+        """One recipient's row (nothing more once a write has failed)."""
+        if self.error is not None:
+            return
         if self._csv is None:
-            self._file.write(self._encoder.encode(outcome).decode())
-            self._file.write("\n")
+            line = self._encoder.encode(outcome).decode() + "\n"
+            self._guarded(lambda: self._file.write(line))
         else:
-            self._csv.writerow(
-                (
-                    outcome.index,
-                    outcome.phone,
-                    outcome.status.value,
-                    outcome.message_id or "",
-                    outcome.reason or "",
-                    outcome.gateway or "",
-                )
+            row = (
+                outcome.index,
+                _cell(outcome.phone),
+                outcome.status.value,
+                outcome.message_id or "",
+                _cell(outcome.reason or ""),
+                outcome.gateway or "",
             )
+            writer = self._csv
+            self._guarded(lambda: writer.writerow(row))
+
+    def _guarded(self, write: Callable[[], object]) -> None:
+        try:
+            write()
+        except OSError as e:
+            self.error = e
+            if self._on_error is not None:
+                self._on_error()
+
+    def problem(self) -> str | None:
+        """One line saying why the file is incomplete, or ``None``."""
+        if self.error is None:
+            return None
+        return f"cannot write the outcomes to {self.path}: {self.error.strerror or self.error}"
 
     def close(self) -> None:
-        """Flush and close."""
-        self._file.close()
+        """Flush and close (a failure is kept in :attr:`error`)."""
+        self._guarded(self._file.close)
 
     def __enter__(self) -> OutcomeFile:
         return self
@@ -67,11 +110,27 @@ class OutcomeFile:
         self.close()
 
 
-def export(outcomes: Iterable[Outcome], path: Path) -> int:
+def _same_file(path: Path, other: Path) -> bool:
+    try:
+        if path.exists() and other.exists():
+            return os.path.samefile(path, other)
+    except OSError:
+        pass
+    return path.resolve() == other.resolve()
+
+
+def _cell(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "@", "\t", "\r") else text
+
+
+def export(outcomes: Iterable[Outcome], path: Path, keep_apart: Iterable[Path] = ()) -> int:
     """Write ``outcomes`` to ``path``; returns how many."""
     count = 0
-    with OutcomeFile(path) as out:
+    with OutcomeFile(path, keep_apart=keep_apart) as out:
         for outcome in outcomes:
             out.write(outcome)
             count += 1
+    if out.error is not None:
+        raise UsageError(out.problem() or "")
     return count

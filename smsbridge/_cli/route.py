@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
+import warnings
 from typing import Any
 
 import anyio
 
-from .._core.client import Client
+from .._core.client import Client, InsecureTransportWarning
 from .._core.errors import ConfigurationError
 from .._core.gateway import Message
 from .._core.limiter import DEFAULT_MARGIN
@@ -44,27 +47,33 @@ def _routes(given: list[str]) -> dict[str, tuple[str, ...]]:
         for name in gateways:
             if name not in GATEWAYS:
                 raise UsageError(f"--route {text!r}: no gateway {name!r}")
-        routes[region.strip().upper()] = gateways
+        key = region.strip().upper()
+        if key in routes:
+            raise UsageError(f"--route {text!r}: {key} has a route already")
+        routes[key] = gateways
     return routes
 
 
 def _clients(
     routes: dict[str, tuple[str, ...]], explicit: bool, make: Any
-) -> dict[str, Client[Any]]:
-    """One client per gateway named; without ``--route``, a gateway with no credentials in
-    the environment leaves the routes (said on stderr), with ``--route`` it is an error."""
+) -> tuple[dict[str, Client[Any]], dict[str, str]]:
+    """One client per gateway named, and the gateways left out with why: without
+    ``--route``, a gateway with no credentials in the environment leaves the routes (said on
+    stderr); with ``--route`` it is an error."""
     clients: dict[str, Client[Any]] = {}
+    left_out: dict[str, str] = {}
     for names in routes.values():
         for name in names:
-            if name in clients:
+            if name in clients or name in left_out:
                 continue
             try:
                 clients[name] = make(spec(name))
             except ConfigurationError as e:
                 if explicit:
                     raise
+                left_out[name] = str(e)
                 sys.stderr.write(f"route: {name} left out ({e})\n")
-    return clients
+    return clients, left_out
 
 
 def _message(args: argparse.Namespace, personal: bool) -> Message:
@@ -92,29 +101,46 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     if message.kind == "text":
         recipients.mode = "phones"
     _, total = recipients.scan()
-    clients = _clients(wanted, explicit, make)
+    if args.dry_run:  # a plan needs no account: placeholders, as for one gateway
+        plain = make
+        make = lambda d: plain(d, **dict.fromkeys(d.credentials[0], "dry-run"))  # noqa: E731
+    clients, left_out = _clients(wanted, explicit, make)
     routes = {
         region: [clients[n] for n in names if n in clients] for region, names in wanted.items()
+    }
+    unavailable = {
+        region: "; ".join(f"{n}: {left_out[n]}" for n in wanted[region])
+        for region, route in routes.items()
+        if not route
     }
     routes = {region: route for region, route in routes.items() if route}
     if not routes:
         raise UsageError("no gateway of any route has credentials in the environment")
-    outcomes = OutcomeFile(args.outcomes) if args.outcomes is not None else None
+    stop = anyio.Event()
+    outcomes = None
+    if args.outcomes is not None:
+        outcomes = OutcomeFile(args.outcomes, keep_apart=[args.to_file], on_error=stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        for client in clients.values():
-            await stack.enter_async_context(client)
-        router = Router(routes)
+        with warnings.catch_warnings():
+            if args.dry_run:  # nothing will travel: no warning about how it would
+                warnings.simplefilter("ignore", InsecureTransportWarning)
+            for client in clients.values():
+                await stack.enter_async_context(client)
+        router = Router(routes, unavailable=unavailable)
         entries = (entry for _, entry in recipients.rows())
         if args.dry_run:
             report = await router.plan(message, to=entries)
             return _planned(args, report, total)
-        stop = anyio.Event()
         chatty = not (args.json or args.quiet)
         progress = Progress.create(total, 0, enabled=chatty)
 
         def interrupted() -> None:
+            if stop.is_set():
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
             stop.set()
-            sys.stderr.write("\nStopping after the requests in flight...\n")
+            sys.stderr.write("\nStopping after the requests in flight (Ctrl-C again to abort)...\n")
 
         def note(outcome: Outcome) -> None:
             progress.advance(1)
@@ -126,7 +152,10 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
                 message, to=entries, on_outcome=note, keep="none", stop=stop
             )
     _summary(args, report, routes)
-    return 0 if report.ok else 1
+    problem = outcomes.problem() if outcomes is not None else None
+    if problem is not None:
+        sys.stderr.write(f"smsbridge: {problem}; the send stopped\n")
+    return 0 if report.ok and problem is None else 1
 
 
 def _summary(args: argparse.Namespace, report: RoutedReport, routes: dict[str, Any]) -> None:

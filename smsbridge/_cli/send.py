@@ -111,13 +111,17 @@ def _open_journal(path: Path) -> Journal:
 
 async def send_command(args: argparse.Namespace) -> int:
     """Run (or plan) the campaign the options describe."""
+    if args.outcomes is not None:
+        OutcomeFile.check(args.outcomes, [args.to_file, args.journal])
     if args.provider == "route":
         from .route import route_command
 
         recipients = _recipients(args, "params" if args.template is not None else "texts")
         try:
             return await route_command(
-                args, recipients, lambda declaration: make_client(declaration, args)
+                args,
+                recipients,
+                lambda declaration, **extra: make_client(declaration, args, **extra),
             )
         finally:
             recipients.close()
@@ -163,13 +167,17 @@ async def _run(
         recovered, again = journal.recover(
             retry_safe=declaration.retry_safe, guard=client.repeat_guard
         )
-    outcomes = OutcomeFile(args.outcomes) if args.outcomes is not None else None
+    stop = anyio.Event()
+    outcomes = None
+    if args.outcomes is not None:
+        outcomes = OutcomeFile(
+            args.outcomes, keep_apart=[args.to_file, args.journal], on_error=stop.set
+        )
     if outcomes is not None and journal is not None:
         for earlier in journal.outcomes(FINAL):  # what earlier runs settled, then this run's
             outcomes.write(earlier)
     already = journal.summary() if journal else None
     done_before = (total - already.left) if already and already.left is not None else 0
-    stop = anyio.Event()
     chatty = not (args.json or args.quiet)
     progress = Progress.create(total, done_before, enabled=chatty)
     if recovered and chatty:
@@ -235,7 +243,10 @@ async def _run(
         if args.journal is not None and (left or stop.is_set() or counts.failed):
             line(f"Resume with the same command; the journal {args.journal} knows where.")
     complete = left == 0 and not counts.failed and not counts.uncertain
-    return 0 if complete and report.error is None else 1
+    problem = outcomes.problem() if outcomes is not None else None
+    if problem is not None:
+        sys.stderr.write(f"smsbridge: {problem}; the send stopped\n")
+    return 0 if complete and report.error is None and problem is None else 1
 
 
 async def _plan(

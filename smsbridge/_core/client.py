@@ -405,7 +405,7 @@ class Client(Generic[J]):
 
     def track(
         self,
-        message_ids: Iterable[str | int],
+        message_ids: Iterable[str | int] | str | int,
         *,
         every: float = 30.0,
         deadline: float | None = 3600.0,

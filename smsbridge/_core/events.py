@@ -12,6 +12,7 @@ import itertools
 import logging
 import re
 from collections.abc import Callable, Iterable
+from urllib.parse import quote, quote_plus
 
 import msgspec
 
@@ -127,7 +128,7 @@ EventHook = Callable[[Event], None]
 """Called with each event, on the client's event loop; it must not block. An exception it
 raises is logged and otherwise ignored: watching a send never changes it."""
 
-_DIGITS = re.compile(r"\+?\d[\d \-()]{7,18}\d")
+_DIGITS = re.compile(r"\+?\d[\d \-().\/]{7,18}\d")
 _sends = itertools.count(1)
 
 
@@ -165,7 +166,10 @@ class Telemetry:
     ) -> None:
         self.gateway = gateway
         self.hook = hook
-        self.secrets = tuple(s for s in secrets if len(s) >= 4)
+        # as given, and as a URL or a form would carry them
+        self.secrets = tuple(
+            {v for s in secrets if len(s) >= 4 for v in (s, quote(s, safe=""), quote_plus(s))}
+        )
 
     def scrub(self, error: SmsBridgeError) -> SmsBridgeError:
         """``error`` with any credential a gateway echoed in its text blanked out."""

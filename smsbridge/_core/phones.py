@@ -159,7 +159,7 @@ class PhoneRules:
             except TypeError:  # not all strings
                 joined = ""
             if joined.count("\n") == len(raws) - 1 and home.fullmatch(joined):
-                return list(raws), {}  # type: ignore[arg-type]
+                return joined.split("\n"), {}  # plain str, whatever subclass came in
         phones: list[str] = []
         problems: dict[int, str] = {}
         normalise = self.normalise
@@ -196,8 +196,8 @@ class PhoneRules:
                     and digits[known[0]] != "0"
                 ):
                     return digits
-        elif isinstance(raw, int) and not isinstance(raw, bool):
-            raw = str(raw)
+        elif isinstance(raw, str | int) and not isinstance(raw, bool):
+            raw = str(raw)  # an int, or a str subclass (numpy.str_...): the plain digits
         else:
             raise InvalidPhone(f"not a phone number: {type(raw).__name__}")
         assert isinstance(raw, str)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
 from .clock import Clock
-from .errors import ConfigurationError, SmsBridgeError
+from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import mask_numbers
 from .models import DeliveryState, MessageStatus
 
@@ -53,7 +53,7 @@ class DeliveryTracker:
 
     def __init__(
         self,
-        ids: Iterable[str | int],
+        ids: Iterable[str | int] | str | int,
         status: StatusCall,
         clock: Clock,
         *,
@@ -65,7 +65,11 @@ class DeliveryTracker:
         if deadline is not None and not deadline >= 0:
             raise ConfigurationError(f"deadline must be zero or more seconds, got {deadline!r}")
         self._open: dict[str, MessageStatus] = {}
+        if isinstance(ids, str | int):
+            ids = (ids,)  # one id, not its characters
         for i in ids:
+            if isinstance(i, bool) or not isinstance(i, str | int):
+                raise InvalidInputError(f"a message id is a str or an int, got {i!r}")
             key = str(i)
             self._open[key] = MessageStatus(message_id=key, state=DeliveryState.UNKNOWN)
         self._fed: list[MessageStatus] = []
@@ -101,8 +105,8 @@ class DeliveryTracker:
             try:
                 answers = await self._status(list(self._open))
             except SmsBridgeError as e:
-                if e.account_wide:
-                    raise
+                if e.account_wide or isinstance(e, ConfigurationError):
+                    raise  # a refused account, a closed client: no later round does better
                 log.warning("tracking: a status round failed: %s", mask_numbers(str(e)))
                 answers = []
             for status in self._settle_fed():

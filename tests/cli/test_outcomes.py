@@ -113,16 +113,53 @@ async def test_a_resumed_campaign_and_its_journal_give_the_whole_campaign(
         (["--outcomes", "/no/such/folder/out.csv"], "cannot write the outcomes"),
         (["--outcomes", "-"], "--outcomes needs a file"),
         (["--outcomes", "x.csv", "--dry-run"], "a dry run sends nothing"),
+        (["--outcomes", "out.json"], "JSON Lines (*.jsonl) or CSV"),
+        (["--outcomes", "{input}"], "would overwrite"),
+        (["--journal", "{dir}/j.db", "--outcomes", "{dir}/j.db"], "would overwrite"),
     ],
 )
 def test_an_outcomes_file_that_cannot_be_is_exit_2(
     extra: list[str], message: str, tmp_path: Path
 ) -> None:
-    """Exit 2 and one line, before anything is sent."""
+    """Exit 2 and one line, before anything is sent; the input and the journal untouched."""
     path = csv_file(tmp_path / "l.csv", ["380501234567"])
+    extra = [e.format(input=path, dir=tmp_path) for e in extra]
     result = invoke(
         *_send(path, *extra),
         env={"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": "http://127.0.0.1:9"},
     )
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert path.read_text(encoding="utf-8") == "phone\n380501234567\n"
+
+
+async def test_exporting_over_the_journal_is_refused(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """`journal J --outcomes J`: exit 2, and the journal still reads."""
+    _, env = smsclub
+    journal = tmp_path / "c.journal"
+    sent = await ainvoke(*_send(_list(tmp_path), "--journal", str(journal)), env=env)
+    assert sent.returncode == 0, sent.stderr
+    refused = await ainvoke("journal", str(journal), "--outcomes", str(journal))
+    assert refused.returncode == 2 and "would overwrite" in refused.stderr
+    shown = await ainvoke("journal", str(journal), "--json")
+    assert json.loads(shown.stdout)["counts"]["accepted"] == 249
+
+
+async def test_a_full_disk_stops_the_send_with_one_line_and_the_summary(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """Outcomes that cannot be written (/dev/full): the send stops (no more requests than
+    were under way), the summary is printed, one line says why, exit 1."""
+    fake, env = smsclub
+    numbers = [f"38050{i:07d}" for i in range(5000)]
+    path = csv_file(tmp_path / "big.csv", numbers)
+    result = await ainvoke(*_send(path, "--outcomes", "/dev/full", "--json"), env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "smsbridge: cannot write the outcomes to /dev/full: No space left on device; "
+        "the send stopped"
+    ]
+    counts = last_json(result)
+    assert counts["accepted"] == len(fake.record().sent) < 5000

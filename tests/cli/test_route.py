@@ -120,3 +120,21 @@ def test_route_with_a_gateway_is_a_usage_error(tmp_path: Path) -> None:
         "--route", "UA=smsclub", env={"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN},
     )  # fmt: skip
     assert result.returncode == 2 and "--route goes with 'send route'" in result.stderr
+
+
+async def test_a_country_whose_gateways_have_no_credentials_is_failed_not_rejected(
+    tmp_path: Path,
+) -> None:
+    """Default routes with only SMS Club's credentials: RU numbers cannot go (Webcom is left
+    out, said once) and end failed, exit 1; a dry run needs no credentials at all."""
+    async with FakeSmsClub(tokens=[TOKEN], rate_limit=None) as club:
+        path = csv_file(tmp_path / "l.csv", [*UA[:5], *RU[:3]])
+        env = {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": club.url}
+        result = await ainvoke(*_send(path, "--json"), env=env)
+        planned = await ainvoke(*_send(path, "--json", "--dry-run"))
+    assert result.returncode == 1
+    assert result.stderr.count("route: webcom left out") == 1
+    summary = last_json(result)
+    assert (summary["accepted"], summary["failed"], summary["rejected"]) == (5, 3, 0)
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["by_gateway"]["webcom"]["to_send"] == 3

@@ -161,3 +161,17 @@ async def test_keep_is_checked(clock: FakeClock) -> None:
     async with SmsClub(TOKEN, transport=MockTransport(accept), clock=clock) as sms:
         with pytest.raises(InvalidInputError, match="keep="):
             await sms.send("Hi", to=["380501234567"], sender="Shop", keep="some")  # type: ignore[arg-type]
+
+
+async def test_a_str_subclass_is_a_number_like_any_other(clock: FakeClock) -> None:
+    """numpy.str_ and friends: sent as plain digits, alone or among others (it crashed the
+    send half-way through, with messages already sent)."""
+
+    class Str(str):
+        pass
+
+    transport = MockTransport(accept)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        one = await sms.send("Hi", to=Str("380501234567"), sender="Shop")
+        many = await sms.send("Ho", to=[*ua_numbers(150), Str("380509999999")], sender="Shop")
+    assert (one.accepted, many.accepted) == (1, 151)

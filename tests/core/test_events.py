@@ -144,3 +144,19 @@ async def test_a_token_the_gateway_echoes_is_blanked_in_the_error(clock: FakeClo
         report = await sms.send("Sale", to=["380501234567"], sender="Shop")
     for text in (str(raised.value), repr(raised.value), str(report.error)):
         assert TOKEN not in text and "token *** is not known" in text
+
+
+async def test_a_token_echoed_url_encoded_is_blanked_too(clock: FakeClock) -> None:
+    """The token as a URL or a form carries it (`+` and `/` escaped) is blanked as well."""
+    from smsbridge import AuthenticationError
+
+    token = "Sup3r+Secret/Token"
+
+    def refuse(request: HttpRequest) -> HttpResponse:
+        body = {"status": 401, "message": "bad token Sup3r%2BSecret%2FToken"}
+        return HttpResponse(401, json.dumps(body).encode())
+
+    async with SmsClub(token, transport=MockTransport(refuse), clock=clock) as sms:
+        with pytest.raises(AuthenticationError) as raised:
+            await sms.balance()
+    assert "Sup3r" not in str(raised.value) and "bad token ***" in str(raised.value)

@@ -14,6 +14,7 @@ from smsbridge import (
     DeliveryState,
     HttpRequest,
     HttpResponse,
+    InvalidInputError,
     MessageStatus,
     MockTransport,
     SmsClub,
@@ -130,3 +131,25 @@ def test_settings_are_checked(every: float, deadline: float) -> None:
     """Non-positive intervals and negative deadlines are refused at once."""
     with pytest.raises(ConfigurationError):
         SmsClub(TOKEN).track(["1"], every=every, deadline=deadline)
+
+
+async def test_one_id_as_a_str_and_a_closed_client(clock: FakeClock) -> None:
+    """track("100") follows id 100, not "1", "0", "0"; a bad id is refused; on a closed
+    client the first round raises instead of polling until the deadline."""
+    asked: list[list[str]] = []
+
+    def gateway(request: HttpRequest) -> HttpResponse:
+        ids = json.loads(request.body)["id_sms"]
+        asked.append(ids)
+        info = dict.fromkeys(ids, "DELIVRD")
+        return HttpResponse(200, json.dumps({"success_request": {"info": info}}).encode())
+
+    sms = SmsClub(TOKEN, transport=MockTransport(gateway), clock=clock)
+    async with sms:
+        seen = [s.message_id async for s in sms.track("100")]
+    assert seen == ["100"] and asked == [["100"]]
+    with pytest.raises(ConfigurationError):
+        async for _ in sms.track(["100"], every=30, deadline=3600):
+            pass
+    with pytest.raises(InvalidInputError):
+        sms.track([None])  # type: ignore[list-item]

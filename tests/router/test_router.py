@@ -171,3 +171,72 @@ def test_bad_routes_are_refused() -> None:
         Router({"UA": []})
     with pytest.raises(ConfigurationError, match="two smsclub clients"):
         Router({"UA": [club], "RU": [other]})
+
+
+@pytest.mark.parametrize("stop", [False, True], ids=["no stop", "a stop event"])
+async def test_every_recipient_once_when_a_gateway_trips_mid_stream(
+    clock: FakeClock, webcom: FakeWebcom, stop: bool
+) -> None:
+    """SMS Club refuses the token and trips while its stream still holds recipients: what
+    it never read moves on too. (Two of 2,000 were lost once the caller passed a stop event:
+    the stream was closed with them in it.)"""
+    import anyio
+
+    numbers = [f"38067{2_000_000 + i}" for i in range(2000)]
+    async with (
+        FakeSmsClub(tokens=["another"], rate_limit=None) as club_fake,
+        SmsClub(TOKEN, base_url=club_fake.url, clock=clock, rate=1000) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock, rate=1000) as wc,
+    ):
+        seen: list[int] = []
+        options = {"stop": anyio.Event()} if stop else {}
+        report = await Router({"UA": [club, wc]}, clock=clock).send(
+            "Sale",
+            to=numbers,
+            sender="Shop",
+            on_outcome=lambda o: seen.append(o.index),
+            keep="none",
+            **options,  # type: ignore[arg-type]
+        )
+    assert sorted(seen) == list(range(2000))
+    assert report.accepted == 2000
+    assert _sent_once(webcom) == Counter(dict.fromkeys(numbers, 1))
+
+
+async def test_numbers_reach_every_gateway_in_international_form(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """With default_region="UA", a Ukrainian national number goes to Webcom (whose home is
+    Russia) as 380..., not as 7050...; without it, national and bare numbers are rejected."""
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
+        routed = Router({"UA": [wc]}, default_region="UA", clock=clock)
+        report = await routed.send("Sale", to=["0501234567", "050 123 45 68"], sender="Shop")
+        strict = Router({"UA": [wc]}, clock=clock)
+        refused = await strict.send(
+            "Sale", to=["501234569", "(050) 123-45-70", "+380501234571"], sender="Shop"
+        )
+    assert report.accepted == 2
+    assert [o.status for o in refused.outcomes] != []
+    by_index = {o.index: o for o in refused.outcomes}
+    assert by_index[0].status is Status.REJECTED and by_index[1].status is Status.REJECTED
+    assert "no country code" in (by_index[1].reason or "")
+    assert by_index[2].status is Status.ACCEPTED
+    assert sorted(m.phone for m in webcom.record().sent) == [
+        "380501234567",
+        "380501234568",
+        "380501234571",
+    ]
+
+
+async def test_the_callers_own_error_comes_out_bare(clock: FakeClock, webcom: FakeWebcom) -> None:
+    """An on_outcome that raises: the routed send raises that exception, as a client's send
+    does, not a group of groups."""
+
+    def boom(outcome: object) -> None:
+        raise RuntimeError("boom")
+
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
+        with pytest.raises(RuntimeError, match="boom"):
+            await Router({"RU": [wc]}, clock=clock).send(
+                "Sale", to=RU[:3], sender="Shop", on_outcome=boom
+            )
