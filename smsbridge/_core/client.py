@@ -266,6 +266,11 @@ class Client(Generic[J]):
 
     def __init__(self, credentials: dict[str, str | None], options: ClientOptions) -> None:
         spec = self.spec
+        unknown = set(options) - ClientOptions.__optional_keys__ - ClientOptions.__required_keys__
+        if unknown:
+            raise ConfigurationError(
+                f"{spec.title} takes no {', '.join(sorted(unknown))} (see ClientOptions)"
+            )
         resolved = _credentials(spec, credentials)
         self._gateway = self._adapter(resolved)
         if options.get("https"):

@@ -175,3 +175,10 @@ async def test_a_str_subclass_is_a_number_like_any_other(clock: FakeClock) -> No
         one = await sms.send("Hi", to=Str("380501234567"), sender="Shop")
         many = await sms.send("Ho", to=[*ua_numbers(150), Str("380509999999")], sender="Shop")
     assert (one.accepted, many.accepted) == (1, 151)
+
+
+def test_an_option_no_client_takes_is_an_error() -> None:
+    """A misspelt option (rate_limit for rate) would otherwise be ignored: the account would
+    run at the default rate without a word."""
+    with pytest.raises(ConfigurationError, match="takes no rate_limit"):
+        SmsClub(TOKEN, rate_limit=5)  # type: ignore[call-arg]
