@@ -33,7 +33,7 @@ __all__ = ["RoutedReport", "Router"]
 _NOT_SENT = "not sent: the send was stopped"
 
 
-class RoutedReport(msgspec.Struct, frozen=True, kw_only=True):
+class RoutedReport(Counts, frozen=True, kw_only=True):
     """What a routed send did: the counts over every gateway, and each gateway's own.
 
     Attributes:
@@ -48,12 +48,6 @@ class RoutedReport(msgspec.Struct, frozen=True, kw_only=True):
         stopped: the caller stopped the send before its input ended.
     """
 
-    accepted: int = 0
-    rejected: int = 0
-    suppressed: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    requests: int = 0
     elapsed: float = 0.0
     by_gateway: dict[str, Counts] = msgspec.field(default_factory=dict)
     outcomes: tuple[Outcome, ...] = ()
@@ -62,25 +56,9 @@ class RoutedReport(msgspec.Struct, frozen=True, kw_only=True):
     stopped: bool = False
 
     @property
-    def total(self) -> int:
-        """Recipients that received an outcome."""
-        return self.accepted + self.rejected + self.suppressed + self.failed + self.uncertain
-
-    @property
     def ok(self) -> bool:
         """``True`` when nobody is ``failed`` or ``uncertain`` and nothing stopped the send."""
         return not (self.failed or self.uncertain or self.stopped)
-
-    def counts(self) -> Counts:
-        """The counts alone."""
-        return Counts(
-            accepted=self.accepted,
-            rejected=self.rejected,
-            suppressed=self.suppressed,
-            failed=self.failed,
-            uncertain=self.uncertain,
-            requests=self.requests,
-        )
 
 
 class _Health:

@@ -76,8 +76,24 @@ class Counts(msgspec.Struct, frozen=True, kw_only=True):
     uncertain: int = 0
     requests: int = 0
 
+    @property
+    def total(self) -> int:
+        """Recipients that received an outcome."""
+        return self.accepted + self.rejected + self.suppressed + self.failed + self.uncertain
 
-class Report(msgspec.Struct, frozen=True, kw_only=True):
+    def counts(self) -> Counts:
+        """The counts alone, as a struct that encodes to JSON."""
+        return Counts(
+            accepted=self.accepted,
+            rejected=self.rejected,
+            suppressed=self.suppressed,
+            failed=self.failed,
+            uncertain=self.uncertain,
+            requests=self.requests,
+        )
+
+
+class Report(Counts, frozen=True, kw_only=True):
     """What a send did: counts for every outcome, and the outcomes the caller asked to keep.
 
     Attributes:
@@ -91,37 +107,15 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
             unread recipients have no outcome.
     """
 
-    accepted: int = 0
-    rejected: int = 0
-    suppressed: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    requests: int = 0
     elapsed: float = 0.0
     outcomes: tuple[Outcome, ...] = ()
     error: SmsBridgeError | None = None
     stopped: bool = False
 
     @property
-    def total(self) -> int:
-        """Recipients that received an outcome."""
-        return self.accepted + self.rejected + self.suppressed + self.failed + self.uncertain
-
-    @property
     def ok(self) -> bool:
         """``True`` when nobody is ``failed`` or ``uncertain`` and nothing stopped the send."""
         return not (self.failed or self.uncertain or self.error is not None or self.stopped)
-
-    def counts(self) -> Counts:
-        """The counts alone, as a struct that encodes to JSON."""
-        return Counts(
-            accepted=self.accepted,
-            rejected=self.rejected,
-            suppressed=self.suppressed,
-            failed=self.failed,
-            uncertain=self.uncertain,
-            requests=self.requests,
-        )
 
     def message_ids(self) -> list[str]:
         """Gateway ids of the kept accepted outcomes, in completion order."""
