@@ -6,8 +6,9 @@ account); 2 for usage and configuration errors, and a gateway that cannot be rea
 configured, with one line on stderr.
 
 Rooms: ``args`` (the arguments, from the registry), ``send`` (a campaign, its dry run),
-``calls`` (status, balance, senders, templates, journal), ``inputs`` (the recipients'
-file), ``output``, ``progress``, ``demo``.
+``route`` (a campaign over several gateways), ``calls`` (status, balance, senders,
+templates, journal), ``inputs`` (the recipients' file), ``outcomes`` (the per-recipient
+file), ``interrupt`` (Ctrl-C), ``output``, ``progress``, ``demo``.
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
 from .args import UsageError
 from .inputs import Recipients
+from .interrupt import on_sigint
 from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
-from .send import _on_sigint
 
 __all__ = ["DEFAULT_ROUTES", "route_command"]
 
@@ -147,7 +147,7 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
             if outcomes is not None:
                 outcomes.write(outcome)
 
-        with _on_sigint(interrupted), progress, outcomes or contextlib.nullcontext():
+        with on_sigint(interrupted), progress, outcomes or contextlib.nullcontext():
             report = await router.send_message(
                 message, to=entries, on_outcome=note, keep="none", stop=stop
             )

@@ -4,14 +4,12 @@ through its journal; ``--dry-run`` plans it on the very same path and sends noth
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hashlib
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from .._core.segments import sms_segments
 from .._gateways import client_class, spec
 from .args import UsageError
 from .inputs import Mode, Recipients
+from .interrupt import on_sigint
 from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
@@ -206,7 +205,7 @@ async def _run(
             options["on_outcome"] = outcomes.write
         return await client.send_message(message, to=rows, **options)
 
-    with _on_sigint(interrupted), progress, outcomes or contextlib.nullcontext():
+    with on_sigint(interrupted), progress, outcomes or contextlib.nullcontext():
         async with client:
             report = await run_campaign(
                 send,
@@ -315,19 +314,3 @@ async def _plan(
         line(f"  SMS segments      depends on the template's text ({hint})")
     line(f"  ETA at {rate}/s       {duration(eta):>10}")
     return 0
-
-
-@contextlib.contextmanager
-def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
-    """Ctrl-C sets a flag through the event loop instead of raising. Signals reach only the
-    main thread: run elsewhere (``main()`` embedded in a worker thread), there is none to catch."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            loop.remove_signal_handler(signal.SIGINT)
