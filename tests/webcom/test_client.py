@@ -244,9 +244,15 @@ def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(Webcom(TOKEN, base_url="https://lk.mysmpp.ru").base_url) == "https://lk.mysmpp.ru"
 
 
-async def test_plain_http_to_the_documented_host_warns_once() -> None:
+async def test_plain_http_to_the_documented_host_warns_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Opening a client on the default http:// URL warns, once per host, naming the
     platform's HTTPS address and how to use it."""
+    import smsbridge._core.client
+
+    # once per process: another test of this worker may have opened such a client first
+    monkeypatch.setattr(smsbridge._core.client, "_warned_hosts", set())
     with pytest.warns(InsecureTransportWarning, match="plain HTTP to lk.mysmpp.ru") as caught:
         async with Webcom(TOKEN):
             pass
