@@ -23,7 +23,7 @@ from ._core.client import Client, SendOptions
 from ._core.clock import Clock, SystemClock
 from ._core.errors import ConfigurationError, InvalidInputError
 from ._core.gateway import Batch, Message
-from ._core.models import Counts, Keep, Outcome, Status
+from ._core.models import Counts, Keep, Outcome, Report, Status
 from ._core.phones import InvalidPhone, PhoneRules
 from ._core.recipients import Phones, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
@@ -31,6 +31,7 @@ from ._core.window import MemoryWindow
 __all__ = ["RoutedReport", "Router"]
 
 _NOT_SENT = "not sent: the send was stopped"
+_CANCELLED = "not sent: the send was cancelled"
 
 
 class RoutedReport(Counts, frozen=True, kw_only=True):
@@ -267,12 +268,16 @@ class _RoutedSend:
         started = clock.now()
         source = recipients(to, phones_only if self.kind == "text" else phone_text_pairs)
         first = self._first_round(source)
-        await self._round(first)
-        while self.failovers and not self._stopped():
-            items, self.failovers = self.failovers, []
-            await self._round(_aiter(items))
-        for item in self.failovers:  # the caller stopped: these stay failed where they were
-            await self._decide(item, Status.FAILED, _NOT_SENT, item.route[item.position - 1])
+        try:
+            await self._round(first)
+            while self.failovers and not self._stopped():
+                items, self.failovers = self.failovers, []
+                await self._round(_aiter(items))
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):  # read, and not sent: failed, as in a send
+                await self._settle_failovers(_CANCELLED)
+            raise
+        await self._settle_failovers(_NOT_SENT)  # the caller stopped: failed where they were
         total = dict.fromkeys(Status, 0)
         by_gateway: dict[str, Counts] = {}
         for gateway, counts in self.counts.items():
@@ -300,6 +305,11 @@ class _RoutedSend:
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+    async def _settle_failovers(self, reason: str) -> None:
+        items, self.failovers = self.failovers, []
+        for item in items:
+            await self._decide(item, Status.FAILED, reason, item.route[item.position - 1])
 
     async def _first_round(self, source: Any) -> AsyncIterator[_Item]:
         index = 0
@@ -371,6 +381,10 @@ class _RoutedSend:
                     await streams[name][0].send(item)
                 except anyio.BrokenResourceError:  # that gateway's send stopped: next one
                     await self._skipped(item, client)
+                except anyio.get_cancelled_exc_class():
+                    with anyio.CancelScope(shield=True):
+                        await self._decide(item, Status.FAILED, _CANCELLED, client)
+                    raise
             for send, _ in streams.values():
                 send.close()
 
@@ -429,42 +443,59 @@ class _RoutedSend:
                 self.moved += 1
             await self._emit(outcome)
 
-        async with anyio.create_task_group() as watch:
-            if outer is not None:
+        report: Report | None = None
+        reason = _CANCELLED
+        try:
+            async with anyio.create_task_group() as watch:
+                if outer is not None:
 
-                async def relay() -> None:
-                    await outer.wait()
-                    stop.set()
+                    async def relay() -> None:
+                        await outer.wait()
+                        stop.set()
 
-                watch.start_soon(relay)
-            if self.plan:
-                report = await client.plan(
-                    self.message, to=rows(), indexed=True, on_outcome=note, keep="none"
-                )
-            else:
-                report = await client.send_message(
-                    self.message,
-                    to=rows(),
-                    indexed=True,
-                    on_outcome=note,
-                    keep="none",
-                    stop=stop,
-                    observer=_HealthWatch(self.router, name, stop),
-                )
-            watch.cancel_scope.cancel()
+                    watch.start_soon(relay)
+                if self.plan:
+                    report = await client.plan(
+                        self.message, to=rows(), indexed=True, on_outcome=note, keep="none"
+                    )
+                else:
+                    report = await client.send_message(
+                        self.message,
+                        to=rows(),
+                        indexed=True,
+                        on_outcome=note,
+                        keep="none",
+                        stop=stop,
+                        observer=_HealthWatch(self.router, name, stop),
+                    )
+                watch.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            reason = _CANCELLED
+            raise
+        except BaseException:
+            reason = "not sent: the send stopped after an error in the caller's code"
+            raise
+        finally:
+            # what the send never read: on to the next gateway, or failed here (all of it
+            # failed when the routed send itself is cancelled: it was read, and did not go)
+            leftovers = [*waiting.values()]
+            waiting.clear()
+            while True:
+                try:
+                    leftovers.append(stream.receive_nowait())
+                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
+            stream.close()  # no await since the last receive: nothing slips in between
+            with anyio.CancelScope(shield=True):
+                for item in leftovers:
+                    if report is None:
+                        await self._decide(item, Status.FAILED, reason, client)
+                    else:
+                        await self._skipped(item, client)
+        assert report is not None  # the send returned: it did not raise
         self.requests[name] = self.requests.get(name, 0) + report.requests
         if report.error is not None:
             self.errors[name] = str(report.error)
-        # what the stopped send never read: on to the next gateway, or failed here
-        leftovers = [*waiting.values()]
-        while True:
-            try:
-                leftovers.append(stream.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-        stream.close()  # no await since the last receive: nothing slips in between
-        for item in leftovers:
-            await self._skipped(item, client)
 
     async def _decide(
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -240,3 +241,43 @@ async def test_the_callers_own_error_comes_out_bare(clock: FakeClock, webcom: Fa
             await Router({"RU": [wc]}, clock=clock).send(
                 "Sale", to=RU[:3], sender="Shop", on_outcome=boom
             )
+
+
+async def test_a_cancelled_routed_send_gives_every_recipient_it_read_one_outcome(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """The caller's task cancelled mid-send, with SMS Club refusing and Webcom carrying the
+    rest: every number the router read has exactly one outcome, the accepted ones were sent,
+    and no number it did not call accepted or uncertain was sent."""
+    import anyio
+
+    numbers = [f"38067{3_000_000 + i}" for i in range(3000)]
+    read: list[str] = []
+    outcomes: list[Any] = []
+
+    def source() -> Any:
+        for n in numbers:
+            read.append(n)
+            yield n
+
+    async with (
+        FakeSmsClub(tokens=["another"], rate_limit=None) as club_fake,
+        SmsClub(TOKEN, base_url=club_fake.url, clock=clock, rate=1000) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock, rate=1000, concurrency=2) as wc,
+    ):
+        with anyio.CancelScope() as scope:
+
+            def note(outcome: Any) -> None:
+                outcomes.append(outcome)
+                if len(outcomes) == 700:
+                    scope.cancel()
+
+            await Router({"UA": [club, wc]}, clock=clock).send(
+                "Sale", to=source(), sender="Shop", on_outcome=note, keep="none"
+            )
+    assert scope.cancelled_caught
+    assert sorted(o.index for o in outcomes) == list(range(len(read)))
+    sent = {m.phone for m in webcom.record().sent}
+    went = {o.phone for o in outcomes if o.status in (Status.ACCEPTED, Status.UNCERTAIN)}
+    assert {o.phone for o in outcomes if o.status is Status.ACCEPTED} <= sent
+    assert sent <= went
