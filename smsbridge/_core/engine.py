@@ -216,7 +216,7 @@ class SendEngine(Generic[J]):
         self._send_id = telemetry.new_send()
         if earlier is not None and self._window is not None:
             await self._hold_earlier(earlier, unpack)
-        send, receive = anyio.create_memory_object_stream[Batch](self._concurrency)
+        send, receive = anyio.create_memory_object_stream[Batch](1)  # workers never wait on intake
         leftovers = receive.clone()
         try:
             # the intake runs as a child task too, so that cancelling the caller's task
