@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Unpack
 
@@ -32,6 +33,7 @@ __all__ = ["RoutedReport", "Router"]
 
 _NOT_SENT = "not sent: the send was stopped"
 _CANCELLED = "not sent: the send was cancelled"
+_CALLER = "not sent: the send stopped after an error in the caller's code"
 
 
 class RoutedReport(Counts, frozen=True, kw_only=True):
@@ -62,6 +64,26 @@ class RoutedReport(Counts, frozen=True, kw_only=True):
         return not (self.failed or self.uncertain or self.stopped)
 
 
+def _one_window(clients: list[Client[Any]]) -> MemoryWindow | None:
+    """The window the clients will share: the one that already holds sends (never a fresh
+    one over it: that would forget them), else the longest; ``None`` when any client keeps
+    its window elsewhere (Redis) or has none."""
+    windows = [c.window for c in clients]
+    if not windows or not all(isinstance(w, MemoryWindow) for w in windows):
+        return None
+    distinct = list({id(w): w for w in windows if isinstance(w, MemoryWindow)}.values())
+    held = [w for w in distinct if len(w)]
+    if len(held) > 1:
+        raise ConfigurationError(
+            "the clients' duplicate windows already hold different sends: give the clients "
+            "one window (window=MemoryWindow(...)) before routing them"
+        )
+    shared = held[0] if held else max(distinct, key=lambda w: w.ttl)
+    for client in clients:
+        client._window = shared
+    return shared
+
+
 class _Health:
     """A gateway's recent record: consecutive requests that surely did not go."""
 
@@ -79,9 +101,9 @@ class Router:
     ``Router({"UA": [club, webcom], "RU": [webcom], "AZ": [plus]})``: a Ukrainian number goes
     to SMS Club, and to Webcom only if SMS Club's outcome for it is ``failed``. The clients
     are opened and closed by their owner. The router gives them one duplicate window (the
-    same text to the same number is suppressed whichever gateway carried it first), the
-    longest of their windows' times, when their windows are in memory (clients sharing state
-    through Redis keep their own); each keeps its own limiter.
+    same text to the same number is suppressed whichever gateway carried it first): the one
+    that already holds sends, else the longest, when their windows are in memory (clients
+    sharing state through Redis keep their own); each keeps its own limiter.
 
     Args:
         routes: ISO country (``"UA"``, as phonenumbers names the number's country) to the
@@ -132,13 +154,7 @@ class Router:
         self._health = {name: _Health() for name in clients}
         self.default_region = default_region
         self._phones = PhoneRules(default_region or "UA")
-        windows = [c.window for c in clients.values()]
-        self.window: MemoryWindow | None = None
-        if windows and all(isinstance(w, MemoryWindow) for w in windows):
-            ttl = max(w.ttl for w in windows if w is not None)
-            self.window = MemoryWindow(ttl, clock=next(iter(clients.values())).clock)
-            for client in clients.values():
-                client._window = self.window
+        self.window = _one_window(list(clients.values()))
 
     def __repr__(self) -> str:
         routes = ", ".join(
@@ -230,7 +246,11 @@ class _HealthWatch:
     ) -> None:
         """A request's outcomes: some went, or all surely did not (a stop is no failure)."""
         went = any(s is Status.ACCEPTED or s is Status.UNCERTAIN for s in statuses)
-        failed = all(s is Status.FAILED for s in statuses) and _NOT_SENT not in details
+        # "not sent: ..." is ours (a stop, a cancellation, the caller's failure, a send that
+        # stopped after the account's error): the request itself that failed counts
+        failed = all(s is Status.FAILED for s in statuses) and not any(
+            d is not None and d.startswith("not sent:") for d in details
+        )
         if (went or failed) and self.router._record(self.gateway, went):
             self.stop.set()
 
@@ -256,6 +276,9 @@ class _RoutedSend:
         self.on_outcome = on_outcome
         self.keep = keep
         self.stop = stop
+        self.halt = anyio.Event()  # the caller's stop, or the caller's code failed
+        self.caller_error: BaseException | None = None
+        self.queued: deque[_Item] = deque()  # a later round's items not yet handed out
         self.kept: list[Outcome] = []
         self.counts: dict[str | None, dict[Status, int]] = {}
         self.requests: dict[str, int] = {}
@@ -269,15 +292,23 @@ class _RoutedSend:
         source = recipients(to, phones_only if self.kind == "text" else phone_text_pairs)
         first = self._first_round(source)
         try:
-            await self._round(first)
-            while self.failovers and not self._stopped():
-                items, self.failovers = self.failovers, []
-                await self._round(_aiter(items))
+            async with anyio.create_task_group() as watch:
+                if self.stop is not None:
+                    watch.start_soon(self._relay, self.stop)
+                await self._round(first)
+                while self.failovers and not self._stopped():
+                    self.queued.extend(self.failovers)
+                    self.failovers = []
+                    await self._round(self._dequeue())
+                watch.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):  # read, and not sent: failed, as in a send
                 await self._settle_failovers(_CANCELLED)
             raise
-        await self._settle_failovers(_NOT_SENT)  # the caller stopped: failed where they were
+        # the caller stopped, or its code failed: what waits is failed where it was
+        await self._settle_failovers(_CALLER if self.caller_error is not None else _NOT_SENT)
+        if self.caller_error is not None:
+            raise self.caller_error
         total = dict.fromkeys(Status, 0)
         by_gateway: dict[str, Counts] = {}
         for gateway, counts in self.counts.items():
@@ -300,14 +331,31 @@ class _RoutedSend:
             outcomes=tuple(self.kept),
             moved=self.moved,
             errors=self.errors,
-            stopped=self._stopped(),
+            stopped=self.stop is not None and self.stop.is_set(),
         )
 
     def _stopped(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        return self.halt.is_set()
+
+    async def _relay(self, stop: anyio.Event) -> None:
+        await stop.wait()
+        self.halt.set()
+
+    def _caller_failed(self, error: BaseException) -> None:
+        """The caller's code failed: stop reading, let what is on the wire finish, raise it
+        at the end (as a client's send does)."""
+        if self.caller_error is None:
+            self.caller_error = error
+        self.halt.set()
+
+    async def _dequeue(self) -> AsyncIterator[_Item]:
+        while self.queued:
+            yield self.queued.popleft()
 
     async def _settle_failovers(self, reason: str) -> None:
-        items, self.failovers = self.failovers, []
+        items = [*self.queued, *self.failovers]
+        self.queued.clear()
+        self.failovers = []
         for item in items:
             await self._decide(item, Status.FAILED, reason, item.route[item.position - 1])
 
@@ -365,28 +413,37 @@ class _RoutedSend:
 
     async def _hand_out(self, items: AsyncIterator[_Item], streams: dict[str, Any]) -> None:
         async with anyio.create_task_group() as tg:
-            async for item in items:
-                if self._stopped() and item.refused is None:
-                    gateway = item.route[item.position - 1] if item.position else None
-                    await self._decide(item, Status.FAILED, _NOT_SENT, gateway)
-                    continue
-                client = await self._gateway_for(item)
-                if client is None:
-                    continue
-                name = client.spec.name
-                if name not in streams:
-                    streams[name] = anyio.create_memory_object_stream[_Item](256)
-                    tg.start_soon(self._send_through, client, streams[name][1])
-                try:
-                    await streams[name][0].send(item)
-                except anyio.BrokenResourceError:  # that gateway's send stopped: next one
-                    await self._skipped(item, client)
-                except anyio.get_cancelled_exc_class():
-                    with anyio.CancelScope(shield=True):
-                        await self._decide(item, Status.FAILED, _CANCELLED, client)
-                    raise
+            try:
+                await self._hand_items(items, streams, tg)
+            except Exception as e:  # the caller's input failed: the sends finish what they have
+                self._caller_failed(e)
             for send, _ in streams.values():
                 send.close()
+
+    async def _hand_items(
+        self, items: AsyncIterator[_Item], streams: dict[str, Any], tg: Any
+    ) -> None:
+        async for item in items:
+            if self._stopped() and item.refused is None:  # this one was read: it is failed
+                gateway = item.route[item.position - 1] if item.position else None
+                reason = _CALLER if self.caller_error is not None else _NOT_SENT
+                await self._decide(item, Status.FAILED, reason, gateway)
+                return  # and nothing more is read
+            client = await self._gateway_for(item)
+            if client is None:
+                continue
+            name = client.spec.name
+            if name not in streams:
+                streams[name] = anyio.create_memory_object_stream[_Item](256)
+                tg.start_soon(self._send_through, client, streams[name][1])
+            try:
+                await streams[name][0].send(item)
+            except anyio.BrokenResourceError:  # that gateway's send stopped: next one
+                await self._skipped(item, client)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await self._decide(item, Status.FAILED, _CANCELLED, client)
+                raise
 
     async def _gateway_for(self, item: _Item) -> Client[Any] | None:
         """The first usable gateway of the item's route from its position, or ``None``
@@ -421,7 +478,7 @@ class _RoutedSend:
         name = client.spec.name
         waiting: dict[int, _Item] = {}
         stop = anyio.Event()
-        outer = self.stop
+        halt = self.halt
 
         async def rows() -> AsyncIterator[tuple[int, Any]]:
             # the stream stays open when the send stops reading: what it holds is drained below
@@ -447,13 +504,12 @@ class _RoutedSend:
         reason = _CANCELLED
         try:
             async with anyio.create_task_group() as watch:
-                if outer is not None:
 
-                    async def relay() -> None:
-                        await outer.wait()
-                        stop.set()
+                async def relay() -> None:
+                    await halt.wait()
+                    stop.set()
 
-                    watch.start_soon(relay)
+                watch.start_soon(relay)
                 if self.plan:
                     report = await client.plan(
                         self.message, to=rows(), indexed=True, on_outcome=note, keep="none"
@@ -473,7 +529,7 @@ class _RoutedSend:
             reason = _CANCELLED
             raise
         except BaseException:
-            reason = "not sent: the send stopped after an error in the caller's code"
+            reason = _CALLER
             raise
         finally:
             # what the send never read: on to the next gateway, or failed here (all of it
@@ -520,9 +576,12 @@ class _RoutedSend:
         ):
             self.kept.append(outcome)
         if self.on_outcome is not None:
-            pending = self.on_outcome(outcome)
-            if inspect.isawaitable(pending):
-                await pending
+            try:
+                pending = self.on_outcome(outcome)
+                if inspect.isawaitable(pending):
+                    await pending
+            except Exception as e:  # every outcome still reaches it; raised at the end
+                self._caller_failed(e)
 
 
 _KINDS = {"text": "texts", "personal": "personal texts", "template": "templates"}
@@ -575,8 +634,3 @@ def _first(entry: Any) -> Any:
         return entry[0]
     except (TypeError, IndexError, KeyError):
         return entry
-
-
-async def _aiter(items: Sequence[_Item]) -> AsyncIterator[_Item]:
-    for item in items:
-        yield item

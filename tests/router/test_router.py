@@ -14,6 +14,7 @@ import pytest
 from smsbridge import (
     ConfigurationError,
     Event,
+    Outcome,
     RetryScheduled,
     Router,
     SmsClub,
@@ -281,3 +282,99 @@ async def test_a_cancelled_routed_send_gives_every_recipient_it_read_one_outcome
     went = {o.phone for o in outcomes if o.status in (Status.ACCEPTED, Status.UNCERTAIN)}
     assert {o.phone for o in outcomes if o.status is Status.ACCEPTED} <= sent
     assert sent <= went
+
+
+async def test_a_second_router_keeps_the_window_the_clients_hold(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """Routers made one after the other over the same clients share what the first sent (a
+    new router once gave them a fresh window, and everything went out again)."""
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
+        await wc.send("Sale", to=RU[:5], sender="Shop")
+        first = await Router({"RU": [wc]}, clock=clock).send("Sale", to=RU[:10], sender="Shop")
+        second = await Router({"RU": [wc]}, clock=clock).send("Sale", to=RU[:10], sender="Shop")
+    assert (first.accepted, first.suppressed) == (5, 5)
+    assert second.suppressed == 10
+    assert _sent_once(webcom) == Counter(dict.fromkeys(RU[:10], 1))
+
+
+async def test_the_callers_failures_and_a_cancel_in_a_failover_round_lose_nobody(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """SMS Club down, so everyone fails over. A callback that raises once, an input that
+    raises at row 2,500, and a cancellation at Webcom's first outcome: each time every
+    recipient read has one outcome, what went out was not cut off, and the caller's own
+    error comes out bare."""
+    import anyio
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    numbers = [f"38067{4_000_000 + i}" for i in range(3000)]
+
+    async def failing_input() -> Any:
+        for i, n in enumerate(numbers):
+            if i == 2500:
+                raise ValueError("row 2500 is broken")
+            yield n
+
+    async with (
+        SmsClub(TOKEN, base_url=dead, clock=clock, rate=1000) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock, rate=1000) as wc,
+    ):
+        router = Router({"UA": [club, wc]}, clock=clock)
+        seen: list[Outcome] = []
+
+        def once(outcome: Outcome) -> None:
+            seen.append(outcome)
+            if len(seen) == 1:
+                raise RuntimeError("callback broke")
+
+        with pytest.raises(RuntimeError, match="callback broke"):
+            await router.send("A", to=numbers[:500], sender="Shop", on_outcome=once)
+        # it stops reading at the failure: what it read, each once
+        assert sorted(o.index for o in seen) == list(range(len(seen)))
+
+        seen = []
+        with pytest.raises(ValueError, match="row 2500"):
+            await router.send("B", to=failing_input(), sender="Shop", on_outcome=seen.append)
+        assert sorted(o.index for o in seen) == list(range(2500))
+        assert not any(o.status is Status.UNCERTAIN for o in seen)
+
+        seen = []
+        with anyio.CancelScope() as scope:
+
+            def cancel_at_first_webcom(outcome: Outcome) -> None:
+                seen.append(outcome)
+                if outcome.gateway == "webcom":
+                    scope.cancel()
+
+            # SMS Club never skipped: all of it fails there first, then waits for round two
+            patient = Router({"UA": [club, wc]}, trip_after=10_000, clock=clock)
+            await patient.send("C", to=numbers, sender="Shop", on_outcome=cancel_at_first_webcom)
+        assert scope.cancelled_caught
+        assert sorted(o.index for o in seen) == list(range(len(numbers)))
+
+
+async def test_a_stop_ends_the_reading_of_an_endless_input(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """stop= means stop reading, as in a client's send: an endless source ends."""
+    import anyio
+
+    stop = anyio.Event()
+
+    async def endless() -> Any:
+        i = 0
+        while True:
+            yield f"7916{i:07d}"
+            i += 1
+
+    def note(outcome: Outcome) -> None:
+        if outcome.index >= 300:
+            stop.set()
+
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock, rate=1000) as wc:
+        with anyio.fail_after(30):
+            report = await Router({"RU": [wc]}, clock=clock).send(
+                "Sale", to=endless(), sender="Shop", on_outcome=note, stop=stop
+            )
+    assert report.stopped and 300 < report.total < 5000
