@@ -24,7 +24,7 @@ from ._core.client import Client, SendOptions
 from ._core.clock import Clock, SystemClock
 from ._core.errors import ConfigurationError, InvalidInputError
 from ._core.gateway import Batch, Message
-from ._core.models import Counts, Keep, Outcome, Report, Status
+from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
 from ._core.phones import InvalidPhone, PhoneRules
 from ._core.recipients import Phones, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
@@ -181,9 +181,7 @@ class Router:
         unknown = set(options) - {"on_outcome", "keep", "stop"}
         if unknown:
             raise InvalidInputError(f"a routed send does not take {', '.join(sorted(unknown))}")
-        keep = options.get("keep", "all")
-        if keep not in ("all", "problems", "none"):
-            raise InvalidInputError(f"keep= takes 'all', 'problems' or 'none', got {keep!r}")
+        keep = checked_keep(options.get("keep", "all"))
         run = _RoutedSend(self, message, options.get("on_outcome"), keep, options.get("stop"))
         try:
             return await run.run(to)
@@ -571,9 +569,7 @@ class _RoutedSend:
     async def _emit(self, outcome: Outcome) -> None:
         per = self.counts.setdefault(outcome.gateway, dict.fromkeys(Status, 0))
         per[outcome.status] += 1
-        if self.keep == "all" or (
-            self.keep == "problems" and outcome.status not in (Status.ACCEPTED, Status.SUPPRESSED)
-        ):
+        if keeps(self.keep, outcome.status):
             self.kept.append(outcome)
         if self.on_outcome is not None:
             try:

@@ -216,7 +216,9 @@ def test_ctrl_c_during_a_send_stops_it_and_nothing_more_is_sent(fake: FakeSmsClu
     requests the limiter lets start at once at most, of 30), winds down, and only then does
     KeyboardInterrupt propagate, with the counts as a note; the client goes on working."""
     if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach the main thread only")
+        pytest.skip(
+            "Python delivers SIGINT to the main thread only, and this runner runs tests in another"
+        )
     main = threading.main_thread().ident
     assert main is not None
     outcomes: list[Outcome] = []

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import signal
 import sys
 import warnings
 from typing import Any
@@ -22,7 +20,7 @@ from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
 from .args import UsageError
 from .inputs import Recipients
-from .interrupt import on_sigint
+from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
@@ -134,20 +132,12 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
         chatty = not (args.json or args.quiet)
         progress = Progress.create(total, 0, enabled=chatty)
 
-        def interrupted() -> None:
-            if stop.is_set():
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            stop.set()
-            sys.stderr.write("\nStopping after the requests in flight (Ctrl-C again to abort)...\n")
-
         def note(outcome: Outcome) -> None:
             progress.advance(1)
             if outcomes is not None:
                 outcomes.write(outcome)
 
-        with on_sigint(interrupted), progress, outcomes or contextlib.nullcontext():
+        with stopping_on_sigint(stop), progress, outcomes or contextlib.nullcontext():
             report = await router.send_message(
                 message, to=entries, on_outcome=note, keep="none", stop=stop
             )

@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import hashlib
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from .._core.segments import sms_segments
 from .._gateways import client_class, spec
 from .args import UsageError
 from .inputs import Mode, Recipients
-from .interrupt import on_sigint
+from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
@@ -192,20 +191,12 @@ async def _run(
             f"{recovered:,} recipients were in flight when the last run stopped: {verb}\n"
         )
 
-    def interrupted() -> None:
-        if stop.is_set():
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-            return
-        stop.set()
-        sys.stderr.write("\nStopping after the requests in flight (Ctrl-C again to abort)...\n")
-
     async def send(rows: Iterator[tuple[int, Any]], options: dict[str, Any]) -> Report:
         if outcomes is not None:
             options["on_outcome"] = outcomes.write
         return await client.send_message(message, to=rows, **options)
 
-    with on_sigint(interrupted), progress, outcomes or contextlib.nullcontext():
+    with stopping_on_sigint(stop), progress, outcomes or contextlib.nullcontext():
         async with client:
             report = await run_campaign(
                 send,

@@ -21,12 +21,12 @@ import anyio
 
 from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine
-from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
+from .errors import ConfigurationError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle
 from .gateway import Gateway, GatewaySpec, Job, Message
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
-from .models import Keep, Report
+from .models import Keep, Report, checked_keep
 from .ranges import IdRanges, MemoryRanges, memory_ranges
 from .recipients import Unpacker, recipients
 from .retry import RetryPolicy
@@ -495,9 +495,7 @@ class Client(Generic[J]):
         plan: bool = False,
         window: DuplicateWindow | None = None,
     ) -> SendEngine[J]:
-        keep = options.get("keep", "all")
-        if keep not in ("all", "problems", "none"):
-            raise InvalidInputError(f"keep= takes 'all', 'problems' or 'none', got {keep!r}")
+        keep = checked_keep(options.get("keep", "all"))
         return SendEngine(
             gateway=self._gateway,
             job=job,

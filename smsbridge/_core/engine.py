@@ -50,7 +50,7 @@ from .errors import DuplicateMessageError, RejectedError, SmsBridgeError
 from .events import Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
-from .models import Counts, Keep, Outcome, Report, Status
+from .models import Counts, Keep, Outcome, Report, Status, keeps
 from .recipients import Unpacker
 from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
@@ -686,11 +686,7 @@ class SendEngine(Generic[J]):
                     outcome = Outcome(
                         index=index, phone=phone, status=status, reason=detail, gateway=gateway
                     )
-                if keep == "all" or (
-                    keep == "problems"
-                    and status is not Status.ACCEPTED
-                    and status is not Status.SUPPRESSED
-                ):
+                if keeps(keep, status):
                     kept.append(outcome)
                 if callback is not None:
                     # every outcome reaches the callback, also after it failed once (the

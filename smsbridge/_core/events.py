@@ -286,11 +286,7 @@ class Telemetry:
                 "%d suppressed, %d failed, %d uncertain%s%s",
                 self.gateway,
                 "dry run, " if dry_run else "",
-                counts.accepted
-                + counts.rejected
-                + counts.suppressed
-                + counts.failed
-                + counts.uncertain,
+                counts.total,
                 seconds,
                 counts.requests,
                 counts.accepted,

@@ -8,7 +8,7 @@ from typing import Literal
 
 import msgspec
 
-from .errors import SmsBridgeError
+from .errors import InvalidInputError, SmsBridgeError
 
 __all__ = [
     "Balance",
@@ -43,6 +43,20 @@ class Status(enum.StrEnum):
 Keep = Literal["all", "problems", "none"]
 """Which outcomes a :class:`Report` keeps: every one, all but accepted and suppressed, or none
 (counts only; stream outcomes with ``on_outcome`` instead, for flat memory)."""
+
+
+def keeps(keep: Keep, status: Status) -> bool:
+    """Whether a report kept as ``keep`` holds an outcome of ``status``."""
+    return keep == "all" or (
+        keep == "problems" and status is not Status.ACCEPTED and status is not Status.SUPPRESSED
+    )
+
+
+def checked_keep(keep: object) -> Keep:
+    """``keep`` if it is one of :data:`Keep`'s values, else :class:`InvalidInputError`."""
+    if keep not in ("all", "problems", "none"):
+        raise InvalidInputError(f"keep= takes 'all', 'problems' or 'none', got {keep!r}")
+    return keep
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
