@@ -519,6 +519,12 @@ class SendEngine(Generic[J]):
             if e.account_wide:
                 self._account_failed(e)
             return
+        except Exception as e:  # an adapter that cannot encode what it was given (a lone
+            # surrogate in a text...): nothing was sent, and its recipients still settle
+            log.exception("%s: a request could not be built", self._gateway.name)
+            reason = f"not sent: the request could not be built: {type(e).__name__}"
+            await self._settle_flight(flight, Status.FAILED, reason)
+            return
         if self._plan:  # a dry run: the request is built and counted, and goes nowhere
             self._requests += 1
             await self._emit(batch, [Status.ACCEPTED] * len(batch), [None] * len(batch), flight)

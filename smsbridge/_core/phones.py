@@ -56,6 +56,14 @@ def _mobile_lengths(cc: int) -> frozenset[int]:
 _CC_BY_PREFIX: dict[str, int] = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
 
 
+def _shown(raw: object) -> str:
+    """``raw`` as text for an outcome, whatever it is (an int may be too long for ``str``)."""
+    try:
+        return str(raw)
+    except ValueError:
+        return f"({type(raw).__name__} too long to show)"
+
+
 def _alternatives(lengths: str) -> str:
     return "|".join(f"[1-9][0-9]{{{int(n) - 1}}}" for n in lengths.split("|"))
 
@@ -167,7 +175,7 @@ class PhoneRules:
             try:
                 phones.append(normalise(raw))
             except InvalidPhone as e:
-                phones.append(raw if isinstance(raw, str) else str(raw))
+                phones.append(raw if isinstance(raw, str) else _shown(raw))
                 problems[position] = str(e)
         return phones, problems
 
@@ -197,7 +205,10 @@ class PhoneRules:
                 ):
                     return digits
         elif isinstance(raw, str | int) and not isinstance(raw, bool):
-            raw = str(raw)  # an int, or a str subclass (numpy.str_...): the plain digits
+            try:
+                raw = str(raw)  # an int, or a str subclass (numpy.str_...): the plain digits
+            except ValueError:  # an int past Python's digit limit for str()
+                raise InvalidPhone("not a phone number: too long") from None
         else:
             raise InvalidPhone(f"not a phone number: {type(raw).__name__}")
         assert isinstance(raw, str)

@@ -18,6 +18,7 @@ from smsbridge import (
     SlidingWindowLimiter,
     SmsClub,
     SmsPlus,
+    Status,
     Webcom,
 )
 from smsbridge._core.clock import Clock
@@ -182,3 +183,27 @@ def test_an_option_no_client_takes_is_an_error() -> None:
     run at the default rate without a word."""
     with pytest.raises(ConfigurationError, match="takes no rate_limit"):
         SmsClub(TOKEN, rate_limit=5)  # type: ignore[call-arg]
+
+
+async def test_a_text_no_request_can_carry_and_a_giant_int_settle_everyone(
+    clock: FakeClock,
+) -> None:
+    """A lone surrogate in a personal text cannot be encoded, and 10**5000 cannot become a
+    string: each recipient still gets one outcome (the surrogate's request failed, unsent;
+    the giant int rejected), the others go, and the send returns (it crashed before, with
+    messages sent and no outcome reported)."""
+    transport = MockTransport(accept)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        personal = await sms.send_personal(
+            [("380501234567", "fine"), ("380501234568", "bad \ud800")],
+            sender="Shop",
+            keep="all",
+        )
+        giant = await sms.send("Hi", to=["380501234569", 10**5000], sender="Shop")
+    assert personal.total == 2 and personal.failed >= 1
+    bad = next(o for o in personal.outcomes if o.phone == "380501234568")
+    assert bad.status is Status.FAILED and "could not be built" in (bad.reason or "")
+    assert (giant.accepted, giant.rejected) == (1, 1)
+    assert "too long" in (
+        next(o for o in giant.outcomes if o.status is Status.REJECTED).reason or ""
+    )
