@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,6 +139,83 @@ async def read_all(stream: anyio.abc.ByteReceiveStream | None) -> str:
         while True:
             chunks.append(await stream.receive())
     return b"".join(chunks).decode()
+
+
+_ZYGOTE = """
+import json, os, sys
+from smsbridge._cli import main
+for line in sys.stdin:
+    argv, env = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.environ.clear()
+        os.environ.update(env)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        code = 1
+        try:
+            code = main(argv)
+        finally:
+            os._exit(code)
+    print(pid, flush=True)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+class Zygote:
+    """A process that has imported the command once and forks a copy of itself for each run,
+    one run at a time: a run that starts in milliseconds instead of an interpreter's start-up,
+    and dies of SIGKILL like any other process (for tests that kill runs again and again)."""
+
+    def __init__(self) -> None:
+        self._process: anyio.abc.Process | None = None
+        self._buffer = b""
+        self.pid: int | None = None
+
+    async def __aenter__(self) -> Zygote:
+        self._process = await anyio.open_process([sys.executable, "-c", _ZYGOTE])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._process is not None
+        await self._process.aclose()
+
+    async def start(self, args: list[str], env: dict[str, str]) -> None:
+        """Start ``smsbridge *args`` in a clean environment plus ``env``."""
+        assert self._process is not None and self._process.stdin and self._process.stdout
+        assert self.pid is None, "one run at a time"
+        line = json.dumps([args, clean_env(**env)]) + "\n"
+        await self._process.stdin.send(line.encode())
+        self.pid = await self._line()
+
+    async def _line(self) -> int:
+        assert self._process is not None and self._process.stdout
+        while b"\n" not in self._buffer:
+            self._buffer += await self._process.stdout.receive()
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return int(line)
+
+    def running(self) -> bool:
+        """Whether the run is still going (the zygote reaps a run the moment it ends)."""
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the run."""
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGKILL)
+
+    async def wait(self) -> int:
+        """The run's exit code (negative: the signal that killed it)."""
+        code = await self._line()
+        self.pid = None
+        return code
 
 
 def csv_file(path: Path, rows: list[str], header: str | None = "phone") -> Path:
