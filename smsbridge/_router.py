@@ -13,7 +13,15 @@ from __future__ import annotations
 import inspect
 import math
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Unpack
 
 import anyio
@@ -22,6 +30,7 @@ import phonenumbers
 
 from ._core.client import Client, SendOptions
 from ._core.clock import Clock, SystemClock
+from ._core.engine import BatchObserver
 from ._core.errors import ConfigurationError, InvalidInputError
 from ._core.gateway import Batch, Message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
@@ -29,7 +38,7 @@ from ._core.phones import InvalidPhone, PhoneRules
 from ._core.recipients import Phones, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
 
-__all__ = ["RoutedReport", "Router"]
+__all__ = ["RoutedReport", "RoutedResume", "Router"]
 
 _NOT_SENT = "not sent: the send was stopped"
 _CANCELLED = "not sent: the send was cancelled"
@@ -82,6 +91,28 @@ def _one_window(clients: list[Client[Any]]) -> MemoryWindow | None:
     for client in clients:
         client._window = shared
     return shared
+
+
+class RoutedResume(msgspec.Struct, kw_only=True):
+    """What a journaled campaign gives a routed send (see :meth:`Router.send_journaled`).
+
+    Attributes:
+        idempotency_key: the campaign's key, the same on every gateway and every run.
+        observers: each gateway's journal writer, told of its batches.
+        maybe_sent: by gateway, the recipients (by index) an earlier run had in flight on it,
+            with when their request was first written where a repeat rests on the gateway's
+            duplicate guard: they go again through that gateway alone, or end ``uncertain``.
+        earlier: ``((index, entry), sent)`` of what earlier runs settled within the duplicate
+            window, held in each gateway's window before its first recipient is read.
+        settle: writes the outcomes the router gives itself (no route, a skipped gateway, a
+            stop), a batch at a time.
+    """
+
+    idempotency_key: bytes
+    observers: Mapping[str, BatchObserver]
+    maybe_sent: Mapping[str, Mapping[int, float | None]]
+    earlier: Sequence[tuple[tuple[int, Any], bool]] = ()
+    settle: Callable[[Sequence[Outcome]], Awaitable[None]]
 
 
 class _Health:
@@ -197,6 +228,23 @@ class Router:
         run = _RoutedSend(self, message, None, "none", None, plan=True)
         return await run.run(to)
 
+    async def send_journaled(
+        self,
+        message: Message,
+        *,
+        to: Iterable[tuple[int, Any]] | AsyncIterable[tuple[int, Any]],
+        resume: RoutedResume,
+        on_outcome: Any = None,
+        stop: anyio.Event | None = None,
+    ) -> RoutedReport:
+        """A routed send of a campaign's ``(index, entry)`` rows with its journal (the
+        command's ``send route --journal``): see :class:`RoutedResume`. Keeps no outcomes."""
+        run = _RoutedSend(self, message, on_outcome, "none", stop, resume=resume)
+        try:
+            return await run.run(to)
+        except BaseExceptionGroup as group:
+            raise _alone(group) from None
+
     def _usable(self, client: Client[Any], now: float) -> bool:
         health = self._health[client.spec.name]
         return health.failures < self.trip_after or now >= health.open_until
@@ -221,7 +269,33 @@ class _Item(msgspec.Struct, gc=False):
     route: tuple[Client[Any], ...]
     position: int
     refused: str | None = None  # why it can go nowhere, decided when it was read
-    unsent: bool = False  # refused for a reason that is ours: failed, not rejected
+    status: Status = Status.REJECTED  # what that makes it
+    pinned: bool = False  # an earlier run had it in flight on its one gateway: never failed
+
+
+class _Both:
+    """Two observers of one gateway's batches, in order (the journal, then the health)."""
+
+    def __init__(self, first: BatchObserver, second: BatchObserver) -> None:
+        self.first = first
+        self.second = second
+
+    async def before(self, batch: Batch) -> None:
+        """Both, before the request."""
+        await self.first.before(batch)
+        await self.second.before(batch)
+
+    async def unsent(self, batch: Batch) -> None:
+        """Both, when a try proved unsent."""
+        await self.first.unsent(batch)
+        await self.second.unsent(batch)
+
+    async def after(
+        self, batch: Batch, statuses: Sequence[Status], details: Sequence[str | None]
+    ) -> None:
+        """Both, with the outcomes."""
+        await self.first.after(batch, statuses, details)
+        await self.second.after(batch, statuses, details)
 
 
 class _HealthWatch:
@@ -266,9 +340,14 @@ class _RoutedSend:
         stop: anyio.Event | None,
         *,
         plan: bool = False,
+        resume: RoutedResume | None = None,
     ) -> None:
         self.router = router
         self.plan = plan
+        self.resume = resume
+        self.unsettled: list[Outcome] = []  # the router's own outcomes not yet journaled
+        self.held: set[str] = set()  # gateways whose window holds the earlier runs' sends
+        self.earlier: list[tuple[tuple[int, Any], bool]] | None = None
         self.message = message
         self.kind = message.kind
         self.on_outcome = on_outcome
@@ -282,7 +361,7 @@ class _RoutedSend:
         self.requests: dict[str, int] = {}
         self.moved = 0
         self.errors: dict[str, str] = {}
-        self.failovers: list[_Item] = []
+        self.failovers: deque[_Item] = deque()  # failed where they were, for their next gateway
 
     async def run(self, to: Any) -> RoutedReport:
         clock = self.router._clock
@@ -293,18 +372,20 @@ class _RoutedSend:
             async with anyio.create_task_group() as watch:
                 if self.stop is not None:
                     watch.start_soon(self._relay, self.stop)
-                await self._round(first)
+                await self._round(self._interleaved(first))
                 while self.failovers and not self._stopped():
                     self.queued.extend(self.failovers)
-                    self.failovers = []
-                    await self._round(self._dequeue())
+                    self.failovers.clear()
+                    await self._round(self._interleaved(self._dequeue()))
                 watch.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):  # read, and not sent: failed, as in a send
                 await self._settle_failovers(_CANCELLED)
+                await self._journal()
             raise
         # the caller stopped, or its code failed: what waits is failed where it was
         await self._settle_failovers(_CALLER if self.caller_error is not None else _NOT_SENT)
+        await self._journal()
         if self.caller_error is not None:
             raise self.caller_error
         total = dict.fromkeys(Status, 0)
@@ -317,6 +398,8 @@ class _RoutedSend:
                     **{s.value: n for s, n in counts.items()},
                     requests=self.requests.get(gateway, 0),
                 )
+        for gateway, requests in self.requests.items():  # all it had failed over
+            by_gateway.setdefault(gateway, Counts(requests=requests))
         return RoutedReport(
             accepted=total[Status.ACCEPTED],
             rejected=total[Status.REJECTED],
@@ -346,6 +429,16 @@ class _RoutedSend:
             self.caller_error = error
         self.halt.set()
 
+    async def _interleaved(self, items: AsyncIterator[_Item]) -> AsyncIterator[_Item]:
+        """``items``, with what a gateway has failed meanwhile going on to its next gateway
+        before the next one is read: a failover waits for no round to end. (What fails
+        after the last is read goes in the next round.)"""
+        failovers = self.failovers
+        async for item in items:
+            while failovers:
+                yield failovers.popleft()
+            yield item
+
     async def _dequeue(self) -> AsyncIterator[_Item]:
         while self.queued:
             yield self.queued.popleft()
@@ -353,43 +446,53 @@ class _RoutedSend:
     async def _settle_failovers(self, reason: str) -> None:
         items = [*self.queued, *self.failovers]
         self.queued.clear()
-        self.failovers = []
+        self.failovers.clear()
         for item in items:
             await self._decide(item, Status.FAILED, reason, item.route[item.position - 1])
 
     async def _first_round(self, source: Any) -> AsyncIterator[_Item]:
         index = 0
+        indexed = self.resume is not None
         if isinstance(source, AsyncIterable):
             async for entry in source:
-                yield self._item(index, entry)
+                yield self._item(*entry) if indexed else self._item(index, entry)
                 index += 1
         else:
             for entry in source:
-                yield self._item(index, entry)
+                yield self._item(*entry) if indexed else self._item(index, entry)
                 index += 1
                 if index % 256 == 0:
                     await anyio.lowlevel.checkpoint()
 
+    def _canonical(self, entry: Any) -> Any:
+        """The entry with its number in international digits, as the gateways get it."""
+        text = self.kind == "text"
+        raw = entry if text else _first(entry)
+        if self.router.default_region is None:
+            raw = _international(raw)
+        digits = self.router._phones.normalise(raw)
+        return digits if text else (digits, *tuple(entry)[1:])
+
     def _item(self, index: int, entry: Any) -> _Item:
         """The entry with its number in international digits (each gateway would read a
         national number as its own country's), and its route."""
-        text = self.kind == "text"
-        raw = entry if text else _first(entry)
         router = self.router
         try:
-            if router.default_region is None:
-                raw = _international(raw)
-            digits = router._phones.normalise(raw)
+            entry = self._canonical(entry)
+            digits = entry if self.kind == "text" else entry[0]
             region = phonenumbers.region_code_for_number(phonenumbers.parse("+" + digits))
         except InvalidPhone as e:
             return _Item(index, entry, (), 0, str(e))
         except phonenumbers.NumberParseException:
             return _Item(index, entry, (), 0, "not a phone number")
-        entry = digits if text else (digits, *tuple(entry)[1:])
+        if self.resume is not None:
+            for name, indices in self.resume.maybe_sent.items():
+                if index in indices:
+                    return self._pinned(index, entry, name)
         if region in router.unavailable and region not in router.routes:
             why = router.unavailable[region]
             reason = f"not sent: no gateway of the {region} route can be used ({why})"
-            return _Item(index, entry, (), 0, reason, unsent=True)
+            return _Item(index, entry, (), 0, reason, Status.FAILED)
         if region not in router.routes:
             where = f"numbers of {region}" if region and region != "ZZ" else "this number"
             return _Item(index, entry, (), 0, f"no route for {where}")
@@ -398,6 +501,30 @@ class _RoutedSend:
             refused = f"no gateway of the {region} route sends {_KINDS[self.kind]}"
             return _Item(index, entry, (), 0, refused)
         return _Item(index, entry, route, 0)
+
+    def _earlier(self) -> list[tuple[tuple[int, Any], bool]]:
+        """The earlier runs' settled rows, numbers as the gateways got them."""
+        assert self.resume is not None
+        if self.earlier is None:
+            self.earlier = []
+            for (index, entry), sent in self.resume.earlier:
+                try:
+                    self.earlier.append(((index, self._canonical(entry)), sent))
+                except (InvalidPhone, phonenumbers.NumberParseException):
+                    continue  # never sent, nor reserved
+        return self.earlier
+
+    def _pinned(self, index: int, entry: Any, name: str) -> _Item:
+        """A recipient an earlier run had in flight on ``name``: it goes again there alone
+        (where the repeat is safe), never through another gateway."""
+        client = self.router.clients.get(name)
+        if client is None:
+            reason = (
+                f"in flight on {name} when an earlier run stopped (may have been sent); "
+                f"{name} is not in this run's routes"
+            )
+            return _Item(index, entry, (), 0, reason, Status.UNCERTAIN, pinned=True)
+        return _Item(index, entry, (client,), 0, pinned=True)
 
     async def _round(self, items: AsyncIterator[_Item]) -> None:
         """Hand each item to its gateway; every gateway of the round sends concurrently."""
@@ -447,8 +574,7 @@ class _RoutedSend:
         """The first usable gateway of the item's route from its position, or ``None``
         when the item was given its outcome here."""
         if item.refused is not None:
-            status = Status.FAILED if item.unsent else Status.REJECTED
-            await self._decide(item, status, item.refused, None)
+            await self._decide(item, item.status, item.refused, None)
             return None
         now = self.router._clock.now()
         while item.position < len(item.route):
@@ -514,13 +640,7 @@ class _RoutedSend:
                     )
                 else:
                     report = await client.send_message(
-                        self.message,
-                        to=rows(),
-                        indexed=True,
-                        on_outcome=note,
-                        keep="none",
-                        stop=stop,
-                        observer=_HealthWatch(self.router, name, stop),
+                        self.message, to=rows(), **self._options(name, note, stop)
                     )
                 watch.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
@@ -551,12 +671,31 @@ class _RoutedSend:
         if report.error is not None:
             self.errors[name] = str(report.error)
 
+    def _options(self, name: str, note: Any, stop: anyio.Event) -> SendOptions:
+        """The options of one gateway's send in a round."""
+        observer: BatchObserver = _HealthWatch(self.router, name, stop)
+        options: SendOptions = {"indexed": True, "on_outcome": note, "keep": "none", "stop": stop}
+        resume = self.resume
+        if resume is not None:
+            observer = _Both(resume.observers[name], observer)
+            options["idempotency_key"] = resume.idempotency_key
+            if name in resume.maybe_sent:
+                options["maybe_sent"] = resume.maybe_sent[name]
+            if name not in self.held and resume.earlier:
+                self.held.add(name)  # each gateway's window, once, before its first read
+                options["earlier"] = self._earlier()
+        options["observer"] = observer
+        return options
+
     async def _decide(
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None
     ) -> None:
         phone = item.entry if self.kind == "text" else _first(item.entry)
         if item.position and client is not item.route[0]:
             self.moved += 1
+        if item.pinned and status is Status.FAILED:  # it may have gone before: it may now
+            status = Status.UNCERTAIN
+            reason = f"in flight when an earlier run stopped (may have been sent); now {reason}"
         outcome = Outcome(
             index=item.index,
             phone=phone if isinstance(phone, str) else repr(phone)[:64],
@@ -564,7 +703,18 @@ class _RoutedSend:
             reason=reason,
             gateway=client.spec.name if client is not None else None,
         )
+        if self.resume is not None:
+            self.unsettled.append(outcome)
+            if len(self.unsettled) >= 256:
+                await self._journal()
         await self._emit(outcome)
+
+    async def _journal(self) -> None:
+        """Write the router's own outcomes to the journal."""
+        if self.resume is not None and self.unsettled:
+            outcomes, self.unsettled = self.unsettled, []
+            with anyio.CancelScope(shield=True):
+                await self.resume.settle(outcomes)
 
     async def _emit(self, outcome: Outcome) -> None:
         per = self.counts.setdefault(outcome.gateway, dict.fromkeys(Status, 0))

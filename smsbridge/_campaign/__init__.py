@@ -2,7 +2,14 @@
 stopped (used by the command line and by the reliability simulator)."""
 
 from .journal import FINAL, Campaign, Journal, JournalSummary
-from .run import CampaignObserver, Offload, pending, run_campaign, to_thread
+from .run import (
+    CampaignObserver,
+    Offload,
+    pending,
+    run_campaign,
+    run_routed_campaign,
+    to_thread,
+)
 
 __all__ = [
     "FINAL",
@@ -13,5 +20,6 @@ __all__ = [
     "Offload",
     "pending",
     "run_campaign",
+    "run_routed_campaign",
     "to_thread",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS intents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     indices BLOB NOT NULL,
     open INTEGER NOT NULL DEFAULT 1,
-    at REAL
+    at REAL,
+    gateway TEXT
 );
 CREATE INDEX IF NOT EXISTS intents_open ON intents (open);
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE TABLE IF NOT EXISTS maybe_sent (
     idx INTEGER PRIMARY KEY,
-    at REAL
+    at REAL,
+    gateway TEXT
 );
 CREATE TABLE IF NOT EXISTS id_ranges (
     key BLOB PRIMARY KEY,
@@ -72,9 +74,21 @@ CREATE TABLE IF NOT EXISTS runs (
     started REAL NOT NULL,
     finished REAL,
     requests INTEGER NOT NULL DEFAULT 0,
-    stopped INTEGER NOT NULL DEFAULT 0
+    stopped INTEGER NOT NULL DEFAULT 0,
+    by_gateway TEXT
 );
 """
+
+
+_ADDED = (
+    ("outcomes", "at", "REAL"),
+    ("intents", "at", "REAL"),
+    ("maybe_sent", "at", "REAL"),
+    ("outcomes", "gateway", "TEXT"),
+    ("intents", "gateway", "TEXT"),
+    ("maybe_sent", "gateway", "TEXT"),
+    ("runs", "by_gateway", "TEXT"),
+)
 
 
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,12 +132,11 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            for table in ("outcomes", "intents", "maybe_sent"):
+            # a journal written before these had times, gateways, requests by gateway
+            for table, column, kind in _ADDED:
                 columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if "at" not in columns:  # a journal written before these had times
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN at REAL")
-                if table == "outcomes" and "gateway" not in columns:  # nor gateways
-                    self._db.execute("ALTER TABLE outcomes ADD COLUMN gateway TEXT")
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as e:
             raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
         # a second connection for reads from another thread while writes go on (WAL)
@@ -158,20 +171,28 @@ class Journal:
             )
         return bytes(stored_key)
 
-    def recover(self, *, retry_safe: bool, guard: float | None = None) -> tuple[int, int]:
+    def recover(
+        self, *, retry_safe: bool, guard: float | None = None, gateway: str | None = None
+    ) -> tuple[int, int]:
         """Settle the intents a previous run left open; returns how many recipients they held,
         and how many of them go again.
 
         Their recipients become ``uncertain`` (they may have been sent); where a repeat is
-        safe they are left without an outcome so this run sends them again: with the same ids
-        (``retry_safe``), or within the gateway's duplicate guard, ``guard`` seconds from the
-        intent (its refusal of the repeat then says the first one went).
+        safe they are left without an outcome so this run sends them again, through the same
+        gateway: with the same ids (``retry_safe``), or within the gateway's duplicate guard,
+        ``guard`` seconds from the intent (its refusal of the repeat then says the first one
+        went). With ``gateway``, only the intents of that gateway (a routed campaign recovers
+        each gateway by its own rules); without, all of them.
         """
-        rows = self._db.execute("SELECT id, indices, at FROM intents WHERE open = 1").fetchall()
+        query = "SELECT id, indices, at, gateway FROM intents WHERE open = 1"
+        if gateway is None:
+            rows = self._db.execute(query).fetchall()
+        else:
+            rows = self._db.execute(query + " AND gateway = ?", (gateway,)).fetchall()
         affected = again = 0
         now = self._now()
         with self._transaction():
-            for intent_id, blob, at in rows:
+            for intent_id, blob, at, on in rows:
                 indices, phones = msgspec.json.decode(blob, type=tuple[list[int], list[str]])
                 affected += len(indices)
                 guarded = guard is not None and at is not None and now - at < guard
@@ -179,8 +200,8 @@ class Journal:
                     # sent again; should that fail, they are still uncertain
                     again += len(indices)
                     self._db.executemany(
-                        "INSERT OR IGNORE INTO maybe_sent (idx, at) VALUES (?, ?)",
-                        [(i, None if retry_safe else at) for i in indices],
+                        "INSERT OR IGNORE INTO maybe_sent (idx, at, gateway) VALUES (?, ?, ?)",
+                        [(i, None if retry_safe else at, on) for i in indices],
                     )
                 else:
                     self._db.executemany(
@@ -215,17 +236,18 @@ class Journal:
                 "INSERT OR IGNORE INTO id_ranges (key, start) VALUES (?, ?)", (key, start)
             )
 
-    def maybe_sent(self) -> dict[int, float | None]:
+    def maybe_sent(self) -> dict[int, tuple[str | None, float | None]]:
         """Recipients an earlier run may have sent (in flight when it died) that are sent
-        again (should this run fail them, they are still ``uncertain``), with how long ago
-        their request was about to be written where the repeat rests on the gateway's
-        duplicate guard (``None`` where it rests on ids)."""
+        again, through the gateway they were in flight on (should this run fail them, they
+        are still ``uncertain``): that gateway, and how long ago their request was about to
+        be written where the repeat rests on the gateway's duplicate guard (``None`` where it
+        rests on ids)."""
         done = ",".join("?" * len(FINAL))
         now = self._now()
         return {
-            index: None if at is None else now - at
-            for index, at in self._db.execute(
-                "SELECT idx, at FROM maybe_sent WHERE idx NOT IN "  # noqa: S608
+            index: (gateway, None if at is None else now - at)
+            for index, at, gateway in self._db.execute(
+                "SELECT idx, at, gateway FROM maybe_sent WHERE idx NOT IN "  # noqa: S608
                 f"(SELECT idx FROM outcomes WHERE status IN ({done}))",
                 FINAL,
             )
@@ -272,19 +294,26 @@ class Journal:
             "INSERT INTO runs (started) VALUES (?)", (self._now(),)
         ).lastrowid
 
-    def finish_run(self, requests: int, stopped: bool) -> None:
-        """Note the end of the current run and the requests it made."""
+    def finish_run(
+        self, requests: int, stopped: bool, by_gateway: Mapping[str, int] | None = None
+    ) -> None:
+        """Note the end of the current run and the requests it made (on each gateway, for a
+        routed campaign)."""
+        spread = None if by_gateway is None else msgspec.json.encode(dict(by_gateway)).decode()
         self._db.execute(
-            "UPDATE runs SET finished = ?, requests = ?, stopped = ? WHERE id = ?",
-            (self._now(), requests, int(stopped), self._run),
+            "UPDATE runs SET finished = ?, requests = ?, stopped = ?, by_gateway = ? WHERE id = ?",
+            (self._now(), requests, int(stopped), spread, self._run),
         )
 
     # ----------------------------------------------------------------- batches
 
-    def intend(self, indices: Sequence[int], phones: Sequence[str]) -> None:
-        """Write down (durably) a batch about to be sent. Recipients an open intent already
-        holds (a part of a request that may have gone, sent again) move to this one, which
-        keeps the earliest time: a repeat's safety is counted from the first copy."""
+    def intend(
+        self, indices: Sequence[int], phones: Sequence[str], gateway: str | None = None
+    ) -> None:
+        """Write down (durably) a batch about to be sent through ``gateway``. Recipients an
+        open intent already holds (a part of a request that may have gone, sent again) move
+        to this one, which keeps the earliest time: a repeat's safety is counted from the
+        first copy."""
         blob = msgspec.json.encode((list(indices), list(phones)))
         at = self._now()
         closing: list[int] = []
@@ -298,7 +327,7 @@ class Journal:
                     closing.append(parent)
         with self._transaction():
             intent_id = self._db.execute(
-                "INSERT INTO intents (indices, at) VALUES (?, ?)", (blob, at)
+                "INSERT INTO intents (indices, at, gateway) VALUES (?, ?, ?)", (blob, at, gateway)
             ).lastrowid
             self._db.executemany(
                 "UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing]
@@ -400,6 +429,23 @@ class Journal:
             runs=requests[1],
             open_intents=open_intents,
         )
+
+    def by_gateway(self) -> dict[str, Counts]:
+        """Each gateway's counts over every run: the outcomes it gave (a recipient counted
+        where it ended) and the requests made on it."""
+        counts: dict[str, dict[str, int]] = {}
+        for gateway, status, n in self._db.execute(
+            "SELECT gateway, status, COUNT(*) FROM outcomes WHERE gateway IS NOT NULL "
+            "GROUP BY gateway, status"
+        ):
+            counts.setdefault(gateway, {})[status] = n
+        for (spread,) in self._db.execute(
+            "SELECT by_gateway FROM runs WHERE by_gateway IS NOT NULL"
+        ):
+            for gateway, requests in msgspec.json.decode(spread, type=dict[str, int]).items():
+                per = counts.setdefault(gateway, {})
+                per["requests"] = per.get("requests", 0) + requests
+        return {gateway: Counts(**per) for gateway, per in sorted(counts.items())}
 
     def outcomes(
         self, statuses: Iterable[str] = (*FINAL, Status.FAILED.value)

@@ -14,10 +14,11 @@ import anyio
 import anyio.to_thread
 
 from .._core.client import Client
-from .._core.gateway import Batch
+from .._core.gateway import Batch, Message
 from .._core.limiter import SlidingWindowLimiter
-from .._core.models import Report, Status
+from .._core.models import Outcome, Report, Status
 from .._core.ranges import IdRanges
+from .._router import RoutedReport, RoutedResume, Router
 from .journal import Journal
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Send",
     "pending",
     "run_campaign",
+    "run_routed_campaign",
     "to_thread",
 ]
 
@@ -104,7 +106,7 @@ class CampaignObserver:
     async def before(self, batch: Batch) -> None:
         """Write the intent, durably, before the request."""
         if self.journal is not None:
-            await self._offload(self.journal.intend, batch.indices, batch.phones)
+            await self._offload(self.journal.intend, batch.indices, batch.phones, self.gateway)
 
     async def unsent(self, batch: Batch) -> None:
         """Close the intent: the gateway proved the batch unsent."""
@@ -124,6 +126,80 @@ class CampaignObserver:
 
 def _nothing(count: int) -> None:
     pass
+
+
+class _Run:
+    """One run of a campaign around its send: noted in the journal, and carrying on where
+    the runs before it left their own state (see :func:`run_campaign`)."""
+
+    def __init__(
+        self,
+        journal: Journal | None,
+        clients: Sequence[Client[Any]],
+        rows: Callable[[], Iterator[tuple[int, Any]]],
+        offload: Offload,
+    ) -> None:
+        self.journal = journal
+        self.clients = clients
+        self.rows = rows
+        self.offload = offload
+        # index -> (the gateway it was in flight on, seconds since its request was written)
+        self.maybe_sent: dict[int, tuple[str | None, float | None]] = {}
+        self._sent: set[int] = set()
+        self._unsent: set[int] = set()
+        self._ranges: list[IdRanges] = []
+
+    async def start(self) -> None:
+        """Note the run; wait out the earlier run's last second; find what it settled
+        within the duplicate window; keep the id blocks it claimed."""
+        journal, offload = self.journal, self.offload
+        if journal is None:
+            return
+        await offload(journal.start_run)
+        self.maybe_sent = await offload(journal.maybe_sent)
+        for client in self.clients:
+            limiter = client.limiter
+            if isinstance(limiter, SlidingWindowLimiter):
+                quiet = await offload(journal.quiet_for, limiter.period + limiter.margin)
+                await limiter.defer(quiet)
+        spans = [w.ttl + w.slack for w in (c.window for c in self.clients) if w and w.ttl]
+        if spans:
+            # what a dead run sent is held again (its window died with it, or its commit did),
+            # and what it left reserved but did not send is freed
+            self._sent, self._unsent = await offload(journal.settled_since, max(spans))
+            # what it had in flight and this run sends again under the same ids may have gone:
+            # its key is held before any other recipient of the same message is read
+            self._sent.update(self.maybe_sent)
+        self._ranges = [client.ranges for client in self.clients]
+        for client in self.clients:
+            client.ranges = JournalRanges(client.ranges, journal, offload)
+
+    def times(self, client: Client[Any], gateway: str | None = None) -> dict[int, float | None]:
+        """The recipients in flight when an earlier run died (on ``gateway`` only, if
+        given), with when their request was written on ``client``'s clock."""
+        now = client.clock.now()
+        return {
+            index: None if age is None else now - age
+            for index, (on, age) in self.maybe_sent.items()
+            if gateway is None or on == gateway
+        }
+
+    def earlier(self) -> Iterator[tuple[tuple[int, Any], bool]] | None:
+        """``(row, sent)`` of what earlier runs settled within the duplicate window."""
+        sent, unsent = self._sent, self._unsent
+        if not (sent or unsent):
+            return None
+        return ((row, row[0] in sent) for row in self.rows() if row[0] in sent or row[0] in unsent)
+
+    async def finish(
+        self, requests: int, stopped: bool, by_gateway: dict[str, int] | None = None
+    ) -> None:
+        """Note the end of the run; the clients get their own id blocks back."""
+        for client, ranges in zip(self.clients, self._ranges, strict=False):
+            client.ranges = ranges
+        if self.journal is not None:
+            with anyio.CancelScope(shield=True):
+                await self.offload(self.journal.finish_run, requests, stopped, by_gateway)
 
 
 async def run_campaign(
@@ -155,38 +231,78 @@ async def run_campaign(
         "stop": stop,
         "idempotency_key": send_key,
     }
-    if journal is not None:
-        await offload(journal.start_run)
-        ages: dict[int, float | None] = await offload(journal.maybe_sent)
-        now = client.clock.now()
-        maybe_sent = options["maybe_sent"] = {
-            index: None if age is None else now - age for index, age in ages.items()
-        }
-        limiter = client.limiter
-        if isinstance(limiter, SlidingWindowLimiter):
-            await limiter.defer(await offload(journal.quiet_for, limiter.period + limiter.margin))
-        window = client.window
-        if window is not None and window.ttl:
-            # what a dead run sent is held again (its window died with it, or its commit did),
-            # and what it left reserved but did not send is freed
-            sent, unsent = await offload(journal.settled_since, window.ttl + window.slack)
-            # what it had in flight and this run sends again under the same ids may have gone:
-            # its key is held before any other recipient of the same message is read
-            sent.update(maybe_sent)
-            if sent or unsent:
-                options["earlier"] = (
-                    (row, row[0] in sent) for row in rows() if row[0] in sent or row[0] in unsent
-                )
+    run = _Run(journal, [client], rows, offload)
     report: Report | None = None
-    ranges = client.ranges
-    if journal is not None:
-        client.ranges = JournalRanges(ranges, journal, offload)
     try:
+        await run.start()
+        if run.maybe_sent:
+            options["maybe_sent"] = run.times(client)
+        earlier = run.earlier()
+        if earlier is not None:
+            options["earlier"] = earlier
         report = await send(pending(rows(), journal), options)
     finally:
-        client.ranges = ranges
-        if journal is not None:
-            requests = report.requests if report is not None else 0
-            with anyio.CancelScope(shield=True):
-                await offload(journal.finish_run, requests, stop.is_set())
+        await run.finish(report.requests if report is not None else 0, stop.is_set())
+    return report
+
+
+async def run_routed_campaign(
+    router: Router,
+    message: Message,
+    rows: Callable[[], Iterator[tuple[int, Any]]],
+    *,
+    journal: Journal,
+    send_key: bytes,
+    stop: anyio.Event,
+    offload: Offload,
+    on_outcome: Callable[[Outcome], object] | None = None,
+) -> RoutedReport:
+    """:func:`run_campaign` for a routed campaign: each gateway's batches journaled under its
+    name, a recipient an earlier run had in flight sent again through that gateway alone (the
+    caller recovered the journal gateway by gateway), the router's own outcomes journaled."""
+    clients = list(router.clients.values())
+
+    async def settle(outcomes: Sequence[Outcome]) -> None:
+        by_gateway: dict[str | None, list[Outcome]] = {}
+        for outcome in outcomes:
+            by_gateway.setdefault(outcome.gateway, []).append(outcome)
+        for gateway, group in by_gateway.items():
+            await offload(
+                journal.record,
+                [o.index for o in group],
+                [o.phone for o in group],
+                [o.status for o in group],
+                [o.reason for o in group],
+                gateway,
+            )
+
+    run = _Run(journal, clients, rows, offload)
+    report: RoutedReport | None = None
+    try:
+        await run.start()
+        earlier = run.earlier()
+        resume = RoutedResume(
+            idempotency_key=send_key,
+            observers={
+                client.spec.name: CampaignObserver(journal, _nothing, offload, client.spec.name)
+                for client in clients
+            },
+            maybe_sent={
+                client.spec.name: run.times(client, client.spec.name)
+                for client in clients
+                if any(on == client.spec.name for on, _ in run.maybe_sent.values())
+            },
+            earlier=list(earlier) if earlier is not None else (),
+            settle=settle,
+        )
+        report = await router.send_journaled(
+            message, to=pending(rows(), journal), resume=resume, on_outcome=on_outcome, stop=stop
+        )
+    finally:
+        requests = report.by_gateway if report is not None else {}
+        await run.finish(
+            sum(c.requests for c in requests.values()),
+            stop.is_set(),
+            {name: c.requests for name, c in requests.items()},
+        )
     return report

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 from typing import Any
 
 import anyio
 
+from .._campaign import FINAL, Journal, run_routed_campaign, to_thread
 from .._core.client import Client, InsecureTransportWarning
 from .._core.errors import ConfigurationError
 from .._core.gateway import Message
 from .._core.limiter import DEFAULT_MARGIN
-from .._core.models import Outcome
+from .._core.models import Counts, Outcome
 from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
 from .args import UsageError
+from .campaign import campaign_of, open_journal
 from .inputs import Recipients
 from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
@@ -86,19 +89,16 @@ def _message(args: argparse.Namespace, personal: bool) -> Message:
 
 async def route_command(args: argparse.Namespace, recipients: Recipients, make: Any) -> int:
     """Run (or plan) a routed campaign."""
-    if args.journal is not None:
-        raise UsageError(
-            "--journal is not supported with route yet: a resume cannot yet tell "
-            "which gateway a recipient in flight was on"
-        )
     if args.dry_run and args.outcomes is not None:
         raise UsageError("--outcomes records a send; a dry run sends nothing")
+    if args.dry_run and args.journal is not None:
+        raise UsageError("--journal records a send; a dry run sends nothing")
     explicit = bool(args.route)
     wanted = _routes(args.route) if explicit else dict(DEFAULT_ROUTES)
     message = _message(args, recipients.personalised)
     if message.kind == "text":
         recipients.mode = "phones"
-    _, total = recipients.scan()
+    digest, total = recipients.scan()
     if args.dry_run:  # a plan needs no account: placeholders, as for one gateway
         plain = make
         make = lambda d: plain(d, **dict.fromkeys(d.credentials[0], "dry-run"))  # noqa: E731
@@ -114,11 +114,26 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     routes = {region: route for region, route in routes.items() if route}
     if not routes:
         raise UsageError("no gateway of any route has credentials in the environment")
+    journal: Journal | None = None
+    send_key = os.urandom(16)
+    if args.journal is not None:
+        shown = " ".join(f"{r}={','.join(names)}" for r, names in sorted(wanted.items()))
+        campaign = campaign_of(f"route {shown}", args, message, digest, total)
+        journal = open_journal(args.journal)
+        send_key = journal.bind(campaign, send_key)
+        _recover(journal, clients, quiet=args.json or args.quiet)
     stop = anyio.Event()
     outcomes = None
     if args.outcomes is not None:
-        outcomes = OutcomeFile(args.outcomes, keep_apart=[args.to_file], on_error=stop.set)
+        outcomes = OutcomeFile(
+            args.outcomes, keep_apart=[args.to_file, args.journal], on_error=stop.set
+        )
+        if journal is not None:
+            for earlier in journal.outcomes(FINAL):  # what earlier runs settled, then this run's
+                outcomes.write(earlier)
     async with contextlib.AsyncExitStack() as stack:
+        if journal is not None:
+            stack.callback(journal.close)
         with warnings.catch_warnings():
             if args.dry_run:  # nothing will travel: no warning about how it would
                 warnings.simplefilter("ignore", InsecureTransportWarning)
@@ -130,7 +145,10 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
             report = await router.plan(message, to=entries)
             return _planned(args, report, total)
         chatty = not (args.json or args.quiet)
-        progress = Progress.create(total, 0, enabled=chatty)
+        left_before = journal.summary().left if journal is not None else None
+        progress = Progress.create(
+            total, total - (left_before or 0) if journal else 0, enabled=chatty
+        )
 
         def note(outcome: Outcome) -> None:
             progress.advance(1)
@@ -138,35 +156,81 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
                 outcomes.write(outcome)
 
         with stopping_on_sigint(stop), progress, outcomes or contextlib.nullcontext():
-            report = await router.send_message(
-                message, to=entries, on_outcome=note, keep="none", stop=stop
-            )
-    _summary(args, report, routes)
+            if journal is None:
+                report = await router.send_message(
+                    message, to=entries, on_outcome=note, keep="none", stop=stop
+                )
+            else:
+                report = await run_routed_campaign(
+                    router,
+                    message,
+                    recipients.rows,
+                    journal=journal,
+                    send_key=send_key,
+                    stop=stop,
+                    offload=to_thread(),
+                    on_outcome=note,
+                )
+        whole: tuple[Counts, dict[str, Counts], int] | None = None
+        if journal is not None:  # the campaign over every run
+            summary = journal.summary()
+            whole = summary.counts, journal.by_gateway(), summary.left or 0
+    _summary(args, report, routes, whole)
     problem = outcomes.problem() if outcomes is not None else None
     if problem is not None:
         sys.stderr.write(f"smsbridge: {problem}; the send stopped\n")
+    if whole is not None:
+        counts, _, left = whole
+        complete = not (left or counts.failed or counts.uncertain or report.stopped)
+        return 0 if complete and problem is None else 1
     return 0 if report.ok and problem is None else 1
 
 
-def _summary(args: argparse.Namespace, report: RoutedReport, routes: dict[str, Any]) -> None:
+def _recover(journal: Journal, clients: dict[str, Client[Any]], *, quiet: bool) -> None:
+    """Settle what a dead run left in flight, each gateway by its own rules; what was in
+    flight on a gateway this run does not use is ``uncertain``."""
+    recovered = again = 0
+    for name, client in clients.items():
+        n, m = journal.recover(
+            retry_safe=client.spec.retry_safe, guard=client.repeat_guard, gateway=name
+        )
+        recovered, again = recovered + n, again + m
+    n, _ = journal.recover(retry_safe=False)
+    recovered += n
+    if recovered and not quiet:
+        sys.stderr.write(
+            f"{recovered:,} recipients were in flight when the last run stopped: {again:,} go "
+            f"again through the gateway they were on, {recovered - again:,} are uncertain\n"
+        )
+
+
+def _summary(
+    args: argparse.Namespace,
+    report: RoutedReport,
+    routes: dict[str, Any],
+    whole: tuple[Counts, dict[str, Counts], int] | None,
+) -> None:
+    counts, by_gateway, left = (report, report.by_gateway, 0) if whole is None else whole
     if args.json:
-        counts: dict[str, Any] = {
-            name: getattr(report, name)
+        line_counts: dict[str, Any] = {
+            name: getattr(counts, name)
             for name in ("accepted", "rejected", "suppressed", "failed", "uncertain", "requests")
         }
-        counts["by_gateway"] = report.by_gateway
-        json_line(counts)
+        line_counts["by_gateway"] = by_gateway
+        if whole is not None:
+            line_counts["left"] = left
+        json_line(line_counts)
         return
-    counts_table(report.counts())
+    counts_table(counts.counts(), left)
     if args.quiet:
         return
-    for name, per in sorted(report.by_gateway.items()):
+    for name, per in sorted(by_gateway.items()):
         line(
             f"  {name}: {per.accepted:,} accepted, {per.rejected:,} rejected, "
             f"{per.suppressed:,} suppressed, {per.failed:,} failed, {per.uncertain:,} uncertain "
             f"in {per.requests:,} requests"
         )
-    if report.moved:
+    if report.moved:  # this run's
         line(f"  {report.moved:,} recipients went on to the next gateway of their route")
     for name, error in sorted(report.errors.items()):
         line(f"Stopped on {name}: {error}")

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
-import msgspec
 
-from .._campaign import FINAL, Campaign, Journal, run_campaign, to_thread
+from .._campaign import FINAL, Journal, run_campaign, to_thread
 from .._core.client import Client
 from .._core.gateway import GatewaySpec, Message
 from .._core.limiter import DEFAULT_MARGIN
@@ -23,6 +20,7 @@ from .._core.models import Outcome, Report, Status
 from .._core.segments import sms_segments
 from .._gateways import client_class, spec
 from .args import UsageError
+from .campaign import campaign_of, open_journal
 from .inputs import Mode, Recipients
 from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
@@ -74,39 +72,6 @@ def _recipients(args: argparse.Namespace, mode: Mode) -> Recipients:
     )
 
 
-def _campaign(
-    declaration: GatewaySpec, args: argparse.Namespace, message: Message, digest: str, total: int
-) -> Campaign:
-    if message.kind == "template":
-        content = f"template {message.template}"
-    elif message.kind == "personal":
-        fallback = f" (else {args.text!r})" if args.text else ""
-        content = f"texts from the file's text column{fallback}"
-    else:
-        content = f"text {message.text!r}"
-    source = str(args.to_file) if args.to_file else "--to"
-    key = hashlib.sha256(
-        msgspec.json.encode([declaration.name, args.sender, args.template, args.text, digest])
-    ).hexdigest()
-    description = (
-        f"{declaration.name}, sender {args.sender!r}, {content}, {total:,} recipients from "
-        f"{source} (input {digest[:12]})"
-    )
-    return Campaign(key=key, description=description, total=total)
-
-
-def _open_journal(path: Path) -> Journal:
-    folder = path.parent
-    if not folder.is_dir():
-        raise UsageError(f"cannot keep a journal at {path}: no folder {folder}")
-    if not path.exists() and not os.access(folder, os.W_OK):
-        raise UsageError(f"cannot keep a journal at {path}: {folder} is not writable")
-    try:
-        return Journal(path)
-    except OSError as e:
-        raise UsageError(f"cannot keep a journal at {path}: {e.strerror or e}") from None
-
-
 async def send_command(args: argparse.Namespace) -> int:
     """Run (or plan) the campaign the options describe."""
     if args.outcomes is not None:
@@ -154,13 +119,13 @@ async def _run(
     digest: str,
     total: int,
 ) -> int:
-    campaign = _campaign(declaration, args, message, digest, total)
+    campaign = campaign_of(declaration.name, args, message, digest, total)
     client = make_client(declaration, args)
     journal: Journal | None = None
     send_key = os.urandom(16)
     recovered = again = 0
     if args.journal is not None:
-        journal = _open_journal(args.journal)
+        journal = open_journal(args.journal)
         send_key = journal.bind(campaign, send_key)
         recovered, again = journal.recover(
             retry_safe=declaration.retry_safe, guard=client.repeat_guard

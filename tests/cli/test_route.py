@@ -94,10 +94,39 @@ async def test_the_dry_run_plans_per_gateway(webcom: FakeWebcom, tmp_path: Path)
     assert webcom.record().sent == []
 
 
+async def test_a_journaled_campaign_runs_once_and_a_second_run_sends_nothing(
+    webcom: FakeWebcom, tmp_path: Path
+) -> None:
+    """With --journal: SMS Club refuses the account, so UA numbers fail over to Webcom; the
+    journal names the gateway of each outcome and counts per gateway over every run; the
+    same command again finds nothing left and sends nothing."""
+    async with FakeSmsClub(tokens=["another"], rate_limit=None) as club:
+        path = csv_file(tmp_path / "l.csv", [*UA, *RU, "12"])
+        journal = tmp_path / "c.journal"
+        send = _send(path, "--json", "--journal", str(journal))
+        first = await ainvoke(*send, env=_env(club.url, webcom))
+        again = await ainvoke(*send, env=_env(club.url, webcom))
+        assert club.record().sent == []
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    for result in (first, again):
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        assert (summary["accepted"], summary["rejected"], summary["left"]) == (280, 1, 0)
+        assert summary["by_gateway"]["webcom"]["accepted"] == 280
+        assert summary["by_gateway"]["smsclub"]["accepted"] == 0
+    assert Counter(m.phone for m in webcom.record().sent) == Counter(dict.fromkeys(UA + RU, 1))
+    exported = tmp_path / "all.csv"
+    assert invoke("journal", str(journal), "--outcomes", str(exported)).returncode == 0
+    with exported.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["index"]) for r in rows] == list(range(281))
+    assert {r["gateway"] for r in rows[:280]} == {"webcom"}
+    assert (rows[280]["status"], rows[280]["gateway"]) == ("rejected", "")
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--journal", "j.db"], "--journal is not supported with route"),
+        (["--journal", "j.db", "--dry-run"], "--journal records a send"),
         (["--route", "UA"], "give REGION=GATEWAY"),
         (["--route", "UA=nope"], "no gateway 'nope'"),
         (["--route", "AZ=smsplus"], "SMSBRIDGE_SMSPLUS_TOKEN"),

@@ -347,11 +347,19 @@ async def test_the_callers_failures_and_a_cancel_in_a_failover_round_lose_nobody
                 if outcome.gateway == "webcom":
                     scope.cancel()
 
-            # SMS Club never skipped: all of it fails there first, then waits for round two
+            # SMS Club never skipped: each recipient fails there first, then goes to Webcom
             patient = Router({"UA": [club, wc]}, trip_after=10_000, clock=clock)
-            await patient.send("C", to=numbers, sender="Shop", on_outcome=cancel_at_first_webcom)
+            read = 0
+
+            def counted() -> Any:
+                nonlocal read
+                for n in numbers:
+                    read += 1
+                    yield n
+
+            await patient.send("C", to=counted(), sender="Shop", on_outcome=cancel_at_first_webcom)
         assert scope.cancelled_caught
-        assert sorted(o.index for o in seen) == list(range(len(numbers)))
+        assert read > 0 and sorted(o.index for o in seen) == list(range(read))
 
 
 async def test_a_stop_ends_the_reading_of_an_endless_input(

@@ -1,0 +1,52 @@
+"""A campaign's identity and its journal, for the commands that keep one (``send`` through
+one gateway, ``send route`` through several)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from pathlib import Path
+
+import msgspec
+
+from .._campaign import Campaign, Journal
+from .._core.gateway import Message
+from .args import UsageError
+
+__all__ = ["campaign_of", "open_journal"]
+
+
+def campaign_of(
+    name: str, args: argparse.Namespace, message: Message, digest: str, total: int
+) -> Campaign:
+    """The campaign the options describe, sent through ``name`` (a gateway, or a routing)."""
+    if message.kind == "template":
+        content = f"template {message.template}"
+    elif message.kind == "personal":
+        fallback = f" (else {args.text!r})" if args.text else ""
+        content = f"texts from the file's text column{fallback}"
+    else:
+        content = f"text {message.text!r}"
+    source = str(args.to_file) if args.to_file else "--to"
+    key = hashlib.sha256(
+        msgspec.json.encode([name, args.sender, args.template, args.text, digest])
+    ).hexdigest()
+    description = (
+        f"{name}, sender {args.sender!r}, {content}, {total:,} recipients from "
+        f"{source} (input {digest[:12]})"
+    )
+    return Campaign(key=key, description=description, total=total)
+
+
+def open_journal(path: Path) -> Journal:
+    """The journal at ``path`` (created if missing), or a usage error saying why not."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot keep a journal at {path}: no folder {folder}")
+    if not path.exists() and not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot keep a journal at {path}: {folder} is not writable")
+    try:
+        return Journal(path)
+    except OSError as e:
+        raise UsageError(f"cannot keep a journal at {path}: {e.strerror or e}") from None

@@ -1,0 +1,68 @@
+"""A routed campaign's journal: intents name their gateway, a recovery settles each gateway
+by its own rules and leaves the rest to a last conservative pass, and the counts per gateway
+add up over every run. A journal written before gateways were kept opens and reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from smsbridge._campaign import Campaign, Journal
+from smsbridge._core.models import Status
+
+CAMPAIGN = Campaign(key="k", description="route UA=smsclub,webcom", total=6)
+
+
+def test_each_gateway_recovers_by_its_own_rules(tmp_path: Path) -> None:
+    now = [1000.0]
+    journal = Journal(tmp_path / "c.journal", clock=lambda: now[0])
+    journal.bind(CAMPAIGN, b"key")
+    journal.start_run()
+    journal.intend([0, 1], ["a", "b"], "webcom")
+    journal.intend([2, 3], ["c", "d"], "smsclub")
+    journal.intend([4], ["e"], "smsplus")
+    journal.record([5], ["f"], [Status.ACCEPTED], ["m5"], "webcom")
+    journal.close()  # the run dies with three requests in flight
+
+    now[0] += 30
+    journal = Journal(tmp_path / "c.journal", clock=lambda: now[0])
+    journal.bind(CAMPAIGN, b"other")
+    # Webcom repeats safely by its ids; SMS Club within its guard; SMSPlus is not in this run
+    assert journal.recover(retry_safe=True, gateway="webcom") == (2, 2)
+    assert journal.recover(retry_safe=False, guard=120.0, gateway="smsclub") == (2, 2)
+    assert journal.recover(retry_safe=False) == (1, 0)
+    assert journal.maybe_sent() == {0: ("webcom", None), 1: ("webcom", None)} | {
+        2: ("smsclub", 30.0),
+        3: ("smsclub", 30.0),
+    }
+    outcomes = {o.index: (o.status, o.gateway) for o in journal.outcomes()}
+    assert outcomes == {4: (Status.UNCERTAIN, None), 5: (Status.ACCEPTED, "webcom")}
+
+    journal.start_run()
+    journal.record([0, 1], ["a", "b"], [Status.ACCEPTED] * 2, ["m0", "m1"], "webcom")
+    journal.record([2, 3], ["c", "d"], [Status.ACCEPTED] * 2, [None, None], "smsclub")
+    journal.finish_run(7, False, {"webcom": 3, "smsclub": 4})
+    by_gateway = journal.by_gateway()
+    assert (by_gateway["webcom"].accepted, by_gateway["webcom"].requests) == (3, 3)
+    assert (by_gateway["smsclub"].accepted, by_gateway["smsclub"].requests) == (2, 4)
+    assert journal.summary().left == 0 and journal.maybe_sent() == {}
+    journal.close()
+
+
+def test_a_journal_from_before_gateways_were_kept_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.journal"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE intents (id INTEGER PRIMARY KEY AUTOINCREMENT, indices BLOB NOT NULL,"
+            " open INTEGER NOT NULL DEFAULT 1);"
+            "CREATE TABLE maybe_sent (idx INTEGER PRIMARY KEY);"
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL,"
+            " finished REAL, requests INTEGER NOT NULL DEFAULT 0,"
+            " stopped INTEGER NOT NULL DEFAULT 0);"
+            "INSERT INTO intents (indices) VALUES ('[[0],[\"a\"]]');"
+        )
+    journal = Journal(path)
+    assert journal.recover(retry_safe=True) == (1, 1)
+    assert journal.maybe_sent() == {0: (None, None)}
+    assert journal.by_gateway() == {}
+    journal.close()
