@@ -18,6 +18,7 @@ from .._core.errors import ConfigurationError
 from .._core.gateway import Message
 from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Counts, Outcome
+from .._core.segments import sms_segments
 from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
 from .args import UsageError
@@ -143,7 +144,7 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
         entries = (entry for _, entry in recipients.rows())
         if args.dry_run:
             report = await router.plan(message, to=entries)
-            return _planned(args, report, total)
+            return _planned(args, report, total, message)
         chatty = not (args.json or args.quiet)
         left_before = journal.summary().left if journal is not None else None
         progress = Progress.create(
@@ -238,8 +239,10 @@ def _summary(
     line(f"Routes: {shown}")
 
 
-def _planned(args: argparse.Namespace, report: RoutedReport, total: int) -> int:
+def _planned(args: argparse.Namespace, report: RoutedReport, total: int, message: Message) -> int:
     rate = args.rate or 9
+    # one text: its SMS segments per message; a template's or the file's texts vary
+    each = sms_segments(message.text).segments if message.kind == "text" and message.text else None
     plan: dict[str, Any] = {
         "recipients": total,
         "rejected": report.rejected,
@@ -252,6 +255,7 @@ def _planned(args: argparse.Namespace, report: RoutedReport, total: int) -> int:
                 "rejected": per.rejected,
                 "duplicates": per.suppressed,
                 "requests": per.requests,
+                "sms_segments": None if each is None else each * per.accepted,
                 "eta_seconds": round(per.requests / (rate / (1 + DEFAULT_MARGIN)), 1),
             }
             for name, per in sorted(report.by_gateway.items())
@@ -267,7 +271,8 @@ def _planned(args: argparse.Namespace, report: RoutedReport, total: int) -> int:
         line(
             f"  {name:<17} {per['to_send']:>10,} to send in {per['requests']:,} requests "
             f"(+{per['rejected']:,} rejected, {per['duplicates']:,} duplicates), "
-            f"{duration(per['eta_seconds'])} at {rate}/s"
+            + (f"{per['sms_segments']:,} SMS segments, " if each is not None else "")
+            + f"{duration(per['eta_seconds'])} at {rate}/s"
         )
     return 0
 

@@ -91,7 +91,12 @@ async def test_the_dry_run_plans_per_gateway(webcom: FakeWebcom, tmp_path: Path)
     assert plan["by_gateway"]["smsclub"]["to_send"] == 250
     assert plan["by_gateway"]["smsclub"]["requests"] == 3
     assert plan["by_gateway"]["webcom"]["to_send"] == 30
+    assert plan["by_gateway"]["webcom"]["sms_segments"] == 30  # "Sale": one segment each
     assert webcom.record().sent == []
+    long_text = _send(path, "--dry-run", "--json")
+    long_text[long_text.index("Sale")] = "Ціна " * 20  # 100 UCS-2 characters: two segments
+    plan = json.loads((await ainvoke(*long_text, env=_env("http://127.0.0.1:9", webcom))).stdout)
+    assert plan["by_gateway"]["smsclub"]["sms_segments"] == 500
 
 
 async def test_a_journaled_campaign_runs_once_and_a_second_run_sends_nothing(
