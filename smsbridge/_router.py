@@ -28,7 +28,7 @@ import anyio
 import msgspec
 import phonenumbers
 
-from ._core.client import Client, SendOptions
+from ._core.client import Client, SendOptions, checked_options
 from ._core.clock import Clock, SystemClock
 from ._core.engine import BatchObserver
 from ._core.errors import ConfigurationError, InvalidInputError
@@ -212,6 +212,7 @@ class Router:
         unknown = set(options) - {"on_outcome", "keep", "stop"}
         if unknown:
             raise InvalidInputError(f"a routed send does not take {', '.join(sorted(unknown))}")
+        checked_options(options)
         keep = checked_keep(options.get("keep", "all"))
         run = _RoutedSend(self, message, options.get("on_outcome"), keep, options.get("stop"))
         try:

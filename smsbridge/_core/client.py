@@ -21,7 +21,7 @@ import anyio
 
 from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine
-from .errors import ConfigurationError, SmsBridgeError
+from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle
 from .gateway import Gateway, GatewaySpec, Job, Message
@@ -48,6 +48,7 @@ __all__ = [
     "SendOptions",
     "SharedState",
     "StateFactory",
+    "checked_options",
     "holder_for",
 ]
 
@@ -229,6 +230,31 @@ class SendOptions(TypedDict, total=False):
     idempotency_key: str | bytes | None
     maybe_sent: Mapping[int, float | None]
     earlier: Iterable[tuple[Any, bool]]
+
+
+_SEND_OPTIONS = frozenset(SendOptions.__annotations__)
+
+
+def checked_options(options: Mapping[str, object]) -> None:
+    """:class:`InvalidInputError` for a send option that is unknown (a misspelt one would
+    otherwise be ignored) or of the wrong kind."""
+    unknown = sorted(set(options) - _SEND_OPTIONS)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown send option {', '.join(unknown)}; the options are "
+            f"{', '.join(sorted(_SEND_OPTIONS))}"
+        )
+    stop = options.get("stop")
+    if stop is not None and not (
+        callable(getattr(stop, "is_set", None)) and callable(getattr(stop, "wait", None))
+    ):
+        raise InvalidInputError(f"stop= takes an anyio.Event, got {type(stop).__name__}")
+    callback = options.get("on_outcome")
+    if callback is not None and not callable(callback):
+        raise InvalidInputError(f"on_outcome= takes a function, got {type(callback).__name__}")
+    key = options.get("idempotency_key")
+    if key is not None and not isinstance(key, str | bytes):
+        raise InvalidInputError(f"idempotency_key= takes str or bytes, got {type(key).__name__}")
 
 
 def env_or(value: str | None, name: str) -> str | None:
@@ -495,6 +521,7 @@ class Client(Generic[J]):
         plan: bool = False,
         window: DuplicateWindow | None = None,
     ) -> SendEngine[J]:
+        checked_options(options)
         keep = checked_keep(options.get("keep", "all"))
         return SendEngine(
             gateway=self._gateway,

@@ -4,6 +4,7 @@ shared-state factory, send_message and the dry run."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from smsbridge import (
     InvalidInputError,
     Message,
     MockTransport,
+    Router,
     SlidingWindowLimiter,
     SmsClub,
     SmsPlus,
@@ -207,3 +209,38 @@ async def test_a_text_no_request_can_carry_and_a_giant_int_settle_everyone(
     assert "too long" in (
         next(o for o in giant.outcomes if o.status is Status.REJECTED).reason or ""
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "message", "routed"),
+    [
+        ({"on_outcom": print}, "unknown send option on_outcom", "does not take on_outcom"),
+        ({"stop": True}, "stop= takes an anyio.Event, got bool", None),
+        ({"on_outcome": "print"}, "on_outcome= takes a function, got str", None),
+        ({"idempotency_key": 7}, "idempotency_key= takes str or bytes, got int", "does not take"),
+    ],
+)
+async def test_a_wrong_send_option_is_a_typed_error_before_anything_is_read(
+    options: dict[str, Any], message: str, routed: str | None
+) -> None:
+    """A misspelt option is not ignored, a wrong kind is not a traceback mid-send: the send
+    raises InvalidInputError at once, having read nothing and sent nothing."""
+    read: list[str] = []
+
+    def numbers() -> Iterator[str]:
+        read.append("x")
+        yield "380501234567"
+
+    requests: list[HttpRequest] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        requests.append(request)
+        return HttpResponse(500)
+
+    async with SmsClub(TOKEN, transport=MockTransport(handler)) as sms:
+        with pytest.raises(InvalidInputError, match=message):
+            await sms.send("Hi", to=numbers(), sender="Shop", **options)
+        router = Router({"UA": [sms]})
+        with pytest.raises(InvalidInputError, match=routed or message):
+            await router.send("Hi", to=numbers(), sender="Shop", **options)
+    assert read == [] and requests == []
