@@ -205,10 +205,10 @@ class Journal:
                     )
                 else:
                     self._db.executemany(
-                        "INSERT INTO outcomes (idx, phone, status, reason, at) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(idx) DO UPDATE SET "
-                        "status = excluded.status, reason = excluded.reason, at = excluded.at "
-                        "WHERE outcomes.status = 'failed'",
+                        "INSERT INTO outcomes (idx, phone, status, reason, at, gateway) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(idx) DO UPDATE SET "
+                        "status = excluded.status, reason = excluded.reason, at = excluded.at, "
+                        "gateway = excluded.gateway WHERE outcomes.status = 'failed'",
                         [
                             (
                                 i,
@@ -216,6 +216,7 @@ class Journal:
                                 Status.UNCERTAIN.value,
                                 "in flight when an earlier run stopped: may have been sent",
                                 now,
+                                on,
                             )
                             for i, phone in zip(indices, phones, strict=True)
                         ],

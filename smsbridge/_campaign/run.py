@@ -7,7 +7,7 @@ reliability simulator runs the very same code on virtual time with the writes in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -162,7 +162,9 @@ class _Run:
             if isinstance(limiter, SlidingWindowLimiter):
                 quiet = await offload(journal.quiet_for, limiter.period + limiter.margin)
                 await limiter.defer(quiet)
-        spans = [w.ttl + w.slack for w in (c.window for c in self.clients) if w and w.ttl]
+        spans = [
+            w.ttl + w.slack for w in (c.window for c in self.clients) if w is not None and w.ttl
+        ]
         if spans:
             # what a dead run sent is held again (its window died with it, or its commit did),
             # and what it left reserved but did not send is freed
@@ -174,15 +176,26 @@ class _Run:
         for client in self.clients:
             client.ranges = JournalRanges(client.ranges, journal, offload)
 
-    def times(self, client: Client[Any], gateway: str | None = None) -> dict[int, float | None]:
-        """The recipients in flight when an earlier run died (on ``gateway`` only, if
-        given), with when their request was written on ``client``'s clock."""
+    def times(self, client: Client[Any]) -> dict[int, float | None]:
+        """The recipients in flight when an earlier run died, with when their request was
+        written on ``client``'s clock."""
         now = client.clock.now()
         return {
-            index: None if age is None else now - age
-            for index, (on, age) in self.maybe_sent.items()
-            if gateway is None or on == gateway
+            index: None if age is None else now - age for index, (_, age) in self.maybe_sent.items()
         }
+
+    def by_gateway(
+        self, clients: Mapping[str, Client[Any]], default: Client[Any]
+    ) -> dict[str, dict[int, float | None]]:
+        """:meth:`times` by the gateway each recipient was in flight on, on that gateway's
+        clock; those of a gateway this run does not use are pinned there too (so they end
+        ``uncertain``, never sent through another)."""
+        pinned: dict[str, dict[int, float | None]] = {}
+        for index, (on, age) in self.maybe_sent.items():
+            name = on or "an unnamed gateway"
+            client = clients.get(name, default)
+            pinned.setdefault(name, {})[index] = None if age is None else client.clock.now() - age
+        return pinned
 
     def earlier(self) -> Iterator[tuple[tuple[int, Any], bool]] | None:
         """``(row, sent)`` of what earlier runs settled within the duplicate window."""
@@ -287,11 +300,7 @@ async def run_routed_campaign(
                 client.spec.name: CampaignObserver(journal, _nothing, offload, client.spec.name)
                 for client in clients
             },
-            maybe_sent={
-                client.spec.name: run.times(client, client.spec.name)
-                for client in clients
-                if any(on == client.spec.name for on, _ in run.maybe_sent.values())
-            },
+            maybe_sent=run.by_gateway(router.clients, clients[0]),
             earlier=list(earlier) if earlier is not None else (),
             settle=settle,
         )

@@ -49,6 +49,8 @@ def _routes(given: list[str]) -> dict[str, tuple[str, ...]]:
         for name in gateways:
             if name not in GATEWAYS:
                 raise UsageError(f"--route {text!r}: no gateway {name!r}")
+        if len(set(gateways)) < len(gateways):
+            raise UsageError(f"--route {text!r}: a gateway named twice")
         key = region.strip().upper()
         if key in routes:
             raise UsageError(f"--route {text!r}: {key} has a route already")
@@ -60,8 +62,8 @@ def _clients(
     routes: dict[str, tuple[str, ...]], explicit: bool, make: Any
 ) -> tuple[dict[str, Client[Any]], dict[str, str]]:
     """One client per gateway named, and the gateways left out with why: without
-    ``--route``, a gateway with no credentials in the environment leaves the routes (said on
-    stderr); with ``--route`` it is an error."""
+    ``--route``, a gateway with no credentials in the environment leaves the routes (the
+    caller says so on stderr); with ``--route`` it is an error."""
     clients: dict[str, Client[Any]] = {}
     left_out: dict[str, str] = {}
     for names in routes.values():
@@ -74,7 +76,6 @@ def _clients(
                 if explicit:
                     raise
                 left_out[name] = str(e)
-                sys.stderr.write(f"route: {name} left out ({e})\n")
     return clients, left_out
 
 
@@ -123,6 +124,8 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
         journal = open_journal(args.journal)
         send_key = journal.bind(campaign, send_key)
         _recover(journal, clients, quiet=args.json or args.quiet)
+    for name, why in left_out.items():  # said once no usage error can come
+        sys.stderr.write(f"route: {name} left out ({why})\n")
     stop = anyio.Event()
     outcomes = None
     if args.outcomes is not None:

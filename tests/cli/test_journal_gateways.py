@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from smsbridge._campaign import Campaign, Journal
+import anyio
+
+from smsbridge import Message, Router, SmsClub
+from smsbridge._campaign import Campaign, Journal, run_routed_campaign
 from smsbridge._core.models import Status
+from smsbridge.testing import FakeSmsClub
+
+from ..helpers import TOKEN
 
 CAMPAIGN = Campaign(key="k", description="route UA=smsclub,webcom", total=6)
 
@@ -36,7 +43,7 @@ def test_each_gateway_recovers_by_its_own_rules(tmp_path: Path) -> None:
         3: ("smsclub", 30.0),
     }
     outcomes = {o.index: (o.status, o.gateway) for o in journal.outcomes()}
-    assert outcomes == {4: (Status.UNCERTAIN, None), 5: (Status.ACCEPTED, "webcom")}
+    assert outcomes == {4: (Status.UNCERTAIN, "smsplus"), 5: (Status.ACCEPTED, "webcom")}
 
     journal.start_run()
     journal.record([0, 1], ["a", "b"], [Status.ACCEPTED] * 2, ["m0", "m1"], "webcom")
@@ -65,4 +72,46 @@ def test_a_journal_from_before_gateways_were_kept_opens(tmp_path: Path) -> None:
     assert journal.recover(retry_safe=True) == (1, 1)
     assert journal.maybe_sent() == {0: (None, None)}
     assert journal.by_gateway() == {}
+    journal.close()
+
+
+async def test_in_flight_on_a_gateway_this_run_lacks_is_uncertain_not_sent_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """An earlier run had 100 UA recipients in flight on Webcom and died; this run has only
+    SMS Club for UA. Those 100 end uncertain (they may have arrived through Webcom), SMS
+    Club never sees them, and the other 100 go through SMS Club."""
+    numbers = [f"38050{i:07d}" for i in range(200)]
+    journal = Journal(tmp_path / "c.journal")
+    journal.bind(CAMPAIGN, b"key")
+    journal.start_run()
+    journal.intend(list(range(100)), numbers[:100], "webcom")
+    journal.close()
+    journal = Journal(tmp_path / "c.journal")
+    journal.bind(CAMPAIGN, b"key")
+    assert journal.recover(retry_safe=True, gateway="webcom") == (100, 100)
+
+    async def inline(function: Any, *args: Any) -> Any:
+        return function(*args)
+
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
+        SmsClub(TOKEN, base_url=fake.url) as club,
+    ):
+        router = Router({"UA": [club]})
+        report = await run_routed_campaign(
+            router,
+            Message(sender="Shop", text="Sale"),
+            lambda: iter(enumerate(numbers)),
+            journal=journal,
+            send_key=b"key",
+            stop=anyio.Event(),
+            offload=inline,
+        )
+        sent = {m.phone for m in fake.record().sent}
+    assert (report.uncertain, report.accepted) == (100, 100)
+    assert sent == set(numbers[100:])
+    outcomes = {o.index: o for o in journal.outcomes()}
+    assert {outcomes[i].status for i in range(100)} == {Status.UNCERTAIN}
+    assert all("webcom" in (outcomes[i].reason or "") for i in range(100))
     journal.close()

@@ -134,6 +134,7 @@ async def test_a_journaled_campaign_runs_once_and_a_second_run_sends_nothing(
         (["--journal", "j.db", "--dry-run"], "--journal records a send"),
         (["--route", "UA"], "give REGION=GATEWAY"),
         (["--route", "UA=nope"], "no gateway 'nope'"),
+        (["--route", "UA=smsclub,smsclub"], "a gateway named twice"),
         (["--route", "AZ=smsplus"], "SMSBRIDGE_SMSPLUS_TOKEN"),
     ],
 )
