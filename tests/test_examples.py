@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from .helpers import clean_env
@@ -14,8 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_example(name: str) -> list[str]:
     """``python examples/NAME.py`` with no SMSBRIDGE_ setting: its stdout lines, once it
-    exited 0 within 5 s and wrote nothing to stderr."""
-    started = time.monotonic()
+    exited 0 and wrote nothing to stderr."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / name)],
         capture_output=True,
@@ -24,10 +22,8 @@ def run_example(name: str) -> list[str]:
         timeout=60,
         check=False,
     )
-    took = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert took < 5, f"{name} took {took:.1f} s"
     return result.stdout.splitlines()
 
 
