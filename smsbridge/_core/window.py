@@ -31,6 +31,10 @@ from .gateway import Batch
 
 __all__ = ["Claim", "DuplicateWindow", "MemoryWindow", "key_fields"]
 
+_Term = tuple[float, tuple[Hashable, ...], str, tuple[int, ...]]
+"""A reservation, shared by the keys of one reserve call: (expiry, keys, holder, indices)."""
+_GONE: _Term = (-math.inf, (), "", ())
+
 
 class Claim(enum.IntEnum):
     """What a reservation found for one key."""
@@ -90,8 +94,12 @@ class MemoryWindow:
     """An in-process duplicate window; the default.
 
     Memory is bounded by the keys reserved within one TTL (at 9 requests of 100 numbers per
-    second and a 120 s TTL, at most 108,000 keys), not by the size of a send. In one process
-    a reservation cannot outlive its holder's knowledge of it, so holders are not stored.
+    second and a 120 s TTL, at most 108,000 keys), not by the size of a send. Each reservation
+    names its holder and recipient, so a release drops only the releasing recipient's own,
+    never another send's (or another recipient's of the same send) that holds the same key.
+    In one process a live reservation is always a live send's, so a key reserved under the
+    same holder and recipient is still :attr:`Claim.PENDING` (two sends with one idempotency
+    key at once), not taken over as it is in Redis, where its holder may have died.
 
     Args:
         ttl: seconds a sent (text, number) pair stays blocked; the gateways use 120.
@@ -107,11 +115,14 @@ class MemoryWindow:
         self.ttl = ttl
         self.slack = slack
         self._clock: Clock = clock or SystemClock()
-        self._reserved: dict[Hashable, float] = {}
+        # a reserved key maps to its reserve call's term, (expiry, keys, holder, indices):
+        # one tuple per call, shared by its keys, of atomic values only (left alone by the
+        # cyclic collector)
+        self._reserved: dict[Hashable, _Term] = {}
         self._sent: dict[Hashable, float] = {}
-        # (expiry, keys) per reserve or commit call, in time order: eviction works a call at a
-        # time, and each key is checked against its current term before it goes
-        self._terms: deque[tuple[float, Sequence[Hashable]]] = deque()
+        # (expiry, keys, ...) per reserve or commit call, in time order: eviction works a call
+        # at a time, and each key is checked against its current term before it goes
+        self._terms: deque[_Term | tuple[float, tuple[Hashable, ...]]] = deque()
 
     def __len__(self) -> int:
         return len(self._reserved) + len(self._sent)
@@ -119,10 +130,9 @@ class MemoryWindow:
     def _evict(self, now: float) -> None:
         terms, reserved, sent = self._terms, self._reserved, self._sent
         while terms and terms[0][0] <= now:
-            _, keys = terms.popleft()
-            for key in keys:
-                until = reserved.get(key)
-                if until is not None and until <= now:
+            for key in terms.popleft()[1]:
+                term = reserved.get(key)
+                if term is not None and term[0] <= now:
                     del reserved[key]
                 until = sent.get(key)
                 if until is not None and until <= now:
@@ -139,52 +149,55 @@ class MemoryWindow:
         return [hash((s, t, p)) ^ hash(phone) for s, t, p, phone in key_fields(sender, text, batch)]
 
     async def reserve(
-        self, keys: Sequence[Hashable], holder: str = "", indices: Sequence[int] = ()
+        self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
     ) -> list[Claim]:
-        """Claim each key not held by a live reservation or commit."""
+        """Claim each key not held by a live reservation or commit, for the recipient of
+        ``indices`` at its place."""
+        if len(indices) != len(keys):
+            raise ValueError("one index per key")
         now = self._clock.now()
         self._evict(now)
-        reserved, sent, expiry = self._reserved, self._sent, now + self.ttl + self.slack
-        # the common case, every key new: claimed in one sweep; `expiry` is a fresh object,
-        # so a value that *is* it was written by this call
+        reserved, sent = self._reserved, self._sent
+        expiry = now + self.ttl + self.slack
+        # the common case, every key new: claimed in one sweep; `term` is a fresh object, so
+        # a value that *is* it was written by this call
+        term = (expiry, tuple(keys), holder, tuple(indices))
         before, setdefault, clean = len(reserved), reserved.setdefault, not sent
         if clean:
             for key in keys:
-                if setdefault(key, expiry) is not expiry:
+                if setdefault(key, term) is not term:
                     clean = False
                     break
         else:
             clean = True
             for key in keys:
-                if key in sent or setdefault(key, expiry) is not expiry:
+                if key in sent or setdefault(key, term) is not term:
                     clean = False
                     break
         if clean and len(reserved) - before == len(keys):
-            # a tuple of ints leaves the cyclic collector's care: a full window costs its
-            # collections nothing
-            self._terms.append((expiry, tuple(keys)))
+            self._terms.append(term)
             return [Claim.OURS] * len(keys)
         for key in keys:  # a key is held, or repeats within the call: undo, go one by one
-            if reserved.get(key) is expiry:
+            if reserved.get(key) is term:
                 del reserved[key]
         claims: list[Claim] = []
-        claimed: list[Hashable] = []
-        for key in keys:
+        claimed: dict[Hashable, int] = {}
+        for key, index in zip(keys, indices, strict=True):
             if sent.get(key, -math.inf) > now:
                 claims.append(Claim.SENT)
-            elif reserved.get(key, -math.inf) > now:
+            elif key in claimed or reserved.get(key, _GONE)[0] > now:
                 claims.append(Claim.PENDING)
             else:
-                reserved[key] = expiry
-                claimed.append(key)
+                claimed[key] = index
                 claims.append(Claim.OURS)
-        self._terms.append((expiry, tuple(claimed)))
+        term = (expiry, tuple(claimed), holder, tuple(claimed.values()))
+        for key in claimed:
+            reserved[key] = term
+        self._terms.append(term)
         return claims
 
-    async def commit(
-        self, keys: Sequence[Hashable], holder: str = "", indices: Sequence[int] = ()
-    ) -> None:
-        """Hold each key a full TTL from now."""
+    async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
+        """Hold each key a full TTL from now, whoever held it."""
         expiry = self._clock.now() + self.ttl
         reserved, sent = self._reserved, self._sent
         for key in keys:
@@ -192,13 +205,31 @@ class MemoryWindow:
             sent[key] = expiry
         self._terms.append((expiry, tuple(keys)))
 
-    async def release(
-        self, keys: Sequence[Hashable], holder: str = "", indices: Sequence[int] = ()
-    ) -> None:
-        """Forget these reservations."""
+    async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
+        """Drop the reservations of these keys that are this holder's for the recipient of
+        ``indices`` at the same place; a commit, or another's reservation, stays."""
         reserved = self._reserved
-        for key in keys:
-            reserved.pop(key, None)
+        first = reserved.get(keys[0]) if keys else None
+        if (
+            first is not None
+            and first[2] == holder
+            and first[1] == tuple(keys)
+            and first[3] == tuple(indices)
+        ):  # the common case: what one reserve call claimed, released together
+            for key in keys:
+                if reserved.get(key) is first:
+                    del reserved[key]
+            return
+        owners: dict[int, tuple[_Term, dict[Hashable, int]]] = {}  # by the term's id
+        for key, index in zip(keys, indices, strict=True):
+            term = reserved.get(key)
+            if term is None or term[2] != holder:
+                continue
+            found = owners.get(id(term))
+            if found is None:
+                found = owners[id(term)] = (term, dict(zip(term[1], term[3], strict=True)))
+            if found[1].get(key) == index:
+                del reserved[key]
 
     def __repr__(self) -> str:
         return f"MemoryWindow(ttl={self.ttl}, keys={len(self)})"
