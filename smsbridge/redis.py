@@ -504,9 +504,12 @@ class RedisRanges:
 
 
 def msgspec_fields(fields: tuple[str, str, tuple[str, ...], str]) -> bytes:
-    """The key fields as unambiguous bytes (NUL between fields, US between parameters)."""
+    """The key fields as unambiguous bytes (NUL between fields, US between parameters); a
+    text no gateway can carry (a lone surrogate) still has a key, so its recipients get their
+    outcome (``failed``: the request cannot be built) instead of breaking the send."""
     sender, text, params, phone = fields
-    return f"{sender}\x00{text}\x00{chr(31).join(params)}\x00{phone}".encode()
+    joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00{phone}"
+    return joined.encode("utf-8", "surrogatepass")
 
 
 class RedisState:

@@ -23,6 +23,11 @@ wide error: bad credentials, no balance, the shared state store gone). Either wa
 is written, what is in flight finishes, and everything read gets an outcome. When the send's
 task is cancelled, each recipient still gets one before the cancellation goes on: ``uncertain``
 where a request may be on the wire, ``failed`` (its reservation released) elsewhere.
+
+A recipient ``failed`` before this run reserved its key (the send had stopped, or was
+cancelled, before its batch's turn) frees whatever reservation its own holder left: an
+earlier run of the same send (the same idempotency key) that died after reserving it, and
+would otherwise hold up the next send of its message until the reservation expired.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .clock import Clock
-from .errors import DuplicateMessageError, RejectedError, SmsBridgeError
+from .errors import DuplicateMessageError, RejectedError, SmsBridgeError, StateBackendError
 from .events import Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
@@ -187,6 +192,7 @@ class SendEngine(Generic[J]):
         self._caller_stopped = False
         self._account_error: SmsBridgeError | None = None
         self._halt = Halt()  # set with either: waits of requests not yet written end at once
+        self._window_failed = False  # a window update failed: the optional ones are skipped
         self._flights: dict[_Flight, None] = {}  # in the order they began
         self._held: list[Batch] = []
         self._requests = 0
@@ -297,6 +303,8 @@ class SendEngine(Generic[J]):
         if self._account_error is None:
             log.error("%s: stopping the send: %s", self._gateway.name, mask_numbers(str(error)))
             self._account_error = error
+            if isinstance(error, StateBackendError):
+                self._window_failed = True
             self._halt.set(self._stopping() or "")
 
     # ----------------------------------------------------------------- intake
@@ -656,7 +664,7 @@ class SendEngine(Generic[J]):
         """Record outcomes: window, observer, counts, kept outcomes, the caller's callback.
         Shielded: once begun, a cancellation waits for it to finish."""
         with anyio.CancelScope(shield=True):
-            if flight is not None and self._maybe_sent:
+            if self._maybe_sent:
                 statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
             if flight is not None:
                 self._flights.pop(flight, None)
@@ -668,6 +676,8 @@ class SendEngine(Generic[J]):
                     self._caller_failed(e)
             if flight is not None and flight.keys is not None:
                 await self._settle_window(flight.keys, batch.indices, statuses)
+            elif self._window is not None and Status.FAILED in statuses:
+                await self._release_unreserved(batch, statuses)
             counts, n = self._counts, len(statuses)
             first = statuses[0] if n else None
             if first is not None and statuses.count(first) == n:
@@ -723,6 +733,25 @@ class SendEngine(Generic[J]):
                 await window.release(release[0], self._holder, release[1])
         except SmsBridgeError as e:
             # reservations stay held until they expire: safe, if less available
+            self._window_failed = True
+            log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
+
+    async def _release_unreserved(self, batch: Batch, statuses: Sequence[Status]) -> None:
+        """Free the keys of the ``failed`` recipients of ``batch``, which this run never
+        reserved, where their own reservation (this holder's, for their index) holds them: an
+        earlier run of the send may have left it. Anyone else's stays. Skipped once the window
+        has failed: the reservations then expire by themselves."""
+        window = self._window
+        assert window is not None
+        if self._window_failed:
+            return
+        if statuses.count(Status.FAILED) != len(statuses):
+            batch = batch.pick([i for i, s in enumerate(statuses) if s is Status.FAILED])
+        try:
+            keys = window.keys(self._job.sender, self._job.text, batch)
+            await window.release(keys, self._holder, batch.indices)
+        except SmsBridgeError as e:
+            self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
 
     async def _settle_cancelled(self, leftovers: MemoryObjectReceiveStream[Batch]) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import anyio
 import pytest
 
 from smsbridge import (
     AuthenticationError,
+    Claim,
     ConfigurationError,
     ConnectError,
     HttpRequest,
@@ -26,6 +28,8 @@ from smsbridge import (
     Status,
     TransportTimeoutError,
 )
+from smsbridge._core.client import holder_for
+from smsbridge._core.gateway import Batch
 from smsbridge.testing import FakeClock
 from smsbridge.testing._sim.loop import LoopClock, VirtualLoop, World
 
@@ -399,6 +403,82 @@ async def test_duplicate_window_releases_failures_and_keeps_uncertain(clock: Fak
         clock.advance(126)  # TTL 120 + the reservation's 5 s slack
         third = await sms.send("hi", to=["380501234567"], sender="Shop")
     assert (first.uncertain, second.suppressed, third.accepted) == (1, 1, 1)
+
+
+REFUSED = HttpResponse(401, b'{"status": 401, "message": "no"}')
+
+
+@pytest.mark.parametrize("ending", ["account-wide error", "stop", "cancel"])
+async def test_failed_before_its_turn_frees_its_own_holders_reservation(
+    clock: FakeClock, ending: str
+) -> None:
+    """A dead run of the send (its idempotency key) reserved #3 and died; this run ends before
+    #3's batch goes (the account refused, the caller stopped or cancelled): #3 is failed and
+    its reservation is gone, so the next send of its message goes at once. #2's key, held by
+    another send, stays held."""
+    numbers = list(ua_numbers(6))
+    holder = holder_for(b"campaign")
+    stop = anyio.Event()
+    scope = anyio.CancelScope()
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        if ending == "account-wide error":
+            return REFUSED
+        if ending == "stop":
+            stop.set()
+        else:
+            scope.cancel()
+        return accept_all(request)
+
+    seen: list[Outcome] = []
+    async with client(handler, clock, batch_size=2, concurrency=1) as sms:
+        window = sms.window
+        assert window is not None
+        keys = window.keys("Shop", "hi", Batch([2, 3], numbers[2:4]))
+        assert await window.reserve(keys[:1], "another send", [2]) == [Claim.OURS]
+        assert await window.reserve(keys[1:], holder, [3]) == [Claim.OURS]  # the dead run's
+        with scope:
+            await sms.send(
+                "hi",
+                to=numbers,
+                sender="Shop",
+                stop=stop,
+                on_outcome=seen.append,
+                idempotency_key=b"campaign",
+            )
+        assert {o.index: o.status for o in seen}[3] is Status.FAILED
+        assert await window.reserve(keys, "the next send", [0, 1]) == [Claim.PENDING, Claim.OURS]
+
+
+async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
+    clock: FakeClock,
+) -> None:
+    """A resumed run stopped by the account before it read #900, which the dead run may have
+    sent, and #901, which it had only reserved: #900 is uncertain and its key stays held;
+    #901 is failed and its key is free."""
+    handler, _ = scripted(*[REFUSED] * 3)
+    async with client(handler, clock, concurrency=1) as sms:
+        window = sms.window
+        assert window is not None
+        numbers = list(ua_numbers(1000))
+        keys = window.keys("Shop", "hi", Batch([900, 901], numbers[900:902]))
+        holder = holder_for(b"campaign")
+        assert await window.reserve(keys, holder, [900, 901]) == [Claim.OURS] * 2
+        rows: list[Any] = list(enumerate(numbers))  # a campaign's (index, entry) rows
+        report = await sms.send(
+            "hi",
+            to=rows,
+            sender="Shop",
+            indexed=True,
+            maybe_sent={900: None},
+            idempotency_key=b"campaign",
+        )
+        outcomes = {o.index: o for o in report.outcomes}
+        assert (report.uncertain, report.failed) == (1, 999)
+        assert outcomes[900].status is Status.UNCERTAIN
+        assert "an earlier run may have sent it" in (outcomes[900].reason or "")
+        assert outcomes[901].status is Status.FAILED
+        assert await window.reserve(keys, "the next send", [0, 1]) == [Claim.PENDING, Claim.OURS]
 
 
 async def test_a_slow_answer_holds_the_window_a_full_ttl_from_the_answer(

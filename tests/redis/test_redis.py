@@ -17,7 +17,16 @@ import pytest
 import redis.asyncio as aioredis
 from anyio.streams.text import TextReceiveStream
 
-from smsbridge import Claim, SmsClub, StateBackendError, Status
+from smsbridge import (
+    Claim,
+    HttpRequest,
+    HttpResponse,
+    MockTransport,
+    SmsClub,
+    StateBackendError,
+    Status,
+)
+from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
 from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
@@ -182,6 +191,56 @@ async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> Non
         assert 0 < await client.pttl(str(keys[0])) <= 5000
     finally:
         await client.aclose()
+
+
+async def test_a_resumed_send_stopped_by_the_account_frees_what_its_dead_run_reserved(
+    redis_url: str,
+) -> None:
+    """A dead run of the send reserved #3 and #4, and committed #5 (its message may have
+    gone); another send holds #2. This run is refused by the gateway at once: #2 to #5 are
+    failed without a request, and only #3 and #4 are freed: the other send's reservation and
+    the commit stay in Redis."""
+    refused = HttpResponse(401, b'{"status": 401, "message": "no"}')
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        return refused
+
+    numbers = [f"38050{i:07d}" for i in range(6)]
+    holder = holder_for(b"campaign")
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        async with SmsClub(
+            token(),
+            transport=MockTransport(handler),
+            redis_url=redis_url,
+            batch_size=2,
+            concurrency=1,
+        ) as sms:
+            window = sms.window
+            assert isinstance(window, RedisWindow)
+            keys = window.keys("Shop", "Sale", Batch([2, 3, 4, 5], numbers[2:]))
+            assert await window.reserve(keys[:1], "another send", [2]) == [OURS]
+            assert await window.reserve(keys[1:], holder, [3, 4, 5]) == [OURS] * 3
+            await window.commit(keys[3:], holder, [5])
+            report = await sms.send("Sale", to=numbers, sender="Shop", idempotency_key=b"campaign")
+        assert report.failed == 6 and report.requests == 1
+        stored = [await redis.get(str(k)) for k in keys]
+    finally:
+        await redis.aclose()
+    assert stored == [b"ranother send:2", None, None, f"c{holder}:5".encode()]
+
+
+async def test_a_text_no_gateway_can_carry_fails_its_recipients(redis_url: str) -> None:
+    """A lone surrogate in a personal text: its window key is still made (the request then
+    cannot be built, and its recipients are failed) instead of the send breaking."""
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        raise AssertionError("no request can be built")
+
+    async with SmsClub(token(), transport=MockTransport(handler), redis_url=redis_url) as sms:
+        report = await sms.send_personal([("380501234567", "a\ud800b")], sender="Shop")
+    assert report.failed == 1 and report.requests == 0
+    assert "could not be built" in (report.outcomes[0].reason or "")
 
 
 @pytest.mark.realtime
