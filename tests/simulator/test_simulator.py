@@ -1,5 +1,6 @@
-"""The reliability simulator in the test suite: 2,000 seeds on every run, every fault class
-seen often enough to matter, one seed one run, and every scenario that ever found a bug."""
+"""The reliability simulator in the test suite: 2,000 seeds on every run (a third of them
+routed over several gateways), every fault class seen often enough to matter, one seed one
+run, every scenario that ever found a bug, and the findings not yet fixed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from smsbridge.testing._sim.soak import soak
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "2000"))
 REGRESSIONS = sorted((Path(__file__).parent / "regressions").glob("*.json"))
+FINDINGS = sorted((Path(__file__).parent / "findings").glob("*.json"))
 
 FAULT_CLASSES = [
     "net: new connection",
@@ -46,6 +48,10 @@ FAULT_CLASSES = [
     "two clients on one account",
     "gateway answered in Russian",
     "gateway held messages until paid",
+    "routed: a send over several gateways",
+    "routed: faults on two gateways or more",
+    "routed: a recipient moved to the next gateway",
+    "routed: a gateway tripped",
 ]
 
 
@@ -71,10 +77,16 @@ def test_two_thousand_seeds_keep_every_invariant(half: int) -> None:
 
 def test_a_seed_is_one_run() -> None:
     """The same seed twice: the same requests at the same virtual times, the same outcomes."""
-    for seed in (3, 1767, 2682):
+    for seed in (3, 1767, 2682, 110):  # 110: routed, dozens of recipients failing over
         first, second = run(seed), run(seed)
-        assert [(r.at, r.status, r.numbers) for r in first.gateway.requests] == [
-            (r.at, r.status, r.numbers) for r in second.gateway.requests
+        assert [
+            (name, r.at, r.status, r.numbers)
+            for name, fake in first.gateways.items()
+            for r in fake.requests
+        ] == [
+            (name, r.at, r.status, r.numbers)
+            for name, fake in second.gateways.items()
+            for r in fake.requests
         ]
         assert [s.outcomes for s in first.sends] == [s.outcomes for s in second.sends]
         assert first.journal == second.journal
@@ -87,3 +99,13 @@ def test_scenarios_that_once_found_a_bug(path: Path) -> None:
     scenario = msgspec.convert(data["scenario"], Scenario)
     violations, _ = check(run_scenario(scenario))
     assert not violations, (data["note"], violations)
+
+
+@pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
+def test_findings_not_yet_fixed_still_break_what_they_broke(path: Path) -> None:
+    """Each kept finding (its note says what) still breaks exactly the invariants it broke:
+    once it is fixed, this fails, and the scenario moves to ``regressions``."""
+    data = msgspec.json.decode(path.read_bytes())
+    scenario = msgspec.convert(data["scenario"], Scenario)
+    violations, _ = check(run_scenario(scenario))
+    assert violations == data["violations"], data["note"]

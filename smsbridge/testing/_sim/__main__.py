@@ -24,7 +24,13 @@ def _explain(seed: int) -> int:
     sc = trace.scenario
     print(f"seed {seed}")
     for name, value in msgspec.to_builtins(sc).items():
-        if name != "entries":
+        if name == "routing" and value is not None:
+            for key, setting in value.items():
+                if key != "accounts":
+                    print(f"  routing.{key} = {setting}")
+            for account in value["accounts"]:
+                print(f"  gateway {account.pop('gateway')}: {account}")
+        elif name != "entries":
             print(f"  {name} = {value}")
     for n, entry in enumerate(sc.entries):
         print(f"  entry {n}: {entry}")
@@ -34,15 +40,19 @@ def _explain(seed: int) -> int:
         report = record.report.counts() if record.report is not None else None
         print(f"{record.name}: raised={record.raised} killed={record.killed} report={report}")
         for o in record.outcomes:
-            print(f"    #{o.index} {o.phone} {o.status.value} {o.message_id or o.reason or ''}")
+            where = f" on {o.gateway}" if sc.routing is not None else ""
+            print(
+                f"    #{o.index} {o.phone} {o.status.value}{where} {o.message_id or o.reason or ''}"
+            )
     if trace.journal is not None:
         print("journal:", trace.journal)
-    print("gateway sent:")
-    for m in trace.gateway.sent:
-        print(f"    {m.at:.4f} {m.phone} {m.text!r} id={m.id}")
-    print("gateway requests:")
-    for r in trace.gateway.requests:
-        print(f"    {r.at:.4f} {r.status} {r.fault} {list(r.numbers)}")
+    for gateway, fake in trace.gateways.items():
+        print(f"{gateway} sent:")
+        for m in fake.sent:
+            print(f"    {m.at:.4f} {m.phone} {m.text!r} id={m.id}")
+        print(f"{gateway} requests:")
+        for r in fake.requests:
+            print(f"    {r.at:.4f} {r.status} {r.fault} {list(r.numbers)}")
     print("violations:" if violations else "no violations")
     for v in violations:
         print("   ", v)

@@ -60,17 +60,21 @@ class Net(msgspec.Struct, kw_only=True):
 
 
 class Written:
-    """A request that reached the gateway, who wrote it, and when its writer heard a definite
-    answer (one that says what the gateway did: not a 5xx, an unreadable body, a dropped
-    connection, a timeout, or a death or cancellation while it waited); ``None`` if never."""
+    """A request that reached a gateway (named), who wrote it, and when its writer heard a
+    definite answer (one that says what the gateway did: not a 5xx, an unreadable body, a
+    dropped connection, a timeout, or a death or cancellation while it waited); ``None`` if
+    never."""
 
-    __slots__ = ("at", "heard", "numbers", "send", "writer")
+    __slots__ = ("at", "gateway", "heard", "numbers", "send", "writer")
 
-    def __init__(self, numbers: tuple[str, ...], writer: str, send: str, at: float) -> None:
+    def __init__(
+        self, numbers: tuple[str, ...], writer: str, send: str, at: float, gateway: str = ""
+    ) -> None:
         self.numbers = numbers
         self.writer = writer
         self.send = send
         self.at = at
+        self.gateway = gateway
         self.heard: float | None = None
 
 
@@ -81,11 +85,13 @@ class Wire:
     """Requests written and on their way to the gateway. Once written, a request arrives
     whatever becomes of its writer: cancelled or killed, its bytes were sent. Arrivals are
     handed to the gateway in order, when their writer wakes or, for orphans, as soon as
-    anything else touches the gateway (and at the end of the run)."""
+    anything else touches the gateway (and at the end of the run). Each gateway has its
+    wire; the wires of a world may share one list of what was written."""
 
-    def __init__(self, gateway: FakeGateway, written: list[Written]) -> None:
+    def __init__(self, gateway: FakeGateway, written: list[Written], name: str = "") -> None:
         self._gateway = gateway
         self._written = written
+        self._name = name
         self._pending: list[tuple[float, int, FakeRequest, tuple[str, str, float]]] = []
         self._replies: dict[int, tuple[Reply, Written, str]] = {}
         self._seq = 0
@@ -105,7 +111,7 @@ class Wire:
             _, ticket, request, (writer, send, at) = pending.pop(0)
             reply = self._gateway.handle(request)
             record = self._gateway.requests[-1]
-            written = Written(record.numbers, writer, send, at)
+            written = Written(record.numbers, writer, send, at, self._name)
             self._written.append(written)
             self._replies[ticket] = (reply, written, record.fault)
 

@@ -1,27 +1,36 @@
-"""The oracle: what must hold after every run, read from the gateway's ledger and every outcome.
+"""The oracle: what must hold after every run, read from the gateways' ledgers and every outcome.
+
+A routed world has several gateways: what one gateway did is held against the outcomes that
+name it (an outcome names the gateway that decided it), and "twice" counts across all of
+them; a lone gateway's world is the same with one name. So, routed, an ``uncertain``
+recipient's message is in no other gateway's ledger, a ``failed`` one's in none, and an
+``accepted`` one's in the ledger of the gateway its outcome names.
 
 1. **One outcome.** Every recipient a send read has exactly one outcome (a send that ended by
    itself: every recipient of its input); a campaign's journal ends with one per row.
-2. **Accepted ⊆ delivered ⊆ accepted ∪ uncertain.** Per message (number and text), the gateway
-   sent at least as many as were reported ``accepted`` and at most as many as were reported
-   ``accepted`` or ``uncertain``; an accepted message id is one the gateway gave that message.
-3. **Nothing twice.** With the duplicate window on (and no ``at_least_once``), the gateway
-   never sent the same message to the same number twice within the window.
+2. **Accepted ⊆ delivered ⊆ accepted ∪ uncertain.** Per message (number and text) and gateway,
+   the gateway sent at least as many as were reported ``accepted`` by it and at most as many
+   as were reported ``accepted`` or ``uncertain`` by it; an accepted message id is one the
+   gateway gave that message.
+3. **Nothing twice.** With the duplicate window on (and no ``at_least_once``), no two
+   gateways' sends (nor one's) carried the same message to the same number within the window.
 4. **Suppressed only after a real send.** A ``suppressed`` recipient's message was reported
    ``accepted`` or ``uncertain`` for another recipient; never with the window off.
 5. **Rejected only for a refusal.** A ``rejected`` recipient was invalid before any request
-   (its number, its parameters) or the gateway refused it; an invalid recipient is rejected.
+   (its number, its parameters; routed, no route for it) or the gateway its outcome names
+   refused it; an invalid recipient is rejected.
 6. **Failed means not sent, and frees the window.** (The first half follows from 2.) When
    every send is over, no reservation is left behind, except those of recipients a resumed
    campaign marked ``uncertain`` (their message may have gone).
-7. **The gateway's rate.** No sliding second of the gateway's arrival log holds more requests
+7. **The gateway's rate.** No sliding second of a gateway's arrival log holds more requests
    than the account's limit.
 8. **It ends.** No run deadlocks; no send raises but for its cancellation.
-9. **Uncertain only when unknown.** An ``uncertain`` recipient's number was in a request
-   whose writer got no definite answer (a 5xx, an unreadable body, a dropped connection, a
-   timeout, a death or cancellation while it waited), or died at the very moment it heard
-   one; a request the gateway surely refused or never got leaves nobody uncertain (a process
-   killed during a back-off after a 429 must not leave its batch uncertain).
+9. **Uncertain only when unknown.** An ``uncertain`` recipient's number was in a request (to
+   the gateway its outcome names) whose writer got no definite answer (a 5xx, an unreadable
+   body, a dropped connection, a timeout, a death or cancellation while it waited), or died
+   at the very moment it heard one; a request the gateway surely refused or never got leaves
+   nobody uncertain (a process killed during a back-off after a 429 must not leave its batch
+   uncertain).
 10. **Stop means stop.** Once its caller stops or cancels a send, it writes no request.
 """
 
@@ -54,10 +63,11 @@ def _keys(trace: Trace) -> list[tuple[str, str] | None]:
     """Each entry's message as the gateway would record it: (number, text)."""
     sc = trace.scenario
     keys: list[tuple[str, str] | None] = []
+    template = sc.kind == "template"
     for entry in sc.entries:
         if entry.phone is None:
             keys.append(None)
-        elif sc.gateway == "smsplus":
+        elif template:
             value = entry.params[0] if entry.params else ""
             keys.append((entry.phone, TEMPLATE.replace("{1}", value)))
         else:
@@ -72,6 +82,9 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
     bad: list[str] = []
     checks: Counter[str] = Counter()
     keys = _keys(trace)
+    # the gateway an outcome is held against: the one it names, routed; else the only one
+    # (a journal's outcomes name none)
+    alone = next(iter(trace.gateways)) if sc.routing is None else None
 
     def expect(invariant: str, ok: bool, message: str) -> None:
         checks[invariant] += 1
@@ -99,8 +112,8 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         if raised == "cancelled" and not record.cancelled:
             expect(INVARIANTS[7], False, f"{record.name} was cancelled by nobody")
 
-    # final outcomes, as (entry index, status, message id)
-    finals: list[tuple[int, str, str | None, str]] = []
+    # final outcomes, as (entry index, status, message id, whose, gateway)
+    finals: list[tuple[int, str, str | None, str, str | None]] = []
     for record in trace.sends:
         seen = Counter(o.index for o in record.outcomes)
         twice = [i for i, n in seen.items() if n > 1]
@@ -133,29 +146,38 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         if trace.journal is None:
             for o in record.outcomes:
                 entry = record.entries[o.index] if o.index < len(record.entries) else -1
-                finals.append((entry, o.status.value, o.message_id, record.name))
+                gateway = alone or o.gateway
+                finals.append((entry, o.status.value, o.message_id, record.name, gateway))
     if trace.journal is not None:
         last = trace.sends[-1]
         if last.report is not None and not last.stopped and not last.report.stopped:
             missing = set(range(len(sc.entries))) - set(trace.journal)
             expect(INVARIANTS[0], not missing, f"the journal has no outcome for {missing}")
-        finals = [(i, status, mid, "journal") for i, (status, mid) in trace.journal.items()]
+        finals = [(i, status, mid, "journal", alone) for i, (status, mid) in trace.journal.items()]
 
-    # 2: accepted <= delivered <= accepted + uncertain, per message
+    # 2: accepted <= delivered <= accepted + uncertain, per message and gateway
     delivered: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
-    for message in trace.gateway.sent:
-        delivered[(message.phone, message.text)].append((message.at, message.id))
+    ledger: dict[tuple[str | None, tuple[str, str]], list[str]] = defaultdict(list)
+    for name, fake in trace.gateways.items():
+        for message in fake.sent:
+            delivered[(message.phone, message.text)].append((message.at, message.id))
+            ledger[(name, (message.phone, message.text))].append(message.id)
     by_key: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for entry, status, mid, _ in finals:
+    on: dict[tuple[str | None, tuple[str, str]], Counter[str]] = defaultdict(Counter)
+    for entry, status, mid, _, gateway in finals:
         key = keys[entry] if 0 <= entry < len(keys) else None
         if key is None:
             continue
         by_key[key][status] += 1
-        if status == "accepted" and mid is not None and sc.gateway != "smsplus":
-            ids = {i for _, i in delivered.get(key, [])}
-            expect(INVARIANTS[1], mid in ids, f"{key}: accepted with id {mid}, gateway gave {ids}")
-    for key in set(by_key) | set(delivered):
-        counts, sent = by_key[key], len(delivered.get(key, []))
+        on[(gateway, key)][status] += 1
+        if status == "accepted" and mid is not None and gateway != "smsplus":
+            ids = set(ledger.get((gateway, key), []))
+            expect(
+                INVARIANTS[1], mid in ids, f"{key}: accepted with id {mid}, {gateway} gave {ids}"
+            )
+    for where in set(on) | set(ledger):
+        gateway, key = where
+        counts, sent = on[where], len(ledger.get(where, []))
         accepted, uncertain = counts["accepted"], counts["uncertain"]
         # with at_least_once an uncertain message may have gone more than once (invariant 3
         # is waived); as sets, the inclusions still hold
@@ -165,7 +187,7 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         expect(
             INVARIANTS[1],
             accepted <= sent <= most,
-            f"{key}: the gateway sent {sent}, outcomes {dict(counts)}",
+            f"{key}: {gateway} sent {sent}, its outcomes {dict(counts)}",
         )
 
     # 3: nothing twice within the window
@@ -180,7 +202,7 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             )
 
     # 4: suppressed only after a real send
-    for entry, status, _, name in finals:
+    for entry, status, _, name, _ in finals:
         if status != "suppressed":
             continue
         key = keys[entry] if 0 <= entry < len(keys) else None
@@ -192,8 +214,8 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         )
 
     # 5: rejected only for a refusal, and invalid ones rejected
-    refused = set(trace.gateway.refused)
-    for entry, status, _, name in finals:
+    refused = {name: set(fake.refused) for name, fake in trace.gateways.items()}
+    for entry, status, _, name, gateway in finals:
         if not 0 <= entry < len(sc.entries):
             continue
         spec = sc.entries[entry]
@@ -201,8 +223,8 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         if status == "rejected":
             expect(
                 INVARIANTS[4],
-                invalid or spec.phone in refused,
-                f"{name}: entry {entry} ({spec.raw}) rejected, but nothing refused it",
+                invalid or spec.phone in refused.get(gateway or "", ()),
+                f"{name}: entry {entry} ({spec.raw}) rejected by {gateway}, but nothing refused it",
             )
         elif invalid:
             expect(INVARIANTS[4], False, f"{name}: invalid entry {entry} ({spec.raw}) {status}")
@@ -245,23 +267,29 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
     # 9: uncertain only when unknown (to the sender: never heard, or heard by a process
     # that died before it could record what it heard)
     # messages the gateway holds until the account is paid may still go: uncertain by design
-    unknown: set[str] = {m.phone for m in getattr(trace.gateway, "held", ())}
+    unknown: dict[str, set[str]] = {
+        name: {m.phone for m in getattr(fake, "held", ())} for name, fake in trace.gateways.items()
+    }
     for w in trace.written:
         died = trace.kills.get(w.writer)
         if w.heard is None or (died is not None and died - w.heard < 0.001):
-            unknown.update(w.numbers)
-    for entry, status, _, name in finals:
+            unknown[w.gateway].update(w.numbers)
+    for entry, status, _, name, gateway in finals:
         if status == "uncertain" and 0 <= entry < len(sc.entries):
             phone = sc.entries[entry].phone
             expect(
                 INVARIANTS[8],
-                phone in unknown,
-                f"{name}: entry {entry} ({phone}) uncertain, but every request of it was "
-                "answered definitely",
+                phone in unknown.get(gateway or "", ()),
+                f"{name}: entry {entry} ({phone}) uncertain on {gateway}, but every request "
+                "of it there was answered definitely",
             )
 
-    # 7: the gateway's rate
-    arrivals = [r.at for r in trace.gateway.requests]
-    busiest = busiest_window(arrivals, 1.0)
-    expect(INVARIANTS[6], busiest <= sc.rate, f"{busiest} requests in one second, limit {sc.rate}")
+    # 7: each gateway's rate
+    for gateway, fake in trace.gateways.items():
+        busiest = busiest_window([r.at for r in fake.requests], 1.0)
+        expect(
+            INVARIANTS[6],
+            busiest <= sc.rate,
+            f"{busiest} requests in one second on {gateway}, limit {sc.rate}",
+        )
     return bad, checks

@@ -4,7 +4,9 @@ against a fake gateway and (when drawn) a fake Redis, on virtual time.
 A run is either the *library* mode (one to three sends at once, on one client or two clients
 of the same account, some cancelled or stopped by their caller, maybe the same list again
 afterwards) or the *campaign* mode (the command line's journal-backed campaign, its process
-killed at drawn moments and resumed until it ends).
+killed at drawn moments and resumed until it ends). A routed world runs the library mode
+through a :class:`~smsbridge.Router` over one client of each of its gateways, each gateway
+with its own fake and network.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ import msgspec
 
 from ..._campaign import Campaign, Journal, run_campaign
 from ..._core.client import Client, holder_for
+from ..._core.gateway import Message
 from ..._core.limiter import SlidingWindowLimiter
 from ..._core.models import Outcome, Report
 from ..._core.ranges import MemoryRanges
 from ..._core.transport import Timeouts
 from ..._core.window import MemoryWindow
 from ..._fake import FakeGateway
+from ..._router import RoutedReport, Router
 from ..._smsclub.client import SmsClub
 from ..._smsclub.fake import FakeSmsClub
 from ..._smsplus.adapter import Template
@@ -45,7 +49,7 @@ from ...redis import RedisState
 from .loop import Deadlock, LoopClock, VirtualLoop, World
 from .net import WRITER, Process, SimTransport, Wire, Written
 from .redis import FakeRedis
-from .scenario import SENDER, TEMPLATE, TEMPLATE_ID, Scenario, draw
+from .scenario import SENDER, TEMPLATE, TEMPLATE_ID, Account, Scenario, draw
 
 __all__ = ["SendRecord", "Trace", "run", "run_scenario"]
 
@@ -64,7 +68,7 @@ class SendRecord(msgspec.Struct, kw_only=True):
     entries: list[int]
     holder: str | None = None
     outcomes: list[Outcome] = msgspec.field(default_factory=list)
-    report: Report | None = None
+    report: Report | RoutedReport | None = None
     raised: str | None = None
     cancelled: bool = False
     stopped: bool = False
@@ -78,7 +82,8 @@ class Trace:
     """Everything the oracle reads after a run."""
 
     scenario: Scenario
-    gateway: FakeGateway
+    gateways: dict[str, FakeGateway]
+    """Each gateway's fake, by the gateway's name."""
     written: list[Written]
     kills: dict[str, float]
     redis: FakeRedis | None
@@ -92,52 +97,52 @@ class Trace:
     seconds: float
 
 
-def _fake(sc: Scenario, world: World) -> FakeGateway:
-    tokens = [] if sc.bad_token else [TOKEN]
-    senders = [] if sc.unknown_sender else [SENDER]
+def _fake(account: Account, world: World) -> FakeGateway:
+    tokens = [] if account.bad_token else [TOKEN]
+    senders = [] if account.unknown_sender else [SENDER]
     options: dict[str, Any] = {
-        "rate_limit": sc.gateway_limit,
-        "faults": sc.faults,
+        "rate_limit": account.gateway_limit,
+        "faults": account.faults,
         "clock": lambda: world.now,
-        "language": sc.language,
+        "language": account.language,
     }
-    if sc.gateway == "smsclub":
+    if account.gateway == "smsclub":
         return FakeSmsClub(
             tokens=tokens,
             senders=senders,
-            blacklist=sc.refused_numbers,
-            balance=Decimal(sc.balance if sc.balance is not None else 1000),
-            price=Decimal(1 if sc.balance is not None else 0),
+            blacklist=account.refused_numbers,
+            balance=Decimal(account.balance if account.balance is not None else 1000),
+            price=Decimal(1 if account.balance is not None else 0),
             **options,
         )
-    if sc.gateway == "smsplus":
+    if account.gateway == "smsplus":
         return FakeSmsPlus(
             tokens=tokens,
             senders=senders,
             templates={TEMPLATE_ID: TEMPLATE},
-            balance=sc.balance,
+            balance=account.balance,
             **options,
         )
     return FakeWebcom(
         tokens=tokens,
         senders=senders,
-        stop_list=sc.refused_numbers,
-        stop_list_errors="document" if sc.webcom_document_refusals else "phone",
-        sms_left=sc.balance,
-        held_after=sc.held_after,
+        stop_list=account.refused_numbers,
+        stop_list_errors="document" if account.webcom_document_refusals else "phone",
+        sms_left=account.balance,
+        held_after=account.held_after,
         **options,
     )
 
 
 class _World:
-    """One run's shared things: the world clock, the gateway, Redis, the random source."""
+    """One run's shared things: the world clock, the gateways, Redis, the random source."""
 
     def __init__(self, sc: Scenario) -> None:
         self.sc = sc
         self.world = World()
         self.rng = random.Random(sc.seed ^ 0x5EED)
         self.stats: Counter[str] = Counter()
-        self.gateway = _fake(sc, self.world)
+        self.gateways = {a.gateway: _fake(a, self.world) for a in sc.accounts}
         self.redis = (
             FakeRedis(self.world, sc.redis, random.Random(sc.seed ^ 0xBEEF), self.stats)
             if sc.state == "redis"
@@ -145,9 +150,9 @@ class _World:
         )
         self.written: list[Written] = []
         self.kills: dict[str, float] = {}
-        self.wire = Wire(self.gateway, self.written)
+        self.wires = {name: Wire(g, self.written, name) for name, g in self.gateways.items()}
         self.windows: list[MemoryWindow] = []
-        self.ranges: dict[Process, MemoryRanges] = {}
+        self.ranges: dict[tuple[Process, str], MemoryRanges] = {}
         self.owners: list[Process] = []
         self.clock = LoopClock()
 
@@ -155,8 +160,11 @@ class _World:
         self,
         process: Process,
         shared: tuple[SlidingWindowLimiter, MemoryWindow | None] | None = None,
+        account: Account | None = None,
     ) -> Client[Any]:
         sc = self.sc
+        account = account or sc.accounts[0]
+        name = account.gateway
         timeouts = Timeouts(connect=2.0, read=sc.read_timeout, total=sc.read_timeout + 5)
         options: dict[str, Any] = {
             "base_url": "http://127.0.0.1:9",
@@ -168,13 +176,19 @@ class _World:
             "at_least_once": sc.at_least_once,
             "clock": self.clock,
             "transport": SimTransport(
-                self.gateway, sc.net, timeouts, self.rng, process, self.stats, self.wire
+                self.gateways[name],
+                account.net,
+                timeouts,
+                self.rng,
+                process,
+                self.stats,
+                self.wires[name],
             ),
         }
         if self.redis is not None:
             state = RedisState(
                 client=self.redis.client(process),
-                provider=sc.gateway,
+                provider=name,
                 account_id="sim",
                 secret=b"s" * 32,
                 limit=sc.rate,
@@ -190,19 +204,24 @@ class _World:
             options["limiter"] = shared[0]
             if shared[1] is not None:
                 options["window"] = shared[1]
-        if sc.gateway == "smsclub":
+        if name == "smsclub":
             client: Client[Any] = SmsClub(TOKEN, batch_size=sc.batch_size, **options)
-        elif sc.gateway == "smsplus":
+        elif name == "smsplus":
             client = SmsPlus(TOKEN, batch_size=sc.batch_size, **options)
+            if sc.routing is not None:
+                # as a lone send is given its template (send_template(template=...)), so the
+                # routed one's client knows it: a lookup that fails would leave parameters
+                # unchecked, and the oracle's bad parameters are refused before any request
+                client._templates[TEMPLATE_ID] = Template(id=TEMPLATE_ID, text=TEMPLATE)
         else:
             client = Webcom(TOKEN, batch_size=sc.batch_size, **options)
         if self.redis is not None:
             client.ranges = state.ranges
         else:  # one process's memory, dying with it, from a point that the seed decides
-            if process not in self.ranges:
+            if (process, name) not in self.ranges:
                 start = (sc.seed * 7919 + len(self.ranges) * 104729) % (1 << 31)
-                self.ranges[process] = MemoryRanges(start)
-            client.ranges = self.ranges[process]
+                self.ranges[process, name] = MemoryRanges(start)
+            client.ranges = self.ranges[process, name]
         if isinstance(client.window, MemoryWindow) and client.window not in self.windows:
             self.windows.append(client.window)
             self.owners.append(process)
@@ -210,18 +229,27 @@ class _World:
 
     def entries(self, indices: list[int], indexed: bool) -> Iterator[Any]:
         sc = self.sc
+        kind = sc.kind
         for i in indices:
             entry = sc.entries[i]
-            if sc.gateway == "smsplus":
+            if kind == "template":
                 item: Any = (entry.raw, entry.params or ())
-            elif sc.personal:
+            elif kind == "personal":
                 item = (entry.raw, entry.text)
             else:
                 item = entry.raw
             yield (i, item) if indexed else item
 
-    async def send(self, client: Client[Any], to: Any, options: dict[str, Any]) -> Report:
+    async def send(
+        self, client: Client[Any] | Router, to: Any, options: dict[str, Any]
+    ) -> Report | RoutedReport:
         sc = self.sc
+        if isinstance(client, Router):
+            kind = sc.kind
+            if kind == "text":
+                return await client.send(sc.text, to=to, sender=SENDER, **options)
+            message = Message(sender=SENDER, template=TEMPLATE_ID if kind == "template" else None)
+            return await client.send_message(message, to=to, **options)
         if isinstance(client, SmsPlus):
             template = Template(id=TEMPLATE_ID, text=TEMPLATE)
             return await client.send_template(
@@ -258,19 +286,26 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
                 SlidingWindowLimiter(sc.rate, clock=w.clock),
                 MemoryWindow(sc.window_ttl, clock=w.clock) if sc.window_ttl else None,
             )
-        clients = [w.client(process, shared) for _ in range(sc.clients)]
+        if sc.routing is None:
+            clients = [w.client(process, shared) for _ in range(sc.clients)]
+        else:
+            clients = [w.client(process, account=a) for a in sc.routing.accounts]
         async with contextlib.AsyncExitStack() as stack:
             for client in clients:
                 await stack.enter_async_context(client)
+            senders: list[Client[Any] | Router] = [*clients]
+            if sc.routing is not None:
+                senders = [_router(w, clients)]
             rounds = [sc.sends, sc.sends] if sc.repeat else [sc.sends]
             for round_number, plans in enumerate(rounds):
                 tasks = []
                 for n, plan in enumerate(plans):
                     key = f"{sc.seed}/{round_number}/{n}"
+                    routed = sc.routing is not None  # a routed send takes no idempotency key
                     record = SendRecord(
                         name=f"send {round_number}.{n}",
                         entries=plan.entries,
-                        holder=holder_for(key),
+                        holder=None if routed else holder_for(key),
                     )
                     sends.append(record)
                     stop = anyio.Event()
@@ -278,10 +313,11 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
                         "on_outcome": record.outcomes.append,
                         "keep": "none",
                         "stop": stop,
-                        "idempotency_key": key,
                     }
+                    if not routed:
+                        options["idempotency_key"] = key
                     task = asyncio.ensure_future(
-                        _one(w, clients[plan.client], plan.entries, options, record)
+                        _one(w, senders[plan.client], plan.entries, options, record)
                     )
                     tasks.append(task)
                     if round_number == 0 and plan.cancel_at is not None:
@@ -312,12 +348,45 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
             _bury(loop)
 
 
+class _Router(Router):
+    """The router, counting in the run's statistics each time a gateway trips."""
+
+    stats: Counter[str]
+
+    def _record(self, gateway: str, went: bool) -> bool:
+        tripped = super()._record(gateway, went)
+        if tripped:
+            self.stats["routed: a gateway tripped"] += 1
+        return tripped
+
+
+def _router(w: _World, clients: list[Client[Any]]) -> Router:
+    """The routed world's router over one client of each of its gateways."""
+    routing = w.sc.routing
+    assert routing is not None
+    by_name = {c.spec.name: c for c in clients}
+    router = _Router(
+        {country: [by_name[n] for n in names] for country, names in routing.routes.items()},
+        trip_after=routing.trip_after,
+        cooldown=routing.cooldown,
+        clock=w.clock,
+        default_region=routing.default_region,
+        unavailable=routing.unavailable,
+    )
+    router.stats = w.stats
+    return router
+
+
 class CallerError(Exception):
     """The caller's own code failed (its callback or its input), as drawn."""
 
 
 async def _one(
-    w: _World, client: Client[Any], entries: list[int], options: dict[str, Any], record: SendRecord
+    w: _World,
+    client: Client[Any] | Router,
+    entries: list[int],
+    options: dict[str, Any],
+    record: SendRecord,
 ) -> None:
     WRITER.set(record.name)
     sc = w.sc
@@ -418,7 +487,9 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
                                 (next(w.entries([row[0]], True)), sent)
                                 for row, sent in options["earlier"]
                             )
-                        return await w.send(client, _entries(w, rows), options)
+                        report = await w.send(client, _entries(w, rows), options)
+                        assert isinstance(report, Report)  # a campaign is never routed
+                        return report
 
                     async with client:
                         record.report = await run_campaign(
@@ -497,12 +568,13 @@ def _run(sc: Scenario) -> Trace:
         deadlock, steps = _library(w, sends)
     else:
         deadlock, steps, journal, holder = _campaign(w, sends)
-    w.wire.deliver(float("inf"))
+    for wire in w.wires.values():
+        wire.deliver(float("inf"))
     if w.redis is not None:
         w.redis.settle()
     return Trace(
         scenario=sc,
-        gateway=w.gateway,
+        gateways=w.gateways,
         written=w.written,
         kills=w.kills,
         redis=w.redis,

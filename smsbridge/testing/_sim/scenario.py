@@ -2,6 +2,37 @@
 
 Everything a run does is drawn here from ``random.Random(seed)``, up front, so that a failing
 seed is a complete description of the failure: ``SEED=n make sim`` replays it exactly.
+
+Most seeds draw one gateway. About three seeds in ten (decided by a random source of their
+own, so the others draw what they always drew) draw a *routed* world instead: library sends
+through a :class:`~smsbridge.Router` over two or three gateways. A routed world draws:
+
+- the gateways: SMS Club and Webcom, and SMSPlus one time in three (for a template send,
+  SMSPlus and one or both of the others); each with its own fake, network and account, drawn
+  independently as a lone gateway's are: its faults (5xx, 429, hangs, resets, unreadable
+  answers), refused connections (one gateway in ten refuses every one: it is down), slow
+  answers, its own rate limit, a wrong token or unknown sender (the account refused for every
+  request), refused numbers, a balance that runs out, Webcom holding messages until paid;
+- the message: one text, personal texts, or (one time in seven) an SMSPlus template;
+- recipients of several countries: Ukraine, Russia, Azerbaijan, Kazakhstan (whose numbers
+  also start with 7, and have no route) and Georgia (no route); Ukrainian ones sometimes in
+  national form when the router's default country is Ukraine; invalid and repeated ones;
+- routes for Ukraine, Russia and Azerbaijan (now and then one is missing): each an ordered
+  choice of one to three of the gateways, so that most have a gateway to fail over to, and
+  some name a gateway that cannot send the message (the router passes over it);
+- Kazakhstan, half the time, as a country whose gateways cannot be used (``unavailable``:
+  its recipients end ``failed``, not ``rejected``);
+- the router's health: trips after 1 to 3 requests in a row that surely did not go, cool-down
+  of 0 to 60 s;
+- the sends, as in the library mode: one to three at once through the one router, some
+  cancelled or stopped, maybe the same again, the caller's callback or input failing.
+
+A recipient the router must refuse before any request (no route, no gateway of its route for
+the message, no country code) is, to the oracle, an invalid one: its ``phone`` is ``None``.
+Routed worlds keep their state in memory (the router's one duplicate window) and are never
+campaigns. They draw no template parameters that the template cannot fit: the router fails
+such a recipient, instead of rejecting it, when its gateway never reads it (tripped, or its
+send stopped first); ``tests/simulator/findings`` keeps that case until the router is fixed.
 """
 
 from __future__ import annotations
@@ -13,15 +44,21 @@ import msgspec
 
 from ..._core.retry import RetryPolicy
 from ..._fake import FAULTS, Faults
+from ..._gateways import spec
 from .net import Net
 from .redis import RedisFaults
 
-__all__ = ["Entry", "Scenario", "SendPlan", "draw"]
+__all__ = ["Account", "Entry", "Routing", "Scenario", "SendPlan", "draw"]
 
 GATEWAYS = ("smsclub", "smsplus", "webcom")
 SENDER = "Shop"
 TEMPLATE = "Code {1}"
 TEMPLATE_ID = 7
+ROUTED = 0.3
+"""The share of seeds that draw a routed world."""
+PREFIXES = {"UA": "38050", "RU": "7916", "AZ": "99450", "KZ": "7701", "GE": "99555"}
+"""The numbers of each country a routed world draws (``i`` appended in 7 digits)."""
+Kind = Literal["text", "personal", "template"]
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,8 +66,8 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         raw: the number as given.
-        phone: the number in the gateway's form; ``None`` when it cannot be valid (a true
-            ``rejected`` before any request).
+        phone: the number in the gateway's form; ``None`` when it must be ``rejected``
+            before any request (it cannot be valid; routed, it has nowhere to go).
         text: its own text (personalised sends), else ``None``.
         params: its template parameters (SMSPlus), else ``None``.
         bad_params: the parameters cannot fit the template (a true local ``rejected``).
@@ -53,8 +90,42 @@ class SendPlan(msgspec.Struct, frozen=True, kw_only=True):
     stop_at: int | None = None
 
 
+class Account(msgspec.Struct, frozen=True, kw_only=True):
+    """One gateway of a world as its fake and the network to it behave: drawn for each
+    gateway of a routed world, read off the scenario's own fields for a lone gateway."""
+
+    gateway: str
+    faults: Faults
+    net: Net
+    gateway_limit: int | None
+    bad_token: bool
+    unknown_sender: bool
+    refused_numbers: list[str]
+    webcom_document_refusals: bool
+    balance: int | None
+    held_after: int | None
+    language: Literal["en", "ru"]
+
+
+class Routing(msgspec.Struct, frozen=True, kw_only=True):
+    """A routed world: its gateways, the routes (country to gateway names, in order), the
+    message's kind, and the router's settings."""
+
+    accounts: list[Account]
+    routes: dict[str, list[str]]
+    kind: Kind
+    trip_after: int
+    cooldown: float
+    default_region: str | None
+    unavailable: dict[str, str]
+
+
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
-    """A whole run, drawn from ``seed``."""
+    """A whole run, drawn from ``seed``.
+
+    In a routed world (``routing`` set), ``gateway`` is ``"router"`` and the fields of a
+    lone gateway's fake and network (``faults``, ``net``, ``bad_token``...) are unused:
+    each gateway has its own, in ``routing.accounts``."""
 
     seed: int
     gateway: str
@@ -88,11 +159,42 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     language: Literal["en", "ru"]
     callback_fails_at: int | None
     input_fails_at: int | None
+    routing: Routing | None = None
 
     @property
     def retry_safe(self) -> bool:
         """Whether the gateway itself makes a repeat safe (Webcom's client ids)."""
         return self.gateway == "webcom"
+
+    @property
+    def accounts(self) -> list[Account]:
+        """Every gateway of the world, with its fake's and network's behaviour."""
+        if self.routing is not None:
+            return self.routing.accounts
+        return [
+            Account(
+                gateway=self.gateway,
+                faults=self.faults,
+                net=self.net,
+                gateway_limit=self.gateway_limit,
+                bad_token=self.bad_token,
+                unknown_sender=self.unknown_sender,
+                refused_numbers=self.refused_numbers,
+                webcom_document_refusals=self.webcom_document_refusals,
+                balance=self.balance,
+                held_after=self.held_after,
+                language=self.language,
+            )
+        ]
+
+    @property
+    def kind(self) -> Kind:
+        """What the sends send: one text, personal texts, or a template."""
+        if self.routing is not None:
+            return self.routing.kind
+        if self.gateway == "smsplus":
+            return "template"
+        return "personal" if self.personal else "text"
 
 
 def _number(gateway: str, i: int) -> str:
@@ -112,8 +214,55 @@ def _maybe(rng: random.Random, possible: bool, count: int) -> int | None:
     return rng.randint(0, count) if possible and rng.random() < 0.05 else None
 
 
+def _faults(rng: random.Random) -> Faults:
+    """A gateway's faults: each one absent, rare, or frequent."""
+    fault_odds = {name: _chance(rng, 0.0, 0.0, 0.0, 0.03, 0.1, 0.25) for name in FAULTS}
+    return Faults(
+        **fault_odds,
+        hang_seconds=rng.choice([0.2, 3.0, 30.0]),
+        retry_after=rng.choice([None, 0.0, 0.2, 1.0, 3.0]),
+        rate_limited_body=rng.choice(["gateway", "empty"]),
+        seed=rng.randrange(1 << 30),
+    )
+
+
+def _net(rng: random.Random) -> Net:
+    """The network to a gateway."""
+    return Net(
+        one_way=rng.uniform(0.0005, 0.03),
+        jitter=rng.uniform(0.0, 0.004),
+        handshake=rng.randint(1, 3),
+        refused=_chance(rng, 0.0, 0.0, 0.05, 0.2),
+        slow=_chance(rng, 0.0, 0.0, 0.03),
+        keepalive=rng.choice([0.5, 10.0]),
+    )
+
+
+def _sends(rng: random.Random, count: int, clients: int) -> list[SendPlan]:
+    """One to three sends at once: the whole list, or part of it; some cancelled or stopped
+    by their caller."""
+    sends: list[SendPlan] = []
+    for n in range(rng.choice([1, 1, 1, 2, 3])):
+        chosen = (
+            list(range(count))
+            if n == 0 or rng.random() < 0.5
+            else sorted(rng.sample(range(count), rng.randint(1, count)))
+        )
+        sends.append(
+            SendPlan(
+                entries=chosen,
+                client=rng.randrange(clients),
+                cancel_at=rng.randint(1, 400) if rng.random() < 0.15 else None,
+                stop_at=rng.randint(1, 400) if rng.random() < 0.1 else None,
+            )
+        )
+    return sends
+
+
 def draw(seed: int) -> Scenario:
     """The scenario of ``seed``."""
+    if random.Random(seed ^ 0x2017ED).random() < ROUTED:
+        return _routed(seed)
     rng = random.Random(seed)
     gateway = rng.choice(GATEWAYS)
     personal = gateway != "smsplus" and rng.random() < 0.3
@@ -140,22 +289,8 @@ def draw(seed: int) -> Scenario:
     valid = [e.phone for e in entries if e.phone is not None]
     refused = sorted({p for p in valid if rng.random() < 0.08})
 
-    fault_odds = {name: _chance(rng, 0.0, 0.0, 0.0, 0.03, 0.1, 0.25) for name in FAULTS}
-    faults = Faults(
-        **fault_odds,
-        hang_seconds=rng.choice([0.2, 3.0, 30.0]),
-        retry_after=rng.choice([None, 0.0, 0.2, 1.0, 3.0]),
-        rate_limited_body=rng.choice(["gateway", "empty"]),
-        seed=rng.randrange(1 << 30),
-    )
-    net = Net(
-        one_way=rng.uniform(0.0005, 0.03),
-        jitter=rng.uniform(0.0, 0.004),
-        handshake=rng.randint(1, 3),
-        refused=_chance(rng, 0.0, 0.0, 0.05, 0.2),
-        slow=_chance(rng, 0.0, 0.0, 0.03),
-        keepalive=rng.choice([0.5, 10.0]),
-    )
+    faults = _faults(rng)
+    net = _net(rng)
     freezes: list[tuple[float, float]] = []
     for _ in range(rng.choice([0, 0, 1, 2])):
         start = 1000.0 + rng.uniform(0, 10)
@@ -167,22 +302,7 @@ def draw(seed: int) -> Scenario:
     )
     mode: Literal["library", "campaign"] = "campaign" if rng.random() < 0.4 else "library"
     clients = 2 if mode == "library" and rng.random() < 0.25 else 1
-    sends: list[SendPlan] = []
-    if mode == "library":
-        for n in range(rng.choice([1, 1, 1, 2, 3])):
-            chosen = (
-                list(range(count))
-                if n == 0 or rng.random() < 0.5
-                else sorted(rng.sample(range(count), rng.randint(1, count)))
-            )
-            sends.append(
-                SendPlan(
-                    entries=chosen,
-                    client=rng.randrange(clients),
-                    cancel_at=rng.randint(1, 400) if rng.random() < 0.15 else None,
-                    stop_at=rng.randint(1, 400) if rng.random() < 0.1 else None,
-                )
-            )
+    sends = _sends(rng, count, clients) if mode == "library" else []
     kills = (
         sorted(rng.sample(range(5, 600), rng.choice([0, 1, 1, 2, 3]))) if mode == "campaign" else []
     )
@@ -226,4 +346,132 @@ def draw(seed: int) -> Scenario:
         if mode == "library" and rng.random() < 0.05
         else None,
         input_fails_at=rng.randint(0, count) if mode == "library" and rng.random() < 0.05 else None,
+    )
+
+
+def _account(rng: random.Random, gateway: str, valid: list[str], count: int) -> Account:
+    """One gateway of a routed world, drawn on its own: a tenth of them are down."""
+    faults = _faults(rng)
+    net = _net(rng)
+    if rng.random() < 0.1:
+        net = msgspec.structs.replace(net, refused=1.0)
+    return Account(
+        gateway=gateway,
+        faults=faults,
+        net=net,
+        gateway_limit=rng.choice([None, None, 9, 9, 5, 2]),
+        bad_token=rng.random() < 0.05,
+        unknown_sender=rng.random() < 0.05,
+        refused_numbers=sorted({p for p in valid if rng.random() < 0.08}),
+        webcom_document_refusals=rng.random() < 0.5,
+        balance=rng.randint(0, count) if rng.random() < 0.1 else None,
+        held_after=rng.randint(0, count) if gateway == "webcom" and rng.random() < 0.1 else None,
+        language=rng.choice(["en", "ru"]),
+    )
+
+
+def _routed(seed: int) -> Scenario:
+    """A routed world (see the module's docstring)."""
+    rng = random.Random(seed)
+    roll = rng.random()
+    kind: Kind = "template" if roll < 0.15 else "personal" if roll < 0.45 else "text"
+    if kind == "template":
+        names = ["smsplus", *rng.sample(["smsclub", "webcom"], rng.choice([1, 2]))]
+    else:
+        names = ["smsclub", "webcom"] + (["smsplus"] if rng.random() < 1 / 3 else [])
+    routes: dict[str, list[str]] = {}
+    for country in ("UA", "RU", "AZ"):
+        if rng.random() < 0.1:
+            continue
+        # a template goes to SMSPlus, which takes Azerbaijani numbers only: only the AZ
+        # route may name it (elsewhere its recipients would be refused by the client)
+        pool = names if kind != "template" or country == "AZ" else names[1:]
+        routes[country] = rng.sample(pool, min(len(pool), rng.choice([1, 2, 2, 3])))
+    if not routes:
+        routes["AZ" if kind == "template" else "UA"] = names[:]
+    default_region = rng.choice([None, "UA"])
+    unavailable = {"KZ": "no credentials"} if rng.random() < 0.5 else {}
+    weights = (
+        {"AZ": 60, "UA": 15, "RU": 10, "KZ": 10, "GE": 5}
+        if kind == "template"
+        else {"UA": 40, "RU": 30, "AZ": 10, "KZ": 10, "GE": 10}
+    )
+    count = rng.choice([1, 3, 8, 15, 25, 40])
+    texts = ["Sale today", "Your code 1234", "Привіт, знижка 10%"]
+    entries: list[Entry] = []
+    for i in range(count):
+        roll = rng.random()
+        if roll < 0.07:
+            entries.append(Entry(raw=rng.choice(["123", "+1 555", "not a number", ""]), phone=None))
+            continue
+        if roll < 0.15 and entries:
+            entries.append(rng.choice(entries))
+            continue
+        country = rng.choices(list(weights), list(weights.values()))[0]
+        phone = PREFIXES[country] + f"{i:07d}"
+        if default_region == "UA" and country == "UA" and rng.random() < 0.3:
+            raw = "0" + phone[3:]
+        else:
+            raw = phone if rng.random() < 0.8 else "+" + phone
+        route = routes.get(country)
+        goes = (
+            any(kind in spec(name).messages for name in route)
+            if route is not None
+            else country in unavailable  # failed there, not rejected
+        )
+        known = phone if goes else None
+        if kind == "template":
+            entries.append(Entry(raw=raw, phone=known, params=(f"C{i}",)))
+        else:
+            text = rng.choice(texts) if kind == "personal" else None
+            entries.append(Entry(raw=raw, phone=known, text=text))
+    valid = [e.phone for e in entries if e.phone is not None]
+    accounts = [_account(rng, name, valid, count) for name in names]
+    return Scenario(
+        seed=seed,
+        gateway="router",
+        entries=entries,
+        text=rng.choice(texts),
+        personal=kind == "personal",
+        batch_size=rng.choice([1, 2, 3, 5, 10]),
+        concurrency=rng.choice([1, 2, 4, 10]),
+        rate=rng.choice([9, 9, 9, 3]),
+        gateway_limit=None,
+        faults=Faults(),
+        net=Net(),
+        read_timeout=rng.choice([0.5, 2.0, 5.0]),
+        retry=RetryPolicy(
+            attempts=rng.randint(1, 5),
+            backoff=rng.choice([0.01, 0.1, 0.5]),
+            max_backoff=2.0,
+            max_retry_after=rng.choice([2.0, 300.0]),
+        ),
+        at_least_once=False,
+        window_ttl=0.0 if rng.random() < 0.15 else 120.0,
+        state="memory",
+        redis=RedisFaults(),
+        mode="library",
+        clients=1,
+        sends=_sends(rng, count, 1),
+        repeat=rng.random() < 0.3,
+        kills=[],
+        campaign_stop_at=None,
+        bad_token=False,
+        unknown_sender=False,
+        refused_numbers=[],
+        webcom_document_refusals=False,
+        balance=None,
+        held_after=None,
+        language="en",
+        callback_fails_at=_maybe(rng, True, count),
+        input_fails_at=_maybe(rng, True, count),
+        routing=Routing(
+            accounts=accounts,
+            routes=routes,
+            kind=kind,
+            trip_after=rng.choice([1, 2, 3]),
+            cooldown=rng.choice([0.0, 1.0, 5.0, 60.0]),
+            default_region=default_region,
+            unavailable=unavailable,
+        ),
     )

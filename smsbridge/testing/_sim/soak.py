@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
+from ..._router import RoutedReport
 from .oracle import INVARIANTS, check
 from .run import Trace, run
 
@@ -46,11 +47,16 @@ def faults_of(trace: Trace) -> Counter[str]:
     """The fault classes that fired in a run (each counted once per run)."""
     sc = trace.scenario
     fired: Counter[str] = Counter()
-    for record in trace.gateway.requests:
-        if record.fault != "ok":
-            fired[f"gateway: {record.fault}"] = 1
-        elif record.status == 429:
-            fired["gateway: over its own rate limit"] = 1
+    faulty = 0  # gateways that failed a request, refused one, or could not be reached
+    for account, fake in zip(sc.accounts, trace.gateways.values(), strict=True):
+        for record in fake.requests:
+            if record.fault != "ok":
+                fired[f"gateway: {record.fault}"] = 1
+            elif record.status == 429:
+                fired["gateway: over its own rate limit"] = 1
+        faulty += account.net.refused == 1.0 or any(
+            r.fault != "ok" or r.status >= 400 for r in fake.requests
+        )
     if fired["gateway: rate_limited"] or fired["gateway: over its own rate limit"]:
         if sc.faults.rate_limited_body == "empty" and fired["gateway: rate_limited"]:
             fired["429 without a body"] = 1
@@ -77,14 +83,20 @@ def faults_of(trace: Trace) -> Counter[str]:
         fired["two clients on one account"] = 1
     if sc.repeat:
         fired["the same sends again within the window"] = 1
-    if trace.gateway.refused:
+    if any(fake.refused for fake in trace.gateways.values()):
         fired["gateway refused numbers or requests"] = 1
-    if getattr(trace.gateway, "held", None):
+    if any(getattr(fake, "held", None) for fake in trace.gateways.values()):
         fired["gateway held messages until paid"] = 1
-    if sc.language == "ru" and sc.gateway == "webcom":
+    if any(a.language == "ru" and a.gateway == "webcom" for a in sc.accounts):
         fired["gateway answered in Russian"] = 1
-    if sc.bad_token:
+    if any(a.bad_token for a in sc.accounts):
         fired["wrong credentials"] = 1
+    if sc.routing is not None:
+        fired["routed: a send over several gateways"] = 1
+        if faulty > 1:
+            fired["routed: faults on two gateways or more"] = 1
+        if any(isinstance(s.report, RoutedReport) and s.report.moved for s in trace.sends):
+            fired["routed: a recipient moved to the next gateway"] = 1
     if any(e.phone is None for e in sc.entries):
         fired["invalid numbers in the input"] = 1
     if len({(e.phone, e.text, e.params) for e in sc.entries}) < len(sc.entries):
