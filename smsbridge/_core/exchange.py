@@ -58,7 +58,8 @@ class Halt:
 
     def __init__(self) -> None:
         self.reason: str | None = None
-        self._scopes: set[anyio.CancelScope] = set()
+        # in the order the waits began (a set's order would make a seeded replay differ)
+        self._scopes: dict[anyio.CancelScope, None] = {}
 
     def set(self, reason: str) -> None:
         """Halt: end the waits under :meth:`cut`."""
@@ -73,11 +74,11 @@ class Halt:
         with anyio.CancelScope() as scope:
             if self.reason is not None:
                 scope.cancel()
-            self._scopes.add(scope)
+            self._scopes[scope] = None
             try:
                 yield
             finally:
-                self._scopes.discard(scope)
+                self._scopes.pop(scope, None)
 
     def check(self) -> None:
         """Raise :class:`NotWritten` once halted."""

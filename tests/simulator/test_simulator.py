@@ -77,7 +77,9 @@ def test_two_thousand_seeds_keep_every_invariant(half: int) -> None:
 
 def test_a_seed_is_one_run() -> None:
     """The same seed twice: the same requests at the same virtual times, the same outcomes."""
-    for seed in (3, 1767, 2682, 110):  # 110: routed, dozens of recipients failing over
+    # 110: routed, dozens of recipients failing over; 11, 23, 68: a stop halts waits, in the
+    # order they began (they were in a set, and a replay could tell another story)
+    for seed in (3, 1767, 2682, 110, 11, 23, 68):
         first, second = run(seed), run(seed)
         assert [
             (name, r.at, r.status, r.numbers)
