@@ -31,7 +31,7 @@ import phonenumbers
 from ._core.client import Client, SendOptions, checked_options
 from ._core.clock import Clock, SystemClock
 from ._core.engine import BatchObserver
-from ._core.errors import ConfigurationError, InvalidInputError
+from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.gateway import Batch, Message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
 from ._core.phones import InvalidPhone, PhoneRules
@@ -349,6 +349,7 @@ class _RoutedSend:
         self.unsettled: list[Outcome] = []  # the router's own outcomes not yet journaled
         self.held: set[str] = set()  # gateways whose window holds the earlier runs' sends
         self.earlier: list[tuple[tuple[int, Any], bool]] | None = None
+        self.jobs: dict[str, Any] = {}  # each gateway's prepared job, to check what it never read
         self.message = message
         self.kind = message.kind
         self.on_outcome = on_outcome
@@ -688,9 +689,35 @@ class _RoutedSend:
         options["observer"] = observer
         return options
 
+    async def _rejection(self, item: _Item, client: Client[Any]) -> str | None:
+        """Why ``client`` would reject the item had it read it (it never did), or ``None``:
+        a recipient it cannot ever carry is ``rejected``, not ``failed``, as in its own send."""
+        name = client.spec.name
+        if name not in self.jobs:
+            self.jobs[name] = None
+            with anyio.move_on_after(_PREPARE_PATIENCE):
+                try:  # a template may have to be looked up; if that fails, nothing is known
+                    self.jobs[name] = await client._prepare(self.message, {})
+                except SmsBridgeError:
+                    self.jobs[name] = None
+        prepared = self.jobs[name]
+        if prepared is None:
+            return None
+        return client._rejections(prepared, [item.entry]).get(0)
+
     async def _decide(
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None
     ) -> None:
+        if (
+            status is Status.FAILED
+            and client is not None
+            and not item.pinned
+            and not self.plan
+            and reason not in (_CANCELLED, _CALLER)
+        ):
+            refused = await self._rejection(item, client)
+            if refused is not None:
+                status, reason = Status.REJECTED, refused
         phone = item.entry if self.kind == "text" else _first(item.entry)
         if item.position and client is not item.route[0]:
             self.moved += 1
@@ -730,6 +757,8 @@ class _RoutedSend:
             except Exception as e:  # every outcome still reaches it; raised at the end
                 self._caller_failed(e)
 
+
+_PREPARE_PATIENCE = 10.0  # seconds to look up what checking a recipient needs (a template)
 
 _KINDS = {"text": "texts", "personal": "personal texts", "template": "templates"}
 

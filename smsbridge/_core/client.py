@@ -24,7 +24,7 @@ from .engine import BatchObserver, OutcomeCallback, SendEngine
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle
-from .gateway import Gateway, GatewaySpec, Job, Message
+from .gateway import Batch, Gateway, GatewaySpec, Job, Message
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report, checked_keep
 from .ranges import IdRanges, MemoryRanges, memory_ranges
@@ -369,6 +369,15 @@ class Client(Generic[J]):
         """The adapter's job for ``message`` (sent with ``options``) and how its recipients
         come."""
         raise NotImplementedError
+
+    def _rejections(self, prepared: tuple[J, Unpacker], entries: list[Any]) -> dict[int, str]:
+        """Why each of ``entries`` (by position) would be ``rejected`` as the send reads it:
+        the engine's own checks, with nothing sent (for recipients a send never read)."""
+        job, unpack = prepared
+        raw, texts, params, problems = unpack(entries)
+        phones, invalid = self._gateway.phones.normalise_many(raw)
+        batch = Batch(list(range(len(entries))), phones, texts, params)
+        return {**(self._gateway.check(batch, job) or {}), **invalid, **problems}
 
     def __repr__(self) -> str:
         state = "open" if self._transport is not None else "closed"

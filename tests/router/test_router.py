@@ -14,12 +14,14 @@ import pytest
 from smsbridge import (
     ConfigurationError,
     Event,
+    Message,
     Outcome,
     RetryScheduled,
     Router,
     SmsClub,
     SmsPlus,
     Status,
+    Template,
     Webcom,
 )
 from smsbridge.testing import FakeClock, FakeSmsClub, FakeWebcom, Faults
@@ -386,3 +388,45 @@ async def test_a_stop_ends_the_reading_of_an_endless_input(
                 "Sale", to=endless(), sender="Shop", on_outcome=note, stop=stop
             )
     assert report.stopped and 300 < report.total < 5000
+
+
+async def test_a_number_the_first_gateway_refuses_is_rejected_there_and_moves_nowhere(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """SMS Club refuses two numbers (its black list): they end rejected on SMS Club, and
+    Webcom, the next gateway of their route, never sees them; the rest go through SMS Club."""
+    refused = set(UA[:2])
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None, blacklist=refused) as fake,
+        SmsClub(TOKEN, base_url=fake.url, clock=clock) as club,
+        Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc,
+    ):
+        report = await Router({"UA": [club, wc]}, clock=clock).send(
+            "Sale", to=UA[:150], sender="Shop"
+        )
+        assert _sent_once(fake, webcom) == Counter(dict.fromkeys(UA[2:150], 1))
+    rejected = [o for o in report.outcomes if o.status is Status.REJECTED]
+    assert {(o.phone, o.gateway) for o in rejected} == {(n, "smsclub") for n in refused}
+    assert report.moved == 0 and webcom.record().requests == []
+
+
+async def test_a_recipient_its_tripped_gateway_never_read_is_rejected_if_it_could_never_go(
+    clock: FakeClock,
+) -> None:
+    """AZ=[smsplus], SMSPlus down and skipped after its first request: recipients it never
+    read end failed (they could go later), except the one whose parameters its template
+    cannot fit: rejected with the reason SMSPlus itself gives, as in a send of its own."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    numbers = [(f"99450{i:07d}", (f"C{i}",)) for i in range(3000)] + [
+        ("994509999999", ("x" * 200,))
+    ]
+    template = Template(id=2, text="Code {1}")
+    async with SmsPlus(TOKEN, base_url=dead, clock=clock, concurrency=1) as plus:
+        plus._templates[2] = template
+        router = Router({"AZ": [plus]}, trip_after=1, clock=clock)
+        report = await router.send_message(
+            Message(sender="Shop", template=2), to=numbers, keep="all"
+        )
+    by_index = {o.index: o for o in report.outcomes}
+    assert by_index[3000].status is Status.REJECTED and "160" in (by_index[3000].reason or "")
+    assert {by_index[i].status for i in range(3000)} == {Status.FAILED}

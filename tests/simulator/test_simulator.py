@@ -17,7 +17,6 @@ from smsbridge.testing._sim.soak import soak
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "2000"))
 REGRESSIONS = sorted((Path(__file__).parent / "regressions").glob("*.json"))
-FINDINGS = sorted((Path(__file__).parent / "findings").glob("*.json"))
 
 FAULT_CLASSES = [
     "net: new connection",
@@ -101,13 +100,3 @@ def test_scenarios_that_once_found_a_bug(path: Path) -> None:
     scenario = msgspec.convert(data["scenario"], Scenario)
     violations, _ = check(run_scenario(scenario))
     assert not violations, (data["note"], violations)
-
-
-@pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
-def test_findings_not_yet_fixed_still_break_what_they_broke(path: Path) -> None:
-    """Each kept finding (its note says what) still breaks exactly the invariants it broke:
-    once it is fixed, this fails, and the scenario moves to ``regressions``."""
-    data = msgspec.json.decode(path.read_bytes())
-    scenario = msgspec.convert(data["scenario"], Scenario)
-    violations, _ = check(run_scenario(scenario))
-    assert violations == data["violations"], data["note"]

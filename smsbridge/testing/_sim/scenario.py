@@ -30,9 +30,9 @@ through a :class:`~smsbridge.Router` over two or three gateways. A routed world 
 A recipient the router must refuse before any request (no route, no gateway of its route for
 the message, no country code) is, to the oracle, an invalid one: its ``phone`` is ``None``.
 Routed worlds keep their state in memory (the router's one duplicate window) and are never
-campaigns. They draw no template parameters that the template cannot fit: the router fails
-such a recipient, instead of rejecting it, when its gateway never reads it (tripped, or its
-send stopped first); ``tests/simulator/findings`` keeps that case until the router is fixed.
+campaigns. As a lone gateway's, one template recipient in twenty has parameters the template
+cannot fit: ``rejected``, even when its gateway never read it (tripped, or its send stopped
+first), since the router checks such a recipient as the gateway would have.
 """
 
 from __future__ import annotations
@@ -421,7 +421,10 @@ def _routed(seed: int) -> Scenario:
         )
         known = phone if goes else None
         if kind == "template":
-            entries.append(Entry(raw=raw, phone=known, params=(f"C{i}",)))
+            # unfit parameters are found by a gateway's checks: not where no gateway can be used
+            bad = rng.random() < 0.05 and route is not None
+            params = ("x" * 200,) if bad else (f"C{i}",)
+            entries.append(Entry(raw=raw, phone=known, params=params, bad_params=bad))
         else:
             text = rng.choice(texts) if kind == "personal" else None
             entries.append(Entry(raw=raw, phone=known, text=text))
