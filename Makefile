@@ -28,7 +28,7 @@ typecheck: setup
 # competes with the clock they measure. Bytecode is cached even where the environment says
 # not to: the tests start the command and the fakes dozens of times.
 unit: setup
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 2 -m "not realtime"
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 2 --dist worksteal -m "not realtime"
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -m realtime
 
 test: lint typecheck unit

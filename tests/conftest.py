@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -17,17 +18,27 @@ from .helpers import TOKEN
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long tests first, in their marks' order: pytest-xdist hands the first tests out
-    one per worker in turn, so even places go to one worker and odd ones to the other."""
+    """Each long test at the head of one worker's share: pytest-xdist's ``worksteal`` hands
+    each worker an even, contiguous share of the list at first (then an idle worker steals
+    from the end of a busy one's), so a long test whose place is ``k`` goes first in share
+    ``k`` modulo the number of workers, and the short ones fill the rest."""
 
     def place(item: pytest.Item) -> int:
         mark = item.get_closest_marker("heavy")
         if mark is None:
-            return 1_000
+            return -1
         callspec = getattr(item, "callspec", None)
         return int(mark.args[0]) + (2 * callspec.params["half"] if callspec else 0)
 
-    items.sort(key=place)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    heavy = sorted((i for i in items if place(i) >= 0), key=place)
+    rest = iter([i for i in items if place(i) < 0])
+    ordered: list[pytest.Item] = []
+    for k in range(workers):
+        size = len(items) * (k + 1) // workers - len(items) * k // workers
+        first = [i for i in heavy if place(i) % workers == k]
+        ordered += first + list(itertools.islice(rest, max(0, size - len(first))))
+    items[:] = ordered + list(rest)
 
 
 @pytest.fixture

@@ -112,36 +112,42 @@ class Recipients:
     def _lines(self) -> Iterator[str]:
         """The file's text, line by line; bytes that are not UTF-8 are an InputError."""
         assert self.path is not None
+        try:
+            with self.path.open(encoding="utf-8-sig", newline="") as f:
+                yield from f
+        except UnicodeDecodeError:
+            raise self._not_utf8() from None
+
+    def _not_utf8(self) -> InputError:
+        """Where the file stops being UTF-8, found line by line (the fast read knows only
+        that it does)."""
+        assert self.path is not None
         decoder = codecs.getincrementaldecoder("utf-8-sig")()
-        line_number, offset = 1, 0
+        offset = 0
         with self.path.open("rb") as f:
-            for raw in f:
+            for line_number, raw in enumerate(f, start=1):
                 try:
-                    text = decoder.decode(raw)
+                    decoder.decode(raw)
                 except UnicodeDecodeError as e:
-                    raise InputError(
+                    return InputError(
                         f"{self._shown()}: line {line_number} is not UTF-8 text (byte "
                         f"0x{raw[e.start]:02x} at offset {offset + e.start}); save the file "
                         "as UTF-8"
-                    ) from None
-                line_number += 1
+                    )
                 offset += len(raw)
-                yield text
+        return InputError(f"{self._shown()}: the file is not UTF-8 text; save it as UTF-8")
 
     def _shown(self) -> str:
         return "standard input" if self._spool is not None else str(self.path)
 
     def _rows(self) -> Iterator[list[str]]:
         reader = csv.reader(self._lines(), delimiter=self.delimiter)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
-            if row and any(cell.strip() for cell in row):
-                yield row
+        try:
+            for row in reader:
+                if row and (row[0].strip() or any(cell.strip() for cell in row)):
+                    yield row
+        except csv.Error as e:
+            raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
 
     def _read_header(self, phone_column: str | None, text_column: str | None) -> None:
         sample = "".join(_take(self._lines(), _SNIFF))

@@ -38,7 +38,7 @@ async def _ua_on(fake: FakeProcess) -> int:
     return sum(m.phone.startswith("380") for m in (await fake.record()).sent)
 
 
-@pytest.mark.heavy(1)
+@pytest.mark.heavy(2)
 async def test_a_routed_campaign_killed_and_resumed_sends_each_number_once(
     tmp_path: Path,
 ) -> None:

@@ -112,7 +112,7 @@ async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> 
     assert sum(r["accepted"] for r in results) == len(record.sent)
 
 
-@pytest.mark.heavy(2)
+@pytest.mark.heavy(4)
 async def test_eight_processes_one_message_one_send(redis_url: str) -> None:
     """8 processes send the same text to the same number at once: exactly one gets through."""
     account = token()
@@ -258,14 +258,14 @@ async def test_a_redis_outage_pauses_the_send_and_it_resumes(
             async def send() -> None:
                 result["report"] = await sms.send(
                     "Sale",
-                    to=(f"38050{i:07d}" for i in range(3000)),
+                    to=(f"38050{i:07d}" for i in range(2500)),
                     sender="Shop",
                     keep="none",
                 )
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(send)
-                await anyio.sleep(1.5)
+                await anyio.sleep(1.0)
                 private_redis.stop()
                 stopped = time.monotonic()
                 await anyio.sleep(3.0)
@@ -273,7 +273,8 @@ async def test_a_redis_outage_pauses_the_send_and_it_resumes(
                 await anyio.to_thread.run_sync(private_redis.start)
         record = await fake.record()
     report = result["report"]
-    assert report.accepted == 3000 and report.error is None  # type: ignore[attr-defined]
+    assert report.accepted == 2500 and report.error is None  # type: ignore[attr-defined]
+    assert [r for r in record.requests if r.at > restarted], "the send went on after it"
     # starts promised before the outage (at most 10 workers / 9 per 1.05 s ahead, counted
     # from a burst) still go; after those, nothing until Redis is back
     during = [r.at for r in record.requests if stopped + 2.2 < r.at < restarted]
