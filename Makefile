@@ -24,11 +24,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Everything else on two workers, then the few tests of real time alone, so nothing else
-# competes with the clock they measure. Bytecode is cached even where the environment says
-# not to: the tests start the command and the fakes dozens of times.
+# Everything else on three workers (on two cores: the long tests spend much of their time
+# waiting on the processes they kill and resume), then the few tests of real time alone, so
+# nothing else competes with the clock they measure. Bytecode is cached even where the
+# environment says not to: the tests start the command and the fakes dozens of times.
 unit: setup
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 2 --dist worksteal -m "not realtime"
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 3 --dist worksteal -m "not realtime"
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -m realtime
 
 test: lint typecheck unit
