@@ -35,6 +35,7 @@ from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.gateway import Batch, Message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
 from ._core.phones import InvalidPhone, PhoneRules
+from ._core.phones import compact as bare_digits
 from ._core.recipients import Phones, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
 
@@ -763,9 +764,6 @@ _PREPARE_PATIENCE = 10.0  # seconds to look up what checking a recipient needs (
 _KINDS = {"text": "texts", "personal": "personal texts", "template": "templates"}
 
 
-_SEPARATORS = str.maketrans("", "", " \t-().\u00a0/")
-
-
 def _international(raw: Any) -> str:
     """``raw`` as ``+digits`` when it is written internationally (``+``, ``00``, or bare
     digits that make a possible number after a country code); else :class:`InvalidPhone`:
@@ -774,7 +772,7 @@ def _international(raw: Any) -> str:
         raw = str(raw)
     if not isinstance(raw, str):
         raise InvalidPhone(f"not a phone number: {type(raw).__name__}")
-    compact = str(raw).strip().translate(_SEPARATORS)
+    compact = bare_digits(str(raw).strip())
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     digits = compact.removeprefix("+")

@@ -23,15 +23,25 @@ from phonenumbers import PhoneMetadata
 
 from .errors import ConfigurationError
 
-__all__ = ["InvalidPhone", "PhoneRules"]
+__all__ = ["InvalidPhone", "PhoneRules", "compact"]
 
 _SEPARATORS = str.maketrans("", "", " \t-().\u00a0\u2010\u2011\u2012\u2013/")
+_NOT_AT_THE_ENDS = "-./)\u2010\u2011\u2012\u2013"  # "-380..." is no number
 _MAX_INPUT = 64
 _UNSEEN: tuple[int, frozenset[int]] = (-1, frozenset())
 
 
 class InvalidPhone(ValueError):
     """A recipient's number cannot be valid; the message is the per-recipient reason."""
+
+
+def compact(text: str) -> str:
+    """``text`` (stripped) without the separators people type inside a number (spaces,
+    dashes, brackets, dots, slashes); :class:`InvalidPhone` when one stands at either end, as
+    in ``-380501234567``, which is not a number that was meant."""
+    if text[:1] in _NOT_AT_THE_ENDS or text[-1:] in _NOT_AT_THE_ENDS.replace(")", "("):
+        raise InvalidPhone("not a phone number")
+    return text.translate(_SEPARATORS)
 
 
 @functools.cache
@@ -220,21 +230,21 @@ class PhoneRules:
             raise InvalidPhone("empty phone number")
         if len(text) > _MAX_INPUT:
             raise InvalidPhone("not a phone number: too long")
-        compact = text.translate(_SEPARATORS)
-        if compact.startswith("00"):
-            compact = "+" + compact[2:]
-        if compact.isascii() and compact.isdigit() and not compact.startswith("0"):
+        bare = compact(text)
+        if bare.startswith("00"):
+            bare = "+" + bare[2:]
+        if bare.isascii() and bare.isdigit() and not bare.startswith("0"):
             # bare digits: the gateways' own form is international, country code first;
             # failing that, the home country's national form (Russian 8XXXXXXXXXX)
-            reason = self._check_digits(compact) if len(compact) <= 15 else "too many digits"
+            reason = self._check_digits(bare) if len(bare) <= 15 else "too many digits"
             if reason is None:
-                return self._final(compact)
+                return self._final(bare)
             try:
-                return self._parse(compact, self.default_region)
+                return self._parse(bare, self.default_region)
             except InvalidPhone:
                 raise InvalidPhone(reason) from None
-        region = None if compact.startswith("+") else self.default_region
-        return self._parse(compact, region)
+        region = None if bare.startswith("+") else self.default_region
+        return self._parse(bare, region)
 
     def _parse(self, text: str, region: str | None) -> str:
         try:

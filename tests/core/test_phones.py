@@ -32,6 +32,7 @@ UA = PhoneRules("UA")
         ("3800989361131", "380989361131"),
         ("950000000", "380950000000"),  # no +95 number begins 0: the home form without its 0
         ("+39 06 1234 5678", "390612345678"),  # Rome: Italy keeps the zero
+        ("+380\u201398\u2013936\u201311\u201331", "380989361131"),  # en dashes, as pasted
     ],
 )
 def test_spellings_normalise(raw: object, expected: str) -> None:
@@ -51,6 +52,8 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
         ("3809893611311", "wrong length for +380: 10 digits after the country code, need 9"),
         ("2809893611", "unknown country code"),
         ("1" * 70, "not a phone number: too long"),
+        ("-380989361131", "not a phone number"),  # a minus is no separator at the start
+        ("380989361131-", "not a phone number"),
     ],
 )
 def test_impossible_numbers_are_refused_with_a_reason(raw: object, reason: str) -> None:

@@ -430,3 +430,18 @@ async def test_a_recipient_its_tripped_gateway_never_read_is_rejected_if_it_coul
     by_index = {o.index: o for o in report.outcomes}
     assert by_index[3000].status is Status.REJECTED and "160" in (by_index[3000].reason or "")
     assert {by_index[i].status for i in range(3000)} == {Status.FAILED}
+
+
+async def test_a_number_pasted_with_en_dashes_is_routed_and_a_minus_sign_is_not_a_number(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """The router reads numbers with the same separators as the gateways: en dashes as
+    pasted from a document route the number; a leading minus makes it no number."""
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
+        report = await Router({"RU": [wc]}, clock=clock).send(
+            "Sale", to=["+7\u2013916\u2013000\u20130001", "-79160000002"], sender="Shop"
+        )
+    by_index = {o.index: o for o in report.outcomes}
+    assert by_index[0].status is Status.ACCEPTED and by_index[0].phone == "79160000001"
+    assert by_index[1].status is Status.REJECTED
+    assert [m.phone for m in webcom.record().sent] == ["79160000001"]
