@@ -585,8 +585,13 @@ class SendEngine(Generic[J]):
             )
         except NotWritten as e:
             self._requests += attempts.tries
-            status = Status.UNCERTAIN if attempts.ambiguous else Status.FAILED
-            await self._settle_flight(flight, status, e.reason)
+            if attempts.ambiguous:  # an earlier try may have gone: not "not sent"
+                reason = "an earlier try may have been processed; not tried again: "
+                await self._settle_flight(
+                    flight, Status.UNCERTAIN, reason + e.reason.removeprefix("not sent: ")
+                )
+            else:
+                await self._settle_flight(flight, Status.FAILED, e.reason)
             return
         except SmsBridgeError as e:
             self._requests += attempts.tries
