@@ -43,6 +43,10 @@ with the send's counts added as a note. A second
 interrupt while it winds down cancels it at once: its requests in flight are abandoned and
 whether they went is unknown. An interrupted call that is not a send (``status``,
 ``balance``...) is cancelled at once.
+
+**Following deliveries.** ``for status in sms.track(report.message_ids()):`` blocks between
+rounds and gives each id's final :class:`~smsbridge.MessageStatus` once, as the async
+``track`` does; ``feed`` takes webhook reports from any thread.
 """
 
 from __future__ import annotations
@@ -64,8 +68,9 @@ import anyio
 
 from ._core.client import Client, ClientOptions
 from ._core.errors import ConfigurationError, InvalidInputError
-from ._core.models import Report
+from ._core.models import MessageStatus, Report
 from ._core.phones import PhoneRules
+from ._core.tracking import DeliveryTracker, HasState
 from ._smsclub.adapter import MAX_BATCH
 from ._smsclub.client import SmsClub as _SmsClub
 from ._smsplus.adapter import DEFAULT_BATCH as _SMSPLUS_BATCH
@@ -74,7 +79,7 @@ from ._webcom.adapter import DEFAULT_BATCH as _WEBCOM_BATCH
 from ._webcom.client import MOSCOW
 from ._webcom.client import Webcom as _Webcom
 
-__all__ = ["SmsClub", "SmsPlus", "Webcom"]
+__all__ = ["SmsClub", "SmsPlus", "Tracker", "Webcom"]
 
 A = TypeVar("A", bound=Client[Any])
 P = ParamSpec("P")
@@ -362,7 +367,87 @@ class _Blocking(Generic[A]):
                 loop.submit(lambda: loop.release(client)).result()
 
 
-class SmsClub(_Blocking[_SmsClub]):
+class Tracker:
+    """A blocking :class:`~smsbridge.DeliveryTracker`: iterate it for each id's
+    :class:`~smsbridge.MessageStatus` once, when final or at the deadline (each step blocks
+    until the next status is known); :meth:`feed` takes delivery reports from any thread;
+    :meth:`close` (or leaving a ``with``) stops following."""
+
+    def __init__(self, loop: _Loop, tracker: DeliveryTracker) -> None:
+        self._loop = loop
+        self._tracker = tracker
+        self._steps = tracker.__aiter__()
+
+    @property
+    def pending(self) -> int:
+        """Ids not yet given out."""
+        return self._tracker.pending
+
+    def feed(self, reports: Iterable[HasState]) -> None:
+        """States heard another way (a webhook's delivery reports): see
+        :meth:`smsbridge.DeliveryTracker.feed`."""
+        given = list(reports)
+
+        async def feed() -> None:
+            self._tracker.feed(given)
+
+        self._loop.submit(feed).result()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> MessageStatus:
+        _outside_loop("Tracker")
+
+        async def step() -> MessageStatus:
+            return await anext(self._steps)
+
+        future = self._loop.submit(step)
+        try:
+            return future.result()
+        except StopAsyncIteration:
+            raise StopIteration from None
+        except BaseException:
+            future.cancel()  # interrupted while waiting: that round is abandoned
+            raise
+
+    def close(self) -> None:
+        """Stop following (the round under way, if any, is abandoned)."""
+        steps = self._steps
+
+        async def close() -> None:
+            closing = getattr(steps, "aclose", None)
+            if closing is not None:
+                await closing()
+
+        with contextlib.suppress(RuntimeError):  # the loop is gone: so is the tracking
+            self._loop.submit(close).result()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Tracking(_Blocking[A]):
+    """A blocking client whose gateway has a status call."""
+
+    def track(
+        self,
+        message_ids: Iterable[str | int] | str | int,
+        *,
+        every: float = 30.0,
+        deadline: float | None = 3600.0,
+    ) -> Tracker:
+        """Follow sent messages until each reaches a final state (see the async client's
+        ``track``): ``for status in sms.track(report.message_ids()): ...``."""
+        loop, client = self._open("track")
+        ids = message_ids if isinstance(message_ids, str | int) else list(message_ids)
+        return Tracker(loop, client.track(ids, every=every, deadline=deadline))
+
+
+class SmsClub(_Tracking[_SmsClub]):
     """Blocking :class:`smsbridge.SmsClub`: the same arguments, methods and results.
 
     ::
@@ -426,7 +511,7 @@ class SmsPlus(_Blocking[_SmsPlus]):
     templates = _plain(_SmsPlus.templates)
 
 
-class Webcom(_Blocking[_Webcom]):
+class Webcom(_Tracking[_Webcom]):
     """Blocking :class:`smsbridge.Webcom`: the same arguments, methods and results.
 
     ::

@@ -24,6 +24,7 @@ from smsbridge import (
     ConfigurationError,
     DeliveryState,
     InvalidInputError,
+    MessageStatus,
     Outcome,
     Report,
     Status,
@@ -321,7 +322,7 @@ def test_the_example_task_runs_against_the_fake() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", blocking.__all__)
+@pytest.mark.parametrize("name", [n for n in blocking.__all__ if n != "Tracker"])
 def test_each_twin_takes_the_arguments_and_has_the_methods_of_its_async_class(name: str) -> None:
     """Nothing drifts: the constructor's parameters (names, kinds, defaults, annotations) and
     the public async methods are the async class's (``aclose`` is ``close``)."""
@@ -335,3 +336,22 @@ def test_each_twin_takes_the_arguments_and_has_the_methods_of_its_async_class(na
     twins = {n for n in vars(twin) if n[0] != "_"} | {"close"}
     assert twins == methods - {"aclose"} | {"close"}
     assert all(getattr(twin, n).__doc__ for n in twins)
+
+
+def test_track_gives_each_id_once_as_it_becomes_final(fake: FakeSmsClub) -> None:
+    """The blocking track: one id delivered by the first poll, one settled by a report fed
+    from the calling thread, one still on its way at the deadline; each comes out once, in
+    that order."""
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        ids = sms.send("Sale", to=list(ua_numbers(3)), sender="Shop").message_ids()
+        fake.states[ids[0]] = "DELIVRD"
+        with sms.track(ids, every=0.05, deadline=0.3) as tracker:
+            first = next(tracker)
+            tracker.feed([MessageStatus(message_id=ids[1], state=DeliveryState.UNDELIV)])
+            rest = list(tracker)
+            assert tracker.pending == 0
+    assert (first.message_id, first.state) == (ids[0], DeliveryState.DELIVRD)
+    assert [(s.message_id, s.state) for s in rest] == [
+        (ids[1], DeliveryState.UNDELIV),
+        (ids[2], DeliveryState.ENROUTE),
+    ]
