@@ -690,18 +690,18 @@ class _RoutedSend:
         options["observer"] = observer
         return options
 
-    async def _rejection(self, item: _Item, client: Client[Any]) -> str | None:
+    async def _rejection(self, item: _Item, client: Client[Any], patience: float) -> str | None:
         """Why ``client`` would reject the item had it read it (it never did), or ``None``:
-        a recipient it cannot ever carry is ``rejected``, not ``failed``, as in its own send."""
+        a recipient it cannot ever carry is ``rejected``, not ``failed``, as in its own send.
+        What the check needs (a template) is looked up for ``patience`` seconds at most."""
         name = client.spec.name
         if name not in self.jobs:
-            self.jobs[name] = None
-            with anyio.move_on_after(_PREPARE_PATIENCE):
+            with anyio.move_on_after(patience):  # out of time: not known now, asked again later
                 try:  # a template may have to be looked up; if that fails, nothing is known
                     self.jobs[name] = await client._prepare(self.message, {})
                 except SmsBridgeError:
                     self.jobs[name] = None
-        prepared = self.jobs[name]
+        prepared = self.jobs.get(name)
         if prepared is None:
             return None
         return client._rejections(prepared, [item.entry]).get(0)
@@ -709,14 +709,11 @@ class _RoutedSend:
     async def _decide(
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None
     ) -> None:
-        if (
-            status is Status.FAILED
-            and client is not None
-            and not item.pinned
-            and not self.plan
-            and reason not in (_CANCELLED, _CALLER)
-        ):
-            refused = await self._rejection(item, client)
+        if status is Status.FAILED and client is not None and not item.pinned and not self.plan:
+            # on the way out of a cancelled or failed send nothing may be waited on: only a
+            # check that needs no lookup (a template not yet fetched) is made
+            quick = reason in (_CANCELLED, _CALLER)
+            refused = await self._rejection(item, client, 0 if quick else _PREPARE_PATIENCE)
             if refused is not None:
                 status, reason = Status.REJECTED, refused
         phone = item.entry if self.kind == "text" else _first(item.entry)
