@@ -259,6 +259,39 @@ def _sends(rng: random.Random, count: int, clients: int) -> list[SendPlan]:
     return sends
 
 
+_TEXTS = ["Sale today", "Your code 1234", "Привіт, знижка 10%"]
+
+
+def _odd(rng: random.Random, entries: list[Entry]) -> Entry | None:
+    """An invalid number (7%), the same recipient again (8%), or ``None``: a fresh one."""
+    roll = rng.random()
+    if roll < 0.07:
+        return Entry(raw=rng.choice(["123", "+1 555", "not a number", ""]), phone=None)
+    if roll < 0.15 and entries:
+        return rng.choice(entries)
+    return None
+
+
+def _fresh(
+    rng: random.Random,
+    i: int,
+    raw: str,
+    phone: str | None,
+    *,
+    template: bool,
+    personal: bool,
+    unfit: bool = True,
+) -> Entry:
+    """A recipient: template parameters (one in twenty too long to fit, where ``unfit``
+    may be), its own text (``personal``), or neither."""
+    if template:
+        bad = rng.random() < 0.05 and unfit
+        params = ("x" * 200,) if bad else (f"C{i}",)
+        return Entry(raw=raw, phone=phone, params=params, bad_params=bad)
+    text = rng.choice(_TEXTS) if personal else None
+    return Entry(raw=raw, phone=phone, text=text)
+
+
 def draw(seed: int) -> Scenario:
     """The scenario of ``seed``."""
     if random.Random(seed ^ 0x2017ED).random() < ROUTED:
@@ -267,25 +300,17 @@ def draw(seed: int) -> Scenario:
     gateway = rng.choice(GATEWAYS)
     personal = gateway != "smsplus" and rng.random() < 0.3
     count = rng.choice([1, 3, 8, 15, 25, 40])
-    texts = ["Sale today", "Your code 1234", "Привіт, знижка 10%"]
+
     entries: list[Entry] = []
     for i in range(count):
-        roll = rng.random()
-        if roll < 0.07:
-            entries.append(Entry(raw=rng.choice(["123", "+1 555", "not a number", ""]), phone=None))
-            continue
-        if roll < 0.15 and entries:
-            entries.append(rng.choice(entries))  # the same recipient again
+        odd = _odd(rng, entries)
+        if odd is not None:
+            entries.append(odd)
             continue
         phone = _number(gateway, i)
         raw = phone if rng.random() < 0.8 else "+" + phone
-        if gateway == "smsplus":
-            bad = rng.random() < 0.05
-            params = ("x" * 200,) if bad else (f"C{i}",)
-            entries.append(Entry(raw=raw, phone=phone, params=params, bad_params=bad))
-        else:
-            text = rng.choice(texts) if personal else None
-            entries.append(Entry(raw=raw, phone=phone, text=text))
+        template = gateway == "smsplus"
+        entries.append(_fresh(rng, i, raw, phone, template=template, personal=personal))
     valid = [e.phone for e in entries if e.phone is not None]
     refused = sorted({p for p in valid if rng.random() < 0.08})
 
@@ -310,7 +335,7 @@ def draw(seed: int) -> Scenario:
         seed=seed,
         gateway=gateway,
         entries=entries,
-        text=rng.choice(texts),
+        text=rng.choice(_TEXTS),
         personal=personal,
         batch_size=rng.choice([1, 2, 3, 5, 10]),
         concurrency=rng.choice([1, 2, 4, 10]),
@@ -397,15 +422,12 @@ def _routed(seed: int) -> Scenario:
         else {"UA": 40, "RU": 30, "AZ": 10, "KZ": 10, "GE": 10}
     )
     count = rng.choice([1, 3, 8, 15, 25, 40])
-    texts = ["Sale today", "Your code 1234", "Привіт, знижка 10%"]
+
     entries: list[Entry] = []
     for i in range(count):
-        roll = rng.random()
-        if roll < 0.07:
-            entries.append(Entry(raw=rng.choice(["123", "+1 555", "not a number", ""]), phone=None))
-            continue
-        if roll < 0.15 and entries:
-            entries.append(rng.choice(entries))
+        odd = _odd(rng, entries)
+        if odd is not None:
+            entries.append(odd)
             continue
         country = rng.choices(list(weights), list(weights.values()))[0]
         phone = PREFIXES[country] + f"{i:07d}"
@@ -420,21 +442,24 @@ def _routed(seed: int) -> Scenario:
             else country in unavailable  # failed there, not rejected
         )
         known = phone if goes else None
-        if kind == "template":
-            # unfit parameters are found by a gateway's checks: not where no gateway can be used
-            bad = rng.random() < 0.05 and route is not None
-            params = ("x" * 200,) if bad else (f"C{i}",)
-            entries.append(Entry(raw=raw, phone=known, params=params, bad_params=bad))
-        else:
-            text = rng.choice(texts) if kind == "personal" else None
-            entries.append(Entry(raw=raw, phone=known, text=text))
+        # unfit parameters are found by a gateway's checks: not where no gateway can be used
+        fresh = _fresh(
+            rng,
+            i,
+            raw,
+            known,
+            template=kind == "template",
+            personal=kind == "personal",
+            unfit=route is not None,
+        )
+        entries.append(fresh)
     valid = [e.phone for e in entries if e.phone is not None]
     accounts = [_account(rng, name, valid, count) for name in names]
     return Scenario(
         seed=seed,
         gateway="router",
         entries=entries,
-        text=rng.choice(texts),
+        text=rng.choice(_TEXTS),
         personal=kind == "personal",
         batch_size=rng.choice([1, 2, 3, 5, 10]),
         concurrency=rng.choice([1, 2, 4, 10]),
