@@ -26,9 +26,11 @@ typecheck: setup
 
 # Everything else on three workers (on two cores: the long tests spend much of their time
 # waiting on the processes they kill and resume), then the few tests of real time alone, so
-# nothing else competes with the clock they measure. Bytecode is cached even where the
-# environment says not to: the tests start the command and the fakes dozens of times.
+# nothing else competes with the clock they measure. Bytecode is compiled once up front and
+# cached even where the environment says not to: the tests start the command and the fakes
+# dozens of times, and three workers would each compile everything.
 unit: setup
+	$(BIN)/python -m compileall -q -j 0 smsbridge tests
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 3 --dist worksteal -m "not realtime"
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -m realtime
 

@@ -153,10 +153,13 @@ class Recipients:
         sample = "".join(_take(self._lines(), _SNIFF))
         if not sample.strip():
             return
-        try:
-            self.delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-        except csv.Error:
-            self.delimiter = ","
+        if not any(d in sample for d in ",;\t"):
+            self.delimiter = ","  # one column: nothing to sniff (and sniffing it is slow)
+        else:
+            try:
+                self.delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+            except csv.Error:
+                self.delimiter = ","
         first = next(self._rows(), None)
         if first is None:
             return

@@ -38,6 +38,7 @@ class FakeProcess:
         self.args: Sequence[str] = args
         self.url = ""
         self._proc: asyncio.subprocess.Process | None = None
+        self._session: aiohttp.ClientSession | None = None  # for the control calls, kept open
 
     async def __aenter__(self) -> Self:
         self._proc = await asyncio.create_subprocess_exec(
@@ -59,31 +60,32 @@ class FakeProcess:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             proc.terminate()
             await proc.wait()
 
+    def _control(self) -> aiohttp.ClientSession:
+        """One session for the control calls (a test may ask for the count every few ms)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
     async def record(self) -> Record:
         """What the fake saw so far."""
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{self.url}/_fake/record") as response,
-        ):
+        async with self._control().get(f"{self.url}/_fake/record") as response:
             return msgspec.json.decode(await response.read(), type=Record)
 
     async def count(self) -> int:
         """How many requests the fake has seen so far (cheaper than :meth:`record`)."""
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{self.url}/_fake/count") as response,
-        ):
+        async with self._control().get(f"{self.url}/_fake/count") as response:
             return int(await response.text())
 
     async def set_faults(self, faults: Faults) -> None:
         """Replace the fake's random faults."""
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{self.url}/_fake/faults", data=msgspec.json.encode(faults)) as response,
-        ):
+        data = msgspec.json.encode(faults)
+        async with self._control().post(f"{self.url}/_fake/faults", data=data) as response:
             response.raise_for_status()
