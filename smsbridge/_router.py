@@ -273,6 +273,7 @@ class _Item(msgspec.Struct, gc=False):
     refused: str | None = None  # why it can go nowhere, decided when it was read
     status: Status = Status.REJECTED  # what that makes it
     pinned: bool = False  # an earlier run had it in flight on its one gateway: never failed
+    on: str | None = None  # that gateway, when this run does not have it
 
 
 class _Both:
@@ -526,7 +527,7 @@ class _RoutedSend:
                 f"in flight on {name} when an earlier run stopped (may have been sent); "
                 f"{name} is not in this run's routes"
             )
-            return _Item(index, entry, (), 0, reason, Status.UNCERTAIN, pinned=True)
+            return _Item(index, entry, (), 0, reason, Status.UNCERTAIN, pinned=True, on=name)
         return _Item(index, entry, (client,), 0, pinned=True)
 
     async def _round(self, items: AsyncIterator[_Item]) -> None:
@@ -727,7 +728,7 @@ class _RoutedSend:
             phone=phone if isinstance(phone, str) else repr(phone)[:64],
             status=status,
             reason=reason,
-            gateway=client.spec.name if client is not None else None,
+            gateway=client.spec.name if client is not None else item.on,
         )
         if self.resume is not None:
             self.unsettled.append(outcome)

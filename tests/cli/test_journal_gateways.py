@@ -114,4 +114,5 @@ async def test_in_flight_on_a_gateway_this_run_lacks_is_uncertain_not_sent_elsew
     outcomes = {o.index: o for o in journal.outcomes()}
     assert {outcomes[i].status for i in range(100)} == {Status.UNCERTAIN}
     assert all("webcom" in (outcomes[i].reason or "") for i in range(100))
+    assert {outcomes[i].gateway for i in range(100)} == {"webcom"}  # where it may have gone
     journal.close()
