@@ -34,7 +34,7 @@ from ._core.engine import BatchObserver
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.gateway import Batch, Message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
-from ._core.phones import InvalidPhone, PhoneRules
+from ._core.phones import InvalidPhone, PhoneRules, shown
 from ._core.phones import compact as bare_digits
 from ._core.recipients import Phones, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
@@ -725,7 +725,7 @@ class _RoutedSend:
             reason = f"in flight when an earlier run stopped (may have been sent); now {reason}"
         outcome = Outcome(
             index=item.index,
-            phone=phone if isinstance(phone, str) else repr(phone)[:64],
+            phone=phone if isinstance(phone, str) else shown(phone),
             status=status,
             reason=reason,
             gateway=client.spec.name if client is not None else item.on,
@@ -767,17 +767,27 @@ def _international(raw: Any) -> str:
     digits that make a possible number after a country code); else :class:`InvalidPhone`:
     without a default country, a national number names no route."""
     if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)
+        try:
+            raw = str(raw)
+        except ValueError:  # past Python's digit limit for str()
+            raise InvalidPhone("not a phone number: too long") from None
     if not isinstance(raw, str):
         raise InvalidPhone(f"not a phone number: {type(raw).__name__}")
-    compact = bare_digits(str(raw).strip())
+    text = str(raw).strip()
+    compact = bare_digits(text)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     digits = compact.removeprefix("+")
     if not digits.isdigit() or not digits.isascii():
-        raise InvalidPhone("not a phone number")
+        # what the gateways read with the full parser (full-width digits, tel:, a trailing
+        # comma...) is read the same way, when it is written internationally
+        try:
+            parsed = phonenumbers.parse(text, None)
+        except phonenumbers.NumberParseException:
+            raise InvalidPhone("not a phone number") from None
+        digits = f"{parsed.country_code}{phonenumbers.national_significant_number(parsed)}"
     try:
-        number = phonenumbers.parse("+" + digits)
+        number: phonenumbers.PhoneNumber | None = phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException:
         number = None
     if digits.startswith("0") or number is None or not phonenumbers.is_possible_number(number):

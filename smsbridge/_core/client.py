@@ -9,6 +9,7 @@ backend.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import ssl
@@ -246,8 +247,9 @@ def checked_options(options: Mapping[str, object]) -> None:
         )
     stop = options.get("stop")
     if stop is not None and not (
-        callable(getattr(stop, "is_set", None)) and callable(getattr(stop, "wait", None))
-    ):
+        callable(getattr(stop, "is_set", None))
+        and inspect.iscoroutinefunction(getattr(stop, "wait", None))
+    ):  # a threading.Event's wait() would block the loop
         raise InvalidInputError(f"stop= takes an anyio.Event, got {type(stop).__name__}")
     callback = options.get("on_outcome")
     if callback is not None and not callable(callback):
@@ -255,6 +257,17 @@ def checked_options(options: Mapping[str, object]) -> None:
     key = options.get("idempotency_key")
     if key is not None and not isinstance(key, str | bytes):
         raise InvalidInputError(f"idempotency_key= takes str or bytes, got {type(key).__name__}")
+    observer = options.get("observer")
+    if observer is not None and not all(
+        callable(getattr(observer, name, None)) for name in ("before", "unsent", "after")
+    ):
+        kind = type(observer).__name__
+        raise InvalidInputError(f"observer= takes a BatchObserver (before, unsent, after): {kind}")
+    if not isinstance(options.get("indexed", False), bool):
+        raise InvalidInputError("indexed= takes True or False")
+    maybe = options.get("maybe_sent")
+    if maybe is not None and not isinstance(maybe, Mapping):
+        raise InvalidInputError(f"maybe_sent= takes a mapping, got {type(maybe).__name__}")
 
 
 def env_or(value: str | None, name: str) -> str | None:

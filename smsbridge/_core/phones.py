@@ -23,10 +23,12 @@ from phonenumbers import PhoneMetadata
 
 from .errors import ConfigurationError
 
-__all__ = ["InvalidPhone", "PhoneRules", "compact"]
+__all__ = ["InvalidPhone", "PhoneRules", "compact", "shown"]
 
-_SEPARATORS = str.maketrans("", "", " \t-().\u00a0\u2010\u2011\u2012\u2013/")
-_NOT_AT_THE_ENDS = "-./)\u2010\u2011\u2012\u2013"  # "-380..." is no number
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphens, en and em dashes, minus
+_SEPARATORS = str.maketrans("", "", " \t().\u00a0/" + _DASHES)
+_NOT_FIRST = _DASHES + "./)"  # "-380..." is no number
+_NOT_LAST = _DASHES + "/("  # a full stop may end a sentence that ends with a number
 _MAX_INPUT = 64
 _UNSEEN: tuple[int, frozenset[int]] = (-1, frozenset())
 
@@ -37,9 +39,9 @@ class InvalidPhone(ValueError):
 
 def compact(text: str) -> str:
     """``text`` (stripped) without the separators people type inside a number (spaces,
-    dashes, brackets, dots, slashes); :class:`InvalidPhone` when one stands at either end, as
-    in ``-380501234567``, which is not a number that was meant."""
-    if text[:1] in _NOT_AT_THE_ENDS or text[-1:] in _NOT_AT_THE_ENDS.replace(")", "("):
+    dashes, brackets, dots, slashes); :class:`InvalidPhone` when a dash or slash stands at
+    either end, as in ``-380501234567``, which is not a number that was meant."""
+    if text[:1] in _NOT_FIRST or text[-1:] in _NOT_LAST:
         raise InvalidPhone("not a phone number")
     return text.translate(_SEPARATORS)
 
@@ -66,7 +68,7 @@ def _mobile_lengths(cc: int) -> frozenset[int]:
 _CC_BY_PREFIX: dict[str, int] = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
 
 
-def _shown(raw: object) -> str:
+def shown(raw: object) -> str:
     """``raw`` as text for an outcome, whatever it is (an int may be too long for ``str``)."""
     try:
         return str(raw)
@@ -185,7 +187,7 @@ class PhoneRules:
             try:
                 phones.append(normalise(raw))
             except InvalidPhone as e:
-                phones.append(raw if isinstance(raw, str) else _shown(raw))
+                phones.append(raw if isinstance(raw, str) else shown(raw))
                 problems[position] = str(e)
         return phones, problems
 

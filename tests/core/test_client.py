@@ -4,6 +4,7 @@ shared-state factory, send_message and the dry run."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,6 +219,10 @@ async def test_a_text_no_request_can_carry_and_a_giant_int_settle_everyone(
         ({"stop": True}, "stop= takes an anyio.Event, got bool", None),
         ({"on_outcome": "print"}, "on_outcome= takes a function, got str", None),
         ({"idempotency_key": 7}, "idempotency_key= takes str or bytes, got int", "does not take"),
+        ({"stop": threading.Event()}, "stop= takes an anyio.Event, got Event", None),
+        ({"observer": object()}, "observer= takes a BatchObserver", "does not take"),
+        ({"indexed": "no"}, "indexed= takes True or False", "does not take"),
+        ({"maybe_sent": 5}, "maybe_sent= takes a mapping, got int", "does not take"),
     ],
 )
 async def test_a_wrong_send_option_is_a_typed_error_before_anything_is_read(

@@ -33,6 +33,7 @@ UA = PhoneRules("UA")
         ("950000000", "380950000000"),  # no +95 number begins 0: the home form without its 0
         ("+39 06 1234 5678", "390612345678"),  # Rome: Italy keeps the zero
         ("+380\u201398\u2013936\u201311\u201331", "380989361131"),  # en dashes, as pasted
+        ("380989361131.", "380989361131"),  # the number ends a sentence
     ],
 )
 def test_spellings_normalise(raw: object, expected: str) -> None:
@@ -54,6 +55,8 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
         ("1" * 70, "not a phone number: too long"),
         ("-380989361131", "not a phone number"),  # a minus is no separator at the start
         ("380989361131-", "not a phone number"),
+        ("\u2212380989361131", "not a phone number"),  # a minus sign
+        ("\u2014380989361131", "not a phone number"),  # an em dash
     ],
 )
 def test_impossible_numbers_are_refused_with_a_reason(raw: object, reason: str) -> None:

@@ -438,10 +438,11 @@ async def test_a_number_pasted_with_en_dashes_is_routed_and_a_minus_sign_is_not_
     """The router reads numbers with the same separators as the gateways: en dashes as
     pasted from a document route the number; a leading minus makes it no number."""
     async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
-        report = await Router({"RU": [wc]}, clock=clock).send(
-            "Sale", to=["+7\u2013916\u2013000\u20130001", "-79160000002"], sender="Shop"
-        )
+        numbers = ["+7\u2013916\u2013000\u20130001", "-79160000002", "tel:+79160000003", 10**5000]
+        report = await Router({"RU": [wc]}, clock=clock).send("Sale", to=numbers, sender="Shop")
     by_index = {o.index: o for o in report.outcomes}
     assert by_index[0].status is Status.ACCEPTED and by_index[0].phone == "79160000001"
     assert by_index[1].status is Status.REJECTED
-    assert [m.phone for m in webcom.record().sent] == ["79160000001"]
+    assert by_index[2].status is Status.ACCEPTED  # as a gateway reads it
+    assert by_index[3].status is Status.REJECTED and "too long" in (by_index[3].reason or "")
+    assert sorted(m.phone for m in webcom.record().sent) == ["79160000001", "79160000003"]
