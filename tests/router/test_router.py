@@ -438,7 +438,12 @@ async def test_a_number_pasted_with_en_dashes_is_routed_and_a_minus_sign_is_not_
     """The router reads numbers with the same separators as the gateways: en dashes as
     pasted from a document route the number; a leading minus makes it no number."""
     async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
-        numbers = ["+7\u2013916\u2013000\u20130001", "-79160000002", "tel:+79160000003", 10**5000]
+        numbers: list[str | int] = [
+            "+7\u2013916\u2013000\u20130001",
+            "-79160000002",
+            "tel:+79160000003",
+            10**5000,
+        ]
         report = await Router({"RU": [wc]}, clock=clock).send("Sale", to=numbers, sender="Shop")
     by_index = {o.index: o for o in report.outcomes}
     assert by_index[0].status is Status.ACCEPTED and by_index[0].phone == "79160000001"
