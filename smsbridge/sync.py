@@ -370,13 +370,21 @@ class _Blocking(Generic[A]):
 class Tracker:
     """A blocking :class:`~smsbridge.DeliveryTracker`: iterate it for each id's
     :class:`~smsbridge.MessageStatus` once, when final or at the deadline (each step blocks
-    until the next status is known); :meth:`feed` takes delivery reports from any thread;
-    :meth:`close` (or leaving a ``with``) stops following."""
+    until the next status is known); :meth:`feed` takes delivery reports from any thread
+    (the loop's own included) without waiting; :meth:`close`, from any thread or by leaving
+    a ``with``, stops following and ends an iteration blocked in another thread. An interrupt
+    of the waiting thread (Ctrl-C) abandons the round under way and ends the tracking: the
+    next step raises :class:`~smsbridge.ConfigurationError` saying so (track the ids still
+    pending again), so that no caller takes the end for "all settled"."""
 
-    def __init__(self, loop: _Loop, tracker: DeliveryTracker) -> None:
+    def __init__(self, loop: _Loop, tracker: DeliveryTracker, owner: str) -> None:
         self._loop = loop
         self._tracker = tracker
+        self._owner = owner
         self._steps = tracker.__aiter__()
+        self._step: concurrent.futures.Future[MessageStatus] | None = None
+        self._closed = False
+        self._broken: str | None = None
 
     @property
     def pending(self) -> int:
@@ -385,40 +393,56 @@ class Tracker:
 
     def feed(self, reports: Iterable[HasState]) -> None:
         """States heard another way (a webhook's delivery reports): see
-        :meth:`smsbridge.DeliveryTracker.feed`."""
+        :meth:`smsbridge.DeliveryTracker.feed`. Returns at once."""
         given = list(reports)
-
-        async def feed() -> None:
-            self._tracker.feed(given)
-
-        self._loop.submit(feed).result()
+        with contextlib.suppress(RuntimeError):  # the loop is gone: so is the tracking
+            self._loop.loop.call_soon_threadsafe(self._tracker.feed, given)
 
     def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> MessageStatus:
-        _outside_loop("Tracker")
+        _outside_loop(f"{self._owner}.track")
+        if self._closed:
+            raise StopIteration
+        if self._broken is not None:
+            raise ConfigurationError(self._broken)
 
         async def step() -> MessageStatus:
             return await anext(self._steps)
 
-        future = self._loop.submit(step)
+        self._step = future = self._loop.submit(step)
         try:
             return future.result()
         except StopAsyncIteration:
             raise StopIteration from None
-        except BaseException:
-            future.cancel()  # interrupted while waiting: that round is abandoned
+        except concurrent.futures.CancelledError:
+            if self._closed:  # closed from another thread meanwhile
+                raise StopIteration from None
             raise
+        except BaseException:
+            future.cancel()  # interrupted while waiting: that round is abandoned, and with it
+            self._broken = (  # the iteration
+                f"this tracking was interrupted with {self.pending} ids pending: track them again"
+            )
+            raise
+        finally:
+            self._step = None
 
     def close(self) -> None:
         """Stop following (the round under way, if any, is abandoned)."""
+        _outside_loop(f"{self._owner}.track")
+        self._closed = True
+        step = self._step
+        if step is not None:
+            step.cancel()
         steps = self._steps
 
         async def close() -> None:
             closing = getattr(steps, "aclose", None)
             if closing is not None:
-                await closing()
+                with contextlib.suppress(RuntimeError):  # still running: ends as it is cancelled
+                    await closing()
 
         with contextlib.suppress(RuntimeError):  # the loop is gone: so is the tracking
             self._loop.submit(close).result()
@@ -443,8 +467,16 @@ class _Tracking(_Blocking[A]):
         """Follow sent messages until each reaches a final state (see the async client's
         ``track``): ``for status in sms.track(report.message_ids()): ...``."""
         loop, client = self._open("track")
+        if isinstance(message_ids, bytes | bytearray) or not isinstance(
+            message_ids, str | int | Iterable
+        ):
+            raise InvalidInputError(
+                f"track() takes message ids (str or int, or an iterable of them), "
+                f"got {type(message_ids).__name__}"
+            )
         ids = message_ids if isinstance(message_ids, str | int) else list(message_ids)
-        return Tracker(loop, client.track(ids, every=every, deadline=deadline))
+        tracker = client.track(ids, every=every, deadline=deadline)
+        return Tracker(loop, tracker, type(self).__name__)
 
 
 class SmsClub(_Tracking[_SmsClub]):

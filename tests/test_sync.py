@@ -356,3 +356,49 @@ def test_track_gives_each_id_once_as_it_becomes_final(fake: FakeSmsClub) -> None
         (ids[1], DeliveryState.UNDELIV),
         (ids[2], DeliveryState.ENROUTE),
     ]
+
+
+def test_track_stops_cleanly_from_another_thread_and_after_an_interrupt(
+    fake: FakeSmsClub,
+) -> None:
+    """close() from another thread ends an iteration blocked in a long wait at once; feed()
+    called on the loop thread (from on_outcome) does not wait; after an interrupt the next
+    step says the tracking ended with ids pending, never a quiet end; bad ids and settings
+    are typed errors."""
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        ids = sms.send("Sale", to=list(ua_numbers(2)), sender="Shop").message_ids()
+        tracker = sms.track(ids, every=60, deadline=600)
+        threading.Timer(0.3, tracker.close).start()
+        assert list(tracker) == []  # ended by close(), not by the 60 s wait
+
+        fed = sms.track(ids, every=60, deadline=600)
+        sms.send(  # its callback runs on the loop thread
+            "Other",
+            to=["380509999999"],
+            sender="Shop",
+            on_outcome=lambda _: fed.feed(
+                [MessageStatus(message_id=ids[0], state=DeliveryState.DELIVRD)]
+            ),
+        )
+        assert next(fed).message_id == ids[0]  # given out before the 60 s wait ends
+        fed.close()
+
+        if threading.current_thread() is threading.main_thread():
+            main = threading.main_thread().ident
+            assert main is not None
+            interrupted = sms.track(ids, every=60, deadline=600)
+            previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT)).start()
+                with pytest.raises(KeyboardInterrupt):
+                    list(interrupted)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            with pytest.raises(ConfigurationError, match="interrupted with 2 ids pending"):
+                next(interrupted)
+
+        for bad in (None, b"12", 3.5):
+            with pytest.raises(InvalidInputError, match="message ids"):
+                sms.track(bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="every must be positive seconds"):
+            sms.track(ids, every="x")  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
+import anyio
+
 from .clock import Clock
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import mask_numbers
@@ -39,6 +41,10 @@ class HasState(Protocol):
 StatusCall = Callable[[list[str]], Awaitable[list[MessageStatus]]]
 
 
+def _seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class DeliveryTracker:
     """An async iterator of :class:`MessageStatus`: each id once, when it reaches a final
     state, or at the deadline with the last state known (``ENROUTE``, or ``UNKNOWN`` when the
@@ -60,9 +66,9 @@ class DeliveryTracker:
         every: float,
         deadline: float | None,
     ) -> None:
-        if not every > 0:
+        if not _seconds(every) or not every > 0:
             raise ConfigurationError(f"every must be positive seconds, got {every!r}")
-        if deadline is not None and not deadline >= 0:
+        if deadline is not None and (not _seconds(deadline) or not deadline >= 0):
             raise ConfigurationError(f"deadline must be zero or more seconds, got {deadline!r}")
         self._open: dict[str, MessageStatus] = {}
         if isinstance(ids, str | int):
@@ -73,6 +79,7 @@ class DeliveryTracker:
             key = str(i)
             self._open[key] = MessageStatus(message_id=key, state=DeliveryState.UNKNOWN)
         self._fed: list[MessageStatus] = []
+        self._woken: anyio.Event | None = None  # set by a final report fed during a wait
         self._status = status
         self._clock = clock
         self.every = every
@@ -91,6 +98,8 @@ class DeliveryTracker:
                 self._fed.append(
                     MessageStatus(message_id=report.message_id, state=report.state, raw=report.raw)
                 )
+                if self._woken is not None:
+                    self._woken.set()
 
     def __aiter__(self) -> AsyncIterator[MessageStatus]:
         return self._follow()
@@ -124,12 +133,37 @@ class DeliveryTracker:
             elapsed = self._clock.now() - started
             if self.deadline is not None and elapsed + self.every > self.deadline:
                 break
-            await self._clock.sleep(self.every)
+            wake_at = self._clock.now() + self.every
+            while True:  # a final report fed meanwhile is given out at once, not after the wait
+                await self._nap(wake_at - self._clock.now())
+                for status in self._settle_fed():
+                    yield status
+                if not self._open:
+                    return
+                if self._clock.now() >= wake_at:
+                    break
         for status in self._settle_fed():
             yield status
         last, self._open = list(self._open.values()), {}
         for status in last:
             yield status
+
+    async def _nap(self, seconds: float) -> None:
+        """Wait ``seconds``, or until a final report is fed."""
+        self._woken = woken = anyio.Event()
+        async with anyio.create_task_group() as naps:
+
+            async def sleep() -> None:
+                await self._clock.sleep(seconds)
+                naps.cancel_scope.cancel()
+
+            async def wake() -> None:
+                await woken.wait()
+                naps.cancel_scope.cancel()
+
+            naps.start_soon(sleep)
+            naps.start_soon(wake)
+        self._woken = None
 
     def _settle_fed(self) -> list[MessageStatus]:
         settled = []
