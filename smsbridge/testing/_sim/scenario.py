@@ -300,7 +300,6 @@ def draw(seed: int) -> Scenario:
     gateway = rng.choice(GATEWAYS)
     personal = gateway != "smsplus" and rng.random() < 0.3
     count = rng.choice([1, 3, 8, 15, 25, 40])
-
     entries: list[Entry] = []
     for i in range(count):
         odd = _odd(rng, entries)
@@ -422,7 +421,6 @@ def _routed(seed: int) -> Scenario:
         else {"UA": 40, "RU": 30, "AZ": 10, "KZ": 10, "GE": 10}
     )
     count = rng.choice([1, 3, 8, 15, 25, 40])
-
     entries: list[Entry] = []
     for i in range(count):
         odd = _odd(rng, entries)
