@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import msgspec
+
 from .._campaign import Journal
 from .._gateways import spec
 from .args import UsageError
@@ -56,15 +58,22 @@ def journal_command(args: argparse.Namespace) -> int:
     journal = Journal(args.file, create=False)
     try:
         summary = journal.summary()
+        by_gateway = journal.by_gateway()
         exported = export(journal.outcomes(), args.outcomes) if args.outcomes else None
     finally:
         journal.close()
     if args.json:
-        json_line(summary)
+        json_line({**msgspec.to_builtins(summary), "by_gateway": by_gateway})
         return 0
     line(f"Campaign: {summary.description}")
     counts_table(summary.counts)
     line(f"  {'left':<11}{summary.left if summary.left is not None else '?':>10}")
+    if len(by_gateway) > 1:  # a routed campaign
+        for name, per in by_gateway.items():
+            line(
+                f"  {name}: {per.accepted:,} accepted, {per.failed:,} failed, "
+                f"{per.uncertain:,} uncertain in {per.requests:,} requests"
+            )
     line(f"  runs: {summary.runs}; batches in flight when a run died: {summary.open_intents}")
     if exported is not None:
         line(f"  {exported:,} outcomes written to {args.outcomes}")

@@ -119,6 +119,9 @@ async def test_a_journaled_campaign_runs_once_and_a_second_run_sends_nothing(
         assert summary["by_gateway"]["webcom"]["accepted"] == 280
         assert summary["by_gateway"]["smsclub"]["accepted"] == 0
     assert Counter(m.phone for m in webcom.record().sent) == Counter(dict.fromkeys(UA + RU, 1))
+    summary = json.loads(invoke("journal", str(journal), "--json").stdout)
+    assert summary["by_gateway"]["webcom"]["accepted"] == 280 and summary["left"] == 0
+    assert "webcom: 280 accepted" in invoke("journal", str(journal)).stdout
     exported = tmp_path / "all.csv"
     assert invoke("journal", str(journal), "--outcomes", str(exported)).returncode == 0
     with exported.open(newline="") as f:
