@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS id_ranges (
     key BLOB PRIMARY KEY,
     start INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS endpoints (
+    gateway TEXT PRIMARY KEY,
+    identity TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started REAL NOT NULL,
@@ -223,6 +227,20 @@ class Journal:
                     )
                 self._db.execute("UPDATE intents SET open = 0 WHERE id = ?", (intent_id,))
         return affected, again
+
+    def endpoint(self, gateway: str) -> str | None:
+        """Where (URL and account) the campaign last sent through ``gateway``, if known."""
+        row = self._db.execute(
+            "SELECT identity FROM endpoints WHERE gateway = ?", (gateway,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def keep_endpoint(self, gateway: str, identity: str) -> None:
+        """Note where the campaign sends through ``gateway`` from now on."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO endpoints (gateway, identity) VALUES (?, ?)",
+            (gateway, identity),
+        )
 
     def id_range(self, key: bytes) -> int | None:
         """The start of the id block ``key`` that an earlier run claimed, if any."""

@@ -27,6 +27,7 @@ __all__ = [
     "Offload",
     "Send",
     "pending",
+    "recover_in_flight",
     "run_campaign",
     "run_routed_campaign",
     "to_thread",
@@ -126,6 +127,26 @@ class CampaignObserver:
 
 def _nothing(count: int) -> None:
     pass
+
+
+def recover_in_flight(
+    journal: Journal, client: Client[Any], *, gateway: str | None = None
+) -> tuple[int, int]:
+    """:meth:`Journal.recover` what a dead run left in flight on ``client``'s gateway (all of
+    it with ``gateway=None``: one gateway's campaign). A repeat is trusted only to the URL and
+    account the dead run wrote to: with either changed, the new endpoint knows nothing of the
+    first copy (no duplicate guard, no ids of it), so those recipients are ``uncertain``."""
+    name = client.spec.name
+    identity = f"{client.base_url}|{client.account}"  # the account is a digest, no secret
+    known = journal.endpoint(name)
+    same = known is None or known == identity
+    counts = journal.recover(
+        retry_safe=client.spec.retry_safe and same,
+        guard=client.repeat_guard if same else None,
+        gateway=gateway,
+    )
+    journal.keep_endpoint(name, identity)
+    return counts
 
 
 class _Run:
@@ -255,7 +276,8 @@ async def run_campaign(
             options["earlier"] = earlier
         report = await send(pending(rows(), journal), options)
     finally:
-        await run.finish(report.requests if report is not None else 0, stop.is_set())
+        requests = report.requests if report is not None else 0
+        await run.finish(requests, stop.is_set(), {client.spec.name: requests})
     return report
 
 

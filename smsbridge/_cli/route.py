@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from .._campaign import FINAL, Journal, run_routed_campaign, to_thread
+from .._campaign import FINAL, Journal, recover_in_flight, run_routed_campaign, to_thread
 from .._core.client import Client, InsecureTransportWarning
 from .._core.errors import ConfigurationError
 from .._core.gateway import Message
@@ -195,9 +195,7 @@ def _recover(journal: Journal, clients: dict[str, Client[Any]], *, quiet: bool) 
     flight on a gateway this run does not use is ``uncertain``."""
     recovered = again = 0
     for name, client in clients.items():
-        n, m = journal.recover(
-            retry_safe=client.spec.retry_safe, guard=client.repeat_guard, gateway=name
-        )
+        n, m = recover_in_flight(journal, client, gateway=name)
         recovered, again = recovered + n, again + m
     n, _ = journal.recover(retry_safe=False)
     recovered += n

@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from .._campaign import FINAL, Journal, run_campaign, to_thread
+from .._campaign import FINAL, Journal, recover_in_flight, run_campaign, to_thread
 from .._core.client import Client
 from .._core.gateway import GatewaySpec, Message
 from .._core.limiter import DEFAULT_MARGIN
@@ -127,9 +127,7 @@ async def _run(
     if args.journal is not None:
         journal = open_journal(args.journal)
         send_key = journal.bind(campaign, send_key)
-        recovered, again = journal.recover(
-            retry_safe=declaration.retry_safe, guard=client.repeat_guard
-        )
+        recovered, again = recover_in_flight(journal, client)
     stop = anyio.Event()
     outcomes = None
     if args.outcomes is not None:

@@ -185,6 +185,7 @@ async def test_journal_resumes_and_refuses_another_campaign(
     shown = await ainvoke("journal", str(journal), "--json")
     summary = json.loads(shown.stdout)
     assert summary["counts"]["accepted"] == 300 and summary["left"] == 0
+    assert summary["by_gateway"]["smsclub"]["requests"] == summary["counts"]["requests"] == 3
     other = await ainvoke(*[a if a != "Sale" else "Other" for a in base], env=env)
     assert other.returncode == 2
     assert "belongs to another campaign" in other.stderr

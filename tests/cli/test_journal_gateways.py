@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from smsbridge import Message, Router, SmsClub
-from smsbridge._campaign import Campaign, Journal, run_routed_campaign
+from smsbridge._campaign import Campaign, Journal, recover_in_flight, run_routed_campaign
 from smsbridge._core.models import Status
 from smsbridge.testing import FakeSmsClub
 
@@ -116,3 +116,33 @@ async def test_in_flight_on_a_gateway_this_run_lacks_is_uncertain_not_sent_elsew
     assert all("webcom" in (outcomes[i].reason or "") for i in range(100))
     assert {outcomes[i].gateway for i in range(100)} == {"webcom"}  # where it may have gone
     journal.close()
+
+
+def test_in_flight_recipients_are_sent_again_only_to_the_endpoint_they_went_to(
+    tmp_path: Path,
+) -> None:
+    """A dead run had two recipients in flight on SMS Club at one URL. Resumed against the
+    same URL and account, they go again within the duplicate guard (its 453 tells); against
+    another URL, or with another token, the new endpoint knows nothing of the first copy:
+    they are uncertain, not sent again."""
+
+    def dead_run(name: str) -> Journal:
+        journal = Journal(tmp_path / name)
+        journal.bind(CAMPAIGN, b"key")
+        journal.keep_endpoint("smsclub", f"http://127.0.0.1:1/|{SmsClub(TOKEN).account}")
+        journal.start_run()
+        journal.intend([0, 1], ["380500000000", "380500000001"], "smsclub")
+        return journal
+
+    same = dead_run("same.journal")
+    assert recover_in_flight(same, SmsClub(TOKEN, base_url="http://127.0.0.1:1/")) == (2, 2)
+    for name, client in [
+        ("moved.journal", SmsClub(TOKEN, base_url="http://127.0.0.1:2/")),
+        ("token.journal", SmsClub("another-token", base_url="http://127.0.0.1:1/")),
+    ]:
+        journal = dead_run(name)
+        assert recover_in_flight(journal, client) == (2, 0)
+        assert {o.status for o in journal.outcomes()} == {Status.UNCERTAIN}
+        assert journal.endpoint("smsclub") == f"{client.base_url}|{client.account}"
+        journal.close()
+    same.close()

@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from ..._campaign import Campaign, Journal, run_campaign
+from ..._campaign import Campaign, Journal, recover_in_flight, run_campaign
 from ..._core.client import Client, holder_for
 from ..._core.gateway import Message
 from ..._core.limiter import SlidingWindowLimiter
@@ -472,7 +472,7 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
                 try:
                     key = journal.bind(campaign, send_key)
                     client = w.client(process)
-                    journal.recover(retry_safe=sc.retry_safe, guard=client.repeat_guard)
+                    recover_in_flight(journal, client)  # as the command line does
 
                     def collect(outcome: Outcome) -> None:
                         process.check()
