@@ -54,8 +54,8 @@ async def test_a_routed_campaign_killed_and_resumed_sends_each_number_once(
 ) -> None:
     """Three kills while SMS Club refuses the account (UA goes through Webcom, whose requests
     sometimes hang after it accepted them), then the run to the end with SMS Club back: one
-    outcome per row, each number in exactly one gateway's record, the gateway of each outcome
-    the one that recorded it, and what was in flight on Webcom finished there."""
+    outcome per row; each accepted number in exactly one gateway's record, the one its
+    outcome names; what was in flight on Webcom finished there; nothing sent twice."""
     numbers = [UA[i - i // 4 - 1] if i % 4 else RU[i // 4] for i in range(len(UA) + len(RU))]
     path = csv_file(tmp_path / "campaign.csv", numbers)
     journal = tmp_path / "campaign.journal"
@@ -90,13 +90,18 @@ async def test_a_routed_campaign_killed_and_resumed_sends_each_number_once(
             lambda: run(*args, env=_env(club.url, web.url), timeout=120)
         )
         by_fake = {"webcom": await web.record(), "smsclub": await club.record()}
-    assert final.returncode == 0, final.stderr
     summary = json.loads(final.stdout.strip().splitlines()[-1])
-    assert (summary["accepted"], summary["left"]) == (len(numbers), 0)
+    # a batch a kill caught on the wire to SMS Club under the revoked token is uncertain: the
+    # account that may have taken it is not the one the run resumes with, so nothing of its
+    # guard tells (the fake refused it; a real gateway's answer never came)
+    uncertain = summary["uncertain"]
+    assert final.returncode == (1 if uncertain else 0), final.stderr
+    assert (summary["accepted"] + uncertain, summary["left"]) == (len(numbers), 0)
 
     sent = {name: [m.phone for m in record.sent] for name, record in by_fake.items()}
     everywhere = Counter(sent["webcom"] + sent["smsclub"])
-    assert everywhere == Counter(dict.fromkeys(numbers, 1)), "a number sent twice, or never"
+    assert set(everywhere.values()) == {1}, "a number sent twice"
+    assert len(everywhere) == summary["accepted"]
     assert not set(RU) & set(sent["smsclub"])
     assert set(UA) & set(sent["webcom"]), "UA failed over while SMS Club refused"
     assert set(UA) & set(sent["smsclub"]), "...and through SMS Club once it was back"
@@ -114,9 +119,13 @@ async def test_a_routed_campaign_killed_and_resumed_sends_each_number_once(
         runs_noted = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     assert runs_noted == 4
     assert sorted(outcomes) == list(range(len(numbers)))
-    assert {status for _, status, _ in outcomes.values()} == {"accepted"}
+    assert {status for _, status, _ in outcomes.values()} <= {"accepted", "uncertain"}
     where = {phone: name for name, phones in sent.items() for phone in phones}
-    assert all(where[phone] == gateway for phone, _, gateway in outcomes.values())
+    for phone, status, gateway in outcomes.values():
+        if status == "accepted":
+            assert where[phone] == gateway
+        else:  # in flight on SMS Club under the revoked token: refused, and not sent since
+            assert gateway == "smsclub" and phone not in where
     # in flight at a kill: sent again through that gateway and no other
     assert pinned, "kills during hanging requests leave batches in flight"
     assert all(outcomes[idx][2] == gateway for idx, gateway in pinned.items())
