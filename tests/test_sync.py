@@ -86,7 +86,6 @@ def test_a_plain_function_sends_250_numbers_each_once_with_the_reported_ids(
 
 
 @pytest.mark.realtime
-@pytest.mark.xdist_group("beside")
 def test_eight_threads_share_one_client_its_limiter_and_every_number_goes_once() -> None:
     """Eight threads send different lists on one client at once, against a gateway in its own
     process that answers 429 past 8 requests a second: 16 requests, all in, none refused,

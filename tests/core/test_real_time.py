@@ -59,7 +59,6 @@ async def test_hundred_thousand_recipients_at_full_speed() -> None:
 
 
 @pytest.mark.realtime
-@pytest.mark.xdist_group("rates")  # see the Makefile: the two rate runs, one after the other
 async def test_six_seconds_at_the_real_nine_per_second() -> None:
     """54 requests at the documented 9/s: the busiest sliding second holds 9, never more,
     and the account runs at no less than 96% of the limit."""

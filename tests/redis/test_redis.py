@@ -74,7 +74,6 @@ async def _line(stream: TextReceiveStream) -> str:
 
 
 @pytest.mark.realtime
-@pytest.mark.xdist_group("rates")
 async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> None:
     """4 OS processes, 6 s, one account: busiest sliding second <= 9 at the gateway, no
     429, and together within 2% of 9 per 1.05 s while all four are going (from the
@@ -245,7 +244,6 @@ async def test_a_text_no_gateway_can_carry_fails_its_recipients(redis_url: str) 
 
 
 @pytest.mark.realtime
-@pytest.mark.xdist_group("beside")
 async def test_a_redis_outage_pauses_the_send_and_it_resumes(
     private_redis: RedisServer,
 ) -> None:
