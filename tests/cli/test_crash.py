@@ -22,7 +22,7 @@ from smsbridge.testing import FakeProcess, Faults
 
 from ..helpers import EXE, TOKEN, Zygote, csv_file, last_json, run
 
-RECIPIENTS = 20_000
+RECIPIENTS = 15_000
 KILLS = 10
 
 
