@@ -21,11 +21,11 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, U
 import anyio
 
 from .clock import Clock, SystemClock
-from .engine import BatchObserver, OutcomeCallback, SendEngine
+from .engine import BatchObserver, OutcomeCallback, SendEngine, intake
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle
-from .gateway import Batch, Gateway, GatewaySpec, Job, Message
+from .gateway import Gateway, GatewaySpec, Job, Message
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report, checked_keep
 from .ranges import IdRanges, MemoryRanges, memory_ranges
@@ -387,10 +387,7 @@ class Client(Generic[J]):
         """Why each of ``entries`` (by position) would be ``rejected`` as the send reads it:
         the engine's own checks, with nothing sent (for recipients a send never read)."""
         job, unpack = prepared
-        raw, texts, params, problems = unpack(entries)
-        phones, invalid = self._gateway.phones.normalise_many(raw)
-        batch = Batch(list(range(len(entries))), phones, texts, params)
-        return {**(self._gateway.check(batch, job) or {}), **invalid, **problems}
+        return intake(self._gateway, job, unpack, entries, list(range(len(entries))))[1]
 
     def __repr__(self) -> str:
         state = "open" if self._transport is not None else "closed"

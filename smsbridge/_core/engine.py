@@ -61,7 +61,7 @@ from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
 
-__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine"]
+__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine", "intake"]
 
 log = logging.getLogger("smsbridge")
 
@@ -101,6 +101,23 @@ _HELD_TOO_LONG = (
     "not sent: the same message to this number stayed reserved by another send that did not "
     "settle within the duplicate window"
 )
+
+
+def intake(
+    gateway: Gateway[J], job: J, unpack: Unpacker, entries: list[Any], indices: list[int]
+) -> tuple[Batch, dict[int, str]]:
+    """Entries as the send reads them: their batch (numbers normalised) and, by position, why
+    each that is ``rejected`` is (the input's shape, then the number, then the gateway's own
+    pre-send checks)."""
+    raw_phones, texts, params, problems = unpack(entries)
+    phones, invalid = gateway.phones.normalise_many(raw_phones)
+    batch = Batch(indices, phones, texts, params)
+    if invalid:
+        problems = {**invalid, **problems}
+    checked = gateway.check(batch, job)
+    if checked:
+        problems = {**checked, **problems}
+    return batch, problems
 
 
 def _counted(statuses: Sequence[Status]) -> Counts:
@@ -399,14 +416,7 @@ class SendEngine(Generic[J]):
             chunk = [entry[1] for entry in chunk]
         else:
             indices = list(range(base, base + len(chunk)))
-        raw_phones, texts, params, problems = unpack(chunk)
-        phones, invalid = self._gateway.phones.normalise_many(raw_phones)
-        batch = Batch(indices, phones, texts, params)
-        if invalid:
-            problems = {**invalid, **problems}
-        checked = self._gateway.check(batch, self._job)
-        if checked:
-            problems = {**checked, **problems}
+        batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
         if problems:
             bad = sorted(problems)
             self._held = [batch]
