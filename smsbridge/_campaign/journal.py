@@ -69,10 +69,6 @@ CREATE TABLE IF NOT EXISTS id_ranges (
     key BLOB PRIMARY KEY,
     start INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS endpoints (
-    gateway TEXT PRIMARY KEY,
-    identity TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started REAL NOT NULL,
@@ -92,6 +88,9 @@ _ADDED = (
     ("intents", "gateway", "TEXT"),
     ("maybe_sent", "gateway", "TEXT"),
     ("runs", "by_gateway", "TEXT"),
+    ("intents", "endpoint", "TEXT"),
+    ("maybe_sent", "endpoint", "TEXT"),
+    ("maybe_sent", "phone", "TEXT"),
 )
 
 
@@ -176,7 +175,12 @@ class Journal:
         return bytes(stored_key)
 
     def recover(
-        self, *, retry_safe: bool, guard: float | None = None, gateway: str | None = None
+        self,
+        *,
+        retry_safe: bool,
+        guard: float | None = None,
+        gateway: str | None = None,
+        endpoint: str | None = None,
     ) -> tuple[int, int]:
         """Settle the intents a previous run left open; returns how many recipients they held,
         and how many of them go again.
@@ -186,9 +190,12 @@ class Journal:
         gateway: with the same ids (``retry_safe``), or within the gateway's duplicate guard,
         ``guard`` seconds from the intent (its refusal of the repeat then says the first one
         went). With ``gateway``, only the intents of that gateway (a routed campaign recovers
-        each gateway by its own rules); without, all of them.
+        each gateway by its own rules); without, all of them. With ``endpoint`` (the URL and
+        account this run sends to), a repeat goes only where the first copy went: what was
+        written to another endpoint, or to one not noted, is ``uncertain``, and so is what an
+        earlier resume left to be sent again there and did not settle.
         """
-        query = "SELECT id, indices, at, gateway FROM intents WHERE open = 1"
+        query = "SELECT id, indices, at, gateway, endpoint FROM intents WHERE open = 1"
         if gateway is None:
             rows = self._db.execute(query).fetchall()
         else:
@@ -196,50 +203,55 @@ class Journal:
         affected = again = 0
         now = self._now()
         with self._transaction():
-            for intent_id, blob, at, on in rows:
+            for intent_id, blob, at, on, written_to in rows:
                 indices, phones = msgspec.json.decode(blob, type=tuple[list[int], list[str]])
                 affected += len(indices)
                 guarded = guard is not None and at is not None and now - at < guard
-                if retry_safe or guarded:
+                elsewhere = endpoint is not None and written_to != endpoint
+                if (retry_safe or guarded) and not elsewhere:
                     # sent again; should that fail, they are still uncertain
                     again += len(indices)
                     self._db.executemany(
-                        "INSERT OR IGNORE INTO maybe_sent (idx, at, gateway) VALUES (?, ?, ?)",
-                        [(i, None if retry_safe else at, on) for i in indices],
-                    )
-                else:
-                    self._db.executemany(
-                        "INSERT INTO outcomes (idx, phone, status, reason, at, gateway) "
-                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(idx) DO UPDATE SET "
-                        "status = excluded.status, reason = excluded.reason, at = excluded.at, "
-                        "gateway = excluded.gateway WHERE outcomes.status = 'failed'",
+                        "INSERT OR IGNORE INTO maybe_sent (idx, at, gateway, endpoint, phone) "
+                        "VALUES (?, ?, ?, ?, ?)",
                         [
-                            (
-                                i,
-                                phone,
-                                Status.UNCERTAIN.value,
-                                "in flight when an earlier run stopped: may have been sent",
-                                now,
-                                on,
-                            )
+                            (i, None if retry_safe else at, on, written_to, phone)
                             for i, phone in zip(indices, phones, strict=True)
                         ],
                     )
+                else:
+                    self._uncertain(zip(indices, phones, strict=True), on, now, elsewhere)
                 self._db.execute("UPDATE intents SET open = 0 WHERE id = ?", (intent_id,))
+            if endpoint is not None:  # left to be sent again, by a resume to another endpoint
+                done = ",".join("?" * len(FINAL))
+                stale = self._db.execute(
+                    "SELECT idx, COALESCE(phone, ''), gateway FROM maybe_sent "  # noqa: S608
+                    "WHERE (endpoint IS NULL OR endpoint != ?) AND (? IS NULL OR gateway = ?) "
+                    f"AND idx NOT IN (SELECT idx FROM outcomes WHERE status IN ({done}))",
+                    (endpoint, gateway, gateway, *FINAL),
+                ).fetchall()
+                affected += len(stale)
+                for index, phone, on in stale:
+                    self._uncertain([(index, phone)], on, now, True)
         return affected, again
 
-    def endpoint(self, gateway: str) -> str | None:
-        """Where (URL and account) the campaign last sent through ``gateway``, if known."""
-        row = self._db.execute(
-            "SELECT identity FROM endpoints WHERE gateway = ?", (gateway,)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def keep_endpoint(self, gateway: str, identity: str) -> None:
-        """Note where the campaign sends through ``gateway`` from now on."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO endpoints (gateway, identity) VALUES (?, ?)",
-            (gateway, identity),
+    def _uncertain(
+        self, recipients: Iterable[tuple[int, str]], gateway: str | None, now: float, moved: bool
+    ) -> None:
+        """In flight when a run died, and not to be repeated: ``uncertain`` (over ``failed``
+        only: a final outcome stays)."""
+        reason = (
+            "in flight when an earlier run stopped, to another URL or account than this run's: "
+            "may have been sent"
+            if moved
+            else "in flight when an earlier run stopped: may have been sent"
+        )
+        self._db.executemany(
+            "INSERT INTO outcomes (idx, phone, status, reason, at, gateway) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(idx) DO UPDATE SET "
+            "status = excluded.status, reason = excluded.reason, at = excluded.at, "
+            "gateway = excluded.gateway WHERE outcomes.status = 'failed'",
+            [(i, phone, Status.UNCERTAIN.value, reason, now, gateway) for i, phone in recipients],
         )
 
     def id_range(self, key: bytes) -> int | None:
@@ -327,9 +339,14 @@ class Journal:
     # ----------------------------------------------------------------- batches
 
     def intend(
-        self, indices: Sequence[int], phones: Sequence[str], gateway: str | None = None
+        self,
+        indices: Sequence[int],
+        phones: Sequence[str],
+        gateway: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
-        """Write down (durably) a batch about to be sent through ``gateway``. Recipients an
+        """Write down (durably) a batch about to be sent through ``gateway`` to ``endpoint``
+        (its URL and account). Recipients an
         open intent already holds (a part of a request that may have gone, sent again) move
         to this one, which keeps the earliest time: a repeat's safety is counted from the
         first copy."""
@@ -346,7 +363,8 @@ class Journal:
                     closing.append(parent)
         with self._transaction():
             intent_id = self._db.execute(
-                "INSERT INTO intents (indices, at, gateway) VALUES (?, ?, ?)", (blob, at, gateway)
+                "INSERT INTO intents (indices, at, gateway, endpoint) VALUES (?, ?, ?, ?)",
+                (blob, at, gateway, endpoint),
             ).lastrowid
             self._db.executemany(
                 "UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing]

@@ -26,6 +26,7 @@ __all__ = [
     "JournalRanges",
     "Offload",
     "Send",
+    "endpoint_of",
     "pending",
     "recover_in_flight",
     "run_campaign",
@@ -98,16 +99,20 @@ class CampaignObserver:
         done: Callable[[int], object],
         offload: Offload,
         gateway: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.journal = journal
         self.done = done
         self.gateway = gateway
+        self.endpoint = endpoint
         self._offload = offload
 
     async def before(self, batch: Batch) -> None:
         """Write the intent, durably, before the request."""
         if self.journal is not None:
-            await self._offload(self.journal.intend, batch.indices, batch.phones, self.gateway)
+            await self._offload(
+                self.journal.intend, batch.indices, batch.phones, self.gateway, self.endpoint
+            )
 
     async def unsent(self, batch: Batch) -> None:
         """Close the intent: the gateway proved the batch unsent."""
@@ -129,24 +134,24 @@ def _nothing(count: int) -> None:
     pass
 
 
+def endpoint_of(client: Client[Any]) -> str:
+    """Where ``client`` sends: its URL and account (a digest, no secret)."""
+    return f"{str(client.base_url).rstrip('/')}|{client.account}"
+
+
 def recover_in_flight(
     journal: Journal, client: Client[Any], *, gateway: str | None = None
 ) -> tuple[int, int]:
     """:meth:`Journal.recover` what a dead run left in flight on ``client``'s gateway (all of
     it with ``gateway=None``: one gateway's campaign). A repeat is trusted only to the URL and
-    account the dead run wrote to: with either changed, the new endpoint knows nothing of the
-    first copy (no duplicate guard, no ids of it), so those recipients are ``uncertain``."""
-    name = client.spec.name
-    identity = f"{client.base_url}|{client.account}"  # the account is a digest, no secret
-    known = journal.endpoint(name)
-    same = known is None or known == identity
-    counts = journal.recover(
-        retry_safe=client.spec.retry_safe and same,
-        guard=client.repeat_guard if same else None,
+    account the first copy went to: elsewhere, the endpoint knows nothing of it (no duplicate
+    guard, no ids of it), so those recipients are ``uncertain``."""
+    return journal.recover(
+        retry_safe=client.spec.retry_safe,
+        guard=client.repeat_guard,
         gateway=gateway,
+        endpoint=endpoint_of(client),
     )
-    journal.keep_endpoint(name, identity)
-    return counts
 
 
 class _Run:
@@ -257,7 +262,9 @@ async def run_campaign(
     earlier run's last second is over, and what the earlier run sent within the duplicate
     window is held in this run's window (an in-memory window died with that run).
     """
-    observer = CampaignObserver(journal, done or _nothing, offload, client.spec.name)
+    observer = CampaignObserver(
+        journal, done or _nothing, offload, client.spec.name, endpoint_of(client)
+    )
     options: dict[str, Any] = {
         "indexed": True,
         "observer": observer,
@@ -319,7 +326,9 @@ async def run_routed_campaign(
         resume = RoutedResume(
             idempotency_key=send_key,
             observers={
-                client.spec.name: CampaignObserver(journal, _nothing, offload, client.spec.name)
+                client.spec.name: CampaignObserver(
+                    journal, _nothing, offload, client.spec.name, endpoint_of(client)
+                )
                 for client in clients
             },
             maybe_sent=run.by_gateway(router.clients, clients[0]),

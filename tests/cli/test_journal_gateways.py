@@ -12,6 +12,7 @@ import anyio
 
 from smsbridge import Message, Router, SmsClub
 from smsbridge._campaign import Campaign, Journal, recover_in_flight, run_routed_campaign
+from smsbridge._campaign.run import endpoint_of
 from smsbridge._core.models import Status
 from smsbridge.testing import FakeSmsClub
 
@@ -122,27 +123,38 @@ def test_in_flight_recipients_are_sent_again_only_to_the_endpoint_they_went_to(
     tmp_path: Path,
 ) -> None:
     """A dead run had two recipients in flight on SMS Club at one URL. Resumed against the
-    same URL and account, they go again within the duplicate guard (its 453 tells); against
-    another URL, or with another token, the new endpoint knows nothing of the first copy:
-    they are uncertain, not sent again."""
+    same URL and account (a trailing slash aside), they go again within the duplicate guard
+    (its 453 tells); against another URL, with another token, or from a journal that did not
+    note where they went, the endpoint knows nothing of the first copy: uncertain. So are
+    those a resume to the first endpoint left to be sent again, should the next resume go
+    elsewhere before they settle."""
+    first = SmsClub(TOKEN, base_url="http://127.0.0.1:1")
 
-    def dead_run(name: str) -> Journal:
+    def dead_run(name: str, endpoint: str | None = endpoint_of(first)) -> Journal:
         journal = Journal(tmp_path / name)
         journal.bind(CAMPAIGN, b"key")
-        journal.keep_endpoint("smsclub", f"http://127.0.0.1:1/|{SmsClub(TOKEN).account}")
         journal.start_run()
-        journal.intend([0, 1], ["380500000000", "380500000001"], "smsclub")
+        journal.intend([0, 1], ["380500000000", "380500000001"], "smsclub", endpoint)
         return journal
 
     same = dead_run("same.journal")
     assert recover_in_flight(same, SmsClub(TOKEN, base_url="http://127.0.0.1:1/")) == (2, 2)
-    for name, client in [
-        ("moved.journal", SmsClub(TOKEN, base_url="http://127.0.0.1:2/")),
-        ("token.journal", SmsClub("another-token", base_url="http://127.0.0.1:1/")),
+    assert set(same.maybe_sent()) == {0, 1}
+    elsewhere = SmsClub(TOKEN, base_url="http://127.0.0.1:2/")
+    assert recover_in_flight(same, elsewhere) == (2, 0)  # the next resume went elsewhere
+    assert {o.status for o in same.outcomes()} == {Status.UNCERTAIN}
+    assert same.maybe_sent() == {}
+    same.close()
+    for name, client, noted in [
+        ("moved.journal", elsewhere, endpoint_of(first)),
+        (
+            "token.journal",
+            SmsClub("another-token", base_url="http://127.0.0.1:1/"),
+            endpoint_of(first),
+        ),
+        ("unnoted.journal", first, None),
     ]:
-        journal = dead_run(name)
+        journal = dead_run(name, noted)
         assert recover_in_flight(journal, client) == (2, 0)
         assert {o.status for o in journal.outcomes()} == {Status.UNCERTAIN}
-        assert journal.endpoint("smsclub") == f"{client.base_url}|{client.account}"
         journal.close()
-    same.close()
