@@ -657,6 +657,9 @@ def _credentials(spec: GatewaySpec, given: dict[str, str | None]) -> dict[str, s
 class _NoLimit:
     """A dry run's limiter: every slot at once, counted nowhere."""
 
+    def acquire_nowait(self) -> Slot:
+        return _FreeSlot()
+
     async def acquire(self) -> Slot:
         return _FreeSlot()
 
@@ -665,6 +668,8 @@ class _NoLimit:
 
 
 class _FreeSlot:
+    instant = True
+
     async def ready(self) -> None:
         pass
 

@@ -32,6 +32,7 @@ would otherwise hold up the next send of its message until the reservation expir
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import (
@@ -47,8 +48,6 @@ from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .clock import Clock
 from .errors import DuplicateMessageError, RejectedError, SmsBridgeError, StateBackendError
@@ -200,6 +199,12 @@ class SendEngine(Generic[J]):
         self._materialise = on_outcome is not None or keep != "none"
         self._stop = stop
         self._observer = observer
+        # outcomes are recorded under a cancel shield only where recording can suspend
+        self._shield_outcomes = (
+            observer is not None
+            or on_outcome is not None
+            or (window is not None and not getattr(window, "instant", False))
+        )
         self._maybe_sent = maybe_sent
         # of those, the ones whose repeat rests on the duplicate guard: when first written
         self._written = {i: t for i, t in (maybe_sent or {}).items() if t is not None}
@@ -239,8 +244,11 @@ class SendEngine(Generic[J]):
         self._send_id = telemetry.new_send()
         if earlier is not None and self._window is not None:
             await self._hold_earlier(earlier, unpack)
-        send, receive = anyio.create_memory_object_stream[Batch](1)  # workers never wait on intake
-        leftovers = receive.clone()
+        # one batch waits at most (workers never wait on intake); `None` ends a worker.
+        # Batches wait in the queue, not in a woken task, so a cancelled send finds each one
+        # not yet taken. (anyio's memory streams pass every item through two checkpoints:
+        # two more trips round the event loop per request.)
+        handoff: asyncio.Queue[Batch | None] = asyncio.Queue(1)
         try:
             # the intake runs as a child task too, so that cancelling the caller's task
             # reaches every part of the send through the task group (and respects shields)
@@ -249,16 +257,13 @@ class SendEngine(Generic[J]):
                     outer.start_soon(self._halt_on_stop, self._stop)
                 async with anyio.create_task_group() as tg:
                     for _ in range(self._concurrency):
-                        tg.start_soon(self._worker, receive.clone())
-                    receive.close()
-                    tg.start_soon(self._read, source, unpack, send)
+                        tg.start_soon(self._worker, handoff)
+                    tg.start_soon(self._read, source, unpack, handoff)
                 outer.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._settle_cancelled(leftovers)
+                await self._settle_cancelled(handoff)
             raise
-        finally:
-            leftovers.close()
         if self._caller_error is not None:
             raise self._caller_error
         counts = self._counts
@@ -360,21 +365,22 @@ class SendEngine(Generic[J]):
         self,
         source: Iterable[Any] | AsyncIterable[Any],
         unpack: Unpacker,
-        send: ObjectSendStream[Batch],
+        send: asyncio.Queue[Batch | None],
     ) -> None:
-        async with send:
-            try:
-                await self._intake(source, unpack, send)
-            except Exception as e:
-                # the caller's iterator or callback failed: finish what was read, re-raise
-                self._caller_failed(e)
-                await self._queue(self._packer.flush(), send)
+        try:
+            await self._intake(source, unpack, send)
+        except Exception as e:
+            # the caller's iterator or callback failed: finish what was read, re-raise
+            self._caller_failed(e)
+            await self._queue(self._packer.flush(), send)
+        for _ in range(self._concurrency):
+            await send.put(None)
 
     async def _intake(
         self,
         source: Iterable[Any] | AsyncIterable[Any],
         unpack: Unpacker,
-        send: ObjectSendStream[Batch],
+        send: asyncio.Queue[Batch | None],
     ) -> None:
         size = self._gateway.batch_size
         if self._caller_stopping() is not None:
@@ -398,15 +404,15 @@ class SendEngine(Generic[J]):
                     break
         await self._queue(self._packer.flush(), send)
 
-    async def _queue(self, batches: list[Batch], send: ObjectSendStream[Batch]) -> None:
+    async def _queue(self, batches: list[Batch], send: asyncio.Queue[Batch | None]) -> None:
         """Hand batches to the workers; the ones not yet handed are ``_held`` meanwhile."""
         held = self._held = list(batches)
         while held:
-            await send.send(held[0])
+            await send.put(held[0])
             del held[0]
 
     async def _feed(
-        self, chunk: list[Any], unpack: Unpacker, send: ObjectSendStream[Batch]
+        self, chunk: list[Any], unpack: Unpacker, send: asyncio.Queue[Batch | None]
     ) -> None:
         """Turn a chunk of input entries into batches for the workers."""
         base = self._next_index
@@ -437,10 +443,9 @@ class SendEngine(Generic[J]):
 
     # ----------------------------------------------------------------- dispatch
 
-    async def _worker(self, receive: ObjectReceiveStream[Batch]) -> None:
-        async with receive:
-            async for batch in receive:
-                await self._dispatch(batch)
+    async def _worker(self, receive: asyncio.Queue[Batch | None]) -> None:
+        while (batch := await receive.get()) is not None:
+            await self._dispatch(batch)
 
     async def _settle(self, batch: Batch, status: Status, reason: str) -> None:
         n = len(batch)
@@ -678,56 +683,68 @@ class SendEngine(Generic[J]):
     ) -> None:
         """Record outcomes: window, observer, counts, kept outcomes, the caller's callback.
         Shielded: once begun, a cancellation waits for it to finish."""
-        with anyio.CancelScope(shield=True):
-            if self._maybe_sent:
-                statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
-            if flight is not None:
-                self._flights.pop(flight, None)
-            # the journal first: what it records is final, whatever happens to the window
-            if self._observer is not None and len(batch):
+        if self._shield_outcomes:
+            with anyio.CancelScope(shield=True):
+                await self._record(batch, statuses, details, flight)
+        else:  # nothing in it suspends, so nothing can interrupt it
+            await self._record(batch, statuses, details, flight)
+
+    async def _record(
+        self,
+        batch: Batch,
+        statuses: Sequence[Status],
+        details: Sequence[str | None],
+        flight: _Flight | None,
+    ) -> None:
+        if self._maybe_sent:
+            statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
+        if flight is not None:
+            self._flights.pop(flight, None)
+        # the journal first: what it records is final, whatever happens to the window
+        if self._observer is not None and len(batch):
+            try:
+                await self._observer.after(batch, statuses, details)
+            except Exception as e:
+                self._caller_failed(e)
+        if flight is not None and flight.keys is not None:
+            await self._settle_window(flight.keys, batch.indices, statuses)
+        elif self._window is not None and Status.FAILED in statuses:
+            await self._release_unreserved(batch, statuses)
+        counts, n = self._counts, len(statuses)
+        first = statuses[0] if n else None
+        if first is not None and statuses.count(first) == n:
+            counts[first] += n
+        else:
+            for status in statuses:
+                counts[status] += 1
+        if self._telemetry.hook is not None and n:
+            self._telemetry.outcomes(self._send_id, _counted(statuses))
+        if not self._materialise:
+            return
+        keep, kept, callback = self._keep, self._kept, self._on_outcome
+        gateway = self._gateway.name
+        for index, phone, status, detail in zip(
+            batch.indices, batch.phones, statuses, details, strict=True
+        ):
+            if status is Status.ACCEPTED:
+                outcome = Outcome(
+                    index=index, phone=phone, status=status, message_id=detail, gateway=gateway
+                )
+            else:
+                outcome = Outcome(
+                    index=index, phone=phone, status=status, reason=detail, gateway=gateway
+                )
+            if keeps(keep, status):
+                kept.append(outcome)
+            if callback is not None:
+                # every outcome reaches the callback, also after it failed once (the
+                # first failure stops the send and is raised at its end)
                 try:
-                    await self._observer.after(batch, statuses, details)
+                    pending = callback(outcome)
+                    if pending is not None and inspect.isawaitable(pending):
+                        await pending
                 except Exception as e:
                     self._caller_failed(e)
-            if flight is not None and flight.keys is not None:
-                await self._settle_window(flight.keys, batch.indices, statuses)
-            elif self._window is not None and Status.FAILED in statuses:
-                await self._release_unreserved(batch, statuses)
-            counts, n = self._counts, len(statuses)
-            first = statuses[0] if n else None
-            if first is not None and statuses.count(first) == n:
-                counts[first] += n
-            else:
-                for status in statuses:
-                    counts[status] += 1
-            if self._telemetry.hook is not None and n:
-                self._telemetry.outcomes(self._send_id, _counted(statuses))
-            if not self._materialise:
-                return
-            keep, kept, callback = self._keep, self._kept, self._on_outcome
-            gateway = self._gateway.name
-            for index, phone, status, detail in zip(
-                batch.indices, batch.phones, statuses, details, strict=True
-            ):
-                if status is Status.ACCEPTED:
-                    outcome = Outcome(
-                        index=index, phone=phone, status=status, message_id=detail, gateway=gateway
-                    )
-                else:
-                    outcome = Outcome(
-                        index=index, phone=phone, status=status, reason=detail, gateway=gateway
-                    )
-                if keeps(keep, status):
-                    kept.append(outcome)
-                if callback is not None:
-                    # every outcome reaches the callback, also after it failed once (the
-                    # first failure stops the send and is raised at its end)
-                    try:
-                        pending = callback(outcome)
-                        if pending is not None and inspect.isawaitable(pending):
-                            await pending
-                    except Exception as e:
-                        self._caller_failed(e)
 
     async def _settle_window(
         self, keys: Sequence[Hashable], indices: Sequence[int], statuses: Sequence[Status]
@@ -769,7 +786,7 @@ class SendEngine(Generic[J]):
             self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
 
-    async def _settle_cancelled(self, leftovers: MemoryObjectReceiveStream[Batch]) -> None:
+    async def _settle_cancelled(self, leftovers: asyncio.Queue[Batch | None]) -> None:
         """The send's task was cancelled: one outcome for every recipient read so far."""
         for flight in list(self._flights):
             if flight.maybe_sent():
@@ -778,11 +795,9 @@ class SendEngine(Generic[J]):
                 await self._settle_flight(flight, Status.FAILED, _CANCELLED)
         unsettled = list(self._held)
         self._held = []
-        while True:
-            try:
-                unsettled.append(leftovers.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
+        while not leftovers.empty():
+            if (batch := leftovers.get_nowait()) is not None:
+                unsettled.append(batch)
         unsettled.extend(self._packer.flush())
         for batch in unsettled:
             if len(batch):

@@ -22,7 +22,7 @@ import anyio
 from .clock import Clock
 from .errors import RateLimitedError, ResponseDecodeError, SmsBridgeError
 from .events import Telemetry
-from .limiter import RateLimiter
+from .limiter import RateLimiter, Slot
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Ready, Transport
 
@@ -40,6 +40,9 @@ class Throttle:
     def __init__(self, limiter: RateLimiter, concurrency: int) -> None:
         self.limiter = limiter
         self.capacity = anyio.Semaphore(concurrency, fast_acquire=True)
+        self.acquire_nowait: Callable[[], Slot | None] | None = getattr(
+            limiter, "acquire_nowait", None
+        )
 
 
 class NotWritten(Exception):
@@ -172,18 +175,26 @@ class Attempts(Generic[T]):
         telemetry = self._telemetry if self._telemetry.listening else None
         asked = self._clock.now() if telemetry is not None else 0.0
         self._written_at = None
-        async with throttle.capacity:
+        capacity = throttle.capacity
+        if capacity.value:
+            capacity.acquire_nowait()  # free: no checkpoint, no trip round the loop
+        else:
+            await capacity.acquire()
+        try:
             halt.check()
-            slot = None
-            with halt.cut():
-                slot = await throttle.limiter.acquire()
+            nowait = throttle.acquire_nowait
+            slot = nowait() if nowait is not None else None
             if slot is None:
-                raise NotWritten(halt.reason or "")
+                with halt.cut():
+                    slot = await throttle.limiter.acquire()
+                if slot is None:
+                    raise NotWritten(halt.reason or "")
             try:
 
                 async def go() -> None:
-                    with halt.cut():
-                        await slot.ready()
+                    if not getattr(slot, "instant", False):
+                        with halt.cut():
+                            await slot.ready()
                     halt.check()
                     if ready is not None:
                         await ready()
@@ -213,6 +224,8 @@ class Attempts(Generic[T]):
                     raise
             finally:
                 slot.close()
+        finally:
+            capacity.release()
 
     def _told(
         self, request: HttpRequest, attempt: int, status: int | None, error: SmsBridgeError | None

@@ -56,7 +56,12 @@ class Slot(Protocol):
 
 
 class RateLimiter(Protocol):
-    """What the core needs from a limiter; in-memory and Redis implementations exist."""
+    """What the core needs from a limiter; in-memory and Redis implementations exist.
+
+    A limiter may also offer ``acquire_nowait() -> Slot | None``: a slot at once when one is
+    free and nobody waits for one, else ``None``; and its slots an ``instant = True``
+    attribute when their :meth:`Slot.ready` never waits. The core then spares those waits
+    their cancel scopes."""
 
     async def acquire(self) -> Slot:
         """Wait until one more request may start, and hold a slot for it."""
@@ -69,6 +74,8 @@ class RateLimiter(Protocol):
 
 class _Slot:
     __slots__ = ("_limiter", "_pending")
+
+    instant = True  # ready() never waits
 
     def __init__(self, limiter: SlidingWindowLimiter) -> None:
         self._limiter = limiter
@@ -161,11 +168,18 @@ class SlidingWindowLimiter:
         """Whether :meth:`acquire` would return without waiting right now."""
         return not self._lock.locked() and self._wait_at(self._clock.now()) <= 0
 
+    def acquire_nowait(self) -> Slot | None:
+        """A slot at once when the window has room and nobody waits ahead, else ``None``."""
+        if not self._lock.locked() and self._wait_at(self._clock.now()) <= 0:
+            self._pending += 1
+            return _Slot(self)
+        return None
+
     async def acquire(self) -> Slot:
         """Wait for room in the window, then hold a slot (pending until it starts)."""
-        if not self._lock.locked() and self._wait_at(self._clock.now()) <= 0:
-            self._pending += 1  # free now, and nobody queued ahead: no suspension
-            return _Slot(self)
+        slot = self.acquire_nowait()  # free now, and nobody queued ahead: no suspension
+        if slot is not None:
+            return slot
         async with self._lock:
             while True:
                 wait = self._wait_at(self._clock.now())

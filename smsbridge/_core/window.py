@@ -31,9 +31,26 @@ from .gateway import Batch
 
 __all__ = ["Claim", "DuplicateWindow", "MemoryWindow", "key_fields"]
 
-_Term = tuple[float, tuple[Hashable, ...], str, tuple[int, ...]]
-"""A reservation, shared by the keys of one reserve call: (expiry, keys, holder, indices)."""
-_GONE: _Term = (-math.inf, (), "", ())
+
+class _Term:
+    """What holds the keys of one call: a reservation (``holder`` names its send and
+    ``indices`` its recipients, key by key) or, once ``holder`` is ``None``, a commit, both
+    until ``expiry``. A commit or release of the whole call changes it in place, which
+    settles every key it still holds at once."""
+
+    __slots__ = ("expiry", "holder", "indices", "keys")
+
+    def __init__(
+        self,
+        expiry: float,
+        keys: tuple[Hashable, ...],
+        holder: str | None,
+        indices: tuple[int, ...],
+    ) -> None:
+        self.expiry = expiry
+        self.keys = keys
+        self.holder = holder
+        self.indices = indices
 
 
 class Claim(enum.IntEnum):
@@ -64,6 +81,9 @@ class DuplicateWindow(Protocol):
     ``indices`` the recipients: together they name the reservation of each key, so the same
     recipient of the same send finds its own reservation again (a retry after the store
     timed out, a resumed campaign) instead of being blocked by it.
+
+    A store whose calls never suspend may say so with a true ``instant`` attribute: the core
+    then settles outcomes without a cancel shield around them.
     """
 
     ttl: float
@@ -91,7 +111,7 @@ class DuplicateWindow(Protocol):
 
 
 class MemoryWindow:
-    """An in-process duplicate window; the default.
+    """An in-process duplicate window; the default. Its calls never suspend (``instant``).
 
     Memory is bounded by the keys reserved within one TTL (at 9 requests of 100 numbers per
     second and a 120 s TTL, at most 108,000 keys), not by the size of a send. Each reservation
@@ -107,6 +127,8 @@ class MemoryWindow:
         clock: time source; inject a fake one in tests.
     """
 
+    instant = True
+
     def __init__(
         self, ttl: float = 120.0, *, slack: float = 5.0, clock: Clock | None = None
     ) -> None:
@@ -115,28 +137,24 @@ class MemoryWindow:
         self.ttl = ttl
         self.slack = slack
         self._clock: Clock = clock or SystemClock()
-        # a reserved key maps to its reserve call's term, (expiry, keys, holder, indices):
-        # one tuple per call, shared by its keys, of atomic values only (left alone by the
-        # cyclic collector)
-        self._reserved: dict[Hashable, _Term] = {}
-        self._sent: dict[Hashable, float] = {}
-        # (expiry, keys, ...) per reserve or commit call, in time order: eviction works a call
-        # at a time, and each key is checked against its current term before it goes
-        self._terms: deque[_Term | tuple[float, tuple[Hashable, ...]]] = deque()
+        # each key maps to the term of the call that last reserved or committed it, shared by
+        # the call's keys: a call's keys are claimed by dict operations that run in C, and
+        # committed or released together by changing their term
+        self._held: dict[Hashable, _Term] = {}
+        # every term, in call order: eviction works a call at a time, and drops a key only
+        # while that call's term still holds it
+        self._terms: deque[_Term] = deque()
 
     def __len__(self) -> int:
-        return len(self._reserved) + len(self._sent)
+        return len(self._held)
 
     def _evict(self, now: float) -> None:
-        terms, reserved, sent = self._terms, self._reserved, self._sent
-        while terms and terms[0][0] <= now:
-            for key in terms.popleft()[1]:
-                term = reserved.get(key)
-                if term is not None and term[0] <= now:
-                    del reserved[key]
-                until = sent.get(key)
-                if until is not None and until <= now:
-                    del sent[key]
+        terms, held = self._terms, self._held
+        while terms and terms[0].expiry <= now:
+            term = terms.popleft()
+            for key in term.keys:
+                if held.get(key) is term:
+                    del held[key]
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """64-bit hashes of :func:`key_fields` (the message's hash XOR the phone's):
@@ -153,83 +171,79 @@ class MemoryWindow:
     ) -> list[Claim]:
         """Claim each key not held by a live reservation or commit, for the recipient of
         ``indices`` at its place."""
-        if len(indices) != len(keys):
+        n = len(keys)
+        if len(indices) != n:
             raise ValueError("one index per key")
         now = self._clock.now()
         self._evict(now)
-        reserved, sent = self._reserved, self._sent
-        expiry = now + self.ttl + self.slack
-        # the common case, every key new: claimed in one sweep; `term` is a fresh object, so
-        # a value that *is* it was written by this call
-        term = (expiry, tuple(keys), holder, tuple(indices))
-        before, setdefault, clean = len(reserved), reserved.setdefault, not sent
-        if clean:
-            for key in keys:
-                if setdefault(key, term) is not term:
-                    clean = False
-                    break
-        else:
-            clean = True
-            for key in keys:
-                if key in sent or setdefault(key, term) is not term:
-                    clean = False
-                    break
-        if clean and len(reserved) - before == len(keys):
-            self._terms.append(term)
-            return [Claim.OURS] * len(keys)
-        for key in keys:  # a key is held, or repeats within the call: undo, go one by one
-            if reserved.get(key) is term:
-                del reserved[key]
+        held = self._held
+        own = tuple(keys)
+        term = _Term(now + self.ttl + self.slack, own, holder, tuple(indices))
+        if held.keys().isdisjoint(own):  # the common case, every key new: one sweep
+            before = len(held)
+            held.update(dict.fromkeys(own, term))
+            if len(held) - before == n:
+                self._terms.append(term)
+                return [Claim.OURS] * n
+            for key in own:  # a key repeats within the call: undo, go one by one
+                held.pop(key, None)
         claims: list[Claim] = []
         claimed: dict[Hashable, int] = {}
-        for key, index in zip(keys, indices, strict=True):
-            if sent.get(key, -math.inf) > now:
-                claims.append(Claim.SENT)
-            elif key in claimed or reserved.get(key, _GONE)[0] > now:
+        for key, index in zip(own, indices, strict=True):
+            found = held.get(key)
+            if found is not None and found.expiry > now:
+                claims.append(Claim.SENT if found.holder is None else Claim.PENDING)
+            elif key in claimed:
                 claims.append(Claim.PENDING)
             else:
                 claimed[key] = index
                 claims.append(Claim.OURS)
-        term = (expiry, tuple(claimed), holder, tuple(claimed.values()))
-        for key in claimed:
-            reserved[key] = term
+        term = _Term(term.expiry, tuple(claimed), holder, tuple(claimed.values()))
+        held.update(dict.fromkeys(claimed, term))
         self._terms.append(term)
         return claims
 
     async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Hold each key a full TTL from now, whoever held it."""
-        expiry = self._clock.now() + self.ttl
-        reserved, sent = self._reserved, self._sent
-        for key in keys:
-            reserved.pop(key, None)
-            sent[key] = expiry
-        self._terms.append((expiry, tuple(keys)))
+        now = self._clock.now()
+        own = tuple(keys)
+        first = self._held.get(own[0]) if own else None
+        if (
+            first is not None
+            and first.holder is not None
+            and first.expiry > now
+            and first.keys == own
+        ):  # the common case: what one live reservation claimed, all of it committed (no
+            # one else can hold its keys meanwhile)
+            first.expiry, first.holder, first.indices = now + self.ttl, None, ()
+            return
+        term = _Term(now + self.ttl, own, None, ())
+        self._held.update(dict.fromkeys(own, term))
+        self._terms.append(term)
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations of these keys that are this holder's for the recipient of
         ``indices`` at the same place; a commit, or another's reservation, stays."""
-        reserved = self._reserved
-        first = reserved.get(keys[0]) if keys else None
+        held = self._held
+        first = held.get(keys[0]) if keys else None
         if (
             first is not None
-            and first[2] == holder
-            and first[1] == tuple(keys)
-            and first[3] == tuple(indices)
+            and first.holder == holder
+            and first.keys == tuple(keys)
+            and first.indices == tuple(indices)
         ):  # the common case: what one reserve call claimed, released together
-            for key in keys:
-                if reserved.get(key) is first:
-                    del reserved[key]
+            first.expiry, first.holder, first.indices = -math.inf, None, ()
             return
         owners: dict[int, tuple[_Term, dict[Hashable, int]]] = {}  # by the term's id
         for key, index in zip(keys, indices, strict=True):
-            term = reserved.get(key)
-            if term is None or term[2] != holder:
+            term = held.get(key)
+            if term is None or term.holder != holder:
                 continue
             found = owners.get(id(term))
             if found is None:
-                found = owners[id(term)] = (term, dict(zip(term[1], term[3], strict=True)))
+                found = owners[id(term)] = (term, dict(zip(term.keys, term.indices, strict=True)))
             if found[1].get(key) == index:
-                del reserved[key]
+                del held[key]
 
     def __repr__(self) -> str:
         return f"MemoryWindow(ttl={self.ttl}, keys={len(self)})"

@@ -162,7 +162,7 @@ class SmsClubGateway:
         phones = batch.phones
         if not success.add_info and len(info) == len(phones):
             # the common answer, every number accepted: matched at C speed
-            by_phone = {phone: message_id for message_id, phone in info.items()}
+            by_phone = dict(zip(info.values(), info.keys(), strict=True))
             if len(by_phone) == len(info):
                 ids = list(map(by_phone.get, phones))
                 if None not in ids:
