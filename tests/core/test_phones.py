@@ -105,3 +105,75 @@ def test_fast_path_agrees_with_the_full_parser(raw: str) -> None:
     assert UA.normalise(digits) == digits
     parsed = phonenumbers.parse("+" + digits, None)
     assert f"{parsed.country_code}{phonenumbers.national_significant_number(parsed)}" == digits
+
+
+_CC = {"UA": "380", "AZ": "994", "RU": "7"}
+_SIZE = {"UA": 12, "AZ": 12, "RU": 11}
+
+
+def _odd(number: str, cc: str) -> list[object]:
+    """The ways one number can fail to be a home number in gateway form."""
+    after = len(cc)
+    return [
+        number[:after] + "0" + number[after + 1 :],  # 0 after the country code
+        "9" + number[1:] if number[0] != "9" else "8" + number[1:],  # another country code
+        number[:-1],
+        number + "5",
+        number[:-1] + "\u0663",  # an Arabic-Indic digit
+        number + "\n",
+        "+" + number,
+        int(number),
+        None,
+    ]
+
+
+@pytest.mark.parametrize("region", ["UA", "AZ", "RU"])
+@given(st.data())
+def test_a_chunk_normalises_as_its_numbers_do_one_by_one(region: str, data: st.DataObject) -> None:
+    """The chunk-at-a-time check of home numbers gives what each number gives alone: a
+    chunk of home numbers, one of them perhaps spoilt in one way."""
+    cc, size = _CC[region], _SIZE[region]
+    national = st.integers(10 ** (size - len(cc) - 1), 10 ** (size - len(cc)) - 1)
+    raws: list[object] = [
+        cc + str(n) for n in data.draw(st.lists(national, min_size=1, max_size=8))
+    ]
+    if data.draw(st.booleans()):
+        spoilt = data.draw(st.sampled_from(_odd(str(raws[0]), cc)))
+        raws.insert(data.draw(st.integers(0, len(raws))), spoilt)
+    rules = PhoneRules(region)
+    phones, problems = rules.normalise_many(raws)
+    for position, raw in enumerate(raws):
+        try:
+            assert phones[position] == rules.normalise(raw)
+            assert type(phones[position]) is str
+            assert position not in problems
+        except InvalidPhone as e:
+            assert problems[position] == str(e)
+
+
+def test_a_chunk_of_home_numbers_is_checked_at_once() -> None:
+    """Plain home numbers take the chunk check (no per-number parse); one odd one does not."""
+    rules = PhoneRules("UA")
+    home = rules._home
+    assert home is not None
+    chunk = [f"38050{i:07d}" for i in range(100)]
+    assert home.read(chunk) == chunk
+    for bad in (
+        "380050000000",
+        "390500000000",
+        "38050000000",
+        "3805000000001",
+        "38050000000\n",
+        "38050000000\u0663",
+        "+38050000000",
+    ):
+        assert home.read([*chunk, bad]) is None, bad
+        assert home.read([bad, *chunk]) is None, bad
+    assert home.read([*chunk, 380500000000]) is None
+    # one short and one long, whose digits run on as two numbers would
+    assert home.read([*chunk, "38050000000", "3380500000001"]) is None
+
+    class Digits(str):
+        pass
+
+    assert [type(p) for p in home.read([Digits("380500000001")]) or ()] == [str]
