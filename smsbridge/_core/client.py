@@ -657,7 +657,7 @@ def _credentials(spec: GatewaySpec, given: dict[str, str | None]) -> dict[str, s
 class _NoLimit:
     """A dry run's limiter: every slot at once, counted nowhere."""
 
-    def acquire_nowait(self) -> Slot:
+    def slot_nowait(self) -> Slot:
         return _FreeSlot()
 
     async def acquire(self) -> Slot:

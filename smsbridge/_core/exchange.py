@@ -40,9 +40,7 @@ class Throttle:
     def __init__(self, limiter: RateLimiter, concurrency: int) -> None:
         self.limiter = limiter
         self.capacity = anyio.Semaphore(concurrency, fast_acquire=True)
-        self.acquire_nowait: Callable[[], Slot | None] | None = getattr(
-            limiter, "acquire_nowait", None
-        )
+        self.slot_nowait: Callable[[], Slot | None] | None = getattr(limiter, "slot_nowait", None)
 
 
 class NotWritten(Exception):
@@ -182,7 +180,7 @@ class Attempts(Generic[T]):
             await capacity.acquire()
         try:
             halt.check()
-            nowait = throttle.acquire_nowait
+            nowait = throttle.slot_nowait
             slot = nowait() if nowait is not None else None
             if slot is None:
                 with halt.cut():

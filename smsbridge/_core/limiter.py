@@ -58,7 +58,7 @@ class Slot(Protocol):
 class RateLimiter(Protocol):
     """What the core needs from a limiter; in-memory and Redis implementations exist.
 
-    A limiter may also offer ``acquire_nowait() -> Slot | None``: a slot at once when one is
+    A limiter may also offer ``slot_nowait() -> Slot | None``: a slot at once when one is
     free and nobody waits for one, else ``None``; and its slots an ``instant = True``
     attribute when their :meth:`Slot.ready` never waits. The core then spares those waits
     their cancel scopes."""
@@ -168,7 +168,7 @@ class SlidingWindowLimiter:
         """Whether :meth:`acquire` would return without waiting right now."""
         return not self._lock.locked() and self._wait_at(self._clock.now()) <= 0
 
-    def acquire_nowait(self) -> Slot | None:
+    def slot_nowait(self) -> Slot | None:
         """A slot at once when the window has room and nobody waits ahead, else ``None``."""
         if not self._lock.locked() and self._wait_at(self._clock.now()) <= 0:
             self._pending += 1
@@ -177,7 +177,7 @@ class SlidingWindowLimiter:
 
     async def acquire(self) -> Slot:
         """Wait for room in the window, then hold a slot (pending until it starts)."""
-        slot = self.acquire_nowait()  # free now, and nobody queued ahead: no suspension
+        slot = self.slot_nowait()  # free now, and nobody queued ahead: no suspension
         if slot is not None:
             return slot
         async with self._lock:

@@ -35,10 +35,10 @@ __all__ = ["Claim", "DuplicateWindow", "MemoryWindow", "key_fields"]
 class _Term:
     """What holds the keys of one call: a reservation (``holder`` names its send and
     ``indices`` its recipients, key by key) or, once ``holder`` is ``None``, a commit, both
-    until ``expiry``. A commit or release of the whole call changes it in place, which
-    settles every key it still holds at once."""
+    until ``expiry``. While it holds every one of its keys (``whole``), a commit of all of
+    them changes it in place: one step for the call's keys."""
 
-    __slots__ = ("expiry", "holder", "indices", "keys")
+    __slots__ = ("expiry", "holder", "indices", "keys", "whole")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class _Term:
         self.keys = keys
         self.holder = holder
         self.indices = indices
+        self.whole = True
 
 
 class Claim(enum.IntEnum):
@@ -111,7 +112,8 @@ class DuplicateWindow(Protocol):
 
 
 class MemoryWindow:
-    """An in-process duplicate window; the default. Its calls never suspend (``instant``).
+    """An in-process duplicate window; the default. Its calls never suspend (``instant``: a
+    subclass whose calls do must set it false).
 
     Memory is bounded by the keys reserved within one TTL (at 9 requests of 100 numbers per
     second and a 120 s TTL, at most 108,000 keys), not by the size of a send. Each reservation
@@ -141,20 +143,32 @@ class MemoryWindow:
         # the call's keys: a call's keys are claimed by dict operations that run in C, and
         # committed or released together by changing their term
         self._held: dict[Hashable, _Term] = {}
-        # every term, in call order: eviction works a call at a time, and drops a key only
-        # while that call's term still holds it
-        self._terms: deque[_Term] = deque()
+        # (when due, term) in call order, a term again when a commit extends it in place:
+        # eviction works a call at a time, and drops a key only while that call's term still
+        # holds it and has expired
+        self._terms: deque[tuple[float, _Term]] = deque()
 
     def __len__(self) -> int:
         return len(self._held)
 
     def _evict(self, now: float) -> None:
         terms, held = self._terms, self._held
-        while terms and terms[0].expiry <= now:
-            term = terms.popleft()
+        while terms and terms[0][0] <= now:
+            term = terms.popleft()[1]
+            if term.expiry > now:
+                continue  # extended since, and queued again for then
             for key in term.keys:
                 if held.get(key) is term:
                     del held[key]
+
+    def _take(self, keys: Sequence[Hashable], term: _Term) -> None:
+        """Point ``keys`` at ``term``; the terms they leave no longer hold all of theirs."""
+        held = self._held
+        for key in keys:
+            left = held.get(key)
+            if left is not None:
+                left.whole = False
+        held.update(dict.fromkeys(keys, term))
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """64-bit hashes of :func:`key_fields` (the message's hash XOR the phone's):
@@ -183,7 +197,7 @@ class MemoryWindow:
             before = len(held)
             held.update(dict.fromkeys(own, term))
             if len(held) - before == n:
-                self._terms.append(term)
+                self._terms.append((term.expiry, term))
                 return [Claim.OURS] * n
             for key in own:  # a key repeats within the call: undo, go one by one
                 held.pop(key, None)
@@ -199,8 +213,8 @@ class MemoryWindow:
                 claimed[key] = index
                 claims.append(Claim.OURS)
         term = _Term(term.expiry, tuple(claimed), holder, tuple(claimed.values()))
-        held.update(dict.fromkeys(claimed, term))
-        self._terms.append(term)
+        self._take(tuple(claimed), term)
+        self._terms.append((term.expiry, term))
         return claims
 
     async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
@@ -210,16 +224,18 @@ class MemoryWindow:
         first = self._held.get(own[0]) if own else None
         if (
             first is not None
+            and first.whole
             and first.holder is not None
             and first.expiry > now
             and first.keys == own
-        ):  # the common case: what one live reservation claimed, all of it committed (no
-            # one else can hold its keys meanwhile)
+        ):  # the common case: a live reservation that still holds all its keys, and all of
+            # them committed
             first.expiry, first.holder, first.indices = now + self.ttl, None, ()
+            self._terms.append((first.expiry, first))
             return
         term = _Term(now + self.ttl, own, None, ())
-        self._held.update(dict.fromkeys(own, term))
-        self._terms.append(term)
+        self._take(own, term)
+        self._terms.append((term.expiry, term))
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations of these keys that are this holder's for the recipient of
@@ -232,6 +248,9 @@ class MemoryWindow:
             and first.keys == tuple(keys)
             and first.indices == tuple(indices)
         ):  # the common case: what one reserve call claimed, released together
+            for key in keys:
+                if held.get(key) is first:
+                    del held[key]
             first.expiry, first.holder, first.indices = -math.inf, None, ()
             return
         owners: dict[int, tuple[_Term, dict[Hashable, int]]] = {}  # by the term's id
@@ -244,6 +263,7 @@ class MemoryWindow:
                 found = owners[id(term)] = (term, dict(zip(term.keys, term.indices, strict=True)))
             if found[1].get(key) == index:
                 del held[key]
+                term.whole = False
 
     def __repr__(self) -> str:
         return f"MemoryWindow(ttl={self.ttl}, keys={len(self)})"

@@ -537,3 +537,34 @@ async def test_calls_and_sends_share_one_retry_decision(clock: FakeClock) -> Non
     async with client(handler, clock) as sms:
         assert str((await sms.balance()).money) == "1"
     assert calls[0] == 2
+
+
+async def test_a_number_restored_as_sent_while_in_flight_stays_held_from_the_later_send() -> None:
+    """A resumed send puts a number back as sent while another send has it on the wire;
+    when that send is accepted a minute later, the number is held a full window from then,
+    not from the restore: a send to it 65 s after is suppressed (it once went again)."""
+    gate = anyio.Event()
+
+    async def answer(request: HttpRequest) -> HttpResponse:
+        phones = json.loads(request.body)["phone"]
+        if len(phones) == 2:
+            await gate.wait()
+        info = {f"{i}-{p}": p for i, p in enumerate(phones)}
+        return HttpResponse(200, json.dumps({"success_request": {"info": info}}).encode())
+
+    clock = FakeClock(1000.0)
+    transport = MockTransport(answer)
+    p0, p1, p2 = ua_numbers(3)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: sms.send("hi", to=[p0, p1], sender="Shop"))
+            await anyio.wait_all_tasks_blocked()
+            await sms.send(
+                "hi", to=[p2], sender="Shop", idempotency_key=b"campaign", earlier=[(p1, True)]
+            )
+            clock.advance(60)
+            gate.set()
+        clock.advance(65)
+        later = await sms.send("hi", to=[p1], sender="Shop")
+    assert [o.status for o in later.outcomes] == [Status.SUPPRESSED]
+    assert sum(json.loads(r.body)["phone"].count(p1) for r in transport.requests) == 1

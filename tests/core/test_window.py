@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from smsbridge import Claim, ConfigurationError, MemoryWindow
 from smsbridge.testing import FakeClock
@@ -103,3 +105,117 @@ def test_bad_ttl() -> None:
             MemoryWindow(ttl)
     with pytest.raises(ConfigurationError):
         MemoryWindow(120, slack=-1)
+
+
+class _Model:
+    """The window's rules, key by key and slowly: what :class:`MemoryWindow` must agree with
+    whatever shortcuts it takes for a call's keys together."""
+
+    def __init__(self, ttl: float, slack: float, clock: FakeClock) -> None:
+        self.ttl, self.slack, self.clock = ttl, slack, clock
+        self.sent: dict[int, float] = {}
+        self.reserved: dict[int, tuple[str, int, float]] = {}
+
+    def reserve(self, keys: list[int], holder: str, indices: list[int]) -> list[Claim]:
+        now, claims, claimed = self.clock.now(), [], set()
+        for key, index in zip(keys, indices, strict=True):
+            held = self.reserved.get(key)
+            if self.sent.get(key, -1.0) > now:
+                claims.append(SENT)
+            elif key in claimed or (held is not None and held[2] > now):
+                claims.append(PENDING)
+            else:
+                claimed.add(key)
+                self.reserved[key] = (holder, index, now + self.ttl + self.slack)
+                claims.append(OURS)
+        return claims
+
+    def commit(self, keys: list[int]) -> None:
+        for key in keys:
+            self.sent[key] = self.clock.now() + self.ttl
+            self.reserved.pop(key, None)
+
+    def release(self, keys: list[int], holder: str, indices: list[int]) -> None:
+        for key, index in zip(keys, indices, strict=True):
+            held = self.reserved.get(key)
+            if held is not None and held[:2] == (holder, index):
+                del self.reserved[key]
+
+
+_Op = tuple[str, list[int], str, list[int], float]
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["reserve", "reserve", "commit", "release", "wait"]),
+        st.lists(st.integers(0, 3), min_size=1, max_size=4),
+        st.sampled_from(["h1", "h2"]),
+        st.integers(0, 3),
+        st.sampled_from([0.5, 3.0, 9.0, 10.0, 11.0]),
+        st.booleans(),  # settle a part of an earlier call, not all of it
+        st.integers(0, 99),  # which earlier call
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300)
+@given(_ops)
+# a reservation loses one key to a partial release, then all its keys are committed
+@example(
+    [
+        ("reserve", [1, 2], "h1", 0, 0, False, 0),
+        ("release", [0], "h1", 0, 0, True, 0),
+        ("commit", [0], "h1", 0, 0, False, 0),
+        ("reserve", [2], "h2", 0, 0, False, 0),
+    ]
+)
+# another call commits one of its keys, time passes, then all its keys are committed: each
+# is held a full TTL from the last commit
+@example(
+    [
+        ("reserve", [1, 2], "h1", 0, 0, False, 0),
+        ("reserve", [2], "h2", 5, 0, False, 0),
+        ("commit", [0], "h2", 0, 0, False, 1),
+        ("wait", [0], "h1", 0, 9.0, False, 0),
+        ("commit", [0], "h1", 0, 0, False, 0),
+        ("wait", [0], "h1", 0, 3.0, False, 0),
+        ("reserve", [2], "h2", 9, 0, False, 0),
+    ]
+)
+async def test_the_window_agrees_with_its_rules_key_by_key(ops: list[tuple]) -> None:  # type: ignore[type-arg]
+    """Random reserves, whole and partial commits and releases, and waits: every claim is
+    what the key-by-key rules give (a commit or release of all a call's keys is one step
+    inside the window, and must not forget a key some other call took meanwhile)."""
+    clock = FakeClock()
+    window, model = MemoryWindow(10, slack=1, clock=clock), _Model(10, 1, clock)
+    calls: list[tuple[list[int], str, list[int]]] = []
+    for op, keys, holder, index, wait, part, which in ops:
+        if op == "reserve":
+            indices = [index + i for i in range(len(keys))]
+            assert await window.reserve(keys, holder, indices) == model.reserve(
+                keys, holder, indices
+            ), ops
+            calls.append((keys, holder, indices))
+        elif op == "wait":
+            clock.advance(wait)
+        elif calls:
+            keys, holder, indices = calls[which % len(calls)]
+            if part and len(keys) > 1:
+                keys, indices = keys[1:], indices[1:]
+            if op == "commit":
+                await window.commit(keys, holder, indices)
+                model.commit(keys)
+            else:
+                await window.release(keys, holder, indices)
+                model.release(keys, holder, indices)
+
+
+async def test_a_window_whose_sends_all_failed_holds_nothing(clock: FakeClock) -> None:
+    """Released reservations leave the window at once: a router reads an empty window as
+    one it may share, whatever sends failed through it."""
+    window = MemoryWindow(120, clock=clock)
+    await window.reserve([1, 2, 3], "h", [0, 1, 2])
+    await window.release([1, 2, 3], "h", [0, 1, 2])
+    await window.reserve([4, 5], "h", [3, 4])
+    await window.release([5], "h", [4])
+    await window.release([4], "h", [3])
+    assert len(window) == 0
