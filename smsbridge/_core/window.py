@@ -168,7 +168,7 @@ class MemoryWindow:
             left = held.get(key)
             if left is not None:
                 left.whole = False
-        held.update(dict.fromkeys(keys, term))
+        held.update(zip(keys, repeat(term)))
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """64-bit hashes of :func:`key_fields` (the message's hash XOR the phone's):
@@ -195,7 +195,7 @@ class MemoryWindow:
         term = _Term(now + self.ttl + self.slack, own, holder, tuple(indices))
         if held.keys().isdisjoint(own):  # the common case, every key new: one sweep
             before = len(held)
-            held.update(dict.fromkeys(own, term))
+            held.update(zip(own, repeat(term)))
             if len(held) - before == n:
                 self._terms.append((term.expiry, term))
                 return [Claim.OURS] * n
