@@ -383,6 +383,8 @@ def text_of(value: Any) -> str:
     ``key: text; …`` (a field-by-field complaint), anything else as JSON."""
     if isinstance(value, str):
         return value
+    if type(value) is int:
+        return str(value)  # as JSON writes it
     if isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
         return "; ".join(f"{key}: {text}" for key, text in value.items())
     return msgspec.json.encode(value).decode()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Protocol
 
 from .errors import ConfigurationError
@@ -72,7 +73,7 @@ class IdBlocks:
     Block ``k`` covers the recipients ``[first * (2**k - 1), first * (2**(k + 1) - 1))``, so a
     send of ``n`` claims about ``log2(n / first)`` blocks and leaves at most half of its last
     block unused. :meth:`cover` claims the block of an index before its recipient is read;
-    :meth:`id` then only reads.
+    :meth:`id` and :meth:`ids` then only read.
 
     Args:
         ranges: the account's ranges.
@@ -109,6 +110,20 @@ class IdBlocks:
         offset = index - self._first * ((1 << k) - 1)
         return 1 + (self._blocks[k] + offset) % self.size
 
-    def covers(self, index: int) -> bool:
-        """Whether the block of ``index`` has been claimed."""
-        return self._block(index) < len(self._blocks)
+    def ids(self, indices: Sequence[int]) -> list[int]:
+        """The ids of the recipients at ``indices`` (their blocks claimed): a run of
+        consecutive indices in one block at once."""
+        n = len(indices)
+        if n:
+            first = indices[0]
+            k = self._block(first)
+            if self._block(first + n - 1) == k and indices == list(range(first, first + n)):
+                start = (self._blocks[k] + first - self._first * ((1 << k) - 1)) % self.size
+                if start + n <= self.size:
+                    return list(range(start + 1, start + n + 1))
+        return [self.id(index) for index in indices]
+
+    @property
+    def covered(self) -> int:
+        """How many indices the claimed blocks cover: every index below this one."""
+        return self._first * ((1 << len(self._blocks)) - 1)

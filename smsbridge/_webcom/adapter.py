@@ -207,15 +207,14 @@ class WebcomGateway:
 
     def build_send(self, batch: Batch, job: WebcomJob) -> HttpRequest:
         """``/json``: one message entry per distinct text, with each phone's client id."""
-        indices, phones, validity, ids = batch.indices, batch.phones, job.validity, job.ids
+        phones, validity = batch.phones, job.validity
+        ids = job.ids.ids(batch.indices)
         messages = [
             wire.Message(
                 type_send_1=job.channel,
                 sender=job.sender,
                 text=text,
-                phones=[
-                    wire.PhoneEntry(phones[row], ids.id(indices[row]), validity) for row in rows
-                ],
+                phones=[wire.PhoneEntry(phones[row], ids[row], validity) for row in rows],
             )
             for text, rows in envelope_rows(batch, job.text)
         ]
@@ -235,11 +234,16 @@ class WebcomGateway:
                 status=response.status,
                 maybe_processed=True,
             )
+        items = wire.entries(information)
+        if order == list(range(len(batch))) and all(
+            item is not None and not item.error and item.id_sms not in (None, "") for item in items
+        ):  # the common answer: every phone accepted, in the order sent
+            ids: list[str | None] = [text_of(item.id_sms) for item in items]  # type: ignore[union-attr]
+            return BatchResult([Status.ACCEPTED] * len(batch), ids)
         statuses: list[Status] = [Status.UNCERTAIN] * len(batch)
         details: list[str | None] = ["unreadable answer entry"] * len(batch)
         stop: SmsBridgeError | None = None
-        for row, raw in zip(order, information, strict=True):
-            item = wire.entry(raw, wire.Entry)
+        for row, item in zip(order, items, strict=True):
             if item is None:
                 continue
             if item.error:

@@ -196,18 +196,20 @@ async def _claiming(
     ids: IdBlocks, source: Iterable[Any] | AsyncIterable[Any], *, indexed: bool
 ) -> AsyncIterator[Any]:
     """``source``, each recipient's id block claimed before the recipient is read on."""
-    position = 0
+    position, covered = 0, ids.covered
     if isinstance(source, AsyncIterable):
         async for entry in source:
             index = entry[0] if indexed else position
-            if not ids.covers(index):
+            if index >= covered:
                 await ids.cover(index)
+                covered = ids.covered
             position += 1
             yield entry
     else:
         for entry in source:
             index = entry[0] if indexed else position
-            if not ids.covers(index):
+            if index >= covered:
                 await ids.cover(index)
+                covered = ids.covered
             position += 1
             yield entry

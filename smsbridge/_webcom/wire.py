@@ -126,6 +126,15 @@ def decode_state(body: bytes) -> list[StateEntry] | Document:
     return _state.decode(body)
 
 
+def entries(values: list[Any]) -> list[Entry | None]:
+    """A send's ``information`` as entries: all at once when all are readable, else one by
+    one (``None`` for one that is not an entry)."""
+    try:
+        return msgspec.convert(values, list[Entry | None])
+    except msgspec.ValidationError:
+        return [entry(value, Entry) for value in values]
+
+
 def entry(value: Any, kind: type[T]) -> T | None:
     """One entry as ``kind``, or ``None`` when it is not one."""
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from smsbridge import ConfigurationError, HttpRequest, HttpResponse, MockTransport, Webcom
@@ -105,3 +105,29 @@ async def test_clients_of_one_account_never_share_an_id(clock: FakeClock) -> Non
             if sender is narrow:
                 assert all(0 < i < 2**20 for i in seen[before:])
     assert len(seen) == 4 * 450 == len(set(seen))
+
+
+@given(
+    bits=st.sampled_from([16, 31]),
+    start=st.integers(0, 2**31),
+    first=st.sampled_from([1, 7, 100]),
+    rows=st.one_of(
+        st.integers(0, 3000).flatmap(
+            lambda a: st.integers(1, 150).map(lambda n: list(range(a, a + n)))
+        ),
+        st.lists(st.integers(0, 3000), min_size=1, max_size=20),
+    ),
+)
+@example(bits=16, start=2**16 - 51, first=100, rows=list(range(100)))  # across the wrap
+async def test_a_batch_gets_the_ids_its_recipients_get_one_by_one(
+    bits: int, start: int, first: int, rows: list[int]
+) -> None:
+    """The ids of a batch at once (a run of indices in one block, across a wrap of the id
+    space or not; or any indices) are each recipient's own."""
+    ranges = MemoryRanges(start=start)
+    blocks = IdBlocks(ranges, b"k", bits, first=first)
+    await blocks.cover(max(rows))
+    assert blocks.ids(rows) == [blocks.id(i) for i in rows]
+    covered = blocks.covered  # the first index of the first block not claimed
+    assert blocks._block(covered - 1) == len(blocks._blocks) - 1
+    assert blocks._block(covered) == len(blocks._blocks)
