@@ -287,37 +287,38 @@ class UniquePhonePacker:
     lacks it, so each number's entries stay in input order across batches, every column
     moving in lockstep.
 
-    With ``shape``, only recipients of the same shape share a batch (SMSPlus: the same number
-    of parameters). At most ``max_open`` batches wait to be filled; past that the oldest goes
-    out part-full.
+    With ``shapes`` (a batch's recipients' shapes, in order), only recipients of the same
+    shape share a batch (SMSPlus: the same number of parameters). At most ``max_open``
+    batches wait to be filled; past that the oldest goes out part-full.
     """
 
     def __init__(
         self,
         size: int,
         max_open: int = 8,
-        shape: Callable[[Batch, int], Hashable] | None = None,
+        shapes: Callable[[Batch], Sequence[Hashable]] | None = None,
     ) -> None:
         self.size = size
         self.max_open = max_open
-        self._shape = shape
+        self._shapes = shapes
         self._open: list[tuple[Batch, set[str], Hashable]] = []
 
     def pack(self, batch: Batch) -> list[Batch]:
         """Place each recipient in the first open batch without its number (and of its
         shape)."""
-        size, shape = self.size, self._shape
+        size = self.size
+        shapes = self._shapes(batch) if self._shapes is not None else None
         if (
             not self._open
             and len(batch) == size
             and len(set(batch.phones)) == size
-            and (shape is None or len({shape(batch, row) for row in range(size)}) == 1)
+            and (shapes is None or len(set(shapes)) == 1)
         ):
             return [batch]
         ready: list[Batch] = []
         texts, params = batch.texts, batch.params
         for row, phone in enumerate(batch.phones):
-            kind = None if shape is None else shape(batch, row)
+            kind = None if shapes is None else shapes[row]
             for target, phones, target_kind in self._open:
                 if phone not in phones and len(target) < size and target_kind == kind:
                     break

@@ -171,14 +171,22 @@ class MemoryWindow:
         held.update(zip(keys, repeat(term)))
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
-        """64-bit hashes of :func:`key_fields` (the message's hash XOR the phone's):
-        collisions among the keys of one TTL are vanishingly rare (about 1 in 3 billion for
-        108,000 keys)."""
-        phones = batch.phones
-        if batch.texts is None and batch.params is None:
-            scope = hash((sender, text or "", ()))  # one message for all: hashed once
-            return [scope ^ h for h in map(hash, phones)]
-        return [hash((s, t, p)) ^ hash(phone) for s, t, p, phone in key_fields(sender, text, batch)]
+        """64-bit hashes of :func:`key_fields` (the hashes of sender and text, of the
+        parameters and of the phone, XORed): collisions among the keys of one TTL are
+        vanishingly rare (about 1 in 3 billion for 108,000 keys)."""
+        phones, params = batch.phones, batch.params
+        if batch.texts is None:  # one text for all: hashed once
+            scope = hash((sender, text or ""))
+            if params is None:
+                scope ^= hash(())
+                return [scope ^ h for h in map(hash, phones)]
+            return [
+                scope ^ p ^ h for p, h in zip(map(hash, params), map(hash, phones), strict=True)
+            ]
+        return [
+            hash((s, t)) ^ hash(p) ^ hash(phone)
+            for s, t, p, phone in key_fields(sender, text, batch)
+        ]
 
     async def reserve(
         self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]

@@ -167,8 +167,8 @@ class SmsPlusJob(msgspec.Struct, frozen=True, kw_only=True):
         return f"template #{self.template_id}"
 
 
-def _param_count(batch: Batch, row: int) -> int:
-    return len(batch.params[row]) if batch.params is not None else 0
+def _param_counts(batch: Batch) -> list[int]:
+    return list(map(len, batch.params)) if batch.params is not None else [0] * len(batch)
 
 
 def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
@@ -218,7 +218,7 @@ class SmsPlusGateway:
     def packer(self, job: SmsPlusJob) -> Packer:
         """Batches with no number twice (code 112), whose recipients all carry the same
         number of parameters: the arrays stay exactly as given, never padded with blanks."""
-        return UniquePhonePacker(self.batch_size, shape=_param_count)
+        return UniquePhonePacker(self.batch_size, shapes=_param_counts)
 
     def check(self, batch: Batch, job: SmsPlusJob) -> dict[int, str] | None:
         """Wrong parameter counts and over-long rendered texts, when the template is known."""

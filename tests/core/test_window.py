@@ -219,3 +219,26 @@ async def test_a_window_whose_sends_all_failed_holds_nothing(clock: FakeClock) -
     await window.release([5], "h", [4])
     await window.release([4], "h", [3])
     assert len(window) == 0
+
+
+def test_a_message_has_one_key_whichever_way_its_batch_carries_it() -> None:
+    """The same (sender, text, parameters, phone) makes the same key whether the text is the
+    send's or the recipient's own and whether parameters are absent or empty; another
+    parameter makes another key."""
+    from smsbridge._core.gateway import Batch
+
+    window = MemoryWindow()
+    phones = ["380500000001", "380500000002"]
+    same = [
+        window.keys("S", "hi", Batch([0, 1], phones, None, None)),
+        window.keys("S", None, Batch([0, 1], phones, ["hi", "hi"], None)),
+        window.keys("S", "hi", Batch([0, 1], phones, None, [(), ()])),
+        window.keys("S", None, Batch([0, 1], phones, ["hi", "hi"], [(), ()])),
+    ]
+    assert all(keys == same[0] for keys in same)
+    with_params = window.keys("S", "hi", Batch([0, 1], phones, None, [("x",), ("y",)]))
+    assert with_params == window.keys(
+        "S", None, Batch([0, 1], phones, ["hi"] * 2, [("x",), ("y",)])
+    )
+    assert not set(with_params) & set(same[0])
+    assert window.keys("S", "hi!", Batch([0], phones[:1], None, None)) != same[0][:1]
