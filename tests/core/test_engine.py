@@ -568,3 +568,46 @@ async def test_a_number_restored_as_sent_while_in_flight_stays_held_from_the_lat
         later = await sms.send("hi", to=[p1], sender="Shop")
     assert [o.status for o in later.outcomes] == [Status.SUPPRESSED]
     assert sum(json.loads(r.body)["phone"].count(p1) for r in transport.requests) == 1
+
+
+def test_a_send_cancelled_while_batches_wait_for_their_turn_settles_each_once() -> None:
+    """Cancel a send half a second in (virtual time) while ten workers each hold a batch and
+    wait for a rate slot: every recipient read gets one outcome, each sent one accepted and
+    none of the waiting ones sent."""
+    loop = VirtualLoop(World())
+    outcomes: list[Outcome] = []
+    requests: list[list[str]] = []
+    pulled = [0]
+
+    def numbers() -> Iterator[str]:
+        for n in ua_numbers(5_000):
+            pulled[0] += 1
+            yield n
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        requests.append(json.loads(request.body)["phone"])
+        return accept_all(request)
+
+    async def main() -> None:
+        limiter = SlidingWindowLimiter(9, clock=LoopClock())
+        async with SmsClub(
+            TOKEN,
+            transport=MockTransport(handler),
+            clock=LoopClock(),
+            limiter=limiter,
+            concurrency=10,
+        ) as sms:
+            with anyio.move_on_after(0.5):
+                await sms.send("hi", to=numbers(), sender="Shop", on_outcome=outcomes.append)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    sent = {phone for batch in requests for phone in batch}
+    assert len(requests) == 9
+    indices = [o.index for o in outcomes]
+    assert sorted(indices) == list(range(pulled[0]))  # each read, once
+    assert pulled[0] >= 2_000  # nine sent, then ten waiting, one queued, one read
+    assert {o.phone for o in outcomes if o.status is Status.ACCEPTED} == sent
+    assert all(o.status is Status.FAILED for o in outcomes if o.phone not in sent)

@@ -124,6 +124,15 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             set(seen) <= wanted,
             f"{record.name}: outcomes for recipients it never had",
         )
+        if trace.journal is None and not record.killed:
+            # whatever ended the send (a stop, a cancellation, the caller's error), each
+            # recipient it read has an outcome
+            unsettled = sorted(set(range(record.pulled)) - set(seen))
+            expect(
+                INVARIANTS[0],
+                not unsettled,
+                f"{record.name}: read {record.pulled}, no outcome for {unsettled[:10]}",
+            )
         ended = (
             record.report is not None
             and not record.stopped

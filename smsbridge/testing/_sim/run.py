@@ -75,6 +75,7 @@ class SendRecord(msgspec.Struct, kw_only=True):
     killed: bool = False
     stopped_at: float | None = None
     caller_error: str | None = None
+    pulled: int = 0  # entries the send read from its input
 
 
 @dataclasses.dataclass
@@ -395,6 +396,7 @@ async def _one(
     if first and sc.input_fails_at is not None:
         to = _failing(to, sc.input_fails_at)
         record.caller_error = "input"
+    to = _counting(to, record)
     if first and sc.callback_fails_at is not None:
         options["on_outcome"] = _failing_callback(record, sc.callback_fails_at)
         record.caller_error = "callback"
@@ -406,6 +408,12 @@ async def _one(
         record.raised = f"caller: {e}"
     except Exception as e:
         record.raised = f"{type(e).__name__}: {e}"
+
+
+def _counting(entries: Iterator[Any], record: SendRecord) -> Iterator[Any]:
+    for entry in entries:
+        record.pulled += 1
+        yield entry
 
 
 def _failing(entries: Iterator[Any], at: int) -> Iterator[Any]:
