@@ -5,10 +5,9 @@
     recipients (any iterable or async iterable, read lazily, a chunk at a time)
       -> unpack + normalise + check       bad entry: "rejected", no request spent
       -> gateway packer                   request-sized batches, in input order
-      -> [workers] capacity + rate slot   the turn, shared by every send and call of the
-                                          client; a batch waits for it holding nothing else
-      -> duplicate window                 reserve; sent already: "suppressed"; held by a
-                                          send not yet settled: give the turn back, wait
+      -> [workers] duplicate window       reserve; sent already: "suppressed"; held by a
+                                          send not yet settled: wait for it
+      -> capacity + rate slot             shared by every send and call of the client
       -> ready: still going? journal      the slot starts once the connection is ready
       -> gateway.build_send / transport / gateway.parse_send
       -> retry (429, no connection; ambiguous ones only where safe)
@@ -53,7 +52,7 @@ import anyio
 from .clock import Clock
 from .errors import DuplicateMessageError, RejectedError, SmsBridgeError, StateBackendError
 from .events import Telemetry, mask_numbers
-from .exchange import Attempts, Halt, NotWritten, Throttle, Turn
+from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
 from .models import Counts, Keep, Outcome, Report, Status, keeps
 from .recipients import Unpacker
@@ -218,11 +217,6 @@ class SendEngine(Generic[J]):
         self._window_failed = False  # a window update failed: the optional ones are skipped
         self._flights: dict[_Flight, None] = {}  # in the order they began
         self._held: list[Batch] = []
-        self._turns: dict[int, Batch] = {}  # by id: taken by a worker, waiting for a rate slot
-        # only a local limiter's slot is taken before the window is reserved: a shared one's
-        # is a promise for a moment, which the window's round trip to the store could make
-        # stale (a stale promise is a slot no one uses)
-        self._turn_first = throttle.slot_nowait is not None
         self._requests = 0
         self._next_index = 0
         self._indexed = False
@@ -404,7 +398,6 @@ class SendEngine(Generic[J]):
             else:
                 entries = iter(source)
                 while True:
-                    chunk = []
                     chunk.extend(islice(entries, size))  # what was read stays, if it fails
                     if not chunk:
                         break
@@ -464,32 +457,20 @@ class SendEngine(Generic[J]):
 
     async def _worker(self, receive: asyncio.Queue[Batch | None]) -> None:
         while (batch := await receive.get()) is not None:
-            turn = None
-            if self._turn_first:
-                # the turn first (a place in flight, a rate slot): a batch waits for it
-                # holding nothing but itself, no reservation, request or tries yet, which
-                # would outlive the collector's young generations at 9 requests a second
-                self._turns[id(batch)] = batch  # a cancellation meanwhile finds it here
-                turn = await self._throttle.take(self._halt)
-                del self._turns[id(batch)]
-            try:
-                await self._dispatch(batch, turn)
-            finally:
-                if turn is not None:
-                    turn.release()  # never written (suppressed, held, stopped): given back
+            await self._dispatch(batch)
 
     async def _settle(self, batch: Batch, status: Status, reason: str) -> None:
         n = len(batch)
         await self._emit(batch, [status] * n, [reason] * n)
 
-    async def _dispatch(self, batch: Batch, turn: Turn | None = None) -> None:
-        """Reserve the batch's keys, then send what is ours (its first try in ``turn``, when
-        one is held); wait out keys that another send holds until it settles."""
+    async def _dispatch(self, batch: Batch) -> None:
+        """Reserve the batch's keys, then send what is ours; wait out keys that another send
+        holds until it settles."""
         waiting = _Flight(batch, None)
         self._flights[waiting] = None
         window = self._window
         if window is None:
-            await self._deliver(waiting, turn)
+            await self._deliver(waiting)
             return
         delay, deadline = 0.05, self._clock.now() + 2 * (window.ttl + window.slack)
         while True:
@@ -512,7 +493,7 @@ class SendEngine(Generic[J]):
             if self._maybe_sent:
                 claims = _own_earlier(claims, batch.indices, self._maybe_sent)
             if claims.count(Claim.OURS) == len(claims):
-                await self._deliver(waiting, turn)
+                await self._deliver(waiting)
                 return
             # register every part before the first await, so a cancellation finds them all
             self._flights.pop(waiting, None)
@@ -527,10 +508,7 @@ class SendEngine(Generic[J]):
             if sent:
                 await self._settle(batch.pick(sent), Status.SUPPRESSED, _SUPPRESSED)
             if flight is not None:
-                await self._deliver(flight, turn)
-            elif turn is not None:
-                turn.release()  # nothing of ours to send now: the turn goes to others
-            turn = None
+                await self._deliver(flight)
             if not held:
                 return
             # another send holds these and has not settled: its outcome decides ours
@@ -559,16 +537,13 @@ class SendEngine(Generic[J]):
         for part in parts:
             await self._deliver(part)
 
-    async def _deliver(self, flight: _Flight, turn: Turn | None = None) -> None:
+    async def _deliver(self, flight: _Flight) -> None:
         """Send one batch (halving it where the gateway blames one unnamed recipient) and
-        settle it; its first try in ``turn``, when one is held (and released here when no try
-        takes it)."""
+        settle it."""
         batch, job, observer = flight.batch, self._job, self._observer
         if self._written and flight.written is None and not self._plan:
             times = [self._written.get(i) for i in batch.indices]
             if any(t is not None for t in times):
-                if turn is not None:
-                    turn.release()  # the parts take their own
                 await self._deliver_earlier(flight, times)
                 return
         try:
@@ -601,7 +576,6 @@ class SendEngine(Generic[J]):
             halt=self._halt,
             guard=self._repeat_guard,
             written=flight.written,
-            turn=turn,
         )
         flight.attempts = attempts
         announced = False
@@ -831,8 +805,7 @@ class SendEngine(Generic[J]):
                 await self._settle_flight(flight, Status.UNCERTAIN, _ON_WIRE)
             else:
                 await self._settle_flight(flight, Status.FAILED, _CANCELLED)
-        unsettled = [*self._turns.values(), *self._held]
-        self._turns.clear()
+        unsettled = list(self._held)
         self._held = []
         while not leftovers.empty():
             if (batch := leftovers.get_nowait()) is not None:

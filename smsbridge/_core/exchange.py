@@ -26,7 +26,7 @@ from .limiter import RateLimiter, Slot
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Ready, Transport
 
-__all__ = ["Attempts", "Halt", "NotWritten", "Throttle", "Turn"]
+__all__ = ["Attempts", "Halt", "NotWritten", "Throttle"]
 
 log = logging.getLogger("smsbridge")
 
@@ -41,48 +41,6 @@ class Throttle:
         self.limiter = limiter
         self.capacity = anyio.Semaphore(concurrency, fast_acquire=True)
         self.slot_nowait: Callable[[], Slot | None] | None = getattr(limiter, "slot_nowait", None)
-
-    async def take(self, halt: Halt) -> Turn | None:
-        """A place among the requests in flight, then a rate slot (pending until its request
-        starts): a request's turn. ``None`` once ``halt`` is set."""
-        capacity = self.capacity
-        if capacity.value:
-            capacity.acquire_nowait()  # free: no checkpoint, no trip round the loop
-        else:
-            await capacity.acquire()
-        try:
-            slot = None
-            if halt.reason is None:
-                if self.slot_nowait is not None:
-                    slot = self.slot_nowait()
-                if slot is None:
-                    with halt.cut():
-                        slot = await self.limiter.acquire()
-        except BaseException:
-            capacity.release()
-            raise
-        if slot is None:
-            capacity.release()
-            return None
-        return Turn(capacity, slot)
-
-
-class Turn:
-    """A request's place among those in flight and its rate slot, held until :meth:`release`
-    (once; later calls do nothing). A slot that never started is freed with it."""
-
-    __slots__ = ("_capacity", "slot")
-
-    def __init__(self, capacity: anyio.Semaphore, slot: Slot) -> None:
-        self._capacity: anyio.Semaphore | None = capacity
-        self.slot = slot
-
-    def release(self) -> None:
-        """Give the place back and free the slot if it never started."""
-        capacity, self._capacity = self._capacity, None
-        if capacity is not None:
-            self.slot.close()
-            capacity.release()
 
 
 class NotWritten(Exception):
@@ -153,8 +111,6 @@ class Attempts(Generic[T]):
             so that the caller reads a refusal of the repeat as "the first one went".
         written: when an earlier request carrying these recipients was first written (a
             part of a request that may have been processed): every try is then a repeat.
-        turn: a turn already taken (:meth:`Throttle.take`), for the first try; the tries
-            release it.
     """
 
     __slots__ = (
@@ -169,7 +125,6 @@ class Attempts(Generic[T]):
         "_telemetry",
         "_throttle",
         "_transport",
-        "_turn",
         "_waited",
         "_written_at",
         "ambiguous",
@@ -193,9 +148,7 @@ class Attempts(Generic[T]):
         halt: Halt = _NEVER,
         guard: float | None = None,
         written: float | None = None,
-        turn: Turn | None = None,
     ) -> None:
-        self._turn = turn
         self._halt = halt
         self._guard = guard
         self._first_written = written
@@ -220,48 +173,57 @@ class Attempts(Generic[T]):
         telemetry = self._telemetry if self._telemetry.listening else None
         asked = self._clock.now() if telemetry is not None else 0.0
         self._written_at = None
-        turn, self._turn = self._turn, None
-        if turn is None:
-            turn = await throttle.take(halt)
-            if turn is None:
-                raise NotWritten(halt.reason or "")
+        capacity = throttle.capacity
+        if capacity.value:
+            capacity.acquire_nowait()  # free: no checkpoint, no trip round the loop
+        else:
+            await capacity.acquire()
         try:
             halt.check()
-            slot = turn.slot
-
-            async def go() -> None:
-                if not getattr(slot, "instant", False):
-                    with halt.cut():
-                        await slot.ready()
-                halt.check()
-                if ready is not None:
-                    await ready()
-                while not slot.start():
-                    await slot.ready()
-                if self.ambiguous and not self.ambiguous_ok:
-                    if not self._within_guard():
-                        raise NotWritten(
-                            "the gateway's duplicate guard has run out since the first try"
-                        )
-                    self.guarded = True
-                if self._first_written is None:
-                    self._first_written = self._clock.now()
-                self.on_wire = True
-                if telemetry is not None:
-                    self._written_at = now = self._clock.now()
-                    self._waited = now - asked
-                    telemetry.sent(
-                        request.path, self._recipients, attempt, self._waited, self._send
-                    )
-
-            self.tries += 1
+            nowait = throttle.slot_nowait
+            slot = nowait() if nowait is not None else None
+            if slot is None:
+                with halt.cut():
+                    slot = await throttle.limiter.acquire()
+                if slot is None:
+                    raise NotWritten(halt.reason or "")
             try:
-                return await self._transport.send(request, go)
-            except NotWritten:
-                self.tries -= 1
-                raise
+
+                async def go() -> None:
+                    if not getattr(slot, "instant", False):
+                        with halt.cut():
+                            await slot.ready()
+                    halt.check()
+                    if ready is not None:
+                        await ready()
+                    while not slot.start():
+                        await slot.ready()
+                    if self.ambiguous and not self.ambiguous_ok:
+                        if not self._within_guard():
+                            raise NotWritten(
+                                "the gateway's duplicate guard has run out since the first try"
+                            )
+                        self.guarded = True
+                    if self._first_written is None:
+                        self._first_written = self._clock.now()
+                    self.on_wire = True
+                    if telemetry is not None:
+                        self._written_at = now = self._clock.now()
+                        self._waited = now - asked
+                        telemetry.sent(
+                            request.path, self._recipients, attempt, self._waited, self._send
+                        )
+
+                self.tries += 1
+                try:
+                    return await self._transport.send(request, go)
+                except NotWritten:
+                    self.tries -= 1
+                    raise
+            finally:
+                slot.close()
         finally:
-            turn.release()
+            capacity.release()
 
     def _told(
         self, request: HttpRequest, attempt: int, status: int | None, error: SmsBridgeError | None

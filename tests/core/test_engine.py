@@ -570,7 +570,7 @@ async def test_a_number_restored_as_sent_while_in_flight_stays_held_from_the_lat
     assert sum(json.loads(r.body)["phone"].count(p1) for r in transport.requests) == 1
 
 
-def test_a_send_cancelled_while_batches_wait_for_their_turn_settles_each_once() -> None:
+def test_a_send_cancelled_while_batches_wait_for_a_rate_slot_settles_each_once() -> None:
     """Cancel a send half a second in (virtual time) while ten workers each hold a batch and
     wait for a rate slot: every recipient read gets one outcome, each sent one accepted and
     none of the waiting ones sent."""
