@@ -171,21 +171,16 @@ class MemoryWindow:
         held.update(zip(keys, repeat(term)))
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
-        """64-bit hashes of :func:`key_fields` (the hashes of sender and text, of the
-        parameters and of the phone, XORed): collisions among the keys of one TTL are
-        vanishingly rare (about 1 in 3 billion for 108,000 keys)."""
+        """64-bit hashes of :func:`key_fields`, as ``hash((hash((sender, text)), params,
+        phone))``: one tuple hash mixes the parts, so no choice of parameters cancels
+        another part out (an XOR of the parts' hashes could); collisions among the keys of
+        one TTL are vanishingly rare (about 1 in 3 billion for 108,000 keys)."""
         phones, params = batch.phones, batch.params
-        if batch.texts is None:  # one text for all: hashed once
-            scope = hash((sender, text or ""))
-            if params is None:
-                scope ^= hash(())
-                return [scope ^ h for h in map(hash, phones)]
-            return [
-                scope ^ p ^ h for p, h in zip(map(hash, params), map(hash, phones), strict=True)
-            ]
+        if batch.texts is None:  # one text for all: hashed once, the rest in C
+            scope = repeat(hash((sender, text or "")))
+            return list(map(hash, zip(scope, params or repeat(()), phones, strict=False)))
         return [
-            hash((s, t)) ^ hash(p) ^ hash(phone)
-            for s, t, p, phone in key_fields(sender, text, batch)
+            hash((hash((s, t)), p, phone)) for s, t, p, phone in key_fields(sender, text, batch)
         ]
 
     async def reserve(

@@ -242,3 +242,17 @@ def test_a_message_has_one_key_whichever_way_its_batch_carries_it() -> None:
     )
     assert not set(with_params) & set(same[0])
     assert window.keys("S", "hi!", Batch([0], phones[:1], None, None)) != same[0][:1]
+
+
+def test_no_parameters_make_two_messages_one_key() -> None:
+    """Parameters that spell the send's own sender and text (or another's) do not cancel
+    them out of the key: two templates with such parameters to one number are two messages."""
+    from smsbridge._core.gateway import Batch
+
+    window = MemoryWindow()
+    phone = ["994500000001"]
+    one = window.keys("Shop", "template #1", Batch([0], phone, None, [("Shop", "template #1")]))
+    two = window.keys("Shop", "template #2", Batch([0], phone, None, [("Shop", "template #2")]))
+    swapped = window.keys("Shop", "template #2", Batch([0], phone, None, [("Shop", "template #1")]))
+    other = window.keys("Shop", "template #1", Batch([0], phone, None, [("Shop", "template #2")]))
+    assert len({one[0], two[0], swapped[0], other[0]}) == 4
