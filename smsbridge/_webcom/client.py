@@ -195,21 +195,23 @@ class Webcom(GatewayClient[WebcomJob]):
 async def _claiming(
     ids: IdBlocks, source: Iterable[Any] | AsyncIterable[Any], *, indexed: bool
 ) -> AsyncIterator[Any]:
-    """``source``, each recipient's id block claimed before the recipient is read on."""
+    """``source``, each recipient's id block claimed before the recipient is read on. The
+    block of the next position is claimed before the next entry is taken from the caller's
+    input, so a cancellation while it is claimed leaves no entry read and unsent (an indexed
+    entry whose index runs past the blocks claims its own after it is read)."""
     position, covered = 0, ids.covered
-    if isinstance(source, AsyncIterable):
-        async for entry in source:
-            index = entry[0] if indexed else position
-            if index >= covered:
-                await ids.cover(index)
-                covered = ids.covered
-            position += 1
-            yield entry
-    else:
-        for entry in source:
-            index = entry[0] if indexed else position
-            if index >= covered:
-                await ids.cover(index)
-                covered = ids.covered
-            position += 1
-            yield entry
+    is_async = isinstance(source, AsyncIterable)
+    entries: Any = aiter(source) if is_async else iter(source)  # type: ignore[arg-type]
+    while True:
+        if position >= covered:
+            await ids.cover(position)
+            covered = ids.covered
+        try:
+            entry = await anext(entries) if is_async else next(entries)
+        except (StopIteration, StopAsyncIteration):
+            return
+        if indexed and entry[0] >= covered:
+            await ids.cover(entry[0])
+            covered = ids.covered
+        position += 1
+        yield entry
