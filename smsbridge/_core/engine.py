@@ -55,6 +55,7 @@ from .events import Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
 from .models import Counts, Keep, Outcome, Report, Status, keeps
+from .phones import shown
 from .recipients import Unpacker
 from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
@@ -434,7 +435,15 @@ class SendEngine(Generic[J]):
             chunk = [entry[1] for entry in chunk]
         else:
             indices = list(range(base, base + len(chunk)))
-        batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
+        try:
+            batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
+        except Exception as e:  # a defect in a gateway's reading or checks: nothing of the
+            # chunk was sent, and each entry still settles
+            log.exception("%s: a chunk of the input could not be read", self._gateway.name)
+            phones = [shown(x[0] if type(x) is tuple and x else x) for x in chunk]
+            reason = f"not sent: the entry could not be read: {type(e).__name__}"
+            await self._settle(Batch(indices, phones), Status.FAILED, reason)
+            return
         if problems:
             bad = sorted(problems)
             self._held = [batch]

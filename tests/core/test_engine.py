@@ -611,3 +611,25 @@ def test_a_send_cancelled_while_batches_wait_for_a_rate_slot_settles_each_once()
     assert pulled[0] >= 2_000  # nine sent, then ten waiting, one queued, one read
     assert {o.phone for o in outcomes if o.status is Status.ACCEPTED} == sent
     assert all(o.status is Status.FAILED for o in outcomes if o.phone not in sent)
+
+
+async def test_a_gateway_check_that_fails_leaves_no_entry_without_an_outcome(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect in a gateway's pre-send check (it raises) sends nothing of the chunk: every
+    entry read ends failed with the reason, once, and the defect is logged."""
+    from smsbridge._smsclub.adapter import SmsClubGateway
+
+    def broken(self: object, batch: Batch, job: object) -> None:
+        raise TypeError("a defect")
+
+    monkeypatch.setattr(SmsClubGateway, "check", broken)
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        report = await sms.send("hi", to=ua_numbers(150), sender="Shop")
+    assert transport.requests == []
+    assert sorted(o.index for o in report.outcomes) == list(range(150))
+    assert {(o.status, o.reason) for o in report.outcomes} == {
+        (Status.FAILED, "not sent: the entry could not be read: TypeError")
+    }
+    assert "could not be read" in caplog.text
