@@ -118,14 +118,12 @@ class _Home(NamedTuple):
         except TypeError:  # not all strings
             return None
         size, n = self.size, len(raws)
+        if joined.count("\n") != n - 1:  # a line break within an entry
+            return None
         if not size:
             return joined.split("\n") if self.pattern.fullmatch(joined) else None
-        # a line break after every `size` characters and nowhere else: each is `size` long
-        if (
-            len(joined) != n * (size + 1) - 1
-            or joined.count("\n") != n - 1
-            or joined[size :: size + 1] != "\n" * (n - 1)
-        ):
+        # a line break after every `size` characters: each is `size` long
+        if len(joined) != n * (size + 1) - 1 or joined[size :: size + 1] != "\n" * (n - 1):
             return None
         digits = joined.replace("\n", "")
         if not (digits.isascii() and digits.encode().isdigit()):

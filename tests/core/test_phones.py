@@ -177,3 +177,13 @@ def test_a_chunk_of_home_numbers_is_checked_at_once() -> None:
         pass
 
     assert [type(p) for p in home.read([Digits("380500000001")]) or ()] == [str]
+
+
+def test_a_line_break_inside_an_entry_is_no_second_number() -> None:
+    """Where the home country's mobile numbers have several lengths (Germany), an entry
+    holding two numbers on two lines is one invalid entry, not two numbers: the phones
+    stay one per entry."""
+    rules = PhoneRules("DE")
+    phones, problems = rules.normalise_many(["4915123456789\n4915123456780", "4915123456781"])
+    assert phones[1] == "4915123456781" and len(phones) == 2
+    assert list(problems) == [0]
