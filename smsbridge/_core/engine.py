@@ -703,7 +703,8 @@ class SendEngine(Generic[J]):
         flight: _Flight | None = None,
     ) -> None:
         """Record outcomes: window, observer, counts, kept outcomes, the caller's callback.
-        Shielded: once begun, a cancellation waits for it to finish."""
+        Once begun, a cancellation waits for it to finish: under a shield where recording can
+        suspend, and where it cannot, nothing can interrupt it."""
         if self._shield_outcomes:
             with anyio.CancelScope(shield=True):
                 await self._record(batch, statuses, details, flight)

@@ -170,10 +170,10 @@ class SlidingWindowLimiter:
 
     def slot_nowait(self) -> Slot | None:
         """A slot at once when the window has room and nobody waits ahead, else ``None``."""
-        if not self._lock.locked() and self._wait_at(self._clock.now()) <= 0:
-            self._pending += 1
-            return _Slot(self)
-        return None
+        if not self.has_capacity():
+            return None
+        self._pending += 1
+        return _Slot(self)
 
     async def acquire(self) -> Slot:
         """Wait for room in the window, then hold a slot (pending until it starts)."""
