@@ -467,15 +467,7 @@ class _Tracking(_Blocking[A]):
         """Follow sent messages until each reaches a final state (see the async client's
         ``track``): ``for status in sms.track(report.message_ids()): ...``."""
         loop, client = self._open("track")
-        if isinstance(message_ids, bytes | bytearray) or not isinstance(
-            message_ids, str | int | Iterable
-        ):
-            raise InvalidInputError(
-                f"track() takes message ids (str or int, or an iterable of them), "
-                f"got {type(message_ids).__name__}"
-            )
-        ids = message_ids if isinstance(message_ids, str | int) else list(message_ids)
-        tracker = client.track(ids, every=every, deadline=deadline)
+        tracker = client.track(message_ids, every=every, deadline=deadline)  # read here
         return Tracker(loop, tracker, type(self).__name__)
 
 

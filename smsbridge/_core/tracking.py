@@ -73,6 +73,11 @@ class DeliveryTracker:
         self._open: dict[str, MessageStatus] = {}
         if isinstance(ids, str | int):
             ids = (ids,)  # one id, not its characters
+        elif isinstance(ids, bytes | bytearray) or not isinstance(ids, Iterable):
+            raise InvalidInputError(
+                "track() takes message ids (str or int, or an iterable of them), "
+                f"got {type(ids).__name__}"
+            )
         for i in ids:
             if isinstance(i, bool) or not isinstance(i, str | int):
                 raise InvalidInputError(f"a message id is a str or an int, got {i!r}")

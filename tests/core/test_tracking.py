@@ -153,3 +153,6 @@ async def test_one_id_as_a_str_and_a_closed_client(clock: FakeClock) -> None:
             pass
     with pytest.raises(InvalidInputError):
         sms.track([None])  # type: ignore[list-item]
+    for bad in (None, b"12", 3.5):  # bytes would be read as ids 49 and 50
+        with pytest.raises(InvalidInputError, match="message ids"):
+            sms.track(bad)  # type: ignore[arg-type]
