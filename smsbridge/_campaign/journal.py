@@ -231,8 +231,11 @@ class Journal:
                     (endpoint, gateway, gateway, *FINAL),
                 ).fetchall()
                 affected += len(stale)
+                by_gateway: dict[str | None, list[tuple[int, str]]] = {}
                 for index, phone, on in stale:
-                    self._uncertain([(index, phone)], on, now, True)
+                    by_gateway.setdefault(on, []).append((index, phone))
+                for on, recipients in by_gateway.items():
+                    self._uncertain(recipients, on, now, True)
         return affected, again
 
     def _uncertain(
