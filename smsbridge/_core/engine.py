@@ -430,15 +430,13 @@ class SendEngine(Generic[J]):
         """Turn a chunk of input entries into batches for the workers."""
         base = self._next_index
         self._next_index = base + len(chunk)
-        if self._indexed:
-            indices = [entry[0] for entry in chunk]
-            chunk = [entry[1] for entry in chunk]
-        else:
-            indices = list(range(base, base + len(chunk)))
+        indices = list(range(base, base + len(chunk)))
         try:
+            if self._indexed:
+                indices, chunk = [entry[0] for entry in chunk], [entry[1] for entry in chunk]
             batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
-        except Exception as e:  # a defect in a gateway's reading or checks: nothing of the
-            # chunk was sent, and each entry still settles
+        except Exception as e:  # entries not (index, entry) pairs, or a defect in a gateway's
+            # reading or checks: nothing of the chunk was sent, and each entry still settles
             log.exception("%s: a chunk of the input could not be read", self._gateway.name)
             phones = [shown(x[0] if type(x) is tuple and x else x) for x in chunk]
             reason = f"not sent: the entry could not be read: {type(e).__name__}"

@@ -75,6 +75,8 @@ def shown(raw: object) -> str:
         return str(raw)
     except ValueError:
         return f"({type(raw).__name__} too long to show)"
+    except Exception:  # a str() of the caller's own that fails
+        return f"({type(raw).__name__} that cannot be shown)"
 
 
 def _alternatives(lengths: str) -> str:

@@ -633,3 +633,23 @@ async def test_a_gateway_check_that_fails_leaves_no_entry_without_an_outcome(
         (Status.FAILED, "not sent: the entry could not be read: TypeError")
     }
     assert "could not be read" in caplog.text
+
+
+async def test_entries_that_cannot_be_read_each_end_failed(clock: FakeClock) -> None:
+    """An indexed send given something other than (index, entry) pairs, and a number whose
+    own ``str`` fails: nothing of their chunk is sent, and every entry read ends failed."""
+
+    class Broken(str):
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        pairs: list[Any] = [(i, n) for i, n in enumerate(ua_numbers(150))]
+        pairs[60] = ("bad",)
+        report = await sms.send("hi", to=pairs, sender="Shop", indexed=True)
+        assert report.total == 150 and report.failed == 100 and report.accepted == 50
+        entries: list[Any] = [*ua_numbers(3), Broken("+38 050 000 00 09")]
+        report = await sms.send("hi", to=entries, sender="Shop")
+        assert report.total == 4 and report.failed == 4
+        assert "(Broken that cannot be shown)" in {o.phone for o in report.outcomes}
