@@ -13,6 +13,7 @@ input. Opening it for another is refused.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import time
@@ -114,7 +115,10 @@ class JournalSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Journal:
-    """A campaign journal in one SQLite file; use from one thread at a time."""
+    """A campaign journal in one SQLite file; use from one thread at a time. With
+    ``exclusive``, the journal is held for one run at a time (a lock on the file, which the
+    operating system drops with a killed process): a second run is a
+    :class:`ConfigurationError`."""
 
     def __init__(
         self,
@@ -122,6 +126,7 @@ class Journal:
         *,
         create: bool = True,
         clock: Callable[[], float] = time.time,
+        exclusive: bool = False,
     ) -> None:
         self.path = Path(path)
         self._now = clock
@@ -130,6 +135,16 @@ class Journal:
                 raise ConfigurationError(f"no journal at {self.path}")
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
+        self._lock: int | None = None
+        if exclusive:  # one run at a time: two would both send what neither had settled
+            self._lock = os.open(self.path, os.O_RDONLY)
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock)
+                raise ConfigurationError(
+                    f"another run is using the journal {self.path}: wait for it to end"
+                ) from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -141,6 +156,8 @@ class Journal:
                 if column not in columns:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as e:
+            if self._lock is not None:
+                os.close(self._lock)
             raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
         # a second connection for reads from another thread while writes go on (WAL)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
@@ -149,9 +166,12 @@ class Journal:
         self._open: dict[int, tuple[int, set[int], float]] = {}
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (and give up the run's hold on it, if it has one)."""
         self._reader.close()
         self._db.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            os.close(lock)  # the lock goes with it; a killed run's goes with its process
 
     # ----------------------------------------------------------------- campaign
 

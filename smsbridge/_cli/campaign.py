@@ -47,6 +47,6 @@ def open_journal(path: Path) -> Journal:
     if not path.exists() and not os.access(folder, os.W_OK):
         raise UsageError(f"cannot keep a journal at {path}: {folder} is not writable")
     try:
-        return Journal(path)
+        return Journal(path, exclusive=True)
     except OSError as e:
         raise UsageError(f"cannot keep a journal at {path}: {e.strerror or e}") from None

@@ -149,3 +149,17 @@ def test_stdin_and_semicolons_and_named_columns(
             "380501234567": "Привіт",
             "380501234568": "Добрий день",
         }
+
+
+def test_a_journal_another_run_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs on one journal at once would both send what neither had settled: the second
+    exits 2 saying so, and sends nothing."""
+    from smsbridge._campaign import Journal
+
+    path = tmp_path / "c.journal"
+    holder = Journal(path, exclusive=True)
+    try:
+        err = fails([*SEND, "--to", "380501234567", "--journal", str(path)], capsys)
+    finally:
+        holder.close()
+    assert "another run is using the journal" in err

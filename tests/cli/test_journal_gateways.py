@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
-from smsbridge import Message, Router, SmsClub
+from smsbridge import ConfigurationError, Message, Router, SmsClub
 from smsbridge._campaign import Campaign, Journal, recover_in_flight, run_routed_campaign
 from smsbridge._campaign.run import endpoint_of
 from smsbridge._core.models import Status
@@ -158,3 +159,16 @@ def test_in_flight_recipients_are_sent_again_only_to_the_endpoint_they_went_to(
         assert recover_in_flight(journal, client) == (2, 0)
         assert {o.status for o in journal.outcomes()} == {Status.UNCERTAIN}
         journal.close()
+
+
+def test_a_journal_serves_one_run_at_a_time(tmp_path: Path) -> None:
+    """While a run holds a journal, a second run on it is refused (two would both send what
+    neither had settled); once the first closes it, the next run may go. Reading the journal
+    (``smsbridge journal``) needs no hold."""
+    path = tmp_path / "c.journal"
+    first = Journal(path, exclusive=True)
+    with pytest.raises(ConfigurationError, match="another run is using the journal"):
+        Journal(path, exclusive=True)
+    Journal(path, create=False).close()
+    first.close()
+    Journal(path, exclusive=True).close()
