@@ -114,23 +114,21 @@ return 0
 
 # A window entry is "r<holder>:<index>" while reserved and "c<holder>:<index>" once committed.
 # KEYS: the keys; ARGV[1]: milliseconds; ARGV[2]: holder; ARGV[2 + i]: the index of KEYS[i].
-# Returns per key 0 (ours: new, or this recipient's own), 1 (committed by another), 2
-# (reserved by another recipient, not yet settled).
+# Returns per key 0 (ours: new, or this recipient's own reservation), 1 (committed, by
+# anyone: this recipient's own commit too, its message went), 2 (reserved by another
+# recipient, not yet settled).
 _RESERVE = """
 local out = {}
 for i, key in ipairs(KEYS) do
-    local mine = ARGV[2] .. ':' .. ARGV[i + 2]
     local held = redis.call('GET', key)
     if not held then
-        redis.call('SET', key, 'r' .. mine, 'PX', ARGV[1])
-        out[i] = 0
-    elseif string.sub(held, 2) == mine then
-        if string.sub(held, 1, 1) == 'r' then
-            redis.call('PEXPIRE', key, ARGV[1])
-        end
+        redis.call('SET', key, 'r' .. ARGV[2] .. ':' .. ARGV[i + 2], 'PX', ARGV[1])
         out[i] = 0
     elseif string.sub(held, 1, 1) == 'c' then
         out[i] = 1
+    elseif held == 'r' .. ARGV[2] .. ':' .. ARGV[i + 2] then
+        redis.call('PEXPIRE', key, ARGV[1])
+        out[i] = 0
     else
         out[i] = 2
     end
@@ -157,6 +155,24 @@ end
 return n
 """
 
+# KEYS[1]: a run's lease; ARGV[1]: the run; ARGV[2]: milliseconds. Taken or renewed (1)
+# unless another run holds it (0).
+_HOLD = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+_UNHOLD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 # KEYS[1]: the account's id counter, KEYS[2]: the block's name; ARGV: count, size, seconds
 # the block is remembered. The same block name gets the same start (a retry after a timeout).
 _CLAIM = """
@@ -177,6 +193,8 @@ scripts = {
     "reserve": _RESERVE,
     "commit": _COMMIT,
     "release": _RELEASE,
+    "hold": _HOLD,
+    "unhold": _UNHOLD,
     "claim": _CLAIM,
 }
 """Every Lua script smsbridge runs, by name (for tests and stand-ins of Redis)."""
@@ -430,6 +448,9 @@ class RedisWindow:
         self._reserve = client.register_script(_RESERVE)
         self._commit = client.register_script(_COMMIT)
         self._release = client.register_script(_RELEASE)
+        self._hold = client.register_script(_HOLD)
+        self._unhold = client.register_script(_UNHOLD)
+        self._leases = f"{namespace}:run:"
         self._patience = _Patience(outage, clock)
 
     def __repr__(self) -> str:
@@ -467,6 +488,18 @@ class RedisWindow:
             await self._patience.call(
                 partial(self._release, [str(k) for k in keys], [holder, *indices])
             )
+
+    async def hold(self, name: str, run: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``run`` (see
+        :meth:`~smsbridge.DuplicateWindow.hold`); on the server's clock."""
+        taken = await self._patience.call(
+            partial(self._hold, [self._leases + name], [run, math.ceil(seconds * 1000)])
+        )
+        return bool(int(taken))
+
+    async def unhold(self, name: str, run: str) -> None:
+        """Drop the lease ``name`` if ``run`` holds it."""
+        await self._patience.call(partial(self._unhold, [self._leases + name], [run]))
 
 
 class RedisRanges:

@@ -210,9 +210,13 @@ class SendOptions(TypedDict, total=False):
             outcomes after (the campaign journal is one).
         indexed: the input's entries are ``(index, entry)`` pairs and outcomes carry those
             indices instead of positions (to resume a campaign, skipping what is done).
-        idempotency_key: a stable key for this send: re-running it with the same key (after
-            a crash) finds its own duplicate-window reservations instead of being blocked by
-            them, and on Webcom reuses its ``client_id_sms`` values. Random when omitted.
+        idempotency_key: a stable key for this send (the same message to the same list, in
+            the same order): re-running it with the same key (after a crash) finds its own
+            duplicate-window reservations instead of being blocked by them, and on Webcom
+            reuses its ``client_id_sms`` values, position by position. One run of a key goes at
+            a time per account: another waits for a dead run's hold to lapse (seconds), and
+            meets :class:`~smsbridge.SendInProgressError` while a live one goes on. Random
+            when omitted.
         maybe_sent: recipients (by index) that an earlier run of this send may have sent, each
             with when its request was first written (on this client's clock) where the
             repeat rests on the gateway's duplicate guard, else ``None``: if
@@ -554,6 +558,7 @@ class Client(Generic[J]):
             clock=self._clock,
             concurrency=self.concurrency,
             holder=holder_for(options.get("idempotency_key")),
+            exclusive=options.get("idempotency_key") is not None,
             on_outcome=options.get("on_outcome"),
             keep=keep,
             stop=options.get("stop"),

@@ -54,6 +54,7 @@ from .errors import DuplicateMessageError, RejectedError, SmsBridgeError, StateB
 from .events import Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .gateway import Batch, BatchResult, Gateway, Job
+from .lease import Lease
 from .models import Counts, Keep, Outcome, Report, Status, keeps
 from .phones import shown
 from .recipients import Unpacker
@@ -179,6 +180,7 @@ class SendEngine(Generic[J]):
         plan: bool = False,
         repeat_guard: float | None = None,
         telemetry: Telemetry | None = None,
+        exclusive: bool = False,
     ) -> None:
         self._gateway = gateway
         self._telemetry = telemetry or Telemetry(gateway.name)
@@ -193,6 +195,7 @@ class SendEngine(Generic[J]):
         self._clock = clock
         self._concurrency = concurrency
         self._holder = holder
+        self._exclusive = exclusive  # a keyed send: one run of it at a time (see lease)
         self._on_outcome = on_outcome
         self._keep = keep
         self._kept: list[Outcome] = []
@@ -241,30 +244,43 @@ class SendEngine(Generic[J]):
         that run left it."""
         self._indexed = indexed
         started = self._clock.now()
+        lease = self._lease()
+        if lease is not None:
+            try:
+                await lease.take()
+            except StateBackendError as e:  # nothing can go: each recipient ends failed
+                self._account_failed(e)
+                lease = None
         telemetry = self._telemetry
         self._send_id = telemetry.new_send()
-        if earlier is not None and self._window is not None:
-            await self._hold_earlier(earlier, unpack)
-        # one batch waits at most (workers never wait on intake); `None` ends a worker.
-        # Batches wait in the queue, not in a woken task, so a cancelled send finds each one
-        # not yet taken. (anyio's memory streams pass every item through two checkpoints:
-        # two more trips round the event loop per request.)
-        handoff: asyncio.Queue[Batch | None] = asyncio.Queue(1)
         try:
-            # the intake runs as a child task too, so that cancelling the caller's task
-            # reaches every part of the send through the task group (and respects shields)
-            async with anyio.create_task_group() as outer:
-                if self._stop is not None:
-                    outer.start_soon(self._halt_on_stop, self._stop)
-                async with anyio.create_task_group() as tg:
-                    for _ in range(self._concurrency):
-                        tg.start_soon(self._worker, handoff)
-                    tg.start_soon(self._read, source, unpack, handoff)
-                outer.cancel_scope.cancel()
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._settle_cancelled(handoff)
-            raise
+            if earlier is not None and self._window is not None:
+                await self._hold_earlier(earlier, unpack)
+            # one batch waits at most (workers never wait on intake); `None` ends a worker.
+            # Batches wait in the queue, not in a woken task, so a cancelled send finds each
+            # one not yet taken. (anyio's memory streams pass every item through two
+            # checkpoints: two more trips round the event loop per request.)
+            handoff: asyncio.Queue[Batch | None] = asyncio.Queue(1)
+            try:
+                # the intake runs as a child task too, so that cancelling the caller's task
+                # reaches every part of the send through the task group (and respects shields)
+                async with anyio.create_task_group() as outer:
+                    if self._stop is not None:
+                        outer.start_soon(self._halt_on_stop, self._stop)
+                    if lease is not None and lease.lapses:
+                        outer.start_soon(lease.keep, self._account_failed)
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(self._concurrency):
+                            tg.start_soon(self._worker, handoff)
+                        tg.start_soon(self._read, source, unpack, handoff)
+                    outer.cancel_scope.cancel()
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await self._settle_cancelled(handoff)
+                raise
+        finally:
+            if lease is not None:
+                await lease.drop()
         if self._caller_error is not None:
             raise self._caller_error
         counts = self._counts
@@ -289,6 +305,13 @@ class SendEngine(Generic[J]):
             dry_run=self._plan,
         )
         return report
+
+    def _lease(self) -> Lease | None:
+        """The hold a keyed send's run keeps on its key, where its window can keep one."""
+        window = self._window
+        if not self._exclusive or self._plan or window is None or not hasattr(window, "hold"):
+            return None
+        return Lease(window, f"{self._gateway.name}:{self._holder}", self._clock)
 
     # ----------------------------------------------------------------- stopping
 

@@ -42,6 +42,7 @@ __all__ = [
     "RateLimitedError",
     "RejectedError",
     "ResponseDecodeError",
+    "SendInProgressError",
     "SmsBridgeError",
     "StateBackendError",
     "TransportError",
@@ -126,6 +127,13 @@ class StateBackendError(SmsBridgeError):
     """The shared state store (Redis) failed; sending stops rather than run unlimited."""
 
     account_wide = True
+
+
+class SendInProgressError(SmsBridgeError):
+    """Another run of this send (the same idempotency key, on the same gateway account) is
+    still going, in this process or in another sharing the account's state. Nothing of this
+    run was read or sent; run it again once the other has ended. (A run that died leaves its
+    hold to lapse within seconds; a new run waits that long before it gives up.)"""
 
 
 class TransportError(SmsBridgeError):

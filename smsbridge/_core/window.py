@@ -14,6 +14,10 @@ its message goes is not known yet, so the core waits for the settlement rather t
 recipient ``suppressed`` on a send that may still fail. A reservation outlasts the TTL by
 ``slack``; one left behind by a crashed process expires by itself, and a resumed send with
 the same holder (the same idempotency key) finds its own reservations again.
+
+Two runs of one keyed send must never go at once: each would take the other's reservations
+for its own. So a run first *holds* its key (:meth:`DuplicateWindow.hold`), a lease it renews
+while it runs and drops at its end; a run that died leaves it to lapse within the lease.
 """
 
 from __future__ import annotations
@@ -110,6 +114,16 @@ class DuplicateWindow(Protocol):
         """Drop these reservations, where they are still this holder's: surely not sent."""
         ...
 
+    async def hold(self, name: str, run: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``run`` for ``seconds``; false while another
+        run holds it. (A store without this method cannot keep two runs of one idempotency
+        key apart.)"""
+        ...
+
+    async def unhold(self, name: str, run: str) -> None:
+        """Drop the lease ``name`` if ``run`` holds it."""
+        ...
+
 
 class MemoryWindow:
     """An in-process duplicate window; the default. Its calls never suspend (``instant``: a
@@ -120,8 +134,9 @@ class MemoryWindow:
     names its holder and recipient, so a release drops only the releasing recipient's own,
     never another send's (or another recipient's of the same send) that holds the same key.
     In one process a live reservation is always a live send's, so a key reserved under the
-    same holder and recipient is still :attr:`Claim.PENDING` (two sends with one idempotency
-    key at once), not taken over as it is in Redis, where its holder may have died.
+    same holder and recipient is still :attr:`Claim.PENDING`, not taken over as it is in
+    Redis, where its holder may have died. Leases (:meth:`hold`) never lapse here: each run
+    drops its own as it ends.
 
     Args:
         ttl: seconds a sent (text, number) pair stays blocked; the gateways use 120.
@@ -130,6 +145,7 @@ class MemoryWindow:
     """
 
     instant = True
+    leases_lapse = False
 
     def __init__(
         self, ttl: float = 120.0, *, slack: float = 5.0, clock: Clock | None = None
@@ -147,6 +163,7 @@ class MemoryWindow:
         # eviction works a call at a time, and drops a key only while that call's term still
         # holds it and has expired
         self._terms: deque[tuple[float, _Term]] = deque()
+        self._leases: dict[str, str] = {}  # name: the run holding it
 
     def __len__(self) -> int:
         return len(self._held)
@@ -267,6 +284,17 @@ class MemoryWindow:
             if found[1].get(key) == index:
                 del held[key]
                 term.whole = False
+
+    async def hold(self, name: str, run: str, seconds: float) -> bool:
+        """See :meth:`DuplicateWindow.hold`; held until dropped (``leases_lapse`` is false:
+        every run in this process drops its own as it ends)."""
+        found = self._leases.setdefault(name, run)
+        return found == run
+
+    async def unhold(self, name: str, run: str) -> None:
+        """See :meth:`DuplicateWindow.unhold`."""
+        if self._leases.get(name) == run:
+            del self._leases[name]
 
     def __repr__(self) -> str:
         return f"MemoryWindow(ttl={self.ttl}, keys={len(self)})"

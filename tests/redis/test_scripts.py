@@ -46,6 +46,31 @@ async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: in
         await client.aclose()
 
 
+@pytest.mark.parametrize("seed", range(3))
+async def test_the_lease_scripts_and_their_model_agree(redis_url: str, seed: int) -> None:
+    """Holds taken, renewed and dropped by several runs over two names."""
+    rng = random.Random(seed)
+    client = aioredis.Redis.from_url(redis_url)
+    model = FakeRedis(World(), RedisFaults(), random.Random(0), Counter())
+    run = {name: client.register_script(scripts[name]) for name in ("hold", "unhold")}
+    prefix = f"smsbridge:{{test:{uuid.uuid4().hex}}}:run:"
+    try:
+        for _ in range(200):
+            op = rng.choice(["hold", "hold", "unhold"])
+            keys = [prefix + rng.choice("ab")]
+            args: list[Any] = [rng.choice(["r1", "r2", "r3"])]
+            if op == "hold":
+                args.append(600_000)
+            real = await run[op](keys=keys, args=args)
+            assert int(real) == getattr(model, f"_{op}")(keys, args, model.world.now)
+        for key in (prefix + "a", prefix + "b"):
+            value = await client.get(key)
+            text = value.decode() if isinstance(value, bytes) else value
+            assert text == model._get(key, model.world.now)
+    finally:
+        await client.aclose()
+
+
 @pytest.mark.parametrize("seed", range(4))
 async def test_the_limiter_scripts_and_their_model_agree(redis_url: str, seed: int) -> None:
     """Acquire (with stale promises replaced) and defer, on an explicit clock."""

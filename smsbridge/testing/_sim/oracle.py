@@ -11,7 +11,9 @@ recipient's message is in no other gateway's ledger, a ``failed`` one's in none,
 2. **Accepted ⊆ delivered ⊆ accepted ∪ uncertain.** Per message (number and text) and gateway,
    the gateway sent at least as many as were reported ``accepted`` by it and at most as many
    as were reported ``accepted`` or ``uncertain`` by it; an accepted message id is one the
-   gateway gave that message.
+   gateway gave that message. Runs of one keyed send that report the same recipient
+   accepted with the same id count once (Webcom answers a repeated ``client_id_sms`` with
+   the earlier message's id and sends nothing).
 3. **Nothing twice.** With the duplicate window on (and no ``at_least_once``), no two
    gateways' sends (nor one's) carried the same message to the same number within the window.
 4. **Suppressed only after a real send.** A ``suppressed`` recipient's message was reported
@@ -24,7 +26,8 @@ recipient's message is in no other gateway's ledger, a ``failed`` one's in none,
    campaign marked ``uncertain`` (their message may have gone).
 7. **The gateway's rate.** No sliding second of a gateway's arrival log holds more requests
    than the account's limit.
-8. **It ends.** No run deadlocks; no send raises but for its cancellation.
+8. **It ends.** No run deadlocks; no send raises but for its cancellation (or, a run of a
+   keyed send while another run of its key goes, refused before it read anything).
 9. **Uncertain only when unknown.** An ``uncertain`` recipient's number was in a request (to
    the gateway its outcome names) whose writer got no definite answer (a 5xx, an unreadable
    body, a dropped connection, a timeout, a death or cancellation while it waited), or died
@@ -104,9 +107,16 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
                 f"{record.name}: the caller's {record.caller_error} failed, it raised {raised}",
             )
         else:
+            # a run of a keyed send may be refused while another run of the key goes: at once
+            turned_away = (
+                sc.retry_key
+                and (raised or "").startswith("SendInProgressError")
+                and record.pulled == 0
+                and not record.outcomes
+            )
             expect(
                 INVARIANTS[7],
-                raised in (None, "cancelled") or record.killed,
+                raised in (None, "cancelled") or record.killed or turned_away,
                 f"{record.name} raised {raised}",
             )
         if raised == "cancelled" and not record.cancelled:
@@ -173,10 +183,15 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             ledger[(name, (message.phone, message.text))].append(message.id)
     by_key: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     on: dict[tuple[str | None, tuple[str, str]], Counter[str]] = defaultdict(Counter)
+    repeated: set[tuple[str | None, int, str]] = set()  # runs of one key: one message, one id
     for entry, status, mid, _, gateway in finals:
         key = keys[entry] if 0 <= entry < len(keys) else None
         if key is None:
             continue
+        if sc.retry_key and status == "accepted" and mid is not None:
+            if (gateway, entry, mid) in repeated:
+                continue  # the gateway's own idempotency: the earlier run's message again
+            repeated.add((gateway, entry, mid))
         by_key[key][status] += 1
         on[(gateway, key)][status] += 1
         if status == "accepted" and mid is not None and gateway != "smsplus":
@@ -250,7 +265,10 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             maybe[trace.campaign_holder] = {i: final[0] for i, final in trace.journal.items()}
         for record in trace.sends:
             if record.holder is not None:
-                maybe[record.holder] = {o.index: o.status.value for o in record.outcomes}
+                fates = maybe.setdefault(record.holder, {})  # runs of one key: any that went
+                for o in record.outcomes:
+                    if fates.get(o.index) not in ("accepted", "uncertain"):
+                        fates[o.index] = o.status.value
         for name, value in trace.redis.live().items():
             if not isinstance(value, str) or ":w:" not in name or not value.startswith("r"):
                 continue

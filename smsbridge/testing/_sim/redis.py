@@ -65,6 +65,8 @@ class FakeRedis:
             scripts["reserve"]: self._reserve,
             scripts["commit"]: self._commit,
             scripts["release"]: self._release,
+            scripts["hold"]: self._hold,
+            scripts["unhold"]: self._unhold,
             scripts["claim"]: self._claim,
         }
 
@@ -148,12 +150,11 @@ class FakeRedis:
             if held is None:
                 self.values[key] = ("r" + mine, now + ms / 1000)
                 out.append(0)
-            elif str(held)[1:] == mine:
-                if str(held)[0] == "r":
-                    self.values[key] = (held, now + ms / 1000)
-                out.append(0)
             elif str(held)[0] == "c":
                 out.append(1)
+            elif str(held)[1:] == mine:
+                self.values[key] = (held, now + ms / 1000)
+                out.append(0)
             else:
                 out.append(2)
         return out
@@ -171,6 +172,19 @@ class FakeRedis:
                 del self.values[key]
                 n += 1
         return n
+
+    def _hold(self, keys: list[str], args: list[Any], now: float) -> int:
+        held = self._get(keys[0], now)
+        if held is not None and held != str(args[0]):
+            return 0
+        self.values[keys[0]] = (str(args[0]), now + int(args[1]) / 1000)
+        return 1
+
+    def _unhold(self, keys: list[str], args: list[Any], now: float) -> int:
+        if self._get(keys[0], now) == str(args[0]):
+            del self.values[keys[0]]
+            return 1
+        return 0
 
     def _claim(self, keys: list[str], args: list[Any], now: float) -> int:
         counter, name = keys

@@ -301,7 +301,7 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
             for round_number, plans in enumerate(rounds):
                 tasks = []
                 for n, plan in enumerate(plans):
-                    key = f"{sc.seed}/{round_number}/{n}"
+                    key = f"{sc.seed}/retry" if sc.retry_key else f"{sc.seed}/{round_number}/{n}"
                     routed = sc.routing is not None  # a routed send takes no idempotency key
                     record = SendRecord(
                         name=f"send {round_number}.{n}",

@@ -160,6 +160,9 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     callback_fails_at: int | None
     input_fails_at: int | None
     routing: Routing | None = None
+    retry_key: bool = False
+    """Library mode: every send (each round) is a run of one send, under one idempotency key,
+    to one list; runs of it at once are kept apart, a later one finds what an earlier sent."""
 
     @property
     def retry_safe(self) -> bool:
@@ -327,6 +330,10 @@ def draw(seed: int) -> Scenario:
     mode: Literal["library", "campaign"] = "campaign" if rng.random() < 0.4 else "library"
     clients = 2 if mode == "library" and rng.random() < 0.25 else 1
     sends = _sends(rng, count, clients) if mode == "library" else []
+    # drawn apart, so that every other draw of a seed stays as it was
+    retry_key = bool(sends) and random.Random(seed ^ 0x5EED).random() < 0.25
+    if retry_key:
+        sends = [msgspec.structs.replace(plan, entries=sends[0].entries) for plan in sends]
     kills = (
         sorted(rng.sample(range(5, 600), rng.choice([0, 1, 1, 2, 3]))) if mode == "campaign" else []
     )
@@ -370,6 +377,7 @@ def draw(seed: int) -> Scenario:
         if mode == "library" and rng.random() < 0.05
         else None,
         input_fails_at=rng.randint(0, count) if mode == "library" and rng.random() < 0.05 else None,
+        retry_key=retry_key,
     )
 
 

@@ -1,0 +1,119 @@
+"""A keyed send through Redis: one run of a key at a time across processes, a dead run's hold
+lapses, a lost hold stops the run, and a rerun of a finished send finds its messages sent
+(it used to take its own commits for reservations and send them all again)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+
+from smsbridge import SendInProgressError, SmsClub, SmsPlus, StateBackendError, Status
+from smsbridge._core.client import holder_for
+from smsbridge._core.lease import Lease
+from smsbridge.redis import RedisWindow
+from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus
+
+from ..helpers import TOKEN
+
+NUMBERS = ["994501234567", "994501234568", "994501234569"]
+
+
+def account() -> str:
+    """A fresh account per test, so tests never share Redis keys."""
+    return f"acct-{uuid.uuid4().hex}"
+
+
+async def test_a_rerun_of_a_finished_send_finds_its_messages_sent(redis_url: str) -> None:
+    """SMSPlus has no duplicate guard of its own: the rerun must be stopped by the window."""
+    pairs = [(n, ["a"]) for n in NUMBERS]
+    name = account()
+    async with FakeSmsPlus(tokens=[TOKEN], templates={3: "Hi {1}"}, rate_limit=None) as fake:
+        for _ in range(2):
+            async with SmsPlus(TOKEN, base_url=fake.url, redis_url=redis_url, account=name) as sms:
+                report = await sms.send_template(3, sender="Shop", to=pairs, idempotency_key="k")
+    assert [o.status for o in report.outcomes] == [Status.SUPPRESSED] * 3
+    assert sorted(m.phone for m in fake.sent) == NUMBERS
+
+
+async def test_a_live_run_in_another_process_keeps_its_key(redis_url: str) -> None:
+    """Two clients of one account (as two processes would be): while the first run waits on
+    its input, the second run of its key waits out the lease (on its own fake clock) and is
+    refused; it read nothing, and every number went once."""
+    name, go, started = account(), anyio.Event(), anyio.Event()
+    first_read: list[str] = []
+    second_read: list[str] = []
+    numbers = [f"38050{i:07d}" for i in range(4)]
+
+    async def held(read: list[str]) -> AsyncIterator[str]:
+        for n, number in enumerate(numbers):
+            if n == 1:
+                await go.wait()
+            read.append(number)
+            started.set()
+            yield number
+
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
+        SmsClub(TOKEN, base_url=fake.url, redis_url=redis_url, account=name) as one,
+        SmsClub(
+            TOKEN, base_url=fake.url, redis_url=redis_url, account=name, clock=FakeClock()
+        ) as two,
+        anyio.create_task_group() as tg,
+    ):
+        reports = []
+
+        async def first() -> None:
+            reports.append(
+                await one.send("Hi", to=held(first_read), sender="Shop", idempotency_key="k")
+            )
+
+        tg.start_soon(first)
+        await started.wait()
+        with anyio.fail_after(5), pytest.raises(SendInProgressError):
+            await two.send("Hi", to=held(second_read), sender="Shop", idempotency_key="k")
+        go.set()
+    assert second_read == [] and reports[0].accepted == 4
+    assert sorted(m.phone for m in fake.sent) == numbers
+
+
+async def test_a_dead_runs_hold_lapses_and_the_next_run_goes(redis_url: str) -> None:
+    """A run killed while it held its key left the hold behind: the next run waits for it
+    to lapse (here 0.3 s) and sends."""
+    name = account()
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
+        SmsClub(TOKEN, base_url=fake.url, redis_url=redis_url, account=name) as sms,
+    ):
+        window = sms.window
+        assert isinstance(window, RedisWindow)
+        assert await window.hold(f"smsclub:{holder_for('k')}", "dead run", 0.3)
+        with anyio.fail_after(5):
+            report = await sms.send("Hi", to=["380501234567"], sender="Shop", idempotency_key="k")
+    assert report.accepted == 1
+
+
+async def test_a_hold_taken_over_stops_the_run(redis_url: str) -> None:
+    """Renewing finds another run holding the key (this run's hold lapsed while Redis was
+    out of its reach): the run is told, as an account-wide state error."""
+    client = aioredis.Redis.from_url(redis_url)
+    clock = FakeClock()
+    window = RedisWindow(client, f"smsbridge:{{test:{account()}}}", b"secret", clock=clock)
+    lost: list[Exception] = []
+    try:
+        lease = Lease(window, "smsclub:abc", clock)
+        await lease.take()
+        assert not await window.hold("smsclub:abc", "another run", 15)
+        await client.delete(f"{window._leases}smsclub:abc")
+        assert await window.hold("smsclub:abc", "another run", 15)
+        with anyio.fail_after(5):
+            await lease.keep(lost.append)
+        await lease.drop()  # not its own any more: left alone
+        assert not await window.hold("smsclub:abc", "a third run", 15)
+    finally:
+        await client.aclose()
+    assert len(lost) == 1 and isinstance(lost[0], StateBackendError)
+    assert "took it over" in str(lost[0])
