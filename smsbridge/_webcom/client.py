@@ -125,7 +125,12 @@ class Webcom(GatewayClient[WebcomJob]):
             send_key = os.urandom(16)
         else:
             raw = idempotency_key.encode() if isinstance(idempotency_key, str) else idempotency_key
-            send_key = hashlib.blake2b(raw, digest_size=16).digest()
+            # the message is part of what the key names: a key reused for another text takes
+            # other ids, which the gateway would otherwise answer as "already sent"
+            message = f"{sender}\x00{text}\x00{channel}".encode("utf-8", "surrogatepass")
+            send_key = hashlib.blake2b(
+                len(raw).to_bytes(8, "big") + raw + message, digest_size=16
+            ).digest()
         return WebcomJob(
             sender=check_sender(sender),
             ids=IdBlocks(self.ranges, send_key, self._id_bits),

@@ -119,6 +119,20 @@ async def test_a_resumed_send_with_the_same_key_sends_nobody_twice() -> None:
     assert second.message_ids() == first.message_ids()
 
 
+async def test_a_key_reused_for_another_text_takes_other_ids() -> None:
+    """The same key, another text (a key reused by mistake): the second text is sent under
+    ids of its own, not answered "already sent" with the first text's ids."""
+    phones = [ru(i) for i in range(3)]
+    async with FakeWebcom(tokens=[TOKEN]) as fake, Webcom(TOKEN, base_url=fake.url) as sms:
+        first = await sms.send("hi", to=phones, sender="Shop", idempotency_key="k")
+        second = await sms.send("bye", to=phones, sender="Shop", idempotency_key="k")
+    assert first.accepted == second.accepted == 3 and fake.replayed == 0
+    assert sorted((m.phone, m.text) for m in fake.sent) == sorted(
+        [(p, "hi") for p in phones] + [(p, "bye") for p in phones]
+    )
+    assert not set(first.message_ids()) & set(second.message_ids())
+
+
 class Store:
     """A report store that refuses some reports the first time it sees them."""
 
