@@ -710,13 +710,17 @@ class _RoutedSend:
     async def _decide(
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None
     ) -> None:
-        if status is Status.FAILED and client is not None and not item.pinned and not self.plan:
+        # a recipient no gateway read yet is checked by the one it was going to
+        judge = client
+        if judge is None and item.position < len(item.route):
+            judge = item.route[item.position]
+        if status is Status.FAILED and judge is not None and not item.pinned and not self.plan:
             # on the way out of a cancelled or failed send nothing may be waited on: only a
             # check that needs no lookup (a template not yet fetched) is made
             quick = reason in (_CANCELLED, _CALLER)
-            refused = await self._rejection(item, client, 0 if quick else _PREPARE_PATIENCE)
+            refused = await self._rejection(item, judge, 0 if quick else _PREPARE_PATIENCE)
             if refused is not None:
-                status, reason = Status.REJECTED, refused
+                status, reason, client = Status.REJECTED, refused, judge
         phone = item.entry if self.kind == "text" else _first(item.entry)
         if item.position and client is not item.route[0]:
             self.moved += 1
