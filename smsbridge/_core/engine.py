@@ -225,6 +225,10 @@ class SendEngine(Generic[J]):
         self._next_index = 0
         self._indexed = False
         self._packer = gateway.packer(job)
+        # workers start one at a time, as those there are all get busy (see _occupy)
+        self._spawn: Callable[[], object] = lambda: None
+        self._workers = 0
+        self._occupied = 0
 
     # ----------------------------------------------------------------- entry point
 
@@ -270,8 +274,9 @@ class SendEngine(Generic[J]):
                     if lease is not None and lease.lapses:
                         outer.start_soon(lease.keep, self._account_failed)
                     async with anyio.create_task_group() as tg:
-                        for _ in range(self._concurrency):
-                            tg.start_soon(self._worker, handoff)
+                        self._spawn = lambda: tg.start_soon(self._worker, handoff)
+                        self._workers = 1
+                        tg.start_soon(self._worker, handoff)
                         tg.start_soon(self._read, source, unpack, handoff)
                     outer.cancel_scope.cancel()
             except anyio.get_cancelled_exc_class():
@@ -397,8 +402,7 @@ class SendEngine(Generic[J]):
             # the caller's iterator or callback failed: finish what was read, re-raise
             self._caller_failed(e)
             await self._queue(self._packer.flush(), send)
-        for _ in range(self._concurrency):
-            await send.put(None)
+        await send.put(None)  # the end: each worker that meets it passes it on
 
     async def _intake(
         self,
@@ -488,6 +492,16 @@ class SendEngine(Generic[J]):
     async def _worker(self, receive: asyncio.Queue[Batch | None]) -> None:
         while (batch := await receive.get()) is not None:
             await self._dispatch(batch)
+        receive.put_nowait(None)  # for the next worker: the queue is empty, as it was taken
+
+    def _occupy(self) -> None:
+        """A worker is busy past its turn (its request on the wire, or waiting for another
+        send to settle): when every worker is, one more starts, up to ``concurrency``.
+        Workers beyond those would only wait for a rate slot, each holding a batch."""
+        self._occupied += 1
+        if self._occupied >= self._workers and self._workers < self._concurrency:
+            self._workers += 1
+            self._spawn()
 
     async def _settle(self, batch: Batch, status: Status, reason: str) -> None:
         n = len(batch)
@@ -546,7 +560,11 @@ class SendEngine(Generic[J]):
             if self._clock.now() > deadline:
                 await self._settle_flight(waiting, Status.FAILED, _HELD_TOO_LONG)
                 return
-            await self._clock.sleep(delay)
+            self._occupy()
+            try:
+                await self._clock.sleep(delay)
+            finally:
+                self._occupied -= 1
             delay = min(delay * 2, 1.0)
 
     async def _deliver_earlier(self, flight: _Flight, times: list[float | None]) -> None:
@@ -608,13 +626,16 @@ class SendEngine(Generic[J]):
             written=flight.written,
         )
         flight.attempts = attempts
-        announced = False
+        announced = occupied = False
 
         async def ready() -> None:
-            nonlocal announced
+            nonlocal announced, occupied
             reason = self._stopping()
             if reason is not None:
                 raise NotWritten(reason)
+            if not occupied:
+                occupied = True
+                self._occupy()
             if not announced and observer is not None:
                 try:
                     await observer.before(batch)
@@ -637,9 +658,13 @@ class SendEngine(Generic[J]):
 
         n = len(batch)
         try:
-            result = await attempts.run(
-                request, parse, ready=ready, unsent=unsent, carry_on=self._stopping
-            )
+            try:
+                result = await attempts.run(
+                    request, parse, ready=ready, unsent=unsent, carry_on=self._stopping
+                )
+            finally:
+                if occupied:
+                    self._occupied -= 1
         except NotWritten as e:
             self._requests += attempts.tries
             if attempts.ambiguous:  # an earlier try may have gone: not "not sent"
