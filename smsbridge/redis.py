@@ -22,7 +22,6 @@ are ``failed``. A later send works again as soon as Redis is back.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import math
@@ -64,11 +63,13 @@ T = TypeVar("T")
 # clock's reading, from which it learns how Redis's clock stands to its own) -- now,
 # or the moment the `limit`-th most recent start (past or already promised) leaves the span --
 # and that time is recorded at once, so no other caller can take it: callers are served in
-# the order they ask, across processes, and nobody polls. ARGV[6...] name promises of the same
+# the order they ask, across processes, and nobody polls. ARGV[7...] name promises of the same
 # caller gone stale or left unused (dropped: they can only have held others back). A caller
 # whose promise went stale (ARGV[5] = '1') takes the earliest safe start, not the back of the
 # queue: a start `limit` places after the newest ones, plus the span, is safe wherever it
-# falls among promises already made; first come, first served is only fairness.
+# falls among promises already made; first come, first served is only fairness. ARGV[6]
+# (microseconds) puts the start at least that far ahead: a caller whose process was too busy
+# to keep its promise in time asks for one it can keep (a later start is always safe).
 # (ARGV[4], and ARGV[2] of _DEFER, give "now" in microseconds for tests; callers leave them
 # empty.)
 _ACQUIRE = """
@@ -79,10 +80,10 @@ if not now then
 end
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
-for i = 6, #ARGV do
+for i = 7, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
 end
-local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
+local start = math.max(now + (tonumber(ARGV[6]) or 0), tonumber(redis.call('GET', KEYS[2]) or '0'))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
 local count = redis.call('ZCARD', KEYS[1])
 if count >= limit then
@@ -113,42 +114,51 @@ return 0
 
 
 # A window entry is "r<holder>:<index>" while reserved and "c<holder>:<index>" once committed.
-# KEYS: the keys; ARGV[1]: milliseconds; ARGV[2]: holder; ARGV[2 + i]: the index of KEYS[i].
-# Returns per key 0 (ours: new, or this recipient's own reservation), 1 (committed, by
+# KEYS: the keys; ARGV[1]: milliseconds; ARGV[2]: holder; ARGV[3]: the indices of the keys,
+# comma-separated (one argument, not one per key: a batch's call is a hundred keys). Returns
+# one digit per key: 0 (ours: new, or this recipient's own reservation), 1 (committed, by
 # anyone: this recipient's own commit too, its message went), 2 (reserved by another
 # recipient, not yet settled).
 _RESERVE = """
 local out = {}
-for i, key in ipairs(KEYS) do
-    local held = redis.call('GET', key)
-    if not held then
-        redis.call('SET', key, 'r' .. ARGV[2] .. ':' .. ARGV[i + 2], 'PX', ARGV[1])
-        out[i] = 0
-    elseif string.sub(held, 1, 1) == 'c' then
-        out[i] = 1
-    elseif held == 'r' .. ARGV[2] .. ':' .. ARGV[i + 2] then
-        redis.call('PEXPIRE', key, ARGV[1])
-        out[i] = 0
+local i = 0
+for index in string.gmatch(ARGV[3], '[^,]+') do
+    i = i + 1
+    local key, mine = KEYS[i], 'r' .. ARGV[2] .. ':' .. index
+    if redis.call('SET', key, mine, 'NX', 'PX', ARGV[1]) then
+        out[i] = '0'
     else
-        out[i] = 2
+        local held = redis.call('GET', key)
+        if string.sub(held, 1, 1) == 'c' then
+            out[i] = '1'
+        elseif held == mine then
+            redis.call('PEXPIRE', key, ARGV[1])
+            out[i] = '0'
+        else
+            out[i] = '2'
+        end
     end
 end
-return out
+return table.concat(out)
 """
 
 _COMMIT = """
-for i, key in ipairs(KEYS) do
-    redis.call('SET', key, 'c' .. ARGV[2] .. ':' .. ARGV[i + 2], 'PX', ARGV[1])
+local i = 0
+for index in string.gmatch(ARGV[3], '[^,]+') do
+    i = i + 1
+    redis.call('SET', KEYS[i], 'c' .. ARGV[2] .. ':' .. index, 'PX', ARGV[1])
 end
-return #KEYS
+return i
 """
 
-# ARGV[1]: holder; ARGV[1 + i]: the index of KEYS[i]. Drops only this holder's reservations.
+# ARGV[1]: holder; ARGV[2]: the indices, as for _RESERVE. Drops only this holder's
+# reservations.
 _RELEASE = """
-local n = 0
-for i, key in ipairs(KEYS) do
-    if redis.call('GET', key) == 'r' .. ARGV[1] .. ':' .. ARGV[i + 1] then
-        redis.call('DEL', key)
+local n, i = 0, 0
+for index in string.gmatch(ARGV[2], '[^,]+') do
+    i = i + 1
+    if redis.call('GET', KEYS[i]) == 'r' .. ARGV[1] .. ':' .. index then
+        redis.call('DEL', KEYS[i])
         n = n + 1
     end
 end
@@ -337,17 +347,18 @@ class _RedisSlot:
         self._earliest = self._latest = 0.0  # the promised moment, as far as local time knows
         self._member: str | None = None
 
-    async def promise(self) -> None:
-        """Ask Redis for a start, and sleep until shortly before it."""
+    async def promise(self, lead: float = 0.0) -> None:
+        """Ask Redis for a start (at least ``lead`` seconds ahead), and sleep until shortly
+        before it."""
         limiter = self._limiter
         clock = limiter._clock
         limiter._count += 1
         member = f"{limiter._me}:{limiter._count}"
         args: list[int | str] = [limiter.limit, limiter._span_us, member, ""]
         if self._member is None:
-            args.append("0")
+            args += ["0", 0]
         else:
-            args.append("1")
+            args += ["1", round(lead * 1_000_000)]
             limiter._unused.append(self._member)  # the stale promise this one replaces
         args += limiter._unused
         limiter._unused = []
@@ -374,9 +385,11 @@ class _RedisSlot:
             rest = self._latest - clock.now()
             if rest > 0:
                 await clock.sleep(rest)
-            if self._late() <= self._limiter.tolerance:
+            late = self._late()
+            if late <= self._limiter.tolerance:
                 return
-            await self.promise()
+            # the process was that busy: the next promise leaves twice as long to keep it
+            await self.promise(lead=min(2 * late, self._limiter.period))
 
     def start(self) -> bool:
         self._started = self._late() <= self._limiter.tolerance
@@ -458,35 +471,40 @@ class RedisWindow:
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """``<namespace>:w:<hmac-sha256>`` per recipient."""
-        base = hmac.new(self._secret, digestmod=hashlib.sha256)
-        keys: list[Hashable] = []
-        for fields in key_fields(sender, text, batch):
-            mac = base.copy()
-            mac.update(msgspec_fields(fields))
-            keys.append(self._prefix + mac.hexdigest())
-        return keys
+        prefix, secret, digest = self._prefix, self._secret, hmac.digest
+        return [
+            prefix + digest(secret, msgspec_fields(fields), "sha256").hex()
+            for fields in key_fields(sender, text, batch)
+        ]
 
     async def reserve(
         self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
     ) -> list[Claim]:
         """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
+        if len(keys) != len(indices):
+            raise ValueError("one index per key")
         claims = await self._patience.call(
-            partial(self._reserve, [str(k) for k in keys], [self._reserve_ms, holder, *indices])
+            partial(
+                self._reserve, [str(k) for k in keys], [self._reserve_ms, holder, _joined(indices)]
+            )
         )
-        return [Claim(int(c)) for c in claims]
+        text = claims.decode() if isinstance(claims, bytes) else str(claims)
+        return list(map(_CLAIMS.__getitem__, text))
 
     async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Hold for a full TTL from now."""
         if keys:
             await self._patience.call(
-                partial(self._commit, [str(k) for k in keys], [self._ttl_ms, holder, *indices])
+                partial(
+                    self._commit, [str(k) for k in keys], [self._ttl_ms, holder, _joined(indices)]
+                )
             )
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations that are still this holder's."""
         if keys:
             await self._patience.call(
-                partial(self._release, [str(k) for k in keys], [holder, *indices])
+                partial(self._release, [str(k) for k in keys], [holder, _joined(indices)])
             )
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
@@ -534,6 +552,14 @@ class RedisRanges:
         keys = [self._counter, self._prefix + key.hex()]
         start = await self._patience.call(partial(self._claim, keys, [count, size, self._remember]))
         return int(start)
+
+
+_CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING}
+
+
+def _joined(indices: Sequence[int]) -> str:
+    """A batch's indices as the window scripts take them: one argument."""
+    return ",".join(map(str, indices))
 
 
 def msgspec_fields(fields: tuple[str, str, tuple[str, ...], str]) -> bytes:

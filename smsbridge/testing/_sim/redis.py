@@ -117,10 +117,11 @@ class FakeRedis:
         now_us = int(args[3]) if len(args) > 3 and args[3] != "" else int(now * 1_000_000)
         limit, span, member = int(args[0]), int(args[1]), str(args[2])
         zset = self._zset(keys[0], now)
-        for dropped in args[5:]:
+        for dropped in args[6:]:
             zset.pop(str(dropped), None)
         first_come = len(args) < 5 or str(args[4]) != "1"
-        start = max(now_us, int(self._get(keys[1], now) or 0))
+        lead = int(args[5]) if len(args) > 5 else 0
+        start = max(now_us + lead, int(self._get(keys[1], now) or 0))
         entries = {m: s for m, s in zset.items() if s > now_us - span}
         ordered = sorted(entries.items(), key=lambda e: (e[1], e[0]))
         count = len(ordered)
@@ -141,34 +142,34 @@ class FakeRedis:
             self.values[keys[0]] = (until, now + ttl_ms / 1000)
         return 0
 
-    def _reserve(self, keys: list[str], args: list[Any], now: float) -> list[int]:
-        ms, holder = int(args[0]), str(args[1])
+    def _reserve(self, keys: list[str], args: list[Any], now: float) -> str:
+        ms, holder, indices = int(args[0]), str(args[1]), _indices(args[2])
         out = []
-        for i, key in enumerate(keys):
-            mine = f"{holder}:{args[i + 2]}"
+        for key, index in zip(keys, indices, strict=False):
+            mine = f"r{holder}:{index}"
             held = self._get(key, now)
             if held is None:
-                self.values[key] = ("r" + mine, now + ms / 1000)
-                out.append(0)
+                self.values[key] = (mine, now + ms / 1000)
+                out.append("0")
             elif str(held)[0] == "c":
-                out.append(1)
-            elif str(held)[1:] == mine:
+                out.append("1")
+            elif held == mine:
                 self.values[key] = (held, now + ms / 1000)
-                out.append(0)
+                out.append("0")
             else:
-                out.append(2)
-        return out
+                out.append("2")
+        return "".join(out)
 
     def _commit(self, keys: list[str], args: list[Any], now: float) -> int:
-        ms, holder = int(args[0]), str(args[1])
-        for i, key in enumerate(keys):
-            self.values[key] = (f"c{holder}:{args[i + 2]}", now + ms / 1000)
-        return len(keys)
+        ms, holder, indices = int(args[0]), str(args[1]), _indices(args[2])
+        for key, index in zip(keys, indices, strict=False):
+            self.values[key] = (f"c{holder}:{index}", now + ms / 1000)
+        return len(indices)
 
     def _release(self, keys: list[str], args: list[Any], now: float) -> int:
         holder, n = str(args[0]), 0
-        for i, key in enumerate(keys):
-            if self._get(key, now) == f"r{holder}:{args[i + 1]}":
+        for key, index in zip(keys, _indices(args[1]), strict=False):
+            if self._get(key, now) == f"r{holder}:{index}":
                 del self.values[key]
                 n += 1
         return n
@@ -261,3 +262,8 @@ class _Client:
 
     async def aclose(self) -> None:
         return None
+
+
+def _indices(joined: Any) -> list[str]:
+    """The window scripts' comma-separated indices (Lua's ``gmatch('[^,]+')``)."""
+    return [part for part in str(joined).split(",") if part]
