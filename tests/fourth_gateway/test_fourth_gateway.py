@@ -38,7 +38,7 @@ def test_the_command_line_sends_through_a_fourth_gateway(
         assert fake.sent == []
         assert main(argv) == 0
         assert json.loads(capsys.readouterr().out.splitlines()[-1])["accepted"] == 120
-        assert [m.phone for m in fake.sent] == numbers
+        assert sorted(m.phone for m in fake.sent) == numbers  # requests may overtake
         assert main(["balance", "toy"]) == 0
         assert capsys.readouterr().out.strip() == "12.50 UAH"
     assert main(["status", "toy", "1"]) == 2
