@@ -688,6 +688,8 @@ class _RoutedSend:
             if name not in self.held and resume.earlier:
                 self.held.add(name)  # each gateway's window, once, before its first read
                 options["earlier"] = self._earlier()
+            else:  # nothing more to put back, and still a resume that knows what went
+                options["earlier"] = ()
         options["observer"] = observer
         return options
 

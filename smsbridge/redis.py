@@ -113,13 +113,16 @@ return 0
 """
 
 
-# A window entry is "r<holder>:<index>" while reserved and "c<holder>:<index>" once committed.
-# KEYS: the keys; ARGV[1]: milliseconds; ARGV[2]: holder; ARGV[3]: the indices of the keys,
-# comma-separated (one argument, not one per key: a batch's call is a hundred keys). Returns
-# one digit per key: 0 (ours: new, or this recipient's own reservation), 1 (committed, by
-# anyone: this recipient's own commit too, its message went), 2 (reserved by another
-# recipient, not yet settled).
+# A window entry is "r<send>/<run>:<index>" while reserved and "c<send>/<run>:<index>" once
+# committed (the holder names a run of a send, see DuplicateWindow). KEYS: the keys; ARGV[1]:
+# milliseconds; ARGV[2]: holder; ARGV[3]: the indices of the keys, comma-separated (one
+# argument, not one per key: a batch's call is a hundred keys). Returns one digit per key:
+# 0 (ours: new, or this run's own reservation), 1 (committed, by anyone: this send's own
+# commit too, its message went), 2 (reserved by another recipient, not yet settled), 3 (this
+# recipient's reservation by an earlier run of the same send, now taken over: it may have
+# sent it).
 _RESERVE = """
+local send = string.match(ARGV[2], '^[^/]*') .. '/'
 local out = {}
 local i = 0
 for index in string.gmatch(ARGV[3], '[^,]+') do
@@ -129,11 +132,15 @@ for index in string.gmatch(ARGV[3], '[^,]+') do
         out[i] = '0'
     else
         local held = redis.call('GET', key)
+        local tail = ':' .. index
         if string.sub(held, 1, 1) == 'c' then
             out[i] = '1'
         elseif held == mine then
             redis.call('PEXPIRE', key, ARGV[1])
             out[i] = '0'
+        elseif string.sub(held, 2, #send + 1) == send and string.sub(held, -#tail) == tail then
+            redis.call('SET', key, mine, 'PX', ARGV[1])
+            out[i] = '3'
         else
             out[i] = '2'
         end
@@ -151,13 +158,16 @@ end
 return i
 """
 
-# ARGV[1]: holder; ARGV[2]: the indices, as for _RESERVE. Drops only this holder's
-# reservations.
+# ARGV[1]: holder; ARGV[2]: the indices, as for _RESERVE. Drops the reservations of this
+# send (any of its runs: a resumed run frees what a dead one left) for these recipients.
 _RELEASE = """
+local send = 'r' .. string.match(ARGV[1], '^[^/]*') .. '/'
 local n, i = 0, 0
 for index in string.gmatch(ARGV[2], '[^,]+') do
     i = i + 1
-    if redis.call('GET', KEYS[i]) == 'r' .. ARGV[1] .. ':' .. index then
+    local held = redis.call('GET', KEYS[i])
+    local tail = ':' .. index
+    if held and string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail then
         redis.call('DEL', KEYS[i])
         n = n + 1
     end
@@ -554,7 +564,7 @@ class RedisRanges:
         return int(start)
 
 
-_CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING}
+_CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING, "3": Claim.EARLIER}
 
 
 def _joined(indices: Sequence[int]) -> str:

@@ -279,8 +279,8 @@ async def run_campaign(
         if run.maybe_sent:
             options["maybe_sent"] = run.times(client)
         earlier = run.earlier()
-        if earlier is not None:
-            options["earlier"] = earlier
+        # always given: a journaled run knows what its earlier runs may have written
+        options["earlier"] = earlier if earlier is not None else ()
         report = await send(pending(rows(), journal), options)
     finally:
         requests = report.requests if report is not None else 0

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 from collections.abc import (
     AsyncIterable,
     Awaitable,
@@ -95,6 +96,10 @@ class BatchObserver(Protocol):
 _COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
 _RELEASE = frozenset({Status.REJECTED, Status.FAILED})
 _EARLIER = "an earlier try may have been processed; the retry said: "
+_EARLIER_RUN = (
+    "an earlier run of this send (the same idempotency key) reserved it and may have sent "
+    "it; not sent again"
+)
 _SUPPRESSED = "sent the same text to this number within the duplicate window"
 _CANCELLED = "not sent: the send was cancelled"
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
@@ -141,19 +146,25 @@ def _reason(error: BaseException) -> str:
 class _Flight:
     """Recipients between their reservation and their outcome, for the cancellation path."""
 
-    __slots__ = ("attempts", "batch", "keys", "written")
+    __slots__ = ("attempts", "batch", "earlier", "keys", "written")
 
     def __init__(
-        self, batch: Batch, keys: Sequence[Hashable] | None, written: float | None = None
+        self,
+        batch: Batch,
+        keys: Sequence[Hashable] | None,
+        written: float | None = None,
+        *,
+        earlier: bool = False,
     ) -> None:
         self.batch = batch
         self.keys = keys
         self.attempts: Attempts[BatchResult] | None = None
         self.written = written  # a part of a request that may have gone, first written then
+        self.earlier = earlier  # taken over from an earlier run, which may have sent it
 
     def maybe_sent(self) -> bool:
         attempts = self.attempts
-        return attempts is not None and (attempts.on_wire or attempts.ambiguous)
+        return self.earlier or (attempts is not None and (attempts.on_wire or attempts.ambiguous))
 
 
 class SendEngine(Generic[J]):
@@ -194,8 +205,12 @@ class SendEngine(Generic[J]):
         self._retry_ambiguous = gateway.retry_safe or at_least_once
         self._clock = clock
         self._concurrency = concurrency
-        self._holder = holder
+        self._send_key = holder
+        # this run's own name for its reservations (see DuplicateWindow)
+        self._holder = f"{holder}/{os.urandom(4).hex()}"
         self._exclusive = exclusive  # a keyed send: one run of it at a time (see lease)
+        self._journaled = False  # a resume that knows what its earlier run wrote
+        self._holding: Lease | None = None  # this run's hold on its key, once taken
         self._on_outcome = on_outcome
         self._keep = keep
         self._kept: list[Outcome] = []
@@ -247,19 +262,18 @@ class SendEngine(Generic[J]):
         ``(entry, sent)`` pairs an earlier run of this send settled: the window is put back as
         that run left it."""
         self._indexed = indexed
+        self._journaled = earlier is not None
         started = self._clock.now()
         lease = self._lease()
-        if lease is not None:
-            try:
-                await lease.take()
-            except StateBackendError as e:  # nothing can go: each recipient ends failed
-                self._account_failed(e)
-                lease = None
         telemetry = self._telemetry
-        self._send_id = telemetry.new_send()
         try:
-            if earlier is not None and self._window is not None:
-                await self._hold_earlier(earlier, unpack)
+            if lease is not None:
+                try:
+                    await lease.take()
+                    self._holding = lease
+                except StateBackendError as e:  # nothing can go: each recipient ends failed
+                    self._account_failed(e)
+            self._send_id = telemetry.new_send()
             # one batch waits at most (workers never wait on intake); `None` ends a worker.
             # Batches wait in the queue, not in a woken task, so a cancelled send finds each
             # one not yet taken. (anyio's memory streams pass every item through two
@@ -271,8 +285,10 @@ class SendEngine(Generic[J]):
                 async with anyio.create_task_group() as outer:
                     if self._stop is not None:
                         outer.start_soon(self._halt_on_stop, self._stop)
-                    if lease is not None and lease.lapses:
-                        outer.start_soon(lease.keep, self._account_failed)
+                    if self._holding is not None and self._holding.lapses:
+                        outer.start_soon(self._holding.keep, self._account_failed)
+                    if earlier is not None and self._window is not None:
+                        await self._hold_earlier(earlier, unpack)
                     async with anyio.create_task_group() as tg:
                         self._spawn = lambda: tg.start_soon(self._worker, handoff)
                         self._workers = 1
@@ -316,7 +332,7 @@ class SendEngine(Generic[J]):
         window = self._window
         if not self._exclusive or self._plan or window is None or not hasattr(window, "hold"):
             return None
-        return Lease(window, f"{self._gateway.name}:{self._holder}", self._clock)
+        return Lease(window, f"{self._gateway.name}:{self._send_key}", self._clock)
 
     # ----------------------------------------------------------------- stopping
 
@@ -539,18 +555,28 @@ class SendEngine(Generic[J]):
             if claims.count(Claim.OURS) == len(claims):
                 await self._deliver(waiting)
                 return
+            if Claim.EARLIER in claims and (self._retry_ambiguous or self._journaled):
+                # an earlier run's reservation goes again where that is known to be safe: the
+                # gateway makes a repeat safe (its own ids), or a journal says what the earlier
+                # run may have written (the rest it surely did not: it notes before it writes)
+                claims = [Claim.OURS if c is Claim.EARLIER else c for c in claims]
             # register every part before the first await, so a cancellation finds them all
             self._flights.pop(waiting, None)
             ours = [i for i, c in enumerate(claims) if c is Claim.OURS]
             flight = _Flight(batch.pick(ours), [keys[i] for i in ours]) if ours else None
             held = [i for i, c in enumerate(claims) if c is Claim.PENDING]
             waiting = _Flight(batch.pick(held), None)
-            for part in (flight, waiting):
+            # taken over from a run that may have sent them: not sent again, and uncertain
+            earlier = [i for i, c in enumerate(claims) if c is Claim.EARLIER]
+            taken = _Flight(batch.pick(earlier), [keys[i] for i in earlier], earlier=True)
+            for part in (flight, waiting, taken):
                 if part is not None and len(part.batch):
                     self._flights[part] = None
             sent = [i for i, c in enumerate(claims) if c is Claim.SENT]
             if sent:
                 await self._settle(batch.pick(sent), Status.SUPPRESSED, _SUPPRESSED)
+            if earlier:
+                await self._settle_flight(taken, Status.UNCERTAIN, _EARLIER_RUN)
             if flight is not None:
                 await self._deliver(flight)
             if not held:
@@ -636,6 +662,14 @@ class SendEngine(Generic[J]):
             if not occupied:
                 occupied = True
                 self._occupy()
+            holding = self._holding
+            while holding is not None and not holding.fresh():
+                # not renewed for a while (the store out of reach): another run may hold the
+                # key by now, so nothing is written until it is renewed, or the send stops
+                await self._clock.sleep(0.1)
+                reason = self._stopping()
+                if reason is not None:
+                    raise NotWritten(reason)
             if not announced and observer is not None:
                 try:
                     await observer.before(batch)
@@ -899,13 +933,16 @@ def _earlier_run(
     return out_statuses, out_details
 
 
+_TAKEN = (Claim.SENT, Claim.EARLIER)
+
+
 def _own_earlier(
     claims: list[Claim], indices: Sequence[int], maybe_sent: Mapping[int, float | None]
 ) -> list[Claim]:
     """A recipient an earlier run may have sent is sent again under the same id, whatever the
     window says: the key it finds held is its own earlier try's (see ``earlier``)."""
     return [
-        Claim.OURS if claim is Claim.SENT and index in maybe_sent else claim
+        Claim.OURS if claim in _TAKEN and index in maybe_sent else claim
         for claim, index in zip(claims, indices, strict=True)
     ]
 

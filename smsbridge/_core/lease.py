@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Callable
 from typing import Protocol
@@ -54,6 +55,7 @@ class Lease:
         self._run = os.urandom(8).hex()
         self.lapses: bool = getattr(store, "leases_lapse", True)
         """Whether the hold lapses unless renewed (:meth:`keep` must then run)."""
+        self._renewed = -math.inf
 
     async def take(self) -> None:
         """Hold the key, waiting out a lease a dead run left; refuse a live run's."""
@@ -74,6 +76,12 @@ class Lease:
                     "nothing was sent"
                 )
             await clock.sleep(min(1.0, deadline - now))
+        self._renewed = clock.now()
+
+    def fresh(self) -> bool:
+        """Whether the hold is surely still this run's: renewed within two thirds of the
+        lease (a write is held back past that, until a renewal gets through)."""
+        return not self.lapses or self._clock.now() - self._renewed < self._seconds * 2 / 3
 
     async def keep(self, lost: Callable[[SmsBridgeError], None]) -> None:
         """Renew the hold until cancelled; tell ``lost`` if it cannot be kept."""
@@ -92,6 +100,7 @@ class Lease:
                     )
                 )
                 return
+            self._renewed = self._clock.now()
 
     async def drop(self) -> None:
         """Let the key go (a store out of reach lets it lapse instead)."""

@@ -58,15 +58,23 @@ class _Term:
         self.whole = True
 
 
+def _send_of(holder: str) -> str:
+    """The send a holder (``<send>/<run>``) is a run of."""
+    return holder.partition("/")[0]
+
+
 class Claim(enum.IntEnum):
     """What a reservation found for one key."""
 
     OURS = 0
-    """Claimed for this recipient (new, or this holder's own earlier reservation)."""
+    """Claimed for this recipient (new, or this run's own reservation, found again)."""
     SENT = 1
     """Committed: the same message went (or may have) within the window."""
     PENDING = 2
     """Reserved for another recipient whose send has not settled yet."""
+    EARLIER = 3
+    """Reserved for this recipient by an earlier run of the same send (the same idempotency
+    key), which died or lost its hold: now this run's, and its message may have gone."""
 
 
 def key_fields(
@@ -82,10 +90,12 @@ def key_fields(
 class DuplicateWindow(Protocol):
     """What the core needs from a duplicate-window store (in-memory or Redis).
 
-    ``holder`` names the send (a random id, or one derived from its idempotency key) and
-    ``indices`` the recipients: together they name the reservation of each key, so the same
-    recipient of the same send finds its own reservation again (a retry after the store
-    timed out, a resumed campaign) instead of being blocked by it.
+    ``holder`` names the run of a send: ``<send>/<run>``, the send a random id or one derived
+    from its idempotency key. With ``indices`` (the recipients) it names the reservation of
+    each key, so the same recipient of the same run finds its own reservation again (a retry
+    after the store timed out) instead of being blocked by it, and a later run of the same
+    send takes over what an earlier one left (:attr:`Claim.EARLIER`, where a store can
+    outlive a run).
 
     A store whose calls never suspend may say so with a true ``instant`` attribute: the core
     then settles outcomes without a cancel shield around them.
@@ -111,7 +121,8 @@ class DuplicateWindow(Protocol):
         ...
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Drop these reservations, where they are still this holder's: surely not sent."""
+        """Drop these reservations, where they are still this send's (any run of it): surely
+        not sent."""
         ...
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
@@ -258,8 +269,9 @@ class MemoryWindow:
         self._terms.append((term.expiry, term))
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Drop the reservations of these keys that are this holder's for the recipient of
-        ``indices`` at the same place; a commit, or another's reservation, stays."""
+        """Drop the reservations of these keys that are this send's (any run of it) for the
+        recipient of ``indices`` at the same place; a commit, or another's reservation,
+        stays."""
         held = self._held
         first = held.get(keys[0]) if keys else None
         if (
@@ -273,10 +285,11 @@ class MemoryWindow:
                     del held[key]
             first.expiry, first.holder, first.indices = -math.inf, None, ()
             return
+        send = _send_of(holder)
         owners: dict[int, tuple[_Term, dict[Hashable, int]]] = {}  # by the term's id
         for key, index in zip(keys, indices, strict=True):
             term = held.get(key)
-            if term is None or term.holder != holder:
+            if term is None or term.holder is None or _send_of(term.holder) != send:
                 continue
             found = owners.get(id(term))
             if found is None:

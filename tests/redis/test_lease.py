@@ -1,6 +1,7 @@
 """A keyed send through Redis: one run of a key at a time across processes, a dead run's hold
-lapses, a lost hold stops the run, and a rerun of a finished send finds its messages sent
-(it used to take its own commits for reservations and send them all again)."""
+lapses, a lost hold stops the run, a rerun of a finished send finds its messages sent (it
+used to take its own commits for reservations and send them all again), and what a dead run
+reserved is not sent again where that is not safe."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from smsbridge import SendInProgressError, SmsClub, SmsPlus, StateBackendError, Status
+from smsbridge import (
+    Claim,
+    SendInProgressError,
+    SmsClub,
+    SmsPlus,
+    StateBackendError,
+    Status,
+    Webcom,
+)
 from smsbridge._core.client import holder_for
+from smsbridge._core.gateway import Batch
 from smsbridge._core.lease import Lease
 from smsbridge.redis import RedisWindow
-from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus
+from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus, FakeWebcom
 
 from ..helpers import TOKEN
 
@@ -117,3 +127,48 @@ async def test_a_hold_taken_over_stops_the_run(redis_url: str) -> None:
         await client.aclose()
     assert len(lost) == 1 and isinstance(lost[0], StateBackendError)
     assert "took it over" in str(lost[0])
+
+
+async def test_what_a_dead_run_reserved_is_uncertain_where_a_repeat_is_not_safe(
+    redis_url: str,
+) -> None:
+    """A run of a keyed SMSPlus send died with two requests on the wire (it reserved their
+    keys; whether they went is unknown, and SMSPlus has no guard against a repeat): the next
+    run sends the rest and ends those two uncertain, sending nothing twice."""
+    pairs = [(n, ["a"]) for n in NUMBERS]
+    name = account()
+    async with (
+        FakeSmsPlus(tokens=[TOKEN], templates={3: "Hi {1}"}, rate_limit=None) as fake,
+        SmsPlus(TOKEN, base_url=fake.url, redis_url=redis_url, account=name) as sms,
+    ):
+        window = sms.window
+        assert isinstance(window, RedisWindow)
+        batch = Batch([0, 1], NUMBERS[:2], None, [("a",), ("a",)])
+        keys = window.keys("Shop", "template #3", batch)
+        dead = f"{holder_for('k')}/dead"
+        assert await window.reserve(keys, dead, [0, 1]) == [Claim.OURS] * 2
+        report = await sms.send_template(3, sender="Shop", to=pairs, idempotency_key="k")
+    statuses = [o.status for o in sorted(report.outcomes, key=lambda o: o.index)]
+    assert statuses == [Status.UNCERTAIN, Status.UNCERTAIN, Status.ACCEPTED]
+    assert "earlier run" in (report.outcomes[0].reason or "")
+    assert [m.phone for m in fake.sent] == NUMBERS[2:]
+
+
+async def test_what_a_dead_run_reserved_goes_again_where_the_gateway_makes_it_safe(
+    redis_url: str,
+) -> None:
+    """The same on Webcom: a repeat carries the same client_id_sms, so it goes again and the
+    gateway answers it (here it had not got the first)."""
+    numbers = ["79161234567", "79161234568"]
+    name = account()
+    async with (
+        FakeWebcom(tokens=[TOKEN]) as fake,
+        Webcom(TOKEN, base_url=fake.url, redis_url=redis_url, account=name) as sms,
+    ):
+        window = sms.window
+        assert isinstance(window, RedisWindow)
+        keys = window.keys("Shop", "Hi", Batch([0], numbers[:1]))
+        assert await window.reserve(keys, f"{holder_for('k')}/dead", [0]) == [Claim.OURS]
+        report = await sms.send("Hi", to=numbers, sender="Shop", idempotency_key="k")
+    assert report.accepted == 2
+    assert sorted(m.phone for m in fake.sent) == numbers

@@ -177,15 +177,18 @@ async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> Non
         assert keys == other.keys("Shop", "Secret text", batch)
         assert keys[0] == keys[2] and keys[0] != keys[1]
         assert all("380501234567" not in str(k) and "Secret" not in str(k) for k in keys)
-        assert await window.reserve(keys, "h1", [0, 1, 2]) == [OURS, OURS, PENDING]
-        assert await window.reserve(keys[:1], "h1", [0]) == [OURS]  # its own, again
-        assert await other.reserve(keys[:1], "h2", [0]) == [PENDING]
-        await window.commit(keys[:1], "h1", [0])
-        assert await other.reserve(keys[:1], "h2", [0]) == [SENT]
-        await other.release(keys[1:2], "h2", [1])  # not h2's: nothing happens
-        assert await other.reserve(keys[1:2], "h2", [1]) == [PENDING]
-        await window.release(keys[1:2], "h1", [1])
-        assert await other.reserve(keys[1:2], "h2", [1]) == [OURS]
+        assert await window.reserve(keys, "h1/a", [0, 1, 2]) == [OURS, OURS, PENDING]
+        assert await window.reserve(keys[:1], "h1/a", [0]) == [OURS]  # its own, again
+        assert await other.reserve(keys[:1], "h2/a", [0]) == [PENDING]
+        await window.commit(keys[:1], "h1/a", [0])
+        assert await other.reserve(keys[:1], "h2/a", [0]) == [SENT]
+        await other.release(keys[1:2], "h2/a", [1])  # not h2's: nothing happens
+        assert await other.reserve(keys[1:2], "h2/a", [1]) == [PENDING]
+        # a later run of h1 takes over what its earlier run left (it may have sent it)
+        assert await window.reserve(keys[1:2], "h1/b", [1]) == [Claim.EARLIER]
+        assert await window.reserve(keys[1:2], "h1/b", [1]) == [OURS]  # now its own
+        await window.release(keys[1:2], "h1/a", [1])  # any run of h1 frees it
+        assert await other.reserve(keys[1:2], "h2/a", [1]) == [OURS]
         stored = await client.keys(f"{namespace}:w:*")
         assert len(stored) == 2
         assert 0 < await client.pttl(str(keys[0])) <= 5000
@@ -219,15 +222,15 @@ async def test_a_resumed_send_stopped_by_the_account_frees_what_its_dead_run_res
             window = sms.window
             assert isinstance(window, RedisWindow)
             keys = window.keys("Shop", "Sale", Batch([2, 3, 4, 5], numbers[2:]))
-            assert await window.reserve(keys[:1], "another send", [2]) == [OURS]
-            assert await window.reserve(keys[1:], holder, [3, 4, 5]) == [OURS] * 3
-            await window.commit(keys[3:], holder, [5])
+            assert await window.reserve(keys[:1], "another/send", [2]) == [OURS]
+            assert await window.reserve(keys[1:], f"{holder}/dead", [3, 4, 5]) == [OURS] * 3
+            await window.commit(keys[3:], f"{holder}/dead", [5])
             report = await sms.send("Sale", to=numbers, sender="Shop", idempotency_key=b"campaign")
         assert report.failed == 6 and report.requests == 1
         stored = [await redis.get(str(k)) for k in keys]
     finally:
         await redis.aclose()
-    assert stored == [b"ranother send:2", None, None, f"c{holder}:5".encode()]
+    assert stored == [b"ranother/send:2", None, None, f"c{holder}/dead:5".encode()]
 
 
 async def test_a_text_no_gateway_can_carry_fails_its_recipients(redis_url: str) -> None:

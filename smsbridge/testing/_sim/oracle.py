@@ -273,7 +273,7 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             if not isinstance(value, str) or ":w:" not in name or not value.startswith("r"):
                 continue
             holder, _, index = value[1:].rpartition(":")
-            fate = maybe.get(holder, {}).get(int(index))
+            fate = maybe.get(holder.split("/")[0], {}).get(int(index))  # <send>/<run>
             expect(
                 INVARIANTS[5],
                 fate in ("accepted", "uncertain"),

@@ -144,6 +144,7 @@ class FakeRedis:
 
     def _reserve(self, keys: list[str], args: list[Any], now: float) -> str:
         ms, holder, indices = int(args[0]), str(args[1]), _indices(args[2])
+        send = holder.split("/", 1)[0] + "/"
         out = []
         for key, index in zip(keys, indices, strict=False):
             mine = f"r{holder}:{index}"
@@ -156,6 +157,9 @@ class FakeRedis:
             elif held == mine:
                 self.values[key] = (held, now + ms / 1000)
                 out.append("0")
+            elif str(held)[1:].startswith(send) and str(held).endswith(f":{index}"):
+                self.values[key] = (mine, now + ms / 1000)
+                out.append("3")
             else:
                 out.append("2")
         return "".join(out)
@@ -167,9 +171,10 @@ class FakeRedis:
         return len(indices)
 
     def _release(self, keys: list[str], args: list[Any], now: float) -> int:
-        holder, n = str(args[0]), 0
+        send, n = "r" + str(args[0]).split("/", 1)[0] + "/", 0
         for key, index in zip(keys, _indices(args[1]), strict=False):
-            if self._get(key, now) == f"r{holder}:{index}":
+            held = self._get(key, now)
+            if held is not None and str(held).startswith(send) and str(held).endswith(f":{index}"):
                 del self.values[key]
                 n += 1
         return n
