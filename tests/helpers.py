@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -221,3 +221,16 @@ class Zygote:
 def csv_file(path: Path, rows: list[str], header: str | None = "phone") -> Path:
     path.write_text("\n".join(([header] if header else []) + rows) + "\n", encoding="utf-8")
     return path
+
+
+async def held_after_first(
+    entries: list[str], go: anyio.Event, read: list[str], started: anyio.Event
+) -> AsyncIterator[str]:
+    """The first entry, then the rest once ``go`` is set: the input of a send that is still
+    going. Each entry read is noted in ``read``; ``started`` is set with the first."""
+    for n, entry in enumerate(entries):
+        if n == 1:
+            await go.wait()
+        read.append(entry)
+        started.set()
+        yield entry

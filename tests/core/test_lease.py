@@ -14,19 +14,7 @@ import pytest
 from smsbridge import SendInProgressError, SmsClub, SmsPlus, Status
 from smsbridge.testing import FakeSmsClub, FakeSmsPlus
 
-from ..helpers import TOKEN, ua_numbers
-
-
-async def _held(
-    numbers: list[str], go: anyio.Event, read: list[str], started: anyio.Event
-) -> AsyncIterator[str]:
-    """The first number, then the rest once ``go`` is set (a send that is still going)."""
-    for n, number in enumerate(numbers):
-        if n == 1:
-            await go.wait()
-        read.append(number)
-        started.set()
-        yield number
+from ..helpers import TOKEN, held_after_first, ua_numbers
 
 
 async def test_a_second_run_of_a_live_key_is_refused_before_it_reads() -> None:
@@ -46,7 +34,7 @@ async def test_a_second_run_of_a_live_key_is_refused_before_it_reads() -> None:
             reports.append(
                 await sms.send(
                     "Hi",
-                    to=_held(numbers, go, first_read, started),
+                    to=held_after_first(numbers, go, first_read, started),
                     sender="Shop",
                     idempotency_key="k",
                 )
@@ -57,7 +45,7 @@ async def test_a_second_run_of_a_live_key_is_refused_before_it_reads() -> None:
         with anyio.fail_after(5), pytest.raises(SendInProgressError, match="still going"):
             await sms.send(
                 "Hi",
-                to=_held(numbers, go, second_read, anyio.Event()),
+                to=held_after_first(numbers, go, second_read, anyio.Event()),
                 sender="Shop",
                 idempotency_key="k",
             )

@@ -6,7 +6,6 @@ reserved is not sent again where that is not safe."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -27,7 +26,7 @@ from smsbridge._core.lease import Lease
 from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus, FakeWebcom
 
-from ..helpers import TOKEN
+from ..helpers import TOKEN, held_after_first
 
 NUMBERS = ["994501234567", "994501234568", "994501234569"]
 
@@ -58,14 +57,6 @@ async def test_a_live_run_in_another_process_keeps_its_key(redis_url: str) -> No
     second_read: list[str] = []
     numbers = [f"38050{i:07d}" for i in range(4)]
 
-    async def held(read: list[str]) -> AsyncIterator[str]:
-        for n, number in enumerate(numbers):
-            if n == 1:
-                await go.wait()
-            read.append(number)
-            started.set()
-            yield number
-
     async with (
         FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
         SmsClub(TOKEN, base_url=fake.url, redis_url=redis_url, account=name) as one,
@@ -78,13 +69,23 @@ async def test_a_live_run_in_another_process_keeps_its_key(redis_url: str) -> No
 
         async def first() -> None:
             reports.append(
-                await one.send("Hi", to=held(first_read), sender="Shop", idempotency_key="k")
+                await one.send(
+                    "Hi",
+                    to=held_after_first(numbers, go, first_read, started),
+                    sender="Shop",
+                    idempotency_key="k",
+                )
             )
 
         tg.start_soon(first)
         await started.wait()
         with anyio.fail_after(5), pytest.raises(SendInProgressError):
-            await two.send("Hi", to=held(second_read), sender="Shop", idempotency_key="k")
+            await two.send(
+                "Hi",
+                to=held_after_first(numbers, go, second_read, anyio.Event()),
+                sender="Shop",
+                idempotency_key="k",
+            )
         go.set()
     assert second_read == [] and reports[0].accepted == 4
     assert sorted(m.phone for m in fake.sent) == numbers
