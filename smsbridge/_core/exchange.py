@@ -196,8 +196,10 @@ class Attempts(Generic[T]):
                     halt.check()
                     if ready is not None:
                         await ready()
-                    while not slot.start():
-                        await slot.ready()
+                    while not slot.start():  # too late for its start now: another one
+                        with halt.cut():
+                            await slot.ready()
+                        halt.check()  # that wait may be long: a stop since holds the request
                     if self.ambiguous and not self.ambiguous_ok:
                         if not self._within_guard():
                             raise NotWritten(
