@@ -159,15 +159,23 @@ return i
 """
 
 # ARGV[1]: holder; ARGV[2]: the indices, as for _RESERVE. Drops the reservations of this
-# send (any of its runs: a resumed run frees what a dead one left) for these recipients.
+# run for these recipients; a bare send (no '/'), those of any run of that send (a journaled
+# resume frees what a dead run reserved and surely did not write).
 _RELEASE = """
-local send = 'r' .. string.match(ARGV[1], '^[^/]*') .. '/'
+local any = not string.find(ARGV[1], '/', 1, true)
+local send = 'r' .. ARGV[1] .. '/'
 local n, i = 0, 0
 for index in string.gmatch(ARGV[2], '[^,]+') do
     i = i + 1
     local held = redis.call('GET', KEYS[i])
     local tail = ':' .. index
-    if held and string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail then
+    local match
+    if any then
+        match = held and string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail
+    else
+        match = held == 'r' .. ARGV[1] .. tail
+    end
+    if match then
         redis.call('DEL', KEYS[i])
         n = n + 1
     end

@@ -395,12 +395,15 @@ class SendEngine(Generic[J]):
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
             try:
-                for positions, settle in ((sent, window.commit), (unsent, window.release)):
+                # what it sent is held as this run's; what it surely did not send is freed,
+                # whichever run of the send reserved it (the bare send key names them all)
+                for positions, settle, holder in (
+                    (sent, window.commit, self._holder),
+                    (unsent, window.release, self._send_key),
+                ):
                     if positions:
                         await settle(
-                            [keys[i] for i in positions],
-                            self._holder,
-                            [indices[i] for i in positions],
+                            [keys[i] for i in positions], holder, [indices[i] for i in positions]
                         )
             except SmsBridgeError as e:
                 log.warning("%s: the window not restored: %s", self._gateway.name, e)
@@ -871,19 +874,30 @@ class SendEngine(Generic[J]):
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
 
     async def _release_unreserved(self, batch: Batch, statuses: Sequence[Status]) -> None:
-        """Free the keys of the ``failed`` recipients of ``batch``, which this run never
-        reserved, where their own reservation (this holder's, for their index) holds them: an
-        earlier run of the send may have left it. Anyone else's stays. Skipped once the window
-        has failed: the reservations then expire by themselves."""
+        """In a journaled resume, free the keys of the ``failed`` recipients of ``batch``,
+        which this run never reserved, where a reservation of this send (any run's, for their
+        index) holds them: an earlier run may have left it, and the journal says it wrote
+        none of them but those in ``maybe_sent``. Anyone else's stays; and without a journal
+        nothing is freed (what the earlier run did is unknown: its reservation expires, or
+        the next run of the send takes it over as uncertain). Skipped once the window has
+        failed: the reservations then expire by themselves."""
         window = self._window
         assert window is not None
-        if self._window_failed:
+        if self._window_failed or not self._journaled:
             return
-        if statuses.count(Status.FAILED) != len(statuses):
-            batch = batch.pick([i for i, s in enumerate(statuses) if s is Status.FAILED])
+        maybe_sent = self._maybe_sent or {}
+        unwritten = [
+            n
+            for n, (s, i) in enumerate(zip(statuses, batch.indices, strict=True))
+            if s is Status.FAILED and i not in maybe_sent
+        ]
+        if not unwritten:
+            return
+        if len(unwritten) != len(batch):
+            batch = batch.pick(unwritten)
         try:
             keys = window.keys(self._job.sender, self._job.text, batch)
-            await window.release(keys, self._holder, batch.indices)
+            await window.release(keys, self._send_key, batch.indices)
         except SmsBridgeError as e:
             self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)

@@ -58,9 +58,12 @@ class _Term:
         self.whole = True
 
 
-def _send_of(holder: str) -> str:
-    """The send a holder (``<send>/<run>``) is a run of."""
-    return holder.partition("/")[0]
+def _releases(holder: str, reserved_by: str) -> bool:
+    """Whether a release by ``holder`` drops a reservation of ``reserved_by``: its own run's
+    (``<send>/<run>``), or, for a bare send key, any run's of that send."""
+    if "/" in holder:
+        return reserved_by == holder
+    return reserved_by.partition("/")[0] == holder
 
 
 class Claim(enum.IntEnum):
@@ -121,8 +124,8 @@ class DuplicateWindow(Protocol):
         ...
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Drop these reservations, where they are still this send's (any run of it): surely
-        not sent."""
+        """Drop these reservations, where they are still this run's (a bare send key: any
+        run's of that send): surely not sent."""
         ...
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
@@ -269,9 +272,9 @@ class MemoryWindow:
         self._terms.append((term.expiry, term))
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Drop the reservations of these keys that are this send's (any run of it) for the
-        recipient of ``indices`` at the same place; a commit, or another's reservation,
-        stays."""
+        """Drop the reservations of these keys that are this run's (or, for a bare send key,
+        any run's of that send) for the recipient of ``indices`` at the same place; a commit,
+        or another's reservation, stays."""
         held = self._held
         first = held.get(keys[0]) if keys else None
         if (
@@ -285,11 +288,10 @@ class MemoryWindow:
                     del held[key]
             first.expiry, first.holder, first.indices = -math.inf, None, ()
             return
-        send = _send_of(holder)
         owners: dict[int, tuple[_Term, dict[Hashable, int]]] = {}  # by the term's id
         for key, index in zip(keys, indices, strict=True):
             term = held.get(key)
-            if term is None or term.holder is None or _send_of(term.holder) != send:
+            if term is None or term.holder is None or not _releases(holder, term.holder):
                 continue
             found = owners.get(id(term))
             if found is None:

@@ -408,14 +408,17 @@ async def test_duplicate_window_releases_failures_and_keeps_uncertain(clock: Fak
 REFUSED = HttpResponse(401, b'{"status": 401, "message": "no"}')
 
 
+@pytest.mark.parametrize("journaled", [True, False])
 @pytest.mark.parametrize("ending", ["account-wide error", "stop", "cancel"])
-async def test_failed_before_its_turn_frees_its_own_holders_reservation(
-    clock: FakeClock, ending: str
+async def test_failed_before_its_turn_frees_what_a_dead_run_reserved_if_a_journal_knows(
+    clock: FakeClock, ending: str, journaled: bool
 ) -> None:
     """A dead run of the send (its idempotency key) reserved #3 and died; this run ends before
-    #3's batch goes (the account refused, the caller stopped or cancelled): #3 is failed and
-    its reservation is gone, so the next send of its message goes at once. #2's key, held by
-    another send, stays held."""
+    #3's batch goes (the account refused, the caller stopped or cancelled): #3 is failed. In
+    a journaled resume (``earlier=``: the journal notes before a write, and #3 is not among
+    what the dead run may have written) its reservation is gone, so the next send of its
+    message goes at once; without a journal the dead run may have sent it, and the
+    reservation stays. #2's key, held by another send, stays held either way."""
     numbers = list(ua_numbers(6))
     holder = holder_for(b"campaign")
     stop = anyio.Event()
@@ -436,7 +439,8 @@ async def test_failed_before_its_turn_frees_its_own_holders_reservation(
         assert window is not None
         keys = window.keys("Shop", "hi", Batch([2, 3], numbers[2:4]))
         assert await window.reserve(keys[:1], "another send", [2]) == [Claim.OURS]
-        assert await window.reserve(keys[1:], holder, [3]) == [Claim.OURS]  # the dead run's
+        dead = f"{holder}/dead"
+        assert await window.reserve(keys[1:], dead, [3]) == [Claim.OURS]  # the dead run's
         with scope:
             await sms.send(
                 "hi",
@@ -445,9 +449,11 @@ async def test_failed_before_its_turn_frees_its_own_holders_reservation(
                 stop=stop,
                 on_outcome=seen.append,
                 idempotency_key=b"campaign",
+                earlier=() if journaled else None,  # type: ignore[arg-type]
             )
         assert {o.index: o.status for o in seen}[3] is Status.FAILED
-        assert await window.reserve(keys, "the next send", [0, 1]) == [Claim.PENDING, Claim.OURS]
+        freed = Claim.OURS if journaled else Claim.PENDING
+        assert await window.reserve(keys, "the/next", [0, 1]) == [Claim.PENDING, freed]
 
 
 async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
@@ -462,8 +468,8 @@ async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
         assert window is not None
         numbers = list(ua_numbers(1000))
         keys = window.keys("Shop", "hi", Batch([900, 901], numbers[900:902]))
-        holder = holder_for(b"campaign")
-        assert await window.reserve(keys, holder, [900, 901]) == [Claim.OURS] * 2
+        dead = f"{holder_for(b'campaign')}/dead"
+        assert await window.reserve(keys, dead, [900, 901]) == [Claim.OURS] * 2
         rows: list[Any] = list(enumerate(numbers))  # a campaign's (index, entry) rows
         report = await sms.send(
             "hi",
@@ -471,6 +477,7 @@ async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
             sender="Shop",
             indexed=True,
             maybe_sent={900: None},
+            earlier=(),
             idempotency_key=b"campaign",
         )
         outcomes = {o.index: o for o in report.outcomes}
@@ -478,7 +485,7 @@ async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
         assert outcomes[900].status is Status.UNCERTAIN
         assert "an earlier run may have sent it" in (outcomes[900].reason or "")
         assert outcomes[901].status is Status.FAILED
-        assert await window.reserve(keys, "the next send", [0, 1]) == [Claim.PENDING, Claim.OURS]
+        assert await window.reserve(keys, "the/next", [0, 1]) == [Claim.PENDING, Claim.OURS]
 
 
 async def test_a_slow_answer_holds_the_window_a_full_ttl_from_the_answer(

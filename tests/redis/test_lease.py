@@ -173,3 +173,37 @@ async def test_what_a_dead_run_reserved_goes_again_where_the_gateway_makes_it_sa
         report = await sms.send("Hi", to=numbers, sender="Shop", idempotency_key="k")
     assert report.accepted == 2
     assert sorted(m.phone for m in fake.sent) == numbers
+
+
+async def test_a_run_that_never_reached_a_dead_runs_recipient_leaves_its_reservation(
+    redis_url: str,
+) -> None:
+    """A dead run reserved #1 (its request perhaps on the wire); the next run is stopped
+    before #1's turn, and ends it failed without freeing that reservation, since it does not
+    know whether the dead run wrote it. A third run then ends #1 uncertain: never sent
+    twice."""
+    pairs = [(n, ["a"]) for n in NUMBERS]
+    name = account()
+    async with (
+        FakeSmsPlus(tokens=[TOKEN], templates={3: "Hi {1}"}, rate_limit=None) as fake,
+        SmsPlus(
+            TOKEN, base_url=fake.url, redis_url=redis_url, account=name, batch_size=1, concurrency=1
+        ) as sms,
+    ):
+        window = sms.window
+        assert isinstance(window, RedisWindow)
+        keys = window.keys("Shop", "template #3", Batch([1], NUMBERS[1:2], None, [("a",)]))
+        assert await window.reserve(keys, f"{holder_for('k')}/dead", [1]) == [Claim.OURS]
+        stop = anyio.Event()
+        second = await sms.send_template(
+            3,
+            sender="Shop",
+            to=pairs,
+            idempotency_key="k",
+            stop=stop,
+            on_outcome=lambda _: stop.set(),
+        )
+        third = await sms.send_template(3, sender="Shop", to=pairs, idempotency_key="k")
+    assert {o.index: o.status for o in second.outcomes}[1] is Status.FAILED
+    assert {o.index: o.status for o in third.outcomes}[1] is Status.UNCERTAIN
+    assert sorted(m.phone for m in fake.sent) == [NUMBERS[0], NUMBERS[2]]

@@ -187,7 +187,9 @@ async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> Non
         # a later run of h1 takes over what its earlier run left (it may have sent it)
         assert await window.reserve(keys[1:2], "h1/b", [1]) == [Claim.EARLIER]
         assert await window.reserve(keys[1:2], "h1/b", [1]) == [OURS]  # now its own
-        await window.release(keys[1:2], "h1/a", [1])  # any run of h1 frees it
+        await window.release(keys[1:2], "h1/a", [1])  # not this run's any more: it stays
+        assert await other.reserve(keys[1:2], "h2/a", [1]) == [PENDING]
+        await window.release(keys[1:2], "h1", [1])  # the bare send: any run of it
         assert await other.reserve(keys[1:2], "h2/a", [1]) == [OURS]
         stored = await client.keys(f"{namespace}:w:*")
         assert len(stored) == 2
@@ -200,9 +202,10 @@ async def test_a_resumed_send_stopped_by_the_account_frees_what_its_dead_run_res
     redis_url: str,
 ) -> None:
     """A dead run of the send reserved #3 and #4, and committed #5 (its message may have
-    gone); another send holds #2. This run is refused by the gateway at once: #2 to #5 are
-    failed without a request, and only #3 and #4 are freed: the other send's reservation and
-    the commit stay in Redis."""
+    gone); another send holds #2. This run, a journaled resume (``earlier=``, with nothing the
+    dead run may have written), is refused by the gateway at once: #2 to #5 are failed
+    without a request, and only #3 and #4 are freed: the other send's reservation and the
+    commit stay in Redis."""
     refused = HttpResponse(401, b'{"status": 401, "message": "no"}')
 
     def handler(request: HttpRequest) -> HttpResponse:
@@ -225,7 +228,9 @@ async def test_a_resumed_send_stopped_by_the_account_frees_what_its_dead_run_res
             assert await window.reserve(keys[:1], "another/send", [2]) == [OURS]
             assert await window.reserve(keys[1:], f"{holder}/dead", [3, 4, 5]) == [OURS] * 3
             await window.commit(keys[3:], f"{holder}/dead", [5])
-            report = await sms.send("Sale", to=numbers, sender="Shop", idempotency_key=b"campaign")
+            report = await sms.send(
+                "Sale", to=numbers, sender="Shop", idempotency_key=b"campaign", earlier=()
+            )
         assert report.failed == 6 and report.requests == 1
         stored = [await redis.get(str(k)) for k in keys]
     finally:

@@ -171,10 +171,18 @@ class FakeRedis:
         return len(indices)
 
     def _release(self, keys: list[str], args: list[Any], now: float) -> int:
-        send, n = "r" + str(args[0]).split("/", 1)[0] + "/", 0
+        holder, n = str(args[0]), 0
         for key, index in zip(keys, _indices(args[1]), strict=False):
             held = self._get(key, now)
-            if held is not None and str(held).startswith(send) and str(held).endswith(f":{index}"):
+            if "/" in holder:
+                match = held == f"r{holder}:{index}"
+            else:
+                match = (
+                    held is not None
+                    and str(held).startswith(f"r{holder}/")
+                    and str(held).endswith(f":{index}")
+                )
+            if match:
                 del self.values[key]
                 n += 1
         return n
