@@ -7,6 +7,7 @@ exceptions of aiohttp and msgspec are wrapped, with the original kept as ``__cau
     ├── ConfigurationError          a setting is missing or unsafe (no token, plain-HTTP URL, ...)
     ├── InvalidInputError           an argument can never be sent (empty text, bad sender, ...)
     ├── StateBackendError           the shared limiter / duplicate-window store is unreachable
+    ├── SendInProgressError         another run of this keyed send is still going
     ├── TransportError              the request did not complete at the HTTP level
     │   ├── ConnectError            no connection: the request was surely not sent
     │   ├── TransportTimeoutError   no answer in time: the gateway may have processed it
