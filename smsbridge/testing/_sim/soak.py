@@ -83,6 +83,12 @@ def faults_of(trace: Trace) -> Counter[str]:
         fired["two clients on one account"] = 1
     if sc.repeat:
         fired["the same sends again within the window"] = 1
+    if sc.retry_key:
+        fired["keyed: runs of one send"] = 1
+        if any((s.raised or "").startswith("SendInProgressError") for s in trace.sends):
+            fired["keyed: a run refused while another went"] = 1
+    if any("earlier run of this send" in (o.reason or "") for s in trace.sends for o in s.outcomes):
+        fired["keyed: an earlier run's reservation taken over"] = 1
     if any(fake.refused for fake in trace.gateways.values()):
         fired["gateway refused numbers or requests"] = 1
     if any(getattr(fake, "held", None) for fake in trace.gateways.values()):
