@@ -8,7 +8,8 @@ recipient's message is in no other gateway's ledger, a ``failed`` one's in none,
 
 1. **One outcome.** Every recipient a send read has exactly one outcome (a send that ended by
    itself: every recipient of its input); a campaign's journal ends with one per row.
-2. **Accepted ⊆ delivered ⊆ accepted ∪ uncertain.** Per message (number and text) and gateway,
+2. **Accepted ⊆ delivered ⊆ accepted ∪ uncertain.** Per message (number and text) and gateway
+   (and, for a killed run without a journal, whose outcomes died with it, the requests it wrote),
    the gateway sent at least as many as were reported ``accepted`` by it and at most as many
    as were reported ``accepted`` or ``uncertain`` by it; an accepted message id is one the
    gateway gave that message. Runs of one keyed send that report the same recipient
@@ -33,7 +34,8 @@ recipient's message is in no other gateway's ledger, a ``failed`` one's in none,
    body, a dropped connection, a timeout, a death or cancellation while it waited), or died
    at the very moment it heard one; a request the gateway surely refused or never got leaves
    nobody uncertain (a process killed during a back-off after a 429 must not leave its batch
-   uncertain).
+   uncertain). Without a journal, a run of a keyed send cannot know what a killed run of it
+   wrote: what that run reserved may be uncertain (and, in Redis, stay reserved).
 10. **Stop means stop.** Once its caller stops or cancels a send, it writes no request.
 """
 
@@ -174,6 +176,15 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             expect(INVARIANTS[0], not missing, f"the journal has no outcome for {missing}")
         finals = [(i, status, mid, "journal", alone) for i, (status, mid) in trace.journal.items()]
 
+    # messages that requests of a killed library run may have carried: the run's outcomes
+    # for them died with it (a journal's would not), so what went by them has none
+    orphaned: Counter[tuple[str, str]] = Counter()
+    if trace.journal is None:
+        for w in trace.written:
+            if w.writer in trace.kills:
+                for number in w.numbers:
+                    orphaned[(w.gateway, number)] += 1
+
     # 2: accepted <= delivered <= accepted + uncertain, per message and gateway
     delivered: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
     ledger: dict[tuple[str | None, tuple[str, str]], list[str]] = defaultdict(list)
@@ -205,9 +216,8 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         accepted, uncertain = counts["accepted"], counts["uncertain"]
         # with at_least_once an uncertain message may have gone more than once (invariant 3
         # is waived); as sets, the inclusions still hold
-        most = (
-            accepted + uncertain if not sc.at_least_once else (sent if accepted + uncertain else 0)
-        )
+        gone = accepted + uncertain + orphaned[(gateway or "", key[0])]
+        most = gone if not sc.at_least_once else (sent if gone else 0)
         expect(
             INVARIANTS[1],
             accepted <= sent <= most,
@@ -230,7 +240,10 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         if status != "suppressed":
             continue
         key = keys[entry] if 0 <= entry < len(keys) else None
-        went = key is not None and by_key[key]["accepted"] + by_key[key]["uncertain"] > 0
+        went = key is not None and (
+            by_key[key]["accepted"] + by_key[key]["uncertain"] > 0
+            or any(orphaned[(g, key[0])] for g in trace.gateways)
+        )
         expect(
             INVARIANTS[3],
             bool(sc.window_ttl) and went,
@@ -263,6 +276,9 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         maybe: dict[str, dict[int, str]] = {}
         if trace.journal is not None and trace.campaign_holder is not None:
             maybe[trace.campaign_holder] = {i: final[0] for i, final in trace.journal.items()}
+        # a killed run of a keyed send may have written what it reserved: its reservations
+        # stay (the next run takes them over as uncertain, or they expire)
+        dead = {r.holder for r in trace.sends if r.killed and r.holder is not None}
         for record in trace.sends:
             if record.holder is not None:
                 fates = maybe.setdefault(record.holder, {})  # runs of one key: any that went
@@ -273,7 +289,10 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             if not isinstance(value, str) or ":w:" not in name or not value.startswith("r"):
                 continue
             holder, _, index = value[1:].rpartition(":")
-            fate = maybe.get(holder.split("/")[0], {}).get(int(index))  # <send>/<run>
+            send = holder.split("/")[0]  # <send>/<run>
+            if send in dead:
+                continue
+            fate = maybe.get(send, {}).get(int(index))
             expect(
                 INVARIANTS[5],
                 fate in ("accepted", "uncertain"),
@@ -301,7 +320,16 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         died = trace.kills.get(w.writer)
         if w.heard is None or (died is not None and died - w.heard < 0.001):
             unknown[w.gateway].update(w.numbers)
+    # taken over from a killed run of the same keyed send, which may have written it
+    taken = {
+        (record.name, record.entries[o.index])
+        for record in trace.sends
+        for o in record.outcomes
+        if "earlier run of this send" in (o.reason or "") and any(r.killed for r in trace.sends)
+    }
     for entry, status, _, name, gateway in finals:
+        if (name, entry) in taken:
+            continue
         if status == "uncertain" and 0 <= entry < len(sc.entries):
             phone = sc.entries[entry].phone
             expect(

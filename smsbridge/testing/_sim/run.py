@@ -275,10 +275,24 @@ def _bury(loop: VirtualLoop) -> None:
 
 
 def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
+    """The library mode: one process; if it is killed (a keyed send's process, as drawn),
+    another that runs the same sends again, as their caller would after the crash."""
+    deadlock, steps, killed = _library_process(w, sends, first=True)
+    if not killed or deadlock is not None:
+        return deadlock, steps
+    w.world.now += w.rng.uniform(0.0, 3.0)  # the restart
+    deadlock, more, _ = _library_process(w, sends, first=False)
+    return deadlock, steps + more
+
+
+def _library_process(
+    w: _World, sends: list[SendRecord], *, first: bool
+) -> tuple[str | None, int, bool]:
     sc = w.sc
-    process = Process("library")
+    process = Process("library" if first else "library, again")
     loop = VirtualLoop(w.world)
     actions: dict[int, list[Any]] = {}
+    mine: list[SendRecord] = []
 
     async def main() -> None:
         shared = None
@@ -297,18 +311,19 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
             senders: list[Client[Any] | Router] = [*clients]
             if sc.routing is not None:
                 senders = [_router(w, clients)]
-            rounds = [sc.sends, sc.sends] if sc.repeat else [sc.sends]
+            rounds = [sc.sends, sc.sends] if sc.repeat and first else [sc.sends]
             for round_number, plans in enumerate(rounds):
                 tasks = []
                 for n, plan in enumerate(plans):
                     key = f"{sc.seed}/retry" if sc.retry_key else f"{sc.seed}/{round_number}/{n}"
                     routed = sc.routing is not None  # a routed send takes no idempotency key
                     record = SendRecord(
-                        name=f"send {round_number}.{n}",
+                        name=f"send {round_number}.{n}" if first else f"send again {n}",
                         entries=plan.entries,
                         holder=None if routed else holder_for(key),
                     )
                     sends.append(record)
+                    mine.append(record)
                     stop = anyio.Event()
                     options: dict[str, Any] = {
                         "on_outcome": record.outcomes.append,
@@ -321,13 +336,15 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
                         _one(w, senders[plan.client], plan.entries, options, record)
                     )
                     tasks.append(task)
-                    if round_number == 0 and plan.cancel_at is not None:
+                    if first and round_number == 0 and plan.cancel_at is not None:
                         actions.setdefault(plan.cancel_at, []).append(("cancel", task, record))
-                    if round_number == 0 and plan.stop_at is not None:
+                    if first and round_number == 0 and plan.stop_at is not None:
                         actions.setdefault(plan.stop_at, []).append(("stop", stop, record))
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     def on_step(step: int) -> None:
+        if first and step == sc.library_kill_at:
+            raise _Killed
         for kind, target, record in actions.pop(step, ()):
             if kind == "cancel" and not target.done():
                 record.cancelled = True
@@ -341,9 +358,17 @@ def _library(w: _World, sends: list[SendRecord]) -> tuple[str | None, int]:
     loop.on_step = on_step
     try:
         loop.run_until_complete(main())
-        return None, loop.steps
+        return None, loop.steps, False
+    except _Killed:
+        process.alive = False
+        w.kills[process.name] = w.world.now  # the writer of its requests died now
+        for record in mine:
+            if record.report is None and record.raised is None:
+                record.killed = True
+        w.stats["kill -9"] += 1
+        return None, loop.steps, True
     except Deadlock as e:
-        return f"deadlock: {e}", loop.steps
+        return f"deadlock: {e}", loop.steps, False
     finally:
         if not loop.is_closed():
             _bury(loop)

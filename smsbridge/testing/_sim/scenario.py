@@ -163,6 +163,9 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     retry_key: bool = False
     """Library mode: every send (each round) is a run of one send, under one idempotency key,
     to one list; runs of it at once are kept apart, a later one finds what an earlier sent."""
+    library_kill_at: int | None = None
+    """Library mode with ``retry_key``, through Redis: the process is killed at this loop
+    step, and another runs the same sends again."""
 
     @property
     def retry_safe(self) -> bool:
@@ -331,13 +334,14 @@ def draw(seed: int) -> Scenario:
     clients = 2 if mode == "library" and rng.random() < 0.25 else 1
     sends = _sends(rng, count, clients) if mode == "library" else []
     # drawn apart, so that every other draw of a seed stays as it was
-    retry_key = bool(sends) and random.Random(seed ^ 0x5EED).random() < 0.25
+    keyed = random.Random(seed ^ 0x5EED)
+    retry_key = bool(sends) and keyed.random() < 0.25
     if retry_key:
         sends = [msgspec.structs.replace(plan, entries=sends[0].entries) for plan in sends]
     kills = (
         sorted(rng.sample(range(5, 600), rng.choice([0, 1, 1, 2, 3]))) if mode == "campaign" else []
     )
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         gateway=gateway,
         entries=entries,
@@ -379,6 +383,9 @@ def draw(seed: int) -> Scenario:
         input_fails_at=rng.randint(0, count) if mode == "library" and rng.random() < 0.05 else None,
         retry_key=retry_key,
     )
+    if retry_key and scenario.state == "redis" and keyed.random() < 0.5:
+        scenario = msgspec.structs.replace(scenario, library_kill_at=keyed.randint(5, 600))
+    return scenario
 
 
 def _account(rng: random.Random, gateway: str, valid: list[str], count: int) -> Account:
