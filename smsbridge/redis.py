@@ -35,6 +35,7 @@ import anyio
 from ._core.client import StateFactory
 from ._core.clock import Clock, SystemClock
 from ._core.errors import ConfigurationError, StateBackendError
+from ._core.events import NOTICE
 from ._core.gateway import Batch
 from ._core.limiter import DEFAULT_MARGIN, Slot
 from ._core.window import Claim, key_fields
@@ -258,13 +259,13 @@ class _Patience:
                 now = self.clock.now()
                 if down_since is None:
                     down_since = now
-                    log.error("Redis unreachable; sending paused: %s", e)
+                    log.error("Redis unreachable; sending paused: %s", e, extra=NOTICE)
                 if now - down_since >= self.outage:
                     raise _unavailable(e) from e
                 await self.clock.sleep(min(1.0, max(self.outage / 10, 0.05)))
                 continue
             if down_since is not None:
-                log.warning("Redis reachable again; sending resumes")
+                log.warning("Redis reachable again; sending resumes", extra=NOTICE)
             return result
 
 

@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def _voice(args: argparse.Namespace) -> Iterator[None]:
     """The library's log while the command runs: with ``-v`` on stderr, a line per request
-    and every retry; otherwise nowhere (the command's own lines tell what happened, and an
-    error is one line, not the retries that led to it)."""
+    and every retry; otherwise only the pauses a person would take for a hang (``NOTICE``:
+    Redis out of reach, a dead run's hold lapsing), and with ``-q`` nothing (the command's
+    own lines tell what happened, and an error is one line, not the retries that led to
+    it)."""
     logger = logging.getLogger("smsbridge")
     saved = logger.level, logger.propagate, logger.disabled
     logger.disabled = False  # a host's logging.config may have switched it off
@@ -73,6 +75,10 @@ def _voice(args: argparse.Namespace) -> Iterator[None]:
     if args.verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.setLevel(logging.DEBUG)
+    elif not getattr(args, "quiet", False):
+        handler.setFormatter(logging.Formatter("smsbridge: %(message)s"))
+        handler.addFilter(lambda record: getattr(record, "notice", False))
+        logger.setLevel(logging.WARNING)
     else:
         logger.setLevel(logging.CRITICAL + 1)
     logger.addHandler(handler)

@@ -20,6 +20,7 @@ from .errors import SmsBridgeError
 from .models import Counts
 
 __all__ = [
+    "NOTICE",
     "Answered",
     "Event",
     "EventHook",
@@ -34,6 +35,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("smsbridge")
+
+NOTICE = {"notice": True}
+"""``extra=`` of a log record a person watching should see even when the log is quiet: a
+pause they would otherwise take for a hang (Redis out of reach, a dead run's hold lapsing).
+The command shows these without ``-v``."""
 
 
 class SendStarted(msgspec.Struct, frozen=True, kw_only=True):

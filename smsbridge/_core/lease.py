@@ -25,6 +25,7 @@ import anyio
 
 from .clock import Clock
 from .errors import SendInProgressError, SmsBridgeError, StateBackendError
+from .events import NOTICE
 
 __all__ = ["LEASE", "Lease", "Leases"]
 
@@ -69,6 +70,7 @@ class Lease:
                         "another run holds this send's idempotency key; waiting up to %.0f s "
                         "for it to lapse (a run that died leaves it)",
                         self._seconds + 1.0,
+                        extra=NOTICE,
                     )
             if now >= deadline:
                 raise SendInProgressError(

@@ -78,3 +78,24 @@ def test_quiet_and_verbose_together_are_a_usage_error(tmp_path: Path) -> None:
 
     result = invoke(*_send(tmp_path, "-q", "-v"), env={"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN})
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("verbose", "quiet", "shown"), [(False, False, 1), (False, True, 0)])
+def test_a_pause_a_person_would_take_for_a_hang_is_told_without_v(
+    capsys: pytest.CaptureFixture[str], verbose: bool, quiet: bool, shown: int
+) -> None:
+    """By default the library's log stays off the terminal but for its notices (Redis out of
+    reach, a dead run's hold lapsing), one line each; -q keeps those off too."""
+    import argparse
+    import logging
+
+    from smsbridge._cli import _voice
+    from smsbridge._core.events import NOTICE
+
+    log = logging.getLogger("smsbridge")
+    with _voice(argparse.Namespace(verbose=verbose, quiet=quiet)):
+        log.warning("trying again in 1.0 s")
+        log.warning("waiting up to 16 s for it to lapse", extra=NOTICE)
+    err = capsys.readouterr().err
+    assert err.count("smsbridge: waiting up to 16 s for it to lapse") == shown
+    assert "trying again" not in err
