@@ -114,33 +114,38 @@ return 0
 """
 
 
-# A window entry is "r<send>/<run>:<index>" while reserved and "c<send>/<run>:<index>" once
-# committed (the holder names a run of a send, see DuplicateWindow). KEYS: the keys; ARGV[1]:
-# milliseconds; ARGV[2]: holder; ARGV[3]: the indices of the keys, comma-separated (one
-# argument, not one per key: a batch's call is a hundred keys). Returns one digit per key:
-# 0 (ours: new, or this run's own reservation), 1 (committed, by anyone: this send's own
-# commit too, its message went), 2 (reserved by another recipient, not yet settled), 3 (this
-# recipient's reservation by an earlier run of the same send, now taken over: it may have
-# sent it).
+# A window entry is "r<send>/<run>:<index>" while reserved, "R…" once the run took it over
+# from an earlier run of the send, and "c<send>/<run>:<index>" once committed (the holder
+# names a run of a send, see DuplicateWindow). KEYS: the keys; ARGV[1]: milliseconds;
+# ARGV[2]: holder; ARGV[3]: the indices of the keys, comma-separated (one argument, not one
+# per key: a batch's call is a hundred keys). Returns one digit per key: 0 (ours: new, or
+# this run's own reservation), 1 (committed, by anyone: this send's own commit too, its
+# message went), 2 (reserved by another recipient, not yet settled), 3 (this recipient's
+# reservation by an earlier run of the same send, taken over: it may have sent it). A call
+# carried out twice (its first answer lost) answers the same: a takeover stays a takeover.
 _RESERVE = """
 local send = string.match(ARGV[2], '^[^/]*') .. '/'
 local out = {}
 local i = 0
 for index in string.gmatch(ARGV[3], '[^,]+') do
     i = i + 1
-    local key, mine = KEYS[i], 'r' .. ARGV[2] .. ':' .. index
-    if redis.call('SET', key, mine, 'NX', 'PX', ARGV[1]) then
+    local key, body = KEYS[i], ARGV[2] .. ':' .. index
+    if redis.call('SET', key, 'r' .. body, 'NX', 'PX', ARGV[1]) then
         out[i] = '0'
     else
         local held = redis.call('GET', key)
+        local first = string.sub(held, 1, 1)
         local tail = ':' .. index
-        if string.sub(held, 1, 1) == 'c' then
+        if first == 'c' then
             out[i] = '1'
-        elseif held == mine then
+        elseif held == 'r' .. body then
             redis.call('PEXPIRE', key, ARGV[1])
             out[i] = '0'
+        elseif held == 'R' .. body then
+            redis.call('PEXPIRE', key, ARGV[1])
+            out[i] = '3'
         elseif string.sub(held, 2, #send + 1) == send and string.sub(held, -#tail) == tail then
-            redis.call('SET', key, mine, 'PX', ARGV[1])
+            redis.call('SET', key, 'R' .. body, 'PX', ARGV[1])
             out[i] = '3'
         else
             out[i] = '2'
@@ -170,11 +175,14 @@ for index in string.gmatch(ARGV[2], '[^,]+') do
     i = i + 1
     local held = redis.call('GET', KEYS[i])
     local tail = ':' .. index
-    local match
-    if any then
-        match = held and string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail
-    else
-        match = held == 'r' .. ARGV[1] .. tail
+    local match = false
+    if held and string.sub(held, 1, 1) ~= 'c' then
+        if any then
+            match = string.sub(held, 2, #send) == string.sub(send, 2)
+                and string.sub(held, -#tail) == tail
+        else
+            match = string.sub(held, 2) == ARGV[1] .. tail
+        end
     end
     if match then
         redis.call('DEL', KEYS[i])

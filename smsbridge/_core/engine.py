@@ -210,6 +210,7 @@ class SendEngine(Generic[J]):
         self._holder = f"{holder}/{os.urandom(4).hex()}"
         self._exclusive = exclusive  # a keyed send: one run of it at a time (see lease)
         self._journaled = False  # a resume that knows what its earlier run wrote
+        self._taken: set[int] = set()  # sent again after an earlier run, which may have sent
         self._holding: Lease | None = None  # this run's hold on its key, once taken
         self._on_outcome = on_outcome
         self._keep = keep
@@ -561,7 +562,13 @@ class SendEngine(Generic[J]):
             if Claim.EARLIER in claims and (self._retry_ambiguous or self._journaled):
                 # an earlier run's reservation goes again where that is known to be safe: the
                 # gateway makes a repeat safe (its own ids), or a journal says what the earlier
-                # run may have written (the rest it surely did not: it notes before it writes)
+                # run may have written (the rest it surely did not: it notes before it writes).
+                # Without a journal the earlier run may have sent it: if this try fails, it is
+                # uncertain, not failed
+                if not self._journaled:
+                    self._taken.update(
+                        i for i, c in zip(batch.indices, claims, strict=True) if c is Claim.EARLIER
+                    )
                 claims = [Claim.OURS if c is Claim.EARLIER else c for c in claims]
             # register every part before the first await, so a cancellation finds them all
             self._flights.pop(waiting, None)
@@ -801,8 +808,10 @@ class SendEngine(Generic[J]):
         details: Sequence[str | None],
         flight: _Flight | None,
     ) -> None:
-        if self._maybe_sent:
-            statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
+        if self._maybe_sent or self._taken:
+            statuses, details = _earlier_run(
+                batch.indices, statuses, details, self._maybe_sent or {}, self._taken
+            )
         if flight is not None:
             self._flights.pop(flight, None)
         # the journal first: what it records is final, whatever happens to the window
@@ -935,13 +944,15 @@ def _earlier_run(
     statuses: Sequence[Status],
     details: Sequence[str | None],
     maybe_sent: Mapping[int, float | None],
+    taken: set[int],
 ) -> tuple[Sequence[Status], Sequence[str | None]]:
-    """Recipients an earlier run may have sent are uncertain, whatever this run's try said."""
-    if not any(i in maybe_sent for i in indices):
+    """Recipients an earlier run may have sent (``maybe_sent``, or reservations ``taken``
+    over from it) are uncertain, whatever this run's try said."""
+    if not any(i in maybe_sent or i in taken for i in indices):
         return statuses, details
     out_statuses, out_details = list(statuses), list(details)
     for n, index in enumerate(indices):
-        if index in maybe_sent and statuses[n] in _RELEASE:
+        if (index in maybe_sent or index in taken) and statuses[n] in _RELEASE:
             out_statuses[n] = Status.UNCERTAIN
             out_details[n] = f"an earlier run may have sent it; this run's try said: {details[n]}"
     return out_statuses, out_details

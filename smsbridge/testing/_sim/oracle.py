@@ -105,7 +105,10 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             # the caller's code failed: the send must raise it (unless it ended before)
             expect(
                 INVARIANTS[7],
-                raised is None or raised.startswith("caller:") or raised == "cancelled",
+                raised is None
+                or raised.startswith("caller:")
+                or raised == "cancelled"
+                or record.killed,
                 f"{record.name}: the caller's {record.caller_error} failed, it raised {raised}",
             )
         else:
@@ -286,7 +289,7 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
                     if fates.get(o.index) not in ("accepted", "uncertain"):
                         fates[o.index] = o.status.value
         for name, value in trace.redis.live().items():
-            if not isinstance(value, str) or ":w:" not in name or not value.startswith("r"):
+            if not isinstance(value, str) or ":w:" not in name or value[:1] not in ("r", "R"):
                 continue
             holder, _, index = value[1:].rpartition(":")
             send = holder.split("/")[0]  # <send>/<run>

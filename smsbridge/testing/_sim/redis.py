@@ -147,18 +147,21 @@ class FakeRedis:
         send = holder.split("/", 1)[0] + "/"
         out = []
         for key, index in zip(keys, indices, strict=False):
-            mine = f"r{holder}:{index}"
+            body = f"{holder}:{index}"
             held = self._get(key, now)
             if held is None:
-                self.values[key] = (mine, now + ms / 1000)
+                self.values[key] = ("r" + body, now + ms / 1000)
                 out.append("0")
             elif str(held)[0] == "c":
                 out.append("1")
-            elif held == mine:
+            elif held == "r" + body:
                 self.values[key] = (held, now + ms / 1000)
                 out.append("0")
+            elif held == "R" + body:
+                self.values[key] = (held, now + ms / 1000)
+                out.append("3")
             elif str(held)[1:].startswith(send) and str(held).endswith(f":{index}"):
-                self.values[key] = (mine, now + ms / 1000)
+                self.values[key] = ("R" + body, now + ms / 1000)
                 out.append("3")
             else:
                 out.append("2")
@@ -174,14 +177,13 @@ class FakeRedis:
         holder, n = str(args[0]), 0
         for key, index in zip(keys, _indices(args[1]), strict=False):
             held = self._get(key, now)
-            if "/" in holder:
-                match = held == f"r{holder}:{index}"
+            text = str(held) if held is not None else "c"
+            if text[0] == "c":
+                match = False
+            elif "/" in holder:
+                match = text[1:] == f"{holder}:{index}"
             else:
-                match = (
-                    held is not None
-                    and str(held).startswith(f"r{holder}/")
-                    and str(held).endswith(f":{index}")
-                )
+                match = text[1:].startswith(f"{holder}/") and text.endswith(f":{index}")
             if match:
                 del self.values[key]
                 n += 1
