@@ -328,7 +328,7 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         (record.name, record.entries[o.index])
         for record in trace.sends
         for o in record.outcomes
-        if "earlier run of this send" in (o.reason or "") and any(r.killed for r in trace.sends)
+        if "an earlier run" in (o.reason or "") and any(r.killed for r in trace.sends)
     }
     for entry, status, _, name, gateway in finals:
         if (name, entry) in taken:
