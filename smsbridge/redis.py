@@ -528,7 +528,8 @@ class RedisWindow:
             )
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Drop the reservations that are still this holder's."""
+        """Drop the reservations that are still this run's (a bare send key: any run's of
+        that send); see :meth:`~smsbridge.DuplicateWindow.release`."""
         if keys:
             await self._patience.call(
                 partial(self._release, [str(k) for k in keys], [holder, _joined(indices)])

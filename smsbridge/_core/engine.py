@@ -210,7 +210,6 @@ class SendEngine(Generic[J]):
         self._holder = f"{holder}/{os.urandom(4).hex()}"
         self._exclusive = exclusive  # a keyed send: one run of it at a time (see lease)
         self._journaled = False  # a resume that knows what its earlier run wrote
-        self._taken: set[int] = set()  # sent again after an earlier run, which may have sent
         self._holding: Lease | None = None  # this run's hold on its key, once taken
         self._on_outcome = on_outcome
         self._keep = keep
@@ -225,9 +224,11 @@ class SendEngine(Generic[J]):
             or on_outcome is not None
             or (window is not None and not getattr(window, "instant", False))
         )
-        self._maybe_sent = maybe_sent
+        # recipients an earlier run may have sent: the caller's, and reservations this run
+        # takes over from an earlier run and sends again
+        self._maybe_sent: dict[int, float | None] = dict(maybe_sent or {})
         # of those, the ones whose repeat rests on the duplicate guard: when first written
-        self._written = {i: t for i, t in (maybe_sent or {}).items() if t is not None}
+        self._written = {i: t for i, t in self._maybe_sent.items() if t is not None}
         self._plan = plan
         # the two reasons to stop: the caller's (its event, or its code failed) and the account's
         self._caller_error: BaseException | None = None
@@ -566,8 +567,10 @@ class SendEngine(Generic[J]):
                 # Without a journal the earlier run may have sent it: if this try fails, it is
                 # uncertain, not failed
                 if not self._journaled:
-                    self._taken.update(
-                        i for i, c in zip(batch.indices, claims, strict=True) if c is Claim.EARLIER
+                    self._maybe_sent.update(
+                        (i, None)
+                        for i, c in zip(batch.indices, claims, strict=True)
+                        if c is Claim.EARLIER
                     )
                 claims = [Claim.OURS if c is Claim.EARLIER else c for c in claims]
             # register every part before the first await, so a cancellation finds them all
@@ -808,10 +811,8 @@ class SendEngine(Generic[J]):
         details: Sequence[str | None],
         flight: _Flight | None,
     ) -> None:
-        if self._maybe_sent or self._taken:
-            statuses, details = _earlier_run(
-                batch.indices, statuses, details, self._maybe_sent or {}, self._taken
-            )
+        if self._maybe_sent:
+            statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
         if flight is not None:
             self._flights.pop(flight, None)
         # the journal first: what it records is final, whatever happens to the window
@@ -894,11 +895,10 @@ class SendEngine(Generic[J]):
         assert window is not None
         if self._window_failed or not self._journaled:
             return
-        maybe_sent = self._maybe_sent or {}
         unwritten = [
             n
             for n, (s, i) in enumerate(zip(statuses, batch.indices, strict=True))
-            if s is Status.FAILED and i not in maybe_sent
+            if s is Status.FAILED and i not in self._maybe_sent
         ]
         if not unwritten:
             return
@@ -944,15 +944,13 @@ def _earlier_run(
     statuses: Sequence[Status],
     details: Sequence[str | None],
     maybe_sent: Mapping[int, float | None],
-    taken: set[int],
 ) -> tuple[Sequence[Status], Sequence[str | None]]:
-    """Recipients an earlier run may have sent (``maybe_sent``, or reservations ``taken``
-    over from it) are uncertain, whatever this run's try said."""
-    if not any(i in maybe_sent or i in taken for i in indices):
+    """Recipients an earlier run may have sent are uncertain, whatever this run's try said."""
+    if not any(i in maybe_sent for i in indices):
         return statuses, details
     out_statuses, out_details = list(statuses), list(details)
     for n, index in enumerate(indices):
-        if (index in maybe_sent or index in taken) and statuses[n] in _RELEASE:
+        if index in maybe_sent and statuses[n] in _RELEASE:
             out_statuses[n] = Status.UNCERTAIN
             out_details[n] = f"an earlier run may have sent it; this run's try said: {details[n]}"
     return out_statuses, out_details
