@@ -19,6 +19,8 @@ import anyio
 import anyio.abc
 from yarl import URL
 
+from smsbridge import Report
+
 TOKEN = "test-token"
 
 
@@ -234,3 +236,26 @@ async def held_after_first(
         read.append(entry)
         started.set()
         yield entry
+
+
+@contextlib.asynccontextmanager
+async def keyed_run_going(
+    client: Any, numbers: list[str], key: str = "k"
+) -> AsyncIterator[list[Report]]:
+    """A keyed send of "Hi" from "Shop" to ``numbers`` that is still going inside the block:
+    it read the first number and waits. Leaving the block lets it read the rest and end; its
+    report is then in the list yielded."""
+    go, started = anyio.Event(), anyio.Event()
+    reports: list[Report] = []
+
+    async def run() -> None:
+        entries = held_after_first(numbers, go, [], started)
+        reports.append(await client.send("Hi", to=entries, sender="Shop", idempotency_key=key))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await started.wait()
+        try:
+            yield reports
+        finally:
+            go.set()

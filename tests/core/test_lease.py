@@ -14,41 +14,21 @@ import pytest
 from smsbridge import SendInProgressError, SmsClub, SmsPlus, Status
 from smsbridge.testing import FakeSmsClub, FakeSmsPlus
 
-from ..helpers import TOKEN, held_after_first, ua_numbers
+from ..helpers import TOKEN, held_after_first, keyed_run_going, ua_numbers
 
 
 async def test_a_second_run_of_a_live_key_is_refused_before_it_reads() -> None:
     numbers = list(ua_numbers(6))
     later, numbers = numbers[5], numbers[:5]
-    go, started = anyio.Event(), anyio.Event()
-    first_read: list[str] = []
     second_read: list[str] = []
     async with (
         FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
         SmsClub(TOKEN, base_url=fake.url, batch_size=1) as sms,
-        anyio.create_task_group() as tg,
+        keyed_run_going(sms, numbers) as reports,
     ):
-        reports = []
-
-        async def first() -> None:
-            reports.append(
-                await sms.send(
-                    "Hi",
-                    to=held_after_first(numbers, go, first_read, started),
-                    sender="Shop",
-                    idempotency_key="k",
-                )
-            )
-
-        tg.start_soon(first)
-        await started.wait()
+        second = held_after_first(numbers, anyio.Event(), second_read, anyio.Event())
         with anyio.fail_after(5), pytest.raises(SendInProgressError, match="still going"):
-            await sms.send(
-                "Hi",
-                to=held_after_first(numbers, go, second_read, anyio.Event()),
-                sender="Shop",
-                idempotency_key="k",
-            )
+            await sms.send("Hi", to=second, sender="Shop", idempotency_key="k")
         # an earlier= resume would release the live run's reservations: refused alike
         with anyio.fail_after(5), pytest.raises(SendInProgressError):
             await sms.send(
@@ -61,7 +41,6 @@ async def test_a_second_run_of_a_live_key_is_refused_before_it_reads() -> None:
         # another key is another send
         other = await sms.send("Hi", to=[later], sender="Shop", idempotency_key="other")
         assert other.accepted == 1
-        go.set()
     assert second_read == []
     assert reports[0].accepted == 5
     # once the first run has ended, a rerun of its key finds every message sent

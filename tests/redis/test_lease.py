@@ -26,7 +26,7 @@ from smsbridge._core.lease import Lease
 from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus, FakeWebcom
 
-from ..helpers import TOKEN, held_after_first
+from ..helpers import TOKEN, held_after_first, keyed_run_going
 
 NUMBERS = ["994501234567", "994501234568", "994501234569"]
 
@@ -52,41 +52,19 @@ async def test_a_live_run_in_another_process_keeps_its_key(redis_url: str) -> No
     """Two clients of one account (as two processes would be): while the first run waits on
     its input, the second run of its key waits out the lease (on its own fake clock) and is
     refused; it read nothing, and every number went once."""
-    name, go, started = account(), anyio.Event(), anyio.Event()
-    first_read: list[str] = []
-    second_read: list[str] = []
+    name, second_read = account(), list[str]()
     numbers = [f"38050{i:07d}" for i in range(4)]
-
     async with (
         FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
         SmsClub(TOKEN, base_url=fake.url, redis_url=redis_url, account=name) as one,
         SmsClub(
             TOKEN, base_url=fake.url, redis_url=redis_url, account=name, clock=FakeClock()
         ) as two,
-        anyio.create_task_group() as tg,
+        keyed_run_going(one, numbers) as reports,
     ):
-        reports = []
-
-        async def first() -> None:
-            reports.append(
-                await one.send(
-                    "Hi",
-                    to=held_after_first(numbers, go, first_read, started),
-                    sender="Shop",
-                    idempotency_key="k",
-                )
-            )
-
-        tg.start_soon(first)
-        await started.wait()
+        second = held_after_first(numbers, anyio.Event(), second_read, anyio.Event())
         with anyio.fail_after(5), pytest.raises(SendInProgressError):
-            await two.send(
-                "Hi",
-                to=held_after_first(numbers, go, second_read, anyio.Event()),
-                sender="Shop",
-                idempotency_key="k",
-            )
-        go.set()
+            await two.send("Hi", to=second, sender="Shop", idempotency_key="k")
     assert second_read == [] and reports[0].accepted == 4
     assert sorted(m.phone for m in fake.sent) == numbers
 
