@@ -179,6 +179,9 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             expect(INVARIANTS[0], not missing, f"the journal has no outcome for {missing}")
         finals = [(i, status, mid, "journal", alone) for i, (status, mid) in trace.journal.items()]
 
+    # the keyed sends a run of which was killed
+    dead = {r.holder for r in trace.sends if r.killed and r.holder is not None}
+
     # messages that requests of a killed library run may have carried: the run's outcomes
     # for them died with it (a journal's would not), so what went by them has none
     orphaned: Counter[tuple[str, str]] = Counter()
@@ -281,7 +284,6 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             maybe[trace.campaign_holder] = {i: final[0] for i, final in trace.journal.items()}
         # a killed run of a keyed send may have written what it reserved: its reservations
         # stay (the next run takes them over as uncertain, or they expire)
-        dead = {r.holder for r in trace.sends if r.killed and r.holder is not None}
         for record in trace.sends:
             if record.holder is not None:
                 fates = maybe.setdefault(record.holder, {})  # runs of one key: any that went
@@ -328,7 +330,7 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
         (record.name, record.entries[o.index])
         for record in trace.sends
         for o in record.outcomes
-        if "an earlier run" in (o.reason or "") and any(r.killed for r in trace.sends)
+        if record.holder in dead and "an earlier run" in (o.reason or "")
     }
     for entry, status, _, name, gateway in finals:
         if (name, entry) in taken:
