@@ -37,6 +37,7 @@ import pstats
 import resource
 import sys
 import time
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -59,6 +60,8 @@ from smsbridge import (
     Webcom,
 )
 from smsbridge.testing import FakeProcess
+
+BAD: Tally[str] = Tally()  # what smsbridge reported for recipients not accepted, by reason
 
 RATE = 9
 BATCH = 100
@@ -300,6 +303,9 @@ class Counter:
             self.stamps.append(time.perf_counter())
         else:
             self.problems[0] += 1
+            for status, detail in zip(statuses, details, strict=True):
+                if status is not Status.ACCEPTED:
+                    BAD[f"{status.value}: {(detail or '')[:70]}"] += 1
 
 
 class _SharedTransport:
@@ -387,6 +393,8 @@ async def smsbridge_side(cfg: ChildConfig, meter: Meter) -> Result:
     await asyncio.gather(*tasks)
     if shared is not None:
         await shared.aclose()
+    for reason, count in BAD.most_common(5):
+        print(f"  not accepted: {count:,} {reason}", file=sys.stderr)
     return _result(cfg, first, last, stamps, (rss, hwm, fds), meter)
 
 

@@ -39,6 +39,7 @@ from ._core.events import NOTICE
 from ._core.gateway import Batch
 from ._core.limiter import DEFAULT_MARGIN, Slot
 from ._core.window import Claim, key_fields
+from ._resp import Pipe, parse_url
 
 try:
     import redis.asyncio as aioredis
@@ -238,7 +239,8 @@ scripts = {
 
 
 def connect(url: str) -> aioredis.Redis:
-    """A Redis client with short timeouts, so an outage is noticed within seconds."""
+    """A redis-py client with short timeouts, so an outage is noticed within seconds (for a
+    :class:`RedisState` given ``client=``; with a URL it uses smsbridge's own connection)."""
     try:
         return aioredis.Redis.from_url(
             url, socket_connect_timeout=2.0, socket_timeout=2.0, health_check_interval=10
@@ -600,11 +602,13 @@ def msgspec_fields(fields: tuple[str, str, tuple[str, ...], str]) -> bytes:
 
 
 class RedisState:
-    """The limiter, window and id ranges of one account, shared through Redis; owns the
-    connection.
+    """The limiter, window and id ranges of one account, shared through Redis.
+
+    Given a URL, it runs on the process's one pipelined connection to that Redis (see
+    :mod:`smsbridge._resp`), shared with every other account's state of the same URL.
 
     Args:
-        url: the Redis URL (or pass ``client``).
+        url: the Redis URL (``redis://``, ``rediss://`` or ``unix://``), or pass ``client``.
         provider: the gateway's name, and
         account_id: the account's id: together they name the keys.
         secret: the window's HMAC key.
@@ -633,7 +637,7 @@ class RedisState:
         if client is None:
             if url is None:
                 raise ConfigurationError("give a Redis URL or client")
-            client = connect(url)
+            client = Pipe(url)
         self.client = client
         namespace = f"smsbridge:{{{provider}:{account_id}}}"
         self.limiter = RedisLimiter(
@@ -647,7 +651,7 @@ class RedisState:
         self.ranges = RedisRanges(client, namespace, outage=outage, clock=clock)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Give back the connection (closed once no other account of the process uses it)."""
         with anyio.CancelScope(shield=True):
             await self.client.aclose()
 
@@ -656,7 +660,7 @@ def redis_state(url: str, *, outage: float = 30.0) -> StateFactory:
     """What a client needs to keep its account's limiter and window in the Redis at ``url``
     (``SmsClub(state=redis_state(url))``; ``redis_url=`` and ``SMSBRIDGE_REDIS_URL`` do
     this). The URL is checked now; the connection is opened on first use."""
-    connect(url).connection_pool.disconnect  # noqa: B018 - a bad URL fails here, not later
+    parse_url(url)  # a bad URL fails here, not later
 
     def factory(
         *,

@@ -1,0 +1,257 @@
+"""The pipelined Redis connection: URLs, one socket shared by every account of a process,
+replies matched in order whatever the callers do, and every failure a redis-py error that
+closes the socket for a fresh one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from smsbridge import ConfigurationError
+from smsbridge._resp import Pipe, pack, parse_url
+
+
+class Resp:
+    """A Redis stand-in on loopback: records every command it reads and answers each with
+    ``answer(command)`` (bytes to send, or ``None`` to stay silent)."""
+
+    def __init__(self, answer: Callable[[list[bytes]], bytes | None]) -> None:
+        self.answer = answer
+        self.commands: list[list[bytes]] = []
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.read = asyncio.Event()  # set once a command has been read
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        with contextlib.suppress(
+            asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError
+        ):
+            while True:
+                count = int((await reader.readline())[1:])
+                command = []
+                for _ in range(count):
+                    size = int((await reader.readline())[1:])
+                    command.append((await reader.readexactly(size + 2))[:-2])
+                self.commands.append(command)
+                self.read.set()
+                reply = self.answer(command)
+                if reply is not None:
+                    writer.write(reply)
+
+    def names(self) -> list[bytes]:
+        return [c[0] for c in self.commands]
+
+
+@contextlib.asynccontextmanager
+async def resp(answer: Callable[[list[bytes]], bytes | None]) -> AsyncIterator[tuple[Resp, str]]:
+    fake = Resp(answer)
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield fake, f"redis://127.0.0.1:{port}/0"
+    finally:
+        for writer in fake.writers:
+            writer.close()
+        server.close()
+
+
+def echo(command: list[bytes]) -> bytes:
+    """Answers each command with its last argument."""
+    return b"$%d\r\n%s\r\n" % (len(command[-1]), command[-1])
+
+
+# ----------------------------------------------------------------------------- URLs
+
+
+def test_urls() -> None:
+    e = parse_url("redis://user:p%40ss@redis.example:6380/3")
+    assert (e.host, e.port, e.db, e.username, e.password, e.tls) == (
+        "redis.example",
+        6380,
+        3,
+        "user",
+        "p@ss",
+        None,
+    )
+    assert "p@ss" not in repr(e) and "p%40ss" not in repr(e)
+    e = parse_url("redis://:secret@localhost")
+    assert (e.host, e.port, e.db, e.username, e.password) == ("localhost", 6379, 0, None, "secret")
+    e = parse_url("unix:///run/redis.sock?db=2")
+    assert (e.path, e.db) == ("/run/redis.sock", 2)
+    e = parse_url("rediss://h/0?ssl_cert_reqs=none")
+    assert e.tls is not None and not e.tls.check_hostname
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://h:6379/0", "scheme 'http'"),
+        ("h:6379", "scheme"),
+        ("redis://:hunter2@h:port/0", "cannot be parsed"),
+        ("redis://:hunter2@h/zero", "database must be a number"),
+        ("redis://:hunter2@h/0?socket_timeout=5", "unknown option(s) socket_timeout"),
+        ("redis://:hunter2@h/0?ssl_cert_reqs=none", "need rediss://"),
+        ("rediss://:hunter2@h/0?ssl_cert_reqs=maybe", "none, optional or required"),
+        ("unix://", "socket path"),
+    ],
+)
+def test_bad_urls_say_why_and_never_the_password(url: str, says: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_url(url)
+    assert says in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_pack() -> None:
+    assert pack(["SET", b"k\x00", 12]) == b"*3\r\n$3\r\nSET\r\n$2\r\nk\x00\r\n$2\r\n12\r\n"
+
+
+# ----------------------------------------------------------------------------- one socket
+
+
+async def test_every_pipe_of_a_url_shares_one_socket_and_replies_come_back_in_order() -> None:
+    async with resp(echo) as (fake, url):
+        pipes = [Pipe(url) for _ in range(5)]
+        replies = await asyncio.gather(
+            *(pipe.execute("ECHO", f"{n}-{i}") for n, pipe in enumerate(pipes) for i in range(40))
+        )
+        assert replies == [f"{n}-{i}".encode() for n in range(5) for i in range(40)]
+        assert fake.connections == 1
+        for pipe in pipes[:-1]:
+            await pipe.aclose()
+        assert await pipes[-1].execute("ECHO", "still") == b"still"  # others closing leaves it
+        await pipes[-1].aclose()
+        await asyncio.sleep(0.05)
+        assert await pipes[0].execute("ECHO", "again") == b"again"  # a closed pipe reopens
+        assert fake.connections == 2
+        await pipes[0].aclose()
+
+
+async def test_a_caller_cancelled_while_waiting_leaves_the_others_their_own_replies() -> None:
+    async with resp(echo) as (fake, url):
+        pipe = Pipe(url)
+        assert await pipe.execute("ECHO", "open") == b"open"
+        first = asyncio.ensure_future(pipe.execute("ECHO", "first"))
+        second = asyncio.ensure_future(pipe.execute("ECHO", "second"))
+        await asyncio.sleep(0)  # both sent
+        first.cancel()
+        assert await second == b"second"
+        assert await pipe.execute("ECHO", "third") == b"third"
+        assert [c[-1] for c in fake.commands] == [b"open", b"first", b"second", b"third"]
+        assert first.cancelled()
+        await pipe.aclose()
+
+
+async def test_an_error_reply_fails_its_command_alone() -> None:
+    def answer(command: list[bytes]) -> bytes:
+        return b"-ERR no such thing\r\n" if command[-1] == b"bad" else echo(command)
+
+    async with resp(answer) as (_, url):
+        pipe = Pipe(url)
+        bad = asyncio.ensure_future(pipe.execute("ECHO", "bad"))
+        good = asyncio.ensure_future(pipe.execute("ECHO", "good"))
+        with pytest.raises(ResponseError, match="no such thing"):
+            await bad
+        assert await good == b"good"
+        await pipe.aclose()
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+async def test_a_reply_that_never_comes_fails_every_waiting_command_and_a_new_socket_follows() -> (
+    None
+):
+    silent = {"on": True}
+
+    def answer(command: list[bytes]) -> bytes | None:
+        return None if silent["on"] else echo(command)
+
+    async with resp(answer) as (fake, url):
+        pipe = Pipe(url, timeout=0.2)
+        waiting = [asyncio.ensure_future(pipe.execute("ECHO", str(i))) for i in range(3)]
+        for future in waiting:
+            with pytest.raises(RedisTimeoutError, match=r"no reply from Redis within 0.2 s"):
+                await future
+        silent["on"] = False
+        assert await pipe.execute("ECHO", "back") == b"back"
+        assert fake.connections == 2  # the late replies of the first socket can never be misread
+        await pipe.aclose()
+
+
+async def test_a_connection_dropped_by_the_server_fails_its_commands_and_reconnects() -> None:
+    drop = {"on": True}
+
+    async with resp(lambda command: None if drop["on"] else echo(command)) as (fake, url):
+        pipe = Pipe(url)
+        waiting = asyncio.ensure_future(pipe.execute("ECHO", "lost"))
+        await fake.read.wait()
+        drop["on"] = False
+        fake.writers[0].close()
+        with pytest.raises(RedisConnectionError, match="connection to Redis lost"):
+            await waiting
+        assert await pipe.execute("ECHO", "next") == b"next"
+        await pipe.aclose()
+
+
+async def test_garbage_from_the_server_is_a_connection_error_not_a_misread_reply() -> None:
+    async with resp(lambda command: b"?what\r\n") as (_, url):
+        pipe = Pipe(url)
+        with pytest.raises(RedisConnectionError, match="protocol error"):
+            await pipe.execute("PING")
+        await pipe.aclose()
+
+
+async def test_nobody_listening_is_a_connection_error_naming_the_host_not_the_password() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    pipe = Pipe(f"redis://:hunter2@127.0.0.1:{port}/0")
+    with pytest.raises(RedisConnectionError) as caught:
+        await pipe.execute("PING")
+    assert f"127.0.0.1:{port}" in str(caught.value) and "hunter2" not in str(caught.value)
+    await pipe.aclose()
+
+
+async def test_password_and_database_are_sent_first() -> None:
+    async with resp(lambda command: b"+OK\r\n") as (fake, url):
+        pipe = Pipe(url.replace("//", "//app:s3cret@").replace("/0", "/4"))
+        assert await pipe.execute("PING") == b"OK"
+        assert fake.commands == [[b"AUTH", b"app", b"s3cret"], [b"SELECT", b"4"], [b"PING"]]
+        await pipe.aclose()
+
+
+async def test_a_refused_password_fails_the_command_and_leaves_no_socket_open() -> None:
+    async with resp(lambda command: b"-WRONGPASS invalid password\r\n") as (fake, url):
+        pipe = Pipe(url.replace("//", "//:nope@"))
+        for _ in range(2):
+            with pytest.raises(ResponseError, match="WRONGPASS"):
+                await pipe.execute("PING")
+        assert fake.connections == 2 and fake.names() == [b"AUTH", b"AUTH"]
+        await pipe.aclose()
+
+
+# ----------------------------------------------------------------------------- real Redis
+
+
+async def test_scripts_run_by_sha_and_are_sent_whole_when_redis_forgot_them(
+    redis_url: str,
+) -> None:
+    pipe = Pipe(redis_url)
+    script = pipe.register_script("return {KEYS[1], ARGV[1]}")
+    assert await script(["k"], ["a"]) == [b"k", b"a"]
+    assert await pipe.execute("SCRIPT", "FLUSH") == b"OK"
+    assert await script(["k"], [2]) == [b"k", b"2"]
+    assert await script(["k"], [3]) == [b"k", b"3"]
+    with pytest.raises(ResponseError):
+        await pipe.register_script("return redis.call('NOPE')")([], [])
+    await pipe.aclose()
