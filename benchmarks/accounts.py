@@ -384,7 +384,10 @@ async def smsbridge_side(cfg: ChildConfig, meter: Meter) -> Result:
         entries = gateway.entries(size, i * size)
         if cfg.stagger:  # each account's limiter bursts from its own phase, not all together
             await asyncio.sleep(i / cfg.accounts)
-        await gateway.send(token(i), options, entries, stop, Counter(stamps[i], problems))
+        mine = options
+        if cfg.redis:  # each run its own keys: an earlier run's window must not suppress this one
+            mine = {**options, "account": f"bench-{os.getpid()}-{i}"}
+        await gateway.send(token(i), mine, entries, stop, Counter(stamps[i], problems))
 
     tasks = [asyncio.create_task(account(i)) for i in range(cfg.accounts)]
     first, last = await window(cfg, meter, problems)

@@ -6,8 +6,12 @@ gateway account and carry a hash tag, so an account's keys share one cluster slo
 
     smsbridge:{smsclub:3f2a9c…}:starts     recent request starts (sorted set)
     smsbridge:{smsclub:3f2a9c…}:defer      no start before this server time (Retry-After)
-    smsbridge:{smsclub:3f2a9c…}:w:<hmac>   one duplicate-window entry: "r" (reserved) or "c"
-                                           (committed), then the holder and recipient
+    smsbridge:{smsclub:3f2a9c…}:w:<n>      the duplicate window's entries written in the n-th
+                                           128 s of Redis's clock (a hash: a keyed hash of the
+                                           recipient -> until when, "r" reserved or "c"
+                                           committed, the holder and recipient)
+    smsbridge:{smsclub:3f2a9c…}:run:<send> the run of an idempotency key going now (a lease)
+    smsbridge:{smsclub:3f2a9c…}:ids…       Webcom's id counter and blocks
 
 Every operation is one Lua script, so a call that timed out on the client and was carried out
 later by a frozen server cannot be mistaken for somebody else's: a reservation names its
@@ -22,12 +26,12 @@ are ``failed``. A later send works again as soon as Redis is back.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import os
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import partial
+from hashlib import blake2b
 from typing import Any, TypeVar
 
 import anyio
@@ -115,83 +119,156 @@ return 0
 """
 
 
-# A window entry is "r<send>/<run>:<index>" while reserved, "R…" once the run took it over
-# from an earlier run of the send, and "c<send>/<run>:<index>" once committed (the holder
-# names a run of a send, see DuplicateWindow). KEYS: the keys; ARGV[1]: milliseconds;
-# ARGV[2]: holder; ARGV[3]: the indices of the keys, comma-separated (one argument, not one
-# per key: a batch's call is a hundred keys). Returns one digit per key: 0 (ours: new, or
-# this run's own reservation), 1 (committed, by anyone: this send's own commit too, its
-# message went), 2 (reserved by another recipient, not yet settled), 3 (this recipient's
-# reservation by an earlier run of the same send, taken over: it may have sent it). A call
-# carried out twice (its first answer lost) answers the same: a takeover stays a takeover.
-_RESERVE = """
+# The duplicate window is a few hashes per account, one per 128-second bucket of the server's
+# clock (KEYS[1] names them, "<namespace>:w:", and the bucket's number follows): a recipient's
+# entry is a field, its HMAC, written into the bucket of the moment it was written, so a
+# batch is one HMGET per bucket it may live in and one HSET, not a hundred keys. The value
+# says until when it holds (13-digit server milliseconds; a hash only expires as a whole, once
+# everything written into it has) and what it is: "r<send>/<run>:<index>" while reserved,
+# "R…" once the run took it over from an earlier run of the send, "c…" once committed (the
+# holder names a run of a send, see DuplicateWindow). A field's newest value is the one in the
+# newest bucket that has it (a later write shadows an earlier one; a release drops them all).
+# ARGV, the same for the three scripts: [1] milliseconds the entry holds (a release: how long
+# entries may live, so how far back to look), [2] holder, [3] the recipients' indices,
+# comma-separated (one argument, not one per key: a batch's call is a hundred keys), [4] the
+# server's "now" in milliseconds, for tests (callers leave it empty), [5...] the fields.
+_WINDOW = """
+local now = tonumber(ARGV[4])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local life = tonumber(ARGV[1])
+local bucket = math.floor(now / 128000)
+local oldest = bucket - math.ceil(life / 128000)
+local fields = {}
+for i = 5, #ARGV do
+    fields[i - 4] = ARGV[i]
+end
+local function newest()
+    local found, missing = {}, #fields
+    for b = bucket, oldest, -1 do
+        if missing == 0 then
+            break
+        end
+        local got = redis.call('HMGET', KEYS[1] .. b, unpack(fields))
+        for i = 1, #fields do
+            if found[i] == nil and got[i] then
+                found[i] = got[i]
+                missing = missing - 1
+            end
+        end
+    end
+    return found
+end
+local function write(sets)
+    local key = KEYS[1] .. bucket
+    redis.call('HSET', key, unpack(sets))
+    local keep = (bucket + 1) * 128000 + life - now + 1000
+    if redis.call('PTTL', key) < keep then
+        redis.call('PEXPIRE', key, keep)
+    end
+end
+local stamp = string.format('%013d', now + life)
+"""
+
+# Returns one digit per recipient: 0 (ours: new, or this run's own reservation), 1
+# (committed, by anyone: this send's own commit too, its message went), 2 (reserved by
+# another recipient, not yet settled), 3 (this recipient's reservation by an earlier run of
+# the same send, taken over: it may have sent it). A call carried out twice (its first answer
+# lost) answers the same: a takeover stays a takeover.
+_RESERVE = (
+    _WINDOW
+    + """
+local found = newest()
 local send = string.match(ARGV[2], '^[^/]*') .. '/'
-local out = {}
+local out, sets, written = {}, {}, {}
 local i = 0
 for index in string.gmatch(ARGV[3], '[^,]+') do
     i = i + 1
-    local key, body = KEYS[i], ARGV[2] .. ':' .. index
-    if redis.call('SET', key, 'r' .. body, 'NX', 'PX', ARGV[1]) then
-        out[i] = '0'
-    else
-        local held = redis.call('GET', key)
-        local first = string.sub(held, 1, 1)
-        local tail = ':' .. index
-        if first == 'c' then
-            out[i] = '1'
-        elseif held == 'r' .. body then
-            redis.call('PEXPIRE', key, ARGV[1])
-            out[i] = '0'
-        elseif held == 'R' .. body then
-            redis.call('PEXPIRE', key, ARGV[1])
-            out[i] = '3'
-        elseif string.sub(held, 2, #send + 1) == send and string.sub(held, -#tail) == tail then
-            redis.call('SET', key, 'R' .. body, 'PX', ARGV[1])
-            out[i] = '3'
-        else
-            out[i] = '2'
-        end
+    local field, body, tail = fields[i], ARGV[2] .. ':' .. index, ':' .. index
+    local held = written[field] or found[i]
+    local state = nil
+    if held and tonumber(string.sub(held, 1, 13)) > now then
+        state, held = string.sub(held, 14, 14), string.sub(held, 15)
     end
+    local mark = nil
+    if not state then
+        mark, out[i] = 'r', '0'
+    elseif state == 'c' then
+        out[i] = '1'
+    elseif held == body then
+        mark, out[i] = state, (state == 'r' and '0' or '3')
+    elseif string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail then
+        mark, out[i] = 'R', '3'
+    else
+        out[i] = '2'
+    end
+    if mark then
+        written[field] = stamp .. mark .. body
+        sets[#sets + 1] = field
+        sets[#sets + 1] = written[field]
+    end
+end
+if #sets > 0 then
+    write(sets)
 end
 return table.concat(out)
 """
+)
 
-_COMMIT = """
+_COMMIT = (
+    _WINDOW
+    + """
+local sets = {}
 local i = 0
 for index in string.gmatch(ARGV[3], '[^,]+') do
     i = i + 1
-    redis.call('SET', KEYS[i], 'c' .. ARGV[2] .. ':' .. index, 'PX', ARGV[1])
+    sets[2 * i - 1] = fields[i]
+    sets[2 * i] = stamp .. 'c' .. ARGV[2] .. ':' .. index
+end
+if i > 0 then
+    write(sets)
 end
 return i
 """
+)
 
-# ARGV[1]: holder; ARGV[2]: the indices, as for _RESERVE. Drops the reservations of this
-# run for these recipients; a bare send (no '/'), those of any run of that send (a journaled
-# resume frees what a dead run reserved and surely did not write).
-_RELEASE = """
-local any = not string.find(ARGV[1], '/', 1, true)
-local send = 'r' .. ARGV[1] .. '/'
-local n, i = 0, 0
-for index in string.gmatch(ARGV[2], '[^,]+') do
+# Drops the live reservations of this run for these recipients (from every bucket); a bare
+# send (no '/'), those of any run of that send (a journaled resume frees what a dead run
+# reserved and surely did not write).
+_RELEASE = (
+    _WINDOW
+    + """
+local found = newest()
+local any = not string.find(ARGV[2], '/', 1, true)
+local send = ARGV[2] .. '/'
+local gone = {}
+local i = 0
+for index in string.gmatch(ARGV[3], '[^,]+') do
     i = i + 1
-    local held = redis.call('GET', KEYS[i])
-    local tail = ':' .. index
-    local match = false
-    if held and string.sub(held, 1, 1) ~= 'c' then
+    local held, tail = found[i], ':' .. index
+    if held and tonumber(string.sub(held, 1, 13)) > now and string.sub(held, 14, 14) ~= 'c' then
+        held = string.sub(held, 15)
+        local match
         if any then
-            match = string.sub(held, 2, #send) == string.sub(send, 2)
-                and string.sub(held, -#tail) == tail
+            match = string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail
         else
-            match = string.sub(held, 2) == ARGV[1] .. tail
+            match = held == ARGV[2] .. tail
+        end
+        if match then
+            gone[#gone + 1] = fields[i]
         end
     end
-    if match then
-        redis.call('DEL', KEYS[i])
-        n = n + 1
+end
+if #gone > 0 then
+    for b = bucket, oldest, -1 do
+        redis.call('HDEL', KEYS[1] .. b, unpack(gone))
     end
 end
-return n
+return #gone
 """
+)
 
 # KEYS[1]: a run's lease; ARGV[1]: the run; ARGV[2]: milliseconds. Taken or renewed (1)
 # unless another run holds it (0).
@@ -453,15 +530,20 @@ class _Offset:
 class RedisWindow:
     """The duplicate window in Redis: one Lua script per batch to reserve, commit or release.
 
-    Keys hold an HMAC of :func:`~smsbridge._core.window.key_fields` under a key derived from
-    the account's credentials, so neither numbers nor texts are stored, and all processes of
-    the account compute the same keys. Values name the holder and recipient, so a retry of a
+    Entries are fields of a few hashes per account (one per 128 s of the server's clock, see
+    the scripts), named by a keyed BLAKE2b (16 bytes) of
+    :func:`~smsbridge._core.window.key_fields` under a key derived from the account's
+    credentials, so neither numbers nor texts are stored, and all processes of the account
+    compute the same fields. Values name the holder and recipient, so a retry of a
     reservation the server carried out after the client gave up finds it its own.
 
+    Every process of an account should use the same ``ttl``: a window looks back as far as
+    its own entries live.
+
     Args:
-        client: a ``redis.asyncio.Redis``.
+        client: a Redis client (``register_script``).
         namespace: the account's key prefix.
-        secret: the HMAC key (the client derives it from the credentials).
+        secret: the key of the fields' hash (the client derives it from the credentials).
         ttl: seconds a sent (text, number) pair stays blocked.
         slack: seconds a reservation outlasts the TTL.
         outage: seconds to keep retrying while Redis is unreachable before giving up.
@@ -470,7 +552,7 @@ class RedisWindow:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Any,
         namespace: str,
         secret: bytes,
         ttl: float = 120.0,
@@ -483,8 +565,8 @@ class RedisWindow:
             raise ConfigurationError("ttl must be positive and slack not negative")
         self.ttl = ttl
         self.slack = slack
-        self._prefix = f"{namespace}:w:"
-        self._secret = secret
+        self._hashes = [f"{namespace}:w:"]
+        self._secret = secret[:64]
         self._ttl_ms = int(ttl * 1000)
         self._reserve_ms = int((ttl + slack) * 1000)
         self._reserve = client.register_script(_RESERVE)
@@ -496,14 +578,22 @@ class RedisWindow:
         self._patience = _Patience(outage, clock)
 
     def __repr__(self) -> str:
-        return f"RedisWindow({self._prefix[:-3]!r}, ttl={self.ttl})"
+        return f"RedisWindow({self._hashes[0][:-3]!r}, ttl={self.ttl})"
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
-        """``<namespace>:w:<hmac-sha256>`` per recipient."""
-        prefix, secret, digest = self._prefix, self._secret, hmac.digest
+        """A 16-byte keyed hash per recipient (the field of its entry)."""
+        secret = self._secret
+        if batch.texts is None and batch.params is None:  # one text for all: encoded once
+            head = key_head(sender, text or "", ())
+            return [
+                blake2b(head + phone.encode(), key=secret, digest_size=16).digest()
+                for phone in batch.phones
+            ]
         return [
-            prefix + digest(secret, msgspec_fields(fields), "sha256").hex()
-            for fields in key_fields(sender, text, batch)
+            blake2b(
+                key_head(sender, text, params) + phone.encode(), key=secret, digest_size=16
+            ).digest()
+            for sender, text, params, phone in key_fields(sender, text, batch)
         ]
 
     async def reserve(
@@ -512,30 +602,31 @@ class RedisWindow:
         """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
         if len(keys) != len(indices):
             raise ValueError("one index per key")
-        claims = await self._patience.call(
-            partial(
-                self._reserve, [str(k) for k in keys], [self._reserve_ms, holder, _joined(indices)]
-            )
-        )
+        claims = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
         text = claims.decode() if isinstance(claims, bytes) else str(claims)
         return list(map(_CLAIMS.__getitem__, text))
 
     async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Hold for a full TTL from now."""
         if keys:
-            await self._patience.call(
-                partial(
-                    self._commit, [str(k) for k in keys], [self._ttl_ms, holder, _joined(indices)]
-                )
-            )
+            await self._call(self._commit, self._ttl_ms, holder, keys, indices)
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations that are still this run's (a bare send key: any run's of
         that send); see :meth:`~smsbridge.DuplicateWindow.release`."""
         if keys:
-            await self._patience.call(
-                partial(self._release, [str(k) for k in keys], [holder, _joined(indices)])
-            )
+            await self._call(self._release, self._reserve_ms, holder, keys, indices)
+
+    def _call(
+        self,
+        script: Callable[..., Awaitable[Any]],
+        ms: int,
+        holder: str,
+        keys: Sequence[Hashable],
+        indices: Sequence[int],
+    ) -> Awaitable[Any]:
+        args = [ms, holder, ",".join(map(str, indices)), "", *keys]
+        return self._patience.call(partial(script, self._hashes, args))
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``run`` (see
@@ -587,17 +678,12 @@ class RedisRanges:
 _CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING, "3": Claim.EARLIER}
 
 
-def _joined(indices: Sequence[int]) -> str:
-    """A batch's indices as the window scripts take them: one argument."""
-    return ",".join(map(str, indices))
-
-
-def msgspec_fields(fields: tuple[str, str, tuple[str, ...], str]) -> bytes:
-    """The key fields as unambiguous bytes (NUL between fields, US between parameters); a
-    text no gateway can carry (a lone surrogate) still has a key, so its recipients get their
-    outcome (``failed``: the request cannot be built) instead of breaking the send."""
-    sender, text, params, phone = fields
-    joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00{phone}"
+def key_head(sender: str, text: str, params: tuple[str, ...]) -> bytes:
+    """What a recipient's field hashes before its number: the key fields as unambiguous bytes
+    (NUL between fields, US between parameters). A text no gateway can carry (a lone
+    surrogate) still has a key, so its recipients get their outcome (``failed``: the request
+    cannot be built) instead of breaking the send."""
+    joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00"
     return joined.encode("utf-8", "surrogatepass")
 
 

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -259,3 +259,24 @@ async def keyed_run_going(
             yield reports
         finally:
             go.set()
+
+
+async def window_entries(client: Any, window: Any, keys: Sequence[Any]) -> list[bytes | None]:
+    """What a :class:`~smsbridge.redis.RedisWindow` holds now for each key: its state and
+    holder (``b"r<send>/<run>:<index>"``, ``b"c…"``), or ``None``; read straight from Redis
+    through ``client`` (redis-py), newest bucket first."""
+    prefix = window._hashes[0]
+    buckets = sorted(
+        (int(name.rsplit(b":", 1)[1]) for name in await client.keys(prefix + "*")), reverse=True
+    )
+    seconds, micros = await client.time()
+    now = seconds * 1000 + micros // 1000
+    out: list[bytes | None] = []
+    for key in keys:
+        value = None
+        for bucket in buckets:
+            value = await client.hget(f"{prefix}{bucket}", key)
+            if value is not None:
+                break
+        out.append(value[13:] if value is not None and int(value[:13]) > now else None)
+    return out

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -32,7 +33,7 @@ from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
 
 from ..conftest import RedisServer
-from ..helpers import last_json, run
+from ..helpers import last_json, run, window_entries
 
 OURS, SENT, PENDING = Claim.OURS, Claim.SENT, Claim.PENDING
 
@@ -192,9 +193,17 @@ async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> Non
         assert await other.reserve(keys[1:2], "h2/a", [1]) == [PENDING]
         await window.release(keys[1:2], "h1", [1])  # the bare send: any run of it
         assert await other.reserve(keys[1:2], "h2/a", [1]) == [OURS]
-        stored = await client.keys(f"{namespace}:w:*")
-        assert len(stored) == 2
-        assert 0 < await client.pttl(str(keys[0])) <= 5000
+        stored = await client.keys(f"{namespace}:w:*")  # one hash per 128 s bucket
+        assert 1 <= len(stored) <= 2
+        entries: dict[Any, Any] = {}
+        for key in sorted(stored):
+            entries.update(await client.hgetall(key))
+            assert 0 < await client.pttl(key) <= (128 + 5 + 1) * 1000
+        assert set(entries) == {keys[0], keys[1]}
+        assert all(b"380501234567" not in v and b"Secret" not in v for v in entries.values())
+        seconds, micros = await client.time()
+        held_for = int(entries[keys[0]][:13]) - (seconds * 1000 + micros // 1000)
+        assert entries[keys[0]][13:] == b"ch1/a:0" and 0 < held_for <= 5000
     finally:
         await client.aclose()
 
@@ -233,7 +242,7 @@ async def test_a_resumed_send_stopped_by_the_account_frees_what_its_dead_run_res
                 "Sale", to=numbers, sender="Shop", idempotency_key=b"campaign", earlier=()
             )
         assert report.failed == 6 and report.requests == 1
-        stored = [await redis.get(str(k)) for k in keys]
+        stored = await window_entries(redis, window, keys)
     finally:
         await redis.aclose()
     assert stored == [b"ranother/send:2", None, None, f"c{holder}/dead:5".encode()]

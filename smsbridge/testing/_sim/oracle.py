@@ -290,10 +290,10 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
                 for o in record.outcomes:
                     if fates.get(o.index) not in ("accepted", "uncertain"):
                         fates[o.index] = o.status.value
-        for name, value in trace.redis.live().items():
-            if not isinstance(value, str) or ":w:" not in name or value[:1] not in ("r", "R"):
+        for value in trace.redis.window().values():
+            if value[13] not in ("r", "R"):
                 continue
-            holder, _, index = value[1:].rpartition(":")
+            holder, _, index = value[14:].rpartition(":")
             send = holder.split("/")[0]  # <send>/<run>
             if send in dead:
                 continue
@@ -301,7 +301,7 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
             expect(
                 INVARIANTS[5],
                 fate in ("accepted", "uncertain"),
-                f"reservation {value} left in Redis (its recipient: {fate})",
+                f"reservation {value[13:]} left in Redis (its recipient: {fate})",
             )
 
     # 10: stop means stop

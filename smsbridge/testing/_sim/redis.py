@@ -26,6 +26,8 @@ __all__ = ["FakeRedis", "RedisFaults"]
 
 Value = str | int
 
+BUCKET_MS = 128_000  # the window's buckets, as in the scripts
+
 
 class RedisFaults(msgspec.Struct, kw_only=True):
     """How Redis misbehaves in one run.
@@ -57,6 +59,7 @@ class FakeRedis:
         self.stats = stats
         self.values: dict[str, tuple[Value, float]] = {}  # key -> (value, expires at)
         self.zsets: dict[str, tuple[dict[str, int], float]] = {}
+        self.hashes: dict[str, tuple[dict[Any, str], float]] = {}  # key -> (fields, expires at)
         self._due: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self._models: dict[str, Callable[[list[str], list[Any], float], Any]] = {
@@ -107,7 +110,7 @@ class FakeRedis:
         return entry[0]
 
     def live(self, now: float | None = None) -> dict[str, Value]:
-        """The window entries and other plain keys alive at ``now``."""
+        """The plain keys alive at ``now`` (the window's entries: :meth:`window`)."""
         at = self.world.now if now is None else now
         return {k: v for k, (v, until) in self.values.items() if until > at}
 
@@ -142,52 +145,123 @@ class FakeRedis:
             self.values[keys[0]] = (until, now + ttl_ms / 1000)
         return 0
 
+    # the window: hashes per 128 s bucket; a field's value "<until ms, 13 digits><state><body>"
+
+    def _bucketed(self, args: list[Any], now: float) -> tuple[int, int, int, list[Any]]:
+        """``(now in ms, life in ms, the current bucket, the fields)`` of a window call."""
+        now_ms = int(args[3]) if str(args[3]) != "" else int(now * 1000)
+        return now_ms, int(args[0]), now_ms // BUCKET_MS, list(args[4:])
+
+    def _newest(self, prefix: str, fields: list[Any], now_ms: int, life: int) -> list[str | None]:
+        bucket = now_ms // BUCKET_MS
+        found: list[str | None] = [None] * len(fields)
+        for b in range(bucket, bucket - math.ceil(life / BUCKET_MS) - 1, -1):
+            entries = self._hash(f"{prefix}{b}", now_ms / 1000)
+            for i, field in enumerate(fields):
+                if found[i] is None and field in entries:
+                    found[i] = entries[field]
+        return found
+
+    def _write(self, prefix: str, sets: dict[Any, str], now_ms: int, life: int) -> None:
+        bucket = now_ms // BUCKET_MS
+        key = f"{prefix}{bucket}"
+        entries = self._hash(key, now_ms / 1000)
+        entries.update(sets)
+        keep = (bucket + 1) * BUCKET_MS + life - now_ms + 1000
+        expires = self.hashes[key][1] if key in self.hashes else now_ms / 1000
+        if expires * 1000 - now_ms < keep:
+            expires = (now_ms + keep) / 1000
+        self.hashes[key] = (entries, expires)
+
+    def _hash(self, key: str, now: float) -> dict[Any, str]:
+        entry = self.hashes.get(key)
+        if entry is None or entry[1] <= now:
+            self.hashes.pop(key, None)
+            return {}
+        return entry[0]
+
     def _reserve(self, keys: list[str], args: list[Any], now: float) -> str:
-        ms, holder, indices = int(args[0]), str(args[1]), _indices(args[2])
+        now_ms, life, _, fields = self._bucketed(args, now)
+        holder, indices = str(args[1]), _indices(args[2])
+        found = self._newest(keys[0], fields, now_ms, life)
         send = holder.split("/", 1)[0] + "/"
-        out = []
-        for key, index in zip(keys, indices, strict=False):
-            body = f"{holder}:{index}"
-            held = self._get(key, now)
-            if held is None:
-                self.values[key] = ("r" + body, now + ms / 1000)
+        stamp = f"{now_ms + life:013d}"
+        out: list[str] = []
+        sets: dict[Any, str] = {}
+        for i, (field, index) in enumerate(zip(fields, indices, strict=False)):
+            body, tail = f"{holder}:{index}", f":{index}"
+            value = sets.get(field, found[i])
+            state = held = None
+            if value is not None and int(value[:13]) > now_ms:
+                state, held = value[13], value[14:]
+            mark = None
+            if state is None:
+                mark = "r"
                 out.append("0")
-            elif str(held)[0] == "c":
+            elif state == "c":
                 out.append("1")
-            elif held == "r" + body:
-                self.values[key] = (held, now + ms / 1000)
-                out.append("0")
-            elif held == "R" + body:
-                self.values[key] = (held, now + ms / 1000)
-                out.append("3")
-            elif str(held)[1:].startswith(send) and str(held).endswith(f":{index}"):
-                self.values[key] = ("R" + body, now + ms / 1000)
+            elif held == body:
+                mark = state
+                out.append("0" if state == "r" else "3")
+            elif held is not None and held.startswith(send) and held.endswith(tail):
+                mark = "R"
                 out.append("3")
             else:
                 out.append("2")
+            if mark is not None:
+                sets[field] = stamp + mark + body
+        if sets:
+            self._write(keys[0], sets, now_ms, life)
         return "".join(out)
 
     def _commit(self, keys: list[str], args: list[Any], now: float) -> int:
-        ms, holder, indices = int(args[0]), str(args[1]), _indices(args[2])
-        for key, index in zip(keys, indices, strict=False):
-            self.values[key] = (f"c{holder}:{index}", now + ms / 1000)
+        now_ms, life, _, fields = self._bucketed(args, now)
+        holder, indices = str(args[1]), _indices(args[2])
+        stamp = f"{now_ms + life:013d}c"
+        sets = {
+            field: f"{stamp}{holder}:{index}" for field, index in zip(fields, indices, strict=False)
+        }
+        if sets:
+            self._write(keys[0], sets, now_ms, life)
         return len(indices)
 
     def _release(self, keys: list[str], args: list[Any], now: float) -> int:
-        holder, n = str(args[0]), 0
-        for key, index in zip(keys, _indices(args[1]), strict=False):
-            held = self._get(key, now)
-            text = str(held) if held is not None else "c"
-            if text[0] == "c":
-                match = False
-            elif "/" in holder:
-                match = text[1:] == f"{holder}:{index}"
+        now_ms, life, bucket, fields = self._bucketed(args, now)
+        holder, indices = str(args[1]), _indices(args[2])
+        found = self._newest(keys[0], fields, now_ms, life)
+        gone = []
+        for i, index in enumerate(indices[: len(fields)]):
+            value, tail = found[i], f":{index}"
+            if value is None or int(value[:13]) <= now_ms or value[13] == "c":
+                continue
+            held = value[14:]
+            if "/" in holder:
+                match = held == holder + tail
             else:
-                match = text[1:].startswith(f"{holder}/") and text.endswith(f":{index}")
+                match = held.startswith(holder + "/") and held.endswith(tail)
             if match:
-                del self.values[key]
-                n += 1
-        return n
+                gone.append(fields[i])
+        for b in range(bucket, bucket - math.ceil(life / BUCKET_MS) - 1, -1):
+            entries = self._hash(f"{keys[0]}{b}", now_ms / 1000)
+            for field in gone:
+                entries.pop(field, None)
+        return len(gone)
+
+    def window(self, now: float | None = None) -> dict[tuple[str, Any], str]:
+        """The window entries alive at ``now``: each field's newest value, by the account's
+        prefix and the field."""
+        at = self.world.now if now is None else now
+        now_ms = int(at * 1000)
+        newest: dict[tuple[str, Any], tuple[int, str]] = {}
+        for key, (entries, expires) in self.hashes.items():
+            if expires <= at:
+                continue
+            prefix, bucket = key.rsplit(":", 1)
+            for field, value in entries.items():
+                old = newest.get((prefix, field))
+                if old is None or old[0] < int(bucket):
+                    newest[prefix, field] = (int(bucket), value)
+        return {k: v for k, (_, v) in newest.items() if int(v[:13]) > now_ms}
 
     def _hold(self, keys: list[str], args: list[Any], now: float) -> int:
         held = self._get(keys[0], now)
