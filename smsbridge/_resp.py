@@ -35,7 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._core.errors import ConfigurationError
 
-__all__ = ["Endpoint", "Pipe", "Script", "pack", "parse_url"]
+__all__ = ["Endpoint", "Pipe", "Run", "Script", "pack", "parse_url"]
 
 Arg = bytes | str | int
 
@@ -114,12 +114,34 @@ def parse_url(url: str) -> Endpoint:
     )
 
 
-def pack(args: Sequence[Arg]) -> bytes:
+class Run:
+    """Byte strings of one length, framed once (a batch's window fields): :func:`pack` sends
+    them as that many arguments, without a step per string."""
+
+    __slots__ = ("count", "framed")
+
+    def __init__(self, items: Sequence[bytes]) -> None:
+        sizes = set(map(len, items))
+        if len(sizes) > 1:
+            raise ValueError("a run's strings have one length")
+        head = b"$%d\r\n" % (sizes.pop() if sizes else 0)
+        self.count = len(items)
+        self.framed = head + (b"\r\n" + head).join(items) + b"\r\n" if items else b""
+
+
+def pack(args: Sequence[Arg | Run]) -> bytes:
     """One command in Redis's protocol (RESP): an array of bulk strings."""
-    out = [b"*%d\r\n" % len(args)]
+    out = [b""]
+    count = 0
     for arg in args:
+        if type(arg) is Run:
+            out.append(arg.framed)
+            count += arg.count
+            continue
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        count += 1
+    out[0] = b"*%d\r\n" % count
     return b"".join(out)
 
 
@@ -359,7 +381,7 @@ class Script:
         self._head = hashlib.sha1(source.encode()).hexdigest().encode()  # noqa: S324
 
     async def __call__(
-        self, keys: Sequence[Arg] = (), args: Sequence[Arg] = (), client: Any = None
+        self, keys: Sequence[Arg] = (), args: Sequence[Arg | Run] = (), client: Any = None
     ) -> Any:
         try:
             return await self._pipe.send(pack(["EVALSHA", self._head, len(keys), *keys, *args]))

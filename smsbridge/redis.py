@@ -43,7 +43,7 @@ from ._core.events import NOTICE
 from ._core.gateway import Batch
 from ._core.limiter import DEFAULT_MARGIN, Slot
 from ._core.window import Claim, key_fields
-from ._resp import Pipe, parse_url
+from ._resp import Pipe, Run, parse_url
 
 try:
     import redis.asyncio as aioredis
@@ -566,7 +566,8 @@ class RedisWindow:
         self.ttl = ttl
         self.slack = slack
         self._hashes = [f"{namespace}:w:"]
-        self._secret = secret[:64]
+        self._framed = isinstance(client, Pipe)  # smsbridge's own connection frames the fields once
+        self._blake = partial(blake2b, key=secret[:64], digest_size=16)
         self._ttl_ms = int(ttl * 1000)
         self._reserve_ms = int((ttl + slack) * 1000)
         self._reserve = client.register_script(_RESERVE)
@@ -582,17 +583,17 @@ class RedisWindow:
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """A 16-byte keyed hash per recipient (the field of its entry)."""
-        secret = self._secret
-        if batch.texts is None and batch.params is None:  # one text for all: encoded once
-            head = key_head(sender, text or "", ())
-            return [
-                blake2b(head + phone.encode(), key=secret, digest_size=16).digest()
-                for phone in batch.phones
-            ]
+        if batch.texts is None and batch.params is None:  # one text for all: hashed once
+            base = self._blake()
+            base.update(key_head(sender, text or "", ()))
+            out: list[Hashable] = []
+            for phone in batch.phones:
+                h = base.copy()
+                h.update(phone.encode())
+                out.append(h.digest())
+            return out
         return [
-            blake2b(
-                key_head(sender, text, params) + phone.encode(), key=secret, digest_size=16
-            ).digest()
+            self._blake(key_head(sender, text, params) + phone.encode()).digest()
             for sender, text, params, phone in key_fields(sender, text, batch)
         ]
 
@@ -625,7 +626,11 @@ class RedisWindow:
         keys: Sequence[Hashable],
         indices: Sequence[int],
     ) -> Awaitable[Any]:
-        args = [ms, holder, ",".join(map(str, indices)), "", *keys]
+        args: list[Any] = [ms, holder, ",".join(map(str, indices)), ""]
+        if self._framed:
+            args.append(Run(keys))  # type: ignore[arg-type]
+        else:
+            args += keys
         return self._patience.call(partial(script, self._hashes, args))
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:

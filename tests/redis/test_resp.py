@@ -14,7 +14,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from smsbridge import ConfigurationError
-from smsbridge._resp import Pipe, pack, parse_url
+from smsbridge._resp import Pipe, Run, pack, parse_url
 
 
 class Resp:
@@ -112,6 +112,11 @@ def test_bad_urls_say_why_and_never_the_password(url: str, says: str) -> None:
 
 def test_pack() -> None:
     assert pack(["SET", b"k\x00", 12]) == b"*3\r\n$3\r\nSET\r\n$2\r\nk\x00\r\n$2\r\n12\r\n"
+    fields = [bytes([n]) * 16 for n in range(5)]
+    assert pack(["HMGET", "h", Run(fields), 7]) == pack(["HMGET", "h", *fields, 7])
+    assert pack(["X", Run([])]) == pack(["X"])
+    with pytest.raises(ValueError, match="one length"):
+        Run([b"ab", b"abc"])
 
 
 # ----------------------------------------------------------------------------- one socket
