@@ -13,7 +13,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -25,6 +25,8 @@ from .net import Process
 __all__ = ["FakeRedis", "RedisFaults"]
 
 Value = str | int
+K = TypeVar("K")
+V = TypeVar("V")
 
 BUCKET_MS = 128_000  # the window's buckets, as in the scripts
 
@@ -103,11 +105,7 @@ class FakeRedis:
         return entry[0]
 
     def _zset(self, key: str, now: float) -> dict[str, int]:
-        entry = self.zsets.get(key)
-        if entry is None or entry[1] <= now:
-            self.zsets.pop(key, None)
-            return {}
-        return entry[0]
+        return _alive(self.zsets, key, now)
 
     def live(self, now: float | None = None) -> dict[str, Value]:
         """The plain keys alive at ``now`` (the window's entries: :meth:`window`)."""
@@ -174,11 +172,7 @@ class FakeRedis:
         self.hashes[key] = (entries, expires)
 
     def _hash(self, key: str, now: float) -> dict[Any, str]:
-        entry = self.hashes.get(key)
-        if entry is None or entry[1] <= now:
-            self.hashes.pop(key, None)
-            return {}
-        return entry[0]
+        return _alive(self.hashes, key, now)
 
     def _reserve(self, keys: list[str], args: list[Any], now: float) -> str:
         now_ms, life, _, fields = self._bucketed(args, now)
@@ -351,6 +345,15 @@ class _Client:
 
     async def aclose(self) -> None:
         return None
+
+
+def _alive(store: dict[str, tuple[dict[K, V], float]], key: str, now: float) -> dict[K, V]:
+    """The members of a sorted set or fields of a hash in ``store``, empty once it expired."""
+    entry = store.get(key)
+    if entry is None or entry[1] <= now:
+        store.pop(key, None)
+        return {}
+    return entry[0]
 
 
 def _indices(joined: Any) -> list[str]:
