@@ -6,9 +6,9 @@ gateway account and carry a hash tag, so an account's keys share one cluster slo
 
     smsbridge:{smsclub:3f2a9c…}:starts     recent request starts (sorted set)
     smsbridge:{smsclub:3f2a9c…}:defer      no start before this server time (Retry-After)
-    smsbridge:{smsclub:3f2a9c…}:w:<n>      the duplicate window's entries written in the n-th
-                                           128 s of Redis's clock (a hash: a keyed hash of the
-                                           recipient -> until when, "r" reserved or "c"
+    smsbridge:{smsclub:3f2a9c…}:w:17:<n>   the duplicate window's entries written in the n-th
+                                           2^17 ms of Redis's clock (a hash: a keyed hash of
+                                           the recipient -> until when, "r" reserved or "c"
                                            committed, the holder and recipient)
     smsbridge:{smsclub:3f2a9c…}:run:<send> the run of an idempotency key going now (a lease)
     smsbridge:{smsclub:3f2a9c…}:ids…       Webcom's id counter and blocks
@@ -119,11 +119,13 @@ return 0
 """
 
 
-# The duplicate window is a few hashes per account, one per 128-second bucket of the server's
-# clock (KEYS[1] names them, "<namespace>:w:", and the bucket's number follows): a recipient's
-# entry is a field, its HMAC, written into the bucket of the moment it was written, so a
-# batch is one HMGET per bucket it may live in and one HSET, not a hundred keys. The value
-# says until when it holds (13-digit server milliseconds; a hash only expires as a whole, once
+# The duplicate window is a few hashes per account, one per bucket of the server's clock
+# (KEYS[1] names them, "<namespace>:w:<log2 of the bucket's length>:", and the bucket's
+# number follows; a bucket is at least as long as an entry lives, 2^17 ms for the default
+# two minutes, so a live entry is in the current bucket or the one before): a recipient's
+# entry is a field, its keyed hash, written into the bucket of the moment it was written, so
+# a batch is one HMGET per bucket and one HSET, not a hundred keys. The value says until
+# when it holds (13-digit server milliseconds; a hash only expires as a whole, once
 # everything written into it has) and what it is: "r<send>/<run>:<index>" while reserved,
 # "R…" once the run took it over from an earlier run of the send, "c…" once committed (the
 # holder names a run of a send, see DuplicateWindow). A field's newest value is the one in the
@@ -131,19 +133,20 @@ return 0
 # ARGV, the same for the three scripts: [1] milliseconds the entry holds (a release: how long
 # entries may live, so how far back to look), [2] holder, [3] the recipients' indices,
 # comma-separated (one argument, not one per key: a batch's call is a hundred keys), [4] the
-# server's "now" in milliseconds, for tests (callers leave it empty), [5...] the fields.
+# server's "now" in milliseconds, for tests (callers leave it empty), [5] the buckets'
+# length in milliseconds, [6...] the fields (at most a few thousand: Lua's unpack has a limit).
 _WINDOW = """
 local now = tonumber(ARGV[4])
 if not now then
     local t = redis.call('TIME')
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local life = tonumber(ARGV[1])
-local bucket = math.floor(now / 128000)
-local oldest = bucket - math.ceil(life / 128000)
+local life, span = tonumber(ARGV[1]), tonumber(ARGV[5])
+local bucket = math.floor(now / span)
+local oldest = bucket - math.ceil(life / span)
 local fields = {}
-for i = 5, #ARGV do
-    fields[i - 4] = ARGV[i]
+for i = 6, #ARGV do
+    fields[i - 5] = ARGV[i]
 end
 local function newest()
     local found, missing = {}, #fields
@@ -164,7 +167,7 @@ end
 local function write(sets)
     local key = KEYS[1] .. bucket
     redis.call('HSET', key, unpack(sets))
-    local keep = (bucket + 1) * 128000 + life - now + 1000
+    local keep = (bucket + 1) * span + life - now + 1000
     if redis.call('PTTL', key) < keep then
         redis.call('PEXPIRE', key, keep)
     end
@@ -530,8 +533,8 @@ class _Offset:
 class RedisWindow:
     """The duplicate window in Redis: one Lua script per batch to reserve, commit or release.
 
-    Entries are fields of a few hashes per account (one per 128 s of the server's clock, see
-    the scripts), named by a keyed BLAKE2b (16 bytes) of
+    Entries are fields of a few hashes per account (one per bucket of the server's clock, a
+    bucket as long as an entry lives, see the scripts), named by a keyed BLAKE2b (16 bytes) of
     :func:`~smsbridge._core.window.key_fields` under a key derived from the account's
     credentials, so neither numbers nor texts are stored, and all processes of the account
     compute the same fields. Values name the holder and recipient, so a retry of a
@@ -565,7 +568,10 @@ class RedisWindow:
             raise ConfigurationError("ttl must be positive and slack not negative")
         self.ttl = ttl
         self.slack = slack
-        self._hashes = [f"{namespace}:w:"]
+        # buckets as long as a reservation lives, at least 2^17 ms: a power of two, so
+        # processes with nearly the same TTL still share them
+        self._span = max(1 << 17, 1 << (int((ttl + slack) * 1000) - 1).bit_length())
+        self._hashes = [f"{namespace}:w:{self._span.bit_length() - 1}:"]
         self._framed = isinstance(client, Pipe)  # smsbridge's own connection frames the fields once
         self._blake = partial(blake2b, key=secret[:64], digest_size=16)
         self._ttl_ms = int(ttl * 1000)
@@ -603,8 +609,8 @@ class RedisWindow:
         """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
         if len(keys) != len(indices):
             raise ValueError("one index per key")
-        claims = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
-        text = claims.decode() if isinstance(claims, bytes) else str(claims)
+        replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
+        text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
         return list(map(_CLAIMS.__getitem__, text))
 
     async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
@@ -618,20 +624,26 @@ class RedisWindow:
         if keys:
             await self._call(self._release, self._reserve_ms, holder, keys, indices)
 
-    def _call(
+    async def _call(
         self,
         script: Callable[..., Awaitable[Any]],
         ms: int,
         holder: str,
         keys: Sequence[Hashable],
         indices: Sequence[int],
-    ) -> Awaitable[Any]:
-        args: list[Any] = [ms, holder, ",".join(map(str, indices)), ""]
-        if self._framed:
-            args.append(Run(keys))  # type: ignore[arg-type]
-        else:
-            args += keys
-        return self._patience.call(partial(script, self._hashes, args))
+    ) -> list[Any]:
+        """The script's replies over the batch, a thousand recipients a call (Lua's
+        ``unpack`` takes no more than a few thousand at once)."""
+        replies = []
+        for at in range(0, len(keys), _CHUNK):
+            chunk, chosen = keys[at : at + _CHUNK], indices[at : at + _CHUNK]
+            args: list[Any] = [ms, holder, ",".join(map(str, chosen)), "", self._span]
+            if self._framed:
+                args.append(Run(chunk))  # type: ignore[arg-type]
+            else:
+                args += chunk
+            replies.append(await self._patience.call(partial(script, self._hashes, args)))
+        return replies
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``run`` (see
@@ -679,6 +691,8 @@ class RedisRanges:
         start = await self._patience.call(partial(self._claim, keys, [count, size, self._remember]))
         return int(start)
 
+
+_CHUNK = 1000  # recipients per window call
 
 _CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING, "3": Claim.EARLIER}
 

@@ -29,6 +29,7 @@ from smsbridge import (
 )
 from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
+from smsbridge._resp import Pipe
 from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
 
@@ -347,3 +348,23 @@ def test_redis_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert type(sms.limiter).__name__ == "RedisLimiter"
     assert type(sms.window).__name__ == "RedisWindow"
     assert "redis://" not in repr(sms)
+
+
+async def test_a_batch_of_thousands_is_reserved_committed_and_released(redis_url: str) -> None:
+    """A batch far past what Lua unpacks at once (SMSPlus and Webcom take any batch size; a
+    journaled resume settles a thousand at a time): the window splits its calls and every
+    recipient gets its claim, the same number repeated within the batch its PENDING."""
+    pipe = Pipe(redis_url)
+    try:
+        window = RedisWindow(pipe, f"smsbridge:{{test:{uuid.uuid4().hex}}}", b"k" * 32)
+        phones = [f"38050{i:07d}" for i in range(8_499)] + ["380500000000"]
+        batch = Batch(list(range(8_500)), phones)
+        keys = window.keys("Shop", "Sale", batch)
+        claims = await window.reserve(keys, "h1/a", batch.indices)
+        assert claims == [OURS] * 8_499 + [PENDING]
+        await window.commit(keys[:5_000], "h1/a", batch.indices[:5_000])
+        await window.release(keys[5_000:], "h1/a", batch.indices[5_000:])
+        again = await window.reserve(keys, "h2/a", batch.indices)
+        assert again == [SENT] * 5_000 + [OURS] * 3_499 + [SENT]
+    finally:
+        await pipe.aclose()

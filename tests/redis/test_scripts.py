@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from smsbridge.redis import scripts
+from smsbridge._core.gateway import Batch
+from smsbridge.redis import RedisWindow, scripts
 from smsbridge.testing._sim.loop import World
 from smsbridge.testing._sim.redis import FakeRedis, RedisFaults
+
+from ..conftest import RedisServer
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -30,6 +33,7 @@ async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: in
     fields = [bytes([n]) * 16 for n in range(5)]  # what keys() gives: 16 raw bytes
     now = 1_764_000_000_000 + rng.randrange(128_000)
     life = rng.choice([3_000, 125_000, 300_000])
+    span = rng.choice([1 << 17, 1 << 19])  # shorter than an entry lives, too: 3 buckets read
     try:
         for _ in range(300):
             now += rng.choice([0, 0, 500, 2_000, 40_000])
@@ -40,7 +44,7 @@ async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: in
             holder = rng.choice(["h1/a", "h1/b", "h2/a"] + (["h1"] if op == "release" else []))
             indices = ",".join(str(rng.randrange(3)) for _ in chosen)
             ms = life if op != "commit" else max(1, life - rng.choice([0, 2_000]))
-            args: list[Any] = [ms, holder, indices, now, *chosen]
+            args: list[Any] = [ms, holder, indices, now, span, *chosen]
             real = await run[op](keys=[prefix], args=args)
             modelled = getattr(model, f"_{op}")([prefix], args, 0.0)
             if op == "reserve":
@@ -171,3 +175,34 @@ async def test_processes_of_one_account_share_its_id_ranges(redis_url: str) -> N
     finally:
         await one.aclose()
         await two.aclose()
+
+
+@pytest.mark.parametrize("ttl", [120.0, 3_600.0, 30 * 86_400.0])
+async def test_a_window_reads_two_buckets_whatever_its_ttl(
+    private_redis: RedisServer, ttl: float
+) -> None:
+    """Buckets are as long as an entry lives: a reservation reads the current bucket and the
+    one before, for a two-minute window as for a month's (one HMGET per bucket back over a
+    month would be twenty thousand, on every call). A commit holds exactly ``ttl``."""
+    client = aioredis.Redis.from_url(private_redis.url)
+    window = RedisWindow(client, f"smsbridge:{{test:{uuid.uuid4().hex}}}", b"k" * 32, ttl)
+    run = {name: client.register_script(scripts[name]) for name in ("reserve", "commit")}
+    fields = window.keys("Shop", "Sale", Batch([0, 1], ["380501234567", "380501234568"]))
+    span = window._span
+    now = 1_764_000_000_000
+
+    async def call(op: str, at: int, holder: str) -> Any:
+        life = window._ttl_ms if op == "commit" else window._reserve_ms
+        args: list[Any] = [life, holder, "0,1", at, span, *fields]
+        return await run[op](keys=window._hashes, args=args)
+
+    try:
+        assert span >= window._reserve_ms
+        await client.config_resetstat()
+        assert await call("reserve", now, "h1/a") == b"00"
+        assert (await client.info("commandstats"))["cmdstat_hmget"]["calls"] == 2
+        await call("commit", now, "h1/a")
+        assert await call("reserve", now + window._ttl_ms - 1, "h2/a") == b"11"
+        assert await call("reserve", now + window._ttl_ms, "h2/a") == b"00"
+    finally:
+        await client.aclose()

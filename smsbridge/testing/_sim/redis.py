@@ -28,8 +28,6 @@ Value = str | int
 K = TypeVar("K")
 V = TypeVar("V")
 
-BUCKET_MS = 128_000  # the window's buckets, as in the scripts
-
 
 class RedisFaults(msgspec.Struct, kw_only=True):
     """How Redis misbehaves in one run.
@@ -143,29 +141,32 @@ class FakeRedis:
             self.values[keys[0]] = (until, now + ttl_ms / 1000)
         return 0
 
-    # the window: hashes per 128 s bucket; a field's value "<until ms, 13 digits><state><body>"
+    # the window: hashes per bucket of time; a field's value "<until, ms, 13 digits><state><body>"
 
     def _bucketed(self, args: list[Any], now: float) -> tuple[int, int, int, list[Any]]:
-        """``(now in ms, life in ms, the current bucket, the fields)`` of a window call."""
+        """``(now in ms, life in ms, the buckets' length in ms, the fields)`` of a window
+        call."""
         now_ms = int(args[3]) if str(args[3]) != "" else int(now * 1000)
-        return now_ms, int(args[0]), now_ms // BUCKET_MS, list(args[4:])
+        return now_ms, int(args[0]), int(args[4]), list(args[5:])
 
-    def _newest(self, prefix: str, fields: list[Any], now_ms: int, life: int) -> list[str | None]:
-        bucket = now_ms // BUCKET_MS
+    def _newest(
+        self, prefix: str, fields: list[Any], now_ms: int, life: int, span: int
+    ) -> list[str | None]:
+        bucket = now_ms // span
         found: list[str | None] = [None] * len(fields)
-        for b in range(bucket, bucket - math.ceil(life / BUCKET_MS) - 1, -1):
+        for b in range(bucket, bucket - math.ceil(life / span) - 1, -1):
             entries = self._hash(f"{prefix}{b}", now_ms / 1000)
             for i, field in enumerate(fields):
                 if found[i] is None and field in entries:
                     found[i] = entries[field]
         return found
 
-    def _write(self, prefix: str, sets: dict[Any, str], now_ms: int, life: int) -> None:
-        bucket = now_ms // BUCKET_MS
+    def _write(self, prefix: str, sets: dict[Any, str], now_ms: int, life: int, span: int) -> None:
+        bucket = now_ms // span
         key = f"{prefix}{bucket}"
         entries = self._hash(key, now_ms / 1000)
         entries.update(sets)
-        keep = (bucket + 1) * BUCKET_MS + life - now_ms + 1000
+        keep = (bucket + 1) * span + life - now_ms + 1000
         expires = self.hashes[key][1] if key in self.hashes else now_ms / 1000
         if expires * 1000 - now_ms < keep:
             expires = (now_ms + keep) / 1000
@@ -175,9 +176,9 @@ class FakeRedis:
         return _alive(self.hashes, key, now)
 
     def _reserve(self, keys: list[str], args: list[Any], now: float) -> str:
-        now_ms, life, _, fields = self._bucketed(args, now)
+        now_ms, life, span, fields = self._bucketed(args, now)
         holder, indices = str(args[1]), _indices(args[2])
-        found = self._newest(keys[0], fields, now_ms, life)
+        found = self._newest(keys[0], fields, now_ms, life, span)
         send = holder.split("/", 1)[0] + "/"
         stamp = f"{now_ms + life:013d}"
         out: list[str] = []
@@ -205,24 +206,25 @@ class FakeRedis:
             if mark is not None:
                 sets[field] = stamp + mark + body
         if sets:
-            self._write(keys[0], sets, now_ms, life)
+            self._write(keys[0], sets, now_ms, life, span)
         return "".join(out)
 
     def _commit(self, keys: list[str], args: list[Any], now: float) -> int:
-        now_ms, life, _, fields = self._bucketed(args, now)
+        now_ms, life, span, fields = self._bucketed(args, now)
         holder, indices = str(args[1]), _indices(args[2])
         stamp = f"{now_ms + life:013d}c"
         sets = {
             field: f"{stamp}{holder}:{index}" for field, index in zip(fields, indices, strict=False)
         }
         if sets:
-            self._write(keys[0], sets, now_ms, life)
+            self._write(keys[0], sets, now_ms, life, span)
         return len(indices)
 
     def _release(self, keys: list[str], args: list[Any], now: float) -> int:
-        now_ms, life, bucket, fields = self._bucketed(args, now)
+        now_ms, life, span, fields = self._bucketed(args, now)
         holder, indices = str(args[1]), _indices(args[2])
-        found = self._newest(keys[0], fields, now_ms, life)
+        found = self._newest(keys[0], fields, now_ms, life, span)
+        bucket = now_ms // span
         gone = []
         for i, index in enumerate(indices[: len(fields)]):
             value, tail = found[i], f":{index}"
@@ -235,7 +237,7 @@ class FakeRedis:
                 match = held.startswith(holder + "/") and held.endswith(tail)
             if match:
                 gone.append(fields[i])
-        for b in range(bucket, bucket - math.ceil(life / BUCKET_MS) - 1, -1):
+        for b in range(bucket, bucket - math.ceil(life / span) - 1, -1):
             entries = self._hash(f"{keys[0]}{b}", now_ms / 1000)
             for field in gone:
                 entries.pop(field, None)
