@@ -164,7 +164,7 @@ class _Wire(asyncio.Protocol):
 
     def send(self, data: bytes) -> asyncio.Future[Any]:
         if self.broken is not None:
-            raise self.broken
+            raise _fresh(self.broken)
         future: asyncio.Future[Any] = self._loop.create_future()
         self.waiting.append((future, self._loop.time() + self._link.timeout))
         if not self._out:
@@ -223,8 +223,13 @@ class _Wire(asyncio.Protocol):
         while self.waiting:
             future = self.waiting.popleft()[0]
             if not future.done():
-                future.set_exception(error)
+                future.set_exception(_fresh(error))  # one each: a traceback is per raise
         self._link.lost(self)
+
+
+def _fresh(error: Exception) -> Exception:
+    """A new exception like ``error``, for one more waiter to raise."""
+    return type(error)(*error.args)
 
 
 class _Link:
@@ -237,6 +242,7 @@ class _Link:
         self.users = 0
         self._wire: _Wire | None = None
         self._opening: asyncio.Future[_Wire] | None = None
+        self._closed = False
 
     async def send(self, command: bytes) -> Any:
         wire = self._wire
@@ -245,14 +251,19 @@ class _Link:
         return await wire.send(command)
 
     async def _open(self) -> _Wire:
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._connect())
         opening = self._opening
-        try:
-            return await asyncio.shield(opening)
-        finally:
-            if opening.done() and self._opening is opening:
-                self._opening = None
+        if opening is None:
+            # one set-up for every caller, which goes on if the caller that began it is
+            # cancelled; once done, it is forgotten (whether or not anyone awaited it)
+            opening = self._opening = asyncio.ensure_future(self._connect())
+            opening.add_done_callback(self._opened)
+        return await asyncio.shield(opening)
+
+    def _opened(self, opening: asyncio.Future[_Wire]) -> None:
+        if self._opening is opening:
+            self._opening = None
+        if not opening.cancelled():
+            opening.exception()  # retrieved: a set-up nobody awaited any more is not an error
 
     async def _connect(self) -> _Wire:
         loop = asyncio.get_running_loop()
@@ -288,6 +299,9 @@ class _Link:
             if isinstance(e, OSError):
                 raise RedisConnectionError(f"cannot reach Redis at {endpoint!r}: {e}") from None
             raise
+        if self._closed:  # the last user left while this was being set up
+            wire.fail(RedisConnectionError("the connection to Redis is closed"))
+            raise RedisConnectionError("the connection to Redis is closed")
         self._wire = wire
         return wire
 
@@ -296,6 +310,7 @@ class _Link:
             self._wire = None
 
     def close(self) -> None:
+        self._closed = True
         if self._wire is not None:
             self._wire.fail(RedisConnectionError("the connection to Redis is closed"))
 

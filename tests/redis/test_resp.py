@@ -27,12 +27,13 @@ class Resp:
         self.connections = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.read = asyncio.Event()  # set once a command has been read
+        self.ended = 0  # connections the client closed
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.writers.append(writer)
         with contextlib.suppress(
-            asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError
+            asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError, ValueError
         ):
             while True:
                 count = int((await reader.readline())[1:])
@@ -45,6 +46,7 @@ class Resp:
                 reply = self.answer(command)
                 if reply is not None:
                     writer.write(reply)
+        self.ended += 1
 
     def names(self) -> list[bytes]:
         return [c[0] for c in self.commands]
@@ -260,3 +262,58 @@ async def test_scripts_run_by_sha_and_are_sent_whole_when_redis_forgot_them(
     with pytest.raises(ResponseError):
         await pipe.register_script("return redis.call('NOPE')")([], [])
     await pipe.aclose()
+
+
+async def test_a_set_up_whose_caller_was_cancelled_is_not_handed_out_once_it_broke() -> None:
+    """The first command is cancelled while the socket's SELECT is unanswered; the set-up
+    finishes anyway and serves later commands; when that socket breaks, the next command
+    gets a new one, not the broken one its forgotten set-up made."""
+    quiet = {"on": True}
+
+    def answer(command: list[bytes]) -> bytes | None:
+        if command[0] == b"SELECT":
+            return None if quiet["on"] else b"+OK\r\n"
+        return echo(command)
+
+    async with resp(answer) as (fake, url):
+        pipe = Pipe(url.replace("/0", "/4"))
+        first = asyncio.ensure_future(pipe.execute("ECHO", "first"))
+        await fake.read.wait()
+        first.cancel()
+        quiet["on"] = False
+        fake.writers[0].write(b"+OK\r\n")  # SELECT answered, nobody waiting for the set-up
+        await asyncio.sleep(0.05)
+        assert await pipe.execute("ECHO", "second") == b"second"
+        fake.writers[0].close()
+        await asyncio.sleep(0.05)
+        assert await pipe.execute("ECHO", "third") == b"third"
+        assert fake.connections == 2
+        await pipe.aclose()
+
+
+async def test_a_socket_set_up_after_its_last_user_closed_is_closed_at_once() -> None:
+    async with resp(lambda c: None if c[0] == b"SELECT" else echo(c)) as (fake, url):
+        pipe = Pipe(url.replace("/0", "/4"))
+        first = asyncio.ensure_future(pipe.execute("PING"))
+        await fake.read.wait()
+        first.cancel()
+        await pipe.aclose()
+        fake.writers[0].write(b"+OK\r\n")
+        for _ in range(100):
+            if fake.ended:
+                break
+            await asyncio.sleep(0.01)
+        assert fake.ended == 1  # the client hung up: no socket left behind
+
+
+async def test_each_command_failed_by_a_lost_socket_raises_its_own_error() -> None:
+    """One error object raised in many tasks would collect every task's frames."""
+    async with resp(lambda c: None) as (fake, url):
+        pipe = Pipe(url)
+        waiting = [asyncio.ensure_future(pipe.execute("ECHO", str(i))) for i in range(3)]
+        await fake.read.wait()
+        fake.writers[0].close()
+        errors = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(e, RedisConnectionError) for e in errors)
+        assert len({id(e) for e in errors}) == 3
+        await pipe.aclose()
