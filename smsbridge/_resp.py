@@ -375,7 +375,8 @@ class Pipe:
             return
         link.users -= 1
         if link.users == 0:
-            link.close()
+            if loop is not None and not loop.is_closed():  # a closed loop closed its sockets
+                link.close()
             links = _links.get(loop) if loop is not None else None
             if links is not None and links.get(self._key) is link:
                 del links[self._key]

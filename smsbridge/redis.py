@@ -47,7 +47,7 @@ from ._resp import Pipe, Run, parse_url
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
+    from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("smsbridge.redis needs: pip install 'smsbridge[redis]'") from e
 
@@ -334,7 +334,8 @@ def _unavailable(error: Exception) -> StateBackendError:
 
 
 class _Patience:
-    """Retries a Redis call while Redis is unreachable, up to ``outage`` seconds."""
+    """Retries a Redis call while Redis is unreachable (or answers with an error that may
+    pass), up to ``outage`` seconds; any other error reply ends it at once."""
 
     def __init__(self, outage: float, clock: Clock | None) -> None:
         self.outage = outage
@@ -345,18 +346,32 @@ class _Patience:
         while True:
             try:
                 result = await operation()
+            except ResponseError as e:
+                if not _passing(e):  # Redis answered, and will answer the same again
+                    raise StateBackendError(f"Redis refused: {e}") from e
+                error: Exception = e
             except (RedisError, OSError) as e:
-                now = self.clock.now()
-                if down_since is None:
-                    down_since = now
-                    log.error("Redis unreachable; sending paused: %s", e, extra=NOTICE)
-                if now - down_since >= self.outage:
-                    raise _unavailable(e) from e
-                await self.clock.sleep(min(1.0, max(self.outage / 10, 0.05)))
-                continue
-            if down_since is not None:
-                log.warning("Redis reachable again; sending resumes", extra=NOTICE)
-            return result
+                error = e
+            else:
+                if down_since is not None:
+                    log.warning("Redis reachable again; sending resumes", extra=NOTICE)
+                return result
+            now = self.clock.now()
+            if down_since is None:
+                down_since = now
+                log.error("Redis unreachable; sending paused: %s", error, extra=NOTICE)
+            if now - down_since >= self.outage:
+                raise _unavailable(error) from error
+            await self.clock.sleep(min(1.0, max(self.outage / 10, 0.05)))
+
+
+# Error replies that a later try may not get: Redis loading its data, busy with a script,
+# a replica promoted or demoted, out of memory for now.
+_PASSING = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "OOM", "CLUSTERDOWN")
+
+
+def _passing(error: ResponseError) -> bool:
+    return isinstance(error, (ReadOnlyError, OutOfMemoryError)) or str(error).startswith(_PASSING)
 
 
 class RedisLimiter:

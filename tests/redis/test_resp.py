@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -13,8 +14,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from smsbridge import ConfigurationError
+from smsbridge import ConfigurationError, StateBackendError
 from smsbridge._resp import Pipe, Run, pack, parse_url
+from smsbridge.redis import _Patience
+from smsbridge.testing import FakeClock
 
 
 class Resp:
@@ -317,3 +320,75 @@ async def test_each_command_failed_by_a_lost_socket_raises_its_own_error() -> No
         assert all(isinstance(e, RedisConnectionError) for e in errors)
         assert len({id(e) for e in errors}) == 3
         await pipe.aclose()
+
+
+# asyncio.run closes its loop, not the sockets on it: the first loop's socket is left to the
+# collector (which warns), in smsbridge as in any asyncio client
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_pipe_left_open_when_its_event_loop_ended_works_in_the_next() -> None:
+    """A script that runs twice (two ``asyncio.run``) with one client it never closed."""
+    server = RedisLike()
+    pipe = Pipe(server.url)
+    assert asyncio.run(pipe.execute("ECHO", "one")) == b"one"
+    assert asyncio.run(pipe.execute("ECHO", "two")) == b"two"
+    asyncio.run(pipe.aclose())
+    server.stop()
+    gc.collect()  # the first loop's socket, collected here under this test's warning filter
+
+
+class RedisLike:
+    """:class:`Resp` answering with :func:`echo`, on a thread of its own (for tests that run
+    event loops of their own)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            fake = Resp(echo)
+            server = self._loop.run_until_complete(asyncio.start_server(fake.serve, "127.0.0.1", 0))
+            self.url = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+            ready.set()
+            self._loop.run_forever()
+            for writer in fake.writers:
+                writer.close()
+            server.close()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.run_until_complete(asyncio.sleep(0.01))  # the closes carried out
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("reply", "waits"),
+    [
+        ("ERR user_script:9: too many results to unpack", False),
+        ("NOPERM this user has no permissions to run the 'evalsha' command", False),
+        ("LOADING Redis is loading the dataset in memory", True),
+        ("BUSY Redis is busy running a script", True),
+        ("READONLY You can't write against a read only replica.", True),
+    ],
+)
+async def test_an_error_reply_that_will_recur_stops_at_once_one_that_may_pass_is_waited_out(
+    reply: str, waits: bool
+) -> None:
+    clock = FakeClock(0.0)
+    patience = _Patience(30.0, clock)
+
+    async def refused() -> None:
+        raise ResponseError(reply)
+
+    with pytest.raises(StateBackendError) as caught:
+        await patience.call(refused)
+    assert reply in str(caught.value)
+    assert clock.now() >= 30.0 if waits else clock.now() == 0.0
