@@ -6,7 +6,7 @@ The fake gateway runs in its own process with its rate limit lifted and accepts 
     .venv/bin/python benchmarks/accounts.py [--gateway smsclub|smsplus|webcom]
         [--accounts 50,100,200,400] [--seconds 12] [--warmup 2] [--rounds 1]
         [--gc default|off|high] [--redis URL] [--shared-session] [--stagger]
-        [--concurrency C]
+        [--concurrency C] [--margin SECONDS]
         [--profile FILE [--profiler cprofile|pyinstrument]]
 
 Each side of each run is a child process of its own (clean CPU time, RSS and collector)
@@ -18,8 +18,9 @@ timed with ``gc.callbacks``. The smsbridge limiter sustains 9 / 1.03 s = 8.74/s 
 The bare loop sends one request at a time per account, on a fixed 1/9 s schedule.
 
 Experiments on the smsbridge side: ``--concurrency`` (per client; the library's default is
-10), ``--shared-session`` (one aiohttp session for all clients), ``--stagger`` (accounts start
-spread over a second), ``--redis`` (each account's limiter and window in Redis).
+10), ``--margin`` (the limiter's ``rate_margin``), ``--shared-session`` (one aiohttp session
+for all clients), ``--stagger`` (accounts start spread over a second), ``--redis`` (each
+account's limiter and window in Redis).
 
 ``--profile FILE`` runs the smsbridge side alone at the first ``--accounts`` value with the
 profiler on over the steady window and prints where smsbridge's CPU goes.
@@ -85,6 +86,7 @@ class ChildConfig(msgspec.Struct, frozen=True):
     shared_session: bool = False
     stagger: bool = False
     concurrency: int | None = None
+    margin: float | None = None
     profile: str | None = None
     profiler: str = "cprofile"
     fake_pid: int = 0
@@ -371,6 +373,8 @@ async def smsbridge_side(cfg: ChildConfig, meter: Meter) -> Result:
     options: ClientOptions = {"base_url": cfg.url}
     if cfg.concurrency is not None:
         options["concurrency"] = cfg.concurrency
+    if cfg.margin is not None:
+        options["rate_margin"] = cfg.margin
     if cfg.redis:
         options["redis_url"] = cfg.redis
     shared = None
@@ -530,6 +534,7 @@ async def run_side(args: argparse.Namespace, side: str, accounts: int) -> Result
             shared_session=args.shared_session and side == "smsbridge",
             stagger=args.stagger,
             concurrency=args.concurrency,
+            margin=args.margin,
             profile=args.profile,
             profiler=args.profiler,
             fake_pid=fake._proc.pid if fake._proc is not None else 0,
@@ -559,7 +564,8 @@ def table(results: list[Result], args: argparse.Namespace) -> None:
         f"\n{args.gateway}, gc {args.gc}{', redis' if args.redis else ''}"
         f"{', one shared session' if args.shared_session else ''}"
         f"{', staggered starts' if args.stagger else ''}"
-        f"{f', concurrency {args.concurrency}' if args.concurrency else ''}: each account at "
+        f"{f', concurrency {args.concurrency}' if args.concurrency else ''}"
+        f"{f', margin {args.margin}' if args.margin is not None else ''}: each account at "
         f"{RATE} req/s, {BATCH} numbers per request; steady window {args.seconds:g} s after "
         f"{args.warmup:g} s; the fake in its own process"
     )
@@ -642,6 +648,9 @@ async def main() -> None:
     parser.add_argument("--shared-session", action="store_true", help="one session, all clients")
     parser.add_argument("--stagger", action="store_true", help="start accounts over 1 s")
     parser.add_argument("--concurrency", type=int, default=None, help="smsbridge's, per client")
+    parser.add_argument(
+        "--margin", type=float, default=None, help="smsbridge's rate_margin (seconds), per client"
+    )
     parser.add_argument("--profile", default=None, help="profile the smsbridge side into FILE")
     parser.add_argument("--profiler", default="cprofile", choices=["cprofile", "pyinstrument"])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
