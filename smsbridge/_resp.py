@@ -375,7 +375,8 @@ class Pipe:
             return
         link.users -= 1
         if link.users == 0:
-            if loop is not None and not loop.is_closed():  # a closed loop closed its sockets
+            if loop is not None and not loop.is_closed():  # an ended loop runs nothing more:
+                # its socket is left to the collector
                 link.close()
             links = _links.get(loop) if loop is not None else None
             if links is not None and links.get(self._key) is link:
