@@ -366,12 +366,30 @@ class _Patience:
 
 
 # Error replies that a later try may not get: Redis loading its data, busy with a script,
-# a replica promoted or demoted, out of memory for now.
-_PASSING = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "OOM", "CLUSTERDOWN")
+# a replica promoted or demoted, out of memory or unable to persist for now, too few replicas,
+# too many clients (the answer to AUTH). Redis before 7 wraps an error raised inside a script
+# ("ERR Error running script ... -OOM ..."), hence the search for "-CODE" too.
+_PASSING = (
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "READONLY",
+    "TRYAGAIN",
+    "OOM",
+    "CLUSTERDOWN",
+    "MISCONF",
+    "NOREPLICAS",
+)
 
 
 def _passing(error: ResponseError) -> bool:
-    return isinstance(error, (ReadOnlyError, OutOfMemoryError)) or str(error).startswith(_PASSING)
+    text = str(error)
+    return (
+        isinstance(error, (ReadOnlyError, OutOfMemoryError))
+        or text.startswith(_PASSING)
+        or any(f"-{code} " in text for code in _PASSING)
+        or "max number of clients" in text
+    )
 
 
 class RedisLimiter:

@@ -377,6 +377,13 @@ class RedisLike:
         ("LOADING Redis is loading the dataset in memory", True),
         ("BUSY Redis is busy running a script", True),
         ("READONLY You can't write against a read only replica.", True),
+        ("MISCONF Redis is configured to save RDB snapshots, but it's unable to persist", True),
+        ("NOREPLICAS Not enough good replicas to write.", True),
+        ("ERR max number of clients reached", True),
+        (
+            "ERR Error running script (call to f_1a2b): @user_script:3: -OOM command not allowed",
+            True,
+        ),
     ],
 )
 async def test_an_error_reply_that_will_recur_stops_at_once_one_that_may_pass_is_waited_out(
