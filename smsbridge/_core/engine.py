@@ -103,6 +103,10 @@ _EARLIER_RUN = (
 _SUPPRESSED = "sent the same text to this number within the duplicate window"
 _CANCELLED = "not sent: the send was cancelled"
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
+_LAPSED = (
+    "not sent: its request waited longer than its duplicate-window reservation lasts, and "
+    "another send of the same text to this number holds it now"
+)
 _HELD_TOO_LONG = (
     "not sent: the same message to this number stayed reserved by another send that did not "
     "settle within the duplicate window"
@@ -146,7 +150,7 @@ def _reason(error: BaseException) -> str:
 class _Flight:
     """Recipients between their reservation and their outcome, for the cancellation path."""
 
-    __slots__ = ("attempts", "batch", "earlier", "keys", "written")
+    __slots__ = ("attempts", "batch", "earlier", "keys", "reserved", "written")
 
     def __init__(
         self,
@@ -155,12 +159,14 @@ class _Flight:
         written: float | None = None,
         *,
         earlier: bool = False,
+        reserved: float | None = None,
     ) -> None:
         self.batch = batch
         self.keys = keys
         self.attempts: Attempts[BatchResult] | None = None
         self.written = written  # a part of a request that may have gone, first written then
         self.earlier = earlier  # taken over from an earlier run, which may have sent it
+        self.reserved = reserved  # when its keys were last reserved (renewed)
 
     def maybe_sent(self) -> bool:
         attempts = self.attempts
@@ -557,7 +563,9 @@ class SendEngine(Generic[J]):
                 return
             if self._maybe_sent:
                 claims = _own_earlier(claims, batch.indices, self._maybe_sent)
+            reserved = self._clock.now()
             if claims.count(Claim.OURS) == len(claims):
+                waiting.reserved = reserved
                 await self._deliver(waiting)
                 return
             if Claim.EARLIER in claims and (self._retry_ambiguous or self._journaled):
@@ -576,7 +584,11 @@ class SendEngine(Generic[J]):
             # register every part before the first await, so a cancellation finds them all
             self._flights.pop(waiting, None)
             ours = [i for i, c in enumerate(claims) if c is Claim.OURS]
-            flight = _Flight(batch.pick(ours), [keys[i] for i in ours]) if ours else None
+            flight = (
+                _Flight(batch.pick(ours), [keys[i] for i in ours], reserved=reserved)
+                if ours
+                else None
+            )
             held = [i for i, c in enumerate(claims) if c is Claim.PENDING]
             waiting = _Flight(batch.pick(held), None)
             # taken over from a run that may have sent them: not sent again, and uncertain
@@ -616,7 +628,12 @@ class SendEngine(Generic[J]):
         written = min(t for t in times if t is not None)
         self._flights.pop(flight, None)
         parts = [
-            _Flight(batch.pick(rows), None if keys is None else [keys[i] for i in rows], at)
+            _Flight(
+                batch.pick(rows),
+                None if keys is None else [keys[i] for i in rows],
+                at,
+                reserved=flight.reserved,
+            )
             for rows, at in ((again, written), (fresh, None))
             if rows
         ]
@@ -683,6 +700,7 @@ class SendEngine(Generic[J]):
                 reason = self._stopping()
                 if reason is not None:
                     raise NotWritten(reason)
+            await self._renew(flight)
             if not announced and observer is not None:
                 try:
                     await observer.before(batch)
@@ -742,7 +760,12 @@ class SendEngine(Generic[J]):
             self._flights.pop(flight, None)
             keys, written = flight.keys, attempts.first_written
             parts = [
-                _Flight(batch.slice(i, i + 1), None if keys is None else keys[i : i + 1], written)
+                _Flight(
+                    batch.slice(i, i + 1),
+                    None if keys is None else keys[i : i + 1],
+                    written,
+                    reserved=flight.reserved,
+                )
                 for i in range(n)
             ]
             self._flights.update(dict.fromkeys(parts))
@@ -762,7 +785,11 @@ class SendEngine(Generic[J]):
             half = n // 2
             keys = flight.keys
             parts = [
-                _Flight(batch.slice(start, end), None if keys is None else keys[start:end])
+                _Flight(
+                    batch.slice(start, end),
+                    None if keys is None else keys[start:end],
+                    reserved=flight.reserved,
+                )
                 for start, end in ((0, half), (half, n))
             ]
             self._flights.update(dict.fromkeys(parts))
@@ -781,6 +808,26 @@ class SendEngine(Generic[J]):
         await self._settle_flight(flight, status, reason)
         if error.account_wide:
             self._account_failed(error)
+
+    async def _renew(self, flight: _Flight) -> None:
+        """Right before a request is written long after its keys were reserved (a long
+        Retry-After, a slow limiter), reserve them again: a reservation holds for the TTL
+        and some slack, and one that lapsed while its request waited may have been taken by
+        another send of the same text, which would then go twice. Renewed, the keys hold at
+        least a TTL past the write even if its commit is lost."""
+        window, keys, reserved = self._window, flight.keys, flight.reserved
+        if window is None or keys is None or reserved is None:
+            return
+        now = self._clock.now()
+        if now - reserved <= window.slack / 2:
+            return
+        try:
+            claims = await window.reserve(keys, self._holder, flight.batch.indices)
+        except SmsBridgeError as e:
+            raise NotWritten(f"not sent: duplicate window unavailable: {e}") from None
+        if any(c is not Claim.OURS and c is not Claim.EARLIER for c in claims):
+            raise NotWritten(_LAPSED)
+        flight.reserved = now
 
     # ----------------------------------------------------------------- outcomes
 

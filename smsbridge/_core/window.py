@@ -66,6 +66,14 @@ def _releases(holder: str, reserved_by: str) -> bool:
     return reserved_by.partition("/")[0] == holder
 
 
+def _renewal(term: _Term, holder: str, key: Hashable, index: int) -> bool:
+    """Whether ``term`` is this run's own reservation of ``key`` for the recipient at
+    ``index`` (reserved again, it is renewed)."""
+    return (
+        term.holder == holder and dict(zip(term.keys, term.indices, strict=True)).get(key) == index
+    )
+
+
 class Claim(enum.IntEnum):
     """What a reservation found for one key."""
 
@@ -218,7 +226,8 @@ class MemoryWindow:
         self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
     ) -> list[Claim]:
         """Claim each key not held by a live reservation or commit, for the recipient of
-        ``indices`` at its place."""
+        ``indices`` at its place; a key this run holds for the same recipient is renewed
+        (claimed again from now)."""
         n = len(keys)
         if len(indices) != n:
             raise ValueError("one index per key")
@@ -239,7 +248,7 @@ class MemoryWindow:
         claimed: dict[Hashable, int] = {}
         for key, index in zip(own, indices, strict=True):
             found = held.get(key)
-            if found is not None and found.expiry > now:
+            if found is not None and found.expiry > now and not _renewal(found, holder, key, index):
                 claims.append(Claim.SENT if found.holder is None else Claim.PENDING)
             elif key in claimed:
                 claims.append(Claim.PENDING)
@@ -279,10 +288,11 @@ class MemoryWindow:
         first = held.get(keys[0]) if keys else None
         if (
             first is not None
+            and first.whole
             and first.holder == holder
             and first.keys == tuple(keys)
             and first.indices == tuple(indices)
-        ):  # the common case: what one reserve call claimed, released together
+        ):  # the common case: what one reserve call claimed (none renewed since), released
             for key in keys:
                 if held.get(key) is first:
                     del held[key]

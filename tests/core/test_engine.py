@@ -3,6 +3,7 @@ streaming, and exactly one outcome per recipient whatever happens."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -660,3 +661,39 @@ async def test_entries_that_cannot_be_read_each_end_failed(clock: FakeClock) -> 
         report = await sms.send("hi", to=entries, sender="Shop")
         assert report.total == 4 and report.failed == 4
         assert "(Broken that cannot be shown)" in {o.phone for o in report.outcomes}
+
+
+def test_a_request_that_waited_past_its_reservation_does_not_go_beside_another_send() -> None:
+    """A's request is told to come back in 150 s, longer than its reservation lasts (120 s
+    and 5 s of slack). At 130 s send B of the same text to the same number finds it free and
+    takes it; both wait out the account's Retry-After. Right before A's retry is written, A
+    reserves its keys again, finds B holding the number, and does not write: the number gets
+    the text once more, from B."""
+    loop = VirtualLoop(World())
+    written: list[tuple[float, list[str]]] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        phones = json.loads(request.body)["phone"]
+        written.append((loop.time(), phones))
+        if len(written) == 1:
+            return HttpResponse(
+                429, b'{"status": 429, "message": "slow down"}', {"retry-after": "150"}
+            )
+        return accept_all(request)
+
+    async def main() -> tuple[Report, Report]:
+        async with SmsClub(TOKEN, transport=MockTransport(handler), clock=LoopClock()) as sms:
+            a = asyncio.ensure_future(sms.send("Sale", to=["380501234567"], sender="Shop"))
+            await asyncio.sleep(130)
+            b = await sms.send("Sale", to=["380501234567"], sender="Shop")
+            return await a, b
+
+    try:
+        started = loop.time()
+        a, b = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert [phones for _, phones in written] == [["380501234567"]] * 2
+    assert 150 <= written[1][0] - started < 153
+    assert (a.failed, a.accepted, b.accepted) == (1, 0, 1)
+    assert "another send of the same text to this number holds it now" in str(a.outcomes[0])

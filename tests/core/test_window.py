@@ -55,12 +55,21 @@ async def test_a_release_drops_only_its_own_recipients_reservation(clock: FakeCl
     assert claims == [PENDING, OURS, PENDING, PENDING]  # h3's, free, h1's, h2's
 
 
-async def test_the_same_holder_and_recipient_still_wait_in_one_process(clock: FakeClock) -> None:
-    """In memory a live reservation is a live send's: two sends with one idempotency key at
-    once do not both take it (unlike Redis, where the holder may have died)."""
-    window = MemoryWindow(120, clock=clock)
-    assert await window.reserve([b"a"], "h", [0]) == [OURS]
-    assert await window.reserve([b"a"], "h", [0]) == [PENDING]
+async def test_a_run_renews_its_own_reservation_another_run_waits(clock: FakeClock) -> None:
+    """In memory a live reservation is a live send's: another run of the same key does not
+    take it (unlike Redis, where the holder may have died). The run that holds it, reserving
+    the same recipient again (right before a write long after the first reservation),
+    renews it from now."""
+    window = MemoryWindow(120, slack=5, clock=clock)
+    assert await window.reserve([b"a"], "h/1", [0]) == [OURS]
+    assert await window.reserve([b"a"], "h/2", [0]) == [PENDING]
+    assert await window.reserve([b"a"], "h/1", [1]) == [PENDING]  # another recipient
+    clock.advance(100)
+    assert await window.reserve([b"a"], "h/1", [0]) == [OURS]
+    clock.advance(100)  # 200 s after the first reservation, 100 s after the renewal
+    assert await window.reserve([b"a"], "h/2", [0]) == [PENDING]
+    clock.advance(26)
+    assert await window.reserve([b"a"], "h/2", [0]) == [OURS]
     with pytest.raises(ValueError, match="one index per key"):
         await window.reserve([b"a", b"b"], "h", [0])
 
@@ -122,7 +131,9 @@ class _Model:
             held = self.reserved.get(key)
             if self.sent.get(key, -1.0) > now:
                 claims.append(SENT)
-            elif key in claimed or (held is not None and held[2] > now):
+            elif key in claimed or (
+                held is not None and held[2] > now and held[:2] != (holder, index)
+            ):  # another's live reservation (this recipient's own is renewed)
                 claims.append(PENDING)
             else:
                 claimed.add(key)

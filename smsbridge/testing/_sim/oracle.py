@@ -98,7 +98,10 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
 
     # 8: it ends
     expect(INVARIANTS[7], trace.deadlock is None, str(trace.deadlock))
-    expect(INVARIANTS[7], trace.seconds < 7200, f"the run took {trace.seconds:.0f} virtual s")
+    # a gateway that asks for 150 s after each 429 may make a run long, not endless
+    slow = any((a.faults.retry_after or 0) > 100 for a in sc.accounts)
+    limit = 28_800 if slow else 7200
+    expect(INVARIANTS[7], trace.seconds < limit, f"the run took {trace.seconds:.0f} virtual s")
     for record in trace.sends:
         raised = record.raised
         if record.caller_error is not None:

@@ -226,7 +226,8 @@ def _faults(rng: random.Random) -> Faults:
     return Faults(
         **fault_odds,
         hang_seconds=rng.choice([0.2, 3.0, 30.0]),
-        retry_after=rng.choice([None, 0.0, 0.2, 1.0, 3.0]),
+        # 150 s: longer than a reservation lasts (120 + 5), the longest wait before a write
+        retry_after=rng.choice([None, 0.0, 0.2, 1.0, 3.0, 150.0]),
         rate_limited_body=rng.choice(["gateway", "empty"]),
         seed=rng.randrange(1 << 30),
     )
