@@ -700,7 +700,10 @@ class SendEngine(Generic[J]):
                 reason = self._stopping()
                 if reason is not None:
                     raise NotWritten(reason)
-            await self._renew(flight)
+            if await self._renew(flight):
+                reason = self._stopping()  # a stop while the store answered holds it
+                if reason is not None:
+                    raise NotWritten(reason)
             if not announced and observer is not None:
                 try:
                     await observer.before(batch)
@@ -809,18 +812,19 @@ class SendEngine(Generic[J]):
         if error.account_wide:
             self._account_failed(error)
 
-    async def _renew(self, flight: _Flight) -> None:
+    async def _renew(self, flight: _Flight) -> bool:
         """Right before a request is written long after its keys were reserved (a long
         Retry-After, a slow limiter), reserve them again: a reservation holds for the TTL
         and some slack, and one that lapsed while its request waited may have been taken by
         another send of the same text, which would then go twice. Renewed, the keys hold at
-        least a TTL past the write even if its commit is lost."""
+        least a TTL past the write even if its commit is lost. True when it renewed them (a
+        trip to the store, during which the send may have been stopped)."""
         window, keys, reserved = self._window, flight.keys, flight.reserved
         if window is None or keys is None or reserved is None:
-            return
+            return False
         now = self._clock.now()
         if now - reserved <= window.slack / 2:
-            return
+            return False
         try:
             claims = await window.reserve(keys, self._holder, flight.batch.indices)
         except SmsBridgeError as e:
@@ -828,6 +832,7 @@ class SendEngine(Generic[J]):
         if any(c is not Claim.OURS and c is not Claim.EARLIER for c in claims):
             raise NotWritten(_LAPSED)
         flight.reserved = now
+        return True
 
     # ----------------------------------------------------------------- outcomes
 
