@@ -18,6 +18,7 @@ import gc
 import os
 import random
 import shutil
+import sqlite3
 import tempfile
 import warnings
 from collections import Counter
@@ -87,6 +88,9 @@ class Trace:
     """Each gateway's fake, by the gateway's name."""
     written: list[Written]
     kills: dict[str, float]
+    open_at_kill: set[int]
+    """The entries a killed campaign run had noted it was about to write, unsettled: whether it
+    wrote them, no later run can know."""
     redis: FakeRedis | None
     windows: list[MemoryWindow]
     sends: list[SendRecord]
@@ -151,6 +155,7 @@ class _World:
         )
         self.written: list[Written] = []
         self.kills: dict[str, float] = {}
+        self.open_at_kill: set[int] = set()
         self.wires = {name: Wire(g, self.written, name) for name, g in self.gateways.items()}
         self.windows: list[MemoryWindow] = []
         self.ranges: dict[tuple[Process, str], MemoryRanges] = {}
@@ -457,6 +462,17 @@ def _failing_callback(record: SendRecord, at: int) -> Any:
     return collect
 
 
+def _open_intents(path: str) -> set[int]:
+    """The entries of the intents open in the journal at ``path``, as a dead run left it."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT indices FROM intents WHERE open = 1").fetchall()
+    return {
+        i
+        for (blob,) in rows
+        for i in msgspec.json.decode(blob, type=tuple[list[int], list[str]])[0]
+    }
+
+
 def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict[int, Any], str]:
     sc = w.sc
     folder = tempfile.mkdtemp(prefix="smsbridge-sim-", dir=JOURNALS)
@@ -544,6 +560,7 @@ def _campaign(w: _World, sends: list[SendRecord]) -> tuple[str | None, int, dict
             except _Killed:
                 process.alive = False
                 w.kills[process.name] = w.world.now
+                w.open_at_kill.update(_open_intents(path))
                 record.killed = True
                 w.stats["kill -9"] += 1
             except Deadlock as e:
@@ -610,6 +627,7 @@ def _run(sc: Scenario) -> Trace:
         gateways=w.gateways,
         written=w.written,
         kills=w.kills,
+        open_at_kill=w.open_at_kill,
         redis=w.redis,
         windows=[win for win, p in zip(w.windows, w.owners, strict=True) if p.alive],
         sends=sends,
