@@ -829,6 +829,8 @@ class SendEngine(Generic[J]):
             claims = await window.reserve(keys, self._holder, flight.batch.indices)
         except SmsBridgeError as e:
             raise NotWritten(f"not sent: duplicate window unavailable: {e}") from None
+        if self._maybe_sent:  # as when they were first reserved: see _dispatch
+            claims = _own_earlier(claims, flight.batch.indices, self._maybe_sent)
         if any(c is not Claim.OURS and c is not Claim.EARLIER for c in claims):
             raise NotWritten(_LAPSED)
         flight.reserved = now
