@@ -692,6 +692,9 @@ class SendEngine(Generic[J]):
             if not occupied:
                 occupied = True
                 self._occupy()
+            # the keys first, then the lease: the renewal is a trip to the store, during which
+            # the lease may go stale or the send be stopped
+            await self._renew(flight)
             holding = self._holding
             while holding is not None and not holding.fresh():
                 # not renewed for a while (the store out of reach): another run may hold the
@@ -700,10 +703,9 @@ class SendEngine(Generic[J]):
                 reason = self._stopping()
                 if reason is not None:
                     raise NotWritten(reason)
-            if await self._renew(flight):
-                reason = self._stopping()  # a stop while the store answered holds it
-                if reason is not None:
-                    raise NotWritten(reason)
+            reason = self._stopping()
+            if reason is not None:
+                raise NotWritten(reason)
             if not announced and observer is not None:
                 try:
                     await observer.before(batch)
@@ -831,7 +833,9 @@ class SendEngine(Generic[J]):
             raise NotWritten(f"not sent: duplicate window unavailable: {e}") from None
         if self._maybe_sent:  # as when they were first reserved: see _dispatch
             claims = _own_earlier(claims, flight.batch.indices, self._maybe_sent)
-        if any(c is not Claim.OURS and c is not Claim.EARLIER for c in claims):
+        # a key taken over from an earlier run goes only where _dispatch lets it go
+        kept = (Claim.OURS, Claim.EARLIER) if self._retry_ambiguous or self._journaled else ()
+        if any(c is not Claim.OURS and c not in kept for c in claims):
             raise NotWritten(_LAPSED)
         flight.reserved = now
         return True

@@ -19,6 +19,7 @@ from smsbridge import (
     ConnectError,
     HttpRequest,
     HttpResponse,
+    MemoryWindow,
     MockTransport,
     Outcome,
     RateLimitedError,
@@ -697,3 +698,73 @@ def test_a_request_that_waited_past_its_reservation_does_not_go_beside_another_s
     assert 150 <= written[1][0] - started < 153
     assert (a.failed, a.accepted, b.accepted) == (1, 0, 1)
     assert "another send of the same text to this number holds it now" in str(a.outcomes[0])
+
+
+def test_a_keyed_run_whose_lease_went_stale_while_renewing_its_keys_does_not_write() -> None:
+    """The renewal of a request's keys is a trip to the store, which may hang longer than a
+    keyed run's lease holds. Here the store is out of reach from 9 s to 30.2 s; the run's
+    retry (after a 10 s Retry-After) renews its keys meanwhile, and another run of the same
+    key takes the lapsed lease at 21 s. The retry is not written: the lease is checked after
+    the renewal, and the run learns it was taken over."""
+    loop = VirtualLoop(World())
+    start = loop.time()
+    cut = (start + 9.0, start + 30.2)
+
+    class Lapsing(MemoryWindow):
+        """A store whose leases lapse and whose calls wait while it is out of reach."""
+
+        instant = False
+        leases_lapse = True
+
+        def __init__(self) -> None:
+            super().__init__(clock=LoopClock())
+            self.leases: dict[str, tuple[str, float]] = {}
+
+        async def _reach(self) -> None:
+            if cut[0] <= loop.time() < cut[1]:  # as Redis's patience: back once it is
+                await asyncio.sleep(cut[1] - loop.time())
+
+        async def reserve(self, keys: Any, holder: str, indices: Any) -> list[Claim]:
+            await self._reach()
+            return await super().reserve(keys, holder, indices)
+
+        async def hold(self, name: str, run: str, seconds: float) -> bool:
+            await self._reach()
+            held = self.leases.get(name)
+            if held is None or held[1] <= loop.time() or held[0] == run:
+                self.leases[name] = (run, loop.time() + seconds)
+                return True
+            return False
+
+        async def unhold(self, name: str, run: str) -> None:
+            if self.leases.get(name, ("", 0.0))[0] == run:
+                del self.leases[name]
+
+    window = Lapsing()
+    written: list[float] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        written.append(loop.time() - start)
+        if len(written) == 1:
+            return HttpResponse(429, b'{"status": 429, "message": "slow"}', {"retry-after": "10"})
+        return accept_all(request)
+
+    async def main() -> Report:
+        async with SmsClub(
+            TOKEN, transport=MockTransport(handler), clock=LoopClock(), window=window
+        ) as sms:
+            send = asyncio.ensure_future(
+                sms.send("Sale", to=["380501234567"], sender="Shop", idempotency_key="order-1")
+            )
+            await asyncio.sleep(21)
+            (name,) = window.leases
+            window.leases[name] = ("another-run", loop.time() + 3600)
+            return await send
+
+    try:
+        report = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert written == [0.0]
+    assert [o.status for o in report.outcomes] == [Status.FAILED]
+    assert report.error is not None and "took it over" in str(report.error)
