@@ -814,19 +814,18 @@ class SendEngine(Generic[J]):
         if error.account_wide:
             self._account_failed(error)
 
-    async def _renew(self, flight: _Flight) -> bool:
+    async def _renew(self, flight: _Flight) -> None:
         """Right before a request is written long after its keys were reserved (a long
         Retry-After, a slow limiter), reserve them again: a reservation holds for the TTL
         and some slack, and one that lapsed while its request waited may have been taken by
         another send of the same text, which would then go twice. Renewed, the keys hold at
-        least a TTL past the write even if its commit is lost. True when it renewed them (a
-        trip to the store, during which the send may have been stopped)."""
+        least a TTL past the write even if its commit is lost."""
         window, keys, reserved = self._window, flight.keys, flight.reserved
         if window is None or keys is None or reserved is None:
-            return False
+            return
         now = self._clock.now()
         if now - reserved <= window.slack / 2:
-            return False
+            return
         try:
             claims = await window.reserve(keys, self._holder, flight.batch.indices)
         except SmsBridgeError as e:
@@ -834,11 +833,10 @@ class SendEngine(Generic[J]):
         if self._maybe_sent:  # as when they were first reserved: see _dispatch
             claims = _own_earlier(claims, flight.batch.indices, self._maybe_sent)
         # a key taken over from an earlier run goes only where _dispatch lets it go
-        kept = (Claim.OURS, Claim.EARLIER) if self._retry_ambiguous or self._journaled else ()
-        if any(c is not Claim.OURS and c not in kept for c in claims):
+        kept = _OURS_OR_TAKEN if self._retry_ambiguous or self._journaled else _OURS_ONLY
+        if any(c not in kept for c in claims):
             raise NotWritten(_LAPSED)
         flight.reserved = now
-        return True
 
     # ----------------------------------------------------------------- outcomes
 
@@ -1015,6 +1013,8 @@ def _earlier_run(
 
 
 _TAKEN = (Claim.SENT, Claim.EARLIER)
+_OURS_ONLY = frozenset({Claim.OURS})
+_OURS_OR_TAKEN = frozenset({Claim.OURS, Claim.EARLIER})
 
 
 def _own_earlier(

@@ -66,12 +66,23 @@ def _releases(holder: str, reserved_by: str) -> bool:
     return reserved_by.partition("/")[0] == holder
 
 
-def _renewal(term: _Term, holder: str, key: Hashable, index: int) -> bool:
-    """Whether ``term`` is this run's own reservation of ``key`` for the recipient at
-    ``index`` (reserved again, it is renewed)."""
-    return (
-        term.holder == holder and dict(zip(term.keys, term.indices, strict=True)).get(key) == index
-    )
+class _Places:
+    """Which recipient each reservation holds each of its keys for, worked out once per
+    reservation within one call (the reservation is kept, so its id is not reused)."""
+
+    __slots__ = ("_by_term",)
+
+    def __init__(self) -> None:
+        self._by_term: dict[int, tuple[_Term, dict[Hashable, int]]] = {}
+
+    def index(self, term: _Term, key: Hashable) -> int | None:
+        found = self._by_term.get(id(term))
+        if found is None:
+            found = self._by_term[id(term)] = (
+                term,
+                dict(zip(term.keys, term.indices, strict=True)),
+            )
+        return found[1].get(key)
 
 
 class Claim(enum.IntEnum):
@@ -246,9 +257,15 @@ class MemoryWindow:
                 held.pop(key, None)
         claims: list[Claim] = []
         claimed: dict[Hashable, int] = {}
+        places = _Places()
         for key, index in zip(own, indices, strict=True):
             found = held.get(key)
-            if found is not None and found.expiry > now and not _renewal(found, holder, key, index):
+            if (
+                found is not None
+                and found.expiry > now
+                # this run's own reservation of it for this recipient is renewed
+                and not (found.holder == holder and places.index(found, key) == index)
+            ):
                 claims.append(Claim.SENT if found.holder is None else Claim.PENDING)
             elif key in claimed:
                 claims.append(Claim.PENDING)
@@ -298,15 +315,12 @@ class MemoryWindow:
                     del held[key]
             first.expiry, first.holder, first.indices = -math.inf, None, ()
             return
-        owners: dict[int, tuple[_Term, dict[Hashable, int]]] = {}  # by the term's id
+        places = _Places()
         for key, index in zip(keys, indices, strict=True):
             term = held.get(key)
             if term is None or term.holder is None or not _releases(holder, term.holder):
                 continue
-            found = owners.get(id(term))
-            if found is None:
-                found = owners[id(term)] = (term, dict(zip(term.keys, term.indices, strict=True)))
-            if found[1].get(key) == index:
+            if places.index(term, key) == index:
                 del held[key]
                 term.whole = False
 
