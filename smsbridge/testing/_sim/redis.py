@@ -152,9 +152,8 @@ class FakeRedis:
     def _newest(
         self, prefix: str, fields: list[Any], now_ms: int, life: int, span: int
     ) -> list[str | None]:
-        bucket = now_ms // span
         found: list[str | None] = [None] * len(fields)
-        for b in range(bucket, bucket - math.ceil(life / span) - 1, -1):
+        for b in _buckets(now_ms, life, span):
             entries = self._hash(f"{prefix}{b}", now_ms / 1000)
             for i, field in enumerate(fields):
                 if found[i] is None and field in entries:
@@ -224,7 +223,6 @@ class FakeRedis:
         now_ms, life, span, fields = self._bucketed(args, now)
         holder, indices = str(args[1]), _indices(args[2])
         found = self._newest(keys[0], fields, now_ms, life, span)
-        bucket = now_ms // span
         gone = []
         for i, index in enumerate(indices[: len(fields)]):
             value, tail = found[i], f":{index}"
@@ -237,7 +235,7 @@ class FakeRedis:
                 match = held.startswith(holder + "/") and held.endswith(tail)
             if match:
                 gone.append(fields[i])
-        for b in range(bucket, bucket - math.ceil(life / span) - 1, -1):
+        for b in _buckets(now_ms, life, span):
             entries = self._hash(f"{keys[0]}{b}", now_ms / 1000)
             for field in gone:
                 entries.pop(field, None)
@@ -347,6 +345,13 @@ class _Client:
 
     async def aclose(self) -> None:
         return None
+
+
+def _buckets(now_ms: int, life: int, span: int) -> range:
+    """The window's buckets a live entry may be in, newest first (the scripts' ``bucket`` down
+    to ``oldest``)."""
+    bucket = now_ms // span
+    return range(bucket, bucket - math.ceil(life / span) - 1, -1)
 
 
 def _alive(store: dict[str, tuple[dict[K, V], float]], key: str, now: float) -> dict[K, V]:
