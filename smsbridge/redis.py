@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import partial
 from hashlib import blake2b
@@ -299,7 +300,7 @@ if given then
     return tonumber(given)
 end
 local size = tonumber(ARGV[2])
-local start = tonumber(redis.call('GET', KEYS[1]) or '0') % size
+local start = tonumber(redis.call('GET', KEYS[1]) or ARGV[4] or '0') % size
 redis.call('SET', KEYS[1], (start + tonumber(ARGV[1])) % size)
 redis.call('SET', KEYS[2], start, 'EX', ARGV[3])
 return start
@@ -721,7 +722,11 @@ class RedisRanges:
     async def claim(self, key: bytes, count: int, size: int) -> int:
         """See :meth:`~smsbridge._core.ranges.IdRanges.claim`."""
         keys = [self._counter, self._prefix + key.hex()]
-        start = await self._patience.call(partial(self._claim, keys, [count, size, self._remember]))
+        # a counter Redis lost (a restart without persistence, a flush) starts again from a
+        # random point, as in memory, not from 0: ids handed out before would be repeated,
+        # and a gateway answers a repeated id with the old message, sending nothing
+        args = [count, size, self._remember, secrets.randbelow(size)]
+        start = await self._patience.call(partial(self._claim, keys, args))
         return int(start)
 
 

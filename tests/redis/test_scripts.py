@@ -133,9 +133,14 @@ async def test_the_id_ranges_script_and_its_model_agree(redis_url: str, seed: in
     try:
         for _ in range(150):
             keys = [f"{namespace}:ids", f"{namespace}:ids:{rng.randrange(40)}"]
-            args = [rng.choice([100, 200, 400, 6400, size // 3]), size, 3600]
+            args = [rng.choice([100, 200, 400, 6400, size // 3]), size, 3600, rng.randrange(size)]
             real = int(await claim(keys=keys, args=args))
             assert real == model._claim(keys, args, 0.0)
+        # the counter lost (a restart without persistence, a flush): it starts again from the
+        # random point the caller gave, not from 0, where ids went before
+        await client.delete(f"{namespace}:ids")
+        keys = [f"{namespace}:ids", f"{namespace}:ids:new"]
+        assert int(await claim(keys=keys, args=[100, size, 3600, 12_345])) == 12_345
     finally:
         await client.aclose()
 

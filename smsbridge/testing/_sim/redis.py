@@ -276,7 +276,8 @@ class FakeRedis:
         given = self._get(name, now)
         if given is not None:
             return int(given)
-        start = int(self._get(counter, now) or 0) % size
+        fresh = int(args[3]) if len(args) > 3 else 0
+        start = int(self._get(counter, now) or fresh) % size
         self.values[counter] = ((start + count) % size, math.inf)
         self.values[name] = (start, now + remember)
         return start
