@@ -600,6 +600,8 @@ class RedisWindow:
     ) -> None:
         if not (ttl > 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
             raise ConfigurationError("ttl must be positive and slack not negative")
+        if ttl + slack > _LONGEST:  # an entry's "until" is 13 digits of milliseconds
+            raise ConfigurationError("window_ttl through Redis is at most a year (31,536,000 s)")
         self.ttl = ttl
         self.slack = slack
         # buckets as long as a reservation lives, at least 2^17 ms: a power of two, so
@@ -731,6 +733,7 @@ class RedisRanges:
 
 
 _CHUNK = 1000  # recipients per window call
+_LONGEST = 365 * 86400.0  # seconds a window entry may hold
 
 _CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING, "3": Claim.EARLIER}
 

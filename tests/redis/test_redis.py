@@ -20,6 +20,7 @@ from anyio.streams.text import TextReceiveStream
 
 from smsbridge import (
     Claim,
+    ConfigurationError,
     HttpRequest,
     HttpResponse,
     MockTransport,
@@ -368,3 +369,11 @@ async def test_a_batch_of_thousands_is_reserved_committed_and_released(redis_url
         assert again == [SENT] * 5_000 + [OURS] * 3_499 + [SENT]
     finally:
         await pipe.aclose()
+
+
+def test_a_window_longer_than_a_year_through_redis_is_refused(redis_url: str) -> None:
+    """An entry's "until" is 13 digits of milliseconds: a TTL that would overflow them (a
+    misread stamp sent twice, or waited for ever) is refused when the client is made."""
+    with pytest.raises(ConfigurationError, match="at most a year"):
+        SmsClub(token(), redis_url=redis_url, window_ttl=1e10)
+    SmsClub(token(), redis_url=redis_url, window_ttl=365 * 86400.0 - 5)  # a year is fine
