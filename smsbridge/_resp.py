@@ -90,9 +90,19 @@ def parse_url(url: str) -> Endpoint:
     db_text = query.get("db") or (parts.path.strip("/") if scheme != "unix" else "") or "0"
     if not db_text.isdigit():
         raise ConfigurationError("bad Redis URL: the database must be a number")
+    host = parts.hostname or "127.0.0.1"
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ConfigurationError("bad Redis URL: the host name is not a valid one") from None
+    if port == 0:
+        raise ConfigurationError("bad Redis URL: port 0")
     tls = None
     if scheme == "rediss":
-        tls = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
+        try:
+            tls = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigurationError(f"bad Redis URL: ssl_ca_certs cannot be read: {e}") from None
         reqs = query.get("ssl_cert_reqs", "required").lower()
         if reqs not in _CERT_REQS:
             raise ConfigurationError("bad Redis URL: ssl_cert_reqs is none, optional or required")
@@ -104,7 +114,7 @@ def parse_url(url: str) -> Endpoint:
     if scheme == "unix" and not parts.path:
         raise ConfigurationError("bad Redis URL: unix:// needs a socket path")
     return Endpoint(
-        host=parts.hostname or "127.0.0.1",
+        host=host,
         port=port or 6379,
         path=unquote(parts.path) if scheme == "unix" else None,
         db=int(db_text),
@@ -269,6 +279,7 @@ class _Link:
         loop = asyncio.get_running_loop()
         endpoint = self.endpoint
         wire: _Wire | None = None
+        hello: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(self.timeout):
                 if endpoint.path is not None:
@@ -283,7 +294,6 @@ class _Link:
                         ssl=endpoint.tls,
                         server_hostname=endpoint.host if endpoint.tls else None,
                     )
-                hello = []
                 if endpoint.password is not None:
                     who = [endpoint.username] if endpoint.username else []
                     hello.append(wire.send(pack(["AUTH", *who, endpoint.password])))
@@ -292,6 +302,8 @@ class _Link:
                 for future in hello:
                     await future
         except BaseException as e:
+            for future in hello:  # the other answers of the set-up are not awaited now
+                future.cancel()
             if wire is not None:
                 wire.fail(RedisConnectionError("could not set up the connection to Redis"))
             if isinstance(e, TimeoutError):

@@ -106,6 +106,9 @@ def test_urls() -> None:
         ("redis://:hunter2@h/0?ssl_cert_reqs=none", "need rediss://"),
         ("rediss://:hunter2@h/0?ssl_cert_reqs=maybe", "none, optional or required"),
         ("unix://", "socket path"),
+        ("redis://:hunter2@exa..mple:6379/0", "not a valid one"),
+        ("redis://:hunter2@h:0/0", "port 0"),
+        ("rediss://:hunter2@h/0?ssl_ca_certs=/nonexistent/ca.pem", "ssl_ca_certs cannot be read"),
     ],
 )
 def test_bad_urls_say_why_and_never_the_password(url: str, says: str) -> None:
