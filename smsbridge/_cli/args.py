@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import __version__
+from .._core.limiter import MAX_LIMIT
 from .._gateways import GATEWAYS
 from ..testing.serve import add_fake_arguments
 
@@ -21,6 +22,14 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def rate(text: str) -> int:
+    """Requests per second: a whole number from 1 to what a limiter can count."""
+    value = positive(text)
+    if value > MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LIMIT:,}, got {value}")
+    return value
 
 
 def positive(text: str) -> int:
@@ -78,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--phone-column", metavar="NAME", help="the header's phone column")
     send.add_argument("--text-column", metavar="NAME", help="the header's text column")
     send.add_argument("--journal", type=Path, metavar="FILE")
-    send.add_argument("--rate", type=positive, metavar="REQ_PER_S", help="requests per second")
+    send.add_argument("--rate", type=rate, metavar="REQ_PER_S", help="requests per second")
     send.add_argument(
         "--window-ttl",
         type=seconds,
@@ -117,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="a real send through the bundled fake gateway")
     demo.add_argument("--recipients", type=positive, default=5_000)
-    demo.add_argument("--rate", type=positive, default=9)
+    demo.add_argument("--rate", type=rate, default=9)
 
     fake = commands.add_parser("fake-gateway", help="serve a fake gateway on loopback")
     add_fake_arguments(fake, port=8080)

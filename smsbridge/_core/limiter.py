@@ -33,6 +33,8 @@ __all__ = ["DEFAULT_MARGIN", "RateLimiter", "SlidingWindowLimiter", "Slot"]
 DEFAULT_MARGIN = 0.03
 """Seconds added to the window in one process (see the module's text)."""
 
+MAX_LIMIT = 10**9  # starts per period: any gateway's limit, and within what a deque can hold
+
 
 class Slot(Protocol):
     """The right to start one request, granted by :meth:`RateLimiter.acquire`.
@@ -119,8 +121,10 @@ class SlidingWindowLimiter:
         margin: float = DEFAULT_MARGIN,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+            raise ConfigurationError(
+                f"limit must be a positive integer up to {MAX_LIMIT:,}, got {limit!r}"
+            )
         if not (period > 0 and math.isfinite(period)):
             raise ConfigurationError(f"period must be a positive number, got {period!r}")
         if not (margin >= 0 and math.isfinite(margin)):

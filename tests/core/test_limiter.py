@@ -187,7 +187,14 @@ async def test_pending_slots_hold_the_next_grant_until_they_start_or_close() -> 
 
 @pytest.mark.parametrize(
     ("args", "kwargs"),
-    [((0,), {}), ((2.5,), {}), ((9, 0.0), {}), ((9, float("inf")), {}), ((9,), {"margin": -1})],
+    [
+        ((0,), {}),
+        ((2.5,), {}),
+        ((10**23,), {}),  # past what its record of starts can hold
+        ((9, 0.0), {}),
+        ((9, float("inf")), {}),
+        ((9,), {"margin": -1}),
+    ],
 )
 def test_bad_settings_are_configuration_errors(
     args: tuple[float, ...], kwargs: dict[str, float]
