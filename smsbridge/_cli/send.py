@@ -14,6 +14,7 @@ import anyio
 
 from .._campaign import FINAL, Journal, recover_in_flight, run_campaign, to_thread
 from .._core.client import Client
+from .._core.errors import GatewayError, SmsBridgeError, StateBackendError
 from .._core.gateway import GatewaySpec, Message
 from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Outcome, Report, Status
@@ -27,7 +28,7 @@ from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
 
-__all__ = ["make_client", "send_command"]
+__all__ = ["make_client", "send_command", "stopped_by"]
 
 
 def make_client(declaration: GatewaySpec, args: argparse.Namespace, **extra: Any) -> Client[Any]:
@@ -192,7 +193,7 @@ async def _run(
             f"{report.elapsed:.1f} s ({rate:.1f} requests/s)"
         )
         if report.error is not None:
-            line(f"Stopped by the gateway: {report.error}")
+            line(stopped_by(report.error))
         if args.journal is not None and (left or stop.is_set() or counts.failed):
             line(f"Resume with the same command; the journal {args.journal} knows where.")
     complete = left == 0 and not counts.failed and not counts.uncertain
@@ -268,3 +269,13 @@ async def _plan(
         line(f"  SMS segments      depends on the template's text ({hint})")
     line(f"  ETA at {rate}/s       {duration(eta):>10}")
     return 0
+
+
+def stopped_by(error: SmsBridgeError) -> str:
+    """The summary's line for what stopped a send: the gateway, or what the client relies on
+    (the shared state, a send of the same key elsewhere)."""
+    if isinstance(error, GatewayError):
+        return f"Stopped by the gateway: {error}"
+    if isinstance(error, StateBackendError):
+        return f"Stopped: the shared state failed: {error}"
+    return f"Stopped: {error}"

@@ -14,6 +14,13 @@ import anyio
 import anyio.abc
 import pytest
 
+from smsbridge import (
+    AuthenticationError,
+    SendInProgressError,
+    SmsBridgeError,
+    StateBackendError,
+)
+from smsbridge._cli.send import stopped_by
 from smsbridge.testing import FakeProcess, FakeSmsClub, FakeSmsPlus, FakeWebcom
 
 from ..helpers import (
@@ -309,3 +316,22 @@ def test_dry_run_plans_without_sending(tmp_path: Path) -> None:
         "encodings": {"UCS-2": 250},
         "eta_seconds": round(3 / (9 / 1.03), 1),
     }
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            AuthenticationError("invalid token", provider="smsclub"),
+            "Stopped by the gateway: invalid token",
+        ),
+        (
+            StateBackendError("Redis unreachable for 30 s"),
+            "Stopped: the shared state failed: Redis unreachable for 30 s",
+        ),
+        (SendInProgressError("another run holds key 'k'"), "Stopped: another run holds key 'k'"),
+    ],
+)
+def test_the_summary_names_what_stopped_a_send(error: SmsBridgeError, line: str) -> None:
+    """A Redis outage or a key held elsewhere is not called the gateway's doing."""
+    assert stopped_by(error).startswith(line)
