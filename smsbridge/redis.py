@@ -43,7 +43,7 @@ from ._core.errors import ConfigurationError, StateBackendError
 from ._core.events import NOTICE
 from ._core.gateway import Batch
 from ._core.limiter import DEFAULT_MARGIN, Slot
-from ._core.window import Claim, key_fields
+from ._core.window import SLACK, Claim, key_fields
 from ._resp import Pipe, Run, parse_url
 
 try:
@@ -582,7 +582,8 @@ class RedisWindow:
         namespace: the account's key prefix.
         secret: the key of the fields' hash (the client derives it from the credentials).
         ttl: seconds a sent (text, number) pair stays blocked.
-        slack: seconds a reservation outlasts the TTL.
+        slack: seconds a reservation outlasts the TTL (see
+            :class:`~smsbridge.MemoryWindow`).
         outage: seconds to keep retrying while Redis is unreachable before giving up.
         clock: time source for the waits between tries.
     """
@@ -594,19 +595,21 @@ class RedisWindow:
         secret: bytes,
         ttl: float = 120.0,
         *,
-        slack: float = 5.0,
+        slack: float = SLACK,
         outage: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
         if not (ttl > 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
             raise ConfigurationError("ttl must be positive and slack not negative")
-        if ttl + slack > _LONGEST:  # an entry's "until" is 13 digits of milliseconds
+        if ttl > _LONGEST or slack > _LONGEST:  # an entry's "until": 13 digits of ms
             raise ConfigurationError("window_ttl through Redis is at most a year (31,536,000 s)")
         self.ttl = ttl
         self.slack = slack
-        # buckets as long as a reservation lives, at least 2^17 ms: a power of two, so
-        # processes with nearly the same TTL still share them
-        self._span = max(1 << 17, 1 << (int((ttl + slack) * 1000) - 1).bit_length())
+        # buckets twice the TTL, at least 2^17 ms, a power of two: an entry (a TTL and at most
+        # the slack) is in the current bucket or the one before while the slack is at most a
+        # TTL (longer lives read further back), and processes of the account whose TTL is
+        # nearly the same, whatever their slack (their read timeouts), share the buckets
+        self._span = max(1 << 17, 1 << (int(2 * ttl * 1000) - 1).bit_length())
         self._hashes = [f"{namespace}:w:{self._span.bit_length() - 1}:"]
         self._framed = isinstance(client, Pipe)  # smsbridge's own connection frames the fields once
         self._blake = partial(blake2b, key=secret[:64], digest_size=16)
@@ -649,10 +652,17 @@ class RedisWindow:
         text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
         return list(map(_CLAIMS.__getitem__, text))
 
-    async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Hold for a full TTL from now."""
+    async def commit(
+        self,
+        keys: Sequence[Hashable],
+        holder: str,
+        indices: Sequence[int],
+        extra: float = 0.0,
+    ) -> None:
+        """Hold for a full TTL (and ``extra`` seconds, at most the slack) from now."""
         if keys:
-            await self._call(self._commit, self._ttl_ms, holder, keys, indices)
+            more = round(min(max(extra, 0.0), self.slack) * 1000)
+            await self._call(self._commit, self._ttl_ms + more, holder, keys, indices)
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations that are still this run's (a bare send key: any run's of
@@ -760,6 +770,7 @@ class RedisState:
         secret: the window's HMAC key.
         limit, period, margin: the limiter's settings.
         window_ttl: the window's TTL (0: no window).
+        window_slack: seconds a reservation outlasts it (the client's read timeout and 5).
         outage: seconds to wait for an unreachable Redis.
         clock: time source.
         client: a ``redis.asyncio.Redis`` (or a stand-in) instead of ``url``.
@@ -776,6 +787,7 @@ class RedisState:
         period: float,
         margin: float,
         window_ttl: float,
+        window_slack: float = SLACK,
         outage: float = 30.0,
         clock: Clock | None = None,
         client: Any = None,
@@ -790,7 +802,15 @@ class RedisState:
             client, namespace, limit, period, margin=margin, outage=outage, clock=clock
         )
         self.window = (
-            RedisWindow(client, namespace, secret, window_ttl, outage=outage, clock=clock)
+            RedisWindow(
+                client,
+                namespace,
+                secret,
+                window_ttl,
+                slack=window_slack,
+                outage=outage,
+                clock=clock,
+            )
             if window_ttl
             else None
         )
@@ -817,6 +837,7 @@ def redis_state(url: str, *, outage: float = 30.0) -> StateFactory:
         period: float,
         margin: float,
         window_ttl: float,
+        window_slack: float = SLACK,
         clock: Clock,
     ) -> RedisState:
         return RedisState(
@@ -828,6 +849,7 @@ def redis_state(url: str, *, outage: float = 30.0) -> StateFactory:
             period=period,
             margin=margin,
             window_ttl=window_ttl,
+            window_slack=window_slack,
             outage=outage,
             clock=clock,
         )

@@ -82,10 +82,11 @@ class ClientOptions(TypedDict, total=False):
             after sending). Recipients can then get a message twice; off by default.
         repeat_guard: where the gateway refuses the same text to the same number for a while
             (SMS Club: 453 within 2 minutes), repeat a request that may have been processed
-            within that time, less 20 s, and read a refusal of the repeat as "the first one
-            went" (``accepted``, without an id). On by default, while the duplicate window
-            is on (it keeps other recipients from sending the same text to the number);
-            ``False`` leaves such recipients ``uncertain``.
+            within that time, less 20 s and the read timeout (a repeat held up on the way
+            must still reach the gateway within it), and read a refusal of the repeat as
+            "the first one went" (``accepted``, without an id). On by default, while the
+            duplicate window is on (it keeps other recipients from sending the same text to
+            the number); ``False`` leaves such recipients ``uncertain``.
         allow_insecure_http: permit a plain ``http://`` base URL off loopback.
         ssl_context: custom TLS settings (a private CA); verification stays on.
         transport: a transport instead of aiohttp (tests: ``MockTransport``).
@@ -160,10 +161,11 @@ class StateFactory(Protocol):
         period: float,
         margin: float,
         window_ttl: float,
+        window_slack: float,
         clock: Clock,
     ) -> SharedState:
         """The state of the account ``account`` of ``provider``; ``secret`` keys its window
-        entries."""
+        entries, whose reservations outlast ``window_ttl`` by ``window_slack``."""
         ...
 
 
@@ -341,6 +343,10 @@ class Client(Generic[J]):
         period = options.get("rate_period", 1.0)
         margin = options.get("rate_margin", 0.05 if factory else DEFAULT_MARGIN)
         ttl = options.get("window_ttl", 120.0)
+        self._timeouts = options.get("timeouts") or Timeouts()
+        # a request written may reach the gateway as late as its writer waits for an answer:
+        # the window's reservations outlast the TTL by that, and a margin
+        slack = self._timeouts.read + 5.0
         self._shared: SharedState | None = None
         if factory is not None:
             self._shared = factory(
@@ -351,6 +357,7 @@ class Client(Generic[J]):
                 period=period,
                 margin=margin,
                 window_ttl=ttl,
+                window_slack=slack,
                 clock=self._clock,
             )
         limiter = options.get("limiter") or (
@@ -363,7 +370,14 @@ class Client(Generic[J]):
         if window is None and self._shared is not None:
             window = self._shared.window
         elif window is None and ttl:
-            window = MemoryWindow(ttl, clock=self._clock)
+            window = MemoryWindow(ttl, slack=slack, clock=self._clock)
+        if window is not None and window.slack < self._timeouts.read:
+            raise ConfigurationError(
+                f"the duplicate window's slack ({window.slack:g} s) is shorter than the read "
+                f"timeout ({self._timeouts.read:g} s): a request on its way could reach the "
+                "gateway after its reservation lapsed; give the window a slack of at least "
+                "the read timeout"
+            )
         self._window = window
         shared_ranges = getattr(self._shared, "ranges", None)
         self.ranges: IdRanges = shared_ranges or memory_ranges(self.account)
@@ -372,8 +386,11 @@ class Client(Generic[J]):
         self._retry = options.get("retry") or RetryPolicy()
         self._at_least_once = options.get("at_least_once", False)
         guard = spec.repeat_guard if options.get("repeat_guard", True) else None
-        self._repeat_guard = None if guard is None else max(guard - GUARD_MARGIN, 0.0)
-        self._timeouts = options.get("timeouts") or Timeouts()
+        if guard is not None:
+            # a repeat held up on the way may reach the gateway as late as its writer waits
+            # for an answer: it must still arrive within the guard
+            guard -= GUARD_MARGIN + self._timeouts.read
+        self._repeat_guard = guard if guard is not None and guard > 0 else None
         self._ssl_context = options.get("ssl_context")
         self._given_transport = options.get("transport")
         self._transport: Transport | None = None
@@ -401,8 +418,9 @@ class Client(Generic[J]):
     @property
     def repeat_guard(self) -> float | None:
         """Seconds after a request is first written in which one that may have been
-        processed is repeated, relying on the gateway's duplicate guard; ``None`` when not
-        (no such guard, turned off, or no duplicate window as long)."""
+        processed is repeated, relying on the gateway's duplicate guard (less 20 s and the
+        read timeout); ``None`` when not (no such guard, turned off, no time left of it, or
+        no duplicate window as long)."""
         return self._guard(self._window)
 
     @property
@@ -512,8 +530,11 @@ class Client(Generic[J]):
             job, unpack = await self._prepare(message, options)
         finally:
             self.ranges = ranges
+        real = self._window
         window = (
-            MemoryWindow(self._window.ttl, clock=self._clock) if self._window is not None else None
+            MemoryWindow(real.ttl, slack=real.slack, clock=self._clock)
+            if real is not None
+            else None
         )
         indexed = options.get("indexed", False)
         source = to if indexed else recipients(to, unpack)
@@ -566,6 +587,7 @@ class Client(Generic[J]):
             maybe_sent=options.get("maybe_sent"),
             plan=plan,
             telemetry=self._telemetry,
+            held_up=self._timeouts.read,
         )
 
     async def _run_send(

@@ -94,6 +94,8 @@ class BatchObserver(Protocol):
 
 
 _COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
+_ACCEPTED = frozenset({Status.ACCEPTED})
+_UNCERTAIN = frozenset({Status.UNCERTAIN})
 _RELEASE = frozenset({Status.REJECTED, Status.FAILED})
 _EARLIER = "an earlier try may have been processed; the retry said: "
 _EARLIER_RUN = (
@@ -198,8 +200,12 @@ class SendEngine(Generic[J]):
         repeat_guard: float | None = None,
         telemetry: Telemetry | None = None,
         exclusive: bool = False,
+        held_up: float = 0.0,
     ) -> None:
         self._gateway = gateway
+        # how late a request written may reach the gateway (the read timeout): a key it
+        # carries must hold a TTL past that
+        self._held_up = held_up
         self._telemetry = telemetry or Telemetry(gateway.name)
         self._send_id = 0
         self._repeat_guard = repeat_guard
@@ -403,16 +409,20 @@ class SendEngine(Generic[J]):
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
             try:
-                # what it sent is held as this run's; what it surely did not send is freed,
-                # whichever run of the send reserved it (the bare send key names them all)
-                for positions, settle, holder in (
-                    (sent, window.commit, self._holder),
-                    (unsent, window.release, self._send_key),
-                ):
-                    if positions:
-                        await settle(
-                            [keys[i] for i in positions], holder, [indices[i] for i in positions]
-                        )
+                # what it sent is held as this run's (as uncertain: a request of it may still
+                # be on its way); what it surely did not send is freed, whichever run of the
+                # send reserved it (the bare send key names them all)
+                if sent:
+                    await window.commit(
+                        [keys[i] for i in sent],
+                        self._holder,
+                        [indices[i] for i in sent],
+                        self._held_up,
+                    )
+                if unsent:
+                    await window.release(
+                        [keys[i] for i in unsent], self._send_key, [indices[i] for i in unsent]
+                    )
             except SmsBridgeError as e:
                 log.warning("%s: the window not restored: %s", self._gateway.name, e)
                 return
@@ -824,7 +834,7 @@ class SendEngine(Generic[J]):
         if window is None or keys is None or reserved is None:
             return
         now = self._clock.now()
-        if now - reserved <= window.slack / 2:
+        if now - reserved <= max(window.slack - self._held_up, 0.0) / 2:
             return
         try:
             claims = await window.reserve(keys, self._holder, flight.batch.indices)
@@ -878,7 +888,10 @@ class SendEngine(Generic[J]):
             except Exception as e:
                 self._caller_failed(e)
         if flight is not None and flight.keys is not None:
-            await self._settle_window(flight.keys, batch.indices, statuses)
+            # cancelled while a try was on its way: it may reach the gateway later still
+            attempts = flight.attempts
+            late = self._held_up if attempts is not None and attempts.on_wire else 0.0
+            await self._settle_window(flight.keys, batch.indices, statuses, late)
         elif self._window is not None and Status.FAILED in statuses:
             await self._release_unreserved(batch, statuses)
         counts, n = self._counts, len(statuses)
@@ -918,20 +931,32 @@ class SendEngine(Generic[J]):
                     self._caller_failed(e)
 
     async def _settle_window(
-        self, keys: Sequence[Hashable], indices: Sequence[int], statuses: Sequence[Status]
+        self,
+        keys: Sequence[Hashable],
+        indices: Sequence[int],
+        statuses: Sequence[Status],
+        late: float = 0.0,
     ) -> None:
+        """Commit what went or may have (the uncertain ``late`` seconds longer, where the
+        gateway may yet act on them), release what surely did not."""
         window = self._window
         assert window is not None
+        # without ``late`` both kinds of commit are one
+        sure_kind = _ACCEPTED if late else _COMMIT
         if statuses.count(statuses[0]) == len(statuses):
             uniform = statuses[0]
-            commit = (keys, indices) if uniform in _COMMIT else None
+            sure = (keys, indices) if uniform in sure_kind else None
+            unsure = (keys, indices) if late and uniform is Status.UNCERTAIN else None
             release = (keys, indices) if uniform in _RELEASE else None
         else:
-            commit = _where(keys, indices, statuses, _COMMIT)
+            sure = _where(keys, indices, statuses, sure_kind)
+            unsure = _where(keys, indices, statuses, _UNCERTAIN) if late else None
             release = _where(keys, indices, statuses, _RELEASE)
         try:
-            if commit is not None and commit[0]:
-                await window.commit(commit[0], self._holder, commit[1])
+            if sure is not None and sure[0]:
+                await window.commit(sure[0], self._holder, sure[1])
+            if unsure is not None and unsure[0]:
+                await window.commit(unsure[0], self._holder, unsure[1], late)
             if release is not None and release[0]:
                 await window.release(release[0], self._holder, release[1])
         except SmsBridgeError as e:

@@ -33,7 +33,11 @@ from .clock import Clock, SystemClock
 from .errors import ConfigurationError
 from .gateway import Batch
 
-__all__ = ["Claim", "DuplicateWindow", "MemoryWindow", "key_fields"]
+__all__ = ["SLACK", "Claim", "DuplicateWindow", "MemoryWindow", "key_fields"]
+
+SLACK = 65.0
+"""Seconds a reservation outlasts the TTL by default: the default read timeout (60 s; a
+request written may reach the gateway as late as its writer waits for an answer) and 5."""
 
 
 class _Term:
@@ -138,8 +142,16 @@ class DuplicateWindow(Protocol):
         its first occurrence; the others find it :attr:`Claim.PENDING`."""
         ...
 
-    async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Hold these keys a full TTL from now: their messages were (maybe) sent."""
+    async def commit(
+        self,
+        keys: Sequence[Hashable],
+        holder: str,
+        indices: Sequence[int],
+        extra: float = 0.0,
+    ) -> None:
+        """Hold these keys a full TTL from now: their messages were (maybe) sent; ``extra``
+        seconds more (at most the slack) where the gateway may act on them later still (a
+        request on its way when its send was cancelled)."""
         ...
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
@@ -173,7 +185,9 @@ class MemoryWindow:
 
     Args:
         ttl: seconds a sent (text, number) pair stays blocked; the gateways use 120.
-        slack: seconds a reservation outlasts the TTL.
+        slack: seconds a reservation outlasts the TTL: at least as long as a request written
+            may take to reach the gateway (the client's read timeout), and some. Clients make
+            their own window with 5 s more than their read timeout.
         clock: time source; inject a fake one in tests.
     """
 
@@ -181,7 +195,7 @@ class MemoryWindow:
     leases_lapse = False
 
     def __init__(
-        self, ttl: float = 120.0, *, slack: float = 5.0, clock: Clock | None = None
+        self, ttl: float = 120.0, *, slack: float = SLACK, clock: Clock | None = None
     ) -> None:
         if not (ttl >= 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
             raise ConfigurationError(f"ttl and slack must be zero or positive, got {ttl!r}")
@@ -277,9 +291,17 @@ class MemoryWindow:
         self._terms.append((term.expiry, term))
         return claims
 
-    async def commit(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
-        """Hold each key a full TTL from now, whoever held it."""
+    async def commit(
+        self,
+        keys: Sequence[Hashable],
+        holder: str,
+        indices: Sequence[int],
+        extra: float = 0.0,
+    ) -> None:
+        """Hold each key a full TTL (and ``extra`` seconds, at most the slack) from now,
+        whoever held it."""
         now = self._clock.now()
+        until = now + self.ttl + min(max(extra, 0.0), self.slack)
         own = tuple(keys)
         first = self._held.get(own[0]) if own else None
         if (
@@ -290,10 +312,10 @@ class MemoryWindow:
             and first.keys == own
         ):  # the common case: a live reservation that still holds all its keys, and all of
             # them committed
-            first.expiry, first.holder, first.indices = now + self.ttl, None, ()
+            first.expiry, first.holder, first.indices = until, None, ()
             self._terms.append((first.expiry, first))
             return
-        term = _Term(now + self.ttl, own, None, ())
+        term = _Term(until, own, None, ())
         self._take(own, term)
         self._terms.append((term.expiry, term))
 

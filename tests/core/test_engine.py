@@ -28,6 +28,7 @@ from smsbridge import (
     SlidingWindowLimiter,
     SmsClub,
     Status,
+    Timeouts,
     TransportTimeoutError,
 )
 from smsbridge._core.client import holder_for
@@ -402,7 +403,7 @@ async def test_duplicate_window_releases_failures_and_keeps_uncertain(clock: Fak
     async with client(handler, clock, repeat_guard=False) as sms:
         first = await sms.send("hi", to=["380501234567"], sender="Shop")
         second = await sms.send("hi", to=["380501234567"], sender="Shop")
-        clock.advance(126)  # TTL 120 + the reservation's 5 s slack
+        clock.advance(121)  # the TTL from the uncertain outcome
         third = await sms.send("hi", to=["380501234567"], sender="Shop")
     assert (first.uncertain, second.suppressed, third.accepted) == (1, 1, 1)
 
@@ -665,8 +666,8 @@ async def test_entries_that_cannot_be_read_each_end_failed(clock: FakeClock) -> 
 
 
 def test_a_request_that_waited_past_its_reservation_does_not_go_beside_another_send() -> None:
-    """A's request is told to come back in 150 s, longer than its reservation lasts (120 s
-    and 5 s of slack). At 130 s send B of the same text to the same number finds it free and
+    """A's request is told to come back in 200 s, longer than its reservation lasts (120 s
+    and 65 s of slack). At 190 s send B of the same text to the same number finds it free and
     takes it; both wait out the account's Retry-After. Right before A's retry is written, A
     reserves its keys again, finds B holding the number, and does not write: the number gets
     the text once more, from B."""
@@ -678,14 +679,14 @@ def test_a_request_that_waited_past_its_reservation_does_not_go_beside_another_s
         written.append((loop.time(), phones))
         if len(written) == 1:
             return HttpResponse(
-                429, b'{"status": 429, "message": "slow down"}', {"retry-after": "150"}
+                429, b'{"status": 429, "message": "slow down"}', {"retry-after": "200"}
             )
         return accept_all(request)
 
     async def main() -> tuple[Report, Report]:
         async with SmsClub(TOKEN, transport=MockTransport(handler), clock=LoopClock()) as sms:
             a = asyncio.ensure_future(sms.send("Sale", to=["380501234567"], sender="Shop"))
-            await asyncio.sleep(130)
+            await asyncio.sleep(190)
             b = await sms.send("Sale", to=["380501234567"], sender="Shop")
             return await a, b
 
@@ -695,7 +696,7 @@ def test_a_request_that_waited_past_its_reservation_does_not_go_beside_another_s
     finally:
         loop.close()
     assert [phones for _, phones in written] == [["380501234567"]] * 2
-    assert 150 <= written[1][0] - started < 153
+    assert 200 <= written[1][0] - started < 203
     assert (a.failed, a.accepted, b.accepted) == (1, 0, 1)
     assert "another send of the same text to this number holds it now" in str(a.outcomes[0])
 
@@ -768,3 +769,81 @@ def test_a_keyed_run_whose_lease_went_stale_while_renewing_its_keys_does_not_wri
     assert written == [0.0]
     assert [o.status for o in report.outcomes] == [Status.FAILED]
     assert report.error is not None and "took it over" in str(report.error)
+
+
+def test_a_try_the_gateway_acted_on_late_holds_its_number_a_ttl_from_then() -> None:
+    """A's try is written at 0 s, reaches the gateway only at 19 s (held up on the way) and
+    is not answered within the 20 s read timeout. Its retry waits 150 s. Send B of the same
+    text to the same number, on another account sharing the duplicate window, starts at
+    130 s. A's reservation outlasts the TTL by the read timeout and 5 s (until 145 s), so B
+    finds the number held, and it reaches the gateway no sooner than 120 s after A's try
+    did. With 5 s of slack the key was free at 125 s, and B went 111 s after A."""
+    loop = VirtualLoop(World())
+    start = loop.time()
+    processed: list[tuple[str, float]] = []
+
+    async def held_up(request: HttpRequest) -> HttpResponse:
+        await asyncio.sleep(19)
+        processed.append(("A", loop.time() - start))
+        await asyncio.sleep(1)
+        raise TransportTimeoutError("no answer in time")
+
+    def on_time(request: HttpRequest) -> HttpResponse:
+        processed.append(("B", loop.time() - start))
+        return accept_all(request)
+
+    window = MemoryWindow(slack=25.0, clock=LoopClock())  # as the client makes its own
+
+    async def main() -> tuple[Report, Report]:
+        async with (
+            SmsClub(
+                TOKEN,
+                transport=MockTransport(held_up),
+                clock=LoopClock(),
+                window=window,
+                timeouts=Timeouts(read=20.0),
+                retry=RetryPolicy(attempts=2, backoff=150.0, max_backoff=150.0),
+            ) as first,
+            SmsClub(
+                TOKEN[::-1],
+                transport=MockTransport(on_time),
+                clock=LoopClock(),
+                window=window,
+                timeouts=Timeouts(read=20.0),
+            ) as second,
+        ):
+            a = asyncio.ensure_future(first.send("Sale", to=["380501234567"], sender="Shop"))
+            await asyncio.sleep(130)
+            b = await second.send("Sale", to=["380501234567"], sender="Shop")
+            return await a, b
+
+    try:
+        a, b = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert processed[0] == ("A", 19.0)
+    assert all(later - 19.0 >= 120 for _, later in processed[1:]), processed
+    assert [o.status for o in a.outcomes] == [Status.UNCERTAIN]
+    # B goes once A's reservation ends, or finds A settled first (the back-off is jittered)
+    assert [o.status for o in b.outcomes] in ([Status.ACCEPTED], [Status.SUPPRESSED])
+
+
+@pytest.mark.parametrize(
+    ("read", "guard"), [(60.0, 40.0), (20.0, 80.0), (5.0, 95.0), (100.0, None)]
+)
+def test_the_duplicate_guard_relied_on_leaves_room_for_a_repeat_held_up_on_the_way(
+    read: float, guard: float | None
+) -> None:
+    """A repeat may reach the gateway as late as its writer waits for an answer: SMS Club's
+    2 minutes are relied on less 20 s and the read timeout, or not at all."""
+    sms = SmsClub(TOKEN, transport=MockTransport(accept_all), timeouts=Timeouts(read=read))
+    assert sms.repeat_guard == guard
+
+
+def test_a_window_whose_reservations_a_request_on_its_way_could_outlive_is_refused() -> None:
+    """A request may reach the gateway as late as the read timeout after it was written: a
+    shared window whose slack is shorter would let its reservation lapse first."""
+    window = MemoryWindow(slack=5.0)
+    with pytest.raises(ConfigurationError, match=r"slack \(5 s\) is shorter than the read"):
+        SmsClub(TOKEN, transport=MockTransport(accept_all), window=window)
+    SmsClub(TOKEN, transport=MockTransport(accept_all), window=window, timeouts=Timeouts(read=5.0))

@@ -86,6 +86,21 @@ async def test_commit_holds_for_a_full_ttl_from_the_commit(clock: FakeClock) -> 
     assert await window.reserve([b"k"], "h", [1]) == [OURS]
 
 
+@pytest.mark.parametrize(("extra", "held"), [(30.0, 150.0), (500.0, 185.0), (-3.0, 120.0)])
+async def test_an_uncertain_commit_holds_longer_where_its_request_may_be_on_its_way(
+    clock: FakeClock, extra: float, held: float
+) -> None:
+    """A commit of a message whose request may still reach the gateway holds ``extra``
+    seconds past the TTL, at most the slack (65 s by default)."""
+    window = MemoryWindow(120, clock=clock)
+    await window.reserve([b"k", b"j"], "h", [0, 1])
+    await window.commit([b"k", b"j"], "h", [0, 1], extra)
+    clock.advance(held - 0.1)
+    assert await window.reserve([b"k"], "other", [0]) == [SENT]
+    clock.advance(0.1)
+    assert await window.reserve([b"k"], "other", [0]) == [OURS]
+
+
 async def test_a_reservation_of_a_crashed_sender_expires(clock: FakeClock) -> None:
     """Nobody commits or releases: the key frees itself after the TTL and the slack."""
     window = MemoryWindow(120, slack=5, clock=clock)

@@ -186,9 +186,10 @@ async def test_processes_of_one_account_share_its_id_ranges(redis_url: str) -> N
 async def test_a_window_reads_two_buckets_whatever_its_ttl(
     private_redis: RedisServer, ttl: float
 ) -> None:
-    """Buckets are as long as an entry lives: a reservation reads the current bucket and the
-    one before, for a two-minute window as for a month's (one HMGET per bucket back over a
-    month would be twenty thousand, on every call). A commit holds exactly ``ttl``."""
+    """Buckets are twice the TTL, longer than an entry lives: a reservation reads the
+    current bucket and the one before, for a two-minute window as for a month's (one HMGET
+    per bucket back over a month would be twenty thousand, on every call). A commit holds
+    exactly ``ttl``."""
     client = aioredis.Redis.from_url(private_redis.url)
     window = RedisWindow(client, f"smsbridge:{{test:{uuid.uuid4().hex}}}", b"k" * 32, ttl)
     run = {name: client.register_script(scripts[name]) for name in ("reserve", "commit")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -89,8 +90,16 @@ def test_a_seed_is_one_run() -> None:
             for name, fake in second.gateways.items()
             for r in fake.requests
         ]
-        assert [s.outcomes for s in first.sends] == [s.outcomes for s in second.sends]
+        # in the order given, but for those a cancellation settles at once on several
+        # gateways: anyio cancels a task group's tasks in the order of a set of them
+        assert [_ordered(s.outcomes) for s in first.sends] == [
+            _ordered(s.outcomes) for s in second.sends
+        ]
         assert first.journal == second.journal
+
+
+def _ordered(outcomes: list[Any]) -> list[Any]:
+    return sorted(outcomes, key=lambda o: (o.index, o.gateway or "", o.status, o.reason or ""))
 
 
 @pytest.mark.parametrize("path", REGRESSIONS, ids=[p.stem for p in REGRESSIONS])

@@ -48,6 +48,9 @@ class Net(msgspec.Struct, kw_only=True):
         handshake: round trips to open a connection (TCP, or TCP and TLS).
         refused: chance that opening a connection is refused.
         slow: chance that the gateway's answer comes only after the read timeout.
+        late: chance that a request reaches the gateway only just before the read timeout
+            (held up on the way), so that the gateway acts on it late and its writer hears
+            nothing in time.
         keepalive: seconds an idle connection stays in the pool.
     """
 
@@ -56,6 +59,7 @@ class Net(msgspec.Struct, kw_only=True):
     handshake: int = 1
     refused: float = 0.0
     slow: float = 0.0
+    late: float = 0.0
     keepalive: float = 10.0
 
 
@@ -170,7 +174,14 @@ class SimTransport:
             except BaseException:
                 self._idle.append(anyio.current_time())
                 raise
-        arrival = anyio.current_time() + net.one_way + rng.random() * net.jitter
+        read = self._timeouts.read
+        written_at = anyio.current_time()
+        late = net.late and rng.random() < net.late
+        if late:
+            self._stats["net: request held up"] += 1
+            arrival = written_at + read * rng.uniform(0.5, 0.99)
+        else:
+            arrival = written_at + net.one_way + rng.random() * net.jitter
         ticket = self._wire.put(
             FakeRequest(
                 path=request.path,
@@ -185,8 +196,10 @@ class SimTransport:
         await anyio.sleep(arrival - anyio.current_time())
         process.check()
         reply, written, fault = self._wire.take(ticket)
+        if late:
+            await anyio.sleep(written_at + read - anyio.current_time())
+            raise TransportTimeoutError("no answer in time (simulated)")
         unreadable = fault in _UNREADABLE
-        read = self._timeouts.read
         if isinstance(reply, Disconnect):
             await anyio.sleep(net.one_way)
             raise ConnectionLostError("connection dropped after the request was sent (simulated)")

@@ -201,6 +201,7 @@ class _World:
                 period=1.0,
                 margin=0.04,
                 window_ttl=sc.window_ttl,
+                window_slack=sc.read_timeout + 5.0,
                 clock=self.clock,
             )
             options["limiter"] = state.limiter
@@ -304,7 +305,9 @@ def _library_process(
         if sc.clients > 1 and w.redis is None:
             shared = (
                 SlidingWindowLimiter(sc.rate, clock=w.clock),
-                MemoryWindow(sc.window_ttl, clock=w.clock) if sc.window_ttl else None,
+                MemoryWindow(sc.window_ttl, slack=sc.read_timeout + 5.0, clock=w.clock)
+                if sc.window_ttl
+                else None,
             )
         if sc.routing is None:
             clients = [w.client(process, shared) for _ in range(sc.clients)]

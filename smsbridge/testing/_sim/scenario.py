@@ -215,6 +215,18 @@ def _chance(rng: random.Random, *choices: float) -> float:
     return rng.choice(choices)
 
 
+def _retry(rng: random.Random) -> RetryPolicy:
+    """How requests are tried again; a long back-off (100 s, doubling to 150) holds a request
+    that may have been processed longer than its reservation lasts."""
+    backoff = rng.choice([0.01, 0.1, 0.5, 0.5, 100.0])
+    return RetryPolicy(
+        attempts=rng.randint(1, 5),
+        backoff=backoff,
+        max_backoff=150.0 if backoff > 2 else 2.0,
+        max_retry_after=rng.choice([2.0, 300.0]),
+    )
+
+
 def _maybe(rng: random.Random, possible: bool, count: int) -> int | None:
     """Where the caller's own code fails, once in twenty runs where it can."""
     return rng.randint(0, count) if possible and rng.random() < 0.05 else None
@@ -226,7 +238,8 @@ def _faults(rng: random.Random) -> Faults:
     return Faults(
         **fault_odds,
         hang_seconds=rng.choice([0.2, 3.0, 30.0]),
-        # 150 s: longer than a reservation lasts (120 + 5), the longest wait before a write
+        # 150 s: longer than a reservation lasts (120 s, the read timeout and 5 s) where the
+        # read timeout is short; the longest wait before a write
         retry_after=rng.choice([None, 0.0, 0.2, 1.0, 3.0, 150.0]),
         rate_limited_body=rng.choice(["gateway", "empty"]),
         seed=rng.randrange(1 << 30),
@@ -242,6 +255,7 @@ def _net(rng: random.Random) -> Net:
         refused=_chance(rng, 0.0, 0.0, 0.05, 0.2),
         slow=_chance(rng, 0.0, 0.0, 0.03),
         keepalive=rng.choice([0.5, 10.0]),
+        late=_chance(rng, 0.0, 0.0, 0.02, 0.1),
     )
 
 
@@ -354,13 +368,10 @@ def draw(seed: int) -> Scenario:
         gateway_limit=rng.choice([None, None, 9, 9, 5, 2]),
         faults=faults,
         net=net,
-        read_timeout=rng.choice([0.5, 2.0, 5.0]),
-        retry=RetryPolicy(
-            attempts=rng.randint(1, 5),
-            backoff=rng.choice([0.01, 0.1, 0.5]),
-            max_backoff=2.0,
-            max_retry_after=rng.choice([2.0, 300.0]),
-        ),
+        # 60 s: longer than the window's slack, so a request the gateway acts on late leaves
+        # less of a reservation made at its write than the window promises
+        read_timeout=rng.choice([0.5, 2.0, 5.0, 60.0]),
+        retry=_retry(rng),
         at_least_once=gateway != "webcom" and rng.random() < 0.15,
         window_ttl=0.0 if rng.random() < 0.15 else 120.0,
         state="redis" if rng.random() < 0.4 else "memory",
@@ -481,13 +492,8 @@ def _routed(seed: int) -> Scenario:
         gateway_limit=None,
         faults=Faults(),
         net=Net(),
-        read_timeout=rng.choice([0.5, 2.0, 5.0]),
-        retry=RetryPolicy(
-            attempts=rng.randint(1, 5),
-            backoff=rng.choice([0.01, 0.1, 0.5]),
-            max_backoff=2.0,
-            max_retry_after=rng.choice([2.0, 300.0]),
-        ),
+        read_timeout=rng.choice([0.5, 2.0, 5.0, 60.0]),
+        retry=_retry(rng),
         at_least_once=False,
         window_ttl=0.0 if rng.random() < 0.15 else 120.0,
         state="memory",
