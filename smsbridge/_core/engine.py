@@ -461,9 +461,17 @@ class SendEngine(Generic[J]):
                         if self._caller_stopping() is not None:  # checked before reading on
                             break
             else:
-                entries = iter(source)
+                # a source may read itself a chunk at a time, doing first what its entries
+                # need (a gateway's client claims their ids)
+                fill: Callable[[list[Any], int], Awaitable[None]] | None
+                fill = getattr(source, "fill", None)
+                entries = iter(source) if fill is None else None
                 while True:
-                    chunk.extend(islice(entries, size))  # what was read stays, if it fails
+                    if entries is not None:
+                        chunk.extend(islice(entries, size))  # what was read stays, if it fails
+                    else:
+                        assert fill is not None
+                        await fill(chunk, size)
                     if not chunk:
                         break
                     part, chunk = chunk, []

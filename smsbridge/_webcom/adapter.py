@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import operator
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -156,6 +157,18 @@ def envelope_rows(batch: Batch, text: str | None) -> list[tuple[str, list[int]]]
     return list(groups.items())
 
 
+def _accepted_ids(items: list[wire.Entry]) -> list[str | None] | None:
+    """Each entry's id as text where every entry is accepted with one, else ``None``."""
+    values = list(map(_ID, items))
+    if any(map(_ERROR, items)) or None in values or "" in values:
+        return None
+    return [str(v) if type(v) is int else text_of(v) for v in values]
+
+
+_ID = operator.attrgetter("id_sms")
+_ERROR = operator.attrgetter("error")
+
+
 class WebcomGateway:
     """The Webcom adapter.
 
@@ -224,6 +237,14 @@ class WebcomGateway:
 
     def parse_send(self, batch: Batch, response: HttpResponse, job: WebcomJob) -> BatchResult:
         """Each ``information`` entry back to its recipient, across the message entries."""
+        if response.status == 200 and batch.texts is None:
+            # the common answer, read straight into entries: one per phone, in the order
+            # sent, every one accepted with an id
+            fast = wire.decode_sent(response.body)
+            if fast is not None and len(fast) == len(batch):
+                ids = _accepted_ids(fast)
+                if ids is not None:
+                    return BatchResult([Status.ACCEPTED] * len(batch), ids)
         document = self._document(response)
         information = document.information
         order = [row for _, rows in envelope_rows(batch, job.text) for row in rows]
@@ -235,11 +256,12 @@ class WebcomGateway:
                 maybe_processed=True,
             )
         items = wire.entries(information)
-        if order == list(range(len(batch))) and all(
-            item is not None and not item.error and item.id_sms not in (None, "") for item in items
-        ):  # the common answer: every phone accepted, in the order sent
-            ids: list[str | None] = [text_of(item.id_sms) for item in items]  # type: ignore[union-attr]
-            return BatchResult([Status.ACCEPTED] * len(batch), ids)
+        if order == list(range(len(batch))) and None not in items:
+            # every phone accepted, in the order sent (personal texts, or an answer the
+            # quick read above refused for something beside the entries)
+            accepted = _accepted_ids(items)  # type: ignore[arg-type]
+            if accepted is not None:
+                return BatchResult([Status.ACCEPTED] * len(batch), accepted)
         statuses: list[Status] = [Status.UNCERTAIN] * len(batch)
         details: list[str | None] = ["unreadable answer entry"] * len(batch)
         stop: SmsBridgeError | None = None

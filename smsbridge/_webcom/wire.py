@@ -110,7 +110,16 @@ def encode(body: msgspec.Struct) -> bytes:
     return _encoder.encode(body)
 
 
+class Sent(msgspec.Struct):
+    """The common answer to a send, read in one pass: every entry readable, no
+    document-level error."""
+
+    information: list[Entry]
+    error: None = None
+
+
 _document = msgspec.json.Decoder(Document)
+_sent = msgspec.json.Decoder(Sent)
 _state = msgspec.json.Decoder(list[StateEntry] | Document)
 
 T = TypeVar("T")
@@ -119,6 +128,15 @@ T = TypeVar("T")
 def decode_document(body: bytes) -> Document:
     """An answer object; raises ``msgspec.DecodeError`` (or ``ValidationError``) otherwise."""
     return _document.decode(body)
+
+
+def decode_sent(body: bytes) -> list[Entry] | None:
+    """A send's entries where the answer is the common one (see :class:`Sent`), else
+    ``None`` (read it as a :class:`Document`)."""
+    try:
+        return _sent.decode(body).information
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def decode_state(body: bytes) -> list[StateEntry] | Document:
