@@ -8,6 +8,7 @@ backend.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import inspect
 import logging
@@ -167,6 +168,16 @@ class StateFactory(Protocol):
         """The state of the account ``account`` of ``provider``; ``secret`` keys its window
         entries, whose reservations outlast ``window_ttl`` by ``window_slack``."""
         ...
+
+
+_SEND: contextvars.ContextVar[object] = contextvars.ContextVar("smsbridge_send")
+"""The marker of the send the running code belongs to, if any."""
+
+_CLOSED = "not sent: the client was closed while the send ran"
+
+
+def _inside() -> object:
+    return _SEND.get(None)
 
 
 GUARD_MARGIN = 20.0
@@ -394,6 +405,8 @@ class Client(Generic[J]):
         self._ssl_context = options.get("ssl_context")
         self._given_transport = options.get("transport")
         self._transport: Transport | None = None
+        self._running: dict[SendEngine[J], object] = {}  # sends under way, by their marker
+        self._ended: anyio.Event | None = None  # while a close waits: set as one of them ends
 
     def _adapter(self, credentials: dict[str, str]) -> Gateway[J]:
         """The gateway's adapter, given the credentials the declaration named."""
@@ -460,7 +473,20 @@ class Client(Generic[J]):
 
     async def aclose(self) -> None:
         """Close the HTTP session (and the Redis connections); the client can be opened again
-        with ``async with``."""
+        with ``async with``. Sends still running stop first, as if stopped (their requests on
+        the wire are answered; the rest of their recipients are ``failed``: "not sent: the
+        client was closed while the send ran")."""
+        running = [engine for engine, within in self._running.items() if within is not _inside()]
+        for engine in self._running:
+            engine.close(_CLOSED)
+        if running:
+            # bounded: a send held by its caller's own input or callback does not hold the
+            # close for ever
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeouts.total + 5):
+                while any(engine in self._running for engine in running):
+                    self._ended = ended = anyio.Event()
+                    await ended.wait()
+            self._ended = None
         transport, self._transport = self._transport, None
         if transport is not None:
             with anyio.CancelScope(shield=True):
@@ -601,12 +627,23 @@ class Client(Generic[J]):
         if not indexed:
             source = recipients(source, unpack)
         engine = self._engine(job, options)
-        return await engine.run(
-            self._source(job, source, indexed),
-            unpack,
-            indexed=indexed,
-            earlier=options.get("earlier"),
-        )
+        # registered, so that closing the client stops it (a close from within the send, in
+        # its callback, does not wait for it: the context tells)
+        marker = object()
+        self._running[engine] = marker
+        token = _SEND.set(marker)
+        try:
+            return await engine.run(
+                self._source(job, source, indexed),
+                unpack,
+                indexed=indexed,
+                earlier=options.get("earlier"),
+            )
+        finally:
+            _SEND.reset(token)
+            del self._running[engine]
+            if self._ended is not None:
+                self._ended.set()
 
     async def _chunked_calls(
         self,

@@ -245,6 +245,7 @@ class SendEngine(Generic[J]):
         # the two reasons to stop: the caller's (its event, or its code failed) and the account's
         self._caller_error: BaseException | None = None
         self._caller_stopped = False
+        self._closing: str | None = None  # why its client closed under it
         self._account_error: SmsBridgeError | None = None
         self._halt = Halt()  # set with either: waits of requests not yet written end at once
         self._window_failed = False  # a window update failed: the optional ones are skipped
@@ -356,9 +357,19 @@ class SendEngine(Generic[J]):
             return f"not sent: the send stopped after an account-wide error: {self._account_error}"
         return self._caller_stopping()
 
+    def close(self, reason: str) -> None:
+        """The client is closing under the send: as a stop, nothing more is read or written,
+        and the send ends once its requests on the wire are answered."""
+        if self._closing is None:
+            self._closing = reason
+            self._halt.set(reason)
+
     def _caller_stopping(self) -> str | None:
         """Why the caller wants no more of the input read, or ``None``. (An account-wide
         error reads on: every recipient of the input is then ``failed``.)"""
+        if self._closing is not None:
+            self._caller_stopped = True
+            return self._closing
         if self._caller_error is not None:
             return (
                 "not sent: the send stopped after an error in the caller's code: "
