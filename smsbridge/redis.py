@@ -122,9 +122,10 @@ return 0
 
 # The duplicate window is a few hashes per account, one per bucket of the server's clock
 # (KEYS[1] names them, "<namespace>:w:<log2 of the bucket's length>:", and the bucket's
-# number follows; a bucket is at least as long as an entry lives, 2^17 ms for the default
-# two minutes, so a live entry is in the current bucket or the one before): a recipient's
-# entry is a field, its keyed hash, written into the bucket of the moment it was written, so
+# number follows; a bucket is twice the TTL, longer than an entry lives, 2^18 ms for the
+# default two minutes, so a live entry is in the current bucket or the one before): a
+# recipient's entry is a field, its keyed hash, written into the bucket of the moment it was
+# written, so
 # a batch is one HMGET per bucket and one HSET, not a hundred keys. The value says until
 # when it holds (13-digit server milliseconds; a hash only expires as a whole, once
 # everything written into it has) and what it is: "r<send>/<run>:<index>" while reserved,
