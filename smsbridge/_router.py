@@ -28,7 +28,7 @@ import anyio
 import msgspec
 import phonenumbers
 
-from ._core.client import Client, SendOptions, checked_options
+from ._core.client import SLACK_MARGIN, Client, SendOptions, checked_options
 from ._core.clock import Clock, SystemClock
 from ._core.engine import BatchObserver
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
@@ -88,7 +88,19 @@ def _one_window(clients: list[Client[Any]]) -> MemoryWindow | None:
             "the clients' duplicate windows already hold different sends: give the clients "
             "one window (window=MemoryWindow(...)) before routing them"
         )
-    shared = held[0] if held else max(distinct, key=lambda w: w.ttl)
+    if held:
+        shared = held[0]
+    else:
+        # the longest, with a slack for the slowest read timeout among the clients
+        longest = max(distinct, key=lambda w: w.ttl)
+        slack = max(c._timeouts.read for c in clients) + SLACK_MARGIN
+        shared = (
+            longest
+            if longest.slack >= slack
+            else MemoryWindow(longest.ttl, slack=slack, clock=longest._clock)
+        )
+    for client in clients:
+        client._check_window(shared)  # a window holding sends is kept only where it fits
     for client in clients:
         client._window = shared
     return shared

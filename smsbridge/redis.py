@@ -602,15 +602,23 @@ class RedisWindow:
     ) -> None:
         if not (ttl > 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
             raise ConfigurationError("ttl must be positive and slack not negative")
-        if ttl > _LONGEST or slack > _LONGEST:  # an entry's "until": 13 digits of ms
+        if ttl > _LONGEST:  # an entry's "until" is 13 digits of milliseconds
             raise ConfigurationError("window_ttl through Redis is at most a year (31,536,000 s)")
         self.ttl = ttl
         self.slack = slack
-        # buckets twice the TTL, at least 2^17 ms, a power of two: an entry (a TTL and at most
-        # the slack) is in the current bucket or the one before while the slack is at most a
-        # TTL (longer lives read further back), and processes of the account whose TTL is
-        # nearly the same, whatever their slack (their read timeouts), share the buckets
+        # buckets twice the TTL, at least 2^17 ms, a power of two, so that processes of the
+        # account whose TTL is nearly the same share them whatever their slack (their read
+        # timeouts); an entry lives at most a bucket, so it is in the current one or the one
+        # before, and a call reads those two whoever wrote it
         self._span = max(1 << 17, 1 << (int(2 * ttl * 1000) - 1).bit_length())
+        longest = self._span / 1000 - ttl
+        if slack > longest:
+            raise ConfigurationError(
+                f"a duplicate window of {ttl:g} s through Redis holds a reservation at most "
+                f"{longest:g} s past the TTL, and this client's read timeout and 5 s make "
+                f"{slack:g}: give a read timeout of at most {longest - 5:g} s, or a longer "
+                "window_ttl"
+            )
         self._hashes = [f"{namespace}:w:{self._span.bit_length() - 1}:"]
         self._framed = isinstance(client, Pipe)  # smsbridge's own connection frames the fields once
         self._blake = partial(blake2b, key=secret[:64], digest_size=16)

@@ -180,6 +180,21 @@ def _inside() -> object:
     return _SEND.get(None)
 
 
+SLACK_MARGIN = 5.0
+"""Seconds a duplicate-window reservation outlasts the TTL beyond the read timeout."""
+
+
+def _takes(function: Callable[..., Any], name: str) -> bool:
+    """Whether ``function`` takes the keyword ``name`` (a user's factory may be older)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
 GUARD_MARGIN = 20.0
 """Seconds of a gateway's duplicate guard not relied on (the first try's arrival, clocks)."""
 
@@ -357,9 +372,11 @@ class Client(Generic[J]):
         self._timeouts = options.get("timeouts") or Timeouts()
         # a request written may reach the gateway as late as its writer waits for an answer:
         # the window's reservations outlast the TTL by that, and a margin
-        slack = self._timeouts.read + 5.0
+        slack = self._timeouts.read + SLACK_MARGIN
         self._shared: SharedState | None = None
         if factory is not None:
+            # a factory written before the slack was given keeps its own (checked below)
+            made = {"window_slack": slack} if _takes(factory, "window_slack") else {}
             self._shared = factory(
                 provider=spec.name,
                 account=options.get("account") or secret[:8].hex(),
@@ -368,8 +385,8 @@ class Client(Generic[J]):
                 period=period,
                 margin=margin,
                 window_ttl=ttl,
-                window_slack=slack,
                 clock=self._clock,
+                **made,
             )
         limiter = options.get("limiter") or (
             self._shared.limiter
@@ -382,13 +399,8 @@ class Client(Generic[J]):
             window = self._shared.window
         elif window is None and ttl:
             window = MemoryWindow(ttl, slack=slack, clock=self._clock)
-        if window is not None and window.slack < self._timeouts.read:
-            raise ConfigurationError(
-                f"the duplicate window's slack ({window.slack:g} s) is shorter than the read "
-                f"timeout ({self._timeouts.read:g} s): a request on its way could reach the "
-                "gateway after its reservation lapsed; give the window a slack of at least "
-                "the read timeout"
-            )
+        if window is not None:
+            self._check_window(window)
         self._window = window
         shared_ranges = getattr(self._shared, "ranges", None)
         self.ranges: IdRanges = shared_ranges or memory_ranges(self.account)
@@ -427,6 +439,19 @@ class Client(Generic[J]):
         state = "open" if self._transport is not None else "closed"
         name = type(self).__name__
         return f"{name}(base_url={str(self.base_url)!r}, account={self.account!r}, {state})"
+
+    def _check_window(self, window: DuplicateWindow) -> None:
+        """Raise :class:`ConfigurationError` if ``window`` cannot serve this client: a request
+        on its way may reach the gateway as late as the read timeout after it was written,
+        so a reservation must outlast the TTL by that and 5 s."""
+        read = self._timeouts.read
+        if window.slack < read + SLACK_MARGIN:
+            raise ConfigurationError(
+                f"the duplicate window's slack ({window.slack:g} s) is shorter than the read "
+                f"timeout ({read:g} s) and {SLACK_MARGIN:g} s: a request on its way could reach "
+                "the gateway after its reservation lapsed; give the window a slack of at "
+                f"least {read + SLACK_MARGIN:g} s"
+            )
 
     @property
     def repeat_guard(self) -> float | None:

@@ -42,6 +42,7 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -63,7 +64,7 @@ from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
 
-__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine", "intake"]
+__all__ = ["BatchObserver", "Chunked", "OutcomeCallback", "SendEngine", "intake"]
 
 log = logging.getLogger("smsbridge")
 
@@ -113,6 +114,19 @@ _HELD_TOO_LONG = (
     "not sent: the same message to this number stayed reserved by another send that did not "
     "settle within the duplicate window"
 )
+
+
+class Chunked:
+    """An input the engine reads a chunk at a time through :meth:`fill`, so that what a
+    chunk's entries need (a gateway's client claims their ids) is done once per chunk."""
+
+    async def fill(self, into: list[Any], count: int) -> None:
+        """Read up to ``count`` entries onto ``into`` (what was read stays there if the
+        caller's input fails)."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError("a chunked input is read with fill()")
 
 
 def intake(
@@ -204,8 +218,10 @@ class SendEngine(Generic[J]):
     ) -> None:
         self._gateway = gateway
         # how late a request written may reach the gateway (the read timeout): a key it
-        # carries must hold a TTL past that
+        # carries must hold a TTL past that (where the window can be told: a window written
+        # before commit took ``extra`` holds it a TTL from the commit)
         self._held_up = held_up
+        self._extra = window is not None and _takes_extra(window)
         self._telemetry = telemetry or Telemetry(gateway.name)
         self._send_id = 0
         self._repeat_guard = repeat_guard
@@ -424,11 +440,8 @@ class SendEngine(Generic[J]):
                 # be on its way); what it surely did not send is freed, whichever run of the
                 # send reserved it (the bare send key names them all)
                 if sent:
-                    await window.commit(
-                        [keys[i] for i in sent],
-                        self._holder,
-                        [indices[i] for i in sent],
-                        self._held_up,
+                    await self._commit(
+                        [keys[i] for i in sent], [indices[i] for i in sent], self._held_up
                     )
                 if unsent:
                     await window.release(
@@ -474,15 +487,14 @@ class SendEngine(Generic[J]):
             else:
                 # a source may read itself a chunk at a time, doing first what its entries
                 # need (a gateway's client claims their ids)
-                fill: Callable[[list[Any], int], Awaitable[None]] | None
-                fill = getattr(source, "fill", None)
-                entries = iter(source) if fill is None else None
+                chunked = source if isinstance(source, Chunked) else None
+                entries = iter(source) if chunked is None else None
                 while True:
                     if entries is not None:
                         chunk.extend(islice(entries, size))  # what was read stays, if it fails
                     else:
-                        assert fill is not None
-                        await fill(chunk, size)
+                        assert chunked is not None
+                        await chunked.fill(chunk, size)
                     if not chunk:
                         break
                     part, chunk = chunk, []
@@ -975,13 +987,21 @@ class SendEngine(Generic[J]):
             if sure is not None and sure[0]:
                 await window.commit(sure[0], self._holder, sure[1])
             if unsure is not None and unsure[0]:
-                await window.commit(unsure[0], self._holder, unsure[1], late)
+                await self._commit(unsure[0], unsure[1], late)
             if release is not None and release[0]:
                 await window.release(release[0], self._holder, release[1])
         except SmsBridgeError as e:
             # reservations stay held until they expire: safe, if less available
             self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
+
+    async def _commit(self, keys: Sequence[Hashable], indices: Sequence[int], extra: float) -> None:
+        window = self._window
+        assert window is not None
+        if extra and self._extra:
+            await window.commit(keys, self._holder, indices, extra)
+        else:
+            await window.commit(keys, self._holder, indices)
 
     async def _release_unreserved(self, batch: Batch, statuses: Sequence[Status]) -> None:
         """In a journaled resume, free the keys of the ``failed`` recipients of ``batch``,
@@ -1027,6 +1047,17 @@ class SendEngine(Generic[J]):
         for batch in unsettled:
             if len(batch):
                 await self._settle(batch, Status.FAILED, _CANCELLED)
+
+
+def _takes_extra(window: DuplicateWindow) -> bool:
+    """Whether the window's ``commit`` takes ``extra`` (one written before it may not)."""
+    try:
+        parameters = inspect.signature(window.commit).parameters
+    except (TypeError, ValueError):
+        return False
+    return "extra" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def _where(

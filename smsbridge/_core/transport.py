@@ -12,6 +12,7 @@ import contextvars
 import inspect
 import ipaddress
 import logging
+import math
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -114,6 +115,14 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     connect: float = 10.0
     read: float = 60.0
     total: float = 90.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < math.inf):
+                raise ConfigurationError(
+                    f"Timeouts: {name} must be a positive number of seconds, got {value!r}"
+                )
 
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from itertools import islice
 from typing import Any, Unpack
 
 from .._client import GatewayClient
 from .._core.client import ClientOptions, SendOptions
+from .._core.engine import Chunked
 from .._core.errors import ConfigurationError, InvalidInputError
 from .._core.gateway import Message
 from .._core.models import Balance, MessageStatus, Report
@@ -225,7 +226,7 @@ async def _claiming(
         yield entry
 
 
-class _Claiming:
+class _Claiming(Chunked):
     """A caller's plain iterable, read a chunk at a time by the engine (``fill``) with the id
     blocks of the whole chunk claimed before any of it is read: as :func:`_claiming`, but
     with one check per chunk instead of a trip through an async generator per recipient."""
@@ -237,9 +238,6 @@ class _Claiming:
         self._entries = iter(source)
         self._indexed = indexed
         self._position = 0
-
-    def __iter__(self) -> Iterator[Any]:  # the engine reads through fill; this is for others
-        raise TypeError("read with fill()")
 
     async def fill(self, into: list[Any], count: int) -> None:
         """Read up to ``count`` entries onto ``into`` (what was read stays there if the

@@ -843,9 +843,13 @@ def test_the_duplicate_guard_relied_on_leaves_room_for_a_repeat_held_up_on_the_w
 def test_a_window_whose_reservations_a_request_on_its_way_could_outlive_is_refused() -> None:
     """A request may reach the gateway as late as the read timeout after it was written: a
     shared window whose slack is shorter would let its reservation lapse first."""
-    window = MemoryWindow(slack=5.0)
-    with pytest.raises(ConfigurationError, match=r"slack \(5 s\) is shorter than the read"):
+    window = MemoryWindow(slack=10.0)
+    with pytest.raises(ConfigurationError, match=r"slack \(10 s\) is shorter than the read"):
         SmsClub(TOKEN, transport=MockTransport(accept_all), window=window)
+    with pytest.raises(ConfigurationError, match=r"give the window a slack of at least 10\.5 s"):
+        SmsClub(
+            TOKEN, transport=MockTransport(accept_all), window=window, timeouts=Timeouts(read=5.5)
+        )
     SmsClub(TOKEN, transport=MockTransport(accept_all), window=window, timeouts=Timeouts(read=5.0))
 
 
@@ -890,3 +894,104 @@ def test_closing_the_client_stops_the_sends_still_running() -> None:
     reasons = {o.reason for o in first.outcomes if o.status is Status.FAILED}
     assert reasons == {"not sent: the client was closed while the send ran"}
     assert second.total == 300 and second.accepted >= 100 and second.stopped
+
+
+async def test_an_input_with_a_fill_method_of_its_own_is_read_as_any_other(
+    clock: FakeClock,
+) -> None:
+    """Only the engine's own chunked inputs are read through ``fill``: a caller's sequence
+    that happens to have a ``fill`` method (a numpy array) is iterated."""
+
+    class Filled(list[str]):
+        def fill(self, value: object) -> None:
+            raise AssertionError("not the engine's to call")
+
+    async with client(accept_all, clock) as sms:
+        report = await sms.send("hi", to=Filled(ua_numbers(3)), sender="Shop")
+    assert report.accepted == 3
+
+
+def test_a_window_written_before_commit_took_extra_still_serves() -> None:
+    """A user's window whose ``commit`` has no ``extra`` (written to the protocol before it):
+    a send cancelled with a request on the wire still gives its recipient its outcome
+    (uncertain) and commits it, a TTL from the commit."""
+    loop = VirtualLoop(World())
+    commits: list[tuple[Any, ...]] = []
+
+    class Older(MemoryWindow):
+        async def commit(  # type: ignore[override]
+            self, keys: Any, holder: str, indices: Any
+        ) -> None:
+            commits.append((list(keys), holder, list(indices)))
+            await super().commit(keys, holder, indices)
+
+    async def hanging(request: HttpRequest) -> HttpResponse:
+        await asyncio.sleep(30)
+        return accept_all(request)
+
+    outcomes: list[Outcome] = []
+
+    async def main() -> None:
+        window = Older(clock=LoopClock())
+        async with SmsClub(
+            TOKEN,
+            transport=MockTransport(hanging),
+            clock=LoopClock(),
+            window=window,  # type: ignore[arg-type]
+        ) as sms:
+            task = asyncio.ensure_future(
+                sms.send("hi", to=["380501234567"], sender="Shop", on_outcome=outcomes.append)
+            )
+            await asyncio.sleep(1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert [o.status for o in outcomes] == [Status.UNCERTAIN]
+    assert len(commits) == 1
+
+
+def test_a_state_factory_written_before_the_slack_was_given_still_serves() -> None:
+    """A user's factory without ``window_slack`` builds its state as before; the client then
+    checks the window it made."""
+
+    def factory(
+        *,
+        provider: str,
+        account: str,
+        secret: bytes,
+        limit: int,
+        period: float,
+        margin: float,
+        window_ttl: float,
+        clock: Any,
+    ) -> Any:
+        class State:
+            limiter = SlidingWindowLimiter(limit, period, clock=clock)
+            window = MemoryWindow(window_ttl, clock=clock)
+
+            async def aclose(self) -> None:
+                pass
+
+        return State()
+
+    sms = SmsClub(TOKEN, transport=MockTransport(accept_all), state=factory)  # type: ignore[arg-type]
+    assert sms.window is not None and sms.window.slack == 65.0
+    with pytest.raises(ConfigurationError, match="shorter than the read timeout"):
+        SmsClub(
+            TOKEN,
+            transport=MockTransport(accept_all),
+            state=factory,  # type: ignore[arg-type]
+            timeouts=Timeouts(read=120.0),
+        )
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan")])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused(bad: float) -> None:
+    """Zero, negative, infinite or NaN: a ConfigurationError naming the timeout."""
+    with pytest.raises(ConfigurationError, match="Timeouts: read must be a positive number"):
+        Timeouts(read=bad)

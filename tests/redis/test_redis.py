@@ -28,6 +28,7 @@ from smsbridge import (
     SmsClub,
     StateBackendError,
     Status,
+    Timeouts,
 )
 from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
@@ -406,3 +407,12 @@ async def test_a_client_closed_while_its_send_runs_leaves_no_redis_socket(redis_
     (report,) = reports
     assert report.stopped and report.accepted >= 200 and report.failed > 0
     assert not _links.get(asyncio.get_running_loop())
+
+
+def test_a_read_timeout_a_redis_window_cannot_outlast_is_refused(redis_url: str) -> None:
+    """An entry must live at most a bucket (twice the TTL, rounded up to 2^18 ms for 120 s),
+    or a process reading the two newest buckets misses it: a reservation held the read
+    timeout and 5 s past the TTL caps the read timeout at 137 s for a 2-minute window."""
+    with pytest.raises(ConfigurationError, match=r"read timeout of at most 137\.144 s"):
+        SmsClub(token(), redis_url=redis_url, timeouts=Timeouts(read=200.0))
+    SmsClub(token(), redis_url=redis_url, timeouts=Timeouts(read=137.0))

@@ -5,6 +5,7 @@ fakes recorded: each number at most once across them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,11 @@ import pytest
 from smsbridge import (
     ConfigurationError,
     Event,
+    HttpRequest,
+    HttpResponse,
+    MemoryWindow,
     Message,
+    MockTransport,
     Outcome,
     RetryScheduled,
     Router,
@@ -22,6 +27,7 @@ from smsbridge import (
     SmsPlus,
     Status,
     Template,
+    Timeouts,
     Webcom,
 )
 from smsbridge.testing import FakeClock, FakeSmsClub, FakeWebcom, Faults
@@ -451,3 +457,30 @@ async def test_a_number_pasted_with_en_dashes_is_routed_and_a_minus_sign_is_not_
     assert by_index[2].status is Status.ACCEPTED  # as a gateway reads it
     assert by_index[3].status is Status.REJECTED and "too long" in (by_index[3].reason or "")
     assert sorted(m.phone for m in webcom.record().sent) == ["79160000001", "79160000003"]
+
+
+def test_the_shared_window_outlasts_the_slowest_read_timeout() -> None:
+    """Each gateway's request may reach it as late as its read timeout: the route's one
+    window holds reservations that long and 5 s past the TTL for the slowest of them (it
+    was SMS Club's 65 s, under Webcom's 300 s read timeout, and the text went twice); a
+    window already holding sends that cannot is refused."""
+    club = SmsClub(TOKEN, transport=MockTransport(_unused))
+    wc = Webcom(
+        token=TOKEN, https=True, transport=MockTransport(_unused), timeouts=Timeouts(read=300)
+    )
+    router = Router({"UA": [club], "RU": [wc]})
+    assert router.window is not None and router.window.slack == 305.0
+    assert club.window is wc.window is router.window
+
+    busy = MemoryWindow()
+    asyncio.run(busy.reserve([b"k"], "h/a", [0]))  # holds a send
+    club = SmsClub(TOKEN, transport=MockTransport(_unused), window=busy)
+    wc = Webcom(
+        token=TOKEN, https=True, transport=MockTransport(_unused), timeouts=Timeouts(read=300)
+    )
+    with pytest.raises(ConfigurationError, match="shorter than the read timeout"):
+        Router({"UA": [club], "RU": [wc]})
+
+
+def _unused(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("nothing is sent")
