@@ -269,6 +269,8 @@ class SendEngine(Generic[J]):
         self._held: list[Batch] = []
         self._requests = 0
         self._next_index = 0
+        # indexed: the indices read so far, a bit each in pages of 1,024 made as they are met
+        self._seen: dict[int, bytearray] = {}
         self._indexed = False
         self._packer = gateway.packer(job)
         # workers start one at a time, as those there are all get busy (see _occupy)
@@ -526,10 +528,13 @@ class SendEngine(Generic[J]):
         base = self._next_index
         self._next_index = base + len(chunk)
         indices = list(range(base, base + len(chunk)))
+        misplaced: dict[int, str] = {}
         try:
             if self._indexed:
                 indices, chunk = [entry[0] for entry in chunk], [entry[1] for entry in chunk]
+                misplaced = self._check_indices(indices)
             batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
+            problems.update(misplaced)
         except Exception as e:  # entries not (index, entry) pairs, or a defect in a gateway's
             # reading or checks: nothing of the chunk was sent, and each entry still settles
             log.exception("%s: a chunk of the input could not be read", self._gateway.name)
@@ -554,6 +559,26 @@ class SendEngine(Generic[J]):
         await self._queue(ready, send)
         if not ready:
             await anyio.lowlevel.checkpoint()
+
+    def _check_indices(self, indices: list[int]) -> dict[int, str]:
+        """Why an indexed entry cannot go, by position: its index is not a whole number of 0
+        or more (then shown as -1), or an earlier entry of the send had it (the index names
+        the recipient, and a gateway may derive its message's id from it: two entries of one
+        index would get one id, and the gateway would send only the first)."""
+        seen, bad = self._seen, {}
+        for position, index in enumerate(indices):
+            if type(index) is not int or index < 0:
+                bad[position] = f"its index {index!r} is not a whole number of 0 or more"
+                indices[position] = index if type(index) is int else -1
+                continue
+            page = seen.get(index >> 10)
+            if page is None:
+                page = seen[index >> 10] = bytearray(128)
+            at, bit = (index >> 3) & 127, 1 << (index & 7)
+            if page[at] & bit:
+                bad[position] = f"its index {index} is an earlier entry's of the same send"
+            page[at] |= bit
+        return bad
 
     # ----------------------------------------------------------------- dispatch
 

@@ -219,7 +219,8 @@ async def _claiming(
             entry = await anext(entries) if is_async else next(entries)
         except (StopIteration, StopAsyncIteration):
             return
-        if indexed and entry[0] >= covered:
+        # (the engine rejects an index that is not a whole number)
+        if indexed and type(entry[0]) is int and entry[0] >= covered:
             await ids.cover(entry[0])
             covered = ids.covered
         position += 1
@@ -249,6 +250,7 @@ class _Claiming(Chunked):
         into.extend(islice(self._entries, count))
         self._position += len(into) - before
         if self._indexed and len(into) > before:
-            highest = max(entry[0] for entry in into[before:])
+            # (the engine rejects an index that is not a whole number)
+            highest = max((e[0] for e in into[before:] if type(e[0]) is int), default=-1)
             if highest >= ids.covered:
                 await ids.cover(highest)

@@ -3,9 +3,11 @@ exactly-once under injected faults, the delivery-report webhook round trip, and 
 
 from __future__ import annotations
 
+import json
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -15,9 +17,12 @@ from smsbridge import (
     ConfigurationError,
     DeliveryReport,
     DeliveryState,
+    HttpRequest,
+    HttpResponse,
     InsecureTransportWarning,
     InsufficientBalanceError,
     InvalidInputError,
+    MockTransport,
     Outcome,
     RetryPolicy,
     SmsClub,
@@ -302,3 +307,48 @@ async def test_bad_arguments() -> None:
             await sms.send("", to=[ru(1)], sender="Shop")
         viber = await sms.send("hi", to=[ru(1)], sender="Shop", channel="viber")
     assert viber.accepted == 1 and fake.sent
+
+
+@pytest.mark.parametrize("source", [list, iter])
+async def test_indexed_entries_whose_index_cannot_name_them_are_rejected(
+    source: Callable[[list[Any]], Any],
+) -> None:
+    """An index names its recipient, and Webcom's message id is derived from it: a repeated
+    index would give two numbers one ``client_id_sms`` (the gateway answers the second with
+    the first's message and sends nothing, yet it was reported accepted). A repeated or
+    negative index and one that is no whole number are rejected; the others go, in any
+    order (a router hands a gateway the recipients others gave up on, later)."""
+    sent: list[tuple[str, Any]] = []
+
+    def accept(request: HttpRequest) -> HttpResponse:
+        body = json.loads(request.body)
+        phones = [p for m in body["message"] for p in m["phones"]]
+        sent.extend((p["phone"], p["client_id_sms"]) for p in phones)
+        info = [{"state": "1", "id_sms": p["client_id_sms"]} for p in phones]
+        return HttpResponse(200, json.dumps({"information": info}).encode())
+
+    rows: list[Any] = [
+        (7, "79160000001"),
+        (7, "79160000002"),
+        (3, "79160000003"),
+        (-5, "79160000004"),
+        ("a", "79160000005"),
+        (True, "79160000006"),
+        (9, "79160000007"),
+    ]
+    async with Webcom(token=TOKEN, https=True, transport=MockTransport(accept)) as wc:
+        report = await wc.send("Sale", to=source(rows), sender="Shop", indexed=True)
+    got = [(o.index, o.phone, o.status) for o in report.outcomes]
+    assert sorted(got) == sorted(
+        [
+            (7, "79160000001", Status.ACCEPTED),
+            (7, "79160000002", Status.REJECTED),
+            (3, "79160000003", Status.ACCEPTED),
+            (-5, "79160000004", Status.REJECTED),
+            (-1, "79160000005", Status.REJECTED),
+            (-1, "79160000006", Status.REJECTED),
+            (9, "79160000007", Status.ACCEPTED),
+        ]
+    )
+    assert sorted(phone for phone, _ in sent) == ["79160000001", "79160000003", "79160000007"]
+    assert len({client_id for _, client_id in sent}) == 3
