@@ -8,7 +8,6 @@ backend.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import inspect
 import logging
@@ -170,16 +169,6 @@ class StateFactory(Protocol):
         ...
 
 
-_SEND: contextvars.ContextVar[object] = contextvars.ContextVar("smsbridge_send")
-"""The marker of the send the running code belongs to, if any."""
-
-_CLOSED = "not sent: the client was closed while the send ran"
-
-
-def _inside() -> object:
-    return _SEND.get(None)
-
-
 SLACK_MARGIN = 5.0
 """Seconds a duplicate-window reservation outlasts the TTL beyond the read timeout."""
 
@@ -237,7 +226,9 @@ class SendOptions(TypedDict, total=False):
         observer: a :class:`BatchObserver` told of each batch before it is sent and of the
             outcomes after (the campaign journal is one).
         indexed: the input's entries are ``(index, entry)`` pairs and outcomes carry those
-            indices instead of positions (to resume a campaign, skipping what is done).
+            indices instead of positions (to resume a campaign, skipping what is done). An
+            index is a whole number of 0 or more (an entry with another is ``rejected``),
+            distinct within the send: Webcom derives its message ids from them.
         idempotency_key: a stable key for this send (the same message to the same list, in
             the same order): re-running it with the same key (after a crash) finds its own
             duplicate-window reservations instead of being blocked by them, and on Webcom
@@ -417,8 +408,6 @@ class Client(Generic[J]):
         self._ssl_context = options.get("ssl_context")
         self._given_transport = options.get("transport")
         self._transport: Transport | None = None
-        self._running: dict[SendEngine[J], object] = {}  # sends under way, by their marker
-        self._ended: anyio.Event | None = None  # while a close waits: set as one of them ends
 
     def _adapter(self, credentials: dict[str, str]) -> Gateway[J]:
         """The gateway's adapter, given the credentials the declaration named."""
@@ -498,20 +487,7 @@ class Client(Generic[J]):
 
     async def aclose(self) -> None:
         """Close the HTTP session (and the Redis connections); the client can be opened again
-        with ``async with``. Sends still running stop first, as if stopped (their requests on
-        the wire are answered; the rest of their recipients are ``failed``: "not sent: the
-        client was closed while the send ran")."""
-        running = [engine for engine, within in self._running.items() if within is not _inside()]
-        for engine in self._running:
-            engine.close(_CLOSED)
-        if running:
-            # bounded: a send held by its caller's own input or callback does not hold the
-            # close for ever
-            with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeouts.total + 5):
-                while any(engine in self._running for engine in running):
-                    self._ended = ended = anyio.Event()
-                    await ended.wait()
-            self._ended = None
+        with ``async with``."""
         transport, self._transport = self._transport, None
         if transport is not None:
             with anyio.CancelScope(shield=True):
@@ -652,23 +628,12 @@ class Client(Generic[J]):
         if not indexed:
             source = recipients(source, unpack)
         engine = self._engine(job, options)
-        # registered, so that closing the client stops it (a close from within the send, in
-        # its callback, does not wait for it: the context tells)
-        marker = object()
-        self._running[engine] = marker
-        token = _SEND.set(marker)
-        try:
-            return await engine.run(
-                self._source(job, source, indexed),
-                unpack,
-                indexed=indexed,
-                earlier=options.get("earlier"),
-            )
-        finally:
-            _SEND.reset(token)
-            del self._running[engine]
-            if self._ended is not None:
-                self._ended.set()
+        return await engine.run(
+            self._source(job, source, indexed),
+            unpack,
+            indexed=indexed,
+            earlier=options.get("earlier"),
+        )
 
     async def _chunked_calls(
         self,

@@ -261,7 +261,6 @@ class SendEngine(Generic[J]):
         # the two reasons to stop: the caller's (its event, or its code failed) and the account's
         self._caller_error: BaseException | None = None
         self._caller_stopped = False
-        self._closing: str | None = None  # why its client closed under it
         self._account_error: SmsBridgeError | None = None
         self._halt = Halt()  # set with either: waits of requests not yet written end at once
         self._window_failed = False  # a window update failed: the optional ones are skipped
@@ -269,8 +268,6 @@ class SendEngine(Generic[J]):
         self._held: list[Batch] = []
         self._requests = 0
         self._next_index = 0
-        # indexed: the indices read so far, a bit each in pages of 1,024 made as they are met
-        self._seen: dict[int, bytearray] = {}
         self._indexed = False
         self._packer = gateway.packer(job)
         # workers start one at a time, as those there are all get busy (see _occupy)
@@ -375,19 +372,9 @@ class SendEngine(Generic[J]):
             return f"not sent: the send stopped after an account-wide error: {self._account_error}"
         return self._caller_stopping()
 
-    def close(self, reason: str) -> None:
-        """The client is closing under the send: as a stop, nothing more is read or written,
-        and the send ends once its requests on the wire are answered."""
-        if self._closing is None:
-            self._closing = reason
-            self._halt.set(reason)
-
     def _caller_stopping(self) -> str | None:
         """Why the caller wants no more of the input read, or ``None``. (An account-wide
         error reads on: every recipient of the input is then ``failed``.)"""
-        if self._closing is not None:
-            self._caller_stopped = True
-            return self._closing
         if self._caller_error is not None:
             return (
                 "not sent: the send stopped after an error in the caller's code: "
@@ -560,24 +547,16 @@ class SendEngine(Generic[J]):
         if not ready:
             await anyio.lowlevel.checkpoint()
 
-    def _check_indices(self, indices: list[int]) -> dict[int, str]:
+    @staticmethod
+    def _check_indices(indices: list[int]) -> dict[int, str]:
         """Why an indexed entry cannot go, by position: its index is not a whole number of 0
-        or more (then shown as -1), or an earlier entry of the send had it (the index names
-        the recipient, and a gateway may derive its message's id from it: two entries of one
-        index would get one id, and the gateway would send only the first)."""
-        seen, bad = self._seen, {}
+        or more (shown as -1 when it is no number). (Indices are the caller's to keep
+        distinct: a gateway may derive a message's id from one.)"""
+        bad = {}
         for position, index in enumerate(indices):
             if type(index) is not int or index < 0:
                 bad[position] = f"its index {index!r} is not a whole number of 0 or more"
                 indices[position] = index if type(index) is int else -1
-                continue
-            page = seen.get(index >> 10)
-            if page is None:
-                page = seen[index >> 10] = bytearray(128)
-            at, bit = (index >> 3) & 127, 1 << (index & 7)
-            if page[at] & bit:
-                bad[position] = f"its index {index} is an earlier entry's of the same send"
-            page[at] |= bit
         return bad
 
     # ----------------------------------------------------------------- dispatch

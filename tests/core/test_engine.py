@@ -853,64 +853,6 @@ def test_a_window_whose_reservations_a_request_on_its_way_could_outlive_is_refus
     SmsClub(TOKEN, transport=MockTransport(accept_all), window=window, timeouts=Timeouts(read=5.0))
 
 
-def test_closing_the_client_stops_the_sends_still_running() -> None:
-    """A send left running when its client closes (a task the caller never awaited before
-    leaving ``async with``) stops as if stopped: its requests on the wire are answered, and
-    the rest of its recipients are failed, not written on a closed client. A close from the
-    send's own callback does not wait for the send."""
-    loop = VirtualLoop(World())
-    start = loop.time()
-    written: list[float] = []
-
-    async def slow(request: HttpRequest) -> HttpResponse:
-        written.append(loop.time() - start)
-        await asyncio.sleep(1.0)
-        return accept_all(request)
-
-    async def main() -> tuple[Report, Report]:
-        sms = SmsClub(TOKEN, transport=MockTransport(slow), clock=LoopClock(), concurrency=2)
-        async with sms:
-            task = asyncio.ensure_future(sms.send("hi", to=list(ua_numbers(1000)), sender="Shop"))
-            await asyncio.sleep(2.5)
-        first = await task
-        closed_within: list[Report] = []
-
-        async def close_now(outcome: Outcome) -> None:
-            await sms.aclose()
-
-        async with sms:
-            closed_within.append(
-                await sms.send("yo", to=list(ua_numbers(300)), sender="Shop", on_outcome=close_now)
-            )
-        return first, closed_within[0]
-
-    try:
-        first, second = loop.run_until_complete(main())
-    finally:
-        loop.close()
-    assert written[:6] == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
-    # as after a stop, what was not read yet has no outcome: 800 read, 200 of them unsent
-    assert (first.accepted, first.failed, first.total, first.stopped) == (600, 200, 800, True)
-    reasons = {o.reason for o in first.outcomes if o.status is Status.FAILED}
-    assert reasons == {"not sent: the client was closed while the send ran"}
-    assert second.total == 300 and second.accepted >= 100 and second.stopped
-
-
-async def test_an_input_with_a_fill_method_of_its_own_is_read_as_any_other(
-    clock: FakeClock,
-) -> None:
-    """Only the engine's own chunked inputs are read through ``fill``: a caller's sequence
-    that happens to have a ``fill`` method (a numpy array) is iterated."""
-
-    class Filled(list[str]):
-        def fill(self, value: object) -> None:
-            raise AssertionError("not the engine's to call")
-
-    async with client(accept_all, clock) as sms:
-        report = await sms.send("hi", to=Filled(ua_numbers(3)), sender="Shop")
-    assert report.accepted == 3
-
-
 def test_a_window_written_before_commit_took_extra_still_serves() -> None:
     """A user's window whose ``commit`` has no ``extra`` (written to the protocol before it):
     a send cancelled with a request on the wire still gives its recipient its outcome

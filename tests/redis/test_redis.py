@@ -4,7 +4,6 @@ both fail closed when Redis goes away."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import statistics
@@ -32,7 +31,7 @@ from smsbridge import (
 )
 from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
-from smsbridge._resp import Pipe, _links
+from smsbridge._resp import Pipe
 from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
 
@@ -380,33 +379,6 @@ def test_a_window_longer_than_a_year_through_redis_is_refused(redis_url: str) ->
     with pytest.raises(ConfigurationError, match="at most a year"):
         SmsClub(token(), redis_url=redis_url, window_ttl=1e10)
     SmsClub(token(), redis_url=redis_url, window_ttl=365 * 86400.0)  # a year is fine
-
-
-async def test_a_client_closed_while_its_send_runs_leaves_no_redis_socket(redis_url: str) -> None:
-    """The send stops with the client: its last window calls go before the connection is
-    given back, so nothing opens a socket that nobody closes (it did: the send's next Redis
-    command reconnected after the close)."""
-
-    async def slow(request: HttpRequest) -> HttpResponse:
-        await anyio.sleep(0.2)
-        phones = json.loads(request.body)["phone"]
-        info = {f"{i}-{p}": p for i, p in enumerate(phones)}
-        return HttpResponse(200, json.dumps({"success_request": {"info": info}}).encode())
-
-    sms = SmsClub(token(), transport=MockTransport(slow), redis_url=redis_url, concurrency=2)
-    reports = []
-
-    async def send() -> None:
-        numbers = [f"38050{i:07d}" for i in range(1000)]
-        reports.append(await sms.send("hi", to=numbers, sender="Shop"))
-
-    # the client is left (and closed) while the send runs; the task group then waits for it
-    async with anyio.create_task_group() as tg, sms:
-        tg.start_soon(send)
-        await anyio.sleep(0.5)
-    (report,) = reports
-    assert report.stopped and report.accepted >= 200 and report.failed > 0
-    assert not _links.get(asyncio.get_running_loop())
 
 
 def test_a_read_timeout_a_redis_window_cannot_outlast_is_refused(redis_url: str) -> None:
