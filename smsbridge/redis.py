@@ -77,8 +77,11 @@ T = TypeVar("T")
 # falls among promises already made; first come, first served is only fairness. ARGV[6]
 # (microseconds) puts the start at least that far ahead: a caller whose process was too busy
 # to keep its promise in time asks for one it can keep (a later start is always safe).
-# (ARGV[4], and ARGV[2] of _DEFER, give "now" in microseconds for tests; callers leave them
-# empty.)
+# ARGV[7] (microseconds, the promise's width) lets a busy process write any time from the
+# start to that much after it: the start is recorded as its latest moment, so every later
+# start counts from a moment at or after the write, and nothing crowds a span; the member
+# then ends in '/<width>', so that the queue's order goes by the start. (ARGV[4],
+# and ARGV[2] of _DEFER, give "now" in microseconds for tests; callers leave them empty.)
 _ACQUIRE = """
 local now = tonumber(ARGV[4])
 if not now then
@@ -87,7 +90,7 @@ if not now then
 end
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
-for i = 7, #ARGV do
+for i = 8, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
 end
 local start = math.max(now + (tonumber(ARGV[6]) or 0), tonumber(redis.call('GET', KEYS[2]) or '0'))
@@ -99,10 +102,12 @@ if count >= limit then
 end
 if count > 0 and ARGV[5] ~= '1' then
     local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-    start = math.max(start, tonumber(last[2]))
+    local width = tonumber(string.match(last[1], '/(%d+)$')) or 0
+    start = math.max(start, tonumber(last[2]) - width)
 end
-redis.call('ZADD', KEYS[1], start, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil((start - now + span) / 1000) + 1000)
+local latest = start + (tonumber(ARGV[7]) or 0)
+redis.call('ZADD', KEYS[1], latest, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil((latest - now + span) / 1000) + 1000)
 return {start, now}
 """
 
@@ -417,7 +422,9 @@ class RedisLimiter:
     A request must be written within ``margin - 30 ms`` (at least half the margin) of the
     moment Redis promised it (the rest absorbs the way to the gateway, as in one process); a
     slot that would go later asks again, dropping its promise. A slot closed unused drops its
-    promise with the next ask.
+    promise with the next ask. A process that has been late lately asks for promises with a
+    width (twice its recent lateness, at most half a period, shrinking as it keeps them): it
+    may write that much after the start, and Redis counts the start from the end of it.
     """
 
     def __init__(
@@ -444,6 +451,7 @@ class RedisLimiter:
         self._me = os.urandom(6).hex()
         self._count = 0
         self._unused: list[str] = []  # promises of slots closed unused, dropped at the next ask
+        self.width = 0.0  # seconds a promise may be kept late: how late this process runs
         self._offset = _Offset()
         self._clock: Clock = clock or SystemClock()
         self._patience = _Patience(outage, clock)
@@ -481,7 +489,7 @@ class _RedisSlot:
     than the promise allows (the process busy), the promise is stale: the slot asks again,
     dropping it (it never happened, and while it stood it could only hold others back)."""
 
-    __slots__ = ("_earliest", "_latest", "_limiter", "_member", "_started")
+    __slots__ = ("_earliest", "_latest", "_limiter", "_member", "_started", "_width")
 
     _AHEAD = 0.2  # seconds before the promised moment at which the request takes a connection
 
@@ -490,6 +498,7 @@ class _RedisSlot:
         self._started = False
         self._earliest = self._latest = 0.0  # the promised moment, as far as local time knows
         self._member: str | None = None
+        self._width = 0.0  # how late after it this promise may be kept
 
     async def promise(self, lead: float = 0.0) -> None:
         """Ask Redis for a start (at least ``lead`` seconds ahead), and sleep until shortly
@@ -497,12 +506,14 @@ class _RedisSlot:
         limiter = self._limiter
         clock = limiter._clock
         limiter._count += 1
-        member = f"{limiter._me}:{limiter._count}"
+        self._width = limiter.width
+        width = round(self._width * 1_000_000)
+        member = f"{limiter._me}:{limiter._count}" + (f"/{width}" if width else "")
         args: list[int | str] = [limiter.limit, limiter._span_us, member, ""]
         if self._member is None:
-            args += ["0", 0]
+            args += ["0", 0, width]
         else:
-            args += ["1", round(lead * 1_000_000)]
+            args += ["1", round(lead * 1_000_000), width]
             limiter._unused.append(self._member)  # the stale promise this one replaces
         args += limiter._unused
         limiter._unused = []
@@ -524,19 +535,26 @@ class _RedisSlot:
         return self._limiter._clock.now() - self._earliest
 
     async def ready(self) -> None:
-        clock = self._limiter._clock
+        limiter = self._limiter
+        clock = limiter._clock
         while True:
             rest = self._latest - clock.now()
             if rest > 0:
                 await clock.sleep(rest)
             late = self._late()
-            if late <= self._limiter.tolerance:
+            if late <= limiter.tolerance + self._width:
                 return
-            # the process was that busy: the next promise leaves twice as long to keep it
-            await self.promise(lead=min(2 * late, self._limiter.period))
+            # the process was that busy: its promises get a width to be kept in, and this
+            # one's successor leaves twice as long to keep it
+            limiter.width = min(max(limiter.width, 2 * late), limiter.period / 2)
+            await self.promise(lead=min(2 * late, limiter.period))
 
     def start(self) -> bool:
-        self._started = self._late() <= self._limiter.tolerance
+        limiter = self._limiter
+        self._started = self._late() <= limiter.tolerance + self._width
+        if self._started and limiter.width:  # kept: the process is less busy than feared
+            width = limiter.width * 0.9
+            limiter.width = width if width > 0.001 else 0.0
         return self._started
 
     def close(self) -> None:

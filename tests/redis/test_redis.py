@@ -32,7 +32,7 @@ from smsbridge import (
 from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
 from smsbridge._resp import Pipe
-from smsbridge.redis import RedisWindow
+from smsbridge.redis import RedisLimiter, RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
 
 from ..conftest import RedisServer
@@ -388,3 +388,41 @@ def test_a_read_timeout_a_redis_window_cannot_outlast_is_refused(redis_url: str)
     with pytest.raises(ConfigurationError, match=r"read timeout of at most 137\.144 s"):
         SmsClub(token(), redis_url=redis_url, timeouts=Timeouts(read=200.0))
     SmsClub(token(), redis_url=redis_url, timeouts=Timeouts(read=137.0))
+
+
+async def test_a_late_process_gets_promises_it_can_keep_and_redis_counts_them_late(
+    redis_url: str,
+) -> None:
+    """A start kept more than the tolerance late is given back and asked for again, and the
+    process's promises get a width of twice that lateness: a write within the width is
+    kept, and Redis records the start at the width's end, so every later start counts from
+    a moment at or after the write. Kept promises shrink the width again."""
+    client = aioredis.Redis.from_url(redis_url)
+    namespace = f"smsbridge:{{test:{uuid.uuid4().hex}}}"
+    limiter = RedisLimiter(client, namespace, 9, 1.0, margin=0.05)
+    try:
+        slot = await limiter.acquire()
+        await slot.ready()
+        _block(0.06)  # the loop blocked past the 25 ms the promise allows
+        assert not slot.start()
+        await slot.ready()  # asked again
+        assert 0.12 <= limiter.width <= 0.5
+        width = limiter.width
+        assert slot.start()
+        slot.close()
+        assert limiter.width == pytest.approx(width * 0.9)
+        newest: Any = await client.zrange(f"{namespace}:starts", -1, -1)
+        assert newest[0].decode().endswith(f"/{round(width * 1_000_000)}")
+
+        late = await limiter.acquire()
+        await late.ready()
+        _block(0.03)  # later than the 25 ms a promise without a width allows
+        assert late.start()
+        late.close()
+    finally:
+        await client.aclose()
+
+
+def _block(seconds: float) -> None:
+    """Hold the event loop, as a busy process does."""
+    time.sleep(seconds)

@@ -111,10 +111,14 @@ async def test_the_limiter_scripts_and_their_model_agree(redis_url: str, seed: i
                 )
                 continue
             limit = 9
-            args = [limit, 1_040_000, f"m{n}", now]
+            width = rng.choice([0, 0, 30_000, 100_000])
+            member = f"m{n}/{width}" if width else f"m{n}"
+            args = [limit, 1_040_000, member, now]
             if previous is not None and rng.random() < 0.2:
-                args += [rng.choice(["0", "1"]), rng.choice([0, 80_000]), previous, f"m{n - 2}"]
-            previous = f"m{n}"
+                args += [rng.choice(["0", "1"]), rng.choice([0, 80_000]), width, previous]
+            else:
+                args += ["0", 0, width]
+            previous = member
             real = [int(x) for x in await acquire(keys=keys, args=args)]
             assert real == model._acquire(keys, args, 0.0)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -116,10 +117,11 @@ class FakeRedis:
         now_us = int(args[3]) if len(args) > 3 and args[3] != "" else int(now * 1_000_000)
         limit, span, member = int(args[0]), int(args[1]), str(args[2])
         zset = self._zset(keys[0], now)
-        for dropped in args[6:]:
+        for dropped in args[7:]:
             zset.pop(str(dropped), None)
         first_come = len(args) < 5 or str(args[4]) != "1"
         lead = int(args[5]) if len(args) > 5 else 0
+        width = int(args[6]) if len(args) > 6 else 0
         start = max(now_us + lead, int(self._get(keys[1], now) or 0))
         entries = {m: s for m, s in zset.items() if s > now_us - span}
         ordered = sorted(entries.items(), key=lambda e: (e[1], e[0]))
@@ -127,9 +129,11 @@ class FakeRedis:
         if count >= limit:
             start = max(start, ordered[count - limit][1] + span)
         if count > 0 and first_come:
-            start = max(start, ordered[-1][1])
-        entries[member] = start
-        ttl_ms = math.ceil((start - now_us + span) / 1000) + 1000
+            last, latest = ordered[-1]
+            mark = re.search(r"/(\d+)$", last)
+            start = max(start, latest - (int(mark.group(1)) if mark else 0))
+        entries[member] = start + width
+        ttl_ms = math.ceil((start + width - now_us + span) / 1000) + 1000
         self.zsets[keys[0]] = (entries, now + ttl_ms / 1000)
         return [start, now_us]
 
