@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, U
 import anyio
 
 from .clock import Clock, SystemClock
-from .engine import BatchObserver, OutcomeCallback, SendEngine, intake
+from .engine import BatchObserver, OutcomeCallback, SendEngine, accepts, intake
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle
@@ -171,17 +171,6 @@ class StateFactory(Protocol):
 
 SLACK_MARGIN = 5.0
 """Seconds a duplicate-window reservation outlasts the TTL beyond the read timeout."""
-
-
-def _takes(function: Callable[..., Any], name: str) -> bool:
-    """Whether ``function`` takes the keyword ``name`` (a user's factory may be older)."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return True
-    return name in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
 
 
 GUARD_MARGIN = 20.0
@@ -367,7 +356,7 @@ class Client(Generic[J]):
         self._shared: SharedState | None = None
         if factory is not None:
             # a factory written before the slack was given keeps its own (checked below)
-            made = {"window_slack": slack} if _takes(factory, "window_slack") else {}
+            made = {"window_slack": slack} if accepts(factory, "window_slack", unknown=True) else {}
             self._shared = factory(
                 provider=spec.name,
                 account=options.get("account") or secret[:8].hex(),

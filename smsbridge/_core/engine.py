@@ -64,7 +64,7 @@ from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
 
-__all__ = ["BatchObserver", "Chunked", "OutcomeCallback", "SendEngine", "intake"]
+__all__ = ["BatchObserver", "Chunked", "OutcomeCallback", "SendEngine", "accepts", "intake"]
 
 log = logging.getLogger("smsbridge")
 
@@ -221,7 +221,7 @@ class SendEngine(Generic[J]):
         # carries must hold a TTL past that (where the window can be told: a window written
         # before commit took ``extra`` holds it a TTL from the commit)
         self._held_up = held_up
-        self._extra = window is not None and _takes_extra(window)
+        self._extra = window is not None and accepts(window.commit, "extra", unknown=False)
         self._telemetry = telemetry or Telemetry(gateway.name)
         self._send_id = 0
         self._repeat_guard = repeat_guard
@@ -1053,13 +1053,14 @@ class SendEngine(Generic[J]):
                 await self._settle(batch, Status.FAILED, _CANCELLED)
 
 
-def _takes_extra(window: DuplicateWindow) -> bool:
-    """Whether the window's ``commit`` takes ``extra`` (one written before it may not)."""
+def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:
+    """Whether ``function`` takes the keyword ``name`` (a caller's window or state factory
+    may be written to an older protocol); ``unknown`` where its signature cannot be read."""
     try:
-        parameters = inspect.signature(window.commit).parameters
+        parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
-        return False
-    return "extra" in parameters or any(
+        return unknown
+    return name in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
 
