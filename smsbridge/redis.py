@@ -107,7 +107,11 @@ if count > 0 and ARGV[5] ~= '1' then
 end
 local latest = start + (tonumber(ARGV[7]) or 0)
 redis.call('ZADD', KEYS[1], latest, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil((latest - now + span) / 1000) + 1000)
+-- the key lives while any start it holds counts: a call never shortens what another needs
+local keep = math.ceil((latest - now + span) / 1000) + 1000
+if redis.call('PTTL', KEYS[1]) < keep then
+    redis.call('PEXPIRE', KEYS[1], keep)
+end
 return {start, now}
 """
 

@@ -216,3 +216,34 @@ async def test_a_window_reads_two_buckets_whatever_its_ttl(
         assert await call("reserve", now + window._ttl_ms, "h2/a") == b"00"
     finally:
         await client.aclose()
+
+
+async def test_a_short_ask_never_shortens_the_life_of_starts_that_still_count(
+    redis_url: str,
+) -> None:
+    """Wide promises far ahead (a late process: 1 s lead, 0.5 s width) count until their
+    latest moment and the span; a short ask after them (another process's re-ask with a
+    60 ms lead) must not cut the key's life below that: when it did, the key expired while
+    they counted, the next asks were given "now", and 17 writes fell in one second."""
+    client = aioredis.Redis.from_url(redis_url)
+    acquire = client.register_script(scripts["acquire"])
+    namespace = f"smsbridge:{{test:{uuid.uuid4().hex}}}"
+    keys = [f"{namespace}:starts", f"{namespace}:defer"]
+    span, now = 1_050_000, 1_700_000_000_000_000
+
+    async def ask(at: int, member: str, *rest: Any) -> int:
+        start, _ = await acquire(keys=keys, args=[9, span, member, at, *rest])
+        return int(start)
+
+    try:
+        await ask(now, "A:1", "0", 0, 0)
+        at = now + 500_000  # A's loop was blocked half a second: its promise went stale
+        await ask(at, "B:1", "0", 0, 0)
+        latest = await ask(at, "A:2/500000", "1", 1_000_000, 500_000, "A:1") + 500_000
+        for n in range(3, 10):
+            latest = max(latest, await ask(at, f"A:{n}/500000", "0", 0, 500_000) + 500_000)
+        at += 30_000  # B, 30 ms late, asks again with a short lead: 8 starts held, room
+        await ask(at, "B:2/60000", "1", 60_000, 60_000, "B:1")
+        assert await client.pttl(keys[0]) >= (latest - at + span) / 1000
+    finally:
+        await client.aclose()

@@ -120,8 +120,7 @@ class FakeRedis:
         for dropped in args[7:]:
             zset.pop(str(dropped), None)
         first_come = len(args) < 5 or str(args[4]) != "1"
-        lead = int(args[5]) if len(args) > 5 else 0
-        width = int(args[6]) if len(args) > 6 else 0
+        lead, width = _number(args, 5), _number(args, 6)
         start = max(now_us + lead, int(self._get(keys[1], now) or 0))
         entries = {m: s for m, s in zset.items() if s > now_us - span}
         ordered = sorted(entries.items(), key=lambda e: (e[1], e[0]))
@@ -130,11 +129,13 @@ class FakeRedis:
             start = max(start, ordered[count - limit][1] + span)
         if count > 0 and first_come:
             last, latest = ordered[-1]
-            mark = re.search(r"/(\d+)$", last)
+            mark = re.search(r"/([0-9]+)\Z", last)
             start = max(start, latest - (int(mark.group(1)) if mark else 0))
         entries[member] = start + width
         ttl_ms = math.ceil((start + width - now_us + span) / 1000) + 1000
-        self.zsets[keys[0]] = (entries, now + ttl_ms / 1000)
+        # as the script: the key's life is only ever extended
+        kept = self.zsets.get(keys[0], ({}, 0.0))[1]
+        self.zsets[keys[0]] = (entries, max(kept, now + ttl_ms / 1000))
         return [start, now_us]
 
     def _defer(self, keys: list[str], args: list[Any], now: float) -> int:
@@ -371,3 +372,11 @@ def _alive(store: dict[str, tuple[dict[K, V], float]], key: str, now: float) -> 
 def _indices(joined: Any) -> list[str]:
     """The window scripts' comma-separated indices (Lua's ``gmatch('[^,]+')``)."""
     return [part for part in str(joined).split(",") if part]
+
+
+def _number(args: list[Any], at: int) -> int:
+    """An integer argument as Lua's ``tonumber(x) or 0`` reads it (absent or empty: 0)."""
+    try:
+        return int(args[at])
+    except (IndexError, TypeError, ValueError):
+        return 0
