@@ -219,9 +219,10 @@ async def _claiming(
             entry = await anext(entries) if is_async else next(entries)
         except (StopIteration, StopAsyncIteration):
             return
-        # (the engine rejects an index that is not a whole number)
-        if indexed and type(entry[0]) is int and entry[0] >= covered:
-            await ids.cover(entry[0])
+        # (the engine rejects an entry that is no pair, or whose index is no whole number)
+        index = entry[0] if indexed and type(entry) is tuple and entry else None
+        if type(index) is int and index >= covered:
+            await ids.cover(index)
             covered = ids.covered
         position += 1
         yield entry
@@ -250,7 +251,10 @@ class _Claiming(Chunked):
         into.extend(islice(self._entries, count))
         self._position += len(into) - before
         if self._indexed and len(into) > before:
-            # (the engine rejects an index that is not a whole number)
-            highest = max((e[0] for e in into[before:] if type(e[0]) is int), default=-1)
+            # (the engine rejects an entry that is no pair, or whose index is no whole number)
+            highest = max(
+                (e[0] for e in into[before:] if type(e) is tuple and e and type(e[0]) is int),
+                default=-1,
+            )
             if highest >= ids.covered:
                 await ids.cover(highest)
