@@ -28,7 +28,7 @@ import anyio
 import msgspec
 import phonenumbers
 
-from ._core.client import SLACK_MARGIN, Client, SendOptions, checked_options
+from ._core.client import Client, SendOptions, checked_options
 from ._core.clock import Clock, SystemClock
 from ._core.engine import BatchObserver
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
@@ -93,7 +93,7 @@ def _one_window(clients: list[Client[Any]]) -> MemoryWindow | None:
     else:
         # the longest, with a slack for the slowest read timeout among the clients
         longest = max(distinct, key=lambda w: w.ttl)
-        slack = max(c._timeouts.read for c in clients) + SLACK_MARGIN
+        slack = max(c._slack() for c in clients)
         shared = (
             longest
             if longest.slack >= slack

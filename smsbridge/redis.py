@@ -43,7 +43,7 @@ from ._core.errors import ConfigurationError, StateBackendError
 from ._core.events import NOTICE
 from ._core.gateway import Batch
 from ._core.limiter import DEFAULT_MARGIN, Slot
-from ._core.window import SLACK, Claim, key_fields
+from ._core.window import SLACK, Claim, extra_hold, key_fields
 from ._resp import Pipe, Run, parse_url
 
 try:
@@ -692,7 +692,7 @@ class RedisWindow:
     ) -> None:
         """Hold for a full TTL (and ``extra`` seconds, at most the slack) from now."""
         if keys:
-            more = round(min(max(extra, 0.0), self.slack) * 1000)
+            more = round(extra_hold(extra, self.slack) * 1000)
             await self._call(self._commit, self._ttl_ms + more, holder, keys, indices)
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:

@@ -350,9 +350,7 @@ class Client(Generic[J]):
         margin = options.get("rate_margin", 0.05 if factory else DEFAULT_MARGIN)
         ttl = options.get("window_ttl", 120.0)
         self._timeouts = options.get("timeouts") or Timeouts()
-        # a request written may reach the gateway as late as its writer waits for an answer:
-        # the window's reservations outlast the TTL by that, and a margin
-        slack = self._timeouts.read + SLACK_MARGIN
+        slack = self._slack()
         self._shared: SharedState | None = None
         if factory is not None:
             # a factory written before the slack was given keeps its own (checked below)
@@ -418,17 +416,21 @@ class Client(Generic[J]):
         name = type(self).__name__
         return f"{name}(base_url={str(self.base_url)!r}, account={self.account!r}, {state})"
 
+    def _slack(self) -> float:
+        """How long past the TTL a reservation must hold for this client: a request written
+        may reach the gateway as late as its writer waits for an answer, and a margin."""
+        return self._timeouts.read + SLACK_MARGIN
+
     def _check_window(self, window: DuplicateWindow) -> None:
-        """Raise :class:`ConfigurationError` if ``window`` cannot serve this client: a request
-        on its way may reach the gateway as late as the read timeout after it was written,
-        so a reservation must outlast the TTL by that and 5 s."""
-        read = self._timeouts.read
-        if window.slack < read + SLACK_MARGIN:
+        """Raise :class:`ConfigurationError` if ``window`` cannot serve this client (see
+        :meth:`_slack`)."""
+        needed = self._slack()
+        if window.slack < needed:
             raise ConfigurationError(
                 f"the duplicate window's slack ({window.slack:g} s) is shorter than the read "
-                f"timeout ({read:g} s) and {SLACK_MARGIN:g} s: a request on its way could reach "
-                "the gateway after its reservation lapsed; give the window a slack of at "
-                f"least {read + SLACK_MARGIN:g} s"
+                f"timeout ({self._timeouts.read:g} s) and {SLACK_MARGIN:g} s: a request on its "
+                "way could reach the gateway after its reservation lapsed; give the window a "
+                f"slack of at least {needed:g} s"
             )
 
     @property

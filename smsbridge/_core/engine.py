@@ -129,6 +129,18 @@ class Chunked:
         raise TypeError("a chunked input is read with fill()")
 
 
+class _Plain(Chunked):
+    """A caller's iterable as it is, a chunk at a time."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, source: Iterable[Any]) -> None:
+        self._entries = iter(source)
+
+    async def fill(self, into: list[Any], count: int) -> None:
+        into.extend(islice(self._entries, count))
+
+
 def intake(
     gateway: Gateway[J], job: J, unpack: Unpacker, entries: list[Any], indices: list[int]
 ) -> tuple[Batch, dict[int, str]]:
@@ -183,6 +195,12 @@ class _Flight:
         self.written = written  # a part of a request that may have gone, first written then
         self.earlier = earlier  # taken over from an earlier run, which may have sent it
         self.reserved = reserved  # when its keys were last reserved (renewed)
+
+    def part(
+        self, batch: Batch, keys: Sequence[Hashable] | None, written: float | None = None
+    ) -> _Flight:
+        """A part of this flight's recipients (``keys`` theirs), reserved when it was."""
+        return _Flight(batch, keys, written, reserved=self.reserved)
 
     def maybe_sent(self) -> bool:
         attempts = self.attempts
@@ -476,14 +494,9 @@ class SendEngine(Generic[J]):
             else:
                 # a source may read itself a chunk at a time, doing first what its entries
                 # need (a gateway's client claims their ids)
-                chunked = source if isinstance(source, Chunked) else None
-                entries = iter(source) if chunked is None else None
+                reader = source if isinstance(source, Chunked) else _Plain(source)
                 while True:
-                    if entries is not None:
-                        chunk.extend(islice(entries, size))  # what was read stays, if it fails
-                    else:
-                        assert chunked is not None
-                        await chunked.fill(chunk, size)
+                    await reader.fill(chunk, size)  # what was read stays, if it fails
                     if not chunk:
                         break
                     part, chunk = chunk, []
@@ -673,12 +686,7 @@ class SendEngine(Generic[J]):
         written = min(t for t in times if t is not None)
         self._flights.pop(flight, None)
         parts = [
-            _Flight(
-                batch.pick(rows),
-                None if keys is None else [keys[i] for i in rows],
-                at,
-                reserved=flight.reserved,
-            )
+            flight.part(batch.pick(rows), None if keys is None else [keys[i] for i in rows], at)
             for rows, at in ((again, written), (fresh, None))
             if rows
         ]
@@ -810,11 +818,8 @@ class SendEngine(Generic[J]):
             self._flights.pop(flight, None)
             keys, written = flight.keys, attempts.first_written
             parts = [
-                _Flight(
-                    batch.slice(i, i + 1),
-                    None if keys is None else keys[i : i + 1],
-                    written,
-                    reserved=flight.reserved,
+                flight.part(
+                    batch.slice(i, i + 1), None if keys is None else keys[i : i + 1], written
                 )
                 for i in range(n)
             ]
@@ -835,11 +840,7 @@ class SendEngine(Generic[J]):
             half = n // 2
             keys = flight.keys
             parts = [
-                _Flight(
-                    batch.slice(start, end),
-                    None if keys is None else keys[start:end],
-                    reserved=flight.reserved,
-                )
+                flight.part(batch.slice(start, end), None if keys is None else keys[start:end])
                 for start, end in ((0, half), (half, n))
             ]
             self._flights.update(dict.fromkeys(parts))

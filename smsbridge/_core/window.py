@@ -33,11 +33,17 @@ from .clock import Clock, SystemClock
 from .errors import ConfigurationError
 from .gateway import Batch
 
-__all__ = ["SLACK", "Claim", "DuplicateWindow", "MemoryWindow", "key_fields"]
+__all__ = ["SLACK", "Claim", "DuplicateWindow", "MemoryWindow", "extra_hold", "key_fields"]
 
 SLACK = 65.0
 """Seconds a reservation outlasts the TTL by default: the default read timeout (60 s; a
 request written may reach the gateway as late as its writer waits for an answer) and 5."""
+
+
+def extra_hold(extra: float, slack: float) -> float:
+    """How much longer than the TTL a commit asked to hold ``extra`` more holds: never less
+    than 0, nor more than a reservation outlasts the TTL."""
+    return min(max(extra, 0.0), slack)
 
 
 class _Term:
@@ -301,7 +307,7 @@ class MemoryWindow:
         """Hold each key a full TTL (and ``extra`` seconds, at most the slack) from now,
         whoever held it."""
         now = self._clock.now()
-        until = now + self.ttl + min(max(extra, 0.0), self.slack)
+        until = now + self.ttl + extra_hold(extra, self.slack)
         own = tuple(keys)
         first = self._held.get(own[0]) if own else None
         if (

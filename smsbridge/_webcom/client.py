@@ -219,9 +219,8 @@ async def _claiming(
             entry = await anext(entries) if is_async else next(entries)
         except (StopIteration, StopAsyncIteration):
             return
-        # (the engine rejects an entry that is no pair, or whose index is no whole number)
-        index = entry[0] if indexed and type(entry) is tuple and entry else None
-        if type(index) is int and index >= covered:
+        index = _index(entry) if indexed else None
+        if index is not None and index >= covered:
             await ids.cover(index)
             covered = ids.covered
         position += 1
@@ -251,10 +250,14 @@ class _Claiming(Chunked):
         into.extend(islice(self._entries, count))
         self._position += len(into) - before
         if self._indexed and len(into) > before:
-            # (the engine rejects an entry that is no pair, or whose index is no whole number)
-            highest = max(
-                (e[0] for e in into[before:] if type(e) is tuple and e and type(e[0]) is int),
-                default=-1,
-            )
+            indices = (_index(entry) for entry in into[before:])
+            highest = max((i for i in indices if i is not None), default=-1)
             if highest >= ids.covered:
                 await ids.cover(highest)
+
+
+def _index(entry: Any) -> int | None:
+    """An indexed entry's index, where it is a whole number (the engine rejects the others,
+    and fails an entry that is no pair)."""
+    index = entry[0] if type(entry) is tuple and entry else None
+    return index if type(index) is int else None

@@ -281,7 +281,7 @@ class FakeRedis:
         given = self._get(name, now)
         if given is not None:
             return int(given)
-        fresh = int(args[3]) if len(args) > 3 else 0
+        fresh = _number(args, 3)
         start = int(self._get(counter, now) or fresh) % size
         self.values[counter] = ((start + count) % size, math.inf)
         self.values[name] = (start, now + remember)
