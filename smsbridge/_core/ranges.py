@@ -82,7 +82,7 @@ class IdBlocks:
         first: the size of the first block.
     """
 
-    __slots__ = ("_blocks", "_first", "_key", "_ranges", "size")
+    __slots__ = ("_blocks", "_first", "_key", "_ranges", "limit", "size")
 
     def __init__(self, ranges: IdRanges, key: bytes, bits: int, first: int = 100) -> None:
         if not 16 <= bits <= 53:
@@ -92,6 +92,11 @@ class IdBlocks:
         self.size = (1 << bits) - 1
         self._first = first
         self._blocks: list[int] = []
+        # the blocks whose ids, together, still fit in the id space without wrapping onto
+        # each other: an index at or past this would share an id with another of the send
+        whole = ((self.size // first + 1).bit_length() - 1) if self.size >= first else 0
+        self.limit = first * ((1 << whole) - 1)
+        """Indices below this get ids distinct within the send; the others cannot."""
 
     def _block(self, index: int) -> int:
         return (index // self._first + 1).bit_length() - 1

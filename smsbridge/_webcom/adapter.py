@@ -215,8 +215,14 @@ class WebcomGateway:
         return ChunkPacker(self.batch_size)
 
     def check(self, batch: Batch, job: WebcomJob) -> dict[int, str] | None:
-        """No checks beyond the number's."""
-        return None
+        """An index past what the send's ids can tell apart (an indexed send): its
+        ``client_id_sms`` would be another recipient's, and the gateway would answer it with
+        that one's message and send nothing."""
+        limit = job.ids.limit
+        if not batch.indices or max(batch.indices) < limit:
+            return None
+        reason = f"its index is past the {limit:,} a send's message ids can tell apart"
+        return {row: reason for row, index in enumerate(batch.indices) if index >= limit}
 
     def build_send(self, batch: Batch, job: WebcomJob) -> HttpRequest:
         """``/json``: one message entry per distinct text, with each phone's client id."""

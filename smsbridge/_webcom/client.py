@@ -219,7 +219,7 @@ async def _claiming(
             entry = await anext(entries) if is_async else next(entries)
         except (StopIteration, StopAsyncIteration):
             return
-        index = _index(entry) if indexed else None
+        index = _index(entry, ids) if indexed else None
         if index is not None and index >= covered:
             await ids.cover(index)
             covered = ids.covered
@@ -250,14 +250,18 @@ class _Claiming(Chunked):
         into.extend(islice(self._entries, count))
         self._position += len(into) - before
         if self._indexed and len(into) > before:
-            indices = (_index(entry) for entry in into[before:])
+            indices = (_index(entry, ids) for entry in into[before:])
             highest = max((i for i in indices if i is not None), default=-1)
             if highest >= ids.covered:
                 await ids.cover(highest)
 
 
-def _index(entry: Any) -> int | None:
-    """An indexed entry's index, where it is a whole number (the engine rejects the others,
-    and fails an entry that is no pair)."""
-    index = entry[0] if type(entry) is tuple and entry else None
-    return index if type(index) is int else None
+def _index(entry: Any, ids: IdBlocks) -> int | None:
+    """An indexed entry's index, where its id block may be claimed: a whole number below
+    what the send's ids can tell apart (the engine and the adapter reject the others, and
+    fail an entry that is no pair)."""
+    try:
+        index = entry[0]
+    except Exception:
+        return None
+    return index if type(index) is int and 0 <= index < ids.limit else None

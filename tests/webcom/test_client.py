@@ -349,3 +349,42 @@ async def test_indexed_entries_whose_index_cannot_name_them_are_rejected(
     )
     assert sorted(phone for phone, _ in sent) == ["79160000001", "79160000003", "79160000007"]
     assert len({client_id for _, client_id in sent}) == 3
+
+
+@pytest.mark.parametrize("source", [list, iter])
+async def test_indexed_entries_past_the_ids_a_send_can_tell_apart_are_rejected(
+    source: Callable[[list[Any]], Any],
+) -> None:
+    """Ids are taken modulo the id space: two indices one id space apart got one
+    ``client_id_sms`` (the second was reported accepted and never sent), and an index of
+    25,000 digits raised OverflowError out of the send. Both are rejected; pairs given as
+    lists (as ``json.loads`` gives them) have their ids claimed as tuples do (they failed
+    with IndexError)."""
+    sent: list[tuple[str, Any]] = []
+
+    def accept(request: HttpRequest) -> HttpResponse:
+        body = json.loads(request.body)
+        phones = [p for m in body["message"] for p in m["phones"]]
+        sent.extend((p["phone"], p["client_id_sms"]) for p in phones)
+        info = [{"state": "1", "id_sms": p["client_id_sms"]} for p in phones]
+        return HttpResponse(200, json.dumps({"information": info}).encode())
+
+    rows: list[Any] = [
+        [150, "79160000001"],
+        (10**10, "79160000002"),
+        (10**10 + 2**31 - 1, "79160000003"),
+        (10**25_000, "79160000004"),
+        (151, "79160000005"),
+    ]
+    async with Webcom(token=TOKEN, https=True, transport=MockTransport(accept)) as wc:
+        report = await wc.send("Sale", to=source(rows), sender="Shop", indexed=True)
+    got = {o.phone: o.status for o in report.outcomes}
+    assert got == {
+        "79160000001": Status.ACCEPTED,
+        "79160000002": Status.REJECTED,
+        "79160000003": Status.REJECTED,
+        "79160000004": Status.REJECTED,
+        "79160000005": Status.ACCEPTED,
+    }
+    assert sorted(phone for phone, _ in sent) == ["79160000001", "79160000005"]
+    assert len({client_id for _, client_id in sent}) == 2
