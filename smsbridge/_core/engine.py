@@ -46,7 +46,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from itertools import islice
+from itertools import filterfalse, islice
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
@@ -69,6 +69,7 @@ __all__ = ["BatchObserver", "Chunked", "OutcomeCallback", "SendEngine", "accepts
 log = logging.getLogger("smsbridge")
 
 J = TypeVar("J", bound=Job)
+T = TypeVar("T")
 
 OutcomeCallback = Callable[[Outcome], "Awaitable[None] | None"]
 """Called with every outcome as it is decided; may be a coroutine function."""
@@ -202,9 +203,82 @@ class _Flight:
         """A part of this flight's recipients (``keys`` theirs), reserved when it was."""
         return _Flight(batch, keys, written, reserved=self.reserved)
 
+    def pick(self, rows: Sequence[int], written: float | None = None) -> _Flight:
+        """The part of the recipients at ``rows``."""
+        keys = self.keys
+        return self.part(
+            self.batch.pick(rows), None if keys is None else _picked(keys, rows), written
+        )
+
+    def split(
+        self, bounds: Iterable[tuple[int, int]], written: float | None = None
+    ) -> list[_Flight]:
+        """Parts by ``(start, end)`` bounds."""
+        batch, keys = self.batch, self.keys
+        return [
+            self.part(batch.slice(a, b), None if keys is None else keys[a:b], written)
+            for a, b in bounds
+        ]
+
     def maybe_sent(self) -> bool:
         attempts = self.attempts
         return self.earlier or (attempts is not None and (attempts.on_wire or attempts.ambiguous))
+
+
+class _Hooks:
+    """What a flight's tries call back: ``ready`` right before each is written, ``unsent``
+    when an answer proves nothing of it went, ``parse`` on an answer (one object and its
+    bound methods per request, where closures would allocate a cell per variable)."""
+
+    __slots__ = ("announced", "engine", "flight", "occupied")
+
+    def __init__(self, engine: SendEngine[Any], flight: _Flight) -> None:
+        self.engine, self.flight = engine, flight
+        self.announced = self.occupied = False
+
+    async def ready(self) -> None:
+        engine = self.engine
+        reason = engine._stopping()
+        if reason is not None:
+            raise NotWritten(reason)
+        if not self.occupied:
+            self.occupied = True
+            engine._occupy()
+        # the keys first, then the lease: the renewal is a trip to the store, during which the
+        # lease may go stale or the send be stopped
+        await engine._renew(self.flight)
+        holding = engine._holding
+        while holding is not None and not holding.fresh():
+            # not renewed for a while (the store out of reach): another run may hold the key
+            # by now, so nothing is written until it is renewed, or the send stops
+            await engine._clock.sleep(0.1)
+            reason = engine._stopping()
+            if reason is not None:
+                raise NotWritten(reason)
+        reason = engine._stopping()
+        if reason is not None:
+            raise NotWritten(reason)
+        observer = engine._observer
+        if not self.announced and observer is not None:
+            try:
+                await observer.before(self.flight.batch)
+            except Exception as e:
+                engine._caller_failed(e)
+                raise NotWritten(engine._stopping() or "") from None
+            self.announced = True
+
+    async def unsent(self) -> None:
+        observer = self.engine._observer
+        if self.announced and observer is not None:
+            self.announced = False
+            try:
+                await observer.unsent(self.flight.batch)
+            except Exception as e:
+                self.engine._caller_failed(e)
+
+    def parse(self, response: HttpResponse) -> BatchResult:
+        engine = self.engine
+        return engine._gateway.parse_send(self.flight.batch, response, engine._job)
 
 
 class SendEngine(Generic[J]):
@@ -546,9 +620,9 @@ class SendEngine(Generic[J]):
             bad = sorted(problems)
             self._held = [batch]
             await self._emit(
-                batch.pick(bad), [Status.REJECTED] * len(bad), [problems[i] for i in bad]
+                batch.pick(bad), [Status.REJECTED] * len(bad), list(map(problems.__getitem__, bad))
             )
-            batch = batch.pick([i for i in range(len(batch)) if i not in problems])
+            batch = batch.pick(list(filterfalse(problems.__contains__, range(len(batch)))))
             self._held = [batch]
         if self._account_error is not None:
             # rejected above for what they are; the rest are not sent
@@ -643,15 +717,13 @@ class SendEngine(Generic[J]):
             self._flights.pop(waiting, None)
             ours = [i for i, c in enumerate(claims) if c is Claim.OURS]
             flight = (
-                _Flight(batch.pick(ours), [keys[i] for i in ours], reserved=reserved)
-                if ours
-                else None
+                _Flight(batch.pick(ours), _picked(keys, ours), reserved=reserved) if ours else None
             )
             held = [i for i, c in enumerate(claims) if c is Claim.PENDING]
             waiting = _Flight(batch.pick(held), None)
             # taken over from a run that may have sent them: not sent again, and uncertain
             earlier = [i for i, c in enumerate(claims) if c is Claim.EARLIER]
-            taken = _Flight(batch.pick(earlier), [keys[i] for i in earlier], earlier=True)
+            taken = _Flight(batch.pick(earlier), _picked(keys, earlier), earlier=True)
             for part in (flight, waiting, taken):
                 if part is not None and len(part.batch):
                     self._flights[part] = None
@@ -680,16 +752,11 @@ class SendEngine(Generic[J]):
         """A batch holding recipients an earlier run may have sent: those go as a repeat of
         that run's request (within the duplicate guard from when it was written), the others
         as a first try."""
-        batch, keys = flight.batch, flight.keys
         again = [i for i, t in enumerate(times) if t is not None]
         fresh = [i for i, t in enumerate(times) if t is None]
         written = min(t for t in times if t is not None)
         self._flights.pop(flight, None)
-        parts = [
-            flight.part(batch.pick(rows), None if keys is None else [keys[i] for i in rows], at)
-            for rows, at in ((again, written), (fresh, None))
-            if rows
-        ]
+        parts = [flight.pick(rows, at) for rows, at in ((again, written), (fresh, None)) if rows]
         self._flights.update(dict.fromkeys(parts))
         for part in parts:
             await self._deliver(part)
@@ -697,9 +764,9 @@ class SendEngine(Generic[J]):
     async def _deliver(self, flight: _Flight) -> None:
         """Send one batch (halving it where the gateway blames one unnamed recipient) and
         settle it."""
-        batch, job, observer = flight.batch, self._job, self._observer
+        batch, job = flight.batch, self._job
         if self._written and flight.written is None and not self._plan:
-            times = [self._written.get(i) for i in batch.indices]
+            times = list(map(self._written.get, batch.indices))
             if any(t is not None for t in times):
                 await self._deliver_earlier(flight, times)
                 return
@@ -735,58 +802,19 @@ class SendEngine(Generic[J]):
             written=flight.written,
         )
         flight.attempts = attempts
-        announced = occupied = False
-
-        async def ready() -> None:
-            nonlocal announced, occupied
-            reason = self._stopping()
-            if reason is not None:
-                raise NotWritten(reason)
-            if not occupied:
-                occupied = True
-                self._occupy()
-            # the keys first, then the lease: the renewal is a trip to the store, during which
-            # the lease may go stale or the send be stopped
-            await self._renew(flight)
-            holding = self._holding
-            while holding is not None and not holding.fresh():
-                # not renewed for a while (the store out of reach): another run may hold the
-                # key by now, so nothing is written until it is renewed, or the send stops
-                await self._clock.sleep(0.1)
-                reason = self._stopping()
-                if reason is not None:
-                    raise NotWritten(reason)
-            reason = self._stopping()
-            if reason is not None:
-                raise NotWritten(reason)
-            if not announced and observer is not None:
-                try:
-                    await observer.before(batch)
-                except Exception as e:
-                    self._caller_failed(e)
-                    raise NotWritten(self._stopping() or "") from None
-                announced = True
-
-        async def unsent() -> None:
-            nonlocal announced
-            if announced and observer is not None:
-                announced = False
-                try:
-                    await observer.unsent(batch)
-                except Exception as e:
-                    self._caller_failed(e)
-
-        def parse(response: HttpResponse) -> BatchResult:
-            return self._gateway.parse_send(batch, response, job)
-
+        hooks = _Hooks(self, flight)
         n = len(batch)
         try:
             try:
                 result = await attempts.run(
-                    request, parse, ready=ready, unsent=unsent, carry_on=self._stopping
+                    request,
+                    hooks.parse,
+                    ready=hooks.ready,
+                    unsent=hooks.unsent,
+                    carry_on=self._stopping,
                 )
             finally:
-                if occupied:
+                if hooks.occupied:
                     self._occupied -= 1
         except NotWritten as e:
             self._requests += attempts.tries
@@ -816,13 +844,7 @@ class SendEngine(Generic[J]):
             # someone of the batch went; the gateway may have refused others that time: each
             # alone, still within the guard, says which (453: it went; an answer: it had not)
             self._flights.pop(flight, None)
-            keys, written = flight.keys, attempts.first_written
-            parts = [
-                flight.part(
-                    batch.slice(i, i + 1), None if keys is None else keys[i : i + 1], written
-                )
-                for i in range(n)
-            ]
+            parts = flight.split([(i, i + 1) for i in range(n)], attempts.first_written)
             self._flights.update(dict.fromkeys(parts))
             async with anyio.create_task_group() as singles:
                 for part in parts:
@@ -835,14 +857,10 @@ class SendEngine(Generic[J]):
             and not attempts.ambiguous
         ):
             # one recipient spoiled the request and nothing was sent: halve to isolate it
-            await unsent()
+            await hooks.unsent()
             self._flights.pop(flight, None)
             half = n // 2
-            keys = flight.keys
-            parts = [
-                flight.part(batch.slice(start, end), None if keys is None else keys[start:end])
-                for start, end in ((0, half), (half, n))
-            ]
+            parts = flight.split(((0, half), (half, n)))
             self._flights.update(dict.fromkeys(parts))
             for part in parts:
                 await self._deliver(part)
@@ -880,7 +898,7 @@ class SendEngine(Generic[J]):
             claims = _own_earlier(claims, flight.batch.indices, self._maybe_sent)
         # a key taken over from an earlier run goes only where _dispatch lets it go
         kept = _OURS_OR_TAKEN if self._retry_ambiguous or self._journaled else _OURS_ONLY
-        if any(c not in kept for c in claims):
+        if not kept.issuperset(claims):
             raise NotWritten(_LAPSED)
         flight.reserved = now
 
@@ -1066,6 +1084,12 @@ def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:
     )
 
 
+def _picked(items: Sequence[T], rows: Iterable[int]) -> list[T]:
+    """The items at ``rows`` (a function of its own: a comprehension in a coroutine would
+    give each of its calls a cell for the list it reads)."""
+    return [items[i] for i in rows]
+
+
 def _where(
     keys: Sequence[Hashable],
     indices: Sequence[int],
@@ -1073,7 +1097,7 @@ def _where(
     wanted: frozenset[Status],
 ) -> tuple[list[Hashable], list[int]]:
     picked = [i for i, s in enumerate(statuses) if s in wanted]
-    return [keys[i] for i in picked], [indices[i] for i in picked]
+    return _picked(keys, picked), _picked(indices, picked)
 
 
 def _earlier_run(

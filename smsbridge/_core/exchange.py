@@ -114,17 +114,21 @@ class Attempts(Generic[T]):
     """
 
     __slots__ = (
+        "_asked",
         "_clock",
         "_first_written",
         "_guard",
         "_halt",
         "_name",
         "_policy",
+        "_ready",
         "_recipients",
         "_send",
+        "_slot",
         "_telemetry",
         "_throttle",
         "_transport",
+        "_try",
         "_waited",
         "_written_at",
         "ambiguous",
@@ -163,6 +167,10 @@ class Attempts(Generic[T]):
         self._send = send
         self._written_at: float | None = None
         self._waited = 0.0
+        self._asked = 0.0
+        self._slot: Slot | None = None
+        self._ready: Ready | None = None
+        self._try: tuple[HttpRequest, int, Telemetry | None] | None = None
         self.ambiguous_ok = ambiguous_ok
         self.ambiguous = written is not None
         self.on_wire = False
@@ -171,7 +179,7 @@ class Attempts(Generic[T]):
     async def _once(self, request: HttpRequest, ready: Ready | None, attempt: int) -> HttpResponse:
         throttle, halt = self._throttle, self._halt
         telemetry = self._telemetry if self._telemetry.listening else None
-        asked = self._clock.now() if telemetry is not None else 0.0
+        self._asked = self._clock.now() if telemetry is not None else 0.0
         self._written_at = None
         capacity = throttle.capacity
         if capacity.value:
@@ -187,45 +195,50 @@ class Attempts(Generic[T]):
                     slot = await throttle.limiter.acquire()
                 if slot is None:
                     raise NotWritten(halt.reason or "")
+            # the try's own state, read by _go when the transport's connection is ready (a
+            # bound method, where a closure would allocate a cell for each of these)
+            self._slot, self._ready, self._try = slot, ready, (request, attempt, telemetry)
             try:
-
-                async def go() -> None:
-                    if not getattr(slot, "instant", False):
-                        with halt.cut():
-                            await slot.ready()
-                    halt.check()
-                    if ready is not None:
-                        await ready()
-                    while not slot.start():  # too late for its start now: another one
-                        with halt.cut():
-                            await slot.ready()
-                        halt.check()  # that wait may be long: a stop since holds the request
-                    if self.ambiguous and not self.ambiguous_ok:
-                        if not self._within_guard():
-                            raise NotWritten(
-                                "the gateway's duplicate guard has run out since the first try"
-                            )
-                        self.guarded = True
-                    if self._first_written is None:
-                        self._first_written = self._clock.now()
-                    self.on_wire = True
-                    if telemetry is not None:
-                        self._written_at = now = self._clock.now()
-                        self._waited = now - asked
-                        telemetry.sent(
-                            request.path, self._recipients, attempt, self._waited, self._send
-                        )
-
                 self.tries += 1
                 try:
-                    return await self._transport.send(request, go)
+                    return await self._transport.send(request, self._go)
                 except NotWritten:
                     self.tries -= 1
                     raise
             finally:
+                self._slot = self._ready = self._try = None
                 slot.close()
         finally:
             capacity.release()
+
+    async def _go(self) -> None:
+        """The transport's ``ready`` hook of the try under way: its rate slot's start, the
+        caller's hook, the guard; then the request is on the wire."""
+        slot, ready, halt, under_way = self._slot, self._ready, self._halt, self._try
+        if slot is None or under_way is None:
+            raise RuntimeError("a transport called a try's ready hook after the try ended")
+        request, attempt, telemetry = under_way
+        if not getattr(slot, "instant", False):
+            with halt.cut():
+                await slot.ready()
+        halt.check()
+        if ready is not None:
+            await ready()
+        while not slot.start():  # too late for its start now: another one
+            with halt.cut():
+                await slot.ready()
+            halt.check()  # that wait may be long: a stop since holds the request
+        if self.ambiguous and not self.ambiguous_ok:
+            if not self._within_guard():
+                raise NotWritten("the gateway's duplicate guard has run out since the first try")
+            self.guarded = True
+        if self._first_written is None:
+            self._first_written = self._clock.now()
+        self.on_wire = True
+        if telemetry is not None:
+            self._written_at = now = self._clock.now()
+            self._waited = now - self._asked
+            telemetry.sent(request.path, self._recipients, attempt, self._waited, self._send)
 
     def _told(
         self, request: HttpRequest, attempt: int, status: int | None, error: SmsBridgeError | None
