@@ -12,9 +12,9 @@ slots it queued for come round.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Generic, TypeVar
 
 import anyio
@@ -69,22 +69,42 @@ class Halt:
             for scope in self._scopes:
                 scope.cancel()
 
-    @contextlib.contextmanager
-    def cut(self) -> Iterator[None]:
+    def cut(self) -> _Cut:
         """A wait that ends early (without an error) when the halt comes."""
-        with anyio.CancelScope() as scope:
-            if self.reason is not None:
-                scope.cancel()
-            self._scopes[scope] = None
-            try:
-                yield
-            finally:
-                self._scopes.pop(scope, None)
+        return _Cut(self)
 
     def check(self) -> None:
         """Raise :class:`NotWritten` once halted."""
         if self.reason is not None:
             raise NotWritten(self.reason)
+
+
+class _Cut:
+    """:meth:`Halt.cut`'s context: a cancel scope the halt cancels (a class, where a
+    generator-based context manager would allocate two more objects for every wait)."""
+
+    __slots__ = ("_halt", "_scope")
+
+    def __init__(self, halt: Halt) -> None:
+        self._halt = halt
+        self._scope = anyio.CancelScope()
+
+    def __enter__(self) -> None:
+        scope, halt = self._scope, self._halt
+        scope.__enter__()
+        if halt.reason is not None:
+            scope.cancel()
+        halt._scopes[scope] = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        scope = self._scope
+        self._halt._scopes.pop(scope, None)
+        return scope.__exit__(exc_type, exc, tb)
 
 
 _NEVER = Halt()
