@@ -605,8 +605,7 @@ class SendEngine(Generic[J]):
         misplaced: dict[int, str] = {}
         try:
             if self._indexed:
-                indices, chunk = [entry[0] for entry in chunk], [entry[1] for entry in chunk]
-                misplaced = self._check_indices(indices)
+                indices, chunk, misplaced = _unpair(chunk)
             batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
             problems.update(misplaced)
         except Exception as e:  # entries not (index, entry) pairs, or a defect in a gateway's
@@ -633,18 +632,6 @@ class SendEngine(Generic[J]):
         await self._queue(ready, send)
         if not ready:
             await anyio.lowlevel.checkpoint()
-
-    @staticmethod
-    def _check_indices(indices: list[int]) -> dict[int, str]:
-        """Why an indexed entry cannot go, by position: its index is not a whole number of 0
-        or more (shown as -1 when it is no number). (Indices are the caller's to keep
-        distinct: a gateway may derive a message's id from one.)"""
-        bad = {}
-        for position, index in enumerate(indices):
-            if type(index) is not int or index < 0:
-                bad[position] = f"its index {index!r} is not a whole number of 0 or more"
-                indices[position] = index if type(index) is int else -1
-        return bad
 
     # ----------------------------------------------------------------- dispatch
 
@@ -1082,6 +1069,29 @@ def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:
     return name in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
+
+
+def _unpair(chunk: list[Any]) -> tuple[list[int], list[Any], dict[int, str]]:
+    """An indexed chunk's indices and entries, and why an entry cannot go, by position: it is
+    no ``(index, entry)`` pair, or its index is not a whole number of 0 or more (either shown
+    as index -1 when there is no number to show). Its neighbours go on. (Indices are the
+    caller's to keep distinct: a gateway may derive a message's id from one.)"""
+    indices: list[int] = []
+    entries: list[Any] = []
+    bad: dict[int, str] = {}
+    for position, pair in enumerate(chunk):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            bad[position] = "the entry is not an (index, entry) pair"
+            indices.append(-1)
+            entries.append(pair)  # its own shape is read as any entry's, then this reason wins
+            continue
+        index, entry = pair
+        if type(index) is not int or index < 0:
+            bad[position] = f"its index {index!r} is not a whole number of 0 or more"
+            index = index if type(index) is int else -1
+        indices.append(index)
+        entries.append(entry)
+    return indices, entries, bad
 
 
 def _picked(items: Sequence[T], rows: Iterable[int]) -> list[T]:

@@ -259,7 +259,7 @@ class _Claiming(Chunked):
 def _index(entry: Any, ids: IdBlocks) -> int | None:
     """An indexed entry's index, where its id block may be claimed: a whole number below
     what the send's ids can tell apart (the engine and the adapter reject the others, and
-    fail an entry that is no pair)."""
+    an entry that is no pair)."""
     try:
         index = entry[0]
     except Exception:

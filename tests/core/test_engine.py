@@ -645,9 +645,10 @@ async def test_a_gateway_check_that_fails_leaves_no_entry_without_an_outcome(
     assert "could not be read" in caplog.text
 
 
-async def test_entries_that_cannot_be_read_each_end_failed(clock: FakeClock) -> None:
-    """An indexed send given something other than (index, entry) pairs, and a number whose
-    own ``str`` fails: nothing of their chunk is sent, and every entry read ends failed."""
+async def test_entries_that_cannot_be_read_each_end_with_the_reason(clock: FakeClock) -> None:
+    """An indexed send given something other than (index, entry) pairs: each such entry is
+    rejected with the reason (index -1: it has none to show), its neighbours go. A number
+    whose own ``str`` fails: nothing of its chunk is sent, and every entry read ends failed."""
 
     class Broken(str):
         def __str__(self) -> str:
@@ -657,8 +658,19 @@ async def test_entries_that_cannot_be_read_each_end_failed(clock: FakeClock) -> 
     async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
         pairs: list[Any] = [(i, n) for i, n in enumerate(ua_numbers(150))]
         pairs[60] = ("bad",)
+        pairs[61] = "380501234567"
+        pairs[62] = (62, "380500000062", "extra")
+        pairs[63] = [63, "380500000063"]  # a list is a pair (as json.loads gives them)
         report = await sms.send("hi", to=pairs, sender="Shop", indexed=True)
-        assert report.total == 150 and report.failed == 100 and report.accepted == 50
+        assert (report.total, report.accepted, report.rejected) == (150, 147, 3)
+        assert {(o.index, o.phone, o.reason) for o in report.outcomes if o.index < 0} == {
+            (-1, phone, "the entry is not an (index, entry) pair")
+            for phone in ("('bad',)", "380501234567", "(62, '380500000062', 'extra')")
+        }
+        assert [
+            phone for body in transport.requests for phone in json.loads(body.body)["phone"]
+        ] == [p[1] for i, p in enumerate(pairs) if i not in (60, 61, 62)]
+        transport.requests.clear()
         entries: list[Any] = [*ua_numbers(3), Broken("+38 050 000 00 09")]
         report = await sms.send("hi", to=entries, sender="Shop")
         assert report.total == 4 and report.failed == 4

@@ -333,10 +333,16 @@ async def test_indexed_entries_whose_index_cannot_name_them_are_rejected(
         ("a", "79160000005"),
         (True, "79160000006"),
         (9, "79160000007"),
+        "79160000008",
+        (11, "79160000009", "x"),
     ]
     async with Webcom(token=TOKEN, https=True, transport=MockTransport(accept)) as wc:
         report = await wc.send("Sale", to=source(rows), sender="Shop", indexed=True)
     got = [(o.index, o.phone, o.status) for o in report.outcomes]
+    not_pairs = ("79160000008", "(11, '79160000009', 'x')")
+    assert {(o.phone, o.reason) for o in report.outcomes if o.phone in not_pairs} == {
+        (phone, "the entry is not an (index, entry) pair") for phone in not_pairs
+    }
     assert sorted(got) == sorted(
         [
             (7, "79160000001", Status.ACCEPTED),
@@ -345,6 +351,8 @@ async def test_indexed_entries_whose_index_cannot_name_them_are_rejected(
             (-1, "79160000005", Status.REJECTED),
             (-1, "79160000006", Status.REJECTED),
             (9, "79160000007", Status.ACCEPTED),
+            (-1, "79160000008", Status.REJECTED),
+            (-1, "(11, '79160000009', 'x')", Status.REJECTED),
         ]
     )
     assert sorted(phone for phone, _ in sent) == ["79160000001", "79160000003", "79160000007"]
