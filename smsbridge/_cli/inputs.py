@@ -19,7 +19,8 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,7 +110,7 @@ class Recipients:
             raise InputError(f"cannot read {path}: permission denied")
         return path
 
-    def _lines(self) -> Iterator[str]:
+    def _lines(self) -> Generator[str, None, None]:
         """The file's text, line by line; bytes that are not UTF-8 are an InputError."""
         assert self.path is not None
         try:
@@ -140,17 +141,20 @@ class Recipients:
     def _shown(self) -> str:
         return "standard input" if self._spool is not None else str(self.path)
 
-    def _rows(self) -> Iterator[list[str]]:
-        reader = csv.reader(self._lines(), delimiter=self.delimiter)
-        try:
-            for row in reader:
-                if row and (row[0].strip() or any(cell.strip() for cell in row)):
-                    yield row
-        except csv.Error as e:
-            raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
+    def _rows(self) -> Generator[list[str], None, None]:
+        # closed here, not when collected: an error's traceback would keep the file open
+        with closing(self._lines()) as lines:
+            reader = csv.reader(lines, delimiter=self.delimiter)
+            try:
+                for row in reader:
+                    if row and (row[0].strip() or any(cell.strip() for cell in row)):
+                        yield row
+            except csv.Error as e:
+                raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
 
     def _read_header(self, phone_column: str | None, text_column: str | None) -> None:
-        sample = "".join(_take(self._lines(), _SNIFF))
+        with closing(self._lines()) as lines:
+            sample = "".join(_take(lines, _SNIFF))
         if not sample.strip():
             return
         if not any(d in sample for d in ",;\t"):
@@ -160,7 +164,8 @@ class Recipients:
                 self.delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
             except csv.Error:
                 self.delimiter = ","
-        first = next(self._rows(), None)
+        with closing(self._rows()) as rows:
+            first = next(rows, None)
         if first is None:
             return
         names = [_name(cell) for cell in first]
@@ -232,11 +237,11 @@ class Recipients:
             count += sum(1 for _ in self._file_rows())
         return digest.hexdigest(), count
 
-    def _file_rows(self) -> Iterator[list[str]]:
-        rows = self._rows()
-        if self.header is not None:
-            next(rows, None)
-        yield from rows
+    def _file_rows(self) -> Generator[list[str], None, None]:
+        with closing(self._rows()) as rows:
+            if self.header is not None:
+                next(rows, None)
+            yield from rows
 
     def _entry(self, row: list[str]) -> Any:
         phone = row[self._phone].strip() if self._phone < len(row) else ""
