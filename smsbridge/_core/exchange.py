@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -107,6 +107,64 @@ class _Cut:
         return scope.__exit__(exc_type, exc, tb)
 
 
+class _Try:
+    """One try's ``ready`` hook, for the transport to await once the connection is ready:
+    the rate slot's start, the caller's hook, the duplicate guard; then the request is on
+    the wire. (An object of its own, where a closure would allocate a cell for each of its
+    fields; and one per try, so that a hook kept past its try lets nothing be written.)"""
+
+    __slots__ = ("asked", "attempt", "attempts", "ready", "request", "slot", "telemetry")
+
+    def __init__(
+        self,
+        attempts: Attempts[Any],
+        slot: Slot,
+        ready: Ready | None,
+        request: HttpRequest,
+        attempt: int,
+        telemetry: Telemetry | None,
+        asked: float,
+    ) -> None:
+        self.attempts, self.ready = attempts, ready
+        self.slot: Slot | None = slot
+        self.request, self.attempt, self.telemetry, self.asked = request, attempt, telemetry, asked
+
+    async def go(self) -> None:
+        slot, attempts = self.slot, self.attempts
+        if slot is None:
+            raise NotWritten("not sent: the try this hook was given for has ended")
+        halt = attempts._halt
+        if not getattr(slot, "instant", False):
+            with halt.cut():
+                await slot.ready()
+        halt.check()
+        if self.ready is not None:
+            await self.ready()
+        while not slot.start():  # too late for its start now: another one
+            with halt.cut():
+                await slot.ready()
+            halt.check()  # that wait may be long: a stop since holds the request
+        if attempts.ambiguous and not attempts.ambiguous_ok:
+            if not attempts._within_guard():
+                raise NotWritten("the gateway's duplicate guard has run out since the first try")
+            attempts.guarded = True
+        clock = attempts._clock
+        if attempts._first_written is None:
+            attempts._first_written = clock.now()
+        attempts.on_wire = True
+        telemetry = self.telemetry
+        if telemetry is not None:
+            attempts._written_at = now = clock.now()
+            attempts._waited = now - self.asked
+            telemetry.sent(
+                self.request.path,
+                attempts._recipients,
+                self.attempt,
+                attempts._waited,
+                attempts._send,
+            )
+
+
 _NEVER = Halt()
 
 
@@ -134,21 +192,17 @@ class Attempts(Generic[T]):
     """
 
     __slots__ = (
-        "_asked",
         "_clock",
         "_first_written",
         "_guard",
         "_halt",
         "_name",
         "_policy",
-        "_ready",
         "_recipients",
         "_send",
-        "_slot",
         "_telemetry",
         "_throttle",
         "_transport",
-        "_try",
         "_waited",
         "_written_at",
         "ambiguous",
@@ -187,10 +241,6 @@ class Attempts(Generic[T]):
         self._send = send
         self._written_at: float | None = None
         self._waited = 0.0
-        self._asked = 0.0
-        self._slot: Slot | None = None
-        self._ready: Ready | None = None
-        self._try: tuple[HttpRequest, int, Telemetry | None] | None = None
         self.ambiguous_ok = ambiguous_ok
         self.ambiguous = written is not None
         self.on_wire = False
@@ -199,7 +249,7 @@ class Attempts(Generic[T]):
     async def _once(self, request: HttpRequest, ready: Ready | None, attempt: int) -> HttpResponse:
         throttle, halt = self._throttle, self._halt
         telemetry = self._telemetry if self._telemetry.listening else None
-        self._asked = self._clock.now() if telemetry is not None else 0.0
+        asked = self._clock.now() if telemetry is not None else 0.0
         self._written_at = None
         capacity = throttle.capacity
         if capacity.value:
@@ -215,50 +265,19 @@ class Attempts(Generic[T]):
                     slot = await throttle.limiter.acquire()
                 if slot is None:
                     raise NotWritten(halt.reason or "")
-            # the try's own state, read by _go when the transport's connection is ready (a
-            # bound method, where a closure would allocate a cell for each of these)
-            self._slot, self._ready, self._try = slot, ready, (request, attempt, telemetry)
+            hook = _Try(self, slot, ready, request, attempt, telemetry, asked)
             try:
                 self.tries += 1
                 try:
-                    return await self._transport.send(request, self._go)
+                    return await self._transport.send(request, hook.go)
                 except NotWritten:
                     self.tries -= 1
                     raise
             finally:
-                self._slot = self._ready = self._try = None
+                hook.slot = None
                 slot.close()
         finally:
             capacity.release()
-
-    async def _go(self) -> None:
-        """The transport's ``ready`` hook of the try under way: its rate slot's start, the
-        caller's hook, the guard; then the request is on the wire."""
-        slot, ready, halt, under_way = self._slot, self._ready, self._halt, self._try
-        if slot is None or under_way is None:
-            raise RuntimeError("a transport called a try's ready hook after the try ended")
-        request, attempt, telemetry = under_way
-        if not getattr(slot, "instant", False):
-            with halt.cut():
-                await slot.ready()
-        halt.check()
-        if ready is not None:
-            await ready()
-        while not slot.start():  # too late for its start now: another one
-            with halt.cut():
-                await slot.ready()
-            halt.check()  # that wait may be long: a stop since holds the request
-        if self.ambiguous and not self.ambiguous_ok:
-            if not self._within_guard():
-                raise NotWritten("the gateway's duplicate guard has run out since the first try")
-            self.guarded = True
-        if self._first_written is None:
-            self._first_written = self._clock.now()
-        self.on_wire = True
-        if telemetry is not None:
-            self._written_at = now = self._clock.now()
-            self._waited = now - self._asked
-            telemetry.sent(request.path, self._recipients, attempt, self._waited, self._send)
 
     def _told(
         self, request: HttpRequest, attempt: int, status: int | None, error: SmsBridgeError | None

@@ -32,6 +32,7 @@ from smsbridge import (
     TransportTimeoutError,
 )
 from smsbridge._core.client import holder_for
+from smsbridge._core.exchange import NotWritten
 from smsbridge._core.gateway import Batch
 from smsbridge.testing import FakeClock
 from smsbridge.testing._sim.loop import LoopClock, VirtualLoop, World
@@ -949,3 +950,34 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused(bad: float) -> None:
     """Zero, negative, infinite or NaN: a ConfigurationError naming the timeout."""
     with pytest.raises(ConfigurationError, match="Timeouts: read must be a positive number"):
         Timeouts(read=bad)
+
+
+async def test_a_ready_hook_kept_past_its_try_lets_nothing_be_written(clock: FakeClock) -> None:
+    """A transport that keeps a try's ``ready`` hook and awaits it again in the next try is
+    told ``NotWritten``: that try is over and its rate slot given back (the hook once acted
+    on the next try's state, or on a closed slot)."""
+    late: list[str] = []
+
+    class Keeping:
+        def __init__(self) -> None:
+            self.hooks: list[Any] = []
+
+        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+            self.hooks.append(ready)
+            if len(self.hooks) == 1:
+                await ready()
+                raise ConnectError("refused")  # nothing was processed: tried again
+            try:
+                await self.hooks[0]()
+            except NotWritten as e:
+                late.append(e.reason)
+            await ready()
+            return accept_all(request)
+
+        async def aclose(self) -> None:
+            pass
+
+    async with SmsClub(TOKEN, transport=Keeping(), clock=clock) as sms:
+        report = await sms.send("hi", to=["380501234567"], sender="Shop")
+    assert (report.accepted, report.requests) == (1, 2)
+    assert late == ["not sent: the try this hook was given for has ended"]
