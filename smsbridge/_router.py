@@ -501,6 +501,9 @@ class _RoutedSend:
             return _Item(index, entry, (), 0, str(e))
         except phonenumbers.NumberParseException:
             return _Item(index, entry, (), 0, "not a phone number")
+        except Exception:  # an entry of another shape than the send's (a bare number where
+            # (phone, text) pairs are read...): rejected, as each gateway's client does
+            return _Item(index, entry, (), 0, _NOT_AN_ENTRY[self.kind])
         if self.resume is not None:
             for name, indices in self.resume.maybe_sent.items():
                 if index in indices:
@@ -778,6 +781,11 @@ class _RoutedSend:
 _PREPARE_PATIENCE = 10.0  # seconds to look up what checking a recipient needs (a template)
 
 _KINDS = {"text": "texts", "personal": "personal texts", "template": "templates"}
+_NOT_AN_ENTRY = {
+    "text": "not a phone number",
+    "personal": "not a (phone, text) pair",
+    "template": "not a (phone, parameters) pair",
+}
 
 
 def _international(raw: Any) -> str:

@@ -87,7 +87,11 @@ class Recipients:
         self._text: int | None = None
         self._params: list[int] = []
         if self.path is not None:
-            self._read_header(phone_column, text_column)
+            try:
+                self._read_header(phone_column, text_column)
+            except BaseException:
+                self.close()  # the copy of standard input holds the caller's numbers
+                raise
 
     def close(self) -> None:
         """Remove the copy of standard input, if one was made."""
@@ -100,9 +104,13 @@ class Recipients:
     def _open(self, path: Path) -> Path:
         if str(path) == "-":
             fd, name = tempfile.mkstemp(prefix="smsbridge-stdin-", suffix=".csv")
-            with os.fdopen(fd, "wb") as copy:
-                shutil.copyfileobj(sys.stdin.buffer, copy)
             self._spool = name
+            try:
+                with os.fdopen(fd, "wb") as copy:
+                    shutil.copyfileobj(sys.stdin.buffer, copy)
+            except BaseException:
+                self.close()
+                raise
             return Path(name)
         if not path.is_file():
             raise InputError(f"no such file: {path}")

@@ -170,6 +170,28 @@ def test_stdin_and_semicolons_and_named_columns(
         }
 
 
+@pytest.mark.parametrize(
+    "data", [b"name,x\nbob,1\n", b"phone\n3805012\xff34567\n", b'phone,text\n1,"' + b"x" * 200_000]
+)
+def test_standard_input_leaves_no_copy_behind_when_refused(
+    data: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Standard input is copied to a temporary file to be read twice; a header with no phone
+    column, bytes that are not UTF-8 or a field over the limit in its first lines refuse it
+    (exit 2), and the copy, the caller's numbers, is gone too."""
+    import io
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    fails([*SEND, "--to-file", "-"], capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_journal_another_run_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Two runs on one journal at once would both send what neither had settled: the second
     exits 2 saying so, and sends nothing."""

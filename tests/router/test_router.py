@@ -484,3 +484,24 @@ def test_the_shared_window_outlasts_the_slowest_read_timeout() -> None:
 
 def _unused(request: HttpRequest) -> HttpResponse:
     raise AssertionError("nothing is sent")
+
+
+async def test_an_entry_of_another_shape_is_rejected_as_a_gateway_would(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """Personal texts are (phone, text) pairs: a bare number among them (an int here) is
+    rejected with the reason a gateway's own client gives, where it raised TypeError out of
+    the routed send; its neighbours go."""
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
+        entries: list[Any] = [("79160000001", "Hi"), 79160000002, ("79160000003", "Yo")]
+        report = await Router({"RU": [wc]}, clock=clock).send_message(
+            Message(sender="Shop"), to=entries, keep="all"
+        )
+    by_index = {o.index: o for o in report.outcomes}
+    assert [by_index[i].status for i in range(3)] == [
+        Status.ACCEPTED,
+        Status.REJECTED,
+        Status.ACCEPTED,
+    ]
+    assert by_index[1].reason == "not a (phone, text) pair"
+    assert sorted(m.phone for m in webcom.record().sent) == ["79160000001", "79160000003"]
