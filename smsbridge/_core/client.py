@@ -24,7 +24,7 @@ from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine, accepts, intake
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
-from .exchange import Attempts, Throttle
+from .exchange import MIN_REPEAT_READ, WRITE_ALLOWANCE, Attempts, Throttle
 from .gateway import Gateway, GatewaySpec, Job, Message
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report, checked_keep
@@ -388,9 +388,10 @@ class Client(Generic[J]):
         self._retry = options.get("retry") or RetryPolicy()
         self._at_least_once = options.get("at_least_once", False)
         guard = spec.repeat_guard if options.get("repeat_guard", True) else None
+        # a repeat held up on the way may reach the gateway as late as its writer waits for
+        # an answer: it must still arrive within the guard (less a margin)
+        self._guard_span = guard - GUARD_MARGIN if guard is not None else None
         if guard is not None:
-            # a repeat held up on the way may reach the gateway as late as its writer waits
-            # for an answer: it must still arrive within the guard
             guard -= GUARD_MARGIN + self._timeouts.read
         self._repeat_guard = guard if guard is not None and guard > 0 else None
         self._ssl_context = options.get("ssl_context")
@@ -437,9 +438,14 @@ class Client(Generic[J]):
     @property
     def repeat_guard(self) -> float | None:
         """Seconds after a request is first written in which one that may have been
-        processed is repeated, relying on the gateway's duplicate guard (less 20 s and the
-        read timeout); ``None`` when not (no such guard, turned off, no time left of it, or
-        no duplicate window as long)."""
+        processed is repeated, relying on the gateway's duplicate guard: the guard less 20 s
+        and the least wait for an answer a repeat is given (4 s: 96 s for SMS Club), where
+        the transport waits for each request's answer as long as told, else less 20 s and
+        the read timeout; ``None`` when not (no such guard, turned off, no time left of it,
+        or no duplicate window as long)."""
+        stretch = self._stretch(self._window)
+        if stretch is not None:
+            return stretch[0] - MIN_REPEAT_READ - WRITE_ALLOWANCE
         return self._guard(self._window)
 
     @property
@@ -569,6 +575,21 @@ class Client(Generic[J]):
             return None
         return self._repeat_guard
 
+    def _stretch(self, window: DuplicateWindow | None) -> tuple[float, float] | None:
+        """Where the transport waits for each request's answer as long as told: the guard
+        less the margin, and the read timeout, for a repeat to be given what is left of the
+        guard (see :class:`~smsbridge._core.exchange.Attempts`)."""
+        guard, span = self.spec.repeat_guard, self._guard_span
+        if (
+            span is None
+            or guard is None
+            or window is None
+            or window.ttl < guard
+            or not getattr(self._given_transport or AiohttpTransport, "read_timeouts", False)
+        ):
+            return None
+        return span, self._timeouts.read
+
     def _source(
         self, job: J, source: Iterable[Any] | AsyncIterable[Any], indexed: bool
     ) -> Iterable[Any] | AsyncIterable[Any]:
@@ -595,6 +616,7 @@ class Client(Generic[J]):
             retry=self._retry,
             at_least_once=self._at_least_once,
             repeat_guard=self._guard(window if plan else self._window),
+            repeat_stretch=None if plan else self._stretch(self._window),
             clock=self._clock,
             concurrency=self.concurrency,
             holder=holder_for(options.get("idempotency_key")),

@@ -304,6 +304,7 @@ class SendEngine(Generic[J]):
         maybe_sent: Mapping[int, float | None] | None = None,
         plan: bool = False,
         repeat_guard: float | None = None,
+        repeat_stretch: tuple[float, float] | None = None,
         telemetry: Telemetry | None = None,
         exclusive: bool = False,
         held_up: float = 0.0,
@@ -317,6 +318,7 @@ class SendEngine(Generic[J]):
         self._telemetry = telemetry or Telemetry(gateway.name)
         self._send_id = 0
         self._repeat_guard = repeat_guard
+        self._repeat_stretch = repeat_stretch
         self._job = job
         self._transport = transport
         self._throttle = throttle
@@ -786,6 +788,7 @@ class SendEngine(Generic[J]):
             ambiguous_ok=self._retry_ambiguous,
             halt=self._halt,
             guard=self._repeat_guard,
+            stretch=self._repeat_stretch,
             written=flight.written,
         )
         flight.attempts = attempts
@@ -1080,12 +1083,15 @@ def _unpair(chunk: list[Any]) -> tuple[list[int], list[Any], dict[int, str]]:
     entries: list[Any] = []
     bad: dict[int, str] = {}
     for position, pair in enumerate(chunk):
-        if not isinstance(pair, tuple | list) or len(pair) != 2:
+        try:
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise ValueError
+            index, entry = pair
+        except Exception:  # no pair, or one that cannot be read as one (its len() lies...)
             bad[position] = "the entry is not an (index, entry) pair"
             indices.append(-1)
-            entries.append(pair)  # its own shape is read as any entry's, then this reason wins
+            entries.append(shown(pair))  # read as a number, shown; this reason wins
             continue
-        index, entry = pair
         if type(index) is not int or index < 0:
             bad[position] = f"its index {index!r} is not a whole number of 0 or more"
             index = index if type(index) is int else -1

@@ -26,7 +26,7 @@ from .limiter import RateLimiter, Slot
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Ready, Transport
 
-__all__ = ["Attempts", "Halt", "NotWritten", "Throttle"]
+__all__ = ["MIN_REPEAT_READ", "WRITE_ALLOWANCE", "Attempts", "Halt", "NotWritten", "Throttle"]
 
 log = logging.getLogger("smsbridge")
 
@@ -113,7 +113,7 @@ class _Try:
     the wire. (An object of its own, where a closure would allocate a cell for each of its
     fields; and one per try, so that a hook kept past its try lets nothing be written.)"""
 
-    __slots__ = ("asked", "attempt", "attempts", "ready", "request", "slot", "telemetry")
+    __slots__ = ("asked", "attempt", "attempts", "read", "ready", "request", "slot", "telemetry")
 
     def __init__(
         self,
@@ -124,29 +124,38 @@ class _Try:
         attempt: int,
         telemetry: Telemetry | None,
         asked: float,
+        read: float | None,
     ) -> None:
         self.attempts, self.ready = attempts, ready
         self.slot: Slot | None = slot
         self.request, self.attempt, self.telemetry, self.asked = request, attempt, telemetry, asked
+        self.read = read  # the request's own read timeout, a repeat's (None: the transport's)
 
     async def go(self) -> None:
         slot, attempts = self.slot, self.attempts
         if slot is None:
-            raise NotWritten("not sent: the try this hook was given for has ended")
+            raise NotWritten(_HOOK_ENDED)
         halt = attempts._halt
         if not getattr(slot, "instant", False):
             with halt.cut():
                 await slot.ready()
         halt.check()
-        if self.ready is not None:
-            await self.ready()
-        while not slot.start():  # too late for its start now: another one
-            with halt.cut():
+        ready = self.ready
+        while True:
+            if ready is not None:
+                # again before each start: what it sees to (the keys' reservation renewed,
+                # the lease fresh) holds at the write, however long a missed start waited
+                await ready()
+            if slot.start():
+                break
+            with halt.cut():  # too late for its start now: another one
                 await slot.ready()
             halt.check()  # that wait may be long: a stop since holds the request
+        if self.slot is None:  # the try ended while this hook waited
+            raise NotWritten(_HOOK_ENDED)
         if attempts.ambiguous and not attempts.ambiguous_ok:
-            if not attempts._within_guard():
-                raise NotWritten("the gateway's duplicate guard has run out since the first try")
+            if not attempts._may_repeat(self.read):
+                raise NotWritten(_GUARD_RUN_OUT)
             attempts.guarded = True
         clock = attempts._clock
         if attempts._first_written is None:
@@ -167,6 +176,15 @@ class _Try:
 
 _NEVER = Halt()
 
+MIN_REPEAT_READ = 2.0
+"""Seconds: the shortest wait for an answer a repeat relying on the duplicate guard is
+given; with less of the guard left, it is not written."""
+WRITE_ALLOWANCE = 2.0
+"""Seconds a repeat's read timeout leaves for the write itself (a rate slot, a connection):
+a repeat written later than that is not written."""
+_GUARD_RUN_OUT = "the gateway's duplicate guard has run out since the first try"
+_HOOK_ENDED = "not sent: the try this hook was given for has ended"
+
 
 class Attempts(Generic[T]):
     """The tries of one request: :meth:`run` returns the parsed answer, or raises the final
@@ -183,10 +201,16 @@ class Attempts(Generic[T]):
         ambiguous_ok: a try that may have been processed may be repeated (the gateway
             de-duplicates, the caller accepts repeats, or the request only reads).
         halt: ends the waits of tries not yet written; they raise :class:`NotWritten`.
-        guard: seconds after the first try is written in which the gateway refuses a repeat
-            of it (its duplicate guard, less a margin): within them a try that may have been
-            processed is repeated even when ``ambiguous_ok`` is not, and ``guarded`` is set,
-            so that the caller reads a refusal of the repeat as "the first one went".
+        guard: seconds after the first try is written in which a repeat of it, however long
+            the network holds it up while its writer waits for the answer, still reaches the
+            gateway within its duplicate guard (less a margin, and the read timeout): within
+            them a try that may have been processed is repeated even when ``ambiguous_ok`` is
+            not, and ``guarded`` is set, so that the caller reads a refusal of the repeat as
+            "the first one went".
+        stretch: ``(span, read)`` where the transport honours a request's own read timeout:
+            the guard less the margin, and the transport's read timeout. A repeat then goes
+            while at least :data:`MIN_REPEAT_READ` of the span is left, awaited only what is
+            left (a held-up repeat cannot arrive later than its writer waits).
         written: when an earlier request carrying these recipients was first written (a
             part of a request that may have been processed): every try is then a repeat.
     """
@@ -200,6 +224,7 @@ class Attempts(Generic[T]):
         "_policy",
         "_recipients",
         "_send",
+        "_stretch",
         "_telemetry",
         "_throttle",
         "_transport",
@@ -225,10 +250,12 @@ class Attempts(Generic[T]):
         send: int | None = None,
         halt: Halt = _NEVER,
         guard: float | None = None,
+        stretch: tuple[float, float] | None = None,
         written: float | None = None,
     ) -> None:
         self._halt = halt
         self._guard = guard
+        self._stretch = stretch
         self._first_written = written
         self.guarded = False
         self._throttle = throttle
@@ -265,11 +292,13 @@ class Attempts(Generic[T]):
                     slot = await throttle.limiter.acquire()
                 if slot is None:
                     raise NotWritten(halt.reason or "")
-            hook = _Try(self, slot, ready, request, attempt, telemetry, asked)
+            hook = _Try(self, slot, ready, request, attempt, telemetry, asked, None)
             try:
+                read = hook.read = self._repeat_read()
+                sent = request if read is None else request.waiting(read)
                 self.tries += 1
                 try:
-                    return await self._transport.send(request, hook.go)
+                    return await self._transport.send(sent, hook.go)
                 except NotWritten:
                     self.tries -= 1
                     raise
@@ -303,12 +332,41 @@ class Attempts(Generic[T]):
         return self._first_written
 
     def _within_guard(self) -> bool:
+        """Whether a repeat relying on the duplicate guard may still be tried."""
         first = self._first_written
-        return (
-            self._guard is not None
-            and first is not None
-            and self._clock.now() - first < self._guard
-        )
+        if first is None:
+            return False
+        since = self._clock.now() - first
+        if self._stretch is not None:
+            return since < self._stretch[0] - MIN_REPEAT_READ - WRITE_ALLOWANCE
+        return self._guard is not None and since < self._guard
+
+    def _repeat_read(self) -> float | None:
+        """The read timeout of a repeat about to be tried, where the transport is given one
+        (``None``: the transport's own); raises :class:`NotWritten` when too little of the
+        guard is left for any."""
+        stretch, first = self._stretch, self._first_written
+        if stretch is None or first is None or not self.ambiguous or self.ambiguous_ok:
+            return None
+        span, read = stretch
+        left = span - (self._clock.now() - first) - WRITE_ALLOWANCE
+        if left >= read:
+            return None
+        if left < MIN_REPEAT_READ:
+            raise NotWritten(_GUARD_RUN_OUT)
+        return left
+
+    def _may_repeat(self, read: float | None) -> bool:
+        """Whether a repeat whose answer is awaited ``read`` seconds (``None``: the
+        transport's own read timeout) may be written now."""
+        first, stretch = self._first_written, self._stretch
+        if first is None:
+            return False
+        since = self._clock.now() - first
+        if stretch is not None:
+            span, default = stretch
+            return since + (default if read is None else read) <= span
+        return self._guard is not None and since < self._guard
 
     async def run(
         self,

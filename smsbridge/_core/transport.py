@@ -46,10 +46,15 @@ log = logging.getLogger("smsbridge.transport")
 class HttpRequest:
     """One request as an adapter built it: path relative to the base URL, headers, body.
 
+    ``read_timeout``, where set, is how long to wait for this request's answer instead of the
+    transport's own read timeout: a repeat that relies on the gateway's duplicate guard is
+    given only what is left of the guard. A transport that honours it says so with a true
+    ``read_timeouts`` attribute; others are never given a request with one.
+
     Its ``repr`` shows neither headers nor body: they carry credentials.
     """
 
-    __slots__ = ("body", "headers", "method", "path")
+    __slots__ = ("body", "headers", "method", "path", "read_timeout")
 
     def __init__(
         self,
@@ -57,11 +62,20 @@ class HttpRequest:
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         method: str = "POST",
+        *,
+        read_timeout: float | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.body = body
         self.headers: Mapping[str, str] = headers or {}
+        self.read_timeout = read_timeout
+
+    def waiting(self, read_timeout: float) -> HttpRequest:
+        """The same request, its answer awaited ``read_timeout`` seconds at most."""
+        return HttpRequest(
+            self.path, self.body, self.headers, self.method, read_timeout=read_timeout
+        )
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method} {self.path}, {len(self.body)} bytes body)"
@@ -197,6 +211,7 @@ class _ReadyConnector(aiohttp.TCPConnector):
 
 class AiohttpTransport:
     """The real transport: one ``aiohttp.ClientSession``, opened once, reused for every call.
+    A request's own ``read_timeout`` replaces the read timeout for its answer.
 
     TLS certificates are verified (pass an ``ssl.SSLContext`` to trust a private CA);
     redirects are never followed; environment proxies are ignored unless ``trust_env``.
@@ -209,6 +224,9 @@ class AiohttpTransport:
         ssl_context: custom TLS settings; ``None`` verifies against the system store.
         trust_env: honour ``HTTP(S)_PROXY`` and ``.netrc`` from the environment.
     """
+
+    read_timeouts = True
+    """It honours :attr:`HttpRequest.read_timeout`."""
 
     def __init__(
         self,
@@ -267,6 +285,7 @@ class AiohttpTransport:
                 data=request.body,
                 headers=request.headers,
                 allow_redirects=False,
+                timeout=self._timeout_of(request, session),
             ) as resp:
                 body = await self._read(resp)
                 return HttpResponse(resp.status, body, resp.headers)
@@ -287,6 +306,18 @@ class AiohttpTransport:
             ) from e
         finally:
             _READY.reset(token)
+
+    def _timeout_of(
+        self, request: HttpRequest, session: aiohttp.ClientSession
+    ) -> aiohttp.ClientTimeout:
+        """The session's timeouts, with the request's own read timeout where it has one."""
+        if request.read_timeout is None:
+            return session.timeout
+        t = self.timeouts
+        read = min(t.read, request.read_timeout)
+        return aiohttp.ClientTimeout(
+            total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=read
+        )
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         length = resp.content_length

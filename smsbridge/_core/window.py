@@ -181,9 +181,10 @@ class MemoryWindow:
     of 100 numbers per second and a 120 s TTL, about 108,000 keys in steady traffic. Keys go
     a call at a time in call order, so a call that holds its keys longer (a reservation never
     committed: TTL and slack; a commit long after its reservation, when an answer was long
-    in coming) keeps those reserved after it a while longer too: up to about twice as many. Each reservation
-    names its holder and recipient, so a release drops only the releasing recipient's own,
-    never another send's (or another recipient's of the same send) that holds the same key.
+    in coming) keeps those reserved after it a while longer too: up to about twice as many.
+    Each reservation names its holder and recipient, so a release drops only the releasing
+    recipient's own, never another send's (or another recipient's of the same send) that
+    holds the same key.
     In one process a live reservation is always a live send's, so a key reserved under the
     same holder and recipient is still :attr:`Claim.PENDING`, not taken over as it is in
     Redis, where its holder may have died. Leases (:meth:`hold`) never lapse here: each run

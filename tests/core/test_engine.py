@@ -655,6 +655,10 @@ async def test_entries_that_cannot_be_read_each_end_with_the_reason(clock: FakeC
         def __str__(self) -> str:
             raise RuntimeError("boom")
 
+    class Lying(tuple):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            raise RuntimeError("boom")
+
     transport = MockTransport(accept_all)
     async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
         pairs: list[Any] = [(i, n) for i, n in enumerate(ua_numbers(150))]
@@ -662,15 +666,21 @@ async def test_entries_that_cannot_be_read_each_end_with_the_reason(clock: FakeC
         pairs[61] = "380501234567"
         pairs[62] = (62, "380500000062", "extra")
         pairs[63] = [63, "380500000063"]  # a list is a pair (as json.loads gives them)
+        pairs[64] = Lying((64, "380500000064"))
         report = await sms.send("hi", to=pairs, sender="Shop", indexed=True)
-        assert (report.total, report.accepted, report.rejected) == (150, 147, 3)
+        assert (report.total, report.accepted, report.rejected) == (150, 146, 4)
         assert {(o.index, o.phone, o.reason) for o in report.outcomes if o.index < 0} == {
             (-1, phone, "the entry is not an (index, entry) pair")
-            for phone in ("('bad',)", "380501234567", "(62, '380500000062', 'extra')")
+            for phone in (
+                "('bad',)",
+                "380501234567",
+                "(62, '380500000062', 'extra')",
+                "(64, '380500000064')",
+            )
         }
         assert [
             phone for body in transport.requests for phone in json.loads(body.body)["phone"]
-        ] == [p[1] for i, p in enumerate(pairs) if i not in (60, 61, 62)]
+        ] == [p[1] for i, p in enumerate(pairs) if i not in (60, 61, 62, 64)]
         transport.requests.clear()
         entries: list[Any] = [*ua_numbers(3), Broken("+38 050 000 00 09")]
         report = await sms.send("hi", to=entries, sender="Shop")
@@ -981,3 +991,55 @@ async def test_a_ready_hook_kept_past_its_try_lets_nothing_be_written(clock: Fak
         report = await sms.send("hi", to=["380501234567"], sender="Shop")
     assert (report.accepted, report.requests) == (1, 2)
     assert late == ["not sent: the try this hook was given for has ended"]
+
+
+class _Waiting:
+    """A transport that honours a request's own read timeout: the gateway processes the
+    first request and its answer never comes (the writer waits its read timeout, on the
+    fake clock); what each try was told to wait is kept."""
+
+    read_timeouts = True
+
+    def __init__(self, gateway: GuardedGateway, clock: FakeClock, honours: bool = True) -> None:
+        self.gateway, self.clock, self.read_timeouts = gateway, clock, honours
+        self.tries: list[tuple[float, float | None]] = []  # when written, its read timeout
+
+    async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+        if ready is not None:
+            await ready()
+        self.tries.append((self.clock.now(), request.read_timeout))
+        answer = self.gateway(request)
+        if len(self.tries) == 1:
+            await self.clock.sleep(60.0)
+            raise TransportTimeoutError("no answer in time")
+        return answer
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("honours", [True, False])
+async def test_a_timed_out_request_is_repeated_awaited_what_is_left_of_the_guard(
+    clock: FakeClock, honours: bool
+) -> None:
+    """SMS Club, the default 60 s read timeout: the first request went and its answer never
+    came. A repeat written 60-odd seconds after it would be refused within the gateway's
+    guard only if it reaches the gateway within 100 s of the first (120 s less the margin);
+    a held-up repeat may arrive as late as its writer waits. A transport that waits as long
+    as it is told gets the repeat with a read timeout of what is left: the gateway refuses
+    it (453), so the recipients went, accepted. A transport that always waits 60 s does not
+    get the repeat (40 s of the guard would be needed with 60 s of waiting): uncertain."""
+    numbers = list(ua_numbers(2))
+    gateway = GuardedGateway(HttpResponse(200, b"{}"))
+    transport = _Waiting(gateway, clock, honours)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        report = await sms.send("hi", to=numbers, sender="Shop")
+    assert gateway.sent == numbers  # once each, by the first request
+    if not honours:
+        assert (report.uncertain, len(transport.tries)) == (2, 1)
+        assert report.outcomes[0].reason == "no answer in time"
+        return
+    assert report.accepted == 2
+    (first, none), (repeat, read) = transport.tries[0], transport.tries[-1]
+    assert none is None and read is not None
+    assert repeat - first >= 60 and read >= 2 and repeat - first + read <= 100

@@ -137,6 +137,20 @@ async def test_read_timeout_and_reset_may_have_been_processed(misbehaving: str) 
         await transport.aclose()
 
 
+async def test_a_requests_own_read_timeout_replaces_the_transports(misbehaving: str) -> None:
+    """A repeat relying on the gateway's duplicate guard is awaited only what is left of the
+    guard: the transport gives up on it then, however long its own read timeout."""
+    transport = AiohttpTransport(misbehaving, timeouts=Timeouts(connect=1, read=30, total=60))
+    assert transport.read_timeouts is True
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TransportTimeoutError):
+            await transport.send(HttpRequest("/hang", b"{}").waiting(0.3))
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await transport.aclose()
+
+
 async def test_redirects_are_not_followed(misbehaving: str) -> None:
     """A 302 comes back as is; for a send it means a wrong base URL, and nothing is sent."""
     transport = AiohttpTransport(misbehaving)
