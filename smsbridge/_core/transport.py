@@ -104,7 +104,12 @@ is written and the exception propagates from :meth:`Transport.send` unchanged.""
 
 
 class Transport(Protocol):
-    """Sends one request and returns the complete response, or raises a TransportError."""
+    """Sends one request and returns the complete response, or raises a TransportError.
+
+    A transport that waits for a request's answer no longer than its
+    :attr:`HttpRequest.read_timeout` (where one is set) may say so with a class attribute
+    ``read_timeouts = True``: SMS Club's repeats then use what is left of its duplicate guard
+    (see the README); without it they keep to the guard less the read timeout."""
 
     async def send(self, request: HttpRequest, ready: Ready | None = None) -> HttpResponse:
         """Perform the exchange; await ``ready`` right before writing the request."""
