@@ -576,19 +576,22 @@ class Client(Generic[J]):
         return self._repeat_guard
 
     def _stretch(self, window: DuplicateWindow | None) -> tuple[float, float] | None:
-        """Where the transport waits for each request's answer as long as told: the guard
-        less the margin, and the read timeout, for a repeat to be given what is left of the
-        guard (see :class:`~smsbridge._core.exchange.Attempts`)."""
-        guard, span = self.spec.repeat_guard, self._guard_span
+        """Where the transport ends each request's exchange within a time limit it is given:
+        the guard less the margin, and the read timeout, for a repeat to be given what is
+        left of the guard (see :class:`~smsbridge._core.exchange.Attempts`)."""
+        guard, span, read = self.spec.repeat_guard, self._guard_span, self._timeouts.read
         if (
             span is None
             or guard is None
             or window is None
             or window.ttl < guard
-            or not getattr(self._given_transport or AiohttpTransport, "read_timeouts", False)
+            # the first try may be held up as long as its writer waits: past the span, a
+            # repeat could be refused by nothing, reaching the gateway that long before it
+            or read >= span
+            or not getattr(self._given_transport or AiohttpTransport, "time_limits", False)
         ):
             return None
-        return span, self._timeouts.read
+        return span, read
 
     def _source(
         self, job: J, source: Iterable[Any] | AsyncIterable[Any], indexed: bool

@@ -244,28 +244,32 @@ class _Hooks:
         if not self.occupied:
             self.occupied = True
             engine._occupy()
-        # the keys first, then the lease: the renewal is a trip to the store, during which the
-        # lease may go stale or the send be stopped
-        await engine._renew(self.flight)
-        holding = engine._holding
-        while holding is not None and not holding.fresh():
-            # not renewed for a while (the store out of reach): another run may hold the key
-            # by now, so nothing is written until it is renewed, or the send stops
-            await engine._clock.sleep(0.1)
+        observer = engine._observer
+        waited = True
+        while waited:  # again after any wait: the renewal must be fresh at the write
+            waited = False
+            # the keys first, then the lease: the renewal is a trip to the store, during
+            # which the lease may go stale or the send be stopped
+            await engine._renew(self.flight)
+            holding = engine._holding
+            while holding is not None and not holding.fresh():
+                # not renewed for a while (the store out of reach): another run may hold the
+                # key by now, so nothing is written until it is renewed, or the send stops
+                await engine._clock.sleep(0.1)
+                waited = True
+                reason = engine._stopping()
+                if reason is not None:
+                    raise NotWritten(reason)
             reason = engine._stopping()
             if reason is not None:
                 raise NotWritten(reason)
-        reason = engine._stopping()
-        if reason is not None:
-            raise NotWritten(reason)
-        observer = engine._observer
-        if not self.announced and observer is not None:
-            try:
-                await observer.before(self.flight.batch)
-            except Exception as e:
-                engine._caller_failed(e)
-                raise NotWritten(engine._stopping() or "") from None
-            self.announced = True
+            if not self.announced and observer is not None:
+                try:
+                    await observer.before(self.flight.batch)
+                except Exception as e:
+                    engine._caller_failed(e)
+                    raise NotWritten(engine._stopping() or "") from None
+                self.announced = waited = True
 
     async def unsent(self) -> None:
         observer = self.engine._observer
@@ -1093,11 +1097,19 @@ def _unpair(chunk: list[Any]) -> tuple[list[int], list[Any], dict[int, str]]:
             entries.append(shown(pair))  # read as a number, shown; this reason wins
             continue
         if type(index) is not int or index < 0:
-            bad[position] = f"its index {index!r} is not a whole number of 0 or more"
+            bad[position] = f"its index {_repr(index)} is not a whole number of 0 or more"
             index = index if type(index) is int else -1
         indices.append(index)
         entries.append(entry)
     return indices, entries, bad
+
+
+def _repr(value: object) -> str:
+    """``repr(value)``, or what :func:`shown` makes of it where that fails."""
+    try:
+        return repr(value)
+    except Exception:
+        return shown(value)
 
 
 def _picked(items: Sequence[T], rows: Iterable[int]) -> list[T]:

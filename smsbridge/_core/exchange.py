@@ -113,7 +113,7 @@ class _Try:
     the wire. (An object of its own, where a closure would allocate a cell for each of its
     fields; and one per try, so that a hook kept past its try lets nothing be written.)"""
 
-    __slots__ = ("asked", "attempt", "attempts", "read", "ready", "request", "slot", "telemetry")
+    __slots__ = ("asked", "attempt", "attempts", "limit", "ready", "request", "slot", "telemetry")
 
     def __init__(
         self,
@@ -124,12 +124,12 @@ class _Try:
         attempt: int,
         telemetry: Telemetry | None,
         asked: float,
-        read: float | None,
+        limit: float | None,
     ) -> None:
         self.attempts, self.ready = attempts, ready
         self.slot: Slot | None = slot
         self.request, self.attempt, self.telemetry, self.asked = request, attempt, telemetry, asked
-        self.read = read  # the request's own read timeout, a repeat's (None: the transport's)
+        self.limit = limit  # a repeat's own time limit (None: the transport's timeouts)
 
     async def go(self) -> None:
         slot, attempts = self.slot, self.attempts
@@ -154,7 +154,7 @@ class _Try:
         if self.slot is None:  # the try ended while this hook waited
             raise NotWritten(_HOOK_ENDED)
         if attempts.ambiguous and not attempts.ambiguous_ok:
-            if not attempts._may_repeat(self.read):
+            if not attempts._may_repeat(self.limit is not None):
                 raise NotWritten(_GUARD_RUN_OUT)
             attempts.guarded = True
         clock = attempts._clock
@@ -180,8 +180,8 @@ MIN_REPEAT_READ = 2.0
 """Seconds: the shortest wait for an answer a repeat relying on the duplicate guard is
 given; with less of the guard left, it is not written."""
 WRITE_ALLOWANCE = 2.0
-"""Seconds a repeat's read timeout leaves for the write itself (a rate slot, a connection):
-a repeat written later than that is not written."""
+"""Seconds a repeat's time limit leaves at least for its turn and its write (a rate slot, a
+connection), besides :data:`MIN_REPEAT_READ` for the answer."""
 _GUARD_RUN_OUT = "the gateway's duplicate guard has run out since the first try"
 _HOOK_ENDED = "not sent: the try this hook was given for has ended"
 
@@ -207,10 +207,11 @@ class Attempts(Generic[T]):
             them a try that may have been processed is repeated even when ``ambiguous_ok`` is
             not, and ``guarded`` is set, so that the caller reads a refusal of the repeat as
             "the first one went".
-        stretch: ``(span, read)`` where the transport honours a request's own read timeout:
-            the guard less the margin, and the transport's read timeout. A repeat then goes
-            while at least :data:`MIN_REPEAT_READ` of the span is left, awaited only what is
-            left (a held-up repeat cannot arrive later than its writer waits).
+        stretch: ``(span, read)`` where the transport ends a request's exchange within its
+            own time limit: the guard less the margin, and the transport's read timeout
+            (less than the span). A repeat then goes while at least :data:`MIN_REPEAT_READ`
+            and :data:`WRITE_ALLOWANCE` of the span are left, its whole exchange limited to
+            what is left (a held-up repeat cannot arrive after its writer stops waiting).
         written: when an earlier request carrying these recipients was first written (a
             part of a request that may have been processed): every try is then a repeat.
     """
@@ -294,8 +295,8 @@ class Attempts(Generic[T]):
                     raise NotWritten(halt.reason or "")
             hook = _Try(self, slot, ready, request, attempt, telemetry, asked, None)
             try:
-                read = hook.read = self._repeat_read()
-                sent = request if read is None else request.waiting(read)
+                limit = hook.limit = self._repeat_limit()
+                sent = request if limit is None else request.within(limit)
                 self.tries += 1
                 try:
                     return await self._transport.send(sent, hook.go)
@@ -341,31 +342,34 @@ class Attempts(Generic[T]):
             return since < self._stretch[0] - MIN_REPEAT_READ - WRITE_ALLOWANCE
         return self._guard is not None and since < self._guard
 
-    def _repeat_read(self) -> float | None:
-        """The read timeout of a repeat about to be tried, where the transport is given one
-        (``None``: the transport's own); raises :class:`NotWritten` when too little of the
-        guard is left for any."""
+    def _repeat_limit(self) -> float | None:
+        """The time limit of a repeat about to be tried, where the transport is given one:
+        what is left of the guard (``None``: its own timeouts leave the repeat within the
+        guard, or it is no repeat relying on it); raises :class:`NotWritten` when too little
+        of the guard is left."""
         stretch, first = self._stretch, self._first_written
         if stretch is None or first is None or not self.ambiguous or self.ambiguous_ok:
             return None
         span, read = stretch
-        left = span - (self._clock.now() - first) - WRITE_ALLOWANCE
-        if left >= read:
+        left = span - (self._clock.now() - first)
+        if left >= read + WRITE_ALLOWANCE:
             return None
-        if left < MIN_REPEAT_READ:
+        if left < MIN_REPEAT_READ + WRITE_ALLOWANCE:
             raise NotWritten(_GUARD_RUN_OUT)
         return left
 
-    def _may_repeat(self, read: float | None) -> bool:
-        """Whether a repeat whose answer is awaited ``read`` seconds (``None``: the
-        transport's own read timeout) may be written now."""
+    def _may_repeat(self, limited: bool) -> bool:
+        """Whether a repeat may be written now: one whose exchange ends within a time limit
+        that the guard covers (``limited``) may; another only while the read timeout it may
+        be awaited still ends within the guard."""
         first, stretch = self._first_written, self._stretch
         if first is None:
             return False
+        if limited:
+            return True
         since = self._clock.now() - first
         if stretch is not None:
-            span, default = stretch
-            return since + (default if read is None else read) <= span
+            return since + stretch[1] <= stretch[0]
         return self._guard is not None and since < self._guard
 
     async def run(

@@ -46,15 +46,16 @@ log = logging.getLogger("smsbridge.transport")
 class HttpRequest:
     """One request as an adapter built it: path relative to the base URL, headers, body.
 
-    ``read_timeout``, where set, is how long to wait for this request's answer instead of the
-    transport's own read timeout: a repeat that relies on the gateway's duplicate guard is
-    given only what is left of the guard. A transport that honours it says so with a true
-    ``read_timeouts`` attribute; others are never given a request with one.
+    ``time_limit``, where set, is the most its whole exchange may take, counted from the call
+    to :meth:`Transport.send`: nothing of it is written, nor its answer awaited, past that. A
+    repeat that relies on the gateway's duplicate guard is given only what is left of the
+    guard. A transport that honours it says so with a true ``time_limits`` attribute; others
+    are never given a request with one.
 
     Its ``repr`` shows neither headers nor body: they carry credentials.
     """
 
-    __slots__ = ("body", "headers", "method", "path", "read_timeout")
+    __slots__ = ("body", "headers", "method", "path", "time_limit")
 
     def __init__(
         self,
@@ -63,19 +64,17 @@ class HttpRequest:
         headers: Mapping[str, str] | None = None,
         method: str = "POST",
         *,
-        read_timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.body = body
         self.headers: Mapping[str, str] = headers or {}
-        self.read_timeout = read_timeout
+        self.time_limit = time_limit
 
-    def waiting(self, read_timeout: float) -> HttpRequest:
-        """The same request, its answer awaited ``read_timeout`` seconds at most."""
-        return HttpRequest(
-            self.path, self.body, self.headers, self.method, read_timeout=read_timeout
-        )
+    def within(self, seconds: float) -> HttpRequest:
+        """The same request, its whole exchange ``seconds`` at most."""
+        return HttpRequest(self.path, self.body, self.headers, self.method, time_limit=seconds)
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method} {self.path}, {len(self.body)} bytes body)"
@@ -106,10 +105,10 @@ is written and the exception propagates from :meth:`Transport.send` unchanged.""
 class Transport(Protocol):
     """Sends one request and returns the complete response, or raises a TransportError.
 
-    A transport that waits for a request's answer no longer than its
-    :attr:`HttpRequest.read_timeout` (where one is set) may say so with a class attribute
-    ``read_timeouts = True``: SMS Club's repeats then use what is left of its duplicate guard
-    (see the README); without it they keep to the guard less the read timeout."""
+    A transport that ends a request's exchange within its :attr:`HttpRequest.time_limit`
+    (where one is set) may say so with a class attribute ``time_limits = True``: SMS Club's
+    repeats then use what is left of its duplicate guard (see the README); without it they
+    keep to the guard less the read timeout."""
 
     async def send(self, request: HttpRequest, ready: Ready | None = None) -> HttpResponse:
         """Perform the exchange; await ``ready`` right before writing the request."""
@@ -191,6 +190,11 @@ def _describe(error: BaseException) -> str:
 _READY: contextvars.ContextVar[Ready | None] = contextvars.ContextVar(
     "smsbridge_ready", default=None
 )
+# set where a request's ready hook did not finish (a time limit ran out while it waited for
+# its turn): nothing of the request was written
+_UNWRITTEN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "smsbridge_unwritten", default=False
+)
 
 
 class _ReadyConnector(aiohttp.TCPConnector):
@@ -210,13 +214,16 @@ class _ReadyConnector(aiohttp.TCPConnector):
                 await ready()
             except BaseException:
                 connection.release()  # nothing was written: the connection stays usable
+                _UNWRITTEN.set(True)
                 raise
         return connection
 
 
 class AiohttpTransport:
     """The real transport: one ``aiohttp.ClientSession``, opened once, reused for every call.
-    A request's own ``read_timeout`` replaces the read timeout for its answer.
+    A request's own ``time_limit`` bounds its whole exchange. A timeout while the request
+    waited for its turn (its ``ready`` hook), before anything was written, is a
+    :class:`ConnectError`: surely unsent.
 
     TLS certificates are verified (pass an ``ssl.SSLContext`` to trust a private CA);
     redirects are never followed; environment proxies are ignored unless ``trust_env``.
@@ -230,8 +237,8 @@ class AiohttpTransport:
         trust_env: honour ``HTTP(S)_PROXY`` and ``.netrc`` from the environment.
     """
 
-    read_timeouts = True
-    """It honours :attr:`HttpRequest.read_timeout`."""
+    time_limits = True
+    """It honours :attr:`HttpRequest.time_limit`."""
 
     def __init__(
         self,
@@ -302,6 +309,11 @@ class AiohttpTransport:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
             raise ConnectError(f"could not connect to {url.host}:{url.port}: {_describe(e)}") from e
         except (aiohttp.ServerTimeoutError, TimeoutError) as e:
+            if _UNWRITTEN.get():
+                raise ConnectError(
+                    f"nothing written to {url.host}: the time limit ran out while the request "
+                    "waited for its turn"
+                ) from e
             raise TransportTimeoutError(
                 f"no complete answer from {url.host} in time after the request was sent"
             ) from e
@@ -311,17 +323,23 @@ class AiohttpTransport:
             ) from e
         finally:
             _READY.reset(token)
+            if _UNWRITTEN.get():
+                _UNWRITTEN.set(False)
 
     def _timeout_of(
         self, request: HttpRequest, session: aiohttp.ClientSession
     ) -> aiohttp.ClientTimeout:
-        """The session's timeouts, with the request's own read timeout where it has one."""
-        if request.read_timeout is None:
+        """The session's timeouts, within the request's own time limit where it has one."""
+        limit = request.time_limit
+        if limit is None:
             return session.timeout
         t = self.timeouts
-        read = min(t.read, request.read_timeout)
+        connect = min(t.connect, limit)
         return aiohttp.ClientTimeout(
-            total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=read
+            total=min(t.total, limit),
+            connect=connect,
+            sock_connect=connect,
+            sock_read=min(t.read, limit),
         )
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:

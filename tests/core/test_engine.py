@@ -27,6 +27,7 @@ from smsbridge import (
     RetryPolicy,
     SlidingWindowLimiter,
     SmsClub,
+    StateBackendError,
     Status,
     Timeouts,
     TransportTimeoutError,
@@ -994,20 +995,20 @@ async def test_a_ready_hook_kept_past_its_try_lets_nothing_be_written(clock: Fak
 
 
 class _Waiting:
-    """A transport that honours a request's own read timeout: the gateway processes the
-    first request and its answer never comes (the writer waits its read timeout, on the
-    fake clock); what each try was told to wait is kept."""
+    """A transport that honours a request's own time limit: the gateway processes the first
+    request and its answer never comes (the writer waits its read timeout, on the fake
+    clock); when each try was made and its time limit are kept."""
 
-    read_timeouts = True
+    time_limits = True
 
     def __init__(self, gateway: GuardedGateway, clock: FakeClock, honours: bool = True) -> None:
-        self.gateway, self.clock, self.read_timeouts = gateway, clock, honours
-        self.tries: list[tuple[float, float | None]] = []  # when written, its read timeout
+        self.gateway, self.clock, self.time_limits = gateway, clock, honours
+        self.tries: list[tuple[float, float | None]] = []  # when called, its time limit
 
     async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+        self.tries.append((self.clock.now(), request.time_limit))
         if ready is not None:
             await ready()
-        self.tries.append((self.clock.now(), request.read_timeout))
         answer = self.gateway(request)
         if len(self.tries) == 1:
             await self.clock.sleep(60.0)
@@ -1042,4 +1043,68 @@ async def test_a_timed_out_request_is_repeated_awaited_what_is_left_of_the_guard
     assert report.accepted == 2
     (first, none), (repeat, read) = transport.tries[0], transport.tries[-1]
     assert none is None and read is not None
-    assert repeat - first >= 60 and read >= 2 and repeat - first + read <= 100
+    assert repeat - first >= 60 and read >= 4 and repeat - first + read <= 100
+
+
+@pytest.mark.parametrize(
+    ("read", "guard", "limited"),
+    [(60, 96.0, True), (99, 96.0, True), (100, None, False), (180, None, False)],
+)
+def test_nothing_relies_on_the_guard_where_a_first_try_may_be_held_up_past_it(
+    read: float, guard: float | None, limited: bool
+) -> None:
+    """A first try may reach the gateway as late as its writer waits: with a read timeout of
+    100 s or more (SMS Club's 2-minute guard less its margin), a repeat could reach the
+    gateway first, and that long before the first try, where no guard refuses either (a
+    journal's resume once repeated such a batch: the number got the text twice)."""
+    sms = SmsClub(TOKEN, timeouts=Timeouts(read=read, total=read + 10))
+    assert sms.repeat_guard == guard
+    assert (sms._stretch(sms._window) is not None) is limited
+
+
+async def test_a_slow_announcement_does_not_let_the_reservation_lapse_before_the_write() -> None:
+    """The reservation is renewed right before the write, after the observer's ``before``
+    (the journal's intent) however long it took: a 10 s ``before`` then a request held up
+    59 s on its way, whose commit the store lost, kept the number held only 116 s past the
+    gateway's act (another send of the text then went within the TTL). Now 120 s or more."""
+    clock = FakeClock(1000.0)
+    arrivals: list[float] = []
+
+    class LostCommit(MemoryWindow):
+        async def commit(self, *args: Any, **kwargs: Any) -> None:
+            raise StateBackendError("the store is out of reach (simulated)")
+
+    class HeldUp:
+        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+            if ready is not None:
+                await ready()
+            if not arrivals:
+                arrivals.append(clock.now() + 59.0)  # reaches the gateway 59 s on
+                await clock.sleep(60.0)
+                raise TransportTimeoutError("no answer in time")
+            arrivals.append(clock.now())
+            return accept_all(request)
+
+        async def aclose(self) -> None:
+            pass
+
+    class SlowBefore:
+        async def before(self, batch: Batch) -> None:
+            await clock.sleep(10.0)
+
+        async def unsent(self, batch: Batch) -> None:
+            pass
+
+        async def after(self, batch: Batch, statuses: Any, details: Any) -> None:
+            pass
+
+    window = LostCommit(120.0, slack=65.0, clock=clock)
+    to = ["380500000001"]
+    async with SmsClub(
+        TOKEN, transport=HeldUp(), clock=clock, window=window, repeat_guard=False
+    ) as sms:
+        await sms.send("hi", to=to, sender="Shop", observer=SlowBefore())
+        while len(arrivals) < 2:
+            clock.advance(0.5)
+            await sms.send("hi", to=to, sender="Shop", keep="none")
+    assert arrivals[1] - arrivals[0] >= 120

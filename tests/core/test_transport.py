@@ -137,15 +137,15 @@ async def test_read_timeout_and_reset_may_have_been_processed(misbehaving: str) 
         await transport.aclose()
 
 
-async def test_a_requests_own_read_timeout_replaces_the_transports(misbehaving: str) -> None:
-    """A repeat relying on the gateway's duplicate guard is awaited only what is left of the
-    guard: the transport gives up on it then, however long its own read timeout."""
+async def test_a_requests_own_time_limit_ends_its_exchange(misbehaving: str) -> None:
+    """A repeat relying on the gateway's duplicate guard is given only what is left of the
+    guard: the transport gives up on it then, however long its own timeouts."""
     transport = AiohttpTransport(misbehaving, timeouts=Timeouts(connect=1, read=30, total=60))
-    assert transport.read_timeouts is True
+    assert transport.time_limits is True
     try:
         started = asyncio.get_running_loop().time()
         with pytest.raises(TransportTimeoutError):
-            await transport.send(HttpRequest("/hang", b"{}").waiting(0.3))
+            await transport.send(HttpRequest("/hang", b"{}").within(0.3))
         assert asyncio.get_running_loop().time() - started < 5
     finally:
         await transport.aclose()
@@ -300,3 +300,41 @@ async def test_credentials_never_reach_logs_reprs_or_errors(
             texts = [repr(sms), repr(sms.gateway), repr(report), str(e.value), repr(e.value)]
     texts += [r.getMessage() for r in caplog.records]
     assert all(secret not in text for text in texts)
+
+
+async def test_a_time_limit_that_runs_out_before_the_write_is_no_send() -> None:
+    """aiohttp counts its total time limit from the call, through the wait for the request's
+    turn (its ``ready`` hook: a rate slot, a renewal, the journal's intent). A limit that
+    ran out there wrote nothing: surely unsent and tried again, where it was read as a
+    timeout after the request was sent (``uncertain``, and never repeated)."""
+    from smsbridge import Batch, RetryPolicy
+    from smsbridge.testing import FakeSmsClub
+
+    class SlowBefore:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def before(self, batch: Batch) -> None:
+            self.calls += 1
+            if self.calls == 1:  # a stall once (the journal's disk, say)
+                await asyncio.sleep(0.8)
+
+        async def unsent(self, batch: Batch) -> None:
+            pass
+
+        async def after(self, batch: Batch, statuses: object, details: object) -> None:
+            pass
+
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake,
+        SmsClub(
+            TOKEN,
+            base_url=fake.url,
+            timeouts=Timeouts(connect=0.3, read=0.3, total=0.5),
+            retry=RetryPolicy(backoff=0.01, max_backoff=0.01),
+        ) as sms,
+    ):
+        observer = SlowBefore()
+        report = await sms.send("hi", to=["380501234567"], sender="Shop", observer=observer)
+        assert [o.status for o in report.outcomes] == [Status.ACCEPTED]
+        assert (report.requests, observer.calls, len(fake.sent)) == (2, 2, 1)
