@@ -225,6 +225,15 @@ class _Flight:
         return self.earlier or (attempts is not None and (attempts.on_wire or attempts.ambiguous))
 
 
+_FRESH_ROUNDS = 4
+"""How many times a try's hook renews its keys after waiting (for a fresh lease, for the
+observer) before it gives up on a store too slow to keep them fresh up to the write."""
+_STORE_TOO_SLOW = (
+    "not sent: the duplicate window's store answered too slowly to keep the reservation "
+    "fresh up to the write"
+)
+
+
 class _Hooks:
     """What a flight's tries call back: ``ready`` right before each is written, ``unsent``
     when an answer proves nothing of it went, ``parse`` on an answer (one object and its
@@ -245,9 +254,11 @@ class _Hooks:
             self.occupied = True
             engine._occupy()
         observer = engine._observer
-        waited = True
+        waited, rounds = True, 0
         while waited:  # again after any wait: the renewal must be fresh at the write
-            waited = False
+            if rounds == _FRESH_ROUNDS:
+                raise NotWritten(_STORE_TOO_SLOW)
+            waited, rounds = False, rounds + 1
             # the keys first, then the lease: the renewal is a trip to the store, during
             # which the lease may go stale or the send be stopped
             await engine._renew(self.flight)
@@ -264,12 +275,14 @@ class _Hooks:
             if reason is not None:
                 raise NotWritten(reason)
             if not self.announced and observer is not None:
+                # announced once begun: a before() cut short (a time limit) may have told
+                # its journal, which then hears unsent() if nothing of the request goes
+                self.announced = waited = True
                 try:
                     await observer.before(self.flight.batch)
                 except Exception as e:
                     engine._caller_failed(e)
                     raise NotWritten(engine._stopping() or "") from None
-                self.announced = waited = True
 
     async def unsent(self) -> None:
         observer = self.engine._observer

@@ -113,7 +113,16 @@ class _Try:
     the wire. (An object of its own, where a closure would allocate a cell for each of its
     fields; and one per try, so that a hook kept past its try lets nothing be written.)"""
 
-    __slots__ = ("asked", "attempt", "attempts", "limit", "ready", "request", "slot", "telemetry")
+    __slots__ = (
+        "asked",
+        "attempt",
+        "attempts",
+        "deadline",
+        "ready",
+        "request",
+        "slot",
+        "telemetry",
+    )
 
     def __init__(
         self,
@@ -124,12 +133,12 @@ class _Try:
         attempt: int,
         telemetry: Telemetry | None,
         asked: float,
-        limit: float | None,
+        deadline: float | None,
     ) -> None:
         self.attempts, self.ready = attempts, ready
         self.slot: Slot | None = slot
         self.request, self.attempt, self.telemetry, self.asked = request, attempt, telemetry, asked
-        self.limit = limit  # a repeat's own time limit (None: the transport's timeouts)
+        self.deadline = deadline  # when a repeat's own time limit ends (None: it has none)
 
     async def go(self) -> None:
         slot, attempts = self.slot, self.attempts
@@ -154,7 +163,7 @@ class _Try:
         if self.slot is None:  # the try ended while this hook waited
             raise NotWritten(_HOOK_ENDED)
         if attempts.ambiguous and not attempts.ambiguous_ok:
-            if not attempts._may_repeat(self.limit is not None):
+            if not attempts._may_repeat(self.deadline):
                 raise NotWritten(_GUARD_RUN_OUT)
             attempts.guarded = True
         clock = attempts._clock
@@ -295,8 +304,12 @@ class Attempts(Generic[T]):
                     raise NotWritten(halt.reason or "")
             hook = _Try(self, slot, ready, request, attempt, telemetry, asked, None)
             try:
-                limit = hook.limit = self._repeat_limit()
-                sent = request if limit is None else request.within(limit)
+                limit = self._repeat_limit()
+                if limit is None:
+                    sent = request
+                else:
+                    sent = request.within(limit)
+                    hook.deadline = self._clock.now() + limit
                 self.tries += 1
                 try:
                     return await self._transport.send(sent, hook.go)
@@ -358,15 +371,15 @@ class Attempts(Generic[T]):
             raise NotWritten(_GUARD_RUN_OUT)
         return left
 
-    def _may_repeat(self, limited: bool) -> bool:
-        """Whether a repeat may be written now: one whose exchange ends within a time limit
-        that the guard covers (``limited``) may; another only while the read timeout it may
-        be awaited still ends within the guard."""
+    def _may_repeat(self, deadline: float | None) -> bool:
+        """Whether a repeat may be written now: one whose exchange must end by ``deadline``
+        (which the guard covers) while :data:`MIN_REPEAT_READ` of it is left; another only
+        while the read timeout it may be awaited still ends within the guard."""
         first, stretch = self._first_written, self._stretch
         if first is None:
             return False
-        if limited:
-            return True
+        if deadline is not None:  # checked here too: the transport's timer may run late
+            return self._clock.now() + MIN_REPEAT_READ <= deadline
         since = self._clock.now() - first
         if stretch is not None:
             return since + stretch[1] <= stretch[0]

@@ -187,14 +187,24 @@ def _describe(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-_READY: contextvars.ContextVar[Ready | None] = contextvars.ContextVar(
-    "smsbridge_ready", default=None
-)
-# set where a request's ready hook did not finish (a time limit ran out while it waited for
-# its turn): nothing of the request was written
-_UNWRITTEN: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "smsbridge_unwritten", default=False
-)
+class _Turn:
+    """A request's ``ready`` hook, whether it was awaited, and whether it ever returned in
+    this send (aiohttp may connect again for a request it retries itself): awaited and never
+    returned, nothing was written."""
+
+    __slots__ = ("entered", "ready", "started")
+
+    def __init__(self, ready: Ready) -> None:
+        self.ready = ready
+        self.entered = self.started = False
+
+    @property
+    def unwritten(self) -> bool:
+        """Whether the request surely was not written: its hook never let it."""
+        return self.entered and not self.started
+
+
+_TURN: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("smsbridge_turn", default=None)
 
 
 class _ReadyConnector(aiohttp.TCPConnector):
@@ -208,14 +218,15 @@ class _ReadyConnector(aiohttp.TCPConnector):
         timeout: Any,  # noqa: ASYNC109 - the connector's own signature
     ) -> aiohttp.connector.Connection:
         connection = await super().connect(req, traces, timeout)
-        ready = _READY.get()
-        if ready is not None:
+        turn = _TURN.get()
+        if turn is not None:
+            turn.entered = True
             try:
-                await ready()
+                await turn.ready()
             except BaseException:
                 connection.release()  # nothing was written: the connection stays usable
-                _UNWRITTEN.set(True)
                 raise
+            turn.started = True
         return connection
 
 
@@ -289,7 +300,8 @@ class AiohttpTransport:
         url = self._urls.get(request.path)
         if url is None:
             url = self._urls[request.path] = self.base_url.join(URL(request.path.lstrip("/")))
-        token = _READY.set(ready)
+        turn = _Turn(ready) if ready is not None else None
+        token = _TURN.set(turn)
         try:
             async with session.request(
                 request.method,
@@ -309,7 +321,7 @@ class AiohttpTransport:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
             raise ConnectError(f"could not connect to {url.host}:{url.port}: {_describe(e)}") from e
         except (aiohttp.ServerTimeoutError, TimeoutError) as e:
-            if _UNWRITTEN.get():
+            if turn is not None and turn.unwritten:
                 raise ConnectError(
                     f"nothing written to {url.host}: the time limit ran out while the request "
                     "waited for its turn"
@@ -322,9 +334,7 @@ class AiohttpTransport:
                 f"connection to {url.host} failed after the request was sent: {type(e).__name__}"
             ) from e
         finally:
-            _READY.reset(token)
-            if _UNWRITTEN.get():
-                _UNWRITTEN.set(False)
+            _TURN.reset(token)
 
     def _timeout_of(
         self, request: HttpRequest, session: aiohttp.ClientSession

@@ -1001,14 +1001,20 @@ class _Waiting:
 
     time_limits = True
 
-    def __init__(self, gateway: GuardedGateway, clock: FakeClock, honours: bool = True) -> None:
-        self.gateway, self.clock, self.time_limits = gateway, clock, honours
+    def __init__(
+        self, gateway: GuardedGateway, clock: FakeClock, honours: bool = True, late: float = 0.0
+    ) -> None:
+        self.gateway, self.clock, self.time_limits, self.late = gateway, clock, honours, late
         self.tries: list[tuple[float, float | None]] = []  # when called, its time limit
+        self.written = 0
 
     async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
         self.tries.append((self.clock.now(), request.time_limit))
+        if len(self.tries) > 1:
+            await self.clock.sleep(self.late)  # its turn comes late (its own timer too)
         if ready is not None:
             await ready()
+        self.written += 1
         answer = self.gateway(request)
         if len(self.tries) == 1:
             await self.clock.sleep(60.0)
@@ -1108,3 +1114,77 @@ async def test_a_slow_announcement_does_not_let_the_reservation_lapse_before_the
             clock.advance(0.5)
             await sms.send("hi", to=to, sender="Shop", keep="none")
     assert arrivals[1] - arrivals[0] >= 120
+
+
+def test_a_store_too_slow_to_keep_the_keys_fresh_ends_the_try_unsent() -> None:
+    """A window's store that takes 12 s a call, with a lease that lapses: the hook renews
+    the keys, waits for the lease to be fresh, renews again after that wait (the renewal must
+    be fresh at the write), and the lease has gone stale again meanwhile. It once went round
+    for ever; now it gives up after a few rounds: the recipient fails, not sent."""
+    loop = VirtualLoop(World())
+    written: list[float] = []
+
+    class Slow(MemoryWindow):
+        instant = False
+        leases_lapse = True
+
+        def __init__(self) -> None:
+            super().__init__(clock=LoopClock())
+            self.leases: dict[str, tuple[str, float]] = {}
+
+        async def reserve(self, keys: Any, holder: str, indices: Any) -> list[Claim]:
+            await asyncio.sleep(12)
+            return await super().reserve(keys, holder, indices)
+
+        async def hold(self, name: str, run: str, seconds: float) -> bool:
+            await asyncio.sleep(12)
+            held = self.leases.get(name)
+            if held is None or held[1] <= loop.time() or held[0] == run:
+                self.leases[name] = (run, loop.time() + seconds)
+                return True
+            return False
+
+        async def unhold(self, name: str, run: str) -> None:
+            if self.leases.get(name, ("", 0.0))[0] == run:
+                del self.leases[name]
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        written.append(loop.time())
+        return accept_all(request)
+
+    async def main() -> Report:
+        async with SmsClub(
+            TOKEN, transport=MockTransport(handler), clock=LoopClock(), window=Slow()
+        ) as sms:
+            return await asyncio.wait_for(
+                sms.send("Sale", to=["380501234567"], sender="Shop", idempotency_key="k1"),
+                timeout=3600,
+            )
+
+    try:
+        report = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert written == []
+    assert [(o.status, o.reason) for o in report.outcomes] == [
+        (
+            Status.FAILED,
+            "not sent: the duplicate window's store answered too slowly to keep "
+            "the reservation fresh up to the write",
+        )
+    ]
+
+
+async def test_a_repeat_whose_turn_comes_after_its_time_limit_is_not_written(
+    clock: FakeClock,
+) -> None:
+    """The repeat's time limit is checked on the client's own clock at the write too: a
+    transport whose timer runs late (a loop blocked by a hook, say) does not write a repeat
+    whose limit has run out. The recipients stay uncertain: the first try may have gone."""
+    numbers = list(ua_numbers(2))
+    gateway = GuardedGateway(HttpResponse(200, b"{}"))
+    transport = _Waiting(gateway, clock, late=45.0)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        report = await sms.send("hi", to=numbers, sender="Shop")
+    assert (report.uncertain, transport.written) == (2, 1)
+    assert "duplicate guard has run out" in (report.outcomes[0].reason or "")

@@ -312,7 +312,7 @@ async def test_a_time_limit_that_runs_out_before_the_write_is_no_send() -> None:
 
     class SlowBefore:
         def __init__(self) -> None:
-            self.calls = 0
+            self.calls = self.unsent_calls = 0
 
         async def before(self, batch: Batch) -> None:
             self.calls += 1
@@ -320,7 +320,7 @@ async def test_a_time_limit_that_runs_out_before_the_write_is_no_send() -> None:
                 await asyncio.sleep(0.8)
 
         async def unsent(self, batch: Batch) -> None:
-            pass
+            self.unsent_calls += 1
 
         async def after(self, batch: Batch, statuses: object, details: object) -> None:
             pass
@@ -337,4 +337,55 @@ async def test_a_time_limit_that_runs_out_before_the_write_is_no_send() -> None:
         observer = SlowBefore()
         report = await sms.send("hi", to=["380501234567"], sender="Shop", observer=observer)
         assert [o.status for o in report.outcomes] == [Status.ACCEPTED]
-        assert (report.requests, observer.calls, len(fake.sent)) == (2, 2, 1)
+        # the intent begun (and cut short) is closed before it is told again
+        assert (report.requests, observer.calls, observer.unsent_calls) == (2, 2, 1)
+        assert len(fake.sent) == 1
+
+
+async def test_a_request_aiohttp_sent_before_it_connected_again_is_no_unsent_one() -> None:
+    """aiohttp sends an idempotent request (a PUT) again by itself when a reused connection
+    drops after the write, and connects, so awaits the ready hook, again. A time limit that
+    runs out in that second wait is no "nothing written": the first copy went."""
+    got: list[str] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="{}")
+
+    async def drop(request: web.Request) -> web.Response:
+        await request.read()
+        got.append(request.method)
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_route("PUT", "/ok", ok)
+    app.router.add_route("PUT", "/drop", drop)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    transport = AiohttpTransport(
+        f"http://127.0.0.1:{runner.addresses[0][1]}",
+        timeouts=Timeouts(connect=5, read=0.5, total=1.0),
+    )
+    calls = 0
+
+    async def slow_the_second_time() -> None:
+        nonlocal calls
+        calls += 1
+        if calls >= 2:
+            await asyncio.sleep(3)
+
+    async def at_once() -> None:
+        pass
+
+    try:
+        await transport.send(HttpRequest("/ok", b"{}", method="PUT"), at_once)  # kept warm
+        with pytest.raises(TransportTimeoutError):
+            await transport.send(HttpRequest("/drop", b"{}", method="PUT"), slow_the_second_time)
+        assert got == ["PUT"] and calls == 2
+    finally:
+        await transport.aclose()
+        await runner.cleanup()

@@ -175,7 +175,15 @@ class SimTransport:
                 raise ConnectError("could not connect (simulated)")
         if ready is not None:
             try:
-                await ready()
+                if deadline is None:
+                    await ready()
+                else:  # as aiohttp's total time limit: it also runs while the request waits
+                    with anyio.fail_after(max(deadline - anyio.current_time(), 0.0)):
+                        await ready()
+            except TimeoutError:
+                self._idle.append(anyio.current_time())
+                self._stats["net: a time limit ran out before the write"] += 1
+                raise ConnectError("nothing written: its time ran out (simulated)") from None
             except BaseException:
                 self._idle.append(anyio.current_time())
                 raise
