@@ -121,9 +121,11 @@ class _Loop:
         coroutine = work()
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        except BaseException:  # the loop is closed
+        except RuntimeError:  # the loop is closed: it never runs
             coroutine.close()
             raise
+        # an interrupt (Ctrl-C) may come while the loop is woken, once the coroutine is
+        # handed over: it runs then, and must not be closed from this thread
 
     async def open(self, make: Callable[[], A]) -> A:
         client = make()
@@ -324,7 +326,12 @@ class _Blocking(Generic[A]):
                 options["stop"] = stop.event()
             return await method(client, *given, **options)
 
-        future = loop.submit(run)
+        try:
+            future = loop.submit(run)
+        except BaseException:  # interrupted as the call was handed to the loop: it may run
+            if stop is not None:
+                stop.set()  # a send stops as it starts
+            raise
         try:
             return future.result()
         except BaseException as interrupt:  # the call's own error, or this thread interrupted

@@ -4,16 +4,19 @@ typed refusals (from an event loop, after ``close``), Ctrl-C, exit and fork."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -401,3 +404,33 @@ def test_track_stops_cleanly_from_another_thread_and_after_an_interrupt(
                 sms.track(bad)  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError, match="every must be positive seconds"):
             sms.track(ids, every="x")  # type: ignore[arg-type]
+
+
+def test_ctrl_c_as_the_send_is_handed_to_the_loop_stops_it(
+    fake: FakeSmsClub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C can come while the loop is woken for a call, once the call is already handed
+    over: the send then runs, and must not be closed from the calling thread (that threw
+    GeneratorExit into it, outside its loop). It is stopped: what the limiter let start at
+    once goes, KeyboardInterrupt propagates, and the client goes on working."""
+    real = asyncio.run_coroutine_threadsafe
+    interrupted = [False]
+
+    def handed_then_interrupted(coroutine: Any, loop: Any) -> Any:
+        future = real(coroutine, loop)
+        if not interrupted[0]:
+            interrupted[0] = True
+            time.sleep(0.2)  # the loop thread has begun the send by now
+            raise KeyboardInterrupt
+        return future
+
+    with SmsClub(TOKEN, base_url=fake.url, batch_size=1, concurrency=1, rate=5) as sms:
+        monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", handed_then_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            sms.send("Sale today", to=list(ua_numbers(30)), sender="Shop")
+        monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", real)
+        assert sms.balance().currency == "UAH"
+        report = sms.send("Other news", to=list(ua_numbers(2)), sender="Shop")
+        assert report.accepted == 2
+    sale = [m for m in fake.sent if m.text == "Sale today"]
+    assert 1 <= len(sale) <= 5  # what the limiter let start at once, of 30
