@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -725,6 +725,35 @@ def test_a_request_that_waited_past_its_reservation_does_not_go_beside_another_s
     assert "another send of the same text to this number holds it now" in str(a.outcomes[0])
 
 
+class _Lapsing(MemoryWindow):
+    """A store whose leases lapse (on a virtual loop's time), and whose calls first await
+    ``reach`` (a store out of reach for a while, or slow on every call)."""
+
+    instant = False
+    leases_lapse = True
+
+    def __init__(self, loop: VirtualLoop, reach: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(clock=LoopClock())
+        self.loop, self.reach = loop, reach
+        self.leases: dict[str, tuple[str, float]] = {}
+
+    async def reserve(self, keys: Any, holder: str, indices: Any) -> list[Claim]:
+        await self.reach()
+        return await super().reserve(keys, holder, indices)
+
+    async def hold(self, name: str, run: str, seconds: float) -> bool:
+        await self.reach()
+        held, now = self.leases.get(name), self.loop.time()
+        if held is None or held[1] <= now or held[0] == run:
+            self.leases[name] = (run, now + seconds)
+            return True
+        return False
+
+    async def unhold(self, name: str, run: str) -> None:
+        if self.leases.get(name, ("", 0.0))[0] == run:
+            del self.leases[name]
+
+
 def test_a_keyed_run_whose_lease_went_stale_while_renewing_its_keys_does_not_write() -> None:
     """The renewal of a request's keys is a trip to the store, which may hang longer than a
     keyed run's lease holds. Here the store is out of reach from 9 s to 30.2 s; the run's
@@ -735,37 +764,11 @@ def test_a_keyed_run_whose_lease_went_stale_while_renewing_its_keys_does_not_wri
     start = loop.time()
     cut = (start + 9.0, start + 30.2)
 
-    class Lapsing(MemoryWindow):
-        """A store whose leases lapse and whose calls wait while it is out of reach."""
+    async def reach() -> None:
+        if cut[0] <= loop.time() < cut[1]:  # as Redis's patience: back once it is
+            await asyncio.sleep(cut[1] - loop.time())
 
-        instant = False
-        leases_lapse = True
-
-        def __init__(self) -> None:
-            super().__init__(clock=LoopClock())
-            self.leases: dict[str, tuple[str, float]] = {}
-
-        async def _reach(self) -> None:
-            if cut[0] <= loop.time() < cut[1]:  # as Redis's patience: back once it is
-                await asyncio.sleep(cut[1] - loop.time())
-
-        async def reserve(self, keys: Any, holder: str, indices: Any) -> list[Claim]:
-            await self._reach()
-            return await super().reserve(keys, holder, indices)
-
-        async def hold(self, name: str, run: str, seconds: float) -> bool:
-            await self._reach()
-            held = self.leases.get(name)
-            if held is None or held[1] <= loop.time() or held[0] == run:
-                self.leases[name] = (run, loop.time() + seconds)
-                return True
-            return False
-
-        async def unhold(self, name: str, run: str) -> None:
-            if self.leases.get(name, ("", 0.0))[0] == run:
-                del self.leases[name]
-
-    window = Lapsing()
+    window = _Lapsing(loop, reach)
     written: list[float] = []
 
     def handler(request: HttpRequest) -> HttpResponse:
@@ -1124,29 +1127,8 @@ def test_a_store_too_slow_to_keep_the_keys_fresh_ends_the_try_unsent() -> None:
     loop = VirtualLoop(World())
     written: list[float] = []
 
-    class Slow(MemoryWindow):
-        instant = False
-        leases_lapse = True
-
-        def __init__(self) -> None:
-            super().__init__(clock=LoopClock())
-            self.leases: dict[str, tuple[str, float]] = {}
-
-        async def reserve(self, keys: Any, holder: str, indices: Any) -> list[Claim]:
-            await asyncio.sleep(12)
-            return await super().reserve(keys, holder, indices)
-
-        async def hold(self, name: str, run: str, seconds: float) -> bool:
-            await asyncio.sleep(12)
-            held = self.leases.get(name)
-            if held is None or held[1] <= loop.time() or held[0] == run:
-                self.leases[name] = (run, loop.time() + seconds)
-                return True
-            return False
-
-        async def unhold(self, name: str, run: str) -> None:
-            if self.leases.get(name, ("", 0.0))[0] == run:
-                del self.leases[name]
+    async def slow() -> None:
+        await asyncio.sleep(12)
 
     def handler(request: HttpRequest) -> HttpResponse:
         written.append(loop.time())
@@ -1154,7 +1136,10 @@ def test_a_store_too_slow_to_keep_the_keys_fresh_ends_the_try_unsent() -> None:
 
     async def main() -> Report:
         async with SmsClub(
-            TOKEN, transport=MockTransport(handler), clock=LoopClock(), window=Slow()
+            TOKEN,
+            transport=MockTransport(handler),
+            clock=LoopClock(),
+            window=_Lapsing(loop, slow),
         ) as sms:
             return await asyncio.wait_for(
                 sms.send("Sale", to=["380501234567"], sender="Shop", idempotency_key="k1"),
