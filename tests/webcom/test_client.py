@@ -309,6 +309,20 @@ async def test_bad_arguments() -> None:
     assert viber.accepted == 1 and fake.sent
 
 
+def _accepting(sent: list[tuple[str, Any]]) -> Callable[[HttpRequest], HttpResponse]:
+    """A Webcom that accepts every phone under its ``client_id_sms``, noting
+    ``(phone, client_id_sms)`` in ``sent``."""
+
+    def accept(request: HttpRequest) -> HttpResponse:
+        body = json.loads(request.body)
+        phones = [p for m in body["message"] for p in m["phones"]]
+        sent.extend((p["phone"], p["client_id_sms"]) for p in phones)
+        info = [{"state": "1", "id_sms": p["client_id_sms"]} for p in phones]
+        return HttpResponse(200, json.dumps({"information": info}).encode())
+
+    return accept
+
+
 @pytest.mark.parametrize("source", [list, iter])
 async def test_indexed_entries_whose_index_cannot_name_them_are_rejected(
     source: Callable[[list[Any]], Any],
@@ -318,13 +332,7 @@ async def test_indexed_entries_whose_index_cannot_name_them_are_rejected(
     TypeError out of the send. Both are rejected with the reason; the others go, in any
     order (a router hands a gateway the recipients others gave up on, later)."""
     sent: list[tuple[str, Any]] = []
-
-    def accept(request: HttpRequest) -> HttpResponse:
-        body = json.loads(request.body)
-        phones = [p for m in body["message"] for p in m["phones"]]
-        sent.extend((p["phone"], p["client_id_sms"]) for p in phones)
-        info = [{"state": "1", "id_sms": p["client_id_sms"]} for p in phones]
-        return HttpResponse(200, json.dumps({"information": info}).encode())
+    accept = _accepting(sent)
 
     rows: list[Any] = [
         (7, "79160000001"),
@@ -369,13 +377,7 @@ async def test_indexed_entries_past_the_ids_a_send_can_tell_apart_are_rejected(
     lists (as ``json.loads`` gives them) have their ids claimed as tuples do (they failed
     with IndexError)."""
     sent: list[tuple[str, Any]] = []
-
-    def accept(request: HttpRequest) -> HttpResponse:
-        body = json.loads(request.body)
-        phones = [p for m in body["message"] for p in m["phones"]]
-        sent.extend((p["phone"], p["client_id_sms"]) for p in phones)
-        info = [{"state": "1", "id_sms": p["client_id_sms"]} for p in phones]
-        return HttpResponse(200, json.dumps({"information": info}).encode())
+    accept = _accepting(sent)
 
     rows: list[Any] = [
         [150, "79160000001"],
