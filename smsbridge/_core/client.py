@@ -24,7 +24,7 @@ from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine, accepts, intake
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
-from .exchange import MIN_REPEAT_READ, WRITE_ALLOWANCE, Attempts, Throttle
+from .exchange import Attempts, Throttle, last_repeat
 from .gateway import Gateway, GatewaySpec, Job, Message
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report, checked_keep
@@ -388,10 +388,11 @@ class Client(Generic[J]):
         self._retry = options.get("retry") or RetryPolicy()
         self._at_least_once = options.get("at_least_once", False)
         guard = spec.repeat_guard if options.get("repeat_guard", True) else None
-        # a repeat held up on the way may reach the gateway as late as its writer waits for
-        # an answer: it must still arrive within the guard (less a margin)
-        self._guard_span = guard - GUARD_MARGIN if guard is not None else None
         if guard is not None:
+            # a repeat held up on the way may reach the gateway as late as its writer waits
+            # for an answer: it must still arrive within the guard (less a margin). And the
+            # first try may be held up as long: with no time left, a repeat could reach the
+            # gateway that long before it, and nothing would refuse either
             guard -= GUARD_MARGIN + self._timeouts.read
         self._repeat_guard = guard if guard is not None and guard > 0 else None
         self._ssl_context = options.get("ssl_context")
@@ -445,7 +446,7 @@ class Client(Generic[J]):
         or no duplicate window as long)."""
         stretch = self._stretch(self._window)
         if stretch is not None:
-            return stretch[0] - MIN_REPEAT_READ - WRITE_ALLOWANCE
+            return last_repeat(stretch[0])
         return self._guard(self._window)
 
     @property
@@ -579,19 +580,13 @@ class Client(Generic[J]):
         """Where the transport ends each request's exchange within a time limit it is given:
         the guard less the margin, and the read timeout, for a repeat to be given what is
         left of the guard (see :class:`~smsbridge._core.exchange.Attempts`)."""
-        guard, span, read = self.spec.repeat_guard, self._guard_span, self._timeouts.read
-        if (
-            span is None
-            or guard is None
-            or window is None
-            or window.ttl < guard
-            # the first try may be held up as long as its writer waits: past the span, a
-            # repeat could be refused by nothing, reaching the gateway that long before it
-            or read >= span
-            or not getattr(self._given_transport or AiohttpTransport, "time_limits", False)
+        guard = self._guard(window)
+        if guard is None or not getattr(
+            self._given_transport or AiohttpTransport, "time_limits", False
         ):
             return None
-        return span, read
+        read = self._timeouts.read
+        return guard + read, read
 
     def _source(
         self, job: J, source: Iterable[Any] | AsyncIterable[Any], indexed: bool

@@ -247,9 +247,7 @@ class _Hooks:
 
     async def ready(self) -> None:
         engine = self.engine
-        reason = engine._stopping()
-        if reason is not None:
-            raise NotWritten(reason)
+        engine._go_on()
         if not self.occupied:
             self.occupied = True
             engine._occupy()
@@ -268,12 +266,8 @@ class _Hooks:
                 # key by now, so nothing is written until it is renewed, or the send stops
                 await engine._clock.sleep(0.1)
                 waited = True
-                reason = engine._stopping()
-                if reason is not None:
-                    raise NotWritten(reason)
-            reason = engine._stopping()
-            if reason is not None:
-                raise NotWritten(reason)
+                engine._go_on()
+            engine._go_on()
             if not self.announced and observer is not None:
                 # announced once begun: a before() cut short (a time limit) may have told
                 # its journal, which then hears unsent() if nothing of the request goes
@@ -483,6 +477,12 @@ class SendEngine(Generic[J]):
             return f"not sent: the send stopped after an account-wide error: {self._account_error}"
         return self._caller_stopping()
 
+    def _go_on(self) -> None:
+        """Raise :class:`NotWritten` once nothing more may be written."""
+        reason = self._stopping()
+        if reason is not None:
+            raise NotWritten(reason)
+
     def _caller_stopping(self) -> str | None:
         """Why the caller wants no more of the input read, or ``None``. (An account-wide
         error reads on: every recipient of the input is then ``failed``.)"""
@@ -540,12 +540,10 @@ class SendEngine(Generic[J]):
                 # be on its way); what it surely did not send is freed, whichever run of the
                 # send reserved it (the bare send key names them all)
                 if sent:
-                    await self._commit(
-                        [keys[i] for i in sent], [indices[i] for i in sent], self._held_up
-                    )
+                    await self._commit(_picked(keys, sent), _picked(indices, sent), self._held_up)
                 if unsent:
                     await window.release(
-                        [keys[i] for i in unsent], self._send_key, [indices[i] for i in unsent]
+                        _picked(keys, unsent), self._send_key, _picked(indices, unsent)
                     )
             except SmsBridgeError as e:
                 log.warning("%s: the window not restored: %s", self._gateway.name, e)

@@ -26,7 +26,7 @@ from .limiter import RateLimiter, Slot
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Ready, Transport
 
-__all__ = ["MIN_REPEAT_READ", "WRITE_ALLOWANCE", "Attempts", "Halt", "NotWritten", "Throttle"]
+__all__ = ["Attempts", "Halt", "NotWritten", "Throttle", "last_repeat"]
 
 log = logging.getLogger("smsbridge")
 
@@ -192,6 +192,15 @@ WRITE_ALLOWANCE = 2.0
 """Seconds a repeat's time limit leaves at least for its turn and its write (a rate slot, a
 connection), besides :data:`MIN_REPEAT_READ` for the answer."""
 _GUARD_RUN_OUT = "the gateway's duplicate guard has run out since the first try"
+
+
+def last_repeat(span: float) -> float:
+    """Seconds after a first try in which a repeat relying on the duplicate guard may still
+    be tried, where the transport ends its exchange within the ``span`` (the guard less its
+    margin) left: enough of it must remain for the write and an answer."""
+    return span - MIN_REPEAT_READ - WRITE_ALLOWANCE
+
+
 _HOOK_ENDED = "not sent: the try this hook was given for has ended"
 
 
@@ -352,7 +361,7 @@ class Attempts(Generic[T]):
             return False
         since = self._clock.now() - first
         if self._stretch is not None:
-            return since < self._stretch[0] - MIN_REPEAT_READ - WRITE_ALLOWANCE
+            return since < last_repeat(self._stretch[0])
         return self._guard is not None and since < self._guard
 
     def _repeat_limit(self) -> float | None:
@@ -374,16 +383,14 @@ class Attempts(Generic[T]):
     def _may_repeat(self, deadline: float | None) -> bool:
         """Whether a repeat may be written now: one whose exchange must end by ``deadline``
         (which the guard covers) while :data:`MIN_REPEAT_READ` of it is left; another only
-        while the read timeout it may be awaited still ends within the guard."""
-        first, stretch = self._first_written, self._stretch
+        within ``guard`` (where the read timeout it may be awaited still ends within the
+        guard)."""
+        first = self._first_written
         if first is None:
             return False
         if deadline is not None:  # checked here too: the transport's timer may run late
             return self._clock.now() + MIN_REPEAT_READ <= deadline
-        since = self._clock.now() - first
-        if stretch is not None:
-            return since + stretch[1] <= stretch[0]
-        return self._guard is not None and since < self._guard
+        return self._guard is not None and self._clock.now() - first < self._guard
 
     async def run(
         self,
