@@ -580,13 +580,14 @@ class Client(Generic[J]):
         """Where the transport ends each request's exchange within a time limit it is given:
         the guard less the margin, and the read timeout, for a repeat to be given what is
         left of the guard (see :class:`~smsbridge._core.exchange.Attempts`)."""
-        guard = self._guard(window)
-        if guard is None or not getattr(
-            self._given_transport or AiohttpTransport, "time_limits", False
+        span = self.spec.repeat_guard
+        if (
+            span is None
+            or self._guard(window) is None
+            or not getattr(self._given_transport or AiohttpTransport, "time_limits", False)
         ):
             return None
-        read = self._timeouts.read
-        return guard + read, read
+        return span - GUARD_MARGIN, self._timeouts.read
 
     def _source(
         self, job: J, source: Iterable[Any] | AsyncIterable[Any], indexed: bool
