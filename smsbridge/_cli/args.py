@@ -54,6 +54,22 @@ def seconds(text: str) -> float:
     return value
 
 
+def text(value: str) -> str:
+    """Text given on the command line, which the gateways take as UTF-8: bytes the terminal
+    passed that are not UTF-8 are refused here (they could never be sent)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape" if _escaped(value) else "replace")
+        raise argparse.ArgumentTypeError(f"not UTF-8 text: {shown!r}") from None
+    return value
+
+
+def _escaped(value: str) -> bool:
+    """Whether every character UTF-8 cannot carry stands for a byte the terminal gave."""
+    return all("\udc80" <= c <= "\udcff" for c in value if "\ud800" <= c <= "\udfff")
+
+
 def _talk(command: argparse.ArgumentParser) -> None:
     """How much the command says besides its answer."""
     talk = command.add_mutually_exclusive_group()
@@ -72,20 +88,21 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("provider", choices=[*gateways, "route"])
     send.add_argument(
         "--route",
+        type=text,
         action="append",
         default=[],
         metavar="REGION=GATEWAY[,GATEWAY...]",
         help="with 'route': a country's gateways in order (default UA=smsclub,webcom "
         "RU=webcom AZ=smsplus)",
     )
-    send.add_argument("--sender", required=True)
+    send.add_argument("--sender", type=text, required=True)
     what = send.add_mutually_exclusive_group()
-    what.add_argument("--text", help="the text (or the default for rows without one)")
+    what.add_argument("--text", type=text, help="the text (or the default for rows without one)")
     what.add_argument("--template", type=positive, help="an approved template's id")
-    send.add_argument("--to", action="append", default=[], metavar="PHONE")
+    send.add_argument("--to", type=text, action="append", default=[], metavar="PHONE")
     send.add_argument("--to-file", type=Path, metavar="FILE", help="a CSV or a list; - is stdin")
-    send.add_argument("--phone-column", metavar="NAME", help="the header's phone column")
-    send.add_argument("--text-column", metavar="NAME", help="the header's text column")
+    send.add_argument("--phone-column", type=text, metavar="NAME", help="the header's phone column")
+    send.add_argument("--text-column", type=text, metavar="NAME", help="the header's text column")
     send.add_argument("--journal", type=Path, metavar="FILE")
     send.add_argument("--rate", type=rate, metavar="REQ_PER_S", help="requests per second")
     send.add_argument(
@@ -104,16 +121,16 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--dry-run", action="store_true", help="plan only; send nothing")
     _talk(send)
 
-    for name, text in (
+    for name, about in (
         ("status", "delivery states of message ids"),
         ("balance", "money on the account"),
         ("senders", "sender names"),
         ("templates", "approved templates"),
     ):
-        call = commands.add_parser(name, help=text)
+        call = commands.add_parser(name, help=about)
         call.add_argument("provider", choices=gateways)
         if name == "status":
-            call.add_argument("ids", nargs="+", metavar="ID")
+            call.add_argument("ids", type=text, nargs="+", metavar="ID")
         call.add_argument("--json", action="store_true")
         _talk(call)
 

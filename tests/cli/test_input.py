@@ -38,6 +38,48 @@ def fails(argv: list[str], capsys: pytest.CaptureFixture[str], status: int = 2) 
 SEND = ["send", "smsclub", "--sender", "Shop", "--text", "Sale"]
 
 
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (
+            ["send", "smsclub", "--sender", "Shop", "--text", "hi\udcff", "--to", "380501234570"],
+            "--text",
+        ),
+        (
+            ["send", "smsclub", "--sender", "Sh\udcffop", "--text", "hi", "--to", "380501234570"],
+            "--sender",
+        ),
+        (
+            ["send", "smsclub", "--sender", "Shop", "--text", "hi", "--to", "38050\udcff1234570"],
+            "--to",
+        ),
+        (
+            [
+                "send",
+                "smsclub",
+                "--sender",
+                "Shop",
+                "--text",
+                "hi",
+                "--dry-run",
+                "--to",
+                "3805\udcff",
+            ],
+            "--to",
+        ),
+        (["status", "smsclub", "12\udcff"], "ID"),
+    ],
+)
+def test_arguments_that_are_not_utf8(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes the terminal passed that are not UTF-8 (Python hands them over as escapes)
+    could never be sent: refused with the byte shown, where the text raised out of the
+    command (or, with --dry-run, was planned)."""
+    err = fails(argv, capsys)
+    assert option in err and "not UTF-8 text" in err and "\\xff" in err
+
+
 def test_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Windows-1251 bytes: the line and the byte are named."""
     path = tmp_path / "cp1251.csv"
