@@ -217,8 +217,9 @@ class SendOptions(TypedDict, total=False):
         indexed: the input's entries are ``(index, entry)`` pairs and outcomes carry those
             indices instead of positions (to resume a campaign, skipping what is done). An
             index is a whole number of 0 or more, distinct within the send (Webcom derives
-            its message ids from them); an entry with another index, or that is no pair, is
-            ``rejected`` with the reason (index -1 where it has none to show).
+            its message ids from them); an entry with another index, an index read before
+            in the send, or that is no pair, is ``rejected`` with the reason (index -1 where
+            it has none to show).
         idempotency_key: a stable key for this send (the same message to the same list, in
             the same order): re-running it with the same key (after a crash) finds its own
             duplicate-window reservations instead of being blocked by them, and on Webcom

@@ -374,6 +374,7 @@ class SendEngine(Generic[J]):
         self._requests = 0
         self._next_index = 0
         self._indexed = False
+        self._seen = _Seen()  # the indices an indexed send has read
         self._packer = gateway.packer(job)
         # workers start one at a time, as those there are all get busy (see _occupy)
         self._spawn: Callable[[], object] = lambda: None
@@ -622,7 +623,7 @@ class SendEngine(Generic[J]):
         misplaced: dict[int, str] = {}
         try:
             if self._indexed:
-                indices, chunk, misplaced = _unpair(chunk)
+                indices, chunk, misplaced = _unpair(chunk, self._seen)
             batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
             problems.update(misplaced)
         except Exception as e:  # entries not (index, entry) pairs, or a defect in a gateway's
@@ -1089,11 +1090,12 @@ def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:
     )
 
 
-def _unpair(chunk: list[Any]) -> tuple[list[int], list[Any], dict[int, str]]:
+def _unpair(chunk: list[Any], seen: _Seen) -> tuple[list[int], list[Any], dict[int, str]]:
     """An indexed chunk's indices and entries, and why an entry cannot go, by position: it is
-    no ``(index, entry)`` pair, or its index is not a whole number of 0 or more (either shown
-    as index -1 when there is no number to show). Its neighbours go on. (Indices are the
-    caller's to keep distinct: a gateway may derive a message's id from one.)"""
+    no ``(index, entry)`` pair, its index is not a whole number of 0 or more (either shown
+    as index -1 when there is no number to show), or its index came earlier in the send
+    (``seen``): a gateway may derive a message's id from it, and two recipients of one id
+    would be answered as one. Its neighbours go on."""
     indices: list[int] = []
     entries: list[Any] = []
     bad: dict[int, str] = {}
@@ -1110,9 +1112,43 @@ def _unpair(chunk: list[Any]) -> tuple[list[int], list[Any], dict[int, str]]:
         if type(index) is not int or index < 0:
             bad[position] = f"its index {_repr(index)} is not a whole number of 0 or more"
             index = index if type(index) is int else -1
+        elif not seen.add(index):
+            bad[position] = f"its index {index} repeats an earlier entry's in this send"
         indices.append(index)
         entries.append(entry)
     return indices, entries, bad
+
+
+class _Seen:
+    """The indices an indexed send has read: a byte each up to the highest read below
+    :data:`_DENSE` (a megabyte for a million rows), a set of those above."""
+
+    __slots__ = ("_bytes", "_sparse")
+
+    def __init__(self) -> None:
+        self._bytes = bytearray()
+        self._sparse: set[int] = set()
+
+    def add(self, index: int) -> bool:
+        """Note ``index`` (a whole number); whether it is new."""
+        marks = self._bytes
+        if index < len(marks):
+            if marks[index]:
+                return False
+            marks[index] = 1
+            return True
+        if index < _DENSE:
+            marks.extend(bytes(min(max(index + 1, 2 * len(marks), 1024), _DENSE) - len(marks)))
+            marks[index] = 1
+            return True
+        sparse = self._sparse
+        if index in sparse:
+            return False
+        sparse.add(index)
+        return True
+
+
+_DENSE = 1 << 24
 
 
 def _repr(value: object) -> str:

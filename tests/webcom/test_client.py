@@ -398,3 +398,33 @@ async def test_indexed_entries_past_the_ids_a_send_can_tell_apart_are_rejected(
     }
     assert sorted(phone for phone, _ in sent) == ["79160000001", "79160000005"]
     assert len({client_id for _, client_id in sent}) == 2
+
+
+@pytest.mark.parametrize("source", [list, iter])
+async def test_an_index_read_twice_in_a_send_is_rejected_the_second_time(
+    source: Callable[[list[Any]], Any],
+) -> None:
+    """Webcom's ``client_id_sms`` comes from the index: a second entry with an index the
+    send had read got the first one's id, and the gateway answered it with the first
+    message's id, so it was reported ``accepted`` and never sent. Now it is ``rejected``
+    with the reason, whether the repeat is in the same chunk, thousands of entries later,
+    or past the indices kept a byte each; its neighbours go."""
+    far = (1 << 24) + 5
+    rows: list[Any] = [(i, ru(i)) for i in range(3000)]
+    rows[1] = (0, ru(900_001))  # the same chunk
+    rows[2900] = (17, ru(900_002))  # thousands later
+    rows += [(far, ru(900_003)), (far, ru(900_004)), (far + 1, ru(900_005))]
+    async with FakeWebcom(tokens=[TOKEN]) as fake, Webcom(TOKEN, base_url=fake.url) as sms:
+        report = await sms.send("Sale", to=source(rows), sender="Shop", indexed=True)
+    repeats = {ru(900_001): 0, ru(900_002): 17, ru(900_004): far}
+    rejected = {
+        o.phone: (o.index, o.reason) for o in report.outcomes if o.status is Status.REJECTED
+    }
+    assert rejected == {
+        phone: (index, f"its index {index} repeats an earlier entry's in this send")
+        for phone, index in repeats.items()
+    }
+    assert report.accepted == len(rows) - 3 and report.uncertain == report.failed == 0
+    at_gateway = [m.phone for m in fake.sent]
+    assert sorted(at_gateway) == sorted(phone for _, phone in rows if phone not in repeats)
+    assert len(set(at_gateway)) == len(at_gateway)
