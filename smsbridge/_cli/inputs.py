@@ -17,12 +17,13 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from .._core.errors import ConfigurationError
 
@@ -82,6 +83,7 @@ class Recipients:
         self.header: list[str] | None = None
         self.delimiter = ","
         self._spool: str | None = None
+        self._name = "standard input" if str(path) == "-" else str(path)
         self.path = self._open(path) if path is not None else None
         self._phone = 0
         self._text: int | None = None
@@ -103,20 +105,37 @@ class Recipients:
 
     def _open(self, path: Path) -> Path:
         if str(path) == "-":
-            fd, name = tempfile.mkstemp(prefix="smsbridge-stdin-", suffix=".csv")
-            self._spool = name
-            try:
-                with os.fdopen(fd, "wb") as copy:
-                    shutil.copyfileobj(sys.stdin.buffer, copy)
-            except BaseException:
-                self.close()
-                raise
-            return Path(name)
-        if not path.is_file():
-            raise InputError(f"no such file: {path}")
+            return self._copy(sys.stdin.buffer)
+        try:
+            kind = path.stat().st_mode
+        except FileNotFoundError:
+            raise InputError(f"no such file: {path}") from None
+        except OSError as e:
+            raise InputError(f"cannot read {path}: {e.strerror}") from None
+        if stat.S_ISDIR(kind):
+            raise InputError(f"{path} is a directory, not a file")
         if not os.access(path, os.R_OK):
             raise InputError(f"cannot read {path}: permission denied")
+        if not stat.S_ISREG(kind):  # a pipe (`--to-file <(...)`), read once: copied whole
+            try:
+                with path.open("rb") as stream:
+                    return self._copy(stream)
+            except OSError as e:
+                raise InputError(f"cannot read {path}: {e.strerror}") from None
         return path
+
+    def _copy(self, stream: BinaryIO) -> Path:
+        """A private copy of an input that can be read only once (standard input, a pipe):
+        the file is read more than once. Removed by :meth:`close`."""
+        fd, name = tempfile.mkstemp(prefix="smsbridge-stdin-", suffix=".csv")
+        self._spool = name
+        try:
+            with os.fdopen(fd, "wb") as copy:
+                shutil.copyfileobj(stream, copy)
+        except BaseException:
+            self.close()
+            raise
+        return Path(name)
 
     def _lines(self) -> Generator[str, None, None]:
         """The file's text, line by line; bytes that are not UTF-8 are an InputError."""
@@ -147,7 +166,7 @@ class Recipients:
         return InputError(f"{self._shown()}: the file is not UTF-8 text; save it as UTF-8")
 
     def _shown(self) -> str:
-        return "standard input" if self._spool is not None else str(self.path)
+        return self._name
 
     def _rows(self) -> Generator[list[str], None, None]:
         # closed here, not when collected: an error's traceback would keep the file open

@@ -5,8 +5,12 @@ elsewhere ``main()`` runs in-process, which is the same code without an interpre
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
+import tempfile
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -105,6 +109,39 @@ async def test_personal_texts_from_a_csv_and_a_readable_summary(
     }
 
 
+def _spools() -> set[Path]:
+    """The copies of standard input (or of a pipe) the command has left in the temp folder."""
+    return set(Path(tempfile.gettempdir()).glob("smsbridge-stdin-*"))
+
+
+async def test_a_pipe_as_the_input_file_is_read_once_and_sent(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """``--to-file <(...)`` names a pipe, which was refused as "no such file" (it is no
+    regular file); it is copied once, as standard input is, and the copy removed."""
+    fake, env = smsclub
+    pipe = tmp_path / "numbers"
+    os.mkfifo(pipe)
+    numbers = [f"38050{i:07d}" for i in range(250)]
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError), pipe.open("w") as stream:
+            stream.write("\n".join(numbers) + "\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    spools = _spools()
+    args = ["send", "smsclub", "--sender", "Shop", "--text", "Hi", "--to-file", str(pipe)]
+    result = await ainvoke(*args, "--json", env=env)
+    if writer.is_alive():  # the pipe was never opened: let the writer go
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+    writer.join()
+    assert result.returncode == 0, result.stderr
+    assert last_json(result)["accepted"] == 250
+    assert sorted(m.phone for m in fake.record().sent) == numbers
+    assert _spools() == spools
+
+
 async def test_failed_recipients_exit_1(smsclub: tuple[FakeSmsClub, dict[str, str]]) -> None:
     """A wrong token fails everyone: exit status 1, counts still printed."""
     _, env = smsclub
@@ -136,6 +173,10 @@ async def test_failed_recipients_exit_1(smsclub: tuple[FakeSmsClub, dict[str, st
         (
             ["send", "smsclub", "--sender", "S", "--text", "x", "--to-file", "/nope.csv"],
             "no such file",
+        ),
+        (
+            ["send", "smsclub", "--sender", "S", "--text", "x", "--to-file", "/"],
+            "/ is a directory, not a file",
         ),
         (
             ["send", "smsclub", "--sender", "S", "--text", "x", "--to", "1"],
