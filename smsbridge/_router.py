@@ -151,7 +151,7 @@ class Router:
 
     Args:
         routes: ISO country (``"UA"``, as phonenumbers names the number's country) to the
-            clients to try in order.
+            clients to try in order, each at most once.
         trip_after: consecutive requests of a gateway that surely did not go (all their
             recipients ``failed``) after which it is skipped.
         cooldown: seconds a tripped gateway is skipped; then one request probes it, and one
@@ -186,6 +186,9 @@ class Router:
                 raise ConfigurationError(f"the route of {region} names no gateway")
             if not phonenumbers.country_code_for_region(region.upper()):
                 raise ConfigurationError(f"unknown country {region!r} in the routes")
+            names = [client.spec.name for client in route]
+            if len(set(names)) < len(names):  # it would be given again what it did not send
+                raise ConfigurationError(f"the route of {region} names a gateway twice")
             for client in route:
                 known = clients.setdefault(client.spec.name, client)
                 if known is not client:

@@ -621,13 +621,13 @@ class SendEngine(Generic[J]):
         self._next_index = base + len(chunk)
         indices = list(range(base, base + len(chunk)))
         misplaced: dict[int, str] = {}
+        if self._indexed:  # never raises: an entry it cannot read is rejected alone
+            indices, chunk, misplaced = _unpair(chunk, self._seen)
         try:
-            if self._indexed:
-                indices, chunk, misplaced = _unpair(chunk, self._seen)
             batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
             problems.update(misplaced)
-        except Exception as e:  # entries not (index, entry) pairs, or a defect in a gateway's
-            # reading or checks: nothing of the chunk was sent, and each entry still settles
+        except Exception as e:  # a defect in a gateway's reading or checks: nothing of the
+            # chunk was sent, and each entry still settles, under the caller's index
             log.exception("%s: a chunk of the input could not be read", self._gateway.name)
             phones = [shown(x[0] if type(x) is tuple and x else x) for x in chunk]
             reason = f"not sent: the entry could not be read: {type(e).__name__}"
@@ -1113,42 +1113,45 @@ def _unpair(chunk: list[Any], seen: _Seen) -> tuple[list[int], list[Any], dict[i
             bad[position] = f"its index {_repr(index)} is not a whole number of 0 or more"
             index = index if type(index) is int else -1
         elif not seen.add(index):
-            bad[position] = f"its index {index} repeats an earlier entry's in this send"
+            bad[position] = f"its index {_repr(index)} repeats an earlier entry's in this send"
         indices.append(index)
         entries.append(entry)
     return indices, entries, bad
 
 
 class _Seen:
-    """The indices an indexed send has read: a byte each up to the highest read below
-    :data:`_DENSE` (a megabyte for a million rows), a set of those above."""
+    """The indices an indexed send has read: a byte each from the first read up to the
+    highest while they are dense (a few bytes per index read at most: a megabyte for a
+    million consecutive rows), the others in a set."""
 
-    __slots__ = ("_bytes", "_sparse")
+    __slots__ = ("_base", "_bytes", "_count", "_sparse")
 
     def __init__(self) -> None:
         self._bytes = bytearray()
         self._sparse: set[int] = set()
+        self._count = 0
+        self._base: int | None = None
 
     def add(self, index: int) -> bool:
         """Note ``index`` (a whole number); whether it is new."""
-        marks = self._bytes
-        if index < len(marks):
-            if marks[index]:
-                return False
-            marks[index] = 1
-            return True
-        if index < _DENSE:
-            marks.extend(bytes(min(max(index + 1, 2 * len(marks), 1024), _DENSE) - len(marks)))
-            marks[index] = 1
-            return True
-        sparse = self._sparse
-        if index in sparse:
+        marks, sparse = self._bytes, self._sparse
+        if self._base is None:
+            self._base = index
+        at = index - self._base
+        if not 0 <= at < len(marks):
+            room = 4 * self._count + 4096  # grown by doubling, within a few bytes an index
+            if not 0 <= at < room:
+                if index in sparse:
+                    return False
+                sparse.add(index)
+                self._count += 1
+                return True
+            marks.extend(bytes(min(max(at + 1, 2 * len(marks)), room) - len(marks)))
+        if marks[at] or (sparse and index in sparse):
             return False
-        sparse.add(index)
+        marks[at] = 1
+        self._count += 1
         return True
-
-
-_DENSE = 1 << 24
 
 
 def _repr(value: object) -> str:

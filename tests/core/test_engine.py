@@ -645,6 +645,14 @@ async def test_a_gateway_check_that_fails_leaves_no_entry_without_an_outcome(
         (Status.FAILED, "not sent: the entry could not be read: TypeError")
     }
     assert "could not be read" in caplog.text
+    # indexed, each ends under the caller's index and with its number (they were the
+    # positions, and the index shown as the number)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        pairs: list[Any] = [(1000 + i, n) for i, n in enumerate(ua_numbers(3))]
+        report = await sms.send("hi", to=pairs, sender="Shop", indexed=True)
+    assert {(o.index, o.phone, o.status) for o in report.outcomes} == {
+        (index, phone, Status.FAILED) for index, phone in pairs
+    }
 
 
 async def test_entries_that_cannot_be_read_each_end_with_the_reason(clock: FakeClock) -> None:
@@ -682,6 +690,22 @@ async def test_entries_that_cannot_be_read_each_end_with_the_reason(clock: FakeC
         assert [
             phone for body in transport.requests for phone in json.loads(body.body)["phone"]
         ] == [p[1] for i, p in enumerate(pairs) if i not in (60, 61, 62, 64)]
+        transport.requests.clear()
+        # an index read before is rejected, however long (an int too long for str() failed
+        # its whole chunk), and its neighbours go
+        huge = 10**5000
+        numbers = list(ua_numbers(5))
+        pairs = [(0, numbers[0]), (huge, numbers[1]), (huge, numbers[2]), (0, numbers[3])]
+        pairs.append((3, numbers[4]))
+        report = await sms.send("hey", to=pairs, sender="Shop", indexed=True)
+        assert (report.accepted, report.rejected) == (3, 2)
+        assert {(o.phone, o.reason) for o in report.outcomes if o.status is Status.REJECTED} == {
+            (
+                numbers[2],
+                "its index (int too long to show) repeats an earlier entry's in this send",
+            ),
+            (numbers[3], "its index 0 repeats an earlier entry's in this send"),
+        }
         transport.requests.clear()
         entries: list[Any] = [*ua_numbers(3), Broken("+38 050 000 00 09")]
         report = await sms.send("hi", to=entries, sender="Shop")

@@ -173,7 +173,9 @@ async def test_a_tripped_gateway_is_skipped_until_its_cool_down_ends(
 
 
 def test_bad_routes_are_refused() -> None:
-    """An unknown country, an empty route, two clients of one gateway."""
+    """An unknown country, an empty route, two clients of one gateway, and a route naming
+    one twice (its failovers went back into the send that had read them, which now rejects
+    an index it has read: surely unsent recipients would have ended ``rejected``)."""
     club, other = SmsClub(TOKEN), SmsClub("other-token")
     with pytest.raises(ConfigurationError, match="unknown country"):
         Router({"XX": [club]})
@@ -181,6 +183,8 @@ def test_bad_routes_are_refused() -> None:
         Router({"UA": []})
     with pytest.raises(ConfigurationError, match="two smsclub clients"):
         Router({"UA": [club], "RU": [other]})
+    with pytest.raises(ConfigurationError, match="the route of UA names a gateway twice"):
+        Router({"UA": [club, club]})
 
 
 @pytest.mark.parametrize("stop", [False, True], ids=["no stop", "a stop event"])
