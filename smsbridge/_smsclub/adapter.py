@@ -161,7 +161,10 @@ class SmsClubGateway:
         info = success.info if isinstance(success.info, dict) else {}
         phones = batch.phones
         if not success.add_info and len(info) == len(phones):
-            # the common answer, every number accepted: matched at C speed
+            # the common answer, every number accepted: matched at C speed, by their order
+            # where it is the order sent, else through a table
+            if list(info.values()) == phones:
+                return BatchResult([Status.ACCEPTED] * len(phones), list(info))
             by_phone = dict(zip(info.values(), info.keys(), strict=True))
             if len(by_phone) == len(info):
                 ids = list(map(by_phone.get, phones))

@@ -67,6 +67,11 @@ def test_request_bodies_are_the_documented_ones() -> None:
             [A, A],
             ["106", "107"],
         ),
+        (  # every number accepted, answered in another order than sent
+            {"success_request": {"info": {"107": "380989361130", "106": "380989361131"}}},
+            [A, A],
+            ["106", "107"],
+        ),
         (  # partial success: add_info keyed by phone
             {
                 "success_request": {
