@@ -375,7 +375,7 @@ class Client(Generic[J]):
         )
         self._throttle = Throttle(limiter, self.concurrency)
         self._sends: dict[SendEngine[Any], None] = {}  # running: stopped when the client closes
-        self._closing: anyio.Event | None = None  # set once a close under way ends
+        self._closing = False
         window = options.get("window")
         if window is None and self._shared is not None:
             window = self._shared.window
@@ -494,26 +494,19 @@ class Client(Generic[J]):
         limits); then the HTTP session and the Redis connections close. Cancelled while it
         waits for them, it closes at once, and what was on the wire ends ``uncertain``. The
         client can be opened again with ``async with``."""
-        closing = self._closing
-        if closing is not None:  # another call closes it: its end is this one's
-            await closing.wait()
-            return
-        closing = self._closing = anyio.Event()
+        self._closing = True
         try:
             for engine in list(self._sends):
                 engine.close()
             await self._drain()
         finally:
-            try:
-                transport, self._transport = self._transport, None
-                if transport is not None:
-                    with anyio.CancelScope(shield=True):
-                        await transport.aclose()
-                if self._shared is not None:
-                    await self._shared.aclose()
-            finally:
-                self._closing = None
-                closing.set()
+            self._closing = False
+            transport, self._transport = self._transport, None
+            if transport is not None:
+                with anyio.CancelScope(shield=True):
+                    await transport.aclose()
+            if self._shared is not None:
+                await self._shared.aclose()
 
     async def _drain(self) -> None:
         """Wait until no request of this client is in flight: every one holds a unit of its
@@ -532,7 +525,7 @@ class Client(Generic[J]):
             raise ConfigurationError(
                 f"the client is not open: use `async with {type(self).__name__}(...) as sms:`"
             )
-        if self._closing is not None:
+        if self._closing:
             raise ConfigurationError("the client is closing: it takes no new sends or calls")
         return self._transport
 
