@@ -374,8 +374,6 @@ class Client(Generic[J]):
             else SlidingWindowLimiter(rate, period, margin=margin, clock=self._clock)
         )
         self._throttle = Throttle(limiter, self.concurrency)
-        self._sends: dict[SendEngine[Any], None] = {}  # running: stopped when the client closes
-        self._closing = False
         window = options.get("window")
         if window is None and self._shared is not None:
             window = self._shared.window
@@ -488,45 +486,20 @@ class Client(Generic[J]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client. Its running sends stop as a ``stop`` event stops them: nothing
-        more is read, and what was read and has not gone ends ``failed`` ("not sent: the
-        client was closed"). Requests on the wire are answered first (each within its time
-        limits); then the HTTP session and the Redis connections close. Cancelled while it
-        waits for them, it closes at once, and what was on the wire ends ``uncertain``. The
-        client can be opened again with ``async with``."""
-        self._closing = True
-        try:
-            for engine in list(self._sends):
-                engine.close()
-            await self._drain()
-        finally:
-            self._closing = False
-            transport, self._transport = self._transport, None
-            if transport is not None:
-                with anyio.CancelScope(shield=True):
-                    await transport.aclose()
-            if self._shared is not None:
-                await self._shared.aclose()
-
-    async def _drain(self) -> None:
-        """Wait until no request of this client is in flight: every one holds a unit of its
-        capacity, so all of it, taken, means none is."""
-        capacity, taken = self._throttle.capacity, 0
-        try:
-            for _ in range(self.concurrency):
-                await capacity.acquire()
-                taken += 1
-        finally:
-            for _ in range(taken):
-                capacity.release()
+        """Close the HTTP session (and the Redis connections); the client can be opened again
+        with ``async with``."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            with anyio.CancelScope(shield=True):
+                await transport.aclose()
+        if self._shared is not None:
+            await self._shared.aclose()
 
     def _open_transport(self) -> Transport:
         if self._transport is None:
             raise ConfigurationError(
                 f"the client is not open: use `async with {type(self).__name__}(...) as sms:`"
             )
-        if self._closing:
-            raise ConfigurationError("the client is closing: it takes no new sends or calls")
         return self._transport
 
     def track(
@@ -669,16 +642,12 @@ class Client(Generic[J]):
         if not indexed:
             source = recipients(source, unpack)
         engine = self._engine(job, options)
-        self._sends[engine] = None
-        try:
-            return await engine.run(
-                self._source(job, source, indexed),
-                unpack,
-                indexed=indexed,
-                earlier=options.get("earlier"),
-            )
-        finally:
-            del self._sends[engine]
+        return await engine.run(
+            self._source(job, source, indexed),
+            unpack,
+            indexed=indexed,
+            earlier=options.get("earlier"),
+        )
 
     async def _chunked_calls(
         self,

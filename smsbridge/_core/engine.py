@@ -106,7 +106,6 @@ _EARLIER_RUN = (
 )
 _SUPPRESSED = "sent the same text to this number within the duplicate window"
 _CANCELLED = "not sent: the send was cancelled"
-_CLIENT_CLOSED = "not sent: the client was closed"
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
 _LAPSED = (
     "not sent: its request waited longer than its duplicate-window reservation lasts, and "
@@ -367,7 +366,6 @@ class SendEngine(Generic[J]):
         # the two reasons to stop: the caller's (its event, or its code failed) and the account's
         self._caller_error: BaseException | None = None
         self._caller_stopped = False
-        self._closed = False  # the client is closing: nothing more is read or written
         self._account_error: SmsBridgeError | None = None
         self._halt = Halt()  # set with either: waits of requests not yet written end at once
         self._window_failed = False  # a window update failed: the optional ones are skipped
@@ -494,20 +492,10 @@ class SendEngine(Generic[J]):
                 "not sent: the send stopped after an error in the caller's code: "
                 f"{self._caller_error!r}"
             )
-        if self._closed:
-            return _CLIENT_CLOSED
         if self._stop is not None and self._stop.is_set():
             self._caller_stopped = True
             return "not sent: the send was stopped"
         return None
-
-    def close(self) -> None:
-        """The client is closing: stop as a ``stop`` event does (nothing more is read, and
-        nothing more written: what was read and has not gone ends ``failed``); what is on
-        the wire is answered."""
-        if not self._closed:
-            self._closed = self._caller_stopped = True
-            self._halt.set(self._stopping() or _CLIENT_CLOSED)
 
     async def _halt_on_stop(self, stop: anyio.Event) -> None:
         await stop.wait()

@@ -3,27 +3,21 @@ asserting from the fake's own record who got what."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import warnings
 from decimal import Decimal
 
 import pytest
 
 from smsbridge import (
     AuthenticationError,
-    ConfigurationError,
     DeliveryState,
-    Event,
     InsufficientBalanceError,
     InvalidInputError,
-    RequestSent,
     SenderRegistration,
     SenderState,
     SmsClub,
     Status,
 )
-from smsbridge.testing import FakeSmsClub, Faults
+from smsbridge.testing import FakeSmsClub
 
 from ..helpers import TOKEN, ua_numbers
 
@@ -181,41 +175,3 @@ async def test_a_gateway_answering_in_russian() -> None:
             delivered, unknown = await sms.status([first, "999999"])
     assert (delivered.state, delivered.raw) == (DeliveryState.DELIVRD, "Доставлено")
     assert (unknown.state, unknown.error) == (DeliveryState.UNKNOWN, "Сообщение не найдено")
-
-
-async def test_closing_the_client_stops_its_running_send_after_what_is_on_the_wire() -> None:
-    """A client closed under a running send: the send went on, its next request opening a
-    new HTTP session that nobody closed. Now the send stops as a stop event stops it (the
-    recipients not yet sent end failed, "not sent: the client was closed"), the requests on
-    the wire are answered first, and the session is closed once."""
-    faults = Faults(hang_after=1.0, hang_seconds=0.3)  # each is processed, answered 0.3 s on
-    async with FakeSmsClub(tokens=[TOKEN], rate_limit=None, faults=faults) as fake:
-        written: list[Event] = []
-        on_wire = asyncio.Event()  # both requests of its concurrency written
-
-        def note(event: Event) -> None:
-            if isinstance(event, RequestSent):
-                written.append(event)
-                if len(written) == 2:
-                    on_wire.set()
-
-        sms = SmsClub(TOKEN, base_url=fake.url, rate=1000, concurrency=2, on_event=note)
-        await sms.__aenter__()
-        send = asyncio.ensure_future(sms.send("Sale", to=ua_numbers(1000), sender="Shop"))
-        await on_wire.wait()
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always")
-            await sms.aclose()
-            report = await send
-            with pytest.raises(ConfigurationError, match="not open"):
-                await sms.balance()
-            del sms
-            gc.collect()
-        assert [w for w in seen if issubclass(w.category, ResourceWarning)] == []
-    sent = {m.phone for m in fake.sent}
-    assert len(sent) == 200 and report.stopped
-    assert {o.phone for o in report.outcomes if o.status is Status.ACCEPTED} == sent
-    assert {(o.status, o.reason) for o in report.outcomes if o.phone not in sent} == {
-        (Status.FAILED, "not sent: the client was closed")
-    }
-    assert report.failed == report.total - 200 > 0 and report.uncertain == 0  # what it read
