@@ -230,6 +230,7 @@ class Router:
             raise InvalidInputError(f"a routed send does not take {', '.join(sorted(unknown))}")
         checked_options(options)
         keep = checked_keep(options.get("keep", "all"))
+        self._check_open()
         run = _RoutedSend(self, message, options.get("on_outcome"), keep, options.get("stop"))
         try:
             return await run.run(to)
@@ -256,11 +257,21 @@ class Router:
     ) -> RoutedReport:
         """A routed send of a campaign's ``(index, entry)`` rows with its journal (the
         command's ``send route --journal``): see :class:`RoutedResume`. Keeps no outcomes."""
+        self._check_open()
         run = _RoutedSend(self, message, on_outcome, "none", stop, resume=resume)
         try:
             return await run.run(to)
         except BaseExceptionGroup as group:
             raise _alone(group) from None
+
+    def _check_open(self) -> None:
+        """Every client of the routes open, before anything is read: a gateway of a route
+        that cannot send would only be found out when a recipient fails over to it."""
+        for name, client in self.clients.items():
+            if client._transport is None:
+                raise ConfigurationError(
+                    f"the {name} client is not open: open it (`async with`) before sending"
+                )
 
     def _usable(self, client: Client[Any], now: float) -> bool:
         health = self._health[client.spec.name]
@@ -612,16 +623,22 @@ class _RoutedSend:
         await self._decide(item, Status.FAILED, reason, last)
         return None
 
-    async def _skipped(self, item: _Item, client: Client[Any]) -> None:
+    async def _skipped(self, item: _Item, client: Client[Any], why: str = "") -> None:
         item.position += 1
         if item.position < len(item.route) and not self._stopped():
             self.failovers.append(item)
         else:
-            reason = f"not sent: {client.spec.name} stopped taking recipients"
+            reason = why or f"not sent: {client.spec.name} stopped taking recipients"
             await self._decide(item, Status.FAILED, reason, client)
 
     async def _send_through(self, client: Client[Any], stream: Any) -> None:
         name = client.spec.name
+        if client._transport is None and not self.plan:
+            # closed under the routed send: it takes nothing, and its share goes on
+            why = f"not sent: the {name} client was closed"
+            async for item in stream:
+                await self._skipped(item, client, why)
+            return
         waiting: dict[int, _Item] = {}
         stop = anyio.Event()
         halt = self.halt

@@ -509,3 +509,30 @@ async def test_an_entry_of_another_shape_is_rejected_as_a_gateway_would(
     ]
     assert by_index[1].reason == "not a (phone, text) pair"
     assert sorted(m.phone for m in webcom.record().sent) == ["79160000001", "79160000003"]
+
+
+async def test_a_gateway_whose_client_is_closed_takes_nothing_and_loses_nothing() -> None:
+    """A route's client not open: a routed send raised ConfigurationError when the first
+    recipient failed over to it, and the recipients it had read (280 of 300) got no outcome.
+    Now a client not open when the send starts is refused before anything is read, and one
+    closed under the send has its share fail over, or end failed with the reason."""
+    numbers = [f"38050{i:07d}" for i in range(300)]
+    async with (
+        FakeSmsClub(tokens=["another-token"]) as club_fake,  # 401: every recipient fails over
+        FakeWebcom(tokens=[TOKEN]) as web_fake,
+    ):
+        club = SmsClub(TOKEN, base_url=club_fake.url)
+        web = Webcom(TOKEN, base_url=web_fake.url)
+        router = Router({"UA": [club, web]})
+        async with club:
+            with pytest.raises(ConfigurationError, match="the webcom client is not open"):
+                await router.send("Sale", to=numbers, sender="Shop")
+            async with web:
+                send = asyncio.ensure_future(router.send("Sale", to=numbers, sender="Shop"))
+                await asyncio.sleep(0)  # it has started, both open
+            report = await send
+    assert sorted(o.phone for o in report.outcomes) == numbers
+    assert {(o.status, o.reason) for o in report.outcomes} == {
+        (Status.FAILED, "not sent: the webcom client was closed")
+    }
+    assert web_fake.sent == [] and club_fake.sent == []
