@@ -69,9 +69,13 @@ def phone_text_pairs(chunk: list[Any]) -> Columns:
 def phone_param_pairs(chunk: list[Any]) -> Columns:
     """Entries are ``(phone, params)`` with up to three string parameters (numbers are
     turned into strings; one string counts as one parameter)."""
-    # the common shape, tuples of a phone and a tuple of strings, checked in bulk
-    if chunk and set(map(type, chunk)) == {tuple} and set(map(len, chunk)) == {2}:
-        phones, values = zip(*chunk, strict=True)
+    # the common shape, tuples of a phone and a tuple of strings, checked in bulk (tuples
+    # of another length do not unpack into two columns of the same length)
+    if chunk and set(map(type, chunk)) == {tuple}:
+        try:
+            phones, values = zip(*chunk, strict=True)
+        except ValueError:
+            return _phone_param_rows(chunk)
         if set(map(type, values)) == {tuple} and set(map(type, chain.from_iterable(values))) <= {
             str
         }:
