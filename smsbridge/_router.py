@@ -392,6 +392,7 @@ class _RoutedSend:
         self.moved = 0
         self.errors: dict[str, str] = {}
         self.failovers: deque[_Item] = deque()  # failed where they were, for their next gateway
+        self.holding: _Item | None = None  # read, waiting for the failovers ahead of it
 
     async def run(self, to: Any) -> RoutedReport:
         clock = self.router._clock
@@ -465,8 +466,13 @@ class _RoutedSend:
         after the last is read goes in the next round.)"""
         failovers = self.failovers
         async for item in items:
-            while failovers:
-                yield failovers.popleft()
+            if failovers:
+                # read and not yet handed out: if the send stops meanwhile, it is settled
+                # with what waits
+                self.holding = item
+                while failovers:
+                    yield failovers.popleft()
+                self.holding = None
             yield item
 
     async def _dequeue(self) -> AsyncIterator[_Item]:
@@ -475,10 +481,14 @@ class _RoutedSend:
 
     async def _settle_failovers(self, reason: str) -> None:
         items = [*self.queued, *self.failovers]
+        if self.holding is not None:
+            items.append(self.holding)
+        self.holding = None
         self.queued.clear()
         self.failovers.clear()
         for item in items:
-            await self._decide(item, Status.FAILED, reason, item.route[item.position - 1])
+            where = item.route[item.position - 1] if item.position else None
+            await self._decide(item, Status.FAILED, reason, where)
 
     async def _first_round(self, source: Any) -> AsyncIterator[_Item]:
         index = 0
@@ -597,7 +607,8 @@ class _RoutedSend:
             try:
                 await streams[name][0].send(item)
             except anyio.BrokenResourceError:  # that gateway's send stopped: next one
-                await self._skipped(item, client)
+                closed = client._transport is None and not self.plan
+                await self._skipped(item, client, _closed(name) if closed else "")
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self._decide(item, Status.FAILED, _CANCELLED, client)
@@ -635,9 +646,8 @@ class _RoutedSend:
         name = client.spec.name
         if client._transport is None and not self.plan:
             # closed under the routed send: it takes nothing, and its share goes on
-            why = f"not sent: the {name} client was closed"
             async for item in stream:
-                await self._skipped(item, client, why)
+                await self._skipped(item, client, _closed(name))
             return
         waiting: dict[int, _Item] = {}
         stop = anyio.Event()
@@ -665,6 +675,7 @@ class _RoutedSend:
 
         report: Report | None = None
         reason = _CANCELLED
+        closed = False  # closed while its send was being prepared (a template looked up)
         try:
             async with anyio.create_task_group() as watch:
 
@@ -685,9 +696,11 @@ class _RoutedSend:
         except anyio.get_cancelled_exc_class():
             reason = _CANCELLED
             raise
-        except BaseException:
-            reason = _CALLER
-            raise
+        except BaseException as e:
+            if self.plan or client._transport is not None or not _all_of(e, ConfigurationError):
+                reason = _CALLER
+                raise
+            closed = True  # its send found it closed ("not open"), nothing read
         finally:
             # what the send never read: on to the next gateway, or failed here (all of it
             # failed when the routed send itself is cancelled: it was read, and did not go)
@@ -701,10 +714,14 @@ class _RoutedSend:
             stream.close()  # no await since the last receive: nothing slips in between
             with anyio.CancelScope(shield=True):
                 for item in leftovers:
-                    if report is None:
+                    if closed:
+                        await self._skipped(item, client, _closed(name))
+                    elif report is None:
                         await self._decide(item, Status.FAILED, reason, client)
                     else:
                         await self._skipped(item, client)
+        if closed:
+            return
         assert report is not None  # the send returned: it did not raise
         self.requests[name] = self.requests.get(name, 0) + report.requests
         if report.error is not None:
@@ -841,6 +858,17 @@ def _international(raw: Any) -> str:
             "no country code: a national number names no route (give +country, or default_region=)"
         )
     return "+" + digits
+
+
+def _all_of(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``error`` is a ``kind``, or a group of nothing else."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_all_of(e, kind) for e in error.exceptions)
+    return isinstance(error, kind)
+
+
+def _closed(gateway: str) -> str:
+    return f"not sent: the {gateway} client was closed"
 
 
 def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 from smsbridge import (
@@ -21,6 +22,7 @@ from smsbridge import (
     Message,
     MockTransport,
     Outcome,
+    RetryPolicy,
     RetryScheduled,
     Router,
     SmsClub,
@@ -30,7 +32,8 @@ from smsbridge import (
     Timeouts,
     Webcom,
 )
-from smsbridge.testing import FakeClock, FakeSmsClub, FakeWebcom, Faults
+from smsbridge._core.transport import AiohttpTransport
+from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus, FakeWebcom, Faults
 
 from ..conftest import free_port
 from ..helpers import TOKEN
@@ -536,3 +539,82 @@ async def test_a_gateway_whose_client_is_closed_takes_nothing_and_loses_nothing(
         (Status.FAILED, "not sent: the webcom client was closed")
     }
     assert web_fake.sent == [] and club_fake.sent == []
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+async def test_a_stop_while_failovers_go_first_leaves_no_recipient_read_without_outcome(
+    seed: int,
+) -> None:
+    """Failovers go before the next recipient read: that one was held, and a stop meanwhile
+    ended the hand-out with it neither handed out nor decided (read 410, 409 outcomes: a
+    review's find, pre-existing). Webcom closed under the send makes failovers pile up."""
+    numbers = [f"38050{i:07d}" for i in range(500)]
+    read: list[str] = []
+    outcomes: list[Outcome] = []
+    stop = anyio.Event()
+    faults = Faults(rate_limited=0.3, retry_after=0, seed=seed)
+    once = RetryPolicy(attempts=1, backoff=0)
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None, faults=faults) as club_fake,
+        FakeWebcom(tokens=[TOKEN], rate_limit=None) as web_fake,
+        SmsClub(TOKEN, base_url=club_fake.url, retry=once) as club,
+        Webcom(TOKEN, base_url=web_fake.url, retry=once) as web,
+    ):
+
+        def source() -> Iterator[str]:
+            for number in numbers:
+                read.append(number)
+                yield number
+
+        async def note(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            if len(outcomes) == 50:
+                await web.aclose()
+            if len(outcomes) == 350:
+                stop.set()
+
+        router = Router({"UA": [club, web]}, trip_after=100)
+        await router.send("Sale", to=source(), sender="Shop", on_outcome=note, stop=stop)
+    assert sorted(o.phone for o in outcomes) == sorted(read)
+
+
+async def test_a_client_closed_while_its_send_looks_up_its_template_takes_nothing() -> None:
+    """SMSPlus looks its template up before it sends: closed meanwhile, its send raised
+    ConfigurationError ("not open") out of the routed send, and the recipients it had been
+    given ended failed as if the caller's code had failed. Now its share ends failed with
+    the reason (it has no next gateway) and the routed send returns."""
+    looking = asyncio.Event()
+    go_on = asyncio.Event()
+
+    class SlowLookup:
+        time_limits = True
+
+        def __init__(self, url: str) -> None:
+            self.inner = AiohttpTransport(url)
+
+        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+            if "template" in request.path:
+                looking.set()
+                await go_on.wait()
+            return await self.inner.send(request, ready)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    numbers = [(f"99450{i:07d}", ("1234",)) for i in range(300)]
+    async with FakeSmsPlus(tokens=[TOKEN], templates={1: "Your code is {1}"}) as fake:
+        transport = SlowLookup(fake.url)
+        plus = SmsPlus(TOKEN, base_url=fake.url, transport=transport)
+        router = Router({"AZ": [plus]})
+        async with plus:
+            message = Message(sender="Shop", template=1)
+            send = asyncio.ensure_future(router.send_message(message, to=numbers))
+            await looking.wait()
+        go_on.set()
+        report = await send
+        await transport.aclose()
+    assert sorted(o.phone for o in report.outcomes) == [phone for phone, _ in numbers]
+    assert {(o.status, o.reason) for o in report.outcomes} == {
+        (Status.FAILED, "not sent: the smsplus client was closed")
+    }
+    assert fake.sent == []
