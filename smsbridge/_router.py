@@ -36,7 +36,7 @@ from ._core.gateway import Batch, Message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
 from ._core.phones import InvalidPhone, PhoneRules, shown
 from ._core.phones import compact as bare_digits
-from ._core.recipients import Phones, phone_text_pairs, phones_only, recipients
+from ._core.recipients import Phones, Seen, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
 
 __all__ = ["RoutedReport", "RoutedResume", "Router"]
@@ -493,16 +493,26 @@ class _RoutedSend:
     async def _first_round(self, source: Any) -> AsyncIterator[_Item]:
         index = 0
         indexed = self.resume is not None
+        seen = Seen()
         if isinstance(source, AsyncIterable):
             async for entry in source:
-                yield self._item(*entry) if indexed else self._item(index, entry)
+                yield self._indexed(entry, seen) if indexed else self._item(index, entry)
                 index += 1
         else:
             for entry in source:
-                yield self._item(*entry) if indexed else self._item(index, entry)
+                yield self._indexed(entry, seen) if indexed else self._item(index, entry)
                 index += 1
                 if index % 256 == 0:
                     await anyio.lowlevel.checkpoint()
+
+    def _indexed(self, pair: tuple[int, Any], seen: Seen) -> _Item:
+        """A journaled ``(index, entry)`` row; rejected where its index came before (its
+        outcomes would be told apart by nothing)."""
+        index, entry = pair
+        if type(index) is int and index >= 0 and not seen.add(index):
+            why = f"its index {shown(index)} repeats an earlier entry's in this send"
+            return _Item(index, entry, (), 0, why)
+        return self._item(index, entry)
 
     def _canonical(self, entry: Any) -> Any:
         """The entry with its number in international digits, as the gateways get it."""

@@ -59,7 +59,7 @@ from .gateway import Batch, BatchResult, Gateway, Job
 from .lease import Lease
 from .models import Counts, Keep, Outcome, Report, Status, keeps
 from .phones import shown
-from .recipients import Unpacker
+from .recipients import Seen, Unpacker
 from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
@@ -374,7 +374,7 @@ class SendEngine(Generic[J]):
         self._requests = 0
         self._next_index = 0
         self._indexed = False
-        self._seen = _Seen()  # the indices an indexed send has read
+        self._seen = Seen()  # the indices an indexed send has read
         self._packer = gateway.packer(job)
         # workers start one at a time, as those there are all get busy (see _occupy)
         self._spawn: Callable[[], object] = lambda: None
@@ -1090,7 +1090,7 @@ def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:
     )
 
 
-def _unpair(chunk: list[Any], seen: _Seen) -> tuple[list[int], list[Any], dict[int, str]]:
+def _unpair(chunk: list[Any], seen: Seen) -> tuple[list[int], list[Any], dict[int, str]]:
     """An indexed chunk's indices and entries, and why an entry cannot go, by position: it is
     no ``(index, entry)`` pair, its index is not a whole number of 0 or more (either shown
     as index -1 when there is no number to show), or its index came earlier in the send
@@ -1117,41 +1117,6 @@ def _unpair(chunk: list[Any], seen: _Seen) -> tuple[list[int], list[Any], dict[i
         indices.append(index)
         entries.append(entry)
     return indices, entries, bad
-
-
-class _Seen:
-    """The indices an indexed send has read: a byte each from the first read up to the
-    highest while they are dense (a few bytes per index read at most: a megabyte for a
-    million consecutive rows), the others in a set."""
-
-    __slots__ = ("_base", "_bytes", "_count", "_sparse")
-
-    def __init__(self) -> None:
-        self._bytes = bytearray()
-        self._sparse: set[int] = set()
-        self._count = 0
-        self._base: int | None = None
-
-    def add(self, index: int) -> bool:
-        """Note ``index`` (a whole number); whether it is new."""
-        marks, sparse = self._bytes, self._sparse
-        if self._base is None:
-            self._base = index
-        at = index - self._base
-        if not 0 <= at < len(marks):
-            room = 4 * self._count + 4096  # grown by doubling, within a few bytes an index
-            if not 0 <= at < room:
-                if index in sparse:
-                    return False
-                sparse.add(index)
-                self._count += 1
-                return True
-            marks.extend(bytes(min(max(at + 1, 2 * len(marks)), room) - len(marks)))
-        if marks[at] or (sparse and index in sparse):
-            return False
-        marks[at] = 1
-        self._count += 1
-        return True
 
 
 def _repr(value: object) -> str:

@@ -12,6 +12,7 @@ __all__ = [
     "Columns",
     "Personal",
     "Phones",
+    "Seen",
     "Unpacker",
     "phone_param_pairs",
     "phone_text_pairs",
@@ -147,3 +148,38 @@ def recipients(source: object, unpack: Unpacker) -> Iterable[Any] | AsyncIterabl
         wanted = "phone numbers" if unpack is phones_only else "(phone, value) pairs"
         raise InvalidInputError(f"to= takes an iterable of {wanted}, got {type(source).__name__}")
     return source
+
+
+class Seen:
+    """The indices a send has read, to find one given twice: a byte each from the first
+    read up to the highest while they are dense (a few bytes per index read at most: a
+    megabyte for a million consecutive rows), the others in a set."""
+
+    __slots__ = ("_base", "_bytes", "_count", "_sparse")
+
+    def __init__(self) -> None:
+        self._bytes = bytearray()
+        self._sparse: set[int] = set()
+        self._count = 0
+        self._base: int | None = None
+
+    def add(self, index: int) -> bool:
+        """Note ``index`` (a whole number); whether it is new."""
+        marks, sparse = self._bytes, self._sparse
+        if self._base is None:
+            self._base = index
+        at = index - self._base
+        if not 0 <= at < len(marks):
+            room = 4 * self._count + 4096  # grown by doubling, within a few bytes an index
+            if not 0 <= at < room:
+                if index in sparse:
+                    return False
+                sparse.add(index)
+                self._count += 1
+                return True
+            marks.extend(bytes(min(max(at + 1, 2 * len(marks)), room) - len(marks)))
+        if marks[at] or (sparse and index in sparse):
+            return False
+        marks[at] = 1
+        self._count += 1
+        return True

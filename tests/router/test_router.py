@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -32,7 +32,9 @@ from smsbridge import (
     Timeouts,
     Webcom,
 )
+from smsbridge._core.gateway import Batch
 from smsbridge._core.transport import AiohttpTransport
+from smsbridge._router import RoutedResume
 from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus, FakeWebcom, Faults
 
 from ..conftest import free_port
@@ -618,3 +620,39 @@ async def test_a_client_closed_while_its_send_looks_up_its_template_takes_nothin
         (Status.FAILED, "not sent: the smsplus client was closed")
     }
     assert fake.sent == []
+
+
+async def test_a_journaled_routed_send_rejects_an_index_read_twice() -> None:
+    """A journaled routed send keys what waits by index: a row repeating an index replaced
+    the first, and the first's outcome raised KeyError out of the send after the gateway
+    had sent it (a review's find). The repeat is now rejected with the reason, as a
+    gateway's own send rejects it; the others go."""
+
+    class Journal:
+        async def before(self, batch: Batch) -> None: ...
+
+        async def unsent(self, batch: Batch) -> None: ...
+
+        async def after(self, batch: Batch, statuses: Any, details: Any) -> None: ...
+
+    settled: list[Outcome] = []
+
+    async def settle(outcomes: Sequence[Outcome]) -> None:
+        settled.extend(outcomes)
+
+    numbers = [f"38050{i:07d}" for i in range(3)]
+    resume = RoutedResume(
+        idempotency_key=b"campaign", observers={"smsclub": Journal()}, maybe_sent={}, settle=settle
+    )
+    outcomes: list[Outcome] = []
+    async with FakeSmsClub(tokens=[TOKEN]) as fake, SmsClub(TOKEN, base_url=fake.url) as club:
+        rows = [(0, numbers[0]), (1, numbers[1]), (0, numbers[2])]
+        await Router({"UA": [club]}).send_journaled(
+            Message(sender="Shop", text="Hi"), to=rows, resume=resume, on_outcome=outcomes.append
+        )
+    assert sorted((o.index, o.phone, o.status, o.reason) for o in outcomes) == [
+        (0, numbers[0], Status.ACCEPTED, None),
+        (0, numbers[2], Status.REJECTED, "its index 0 repeats an earlier entry's in this send"),
+        (1, numbers[1], Status.ACCEPTED, None),
+    ]
+    assert sorted(m.phone for m in fake.sent) == numbers[:2]
