@@ -268,7 +268,7 @@ class Router:
         """Every client of the routes open, before anything is read: a gateway of a route
         that cannot send would only be found out when a recipient fails over to it."""
         for name, client in self.clients.items():
-            if client._transport is None:
+            if not client.is_open:
                 raise ConfigurationError(
                     f"the {name} client is not open: open it (`async with`) before sending"
                 )
@@ -617,7 +617,7 @@ class _RoutedSend:
             try:
                 await streams[name][0].send(item)
             except anyio.BrokenResourceError:  # that gateway's send stopped: next one
-                closed = client._transport is None and not self.plan
+                closed = not client.is_open and not self.plan
                 await self._skipped(item, client, _closed(name) if closed else "")
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
@@ -654,7 +654,7 @@ class _RoutedSend:
 
     async def _send_through(self, client: Client[Any], stream: Any) -> None:
         name = client.spec.name
-        if client._transport is None and not self.plan:
+        if not client.is_open and not self.plan:
             # closed under the routed send: it takes nothing, and its share goes on
             async for item in stream:
                 await self._skipped(item, client, _closed(name))
@@ -707,7 +707,7 @@ class _RoutedSend:
             reason = _CANCELLED
             raise
         except BaseException as e:
-            if self.plan or client._transport is not None or not _all_of(e, ConfigurationError):
+            if self.plan or client.is_open or not _all_of(e, ConfigurationError):
                 reason = _CALLER
                 raise
             closed = True  # its send found it closed ("not open"), nothing read

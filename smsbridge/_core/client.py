@@ -461,6 +461,11 @@ class Client(Generic[J]):
         return self._throttle.limiter
 
     @property
+    def is_open(self) -> bool:
+        """Whether the client is open: entered with ``async with`` and not closed since."""
+        return self._transport is not None
+
+    @property
     def window(self) -> DuplicateWindow | None:
         """The duplicate window, or ``None`` when disabled."""
         return self._window

@@ -533,8 +533,10 @@ async def test_a_gateway_whose_client_is_closed_takes_nothing_and_loses_nothing(
             with pytest.raises(ConfigurationError, match="the webcom client is not open"):
                 await router.send("Sale", to=numbers, sender="Shop")
             async with web:
+                assert web.is_open
                 send = asyncio.ensure_future(router.send("Sale", to=numbers, sender="Shop"))
                 await asyncio.sleep(0)  # it has started, both open
+            assert not web.is_open
             report = await send
     assert sorted(o.phone for o in report.outcomes) == numbers
     assert {(o.status, o.reason) for o in report.outcomes} == {
