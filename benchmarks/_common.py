@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 
 TOKEN = "test-token"
@@ -17,3 +22,26 @@ def numbers(count: int, start: int = 0) -> Iterator[str]:
 def median(values: list[float]) -> float:
     """The median, for repeated runs."""
     return statistics.median(values)
+
+
+def instructions(script: str, *args: str) -> int:
+    """Instructions ``script --child ARGS`` ran in this interpreter, by valgrind's callgrind
+    (the child's own children, a fake gateway, are not counted)."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={os.path.join(folder, 'out')}",
+            sys.executable,
+            script,
+            "--child",
+            *args,
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr) or re.search(
+        r"I\s+refs:\s+([\d,]+)", done.stderr
+    )
+    if found is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))

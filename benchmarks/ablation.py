@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -34,7 +30,7 @@ from yarl import URL
 from smsbridge import SmsClub
 from smsbridge.testing import FakeProcess
 
-from _common import TOKEN
+from _common import TOKEN, instructions
 
 SIZES = (10_000, 30_000)
 PROVIDER = throughput.PROVIDERS["smsclub"]
@@ -143,17 +139,7 @@ async def _protocol_loop(url: str, recipients: int, concurrency: int, start: int
         connection.transport.close()
 
     workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
-    batch: list[Any] = []
-    for entry in PROVIDER.entries(recipients, start):
-        batch.append(entry)
-        if len(batch) == 100:
-            await queue.put(batch)
-            batch = []
-    if batch:
-        await queue.put(batch)
-    for _ in workers:
-        await queue.put(None)
-    await asyncio.gather(*workers)
+    await throughput.hand_out(queue, PROVIDER.entries(recipients, start), workers)
     return accepted
 
 
@@ -196,24 +182,8 @@ async def child(variant: str, recipients: int) -> None:
 
 
 def count(variant: str, recipients: int) -> int:
-    """Instructions the client process ran, by callgrind."""
-    with tempfile.TemporaryDirectory() as folder:
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={os.path.join(folder, 'out')}",
-            sys.executable,
-            __file__,
-            "--child",
-            variant,
-            str(recipients),
-        ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    """Instructions the client process ran."""
+    return instructions(__file__, variant, str(recipients))
 
 
 def main() -> None:

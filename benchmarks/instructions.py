@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import shutil
-import subprocess
-import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import throughput
 
 from smsbridge.testing import FakeProcess
 
-from _common import TOKEN
+from _common import TOKEN, instructions
 
 SIZES = (10_000, 30_000)
 
@@ -45,27 +40,8 @@ async def child(name: str, side: str, recipients: int) -> None:
 
 
 def count(name: str, side: str, recipients: int) -> int:
-    """Instructions the client process ran, by callgrind."""
-    with tempfile.TemporaryDirectory() as folder:
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={os.path.join(folder, 'out')}",
-            sys.executable,
-            __file__,
-            "--child",
-            name,
-            side,
-            str(recipients),
-        ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    found = re.search(r"Collected : (\d+)", done.stderr) or re.search(
-        r"I\s+refs:\s+([\d,]+)", done.stderr
-    )
-    if found is None:
-        raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    """Instructions the client process ran."""
+    return instructions(__file__, name, side, str(recipients))
 
 
 def per_request(name: str, side: str) -> float:

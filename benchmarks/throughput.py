@@ -132,18 +132,28 @@ async def bare_loop(
     connector = aiohttp.TCPConnector(limit=concurrency + 4)
     async with aiohttp.ClientSession(connector=connector) as session:
         workers = [asyncio.create_task(worker(session)) for _ in range(concurrency)]
-        batch: list[Any] = []
-        for entry in provider.entries(recipients, start):
-            batch.append(entry)
-            if len(batch) == 100:
-                await queue.put(batch)
-                batch = []
-        if batch:
-            await queue.put(batch)
-        for _ in workers:
-            await queue.put(None)
-        await asyncio.gather(*workers)
+        await hand_out(queue, provider.entries(recipients, start), workers)
     return accepted
+
+
+async def hand_out(
+    queue: asyncio.Queue[list[Any] | None],
+    entries: Iterator[Any],
+    workers: list[asyncio.Task[None]],
+) -> None:
+    """Batches of 100 of ``entries`` onto ``queue``, then an end for each of ``workers``;
+    returns when they have all ended."""
+    batch: list[Any] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) == 100:
+            await queue.put(batch)
+            batch = []
+    if batch:
+        await queue.put(batch)
+    for _ in workers:
+        await queue.put(None)
+    await asyncio.gather(*workers)
 
 
 async def smsbridge_run(
