@@ -375,6 +375,9 @@ class SendEngine(Generic[J]):
         self._next_index = 0
         self._indexed = False
         self._seen = Seen()  # the indices an indexed send has read
+        # entries read and not yet made into batches, for the cancellation path
+        self._reading: list[Any] = []
+        self._unpack: Unpacker | None = None
         self._packer = gateway.packer(job)
         # workers start one at a time, as those there are all get busy (see _occupy)
         self._spawn: Callable[[], object] = lambda: None
@@ -398,6 +401,7 @@ class SendEngine(Generic[J]):
         ``(entry, sent)`` pairs an earlier run of this send settled: the window is put back as
         that run left it."""
         self._indexed = indexed
+        self._unpack = unpack
         self._journaled = earlier is not None
         started = self._clock.now()
         lease = self._lease()
@@ -573,13 +577,16 @@ class SendEngine(Generic[J]):
         size = self._gateway.batch_size
         if self._caller_stopping() is not None:
             return
-        chunk: list[Any] = []
+        # what is read and not yet fed: if the send is cancelled meanwhile (an async input
+        # that waits), its entries are settled from here
+        chunk = self._reading
         try:
             if isinstance(source, AsyncIterable):
                 async for entry in source:
                     chunk.append(entry)
                     if len(chunk) >= size:
-                        part, chunk = chunk, []
+                        part = chunk[:]
+                        chunk.clear()
                         await self._feed(part, unpack, send)
                         if self._caller_stopping() is not None:  # checked before reading on
                             break
@@ -591,7 +598,8 @@ class SendEngine(Generic[J]):
                     await reader.fill(chunk, size)  # what was read stays, if it fails
                     if not chunk:
                         break
-                    part, chunk = chunk, []
+                    part = chunk[:]
+                    chunk.clear()
                     await self._feed(part, unpack, send)
                     if len(part) < size or self._caller_stopping() is not None:
                         break
@@ -599,10 +607,13 @@ class SendEngine(Generic[J]):
             # the caller's input failed: what it gave before has its outcome too
             self._caller_failed(e)
             if chunk:
-                await self._feed(chunk, unpack, send)
+                part = chunk[:]
+                chunk.clear()
+                await self._feed(part, unpack, send)
             raise
         if chunk:
-            part, chunk = chunk, []
+            part = chunk[:]
+            chunk.clear()
             await self._feed(part, unpack, send)
         await self._queue(self._packer.flush(), send)
 
@@ -1069,6 +1080,9 @@ class SendEngine(Generic[J]):
                 await self._settle_flight(flight, Status.FAILED, _CANCELLED)
         unsettled = list(self._held)
         self._held = []
+        unread = self._unread()
+        if unread is not None:
+            unsettled.append(unread)
         while not leftovers.empty():
             if (batch := leftovers.get_nowait()) is not None:
                 unsettled.append(batch)
@@ -1076,6 +1090,24 @@ class SendEngine(Generic[J]):
         for batch in unsettled:
             if len(batch):
                 await self._settle(batch, Status.FAILED, _CANCELLED)
+
+    def _unread(self) -> Batch | None:
+        """The entries read and not yet made into batches (the send was cancelled while its
+        input made it wait), as a batch to settle."""
+        chunk = self._reading[:]
+        self._reading.clear()
+        if not chunk:
+            return None
+        base = self._next_index
+        self._next_index = base + len(chunk)
+        indices = list(range(base, base + len(chunk)))
+        if self._indexed:
+            indices, chunk, _ = _unpair(chunk, self._seen)
+        try:
+            assert self._unpack is not None
+            return intake(self._gateway, self._job, self._unpack, chunk, indices)[0]
+        except Exception:  # what cannot be read is still settled, shown as it is
+            return Batch(indices, [shown(x[0] if type(x) is tuple and x else x) for x in chunk])
 
 
 def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:

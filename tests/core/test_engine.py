@@ -1197,3 +1197,38 @@ async def test_a_repeat_whose_turn_comes_after_its_time_limit_is_not_written(
         report = await sms.send("hi", to=numbers, sender="Shop")
     assert (report.uncertain, transport.written) == (2, 1)
     assert "duplicate guard has run out" in (report.outcomes[0].reason or "")
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+async def test_a_send_cancelled_while_its_async_input_waits_settles_what_it_had_read(
+    clock: FakeClock, indexed: bool
+) -> None:
+    """An async input gives 50 numbers, then waits: the send holds them until a request's
+    worth has come. Cancelled then, the 50 got no outcome at all (read, and lost: the
+    chunk being filled was nobody's to settle). Now each ends failed, not sent."""
+    numbers = list(ua_numbers(50))
+    all_read = asyncio.Event()
+
+    async def source() -> AsyncIterator[Any]:
+        for i, number in enumerate(numbers):
+            yield (1000 + i, number) if indexed else number
+        all_read.set()
+        await asyncio.Event().wait()  # nothing more, for now
+
+    outcomes: list[Outcome] = []
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        send = asyncio.ensure_future(
+            sms.send("hi", to=source(), sender="Shop", indexed=indexed, on_outcome=outcomes.append)
+        )
+        await all_read.wait()
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+    assert transport.requests == []
+    assert sorted(o.phone for o in outcomes) == numbers
+    assert {(o.status, o.reason) for o in outcomes} == {
+        (Status.FAILED, "not sent: the send was cancelled")
+    }
+    first = 1000 if indexed else 0
+    assert sorted(o.index for o in outcomes) == list(range(first, first + 50))

@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -77,6 +77,7 @@ class SendRecord(msgspec.Struct, kw_only=True):
     stopped_at: float | None = None
     caller_error: str | None = None
     pulled: int = 0  # entries the send read from its input
+    trickled: bool = False  # its input made it wait between entries
 
 
 @dataclasses.dataclass
@@ -341,7 +342,7 @@ def _library_process(
                     if not routed:
                         options["idempotency_key"] = key
                     task = asyncio.ensure_future(
-                        _one(w, senders[plan.client], plan.entries, options, record)
+                        _one(w, senders[plan.client], plan.entries, options, record, plan.trickle)
                     )
                     tasks.append(task)
                     if first and round_number == 0 and plan.cancel_at is not None:
@@ -421,6 +422,7 @@ async def _one(
     entries: list[int],
     options: dict[str, Any],
     record: SendRecord,
+    trickle: float | None = None,
 ) -> None:
     WRITER.set(record.name)
     sc = w.sc
@@ -430,6 +432,8 @@ async def _one(
         to = _failing(to, sc.input_fails_at)
         record.caller_error = "input"
     to = _counting(to, record)
+    if trickle is not None:
+        to = _trickling(to, trickle, record)
     if first and sc.callback_fails_at is not None:
         options["on_outcome"] = _failing_callback(record, sc.callback_fails_at)
         record.caller_error = "callback"
@@ -447,6 +451,19 @@ def _counting(entries: Iterator[Any], record: SendRecord) -> Iterator[Any]:
     for entry in entries:
         record.pulled += 1
         yield entry
+
+
+async def _trickling(
+    entries: Iterator[Any], pause: float, record: SendRecord
+) -> AsyncIterator[Any]:
+    """``entries`` as an async input that waits ``pause`` seconds after every seventh: the
+    send holds a part-filled chunk meanwhile (what a stop, a cancellation or a kill then
+    finds)."""
+    for n, entry in enumerate(entries, 1):
+        yield entry
+        if n % 7 == 0:
+            record.trickled = True
+            await asyncio.sleep(pause)
 
 
 def _failing(entries: Iterator[Any], at: int) -> Iterator[Any]:

@@ -81,13 +81,15 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SendPlan(msgspec.Struct, frozen=True, kw_only=True):
-    """One send of the library mode: which entries, on which client, and what the caller
-    does to it (cancel its task, or set its stop event, at a loop step)."""
+    """One send of the library mode: which entries, on which client, what the caller does
+    to it (cancel its task, or set its stop event, at a loop step), and whether its input
+    makes it wait (an async input whose entries come a few at a time)."""
 
     entries: list[int]
     client: int = 0
     cancel_at: int | None = None
     stop_at: int | None = None
+    trickle: float | None = None  # its input is async, waiting this long every 7 entries
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):
@@ -275,6 +277,7 @@ def _sends(rng: random.Random, count: int, clients: int) -> list[SendPlan]:
                 client=rng.randrange(clients),
                 cancel_at=rng.randint(1, 400) if rng.random() < 0.15 else None,
                 stop_at=rng.randint(1, 400) if rng.random() < 0.1 else None,
+                trickle=rng.choice([0.3, 2.0, 8.0]) if rng.random() < 0.12 else None,
             )
         )
     return sends

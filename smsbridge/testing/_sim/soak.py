@@ -73,6 +73,8 @@ def faults_of(trace: Trace) -> Counter[str]:
             fired["caller: cancelled a send"] = 1
         if send.stopped:
             fired["caller: stopped a send"] = 1
+        if send.trickled:
+            fired["caller: its async input made the send wait"] = 1
         if send.caller_error is not None and send.raised is not None:
             fired[f"caller: its {send.caller_error} failed"] = 1
     if trace.kills:
