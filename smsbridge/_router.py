@@ -487,6 +487,9 @@ class _RoutedSend:
         self.queued.clear()
         self.failovers.clear()
         for item in items:
+            if item.refused is not None:  # held before it was handed out: its own verdict
+                await self._decide(item, item.status, item.refused, None)
+                continue
             where = item.route[item.position - 1] if item.position else None
             await self._decide(item, Status.FAILED, reason, where)
 
@@ -774,14 +777,22 @@ class _RoutedSend:
     async def _decide(
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None
     ) -> None:
+        # once begun, a decision is made whatever cancels the send meanwhile: the recipient
+        # was read, and is nobody else's to settle
+        with anyio.CancelScope(shield=True):
+            await self._decided(item, status, reason, client)
+
+    async def _decided(
+        self, item: _Item, status: Status, reason: str, client: Client[Any] | None
+    ) -> None:
         # a recipient no gateway read yet is checked by the one it was going to
         judge = client
         if judge is None and item.position < len(item.route):
             judge = item.route[item.position]
         if status is Status.FAILED and judge is not None and not item.pinned and not self.plan:
-            # on the way out of a cancelled or failed send nothing may be waited on: only a
-            # check that needs no lookup (a template not yet fetched) is made
-            quick = reason in (_CANCELLED, _CALLER)
+            # on the way out of a stopped, cancelled or failed send nothing may be waited on:
+            # only a check that needs no lookup (a template not yet fetched) is made
+            quick = reason in (_CANCELLED, _CALLER) or self._stopped()
             refused = await self._rejection(item, judge, 0 if quick else _PREPARE_PATIENCE)
             if refused is not None:
                 status, reason, client = Status.REJECTED, refused, judge

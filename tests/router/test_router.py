@@ -6,6 +6,7 @@ fakes recorded: each number at most once across them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -658,3 +659,107 @@ async def test_a_journaled_routed_send_rejects_an_index_read_twice() -> None:
         (1, numbers[1], Status.ACCEPTED, None),
     ]
     assert sorted(m.phone for m in fake.sent) == numbers[:2]
+
+
+async def test_a_refused_recipient_held_behind_failovers_keeps_its_own_verdict() -> None:
+    """A recipient read while failovers went ahead of it, and settled when the send stopped
+    then, ended failed with the stop's reason even where it had been refused when read (a
+    number that is none: rejected). It keeps its own verdict now (a review's find)."""
+
+    class Slow:
+        time_limits = True
+
+        def __init__(self, url: str) -> None:
+            self.inner = AiohttpTransport(url)
+
+        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+            await asyncio.sleep(0.2)  # failovers pile up meanwhile
+            return await self.inner.send(request, ready)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    read: list[str] = []
+    outcomes: list[Outcome] = []
+
+    def source() -> Iterator[str]:
+        for i in range(3000):
+            read.append(f"38050{i:07d}" if i % 2 == 0 else "abc")
+            yield read[-1]
+
+    def note(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if outcome.gateway == "webcom":
+            raise RuntimeError("the caller's callback")
+
+    refusing = Faults(rate_limited=1.0, retry_after=0, seed=1)  # every number fails over
+    once = RetryPolicy(attempts=1, backoff=0)
+    async with (
+        FakeSmsClub(tokens=[TOKEN], rate_limit=None, faults=refusing) as club_fake,
+        FakeWebcom(tokens=[TOKEN], rate_limit=None) as web_fake,
+        SmsClub(TOKEN, base_url=club_fake.url, retry=once) as club,
+        Webcom(TOKEN, base_url=web_fake.url, retry=once, transport=Slow(web_fake.url)) as web,
+    ):
+        router = Router({"UA": [club, web]}, trip_after=10**6)
+        with pytest.raises(RuntimeError, match="the caller's callback"):
+            await router.send("Hi", to=source(), sender="Shop", on_outcome=note, keep="none")
+    assert len(outcomes) == len(read)
+    assert {(o.status, o.reason) for o in outcomes if o.phone == "abc"} == {
+        (Status.REJECTED, "not a phone number")
+    }
+
+
+async def test_a_stopped_routed_send_decides_what_it_reads_without_waiting_and_whole() -> None:
+    """After a stop, the next recipient read is failed; deciding it looked the gateway's
+    template up first (up to 10 s), unshielded: a cancellation meanwhile left it with no
+    outcome (a review's find). A stopped send now decides without a lookup, and a decision
+    once begun is made whatever cancels the send."""
+
+    class SlowTemplates:
+        time_limits = True
+
+        def __init__(self, url: str) -> None:
+            self.inner = AiohttpTransport(url)
+
+        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+            if "template" in request.path:
+                await asyncio.sleep(1.0)
+            return await self.inner.send(request, ready)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    entries: list[Any] = [("abc", ("1",)), *((f"99450{i:07d}", ("1234",)) for i in range(5))]
+    read: list[Any] = []
+
+    def source() -> Iterator[Any]:
+        for entry in entries:
+            read.append(entry)
+            yield entry
+
+    outcomes: list[Outcome] = []
+    stop = anyio.Event()
+
+    def note(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        stop.set()
+
+    async with FakeSmsPlus(tokens=[TOKEN], templates={1: "Your code is {1}"}) as fake:
+        transport = SlowTemplates(fake.url)
+        async with SmsPlus(TOKEN, base_url=fake.url, transport=transport) as plus:
+            router = Router({"AZ": [plus]})
+            message = Message(sender="Shop", template=1)
+            send = asyncio.ensure_future(
+                router.send_message(message, to=source(), on_outcome=note, stop=stop)
+            )
+            await asyncio.sleep(0.3)
+            send.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await send
+        await transport.aclose()
+    assert sorted(o.index for o in outcomes) == list(range(len(read)))
+    assert {(o.index == 0, o.status) for o in outcomes} <= {
+        (True, Status.REJECTED),
+        (False, Status.FAILED),
+    }
+    assert fake.sent == []
