@@ -584,7 +584,9 @@ class SendEngine(Generic[J]):
             if isinstance(source, AsyncIterable):
                 async for entry in source:
                     chunk.append(entry)
-                    if len(chunk) >= size:
+                    # a stop is looked for at each entry: one given as they come (a queue)
+                    # is not read on to fill a request after it
+                    if len(chunk) >= size or self._caller_stopping() is not None:
                         part = chunk[:]
                         chunk.clear()
                         await self._feed(part, unpack, send)

@@ -1232,3 +1232,34 @@ async def test_a_send_cancelled_while_its_async_input_waits_settles_what_it_had_
     }
     first = 1000 if indexed else 0
     assert sorted(o.index for o in outcomes) == list(range(first, first + 50))
+
+
+async def test_a_stop_ends_the_reading_of_an_async_input_at_the_next_entry(
+    clock: FakeClock,
+) -> None:
+    """A stop was looked for once a request's worth had been read: an async input that
+    gives numbers as they come (a queue) was read on for up to 99 more after the stop, each
+    then failed. Now the send reads the entry it was waiting for, and no more."""
+    numbers = list(ua_numbers(55))
+    read: list[str] = []
+    five_read, go_on = asyncio.Event(), asyncio.Event()
+
+    async def source() -> AsyncIterator[str]:
+        for n, number in enumerate(numbers):
+            if n == 5:
+                five_read.set()
+                await go_on.wait()
+            read.append(number)
+            yield number
+
+    stop = anyio.Event()
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        send = asyncio.ensure_future(sms.send("hi", to=source(), sender="Shop", stop=stop))
+        await five_read.wait()
+        stop.set()
+        go_on.set()
+        report = await send
+    assert read == numbers[:6]
+    assert report.stopped and (report.total, report.failed) == (6, 6)
+    assert transport.requests == []
