@@ -1082,9 +1082,14 @@ class SendEngine(Generic[J]):
                 await self._settle_flight(flight, Status.FAILED, _CANCELLED)
         unsettled = list(self._held)
         self._held = []
-        unread = self._unread()
-        if unread is not None:
-            unsettled.append(unread)
+        unread, problems = self._unread()
+        if problems:  # what could never go keeps its own verdict
+            bad = sorted(problems)
+            await self._emit(
+                unread.pick(bad), [Status.REJECTED] * len(bad), list(map(problems.__getitem__, bad))
+            )
+            unread = unread.pick(list(filterfalse(problems.__contains__, range(len(unread)))))
+        unsettled.append(unread)
         while not leftovers.empty():
             if (batch := leftovers.get_nowait()) is not None:
                 unsettled.append(batch)
@@ -1093,23 +1098,28 @@ class SendEngine(Generic[J]):
             if len(batch):
                 await self._settle(batch, Status.FAILED, _CANCELLED)
 
-    def _unread(self) -> Batch | None:
+    def _unread(self) -> tuple[Batch, dict[int, str]]:
         """The entries read and not yet made into batches (the send was cancelled while its
-        input made it wait), as a batch to settle."""
+        input made it wait), as a batch to settle, and why each that cannot go cannot, by
+        position."""
         chunk = self._reading[:]
         self._reading.clear()
         if not chunk:
-            return None
+            return Batch([], []), {}
         base = self._next_index
         self._next_index = base + len(chunk)
         indices = list(range(base, base + len(chunk)))
+        misplaced: dict[int, str] = {}
         if self._indexed:
-            indices, chunk, _ = _unpair(chunk, self._seen)
+            indices, chunk, misplaced = _unpair(chunk, self._seen)
         try:
             assert self._unpack is not None
-            return intake(self._gateway, self._job, self._unpack, chunk, indices)[0]
+            batch, problems = intake(self._gateway, self._job, self._unpack, chunk, indices)
         except Exception:  # what cannot be read is still settled, shown as it is
-            return Batch(indices, [shown(x[0] if type(x) is tuple and x else x) for x in chunk])
+            phones = [shown(x[0] if type(x) is tuple and x else x) for x in chunk]
+            return Batch(indices, phones), {}
+        problems.update(misplaced)
+        return batch, problems
 
 
 def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:

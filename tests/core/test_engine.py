@@ -1203,15 +1203,17 @@ async def test_a_repeat_whose_turn_comes_after_its_time_limit_is_not_written(
 async def test_a_send_cancelled_while_its_async_input_waits_settles_what_it_had_read(
     clock: FakeClock, indexed: bool
 ) -> None:
-    """An async input gives 50 numbers, then waits: the send holds them until a request's
-    worth has come. Cancelled then, the 50 got no outcome at all (read, and lost: the
-    chunk being filled was nobody's to settle). Now each ends failed, not sent."""
+    """An async input gives 50 numbers and one that can never go, then waits: the send holds
+    them until a request's worth has come. Cancelled then, the 51 got no outcome at all
+    (read, and lost: the chunk being filled was nobody's to settle). Now each ends failed,
+    not sent, and the one that could never go rejected with its reason."""
     numbers = list(ua_numbers(50))
     all_read = asyncio.Event()
 
     async def source() -> AsyncIterator[Any]:
         for i, number in enumerate(numbers):
             yield (1000 + i, number) if indexed else number
+        yield (1000, numbers[0]) if indexed else "12"  # this one could never go
         all_read.set()
         await asyncio.Event().wait()  # nothing more, for now
 
@@ -1226,6 +1228,12 @@ async def test_a_send_cancelled_while_its_async_input_waits_settles_what_it_had_
         with pytest.raises(asyncio.CancelledError):
             await send
     assert transport.requests == []
+    never = outcomes.pop(next(n for n, o in enumerate(outcomes) if o.status is Status.REJECTED))
+    assert never.reason == (
+        "its index 1000 repeats an earlier entry's in this send"
+        if indexed
+        else "wrong length for +1: 1 digits after the country code, need 10"
+    )
     assert sorted(o.phone for o in outcomes) == numbers
     assert {(o.status, o.reason) for o in outcomes} == {
         (Status.FAILED, "not sent: the send was cancelled")
