@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -50,6 +50,23 @@ async def webcom() -> AsyncIterator[FakeWebcom]:
     """A fake Webcom on loopback, unlimited."""
     async with FakeWebcom(tokens=[TOKEN], rate_limit=None) as fake:
         yield fake
+
+
+class _Delaying:
+    """The real transport, each request first awaiting ``wait`` (a test's pause)."""
+
+    time_limits = True
+
+    def __init__(self, url: str, wait: Callable[[HttpRequest], Awaitable[None]]) -> None:
+        self.inner = AiohttpTransport(url)
+        self.wait = wait
+
+    async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
+        await self.wait(request)
+        return await self.inner.send(request, ready)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def _sent_once(*fakes: FakeSmsClub | FakeWebcom) -> Counter[str]:
@@ -591,24 +608,14 @@ async def test_a_client_closed_while_its_send_looks_up_its_template_takes_nothin
     looking = asyncio.Event()
     go_on = asyncio.Event()
 
-    class SlowLookup:
-        time_limits = True
-
-        def __init__(self, url: str) -> None:
-            self.inner = AiohttpTransport(url)
-
-        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
-            if "template" in request.path:
-                looking.set()
-                await go_on.wait()
-            return await self.inner.send(request, ready)
-
-        async def aclose(self) -> None:
-            await self.inner.aclose()
+    async def lookup_waits(request: HttpRequest) -> None:
+        if "template" in request.path:
+            looking.set()
+            await go_on.wait()
 
     numbers = [(f"99450{i:07d}", ("1234",)) for i in range(300)]
     async with FakeSmsPlus(tokens=[TOKEN], templates={1: "Your code is {1}"}) as fake:
-        transport = SlowLookup(fake.url)
+        transport = _Delaying(fake.url, lookup_waits)
         plus = SmsPlus(TOKEN, base_url=fake.url, transport=transport)
         router = Router({"AZ": [plus]})
         async with plus:
@@ -666,18 +673,8 @@ async def test_a_refused_recipient_held_behind_failovers_keeps_its_own_verdict()
     then, ended failed with the stop's reason even where it had been refused when read (a
     number that is none: rejected). It keeps its own verdict now (a review's find)."""
 
-    class Slow:
-        time_limits = True
-
-        def __init__(self, url: str) -> None:
-            self.inner = AiohttpTransport(url)
-
-        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
-            await asyncio.sleep(0.2)  # failovers pile up meanwhile
-            return await self.inner.send(request, ready)
-
-        async def aclose(self) -> None:
-            await self.inner.aclose()
+    async def slow(request: HttpRequest) -> None:
+        await asyncio.sleep(0.2)  # failovers pile up meanwhile
 
     read: list[str] = []
     outcomes: list[Outcome] = []
@@ -698,7 +695,9 @@ async def test_a_refused_recipient_held_behind_failovers_keeps_its_own_verdict()
         FakeSmsClub(tokens=[TOKEN], rate_limit=None, faults=refusing) as club_fake,
         FakeWebcom(tokens=[TOKEN], rate_limit=None) as web_fake,
         SmsClub(TOKEN, base_url=club_fake.url, retry=once) as club,
-        Webcom(TOKEN, base_url=web_fake.url, retry=once, transport=Slow(web_fake.url)) as web,
+        Webcom(
+            TOKEN, base_url=web_fake.url, retry=once, transport=_Delaying(web_fake.url, slow)
+        ) as web,
     ):
         router = Router({"UA": [club, web]}, trip_after=10**6)
         with pytest.raises(RuntimeError, match="the caller's callback"):
@@ -715,19 +714,9 @@ async def test_a_stopped_routed_send_decides_what_it_reads_without_waiting_and_w
     outcome (a review's find). A stopped send now decides without a lookup, and a decision
     once begun is made whatever cancels the send."""
 
-    class SlowTemplates:
-        time_limits = True
-
-        def __init__(self, url: str) -> None:
-            self.inner = AiohttpTransport(url)
-
-        async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:
-            if "template" in request.path:
-                await asyncio.sleep(1.0)
-            return await self.inner.send(request, ready)
-
-        async def aclose(self) -> None:
-            await self.inner.aclose()
+    async def slow_templates(request: HttpRequest) -> None:
+        if "template" in request.path:
+            await asyncio.sleep(1.0)
 
     entries: list[Any] = [("abc", ("1",)), *((f"99450{i:07d}", ("1234",)) for i in range(5))]
     read: list[Any] = []
@@ -745,7 +734,7 @@ async def test_a_stopped_routed_send_decides_what_it_reads_without_waiting_and_w
         stop.set()
 
     async with FakeSmsPlus(tokens=[TOKEN], templates={1: "Your code is {1}"}) as fake:
-        transport = SlowTemplates(fake.url)
+        transport = _Delaying(fake.url, slow_templates)
         async with SmsPlus(TOKEN, base_url=fake.url, transport=transport) as plus:
             router = Router({"AZ": [plus]})
             message = Message(sender="Shop", template=1)
