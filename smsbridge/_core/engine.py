@@ -377,7 +377,6 @@ class SendEngine(Generic[J]):
         self._seen = Seen()  # the indices an indexed send has read
         # entries read and not yet made into batches, for the cancellation path
         self._reading: list[Any] = []
-        self._unpack: Unpacker | None = None
         self._packer = gateway.packer(job)
         # workers start one at a time, as those there are all get busy (see _occupy)
         self._spawn: Callable[[], object] = lambda: None
@@ -401,7 +400,6 @@ class SendEngine(Generic[J]):
         ``(entry, sent)`` pairs an earlier run of this send settled: the window is put back as
         that run left it."""
         self._indexed = indexed
-        self._unpack = unpack
         self._journaled = earlier is not None
         started = self._clock.now()
         lease = self._lease()
@@ -437,7 +435,7 @@ class SendEngine(Generic[J]):
                     outer.cancel_scope.cancel()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
-                    await self._settle_cancelled(handoff)
+                    await self._settle_cancelled(handoff, unpack)
                 raise
         finally:
             if lease is not None:
@@ -587,9 +585,7 @@ class SendEngine(Generic[J]):
                     # a stop is looked for at each entry: one given as they come (a queue)
                     # is not read on to fill a request after it
                     if len(chunk) >= size or self._caller_stopping() is not None:
-                        part = chunk[:]
-                        chunk.clear()
-                        await self._feed(part, unpack, send)
+                        await self._feed(self._taken(), unpack, send)
                         if self._caller_stopping() is not None:  # checked before reading on
                             break
             else:
@@ -600,8 +596,7 @@ class SendEngine(Generic[J]):
                     await reader.fill(chunk, size)  # what was read stays, if it fails
                     if not chunk:
                         break
-                    part = chunk[:]
-                    chunk.clear()
+                    part = self._taken()
                     await self._feed(part, unpack, send)
                     if len(part) < size or self._caller_stopping() is not None:
                         break
@@ -609,15 +604,17 @@ class SendEngine(Generic[J]):
             # the caller's input failed: what it gave before has its outcome too
             self._caller_failed(e)
             if chunk:
-                part = chunk[:]
-                chunk.clear()
-                await self._feed(part, unpack, send)
+                await self._feed(self._taken(), unpack, send)
             raise
         if chunk:
-            part = chunk[:]
-            chunk.clear()
-            await self._feed(part, unpack, send)
+            await self._feed(self._taken(), unpack, send)
         await self._queue(self._packer.flush(), send)
+
+    def _taken(self) -> list[Any]:
+        """The entries read and not yet fed, taken out of :attr:`_reading` to be fed."""
+        part = self._reading[:]
+        self._reading.clear()
+        return part
 
     async def _queue(self, batches: list[Batch], send: asyncio.Queue[Batch | None]) -> None:
         """Hand batches to the workers; the ones not yet handed are ``_held`` meanwhile."""
@@ -630,29 +627,20 @@ class SendEngine(Generic[J]):
         self, chunk: list[Any], unpack: Unpacker, send: asyncio.Queue[Batch | None]
     ) -> None:
         """Turn a chunk of input entries into batches for the workers."""
-        base = self._next_index
-        self._next_index = base + len(chunk)
-        indices = list(range(base, base + len(chunk)))
-        misplaced: dict[int, str] = {}
-        if self._indexed:  # never raises: an entry it cannot read is rejected alone
-            indices, chunk, misplaced = _unpair(chunk, self._seen)
-        try:
-            batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
-            problems.update(misplaced)
-        except Exception as e:  # a defect in a gateway's reading or checks: nothing of the
+        batch, problems, failure = self._batch_of(chunk, unpack)
+        if failure is not None:  # a defect in a gateway's reading or checks: nothing of the
             # chunk was sent, and each entry still settles, under the caller's index
-            log.exception("%s: a chunk of the input could not be read", self._gateway.name)
-            phones = [shown(x[0] if type(x) is tuple and x else x) for x in chunk]
-            reason = f"not sent: the entry could not be read: {type(e).__name__}"
-            await self._settle(Batch(indices, phones), Status.FAILED, reason)
+            log.error(
+                "%s: a chunk of the input could not be read",
+                self._gateway.name,
+                exc_info=failure,
+            )
+            reason = f"not sent: the entry could not be read: {type(failure).__name__}"
+            await self._settle(batch, Status.FAILED, reason)
             return
         if problems:
-            bad = sorted(problems)
             self._held = [batch]
-            await self._emit(
-                batch.pick(bad), [Status.REJECTED] * len(bad), list(map(problems.__getitem__, bad))
-            )
-            batch = batch.pick(list(filterfalse(problems.__contains__, range(len(batch)))))
+            batch = await self._reject(batch, problems)
             self._held = [batch]
         if self._account_error is not None:
             # rejected above for what they are; the rest are not sent
@@ -663,6 +651,35 @@ class SendEngine(Generic[J]):
         await self._queue(ready, send)
         if not ready:
             await anyio.lowlevel.checkpoint()
+
+    def _batch_of(
+        self, chunk: list[Any], unpack: Unpacker
+    ) -> tuple[Batch, dict[int, str], Exception | None]:
+        """Read entries: their batch under the caller's indices (or positions), why each that
+        cannot go cannot (by position), and the error that kept the chunk from being read,
+        if one did (the batch then shows each entry as it is)."""
+        base = self._next_index
+        self._next_index = base + len(chunk)
+        indices = list(range(base, base + len(chunk)))
+        misplaced: dict[int, str] = {}
+        if self._indexed:  # never raises: an entry it cannot read is rejected alone
+            indices, chunk, misplaced = _unpair(chunk, self._seen)
+        try:
+            batch, problems = intake(self._gateway, self._job, unpack, chunk, indices)
+        except Exception as e:
+            phones = [shown(x[0] if type(x) is tuple and x else x) for x in chunk]
+            return Batch(indices, phones), {}, e
+        problems.update(misplaced)
+        return batch, problems, None
+
+    async def _reject(self, batch: Batch, problems: dict[int, str]) -> Batch:
+        """Settle the recipients of ``batch`` that can never go as ``rejected``, each with
+        its reason (``problems``, by position); the others."""
+        bad = sorted(problems)
+        await self._emit(
+            batch.pick(bad), [Status.REJECTED] * len(bad), list(map(problems.__getitem__, bad))
+        )
+        return batch.pick(list(filterfalse(problems.__contains__, range(len(batch)))))
 
     # ----------------------------------------------------------------- dispatch
 
@@ -1073,7 +1090,9 @@ class SendEngine(Generic[J]):
             self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
 
-    async def _settle_cancelled(self, leftovers: asyncio.Queue[Batch | None]) -> None:
+    async def _settle_cancelled(
+        self, leftovers: asyncio.Queue[Batch | None], unpack: Unpacker
+    ) -> None:
         """The send's task was cancelled: one outcome for every recipient read so far."""
         for flight in list(self._flights):
             if flight.maybe_sent():
@@ -1082,14 +1101,11 @@ class SendEngine(Generic[J]):
                 await self._settle_flight(flight, Status.FAILED, _CANCELLED)
         unsettled = list(self._held)
         self._held = []
-        unread, problems = self._unread()
-        if problems:  # what could never go keeps its own verdict
-            bad = sorted(problems)
-            await self._emit(
-                unread.pick(bad), [Status.REJECTED] * len(bad), list(map(problems.__getitem__, bad))
-            )
-            unread = unread.pick(list(filterfalse(problems.__contains__, range(len(unread)))))
-        unsettled.append(unread)
+        if self._reading:  # read while the input made the send wait, and not yet fed
+            unread, problems, _ = self._batch_of(self._taken(), unpack)
+            if problems:  # what could never go keeps its own verdict
+                unread = await self._reject(unread, problems)
+            unsettled.append(unread)
         while not leftovers.empty():
             if (batch := leftovers.get_nowait()) is not None:
                 unsettled.append(batch)
@@ -1097,29 +1113,6 @@ class SendEngine(Generic[J]):
         for batch in unsettled:
             if len(batch):
                 await self._settle(batch, Status.FAILED, _CANCELLED)
-
-    def _unread(self) -> tuple[Batch, dict[int, str]]:
-        """The entries read and not yet made into batches (the send was cancelled while its
-        input made it wait), as a batch to settle, and why each that cannot go cannot, by
-        position."""
-        chunk = self._reading[:]
-        self._reading.clear()
-        if not chunk:
-            return Batch([], []), {}
-        base = self._next_index
-        self._next_index = base + len(chunk)
-        indices = list(range(base, base + len(chunk)))
-        misplaced: dict[int, str] = {}
-        if self._indexed:
-            indices, chunk, misplaced = _unpair(chunk, self._seen)
-        try:
-            assert self._unpack is not None
-            batch, problems = intake(self._gateway, self._job, self._unpack, chunk, indices)
-        except Exception:  # what cannot be read is still settled, shown as it is
-            phones = [shown(x[0] if type(x) is tuple and x else x) for x in chunk]
-            return Batch(indices, phones), {}
-        problems.update(misplaced)
-        return batch, problems
 
 
 def accepts(function: Callable[..., Any], name: str, *, unknown: bool) -> bool:
