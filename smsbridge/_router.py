@@ -620,8 +620,7 @@ class _RoutedSend:
             try:
                 await streams[name][0].send(item)
             except anyio.BrokenResourceError:  # that gateway's send stopped: next one
-                closed = not client.is_open and not self.plan
-                await self._skipped(item, client, _closed(name) if closed else "")
+                await self._skipped(item, client, self._closed(client))
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self._decide(item, Status.FAILED, _CANCELLED, client)
@@ -655,12 +654,18 @@ class _RoutedSend:
             reason = why or f"not sent: {client.spec.name} stopped taking recipients"
             await self._decide(item, Status.FAILED, reason, client)
 
+    def _closed(self, client: Client[Any]) -> str:
+        """Why ``client`` takes nothing: it was closed under the routed send; else ``""``."""
+        if self.plan or client.is_open:
+            return ""
+        return f"not sent: the {client.spec.name} client was closed"
+
     async def _send_through(self, client: Client[Any], stream: Any) -> None:
         name = client.spec.name
-        if not client.is_open and not self.plan:
-            # closed under the routed send: it takes nothing, and its share goes on
+        closed = self._closed(client)
+        if closed:  # its share goes on
             async for item in stream:
-                await self._skipped(item, client, _closed(name))
+                await self._skipped(item, client, closed)
             return
         waiting: dict[int, _Item] = {}
         stop = anyio.Event()
@@ -688,7 +693,6 @@ class _RoutedSend:
 
         report: Report | None = None
         reason = _CANCELLED
-        closed = False  # closed while its send was being prepared (a template looked up)
         try:
             async with anyio.create_task_group() as watch:
 
@@ -710,10 +714,11 @@ class _RoutedSend:
             reason = _CANCELLED
             raise
         except BaseException as e:
-            if self.plan or client.is_open or not _all_of(e, ConfigurationError):
+            # closed while its send was being prepared (a template looked up): "not open"
+            closed = self._closed(client) if _all_of(e, ConfigurationError) else ""
+            if not closed:
                 reason = _CALLER
                 raise
-            closed = True  # its send found it closed ("not open"), nothing read
         finally:
             # what the send never read: on to the next gateway, or failed here (all of it
             # failed when the routed send itself is cancelled: it was read, and did not go)
@@ -728,7 +733,7 @@ class _RoutedSend:
             with anyio.CancelScope(shield=True):
                 for item in leftovers:
                     if closed:
-                        await self._skipped(item, client, _closed(name))
+                        await self._skipped(item, client, closed)
                     elif report is None:
                         await self._decide(item, Status.FAILED, reason, client)
                     else:
@@ -886,10 +891,6 @@ def _all_of(error: BaseException, kind: type[BaseException]) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(_all_of(e, kind) for e in error.exceptions)
     return isinstance(error, kind)
-
-
-def _closed(gateway: str) -> str:
-    return f"not sent: the {gateway} client was closed"
 
 
 def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException:
