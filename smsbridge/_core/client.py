@@ -14,7 +14,7 @@ import logging
 import os
 import ssl
 import warnings
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack
 
@@ -25,7 +25,7 @@ from .engine import BatchObserver, OutcomeCallback, SendEngine, accepts, intake
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle, last_repeat
-from .gateway import Gateway, GatewaySpec, Job, Message
+from .gateway import Batch, Gateway, GatewaySpec, Job, Message
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report, checked_keep
 from .ranges import IdRanges, MemoryRanges, memory_ranges
@@ -571,7 +571,7 @@ class Client(Generic[J]):
         indexed = options.get("indexed", False)
         source = to if indexed else recipients(to, unpack)
         engine = self._engine(job, options, plan=True, window=window)
-        return await engine.run(self._source(job, source, indexed), unpack, indexed=indexed)
+        return await engine.run(source, unpack, indexed=indexed)
 
     def _guard(self, window: DuplicateWindow | None) -> float | None:
         """The gateway's duplicate guard, relied on only while the duplicate window keeps
@@ -595,12 +595,10 @@ class Client(Generic[J]):
             return None
         return span - GUARD_MARGIN, self._timeouts.read
 
-    def _source(
-        self, job: J, source: Iterable[Any] | AsyncIterable[Any], indexed: bool
-    ) -> Iterable[Any] | AsyncIterable[Any]:
-        """The input as the engine reads it (a gateway may claim what its recipients need
-        as they are read)."""
-        return source
+    def _claim(self, job: J) -> Callable[[Batch], Awaitable[None]] | None:
+        """What the recipients of a batch need claimed before it is packed (a gateway's
+        ids for them), or ``None`` where they need nothing."""
+        return None
 
     def _engine(
         self,
@@ -634,6 +632,7 @@ class Client(Generic[J]):
             plan=plan,
             telemetry=self._telemetry,
             held_up=self._timeouts.read,
+            claim=self._claim(job),
         )
 
     async def _run_send(
@@ -648,7 +647,7 @@ class Client(Generic[J]):
             source = recipients(source, unpack)
         engine = self._engine(job, options)
         return await engine.run(
-            self._source(job, source, indexed),
+            source,
             unpack,
             indexed=indexed,
             earlier=options.get("earlier"),

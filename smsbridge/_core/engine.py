@@ -42,7 +42,6 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -64,7 +63,7 @@ from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
 
-__all__ = ["BatchObserver", "Chunked", "OutcomeCallback", "SendEngine", "accepts", "intake"]
+__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine", "accepts", "intake"]
 
 log = logging.getLogger("smsbridge")
 
@@ -115,31 +114,6 @@ _HELD_TOO_LONG = (
     "not sent: the same message to this number stayed reserved by another send that did not "
     "settle within the duplicate window"
 )
-
-
-class Chunked:
-    """An input the engine reads a chunk at a time through :meth:`fill`, so that what a
-    chunk's entries need (a gateway's client claims their ids) is done once per chunk."""
-
-    async def fill(self, into: list[Any], count: int) -> None:
-        """Read up to ``count`` entries onto ``into`` (what was read stays there if the
-        caller's input fails)."""
-        raise NotImplementedError
-
-    def __iter__(self) -> Iterator[Any]:
-        raise TypeError("a chunked input is read with fill()")
-
-
-class _Plain(Chunked):
-    """A caller's iterable as it is, a chunk at a time."""
-
-    __slots__ = ("_entries",)
-
-    def __init__(self, source: Iterable[Any]) -> None:
-        self._entries = iter(source)
-
-    async def fill(self, into: list[Any], count: int) -> None:
-        into.extend(islice(self._entries, count))
 
 
 def intake(
@@ -319,8 +293,11 @@ class SendEngine(Generic[J]):
         telemetry: Telemetry | None = None,
         exclusive: bool = False,
         held_up: float = 0.0,
+        claim: Callable[[Batch], Awaitable[None]] | None = None,
     ) -> None:
         self._gateway = gateway
+        # what the recipients of a batch need claimed before it is packed (a gateway's ids)
+        self._claim = claim
         # how late a request written may reach the gateway (the read timeout): a key it
         # carries must hold a TTL past that (where the window can be told: a window written
         # before commit took ``extra`` holds it a TTL from the commit)
@@ -589,11 +566,9 @@ class SendEngine(Generic[J]):
                         if self._caller_stopping() is not None:  # checked before reading on
                             break
             else:
-                # a source may read itself a chunk at a time, doing first what its entries
-                # need (a gateway's client claims their ids)
-                reader = source if isinstance(source, Chunked) else _Plain(source)
+                entries = iter(source)
                 while True:
-                    await reader.fill(chunk, size)  # what was read stays, if it fails
+                    chunk.extend(islice(entries, size))  # what was read stays, if it fails
                     if not chunk:
                         break
                     part = self._taken()
@@ -642,6 +617,14 @@ class SendEngine(Generic[J]):
             self._held = [batch]
             batch = await self._reject(batch, problems)
             self._held = [batch]
+        if self._claim is not None and len(batch) and self._account_error is None:
+            self._held = [batch]  # a cancellation while it is claimed settles it from there
+            try:
+                await self._claim(batch)
+            except SmsBridgeError as e:
+                self._account_failed(e)
+            except Exception as e:  # a caller's own id ranges failed
+                self._account_failed(StateBackendError(f"the id ranges failed: {_reason(e)}"))
         if self._account_error is not None:
             # rejected above for what they are; the rest are not sent
             await self._settle(batch, Status.FAILED, self._stopping() or "")

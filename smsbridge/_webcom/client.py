@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from itertools import islice
-from typing import Any, Unpack
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Unpack
 
 from .._client import GatewayClient
 from .._core.client import ClientOptions, SendOptions
-from .._core.engine import Chunked
 from .._core.errors import ConfigurationError, InvalidInputError
-from .._core.gateway import Message
+from .._core.gateway import Batch, Message
 from .._core.models import Balance, MessageStatus, Report
 from .._core.phones import PhoneRules
 from .._core.ranges import IdBlocks
@@ -141,12 +139,17 @@ class Webcom(GatewayClient[WebcomJob]):
             validity=format_validity(validity, self._validity_tz),
         )
 
-    def _source(
-        self, job: WebcomJob, source: Iterable[Any] | AsyncIterable[Any], indexed: bool
-    ) -> Iterable[Any] | AsyncIterable[Any]:
-        if isinstance(source, AsyncIterable):
-            return _claiming(job.ids, source, indexed=indexed)
-        return _Claiming(job.ids, source, indexed=indexed)
+    def _claim(self, job: WebcomJob) -> Callable[[Batch], Awaitable[None]]:
+        """The id blocks of a batch's recipients, claimed up to its highest index (the
+        adapter has rejected an index past what the ids can tell apart)."""
+        ids = job.ids
+
+        async def claim(batch: Batch) -> None:
+            highest = max(batch.indices)
+            if highest >= ids.covered:
+                await ids.cover(highest)
+
+        return claim
 
     async def send(
         self,
@@ -199,69 +202,3 @@ class Webcom(GatewayClient[WebcomJob]):
     async def balance(self) -> Balance:
         """Money (``Decimal``) and prepaid messages per area (``None`` for unlimited)."""
         return await self._call(self.gateway.build_balance(), self.gateway.parse_balance)
-
-
-async def _claiming(
-    ids: IdBlocks, source: Iterable[Any] | AsyncIterable[Any], *, indexed: bool
-) -> AsyncIterator[Any]:
-    """``source``, each recipient's id block claimed before the recipient is read on. The
-    block of the next position is claimed before the next entry is taken from the caller's
-    input, so a cancellation while it is claimed leaves no entry read and unsent (an indexed
-    entry whose index runs past the blocks claims its own after it is read)."""
-    position, covered = 0, ids.covered
-    is_async = isinstance(source, AsyncIterable)
-    entries: Any = aiter(source) if is_async else iter(source)  # type: ignore[arg-type]
-    while True:
-        if position >= covered:
-            await ids.cover(position)
-            covered = ids.covered
-        try:
-            entry = await anext(entries) if is_async else next(entries)
-        except (StopIteration, StopAsyncIteration):
-            return
-        index = _index(entry, ids) if indexed else None
-        if index is not None and index >= covered:
-            await ids.cover(index)
-            covered = ids.covered
-        position += 1
-        yield entry
-
-
-class _Claiming(Chunked):
-    """A caller's plain iterable, read a chunk at a time by the engine (``fill``) with the id
-    blocks of the whole chunk claimed before any of it is read: as :func:`_claiming`, but
-    with one check per chunk instead of a trip through an async generator per recipient."""
-
-    __slots__ = ("_entries", "_ids", "_indexed", "_position")
-
-    def __init__(self, ids: IdBlocks, source: Iterable[Any], *, indexed: bool) -> None:
-        self._ids = ids
-        self._entries = iter(source)
-        self._indexed = indexed
-        self._position = 0
-
-    async def fill(self, into: list[Any], count: int) -> None:
-        """Read up to ``count`` entries onto ``into`` (what was read stays there if the
-        caller's input fails), their blocks claimed first."""
-        ids, end = self._ids, self._position + count
-        if end > ids.covered:
-            await ids.cover(end - 1)
-        before = len(into)
-        into.extend(islice(self._entries, count))
-        self._position += len(into) - before
-        if self._indexed and len(into) > before:
-            indices = (_index(entry, ids) for entry in into[before:])
-            highest = max((i for i in indices if i is not None), default=-1)
-            if highest >= ids.covered:
-                await ids.cover(highest)
-
-
-def _index(entry: Any, ids: IdBlocks) -> int | None:
-    """An indexed entry's index, where its id block may be claimed: a whole number below
-    what the send's ids can tell apart (the engine and the adapter reject the others, and
-    an entry that is no pair)."""
-    try:
-        index = entry[0]
-    except Exception:
-        return None
-    return index if type(index) is int and 0 <= index < ids.limit else None

@@ -3,13 +3,25 @@ as the input is read, the same ids for the same send, any allowed width."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from smsbridge import ConfigurationError, HttpRequest, HttpResponse, MockTransport, Webcom
+from smsbridge import (
+    ConfigurationError,
+    HttpRequest,
+    HttpResponse,
+    MockTransport,
+    Outcome,
+    StateBackendError,
+    Status,
+    Webcom,
+)
 from smsbridge._core.ranges import IdBlocks, MemoryRanges, memory_ranges
 from smsbridge.testing import FakeClock
 
@@ -131,3 +143,91 @@ async def test_a_batch_gets_the_ids_its_recipients_get_one_by_one(
     covered = blocks.covered  # the first index of the first block not claimed
     assert blocks._block(covered - 1) == len(blocks._blocks) - 1
     assert blocks._block(covered) == len(blocks._blocks)
+
+
+class _Stalling(MemoryRanges):
+    """Ranges that give the first block and then wait for ever on the next (or fail)."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        super().__init__(0)
+        self.failure = failure
+        self.waiting = asyncio.Event()
+        self.claims = 0
+
+    async def claim(self, key: bytes, count: int, size: int) -> int:
+        self.claims += 1
+        if self.claims > 1:
+            self.waiting.set()
+            if self.failure is not None:
+                raise self.failure
+            await asyncio.Event().wait()
+        return await super().claim(key, count, size)
+
+
+def _entries(numbers: list[str]) -> list[tuple[int, str]]:
+    """Indexed entries: the first in the first id block, the others far past it."""
+    return [(0, numbers[0])] + [(5_000 + n, number) for n, number in enumerate(numbers[1:])]
+
+
+@pytest.mark.parametrize("given", ["async", "list"])
+async def test_a_send_cancelled_while_the_ids_of_what_it_read_are_claimed_settles_them(
+    clock: FakeClock, given: str
+) -> None:
+    """An indexed entry past the blocks claimed waits for its own block, after it is read.
+    The async input's claim was made entry by entry in a generator between the caller's
+    input and the send, so a cancellation during it left the entry read with no outcome.
+    Now the send claims a chunk's ids itself, and settles what it read on a cancellation."""
+    numbers = [f"7916{i:07d}" for i in range(3)]
+    ranges = _Stalling()
+
+    async def source() -> AsyncIterator[tuple[int, str]]:
+        for entry in _entries(numbers):
+            yield entry
+
+    outcomes: list[Outcome] = []
+    transport = MockTransport(lambda request: HttpResponse(500, b""))
+    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
+        w.ranges = ranges
+        to: Any = source() if given == "async" else _entries(numbers)
+        send = asyncio.ensure_future(
+            w.send("hi", to=to, sender="Shop", indexed=True, on_outcome=outcomes.append)
+        )
+        await ranges.waiting.wait()
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+    assert transport.requests == []
+    assert sorted((o.index, o.phone, o.status, o.reason) for o in outcomes) == [
+        (index, number, Status.FAILED, "not sent: the send was cancelled")
+        for index, number in _entries(numbers)
+    ]
+
+
+async def test_a_failed_claim_of_ids_fails_the_send_as_the_accounts_not_the_callers(
+    clock: FakeClock,
+) -> None:
+    """The store of the ids failing (Redis down) was raised out of the send as if the
+    caller's input had failed. It is the account's: nothing of the send goes, each recipient
+    ends failed with the store's error, and the report carries it."""
+    numbers = [f"7916{i:07d}" for i in range(3)]
+    ranges = _Stalling(StateBackendError("the store is down"))
+
+    async def source() -> AsyncIterator[tuple[int, str]]:
+        for entry in _entries(numbers):
+            yield entry
+
+    transport = MockTransport(lambda request: HttpResponse(500, b""))
+    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
+        w.ranges = ranges
+        to: Any = source()
+        report = await w.send("hi", to=to, sender="Shop", indexed=True)
+    assert transport.requests == []
+    assert isinstance(report.error, StateBackendError)
+    assert sorted((o.index, o.status, o.reason) for o in report.outcomes) == [
+        (
+            index,
+            Status.FAILED,
+            "not sent: the send stopped after an account-wide error: the store is down",
+        )
+        for index, _ in _entries(numbers)
+    ]
