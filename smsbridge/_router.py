@@ -32,6 +32,7 @@ from ._core.client import Client, SendOptions, checked_options
 from ._core.clock import Clock, SystemClock
 from ._core.engine import BatchObserver
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
+from ._core.finish import to_the_end
 from ._core.gateway import Batch, Message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
 from ._core.phones import InvalidPhone, PhoneRules, shown
@@ -411,8 +412,7 @@ class _RoutedSend:
                 watch.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):  # read, and not sent: failed, as in a send
-                await self._settle_failovers(_CANCELLED)
-                await self._journal()
+                await to_the_end(self._settled_on_cancel())
             raise
         # the caller stopped, or its code failed: what waits is failed where it was
         await self._settle_failovers(_CALLER if self.caller_error is not None else _NOT_SENT)
@@ -478,6 +478,11 @@ class _RoutedSend:
     async def _dequeue(self) -> AsyncIterator[_Item]:
         while self.queued:
             yield self.queued.popleft()
+
+    async def _settled_on_cancel(self) -> None:
+        """The routed send was cancelled: what waits failed, and the journal written."""
+        await self._settle_failovers(_CANCELLED)
+        await self._journal()
 
     async def _settle_failovers(self, reason: str) -> None:
         items = [*self.queued, *self.failovers]

@@ -54,6 +54,7 @@ from .clock import Clock
 from .errors import DuplicateMessageError, RejectedError, SmsBridgeError, StateBackendError
 from .events import Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
+from .finish import to_the_end
 from .gateway import Batch, BatchResult, Gateway, Job
 from .lease import Lease
 from .models import Counts, Keep, Outcome, Report, Status, keeps
@@ -412,11 +413,11 @@ class SendEngine(Generic[J]):
                     outer.cancel_scope.cancel()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
-                    await self._settle_cancelled(handoff, unpack)
+                    await to_the_end(self._settle_cancelled(handoff, unpack))
                 raise
         finally:
             if lease is not None:
-                await lease.drop()
+                await to_the_end(lease.drop())
         if self._caller_error is not None:
             raise self._caller_error
         counts = self._counts

@@ -1271,3 +1271,40 @@ async def test_a_stop_ends_the_reading_of_an_async_input_at_the_next_entry(
     assert read == numbers[:6]
     assert report.stopped and (report.total, report.failed) == (6, 6)
     assert transport.requests == []
+
+
+async def test_a_send_cancelled_again_while_it_settles_what_it_read_settles_all_of_it(
+    clock: FakeClock,
+) -> None:
+    """A cancel shield holds against cancel scopes, not against ``task.cancel()``: a caller
+    whose code cancelled the send's task a second time while the send settled what it had
+    read (a timeout inside a task group, say) stopped the settling, and the rest of what was
+    read got no outcome (1 of 50 here). Now the settling ends whatever the caller does."""
+    numbers = list(ua_numbers(50))
+    all_read = asyncio.Event()
+
+    async def source() -> AsyncIterator[str]:
+        for number in numbers:
+            yield number
+        all_read.set()
+        await asyncio.Event().wait()
+
+    outcomes: list[Outcome] = []
+
+    async def note(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 1:
+            send.cancel()  # again
+        await asyncio.sleep(0)
+
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        send = asyncio.ensure_future(sms.send("hi", to=source(), sender="Shop", on_outcome=note))
+        await all_read.wait()
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+    assert sorted(o.phone for o in outcomes) == numbers
+    assert {(o.status, o.reason) for o in outcomes} == {
+        (Status.FAILED, "not sent: the send was cancelled")
+    }
