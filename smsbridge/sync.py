@@ -86,6 +86,54 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class _Work(concurrent.futures.Future[T]):
+    """A coroutine's run on the loop, as the future that a calling thread waits on.
+
+    It is made before the coroutine is handed to the loop, so an interrupt of the calling
+    thread at any point of the handing over finds it: :meth:`withdraw` then tells whether the
+    coroutine had begun (and keeps it from beginning if not), and :meth:`cancel` cancels it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._task: asyncio.Task[T] | None = None
+        self._beginning = threading.Lock()
+
+    def begin(self, coroutine: Coroutine[Any, Any, T]) -> None:
+        """Run ``coroutine`` (on the loop), unless it was withdrawn or cancelled first."""
+        with self._beginning:
+            if not self.set_running_or_notify_cancel():
+                coroutine.close()
+                return
+            self._task = task = self._loop.create_task(coroutine)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            self.set_exception(concurrent.futures.CancelledError())
+        elif (error := task.exception()) is not None:
+            self.set_exception(error)
+        else:
+            self.set_result(task.result())
+
+    def withdraw(self) -> bool:
+        """Keep the coroutine from beginning, if it has not: whether it was kept."""
+        with self._beginning:
+            return super().cancel()
+
+    def cancel(self) -> bool:
+        """Withdraw the coroutine, or cancel it where it runs (without waiting for it)."""
+        with self._beginning:
+            if super().cancel():
+                return True
+            task = self._task
+        if task is not None and not task.done():
+            with contextlib.suppress(RuntimeError):  # the loop is gone: so is the task
+                self._loop.call_soon_threadsafe(task.cancel)
+        return False
+
+
 class _Loop:
     """The event loop of every blocking client of this process, on a daemon thread."""
 
@@ -116,16 +164,21 @@ class _Loop:
             if not started.done():
                 started.set_exception(e)
 
-    def submit(self, work: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T]:
-        """Run ``work()`` on the loop."""
+    def submit(
+        self, work: Callable[[], Coroutine[Any, Any, T]], into: _Work[T] | None = None
+    ) -> _Work[T]:
+        """Run ``work()`` on the loop; ``into`` is the future it is run as, made beforehand
+        where an interrupt of the calling thread must always find it."""
+        future = _Work[T](self.loop) if into is None else into
         coroutine = work()
         try:
-            return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+            self.loop.call_soon_threadsafe(future.begin, coroutine)
         except RuntimeError:  # the loop is closed: it never runs
             coroutine.close()
             raise
         # an interrupt (Ctrl-C) may come while the loop is woken, once the coroutine is
         # handed over: it runs then, and must not be closed from this thread
+        return future
 
     async def open(self, make: Callable[[], A]) -> A:
         client = make()
@@ -326,15 +379,13 @@ class _Blocking(Generic[A]):
                 options["stop"] = stop.event()
             return await method(client, *given, **options)
 
+        future = _Work[T](loop.loop)
         try:
-            future = loop.submit(run)
-        except BaseException:  # interrupted as the call was handed to the loop: it may run
-            if stop is not None:
-                stop.set()  # a send stops as it starts
-            raise
-        try:
+            loop.submit(run, future)
             return future.result()
         except BaseException as interrupt:  # the call's own error, or this thread interrupted
+            if future.withdraw():  # interrupted as it was handed over, before it began
+                raise
             if future.done() or stop is None:
                 future.cancel()
                 raise

@@ -4,7 +4,6 @@ typed refusals (from an event loop, after ``close``), Ctrl-C, exit and fork."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import signal
@@ -411,13 +410,15 @@ def test_ctrl_c_as_the_send_is_handed_to_the_loop_stops_it(
 ) -> None:
     """Ctrl-C can come while the loop is woken for a call, once the call is already handed
     over: the send then runs, and must not be closed from the calling thread (that threw
-    GeneratorExit into it, outside its loop). It is stopped: what the limiter let start at
-    once goes, KeyboardInterrupt propagates, and the client goes on working."""
-    real = asyncio.run_coroutine_threadsafe
+    GeneratorExit into it, outside its loop). It is stopped, and waited for as an interrupt
+    during the send is (KeyboardInterrupt was raised while the send still ran, with no
+    counts): what the limiter let start at once goes, KeyboardInterrupt propagates with the
+    counts, and the client goes on working."""
+    real = blocking._Loop.submit
     interrupted = [False]
 
-    def handed_then_interrupted(coroutine: Any, loop: Any) -> Any:
-        future = real(coroutine, loop)
+    def handed_then_interrupted(self: Any, work: Any, into: Any = None) -> Any:
+        future = real(self, work, into)
         if not interrupted[0]:
             interrupted[0] = True
             time.sleep(0.2)  # the loop thread has begun the send by now
@@ -425,10 +426,12 @@ def test_ctrl_c_as_the_send_is_handed_to_the_loop_stops_it(
         return future
 
     with SmsClub(TOKEN, base_url=fake.url, batch_size=1, concurrency=1, rate=5) as sms:
-        monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", handed_then_interrupted)
-        with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(blocking._Loop, "submit", handed_then_interrupted)
+        with pytest.raises(KeyboardInterrupt) as caught:
             sms.send("Sale today", to=list(ua_numbers(30)), sender="Shop")
-        monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", real)
+        monkeypatch.setattr(blocking._Loop, "submit", real)
+        (note,) = caught.value.__notes__
+        assert note.startswith("smsbridge: the send was stopped: Counts(accepted=")
         assert sms.balance().currency == "UAH"
         report = sms.send("Other news", to=list(ua_numbers(2)), sender="Shop")
         assert report.accepted == 2
