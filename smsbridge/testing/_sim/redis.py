@@ -21,7 +21,7 @@ import msgspec
 
 from ...redis import scripts
 from .loop import World
-from .net import Process
+from .net import WRITER, Process
 
 __all__ = ["FakeRedis", "RedisFaults"]
 
@@ -62,6 +62,8 @@ class FakeRedis:
         self.zsets: dict[str, tuple[dict[str, int], float]] = {}
         self.hashes: dict[str, tuple[dict[Any, str], float]] = {}  # key -> (fields, expires at)
         self._due: list[tuple[float, int, Callable[[], None]]] = []
+        # told of each command as it is sent, with the name of the send it is for
+        self.on_command: Callable[[str], None] | None = None
         self._seq = 0
         self._models: dict[str, Callable[[list[str], list[Any], float], Any]] = {
             scripts["acquire"]: self._acquire,
@@ -297,6 +299,8 @@ class FakeRedis:
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         process.check()
+        if self.on_command is not None:
+            self.on_command(WRITER.get())
         model = self._models[source]
         faults, rng = self.faults, self.rng
         sent = self.world.now

@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -50,7 +50,7 @@ from ...redis import RedisState
 from .loop import Deadlock, LoopClock, VirtualLoop, World
 from .net import WRITER, Process, SimTransport, Wire, Written
 from .redis import FakeRedis
-from .scenario import SENDER, TEMPLATE, TEMPLATE_ID, Account, Scenario, draw
+from .scenario import SENDER, TEMPLATE, TEMPLATE_ID, Account, Scenario, SendPlan, draw
 
 __all__ = ["SendRecord", "Trace", "run", "run_scenario"]
 
@@ -342,14 +342,33 @@ def _library_process(
                     if not routed:
                         options["idempotency_key"] = key
                     task = asyncio.ensure_future(
-                        _one(w, senders[plan.client], plan.entries, options, record, plan.trickle)
+                        _one(w, senders[plan.client], plan, options, record)
                     )
                     tasks.append(task)
                     if first and round_number == 0 and plan.cancel_at is not None:
                         actions.setdefault(plan.cancel_at, []).append(("cancel", task, record))
                     if first and round_number == 0 and plan.stop_at is not None:
                         actions.setdefault(plan.stop_at, []).append(("stop", stop, record))
+                    if first and round_number == 0 and plan.cancel_in_store is not None:
+                        in_store[record.name] = [plan.cancel_in_store, task, record]
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    # sends to cancel at their n-th command to the shared store: [n, task, record] by name
+    in_store: dict[str, list[Any]] = {}
+
+    def on_command(writer: str) -> None:
+        cancel = in_store.get(writer)
+        if cancel is not None:
+            cancel[0] -= 1
+            if cancel[0] == 0 and not cancel[1].done():
+                del in_store[writer]
+                cancel[2].cancelled = True
+                cancel[2].stopped_at = w.world.now
+                w.stats["caller: cancelled a send while it waited on Redis"] += 1
+                cancel[1].cancel()
+
+    if w.redis is not None:
+        w.redis.on_command = on_command
 
     def on_step(step: int) -> None:
         if first and step == sc.library_kill_at:
@@ -419,24 +438,30 @@ class CallerError(Exception):
 async def _one(
     w: _World,
     client: Client[Any] | Router,
-    entries: list[int],
+    plan: SendPlan,
     options: dict[str, Any],
     record: SendRecord,
-    trickle: float | None = None,
 ) -> None:
     WRITER.set(record.name)
     sc = w.sc
     first = record.name == "send 0.0"
-    to: Any = w.entries(entries, False)
+    to: Any = w.entries(plan.entries, False)
     if first and sc.input_fails_at is not None:
         to = _failing(to, sc.input_fails_at)
         record.caller_error = "input"
     to = _counting(to, record)
-    if trickle is not None:
-        to = _trickling(to, trickle, record)
     if first and sc.callback_fails_at is not None:
         options["on_outcome"] = _failing_callback(record, sc.callback_fails_at)
         record.caller_error = "callback"
+    if plan.spread is not None:
+        to, options["on_outcome"] = _spread(to, options["on_outcome"], plan.spread)
+        options["indexed"] = True
+    if plan.trickle is not None:
+        to = _trickling(to, plan.trickle, record)
+    if plan.cancel_again is not None:
+        task = asyncio.current_task()
+        assert task is not None
+        options["on_outcome"] = _again(options["on_outcome"], record, plan.cancel_again, task, w)
     try:
         record.report = await w.send(client, to, options)
     except asyncio.CancelledError:
@@ -445,6 +470,47 @@ async def _one(
         record.raised = f"caller: {e}"
     except Exception as e:
         record.raised = f"{type(e).__name__}: {e}"
+
+
+def _spread(
+    entries: Iterator[Any], note: Callable[[Outcome], None], spread: int
+) -> tuple[Iterator[Any], Callable[[Outcome], None]]:
+    """``entries`` indexed ``p * spread + 3``, and ``note`` given each outcome under its
+    entry's position again (as the oracle reads every send's outcomes)."""
+
+    def indexed() -> Iterator[Any]:
+        for position, entry in enumerate(entries):
+            yield position * spread + 3, entry
+
+    def by_position(outcome: Outcome) -> None:
+        note(msgspec.structs.replace(outcome, index=(outcome.index - 3) // spread))
+
+    return indexed(), by_position
+
+
+def _again(
+    note: Callable[[Outcome], None],
+    record: SendRecord,
+    after: int,
+    task: asyncio.Task[Any],
+    w: _World,
+) -> Callable[[Outcome], Awaitable[None]]:
+    """``note`` as an async callback that, once the send is cancelled, cancels it again at
+    the ``after``-th outcome after that: the caller's code cancelling twice (a timeout in a
+    task group), while the send settles what it read."""
+    seen = 0
+
+    async def collect(outcome: Outcome) -> None:
+        nonlocal seen
+        note(outcome)
+        if record.cancelled:
+            seen += 1
+            if seen == after + 1 and not task.done():
+                w.stats["caller: cancelled a send again while it settled"] += 1
+                task.cancel()
+        await asyncio.sleep(0)
+
+    return collect
 
 
 def _counting(entries: Iterator[Any], record: SendRecord) -> Iterator[Any]:

@@ -90,6 +90,13 @@ class SendPlan(msgspec.Struct, frozen=True, kw_only=True):
     cancel_at: int | None = None
     stop_at: int | None = None
     trickle: float | None = None  # its input is async, waiting this long every 7 entries
+    # its input is indexed, entry ``p`` given index ``p * spread + 3``: a Webcom send then
+    # claims id blocks far past those its entries would use in order, after reading each
+    spread: int | None = None
+    # cancelled as its n-th command to the shared store (Redis) waits for its answer
+    cancel_in_store: int | None = None
+    # once cancelled, cancelled again at the n-th outcome after that (its callback is async)
+    cancel_again: int | None = None
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):
@@ -283,6 +290,25 @@ def _sends(rng: random.Random, count: int, clients: int) -> list[SendPlan]:
     return sends
 
 
+def _later(seed: int, sends: list[SendPlan], *, spread: bool) -> list[SendPlan]:
+    """What was added to the caller's part since (drawn apart, so that every other draw of a
+    seed stays as it was): an indexed input with its indices far apart, a cancellation while
+    a command to the shared store waits, and a second cancellation while the send settles."""
+    rng = random.Random(seed ^ 0x1DE5)
+    # one spread for every run of a keyed send alike; more often where an input waits,
+    # where the send claims ids between the caller's entries
+    if rng.random() < (0.5 if any(p.trickle for p in sends) else 0.15) and spread:
+        width = rng.choice([37, 1009])
+        sends = [msgspec.structs.replace(plan, spread=width) for plan in sends]
+    drawn = []
+    for plan in sends:
+        in_store = rng.randint(1, 30) if rng.random() < 0.15 else None
+        cancelled = plan.cancel_at is not None or in_store is not None
+        again = rng.randint(0, 20) if cancelled and rng.random() < 0.5 else None
+        drawn.append(msgspec.structs.replace(plan, cancel_in_store=in_store, cancel_again=again))
+    return drawn
+
+
 _TEXTS = ["Sale today", "Your code 1234", "Привіт, знижка 10%"]
 
 
@@ -356,6 +382,7 @@ def draw(seed: int) -> Scenario:
     retry_key = bool(sends) and keyed.random() < 0.25
     if retry_key:
         sends = [msgspec.structs.replace(plan, entries=sends[0].entries) for plan in sends]
+    sends = _later(seed, sends, spread=True)
     kills = (
         sorted(rng.sample(range(5, 600), rng.choice([0, 1, 1, 2, 3]))) if mode == "campaign" else []
     )
@@ -503,7 +530,7 @@ def _routed(seed: int) -> Scenario:
         redis=RedisFaults(),
         mode="library",
         clients=1,
-        sends=_sends(rng, count, 1),
+        sends=_later(seed, _sends(rng, count, 1), spread=False),
         repeat=rng.random() < 0.3,
         kills=[],
         campaign_stop_at=None,

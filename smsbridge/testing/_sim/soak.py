@@ -79,6 +79,8 @@ def faults_of(trace: Trace) -> Counter[str]:
             fired[f"caller: its {send.caller_error} failed"] = 1
     if trace.kills:
         fired["process killed (kill -9) and resumed"] = 1
+    if any(plan.spread is not None for plan in sc.sends):
+        fired["caller: an indexed input, its indices far apart"] = 1
     if sc.mode == "library" and len(sc.sends) > 1:
         fired["several sends on one client at once"] = 1
     if sc.clients > 1:
