@@ -65,6 +65,9 @@ class _Term(msgspec.Struct, gc=False):
     whole: bool = True
 
 
+_drain = deque[object](maxlen=0).extend  # runs an iterator out, in C
+
+
 def _releases(holder: str, reserved_by: str) -> bool:
     """Whether a release by ``holder`` drops a reservation of ``reserved_by``: its own run's
     (``<send>/<run>``), or, for a bare send key, any run's of that send."""
@@ -226,6 +229,9 @@ class MemoryWindow:
         terms, held = self._terms, self._held
         while terms and terms[0].expiry <= now:
             term = terms.popleft()
+            if term.whole:  # every key of it still its own: dropped in C
+                _drain(map(held.pop, term.keys, repeat(None)))
+                continue
             for key in term.keys:
                 if held.get(key) is term:
                     del held[key]
@@ -339,7 +345,8 @@ class MemoryWindow:
             for key in keys:
                 if held.get(key) is first:
                     del held[key]
-            first.expiry, first.holder, first.indices = -math.inf, None, ()
+            # its keys are free now: another call may take them before it is evicted
+            first.expiry, first.holder, first.indices, first.whole = -math.inf, None, (), False
             return
         places = _Places()
         for key, index in zip(keys, indices, strict=True):

@@ -303,3 +303,19 @@ def test_no_parameters_make_two_messages_one_key() -> None:
     swapped = window.keys("Shop", "template #2", Batch([0], phone, None, [("Shop", "template #1")]))
     other = window.keys("Shop", "template #1", Batch([0], phone, None, [("Shop", "template #2")]))
     assert len({one[0], two[0], swapped[0], other[0]}) == 4
+
+
+async def test_a_released_reservation_evicted_later_leaves_the_keys_taken_since(
+    clock: FakeClock,
+) -> None:
+    """A call's keys are evicted at once where its term still holds them all; a released
+    one holds none, and keys committed since (a commit evicts nothing first) stay."""
+    window = MemoryWindow(120, clock=clock)
+    keys, indices = list(range(100)), list(range(100))
+    assert await window.reserve(keys, "a/1", indices) == [Claim.OURS] * 100
+    await window.release(keys, "a/1", indices)
+    await window.commit(keys, "b/1", indices)  # the released term is due, not yet evicted
+    assert await window.reserve(keys, "c/1", indices) == [Claim.SENT] * 100
+    clock.advance(120)
+    assert await window.reserve(keys, "c/1", indices) == [Claim.OURS] * 100
+    assert len(window) == 100
