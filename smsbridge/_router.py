@@ -385,6 +385,8 @@ class _RoutedSend:
         self.keep = keep
         self.stop = stop
         self.halt = anyio.Event()  # the caller's stop, or the caller's code failed
+        # the wait for the caller's next entry, which a halt ends
+        self.waiting: anyio.CancelScope | None = None
         self.caller_error: BaseException | None = None
         self.queued: deque[_Item] = deque()  # a later round's items not yet handed out
         self.kept: list[Outcome] = []
@@ -404,6 +406,7 @@ class _RoutedSend:
             async with anyio.create_task_group() as watch:
                 if self.stop is not None:
                     watch.start_soon(self._relay, self.stop)
+                watch.start_soon(self._unwait)
                 await self._round(self._interleaved(first))
                 while self.failovers and not self._stopped():
                     self.queued.extend(self.failovers)
@@ -452,6 +455,24 @@ class _RoutedSend:
     async def _relay(self, stop: anyio.Event) -> None:
         await stop.wait()
         self.halt.set()
+
+    async def _unwait(self) -> None:
+        """A halt ends a wait for the caller's next entry: an input that gives nothing does
+        not hold up a stop (the entry it was making is not read, so it has no outcome)."""
+        await self.halt.wait()
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+    async def _next_item(self, items: AsyncIterator[_Item]) -> _Item | None:
+        """The next item, or ``None`` once there is none or a halt ends the wait for it."""
+        if self._stopped():  # what was read and waits (held, failovers) settles at the end
+            return None
+        with anyio.CancelScope() as self.waiting:
+            try:
+                return await anext(items, None)
+            finally:
+                self.waiting = None
+        return None
 
     def _caller_failed(self, error: BaseException) -> None:
         """The caller's code failed: stop reading, let what is on the wire finish, raise it
@@ -609,7 +630,7 @@ class _RoutedSend:
     async def _hand_items(
         self, items: AsyncIterator[_Item], streams: dict[str, Any], tg: Any
     ) -> None:
-        async for item in items:
+        while (item := await self._next_item(items)) is not None:
             if self._stopped() and item.refused is None:  # this one was read: it is failed
                 gateway = item.route[item.position - 1] if item.position else None
                 reason = _CALLER if self.caller_error is not None else _NOT_SENT

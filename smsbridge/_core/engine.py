@@ -38,6 +38,7 @@ import logging
 import os
 from collections.abc import (
     AsyncIterable,
+    AsyncIterator,
     Awaitable,
     Callable,
     Hashable,
@@ -355,6 +356,10 @@ class SendEngine(Generic[J]):
         self._seen = Seen()  # the indices an indexed send has read
         # entries read and not yet made into batches, for the cancellation path
         self._reading: list[Any] = []
+        # the wait for an async input's next entry, which the caller's stop event ends (or
+        # its code failing: a callback or an observer), where there is one
+        self._waiting: anyio.CancelScope | None = None
+        self._can_stop = stop is not None or on_outcome is not None or observer is not None
         self._packer = gateway.packer(job)
         # workers start one at a time, as those there are all get busy (see _occupy)
         self._spawn: Callable[[], object] = lambda: None
@@ -480,6 +485,8 @@ class SendEngine(Generic[J]):
     async def _halt_on_stop(self, stop: anyio.Event) -> None:
         await stop.wait()
         self._halt.set(self._stopping() or "")
+        if self._waiting is not None:  # the send waits on its async input: no longer
+            self._waiting.cancel()
 
     def _caller_failed(self, error: BaseException) -> None:
         """The caller's code failed (iterator, callback, observer): stop, raise it at the end."""
@@ -487,6 +494,8 @@ class SendEngine(Generic[J]):
             self._caller_error = error
             self._caller_stopped = True
             self._halt.set(self._stopping() or "")
+            if self._waiting is not None:  # the send waits on its async input: no longer
+                self._waiting.cancel()
 
     def _account_failed(self, error: SmsBridgeError) -> None:
         if self._account_error is None:
@@ -558,14 +567,11 @@ class SendEngine(Generic[J]):
         chunk = self._reading
         try:
             if isinstance(source, AsyncIterable):
-                async for entry in source:
-                    chunk.append(entry)
-                    # a stop is looked for at each entry: one given as they come (a queue)
-                    # is not read on to fill a request after it
-                    if len(chunk) >= size or self._caller_stopping() is not None:
-                        await self._feed(self._taken(), unpack, send)
-                        if self._caller_stopping() is not None:  # checked before reading on
-                            break
+                waiting = aiter(source)
+                while await self._fill(waiting, chunk, size):
+                    await self._feed(self._taken(), unpack, send)
+                    if self._caller_stopping() is not None:  # checked before reading on
+                        break
             else:
                 entries = iter(source)
                 while True:
@@ -585,6 +591,31 @@ class SendEngine(Generic[J]):
         if chunk:
             await self._feed(self._taken(), unpack, send)
         await self._queue(self._packer.flush(), send)
+
+    async def _fill(self, entries: AsyncIterator[Any], chunk: list[Any], size: int) -> bool:
+        """Read an async input onto ``chunk`` up to ``size`` entries; whether it may have
+        more. A stop is looked for at each entry: one given as they come (a queue) is not
+        read on to fill a request after it. And a stop (the caller's event, or its code
+        failed) ends a wait for the next entry: it is not held up by an input that gives
+        nothing (the entry that was being made is not read, so it has no outcome)."""
+        if not self._can_stop:
+            async for entry in entries:
+                chunk.append(entry)
+                if len(chunk) >= size:
+                    return True
+            return False
+        more, append = True, chunk.append
+        with anyio.CancelScope() as self._waiting:  # one per chunk: only the waits are in it
+            try:
+                async for entry in entries:
+                    append(entry)
+                    if len(chunk) >= size or self._caller_stopping() is not None:
+                        break
+                else:
+                    more = False
+            finally:
+                self._waiting = None
+        return more and bool(chunk)
 
     def _taken(self) -> list[Any]:
         """The entries read and not yet fed, taken out of :attr:`_reading` to be fed."""

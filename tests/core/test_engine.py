@@ -1308,3 +1308,39 @@ async def test_a_send_cancelled_again_while_it_settles_what_it_read_settles_all_
     assert {(o.status, o.reason) for o in outcomes} == {
         (Status.FAILED, "not sent: the send was cancelled")
     }
+
+
+async def test_a_stop_ends_a_wait_on_an_async_input_that_gives_nothing_more(
+    clock: FakeClock,
+) -> None:
+    """An async input gives 30 numbers and then waits for ever (a queue nobody fills): the
+    send holds them until a request's worth has come. A stop took effect only when the input
+    gave its next entry, so the send never ended. Now the stop ends the wait: the 30 read end
+    failed, not sent, and the send returns."""
+    numbers = list(ua_numbers(30))
+    all_read = asyncio.Event()
+    closed: list[bool] = []
+
+    async def source() -> AsyncIterator[str]:
+        try:
+            for number in numbers:
+                yield number
+            all_read.set()
+            await asyncio.Event().wait()
+            yield "380509999999"  # never read
+        except BaseException:
+            closed.append(True)
+            raise
+
+    stop = anyio.Event()
+    transport = MockTransport(accept_all)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        send = asyncio.ensure_future(sms.send("hi", to=source(), sender="Shop", stop=stop))
+        await all_read.wait()
+        stop.set()
+        with anyio.fail_after(5):
+            report = await send
+    assert report.stopped and (report.total, report.failed) == (30, 30)
+    assert sorted(o.phone for o in report.outcomes) == numbers
+    assert {o.reason for o in report.outcomes} == {"not sent: the send was stopped"}
+    assert transport.requests == [] and closed == [True]

@@ -423,6 +423,38 @@ async def test_a_stop_ends_the_reading_of_an_endless_input(
     assert report.stopped and 300 < report.total < 5000
 
 
+async def test_a_stop_ends_a_wait_on_an_input_that_gives_nothing_more(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """An input gives 150 numbers and then waits for ever (a queue nobody fills): a stop
+    took effect only when it gave its next entry, so the routed send never ended. Now the
+    stop ends the wait (in the router, and in the gateway's send it feeds): each number read
+    has its outcome, and the send returns."""
+    stop = anyio.Event()
+    numbers = [f"7916{i:07d}" for i in range(150)]
+    all_read = asyncio.Event()
+
+    async def source() -> AsyncIterator[str]:
+        for number in numbers:
+            yield number
+        all_read.set()
+        await asyncio.Event().wait()
+        yield "79169999999"  # never read
+
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock, rate=1000) as wc:
+        send = asyncio.ensure_future(
+            Router({"RU": [wc]}, clock=clock).send("Sale", to=source(), sender="Shop", stop=stop)
+        )
+        await all_read.wait()
+        stop.set()
+        with anyio.fail_after(10):
+            report = await send
+    assert report.stopped and report.total == 150
+    assert sorted(o.phone for o in report.outcomes) == numbers
+    sent = {m.phone for m in webcom.record().sent}
+    assert {o.phone for o in report.outcomes if o.status is Status.ACCEPTED} == sent
+
+
 async def test_a_number_the_first_gateway_refuses_is_rejected_there_and_moves_nowhere(
     clock: FakeClock, webcom: FakeWebcom
 ) -> None:
