@@ -387,6 +387,7 @@ class _RoutedSend:
         self.halt = anyio.Event()  # the caller's stop, or the caller's code failed
         # the wait for the caller's next entry, which a halt ends
         self.waiting: anyio.CancelScope | None = None
+        self.may_wait = False
         self.caller_error: BaseException | None = None
         self.queued: deque[_Item] = deque()  # a later round's items not yet handed out
         self.kept: list[Outcome] = []
@@ -401,6 +402,7 @@ class _RoutedSend:
         clock = self.router._clock
         started = clock.now()
         source = recipients(to, phones_only if self.kind == "text" else phone_text_pairs)
+        self.may_wait = isinstance(source, AsyncIterable)  # only an async input waits
         first = self._first_round(source)
         try:
             async with anyio.create_task_group() as watch:
@@ -467,6 +469,8 @@ class _RoutedSend:
         """The next item, or ``None`` once there is none or a halt ends the wait for it."""
         if self._stopped():  # what was read and waits (held, failovers) settles at the end
             return None
+        if not self.may_wait:
+            return await anext(items, None)
         with anyio.CancelScope() as self.waiting:
             try:
                 return await anext(items, None)
