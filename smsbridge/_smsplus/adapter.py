@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -227,15 +228,15 @@ class SmsPlusGateway:
             return None
         expected = template.parameters
         if template.text is not None and set(map(len, batch.params)) == {expected}:
-            # every row has the right count: lengths by column, without a loop per row
+            # every row has the right count: the longest value of each column, in C, bounds
+            # every row's length (the rows are read one by one only where the bound is over)
             fixed, uses = _shape(template.text)
             columns = list(zip(*batch.params, strict=True)) if expected else []
-            totals = [fixed] * len(batch.params)
+            longest = fixed
             for position, count, _ in uses:
                 if position < len(columns):
-                    widths = map(len, columns[position])
-                    totals = [t + count * w for t, w in zip(totals, widths, strict=True)]
-            if max(totals, default=0) <= MAX_TEXT:
+                    longest += count * max(map(len, columns[position]), default=0)
+            if longest <= MAX_TEXT:
                 return None
         problems: dict[int, str] = {}
         for row, params in enumerate(batch.params):
@@ -261,7 +262,7 @@ class SmsPlusGateway:
         width = widths.pop() if widths else 0
         columns: list[list[str] | None] = [None, None, None]
         for position in range(min(width, 3)):
-            columns[position] = [p[position] for p in params]
+            columns[position] = list(map(itemgetter(position), params))
         body = wire.Send(
             sender_name=job.sender,
             message_template_id=job.template_id,
