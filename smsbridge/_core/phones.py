@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
@@ -44,7 +45,12 @@ def compact(text: str) -> str:
     either end, as in ``-380501234567``, which is not a number that was meant."""
     if text[:1] in _NOT_FIRST or text[-1:] in _NOT_LAST:
         raise InvalidPhone("not a phone number")
-    return text.translate(_SEPARATORS)
+    bare = text.translate(_SEPARATORS)
+    if bare.isascii():
+        return bare
+    # digits of other scripts (full-width, Arabic-Indic...) as the ASCII digits they are, so
+    # that the country code is read from them as from ASCII (not as a national number)
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in bare)
 
 
 @functools.cache

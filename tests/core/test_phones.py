@@ -187,3 +187,41 @@ def test_a_line_break_inside_an_entry_is_no_second_number() -> None:
     phones, problems = rules.normalise_many(["4915123456789\n4915123456780", "4915123456781"])
     assert phones[1] == "4915123456781" and len(phones) == 2
     assert list(problems) == [0]
+
+
+@pytest.mark.parametrize("region", ["RU", "UA", "AZ"])
+@given(
+    number=st.sampled_from(
+        [
+            "380501110017",
+            "+380 50 111 0017",
+            "79161234567",
+            "89161234567",
+            "0989361131",
+            "00380501110017",
+            "994501234567",
+            "+1 555",
+        ]
+    ),
+    script=st.sampled_from(["０", "٠", "۰", "०", "০"]),  # full-width, Arabic-Indic, ...
+    mask=st.integers(0, 2**15 - 1),
+)
+def test_digits_of_other_scripts_read_as_the_ascii_digits_they_are(
+    region: str, number: str, script: str, mask: int
+) -> None:
+    """Any of a number's digits written in another script: the same number, or the same
+    reason, as in ASCII. Webcom (Russia by default) read ``３８０501110017`` as a Russian
+    national number, wrong length for +7, where it is +380."""
+    zero = ord(script)
+    written = "".join(
+        chr(zero + int(c)) if c.isdigit() and mask >> n & 1 else c for n, c in enumerate(number)
+    )
+    rules = PhoneRules(region)
+
+    def read(raw: str) -> str:
+        try:
+            return rules.normalise(raw)
+        except InvalidPhone as e:
+            return f"invalid: {e}"
+
+    assert read(written) == read(number)
