@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -9,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -40,6 +41,16 @@ class MockedResponse(aiohttp.ClientResponse):
     def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
         kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
         super().__init__(method, url, **kwargs)
+
+
+async def then_waiting(entries: Iterable[Any], given: asyncio.Event) -> AsyncIterator[Any]:
+    """An async input that gives ``entries``, sets ``given``, then waits for ever (a queue
+    nobody fills)."""
+    for entry in entries:
+        yield entry
+    given.set()
+    await asyncio.Event().wait()
+    yield "never read"
 
 
 def clean_env(**extra: str) -> dict[str, str]:

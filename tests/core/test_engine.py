@@ -38,7 +38,7 @@ from smsbridge._core.gateway import Batch
 from smsbridge.testing import FakeClock
 from smsbridge.testing._sim.loop import LoopClock, VirtualLoop, World
 
-from ..helpers import TOKEN, ua_numbers
+from ..helpers import TOKEN, then_waiting, ua_numbers
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -1282,13 +1282,6 @@ async def test_a_send_cancelled_again_while_it_settles_what_it_read_settles_all_
     read got no outcome (1 of 50 here). Now the settling ends whatever the caller does."""
     numbers = list(ua_numbers(50))
     all_read = asyncio.Event()
-
-    async def source() -> AsyncIterator[str]:
-        for number in numbers:
-            yield number
-        all_read.set()
-        await asyncio.Event().wait()
-
     outcomes: list[Outcome] = []
 
     async def note(outcome: Outcome) -> None:
@@ -1299,7 +1292,8 @@ async def test_a_send_cancelled_again_while_it_settles_what_it_read_settles_all_
 
     transport = MockTransport(accept_all)
     async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
-        send = asyncio.ensure_future(sms.send("hi", to=source(), sender="Shop", on_outcome=note))
+        waiting = then_waiting(numbers, all_read)
+        send = asyncio.ensure_future(sms.send("hi", to=waiting, sender="Shop", on_outcome=note))
         await all_read.wait()
         send.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -39,7 +39,7 @@ from smsbridge._router import RoutedResume
 from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus, FakeWebcom, Faults
 
 from ..conftest import free_port
-from ..helpers import TOKEN
+from ..helpers import TOKEN, then_waiting
 
 UA = [f"38050{i:07d}" for i in range(400)]
 RU = [f"7916{i:07d}" for i in range(50)]
@@ -433,17 +433,10 @@ async def test_a_stop_ends_a_wait_on_an_input_that_gives_nothing_more(
     stop = anyio.Event()
     numbers = [f"7916{i:07d}" for i in range(150)]
     all_read = asyncio.Event()
-
-    async def source() -> AsyncIterator[str]:
-        for number in numbers:
-            yield number
-        all_read.set()
-        await asyncio.Event().wait()
-        yield "79169999999"  # never read
-
+    source = then_waiting(numbers, all_read)
     async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock, rate=1000) as wc:
         send = asyncio.ensure_future(
-            Router({"RU": [wc]}, clock=clock).send("Sale", to=source(), sender="Shop", stop=stop)
+            Router({"RU": [wc]}, clock=clock).send("Sale", to=source, sender="Shop", stop=stop)
         )
         await all_read.wait()
         stop.set()
