@@ -6,29 +6,53 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["to_the_end"]
+import anyio
+
+__all__ = ["PATIENCE", "detached", "to_the_end"]
 
 T = TypeVar("T")
 
+PATIENCE = 10.0
+"""Seconds for which :func:`to_the_end` holds its caller's cancellations back."""
 
-async def to_the_end(work: Coroutine[Any, Any, T]) -> T:
+_DETACHED: set[asyncio.Task[Any]] = set()
+
+
+def detached() -> set[asyncio.Task[Any]]:
+    """The work whose callers stopped waiting for it, still running (a copy)."""
+    return set(_DETACHED)
+
+
+async def to_the_end(work: Coroutine[Any, Any, T], patience: float = PATIENCE) -> T:
     """``work`` run to its end in a task of its own; the caller's cancellations meanwhile
     are held until it has ended, and then raised.
 
     A cancel shield holds against cancel scopes, not against ``task.cancel()``: a caller
     whose code cancels its task again while a send settles what it read (a timeout and a
     task group, say) would stop the settling halfway, and the rest would get no outcome.
-    A cancellation of ``work`` from within is raised as it is."""
+    For ``patience`` seconds a cancellation waits for the work; one that comes later is
+    raised at once, and the work goes on by itself (a callback of the caller's that never
+    returns does not keep its task from ever being cancelled). A cancellation of ``work``
+    from within is raised as it is."""
     task = asyncio.ensure_future(work)
-    cancelled: asyncio.CancelledError | None = None
-    while True:
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError as e:
-            if task.done():
-                raise
-            cancelled = e
-            continue
-        if cancelled is not None:
-            raise cancelled
-        return result
+    loop = asyncio.get_running_loop()
+    until = loop.time() + patience
+    held: asyncio.CancelledError | None = None
+    # anyio's cancel scopes wait outside, instead of cancelling this task again at every
+    # turn of the loop while the work runs
+    with anyio.CancelScope(shield=True):
+        while True:
+            try:
+                result = await asyncio.shield(task)
+                break
+            except asyncio.CancelledError as e:
+                if task.done():
+                    raise
+                if loop.time() >= until:
+                    _DETACHED.add(task)
+                    task.add_done_callback(_DETACHED.discard)
+                    raise
+                held = e
+    if held is not None:
+        raise held
+    return result

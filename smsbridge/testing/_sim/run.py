@@ -31,6 +31,7 @@ import msgspec
 
 from ..._campaign import Campaign, Journal, recover_in_flight, run_campaign
 from ..._core.client import Client, holder_for
+from ..._core.finish import detached
 from ..._core.gateway import Message
 from ..._core.limiter import SlidingWindowLimiter
 from ..._core.models import Outcome, Report
@@ -352,6 +353,10 @@ def _library_process(
                     if first and round_number == 0 and plan.cancel_in_store is not None:
                         in_store[record.name] = [plan.cancel_in_store, task, record]
                 await asyncio.gather(*tasks, return_exceptions=True)
+                # a send cancelled again after the settling's patience returned at once,
+                # and settles on by itself, with this process still alive
+                while pending := detached():
+                    await asyncio.gather(*pending, return_exceptions=True)
 
     # sends to cancel at their n-th command to the shared store: [n, task, record] by name
     in_store: dict[str, list[Any]] = {}
