@@ -100,13 +100,14 @@ class _Work(concurrent.futures.Future[T]):
         self._task: asyncio.Task[T] | None = None
         self._beginning = threading.Lock()
 
-    def begin(self, coroutine: Coroutine[Any, Any, T]) -> None:
-        """Run ``coroutine`` (on the loop), unless it was withdrawn or cancelled first."""
+    def begin(self, work: Callable[[], Coroutine[Any, Any, T]]) -> None:
+        """Run ``work()`` (on the loop), unless it was withdrawn or cancelled first. The
+        coroutine is made here: none is left unawaited in the calling thread if an
+        interrupt comes as it is handed over."""
         with self._beginning:
             if not self.set_running_or_notify_cancel():
-                coroutine.close()
                 return
-            self._task = task = self._loop.create_task(coroutine)
+            self._task = task = self._loop.create_task(work())
         task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[T]) -> None:
@@ -170,14 +171,7 @@ class _Loop:
         """Run ``work()`` on the loop; ``into`` is the future it is run as, made beforehand
         where an interrupt of the calling thread must always find it."""
         future = _Work[T](self.loop) if into is None else into
-        coroutine = work()
-        try:
-            self.loop.call_soon_threadsafe(future.begin, coroutine)
-        except RuntimeError:  # the loop is closed: it never runs
-            coroutine.close()
-            raise
-        # an interrupt (Ctrl-C) may come while the loop is woken, once the coroutine is
-        # handed over: it runs then, and must not be closed from this thread
+        self.loop.call_soon_threadsafe(future.begin, work)  # a closed loop: RuntimeError
         return future
 
     async def open(self, make: Callable[[], A]) -> A:
@@ -469,8 +463,10 @@ class Tracker:
         async def step() -> MessageStatus:
             return await anext(self._steps)
 
-        self._step = future = self._loop.submit(step)
+        # made before the step is handed over: an interrupt at any point finds it
+        self._step = future = _Work[MessageStatus](self._loop.loop)
         try:
+            self._loop.submit(step, future)
             return future.result()
         except StopAsyncIteration:
             raise StopIteration from None
