@@ -19,8 +19,12 @@ _DETACHED: set[asyncio.Task[Any]] = set()
 
 
 def detached() -> set[asyncio.Task[Any]]:
-    """The work whose callers stopped waiting for it, still running (a copy)."""
-    return set(_DETACHED)
+    """The work of this event loop whose callers stopped waiting for it, still running (the
+    work of a loop closed meanwhile is forgotten)."""
+    loop = asyncio.get_running_loop()
+    for task in [t for t in _DETACHED if t.get_loop().is_closed()]:
+        _DETACHED.discard(task)
+    return {t for t in _DETACHED if t.get_loop() is loop}
 
 
 async def to_the_end(work: Coroutine[Any, Any, T], patience: float = PATIENCE) -> T:
