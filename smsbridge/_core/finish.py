@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -16,6 +17,18 @@ PATIENCE = 10.0
 """Seconds for which :func:`to_the_end` holds its caller's cancellations back."""
 
 _DETACHED: set[asyncio.Task[Any]] = set()
+
+log = logging.getLogger("smsbridge")
+
+
+def _ended(task: asyncio.Task[Any]) -> None:
+    _DETACHED.discard(task)
+    if task.cancelled():  # as the event loop shuts down, it cancels every task left
+        log.error(
+            "the settling of a cancelled send, which went on after its caller stopped waiting "
+            "for it, was itself cancelled (the event loop shutting down?): recipients it had "
+            "read may have no outcome"
+        )
 
 
 def detached() -> set[asyncio.Task[Any]]:
@@ -36,8 +49,9 @@ async def to_the_end(work: Coroutine[Any, Any, T], patience: float = PATIENCE) -
     task group, say) would stop the settling halfway, and the rest would get no outcome.
     For ``patience`` seconds a cancellation waits for the work; one that comes later is
     raised at once, and the work goes on by itself (a callback of the caller's that never
-    returns does not keep its task from ever being cancelled). A cancellation of ``work``
-    from within is raised as it is."""
+    returns does not keep its task from ever being cancelled); if the event loop shuts down
+    before it ends, that is logged. A cancellation of ``work`` from within is raised as it
+    is."""
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
     until = loop.time() + patience
@@ -54,7 +68,7 @@ async def to_the_end(work: Coroutine[Any, Any, T], patience: float = PATIENCE) -
                     raise
                 if loop.time() >= until:
                     _DETACHED.add(task)
-                    task.add_done_callback(_DETACHED.discard)
+                    task.add_done_callback(_ended)
                     raise
                 held = e
     if held is not None:

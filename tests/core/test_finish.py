@@ -88,3 +88,25 @@ def test_an_anyio_scope_cancelled_meanwhile_waits_without_spinning() -> None:
         assert loop.steps < 50
     finally:
         loop.close()
+
+
+def test_work_left_going_and_cancelled_as_the_loop_shuts_down_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The event loop cancels every task left as it shuts down, the work going on by itself
+    too: its recipients may get no outcome, and that is not silent."""
+
+    async def main() -> None:
+        caller = asyncio.ensure_future(to_the_end(asyncio.sleep(PATIENCE + 30)))
+        await asyncio.sleep(PATIENCE + 1)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        (left,) = detached()
+        left.cancel()  # as asyncio.run does to what is left
+        with pytest.raises(asyncio.CancelledError):
+            await left
+
+    with caplog.at_level("ERROR", logger="smsbridge"):
+        _run(main())
+    assert "was itself cancelled" in caplog.text
