@@ -109,7 +109,7 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
             return None
         fixed, uses = _shape(self.text)
         return fixed + sum(
-            count * (len(params[p]) if p < len(params) else width) for p, count, width in uses
+            count * len(params[p]) if p < len(params) else width for p, count, width in uses
         )
 
     @classmethod
@@ -144,13 +144,14 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
 @functools.lru_cache(maxsize=64)
 def _shape(text: str) -> tuple[int, tuple[tuple[int, int, int], ...]]:
     """A template text's length without placeholders, and per parameter position how often it
-    appears and how wide its placeholder is (kept as is when the value is missing)."""
+    appears and how wide its placeholders are in all (kept as they are when the value is
+    missing; each may be written differently: ``{2}``, ``{ second }``)."""
     counts: dict[int, tuple[int, int]] = {}
     fixed = len(text)
     for match in _PLACEHOLDER.finditer(text):
         position = _ORDINAL[match.group(1).lower()]
-        count, _ = counts.get(position, (0, 0))
-        counts[position] = (count + 1, len(match.group(0)))
+        count, width = counts.get(position, (0, 0))
+        counts[position] = (count + 1, width + len(match.group(0)))
         fixed -= len(match.group(0))
     return fixed, tuple((p, c, w) for p, (c, w) in counts.items())
 
@@ -233,9 +234,11 @@ class SmsPlusGateway:
             fixed, uses = _shape(template.text)
             columns = list(zip(*batch.params, strict=True)) if expected else []
             longest = fixed
-            for position, count, _ in uses:
+            for position, count, width in uses:
                 if position < len(columns):
                     longest += count * max(map(len, columns[position]), default=0)
+                else:  # no value: the placeholders stay
+                    longest += width
             if longest <= MAX_TEXT:
                 return None
         problems: dict[int, str] = {}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smsbridge import (
     AuthenticationError,
@@ -21,7 +24,13 @@ from smsbridge import (
     UnavailableError,
 )
 from smsbridge._core.gateway import Batch
-from smsbridge._smsplus.adapter import CODES, SmsPlusGateway, SmsPlusJob
+from smsbridge._smsplus.adapter import (
+    _ORDINAL,
+    _PLACEHOLDER,
+    CODES,
+    SmsPlusGateway,
+    SmsPlusJob,
+)
 
 GW = SmsPlusGateway("plus-secret")
 JOB = SmsPlusJob(sender="Shop", template_id=3)
@@ -158,3 +167,36 @@ def test_checks_need_a_known_template() -> None:
         3: "at most 3 parameters, got 4",
     }
     assert GW.check(batch, JOB) is None
+
+
+_FORMS = ["{1}", "{2}", "{3}", "{ first }", "{{second}}", "{Third}", "{ 2 }"]
+
+
+@given(
+    pieces=st.lists(st.sampled_from(_FORMS) | st.text("xé ", max_size=40), max_size=8),
+    given_count=st.integers(0, 3),
+    values=st.lists(st.text("aб", max_size=90), min_size=3, max_size=3),
+)
+def test_the_rendered_length_and_the_check_agree_with_the_text_rendered(
+    pieces: list[str], given_count: int, values: list[str]
+) -> None:
+    """A template whose placeholders are written in several ways, some of them for values
+    the recipient does not give (they stay in the text as they are): the length counted
+    without rendering is the rendered text's, and the check refuses a recipient exactly when
+    that is over 160. The width of a position's placeholders was its last one's times their
+    count, and the check left out those of missing values."""
+    text = "".join(pieces)
+    template = Template(id=1, text=text, parameters=given_count)
+    params = tuple(values[:given_count])
+
+    def value(match: re.Match[str]) -> str:
+        position = _ORDINAL[match.group(1).lower()]
+        return params[position] if position < len(params) else match.group(0)
+
+    rendered = len(_PLACEHOLDER.sub(value, text))
+    assert template.rendered_length(params) == rendered
+    gateway = GW
+    job = SmsPlusJob(sender="Shop", template_id=1, template=template)
+    batch = Batch([0, 1], ["994501234567", "994501234568"], params=[params, params])
+    problems = gateway.check(batch, job) or {}
+    assert set(problems) == ({0, 1} if rendered > 160 else set())
