@@ -106,6 +106,10 @@ _EARLIER_RUN = (
     "it; not sent again"
 )
 _SUPPRESSED = "sent the same text to this number within the duplicate window"
+_SENT_BY_ANOTHER = (
+    "an earlier run of this send may have sent it, and sent the same text to this number "
+    "for another entry within the duplicate window: not sent again"
+)
 _CANCELLED = "not sent: the send was cancelled"
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
 _LAPSED = (
@@ -339,6 +343,8 @@ class SendEngine(Generic[J]):
         # recipients an earlier run may have sent: the caller's, and reservations this run
         # takes over from an earlier run and sends again
         self._maybe_sent: dict[int, float | None] = dict(maybe_sent or {})
+        # the keys an earlier run sent, each with the recipient it went for
+        self._sent_earlier: dict[Hashable, int] = {}
         # of those, the ones whose repeat rests on the duplicate guard: when first written
         self._written = {i: t for i, t in self._maybe_sent.items() if t is not None}
         self._plan = plan
@@ -525,6 +531,8 @@ class SendEngine(Generic[J]):
             keys = window.keys(self._job.sender, self._job.text, batch)
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
+            if self._maybe_sent:  # which recipient each key went for (see _own_earlier)
+                self._sent_earlier.update((keys[i], indices[i]) for i in sent)
             try:
                 # what it sent is held as this run's (as uncertain: a request of it may still
                 # be on its way); what it surely did not send is freed, whichever run of the
@@ -744,7 +752,9 @@ class SendEngine(Generic[J]):
                 )
                 return
             if self._maybe_sent:
-                claims = _own_earlier(claims, batch.indices, self._maybe_sent)
+                claims = _own_earlier(
+                    claims, keys, batch.indices, self._maybe_sent, self._sent_earlier
+                )
             reserved = self._clock.now()
             if claims.count(Claim.OURS) == len(claims):
                 waiting.reserved = reserved
@@ -778,6 +788,12 @@ class SendEngine(Generic[J]):
                 if part is not None and len(part.batch):
                     self._flights[part] = None
             sent = [i for i, c in enumerate(claims) if c is Claim.SENT]
+            if sent and self._maybe_sent:  # an earlier run's try of one of them may have gone
+                indices = batch.indices
+                tried = [i for i in sent if indices[i] in self._maybe_sent]
+                if tried:
+                    await self._settle(batch.pick(tried), Status.UNCERTAIN, _SENT_BY_ANOTHER)
+                    sent = [i for i in sent if indices[i] not in self._maybe_sent]
             if sent:
                 await self._settle(batch.pick(sent), Status.SUPPRESSED, _SUPPRESSED)
             if earlier:
@@ -946,7 +962,9 @@ class SendEngine(Generic[J]):
         except SmsBridgeError as e:
             raise NotWritten(f"not sent: duplicate window unavailable: {e}") from None
         if self._maybe_sent:  # as when they were first reserved: see _dispatch
-            claims = _own_earlier(claims, flight.batch.indices, self._maybe_sent)
+            claims = _own_earlier(
+                claims, keys, flight.batch.indices, self._maybe_sent, self._sent_earlier
+            )
         # a key taken over from an earlier run goes only where _dispatch lets it go
         kept = _OURS_OR_TAKEN if self._retry_ambiguous or self._journaled else _OURS_ONLY
         if not kept.issuperset(claims):
@@ -1218,13 +1236,21 @@ _OURS_OR_TAKEN = frozenset({Claim.OURS, Claim.EARLIER})
 
 
 def _own_earlier(
-    claims: list[Claim], indices: Sequence[int], maybe_sent: Mapping[int, float | None]
+    claims: list[Claim],
+    keys: Sequence[Hashable],
+    indices: Sequence[int],
+    maybe_sent: Mapping[int, float | None],
+    sent_earlier: Mapping[Hashable, int],
 ) -> list[Claim]:
     """A recipient an earlier run may have sent is sent again under the same id, whatever the
-    window says: the key it finds held is its own earlier try's (see ``earlier``)."""
+    window says: the key it finds held is its own earlier try's (see ``earlier``). Unless
+    the earlier run sent that key for another recipient (the same number twice in the
+    input): that one's text reached the number, and this one's is not sent again."""
     return [
-        Claim.OURS if claim in _TAKEN and index in maybe_sent else claim
-        for claim, index in zip(claims, indices, strict=True)
+        Claim.OURS
+        if claim in _TAKEN and index in maybe_sent and sent_earlier.get(key, index) == index
+        else claim
+        for claim, key, index in zip(claims, keys, indices, strict=True)
     ]
 
 

@@ -31,6 +31,7 @@ from smsbridge import (
     Status,
     Timeouts,
     TransportTimeoutError,
+    Webcom,
 )
 from smsbridge._core.client import holder_for
 from smsbridge._core.exchange import NotWritten
@@ -1338,3 +1339,31 @@ async def test_a_stop_ends_a_wait_on_an_async_input_that_gives_nothing_more(
     assert sorted(o.phone for o in report.outcomes) == numbers
     assert {o.reason for o in report.outcomes} == {"not sent: the send was stopped"}
     assert transport.requests == [] and closed == [True]
+
+
+async def test_a_resumed_entry_is_not_sent_again_where_the_dead_run_sent_its_number_for_another(
+    clock: FakeClock,
+) -> None:
+    """The same number at rows 0 and 20 of a campaign. The dead run's try of row 0 may have
+    gone; its reservation lapsed while that try waited to be repeated, row 20 took the key
+    and went, and the run died. The resumed run repeated row 0 under its own id, taking the
+    key it found sent for its own earlier try: had that try not gone, the number got the
+    text twice, a minute apart (the simulator's seed 219952). Now row 0 ends uncertain, and
+    is not sent again."""
+    number = "79160000000"
+    transport = MockTransport(lambda request: HttpResponse(500, b""))
+    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
+        to: Any = [(0, number)]
+        report = await w.send(
+            "hi",
+            to=to,
+            sender="Shop",
+            indexed=True,
+            idempotency_key=b"campaign",
+            earlier=[((20, number), True)],
+            maybe_sent={0: None},
+        )
+    assert transport.requests == []
+    ((index, status, reason),) = [(o.index, o.status, o.reason) for o in report.outcomes]
+    assert (index, status) == (0, Status.UNCERTAIN)
+    assert "sent the same text to this number for another entry" in (reason or "")
