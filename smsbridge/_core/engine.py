@@ -343,8 +343,9 @@ class SendEngine(Generic[J]):
         # recipients an earlier run may have sent: the caller's, and reservations this run
         # takes over from an earlier run and sends again
         self._maybe_sent: dict[int, float | None] = dict(maybe_sent or {})
-        # the keys an earlier run sent, each with the recipient it went for
-        self._sent_earlier: dict[Hashable, int] = {}
+        # in a run that sends again what an earlier run may have sent: the keys sent, by the
+        # earlier run or this one, each with the recipient it went for (see _own_earlier)
+        self._went_for: dict[Hashable, int] = {}
         # of those, the ones whose repeat rests on the duplicate guard: when first written
         self._written = {i: t for i, t in self._maybe_sent.items() if t is not None}
         self._plan = plan
@@ -532,7 +533,7 @@ class SendEngine(Generic[J]):
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
             if self._maybe_sent:  # which recipient each key went for (see _own_earlier)
-                self._sent_earlier.update((keys[i], indices[i]) for i in sent)
+                self._went_for.update((keys[i], indices[i]) for i in sent)
             try:
                 # what it sent is held as this run's (as uncertain: a request of it may still
                 # be on its way); what it surely did not send is freed, whichever run of the
@@ -752,9 +753,7 @@ class SendEngine(Generic[J]):
                 )
                 return
             if self._maybe_sent:
-                claims = _own_earlier(
-                    claims, keys, batch.indices, self._maybe_sent, self._sent_earlier
-                )
+                claims = _own_earlier(claims, keys, batch.indices, self._maybe_sent, self._went_for)
             reserved = self._clock.now()
             if claims.count(Claim.OURS) == len(claims):
                 waiting.reserved = reserved
@@ -963,7 +962,7 @@ class SendEngine(Generic[J]):
             raise NotWritten(f"not sent: duplicate window unavailable: {e}") from None
         if self._maybe_sent:  # as when they were first reserved: see _dispatch
             claims = _own_earlier(
-                claims, keys, flight.batch.indices, self._maybe_sent, self._sent_earlier
+                claims, keys, flight.batch.indices, self._maybe_sent, self._went_for
             )
         # a key taken over from an earlier run goes only where _dispatch lets it go
         kept = _OURS_OR_TAKEN if self._retry_ambiguous or self._journaled else _OURS_ONLY
@@ -1064,6 +1063,12 @@ class SendEngine(Generic[J]):
         gateway may yet act on them), release what surely did not."""
         window = self._window
         assert window is not None
+        if self._maybe_sent:  # which recipient each key went for (see _own_earlier)
+            self._went_for.update(
+                (key, index)
+                for key, index, status in zip(keys, indices, statuses, strict=True)
+                if status in _COMMIT
+            )
         # without ``late`` both kinds of commit are one
         sure_kind = _ACCEPTED if late else _COMMIT
         if statuses.count(statuses[0]) == len(statuses):
@@ -1240,15 +1245,16 @@ def _own_earlier(
     keys: Sequence[Hashable],
     indices: Sequence[int],
     maybe_sent: Mapping[int, float | None],
-    sent_earlier: Mapping[Hashable, int],
+    went_for: Mapping[Hashable, int],
 ) -> list[Claim]:
     """A recipient an earlier run may have sent is sent again under the same id, whatever the
     window says: the key it finds held is its own earlier try's (see ``earlier``). Unless
-    the earlier run sent that key for another recipient (the same number twice in the
-    input): that one's text reached the number, and this one's is not sent again."""
+    that key was sent for another recipient, by the earlier run or by this one (the same
+    number twice in the input): that one's text reached the number, and this one's is not
+    sent again."""
     return [
         Claim.OURS
-        if claim in _TAKEN and index in maybe_sent and sent_earlier.get(key, index) == index
+        if claim in _TAKEN and index in maybe_sent and went_for.get(key, index) == index
         else claim
         for claim, key, index in zip(claims, keys, indices, strict=True)
     ]

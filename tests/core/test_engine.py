@@ -1367,3 +1367,36 @@ async def test_a_resumed_entry_is_not_sent_again_where_the_dead_run_sent_its_num
     ((index, status, reason),) = [(o.index, o.status, o.reason) for o in report.outcomes]
     assert (index, status) == (0, Status.UNCERTAIN)
     assert "sent the same text to this number for another entry" in (reason or "")
+
+
+async def test_two_resumed_rows_of_one_number_are_not_both_sent_again(clock: FakeClock) -> None:
+    """The same number at rows 0 and 20, both in flight when a run died: the resumed run
+    sends row 0 again under its own id, and row 20 then found the key held and took it as
+    its own earlier try's, so both went again. Now the row that finds the key sent for the
+    other one ends uncertain, and only one request carries the number."""
+    number = "79160000000"
+
+    def gateway(request: HttpRequest) -> HttpResponse:
+        phones = [p for m in json.loads(request.body)["message"] for p in m["phones"]]
+        info = [{"state": "send", "id_sms": n} for n, _ in enumerate(phones)]
+        return HttpResponse(200, json.dumps({"information": info}).encode())
+
+    transport = MockTransport(gateway)
+    async with Webcom(
+        TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock, batch_size=1
+    ) as w:
+        to: Any = [(0, number), (20, number)]
+        report = await w.send(
+            "hi",
+            to=to,
+            sender="Shop",
+            indexed=True,
+            idempotency_key=b"campaign",
+            earlier=(),
+            maybe_sent={0: None, 20: None},
+        )
+    assert len(transport.requests) == 1
+    assert sorted((o.index, o.status) for o in report.outcomes) == [
+        (0, Status.ACCEPTED),
+        (20, Status.UNCERTAIN),
+    ]
