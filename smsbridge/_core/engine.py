@@ -343,9 +343,11 @@ class SendEngine(Generic[J]):
         # recipients an earlier run may have sent: the caller's, and reservations this run
         # takes over from an earlier run and sends again
         self._maybe_sent: dict[int, float | None] = dict(maybe_sent or {})
-        # in a run that sends again what an earlier run may have sent: the keys sent, by the
-        # earlier run or this one, each with the recipient it went for (see _own_earlier)
+        # in a run that sends again what an earlier run may have sent, until each of those
+        # has its outcome: the keys sent, by the earlier run or this one, each with the
+        # recipient it went for (see _own_earlier)
         self._went_for: dict[Hashable, int] = {}
+        self._unsettled_earlier = set(self._maybe_sent)
         # of those, the ones whose repeat rests on the duplicate guard: when first written
         self._written = {i: t for i, t in self._maybe_sent.items() if t is not None}
         self._plan = plan
@@ -532,7 +534,7 @@ class SendEngine(Generic[J]):
             keys = window.keys(self._job.sender, self._job.text, batch)
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
-            if self._maybe_sent:  # which recipient each key went for (see _own_earlier)
+            if self._unsettled_earlier:  # which recipient each key went for: _own_earlier
                 self._went_for.update((keys[i], indices[i]) for i in sent)
             try:
                 # what it sent is held as this run's (as uncertain: a request of it may still
@@ -976,6 +978,14 @@ class SendEngine(Generic[J]):
         n = len(flight.batch)
         await self._emit(flight.batch, [status] * n, [reason] * n, flight)
 
+    def _settled_earlier(self, indices: Sequence[int]) -> None:
+        """Note that these recipients have their outcomes; once every one an earlier run may
+        have sent has, no key is looked up by the recipient it went for any more."""
+        unsettled = self._unsettled_earlier
+        unsettled.difference_update(indices)
+        if not unsettled:
+            self._went_for.clear()
+
     async def _emit(
         self,
         batch: Batch,
@@ -1003,6 +1013,8 @@ class SendEngine(Generic[J]):
             statuses, details = _earlier_run(batch.indices, statuses, details, self._maybe_sent)
         if flight is not None:
             self._flights.pop(flight, None)
+        if self._unsettled_earlier:
+            self._settled_earlier(batch.indices)
         # the journal first: what it records is final, whatever happens to the window
         if self._observer is not None and len(batch):
             try:
@@ -1063,7 +1075,7 @@ class SendEngine(Generic[J]):
         gateway may yet act on them), release what surely did not."""
         window = self._window
         assert window is not None
-        if self._maybe_sent:  # which recipient each key went for (see _own_earlier)
+        if self._unsettled_earlier:  # which recipient each key went for (see _own_earlier)
             self._went_for.update(
                 (key, index)
                 for key, index, status in zip(keys, indices, statuses, strict=True)
