@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import math
 import os
 import ssl
 import warnings
@@ -282,6 +283,21 @@ def checked_options(options: Mapping[str, object]) -> None:
     maybe = options.get("maybe_sent")
     if maybe is not None and not isinstance(maybe, Mapping):
         raise InvalidInputError(f"maybe_sent= takes a mapping, got {type(maybe).__name__}")
+    if maybe and not all(
+        type(index) is int
+        and index >= 0
+        and (at is None or (type(at) in (int, float) and math.isfinite(at)))
+        for index, at in maybe.items()
+    ):
+        raise InvalidInputError(
+            "maybe_sent= maps indices (whole numbers from 0) to when their request was "
+            "first written (seconds on the client's clock) or None"
+        )
+    earlier = options.get("earlier")
+    if earlier is not None and (
+        not isinstance(earlier, Iterable) or isinstance(earlier, str | bytes | Mapping)
+    ):
+        raise InvalidInputError(f"earlier= takes (entry, sent) pairs, got {type(earlier).__name__}")
 
 
 def env_or(value: str | None, name: str) -> str | None:

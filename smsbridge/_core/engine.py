@@ -52,7 +52,13 @@ from typing import Any, Generic, Protocol, TypeVar
 import anyio
 
 from .clock import Clock
-from .errors import DuplicateMessageError, RejectedError, SmsBridgeError, StateBackendError
+from .errors import (
+    DuplicateMessageError,
+    InvalidInputError,
+    RejectedError,
+    SmsBridgeError,
+    StateBackendError,
+)
 from .events import Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .finish import to_the_end
@@ -110,6 +116,7 @@ _SENT_BY_ANOTHER = (
     "an earlier run of this send may have sent it, and sent the same text to this number "
     "for another entry within the duplicate window: not sent again"
 )
+_SEVERAL = object()  # a key that went for more than one recipient (see _own_earlier)
 _CANCELLED = "not sent: the send was cancelled"
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
 _LAPSED = (
@@ -346,7 +353,7 @@ class SendEngine(Generic[J]):
         # in a run that sends again what an earlier run may have sent, until each of those
         # has its outcome: the keys sent, by the earlier run or this one, each with the
         # recipient it went for (see _own_earlier)
-        self._went_for: dict[Hashable, int] = {}
+        self._went_for: dict[Hashable, object] = {}
         self._unsettled_earlier = set(self._maybe_sent)
         # of those, the ones whose repeat rests on the duplicate guard: when first written
         self._written = {i: t for i, t in self._maybe_sent.items() if t is not None}
@@ -522,20 +529,24 @@ class SendEngine(Generic[J]):
         assert window is not None
         pairs = iter(earlier)
         while chunk := list(islice(pairs, 1000)):
-            entries = [entry for entry, _ in chunk]
-            if self._indexed:
-                indices = [entry[0] for entry in entries]
-                entries = [entry[1] for entry in entries]
-            else:
-                indices = list(range(len(entries)))
+            try:
+                entries, indices = _earlier_rows(chunk, self._indexed)
+            except (TypeError, ValueError, IndexError) as e:
+                self._caller_failed(
+                    InvalidInputError(
+                        "earlier= takes ((index, entry), sent) pairs for an indexed send, "
+                        f"(entry, sent) for another: {e}"
+                    )
+                )
+                return
             raw_phones, texts, params, _ = unpack(entries)
             phones, invalid = self._gateway.phones.normalise_many(raw_phones)
             batch = Batch(indices, phones, texts, params)
             keys = window.keys(self._job.sender, self._job.text, batch)
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
-            if self._unsettled_earlier:  # which recipient each key went for: _own_earlier
-                self._went_for.update((keys[i], indices[i]) for i in sent)
+            if self._unsettled_earlier and self._indexed:  # each key's recipient: _own_earlier
+                self._went(_picked(keys, sent), _picked(indices, sent))
             try:
                 # what it sent is held as this run's (as uncertain: a request of it may still
                 # be on its way); what it surely did not send is freed, whichever run of the
@@ -978,6 +989,14 @@ class SendEngine(Generic[J]):
         n = len(flight.batch)
         await self._emit(flight.batch, [status] * n, [reason] * n, flight)
 
+    def _went(self, keys: Sequence[Hashable], indices: Sequence[int]) -> None:
+        """Note the recipient each key went (or may have gone) for; a key that went for two
+        is no recipient's own (see _own_earlier)."""
+        went_for = self._went_for
+        for key, index in zip(keys, indices, strict=True):
+            if went_for.setdefault(key, index) != index:
+                went_for[key] = _SEVERAL
+
     def _settled_earlier(self, indices: Sequence[int]) -> None:
         """Note that these recipients have their outcomes; once every one an earlier run may
         have sent has, no key is looked up by the recipient it went for any more."""
@@ -1076,11 +1095,8 @@ class SendEngine(Generic[J]):
         window = self._window
         assert window is not None
         if self._unsettled_earlier:  # which recipient each key went for (see _own_earlier)
-            self._went_for.update(
-                (key, index)
-                for key, index, status in zip(keys, indices, statuses, strict=True)
-                if status in _COMMIT
-            )
+            went = [i for i, status in enumerate(statuses) if status in _COMMIT]
+            self._went(_picked(keys, went), _picked(indices, went))
         # without ``late`` both kinds of commit are one
         sure_kind = _ACCEPTED if late else _COMMIT
         if statuses.count(statuses[0]) == len(statuses):
@@ -1252,18 +1268,35 @@ _OURS_ONLY = frozenset({Claim.OURS})
 _OURS_OR_TAKEN = frozenset({Claim.OURS, Claim.EARLIER})
 
 
+def _earlier_rows(chunk: list[Any], indexed: bool) -> tuple[list[Any], list[int]]:
+    """The entries and indices of ``earlier`` pairs (a ``TypeError`` or ``ValueError`` where
+    they are not such pairs)."""
+    entries: list[Any] = []
+    for pair in chunk:
+        entry, went = pair
+        if type(went) is not bool:
+            raise TypeError(f"whether it was sent is {went!r}, not True or False")
+        entries.append(entry)
+    if not indexed:
+        return entries, list(range(len(entries)))
+    rows = [(index, entry) for index, entry in entries]
+    if not all(type(index) is int and index >= 0 for index, _ in rows):
+        raise TypeError("an index is not a whole number from 0")
+    return [entry for _, entry in rows], [index for index, _ in rows]
+
+
 def _own_earlier(
     claims: list[Claim],
     keys: Sequence[Hashable],
     indices: Sequence[int],
     maybe_sent: Mapping[int, float | None],
-    went_for: Mapping[Hashable, int],
+    went_for: Mapping[Hashable, object],
 ) -> list[Claim]:
     """A recipient an earlier run may have sent is sent again under the same id, whatever the
     window says: the key it finds held is its own earlier try's (see ``earlier``). Unless
-    that key was sent for another recipient, by the earlier run or by this one (the same
-    number twice in the input): that one's text reached the number, and this one's is not
-    sent again."""
+    that key was sent (or may have been) for another recipient, by the earlier run or by
+    this one (the same number twice in the input): that one's text may have reached the
+    number, and this one's is not sent again."""
     return [
         Claim.OURS
         if claim in _TAKEN and index in maybe_sent and went_for.get(key, index) == index

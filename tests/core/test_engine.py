@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from smsbridge import (
     ConnectError,
     HttpRequest,
     HttpResponse,
+    InvalidInputError,
     MemoryWindow,
     MockTransport,
     Outcome,
@@ -1400,3 +1402,54 @@ async def test_two_resumed_rows_of_one_number_are_not_both_sent_again(clock: Fak
         (0, Status.ACCEPTED),
         (20, Status.UNCERTAIN),
     ]
+
+
+@pytest.mark.parametrize("in_flight", [0, 20])
+async def test_a_resumed_row_whose_number_the_dead_run_sent_for_another_row_in_either_order(
+    clock: FakeClock, in_flight: int
+) -> None:
+    """A journal's resume gives the rows that were in flight in ``earlier`` as sent too (the
+    window must hold them): rows 0 and 20 of one number, one accepted, the other in flight.
+    The key was noted for the last row given, so with row 20 in flight it counted as row
+    20's own, and row 20 went again. A key given for two rows is now nobody's own."""
+    number = "79160000000"
+    transport = MockTransport(lambda request: HttpResponse(500, b""))
+    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
+        to: Any = [(in_flight, number)]
+        report = await w.send(
+            "hi",
+            to=to,
+            sender="Shop",
+            indexed=True,
+            idempotency_key=b"campaign",
+            earlier=[((0, number), True), ((20, number), True)],
+            maybe_sent={in_flight: None},
+        )
+    assert transport.requests == []
+    assert [(o.index, o.status) for o in report.outcomes] == [(in_flight, Status.UNCERTAIN)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"earlier": 5}, "earlier= takes (entry, sent) pairs, got int"),
+        ({"earlier": [1, 2]}, "earlier= takes ((index, entry), sent) pairs"),
+        ({"earlier": [((-1, "79160000000"), True)]}, "an index is not a whole number"),
+        ({"earlier": [(("7", "79160000000"), True)]}, "an index is not a whole number"),
+        ({"earlier": [((1, "79160000000"), "yes")]}, "not True or False"),
+        ({"maybe_sent": {"0": None}}, "maybe_sent= maps indices"),
+        ({"maybe_sent": {0: float("nan")}}, "maybe_sent= maps indices"),
+    ],
+)
+async def test_a_resume_told_an_earlier_run_badly_is_refused_before_anything_goes(
+    clock: FakeClock, options: dict[str, Any], message: str
+) -> None:
+    """earlier= and maybe_sent= (what a journal tells a resumed send) that are not what they
+    must be: a typed error naming them, and no request (it was a traceback from inside the
+    send, or a verdict read off junk)."""
+    transport = MockTransport(lambda request: HttpResponse(500, b""))
+    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
+        to: Any = [(0, "79160000000")]
+        with pytest.raises(InvalidInputError, match=re.escape(message)):
+            await w.send("hi", to=to, sender="Shop", indexed=True, idempotency_key=b"k", **options)
+    assert transport.requests == []
