@@ -382,6 +382,13 @@ class _RoutedSend:
         self.message = message
         self.kind = message.kind
         self.on_outcome = on_outcome
+        # whether a decision can wait: a template looked up, the journal, or the caller's
+        # callback (any but one written in C, as list.append, may give an awaitable)
+        self.decisions_wait = (
+            resume is not None
+            or self.kind == "template"
+            or (on_outcome is not None and not inspect.isbuiltin(on_outcome))
+        )
         self.keep = keep
         self.stop = stop
         self.halt = anyio.Event()  # the caller's stop, or the caller's code failed
@@ -417,11 +424,11 @@ class _RoutedSend:
                 watch.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):  # read, and not sent: failed, as in a send
-                await to_the_end(self._settled_on_cancel())
+                await to_the_end(self._settled(_CANCELLED))
             raise
-        # the caller stopped, or its code failed: what waits is failed where it was
-        await self._settle_failovers(_CALLER if self.caller_error is not None else _NOT_SENT)
-        await self._journal()
+        # the caller stopped, or its code failed: what waits is failed where it was (to the
+        # end: a cancellation meanwhile found what it had taken out nobody's to settle)
+        await to_the_end(self._settled(_CALLER if self.caller_error is not None else _NOT_SENT))
         if self.caller_error is not None:
             raise self.caller_error
         total = dict.fromkeys(Status, 0)
@@ -504,9 +511,10 @@ class _RoutedSend:
         while self.queued:
             yield self.queued.popleft()
 
-    async def _settled_on_cancel(self) -> None:
-        """The routed send was cancelled: what waits failed, and the journal written."""
-        await self._settle_failovers(_CANCELLED)
+    async def _settled(self, reason: str) -> None:
+        """The routed send ends before its rounds have: what waits failed with ``reason``,
+        and the journal written."""
+        await self._settle_failovers(reason)
         await self._journal()
 
     async def _settle_failovers(self, reason: str) -> None:
@@ -813,9 +821,13 @@ class _RoutedSend:
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None
     ) -> None:
         # once begun, a decision is made whatever cancels the send meanwhile: the recipient
-        # was read, and is nobody else's to settle
+        # was read, and is nobody else's to settle (where it can wait, in a task of its own:
+        # a shield does not hold against the caller's task.cancel())
         with anyio.CancelScope(shield=True):
-            await self._decided(item, status, reason, client)
+            if self.decisions_wait:
+                await to_the_end(self._decided(item, status, reason, client))
+            else:
+                await self._decided(item, status, reason, client)
 
     async def _decided(
         self, item: _Item, status: Status, reason: str, client: Client[Any] | None

@@ -777,3 +777,43 @@ async def test_a_stopped_routed_send_decides_what_it_reads_without_waiting_and_w
         (False, Status.FAILED),
     }
     assert fake.sent == []
+
+
+async def test_a_stopped_routed_send_cancelled_while_it_settles_what_waits_settles_it_all(
+    clock: FakeClock,
+) -> None:
+    """SMS Club refuses the account, and 30 recipients wait to move on to Webcom when the
+    caller stops the send; the router settles them failed. The caller's code cancels the
+    task while its async callback awaits: that settling ran in the caller's task without
+    a handler, and 29 of the 30 got no outcome. Now it runs to its end."""
+    numbers = [f"38050{i:07d}" for i in range(30)]
+    stop = anyio.Event()
+
+    def club_answer(request: HttpRequest) -> HttpResponse:
+        stop.set()
+        return HttpResponse(401, b"")
+
+    outcomes: list[Outcome] = []
+
+    async def note(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 1:
+            send.cancel()
+        await asyncio.sleep(0)
+
+    club = SmsClub(TOKEN, transport=MockTransport(club_answer), clock=clock)
+    wc = Webcom(
+        TOKEN,
+        https=True,
+        transport=MockTransport(lambda request: HttpResponse(500, b"")),
+        clock=clock,
+    )
+    async with club, wc:
+        router = Router({"UA": [club, wc]}, clock=clock)
+        send = asyncio.ensure_future(
+            router.send("Sale", to=numbers, sender="Shop", on_outcome=note, stop=stop)
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await send
+    assert sorted(o.phone for o in outcomes) == numbers
+    assert {o.status for o in outcomes} == {Status.FAILED}
