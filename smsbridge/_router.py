@@ -395,6 +395,7 @@ class _RoutedSend:
         # the wait for the caller's next entry, which a halt ends
         self.waiting: anyio.CancelScope | None = None
         self.may_wait = False
+        self.failing_over = False  # the first round is over: the rounds of failovers
         self.caller_error: BaseException | None = None
         self.queued: deque[_Item] = deque()  # a later round's items not yet handed out
         self.kept: list[Outcome] = []
@@ -417,6 +418,7 @@ class _RoutedSend:
                     watch.start_soon(self._relay, self.stop)
                 watch.start_soon(self._unwait)
                 await self._round(self._interleaved(first))
+                self.failing_over = True
                 while self.failovers and not self._stopped():
                     self.queued.extend(self.failovers)
                     self.failovers.clear()
@@ -791,7 +793,9 @@ class _RoutedSend:
         if resume is not None:
             observer = _Both(resume.observers[name], observer)
             options["idempotency_key"] = resume.idempotency_key
-            if name in resume.maybe_sent:
+            # the rows in flight when a run died are pinned to their gateway, all in the
+            # first round: a later one never has them (and its send need not look out)
+            if name in resume.maybe_sent and not self.failing_over:
                 options["maybe_sent"] = resume.maybe_sent[name]
             if name not in self.held and resume.earlier:
                 self.held.add(name)  # each gateway's window, once, before its first read

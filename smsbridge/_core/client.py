@@ -286,7 +286,11 @@ def checked_options(options: Mapping[str, object]) -> None:
     if maybe and not all(
         type(index) is int
         and index >= 0
-        and (at is None or (type(at) in (int, float) and math.isfinite(at)))
+        and (
+            at is None
+            or (type(at) is float and math.isfinite(at))
+            or (type(at) is int and abs(at) < 2**53)
+        )
         for index, at in maybe.items()
     ):
         raise InvalidInputError(

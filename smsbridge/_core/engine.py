@@ -545,8 +545,10 @@ class SendEngine(Generic[J]):
             keys = window.keys(self._job.sender, self._job.text, batch)
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
-            if self._unsettled_earlier and self._indexed:  # each key's recipient: _own_earlier
-                self._went(_picked(keys, sent), _picked(indices, sent))
+            if self._unsettled_earlier:  # which recipient each key went for: _own_earlier
+                # (an input without indices does not say which of its rows an entry was)
+                rows = _picked(indices, sent) if self._indexed else [_SEVERAL] * len(sent)
+                self._went(_picked(keys, sent), rows)
             try:
                 # what it sent is held as this run's (as uncertain: a request of it may still
                 # be on its way); what it surely did not send is freed, whichever run of the
@@ -989,7 +991,7 @@ class SendEngine(Generic[J]):
         n = len(flight.batch)
         await self._emit(flight.batch, [status] * n, [reason] * n, flight)
 
-    def _went(self, keys: Sequence[Hashable], indices: Sequence[int]) -> None:
+    def _went(self, keys: Sequence[Hashable], indices: Sequence[object]) -> None:
         """Note the recipient each key went (or may have gone) for; a key that went for two
         is no recipient's own (see _own_earlier)."""
         went_for = self._went_for

@@ -1439,6 +1439,7 @@ async def test_a_resumed_row_whose_number_the_dead_run_sent_for_another_row_in_e
         ({"earlier": [((1, "79160000000"), "yes")]}, "not True or False"),
         ({"maybe_sent": {"0": None}}, "maybe_sent= maps indices"),
         ({"maybe_sent": {0: float("nan")}}, "maybe_sent= maps indices"),
+        ({"maybe_sent": {0: 10**400}}, "maybe_sent= maps indices"),
     ],
 )
 async def test_a_resume_told_an_earlier_run_badly_is_refused_before_anything_goes(
@@ -1453,3 +1454,27 @@ async def test_a_resume_told_an_earlier_run_badly_is_refused_before_anything_goe
         with pytest.raises(InvalidInputError, match=re.escape(message)):
             await w.send("hi", to=to, sender="Shop", indexed=True, idempotency_key=b"k", **options)
     assert transport.requests == []
+
+
+async def test_a_resume_without_indices_does_not_send_a_number_its_dead_run_sent(
+    clock: FakeClock,
+) -> None:
+    """Without indices, ``earlier`` cannot say which row each entry was: row 0 (in flight)
+    took the key given for either as its own and went again, though the dead run had sent
+    row 1 the same text. Any key it gives is nobody's own now: row 0 ends uncertain."""
+    number = "79160000000"
+    transport = MockTransport(lambda request: HttpResponse(500, b""))
+    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
+        report = await w.send(
+            "hi",
+            to=[number, number],
+            sender="Shop",
+            idempotency_key=b"campaign",
+            earlier=[(number, True), (number, True)],
+            maybe_sent={0: None},
+        )
+    assert transport.requests == []
+    assert sorted((o.index, o.status) for o in report.outcomes) == [
+        (0, Status.UNCERTAIN),
+        (1, Status.SUPPRESSED),
+    ]
