@@ -1353,18 +1353,9 @@ async def test_a_resumed_entry_is_not_sent_again_where_the_dead_run_sent_its_num
     text twice, a minute apart (the simulator's seed 219952). Now row 0 ends uncertain, and
     is not sent again."""
     number = "79160000000"
-    transport = MockTransport(lambda request: HttpResponse(500, b""))
-    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
-        to: Any = [(0, number)]
-        report = await w.send(
-            "hi",
-            to=to,
-            sender="Shop",
-            indexed=True,
-            idempotency_key=b"campaign",
-            earlier=[((20, number), True)],
-            maybe_sent={0: None},
-        )
+    report, transport = await _resumed(
+        clock, [(0, number)], indexed=True, earlier=[((20, number), True)], maybe_sent={0: None}
+    )
     assert transport.requests == []
     ((index, status, reason),) = [(o.index, o.status, o.reason) for o in report.outcomes]
     assert (index, status) == (0, Status.UNCERTAIN)
@@ -1413,18 +1404,13 @@ async def test_a_resumed_row_whose_number_the_dead_run_sent_for_another_row_in_e
     The key was noted for the last row given, so with row 20 in flight it counted as row
     20's own, and row 20 went again. A key given for two rows is now nobody's own."""
     number = "79160000000"
-    transport = MockTransport(lambda request: HttpResponse(500, b""))
-    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
-        to: Any = [(in_flight, number)]
-        report = await w.send(
-            "hi",
-            to=to,
-            sender="Shop",
-            indexed=True,
-            idempotency_key=b"campaign",
-            earlier=[((0, number), True), ((20, number), True)],
-            maybe_sent={in_flight: None},
-        )
+    report, transport = await _resumed(
+        clock,
+        [(in_flight, number)],
+        indexed=True,
+        earlier=[((0, number), True), ((20, number), True)],
+        maybe_sent={in_flight: None},
+    )
     assert transport.requests == []
     assert [(o.index, o.status) for o in report.outcomes] == [(in_flight, Status.UNCERTAIN)]
 
@@ -1448,12 +1434,8 @@ async def test_a_resume_told_an_earlier_run_badly_is_refused_before_anything_goe
     """earlier= and maybe_sent= (what a journal tells a resumed send) that are not what they
     must be: a typed error naming them, and no request (it was a traceback from inside the
     send, or a verdict read off junk)."""
-    transport = MockTransport(lambda request: HttpResponse(500, b""))
-    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
-        to: Any = [(0, "79160000000")]
-        with pytest.raises(InvalidInputError, match=re.escape(message)):
-            await w.send("hi", to=to, sender="Shop", indexed=True, idempotency_key=b"k", **options)
-    assert transport.requests == []
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        await _resumed(clock, [(0, "79160000000")], indexed=True, **options)
 
 
 async def test_a_resume_without_indices_does_not_send_a_number_its_dead_run_sent(
@@ -1463,18 +1445,20 @@ async def test_a_resume_without_indices_does_not_send_a_number_its_dead_run_sent
     took the key given for either as its own and went again, though the dead run had sent
     row 1 the same text. Any key it gives is nobody's own now: row 0 ends uncertain."""
     number = "79160000000"
-    transport = MockTransport(lambda request: HttpResponse(500, b""))
-    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
-        report = await w.send(
-            "hi",
-            to=[number, number],
-            sender="Shop",
-            idempotency_key=b"campaign",
-            earlier=[(number, True), (number, True)],
-            maybe_sent={0: None},
-        )
+    report, transport = await _resumed(
+        clock, [number, number], earlier=[(number, True), (number, True)], maybe_sent={0: None}
+    )
     assert transport.requests == []
     assert sorted((o.index, o.status) for o in report.outcomes) == [
         (0, Status.UNCERTAIN),
         (1, Status.SUPPRESSED),
     ]
+
+
+async def _resumed(clock: FakeClock, to: Any, **options: Any) -> tuple[Report, MockTransport]:
+    """A Webcom send run as a journal resumes one (``earlier=``, ``maybe_sent=``...), to a
+    gateway that would refuse it all; its report and what was written."""
+    transport = MockTransport(lambda request: HttpResponse(500, b""))
+    async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
+        report = await w.send("hi", to=to, sender="Shop", idempotency_key=b"campaign", **options)
+    return report, transport
