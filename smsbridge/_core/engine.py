@@ -501,7 +501,11 @@ class SendEngine(Generic[J]):
     async def _halt_on_stop(self, stop: anyio.Event) -> None:
         await stop.wait()
         self._halt.set(self._stopping() or "")
-        if self._waiting is not None:  # the send waits on its async input: no longer
+        self._unwait()
+
+    def _unwait(self) -> None:
+        """The caller stops the send: a wait on its async input ends (see _fill)."""
+        if self._waiting is not None:
             self._waiting.cancel()
 
     def _caller_failed(self, error: BaseException) -> None:
@@ -510,8 +514,7 @@ class SendEngine(Generic[J]):
             self._caller_error = error
             self._caller_stopped = True
             self._halt.set(self._stopping() or "")
-            if self._waiting is not None:  # the send waits on its async input: no longer
-                self._waiting.cancel()
+            self._unwait()
 
     def _account_failed(self, error: SmsBridgeError) -> None:
         if self._account_error is None:
@@ -669,12 +672,11 @@ class SendEngine(Generic[J]):
             reason = f"not sent: the entry could not be read: {type(failure).__name__}"
             await self._settle(batch, Status.FAILED, reason)
             return
+        self._held = [batch]  # a cancellation while it is rejected or claimed settles it here
         if problems:
-            self._held = [batch]
             batch = await self._reject(batch, problems)
             self._held = [batch]
         if self._claim is not None and len(batch) and self._account_error is None:
-            self._held = [batch]  # a cancellation while it is claimed settles it from there
             try:
                 await self._claim(batch)
             except SmsBridgeError as e:
