@@ -18,7 +18,7 @@ timed with ``gc.callbacks``. The smsbridge limiter sustains 9 / 1.03 s = 8.74/s 
 The bare loop sends one request at a time per account, on a fixed 1/9 s schedule.
 
 Experiments on the smsbridge side: ``--concurrency`` (per client; the library's default is
-10), ``--margin`` (the limiter's ``rate_margin``), ``--shared-session`` (one aiohttp session
+10), ``--margin`` (the limiter's ``rate_margin``), ``--shared-session`` (one transport
 for all clients), ``--stagger`` (accounts start spread over a second), ``--redis`` (each
 account's limiter and window in Redis).
 
@@ -379,9 +379,9 @@ async def smsbridge_side(cfg: ChildConfig, meter: Meter) -> Result:
         options["redis_url"] = cfg.redis
     shared = None
     if cfg.shared_session:
-        from smsbridge._core.transport import AiohttpTransport
+        from smsbridge._core.http1 import Http1Transport
 
-        shared = AiohttpTransport(cfg.url, max_connections=0)
+        shared = Http1Transport(cfg.url, max_connections=cfg.accounts * 4)
         options["transport"] = _SharedTransport(shared)
 
     async def account(i: int) -> None:

@@ -12,13 +12,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
 import anyio
 import anyio.abc
-from yarl import URL
 
 from smsbridge import Report
 
@@ -29,18 +26,6 @@ def ua_numbers(count: int, start: int = 0) -> Iterator[str]:
     """Distinct valid Ukrainian mobile numbers, lazily."""
     for i in range(start, start + count):
         yield f"38050{i:07d}"
-
-
-class MockedResponse(aiohttp.ClientResponse):
-    """aioresponses' response class, given the ``stream_writer`` aiohttp 3.14 requires.
-
-    aioresponses 0.7.9 builds responses without it (pnuckowski/aioresponses#289); aiohttp
-    only reads ``stream_writer.output_size`` from it.
-    """
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
 
 
 async def then_waiting(entries: Iterable[Any], given: asyncio.Event) -> AsyncIterator[Any]:

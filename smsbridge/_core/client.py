@@ -27,6 +27,7 @@ from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle, last_repeat
 from .gateway import Batch, Gateway, GatewaySpec, Job, Message
+from .http1 import Http1Transport
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report, checked_keep
 from .ranges import IdRanges, MemoryRanges, memory_ranges
@@ -34,7 +35,6 @@ from .recipients import Unpacker, recipients
 from .retry import RetryPolicy
 from .tracking import DeliveryTracker
 from .transport import (
-    AiohttpTransport,
     HttpRequest,
     HttpResponse,
     Timeouts,
@@ -494,7 +494,7 @@ class Client(Generic[J]):
         if self._transport is None:
             if self._insecure:
                 _warn_plain_http(self.spec, str(self.base_url.host))
-            self._transport = self._given_transport or AiohttpTransport(
+            self._transport = self._given_transport or Http1Transport(
                 self.base_url,
                 timeouts=self._timeouts,
                 max_connections=self.concurrency + 4,
@@ -610,7 +610,7 @@ class Client(Generic[J]):
         if (
             span is None
             or self._guard(window) is None
-            or not getattr(self._given_transport or AiohttpTransport, "time_limits", False)
+            or not getattr(self._given_transport or Http1Transport, "time_limits", False)
         ):
             return None
         return span - GUARD_MARGIN, self._timeouts.read

@@ -1,36 +1,27 @@
-"""HTTP transport: one pooled aiohttp session per client, and an in-memory one for tests.
+"""What a transport is: the requests adapters build, the answers they parse, the time limits,
+the base URL's policy, and an in-memory transport for tests.
 
 Adapters produce :class:`HttpRequest` values and parse :class:`HttpResponse` values; only a
-transport does I/O. The aiohttp transport turns every aiohttp failure into the error tree,
-marking whether the request may have reached the gateway: a refused or timed-out *connect*
-surely did not, anything after the connection was made may have.
+transport does I/O (the clients' own is :class:`~smsbridge._core.http1.Http1Transport`). A
+transport turns every failure into the error tree, marking whether the request may have
+reached the gateway: a refused or timed-out *connect* surely did not, anything after the
+request was written may have.
 """
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import ipaddress
-import logging
 import math
-import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
-import aiohttp
 import msgspec
 from yarl import URL
 
-from .errors import (
-    ConfigurationError,
-    ConnectError,
-    ConnectionLostError,
-    TransportError,
-    TransportTimeoutError,
-)
+from .errors import ConfigurationError, TransportError
 
 __all__ = [
-    "AiohttpTransport",
     "HttpRequest",
     "HttpResponse",
     "MockTransport",
@@ -39,8 +30,6 @@ __all__ = [
     "Transport",
     "check_base_url",
 ]
-
-log = logging.getLogger("smsbridge.transport")
 
 
 class HttpRequest:
@@ -83,8 +72,8 @@ class HttpRequest:
 class HttpResponse(msgspec.Struct, frozen=True):
     """A complete HTTP answer: status, headers and the raw body.
 
-    Header lookups are case-insensitive on answers from the aiohttp transport; answers built
-    by hand (for :class:`MockTransport`) should use lower-case names.
+    Header names are lower-case (answers built by hand, for :class:`MockTransport`, should
+    use lower-case names too).
     """
 
     status: int
@@ -176,201 +165,6 @@ def check_base_url(url: str, *, allow_insecure_http: bool) -> tuple[URL, bool]:
             "use https:// or pass allow_insecure_http=True"
         )
     return parsed, insecure
-
-
-def _describe(error: BaseException) -> str:
-    """A library exception's text, or at least its type: its ``str`` may itself fail."""
-    try:
-        text = str(error)
-    except Exception:
-        text = ""
-    return text or type(error).__name__
-
-
-class _Turn:
-    """A request's ``ready`` hook, whether it was awaited, and whether it ever returned in
-    this send (aiohttp may connect again for a request it retries itself): awaited and never
-    returned, nothing was written."""
-
-    __slots__ = ("entered", "ready", "started")
-
-    def __init__(self, ready: Ready) -> None:
-        self.ready = ready
-        self.entered = self.started = False
-
-    @property
-    def unwritten(self) -> bool:
-        """Whether the request surely was not written: its hook never let it."""
-        return self.entered and not self.started
-
-
-_TURN: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("smsbridge_turn", default=None)
-
-
-class _ReadyConnector(aiohttp.TCPConnector):
-    """A connector that awaits the request's :data:`Ready` hook once its connection is
-    ready, fresh or reused, so nothing is written before the hook allows it."""
-
-    async def connect(
-        self,
-        req: Any,
-        traces: Any,
-        timeout: Any,  # noqa: ASYNC109 - the connector's own signature
-    ) -> aiohttp.connector.Connection:
-        connection = await super().connect(req, traces, timeout)
-        turn = _TURN.get()
-        if turn is not None:
-            turn.entered = True
-            try:
-                await turn.ready()
-            except BaseException:
-                connection.release()  # nothing was written: the connection stays usable
-                raise
-            turn.started = True
-        return connection
-
-
-class AiohttpTransport:
-    """The real transport: one ``aiohttp.ClientSession``, opened once, reused for every call.
-    A request's own ``time_limit`` bounds its whole exchange. A timeout while the request
-    waited for its turn (its ``ready`` hook), before anything was written, is a
-    :class:`ConnectError`: surely unsent.
-
-    TLS certificates are verified (pass an ``ssl.SSLContext`` to trust a private CA);
-    redirects are never followed; environment proxies are ignored unless ``trust_env``.
-
-    Args:
-        base_url: the gateway's base URL; request paths are joined to it.
-        timeouts: network time limits.
-        max_connections: connection-pool size; keep it at or above the client's concurrency.
-        max_response_bytes: answers longer than this are cut off and treated as unreadable.
-        ssl_context: custom TLS settings; ``None`` verifies against the system store.
-        trust_env: honour ``HTTP(S)_PROXY`` and ``.netrc`` from the environment.
-    """
-
-    time_limits = True
-    """It honours :attr:`HttpRequest.time_limit`."""
-
-    def __init__(
-        self,
-        base_url: str | URL,
-        *,
-        timeouts: Timeouts | None = None,
-        max_connections: int = 32,
-        max_response_bytes: int = 4 * 1024 * 1024,
-        ssl_context: ssl.SSLContext | None = None,
-        trust_env: bool = False,
-    ) -> None:
-        self.base_url = URL(base_url)
-        self.timeouts = timeouts or Timeouts()
-        self._max_connections = max_connections
-        self._max_response_bytes = max_response_bytes
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-        self._trust_env = trust_env
-        self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[str, URL] = {}
-
-    def __repr__(self) -> str:
-        state = "open" if self._session is not None else "closed"
-        return f"AiohttpTransport({str(self.base_url)!r}, {state})"
-
-    def _open(self) -> aiohttp.ClientSession:
-        t = self.timeouts
-        connector = _ReadyConnector(
-            limit=self._max_connections,
-            ssl=self._ssl,
-            keepalive_timeout=10.0,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=t.read
-            ),
-            trust_env=self._trust_env,
-            raise_for_status=False,
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
-            headers={"User-Agent": "smsbridge"},
-        )
-        return self._session
-
-    async def send(self, request: HttpRequest, ready: Ready | None = None) -> HttpResponse:
-        """POST the request; wrap every aiohttp failure in the error tree."""
-        session = self._session or self._open()
-        url = self._urls.get(request.path)
-        if url is None:
-            url = self._urls[request.path] = self.base_url.join(URL(request.path.lstrip("/")))
-        turn = _Turn(ready) if ready is not None else None
-        token = _TURN.set(turn)
-        try:
-            async with session.request(
-                request.method,
-                url,
-                data=request.body,
-                headers=request.headers,
-                allow_redirects=False,
-                timeout=self._timeout_of(request, session),
-            ) as resp:
-                body = await self._read(resp)
-                return HttpResponse(resp.status, body, resp.headers)
-        except aiohttp.ClientSSLError as e:
-            raise ConnectError(
-                f"TLS with {url.host} failed (certificate not trusted?): {_describe(e)}",
-                account_wide=True,
-            ) from e
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
-            raise ConnectError(f"could not connect to {url.host}:{url.port}: {_describe(e)}") from e
-        except (aiohttp.ServerTimeoutError, TimeoutError) as e:
-            if turn is not None and turn.unwritten:
-                raise ConnectError(
-                    f"nothing written to {url.host}: the time limit ran out while the request "
-                    "waited for its turn"
-                ) from e
-            raise TransportTimeoutError(
-                f"no complete answer from {url.host} in time after the request was sent"
-            ) from e
-        except aiohttp.ClientError as e:
-            raise ConnectionLostError(
-                f"connection to {url.host} failed after the request was sent: {type(e).__name__}"
-            ) from e
-        finally:
-            _TURN.reset(token)
-
-    def _timeout_of(
-        self, request: HttpRequest, session: aiohttp.ClientSession
-    ) -> aiohttp.ClientTimeout:
-        """The session's timeouts, within the request's own time limit where it has one."""
-        limit = request.time_limit
-        if limit is None:
-            return session.timeout
-        t = self.timeouts
-        connect = min(t.connect, limit)
-        return aiohttp.ClientTimeout(
-            total=min(t.total, limit),
-            connect=connect,
-            sock_connect=connect,
-            sock_read=min(t.read, limit),
-        )
-
-    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
-        length = resp.content_length
-        if length is not None and length <= self._max_response_bytes:
-            return await resp.read()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(65536):
-            size += len(chunk)
-            if size > self._max_response_bytes:
-                log.warning("answer longer than %d bytes cut off", self._max_response_bytes)
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def aclose(self) -> None:
-        """Close the session and its connections."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
 
 Handler = Callable[[HttpRequest], "HttpResponse | Awaitable[HttpResponse]"]

@@ -1,9 +1,11 @@
-"""The aiohttp transport over real loopback sockets, and with aioresponses: URL policy,
-error mapping (sent or not), redirects, TLS, and no credentials anywhere they could leak."""
+"""The clients' transport over real loopback sockets: URL policy, error mapping (sent or
+not), redirects, TLS, and no credentials anywhere they could leak. How it reads answers and
+keeps its connections: ``test_http1.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import socket
 import ssl
@@ -11,10 +13,8 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aioresponses import aioresponses
 
 from smsbridge import (
     ConfigurationError,
@@ -27,10 +27,12 @@ from smsbridge import (
     Timeouts,
     TransportTimeoutError,
 )
-from smsbridge._core.transport import AiohttpTransport, check_base_url
+from smsbridge._core.http1 import Http1Transport
+from smsbridge._core.transport import check_base_url
 from smsbridge.testing import FakeClock
 
-from ..helpers import TOKEN, MockedResponse, ua_numbers
+from ..helpers import TOKEN, ua_numbers
+from .loopback import Served, raw_server
 
 
 @pytest.mark.parametrize(
@@ -114,7 +116,7 @@ async def misbehaving() -> AsyncIterator[str]:
 
 async def test_refused_connection_is_surely_unsent() -> None:
     """Nothing listening: ConnectError, maybe_processed False."""
-    transport = AiohttpTransport(f"http://127.0.0.1:{_free_port()}")
+    transport = Http1Transport(f"http://127.0.0.1:{_free_port()}")
     try:
         with pytest.raises(ConnectError) as e:
             await transport.send(HttpRequest("/sms/send", b"{}"))
@@ -125,7 +127,7 @@ async def test_refused_connection_is_surely_unsent() -> None:
 
 async def test_read_timeout_and_reset_may_have_been_processed(misbehaving: str) -> None:
     """A hang after the request and a reset after it are both ambiguous."""
-    transport = AiohttpTransport(misbehaving, timeouts=Timeouts(connect=1, read=0.3, total=5))
+    transport = Http1Transport(misbehaving, timeouts=Timeouts(connect=1, read=0.3, total=5))
     try:
         with pytest.raises(TransportTimeoutError) as timeout:
             await transport.send(HttpRequest("/hang", b"{}"))
@@ -140,7 +142,7 @@ async def test_read_timeout_and_reset_may_have_been_processed(misbehaving: str) 
 async def test_a_requests_own_time_limit_ends_its_exchange(misbehaving: str) -> None:
     """A repeat relying on the gateway's duplicate guard is given only what is left of the
     guard: the transport gives up on it then, however long its own timeouts."""
-    transport = AiohttpTransport(misbehaving, timeouts=Timeouts(connect=1, read=30, total=60))
+    transport = Http1Transport(misbehaving, timeouts=Timeouts(connect=1, read=30, total=60))
     assert transport.time_limits is True
     try:
         started = asyncio.get_running_loop().time()
@@ -153,7 +155,7 @@ async def test_a_requests_own_time_limit_ends_its_exchange(misbehaving: str) -> 
 
 async def test_redirects_are_not_followed(misbehaving: str) -> None:
     """A 302 comes back as is; for a send it means a wrong base URL, and nothing is sent."""
-    transport = AiohttpTransport(misbehaving)
+    transport = Http1Transport(misbehaving)
     try:
         response = await transport.send(HttpRequest("/redirect", b"{}"))
         assert response.status == 302
@@ -222,62 +224,125 @@ async def test_tls_is_verified_by_default(self_signed: tuple[Path, Path]) -> Non
         await runner.cleanup()
 
 
-URL = "https://gateway.test"
+ANSWER = b'{"success_request": {"info": {"1": "380501234567"}}}'
+
+
+def _answer(body: bytes, status: str = "200 OK", framing: str = "length") -> bytes:
+    """An answer's bytes, framed one of the ways HTTP/1.1 frames a body."""
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+    if framing == "length":
+        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    if framing == "chunked":
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7])
+            for i in range(0, len(body), 7)
+        )
+        return f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + chunks + b"0\r\n\r\n"
+    if framing == "gzip":
+        packed = gzip.compress(body)
+        return (
+            f"{head}Content-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n\r\n".encode()
+            + packed
+        )
+    assert framing == "close"
+    return f"{head}Connection: close\r\n\r\n".encode() + body
+
+
+async def _hang_up(served: Served, writer: asyncio.StreamWriter) -> bool:
+    return False
+
+
+async def _half(served: Served, writer: asyncio.StreamWriter) -> bool:
+    writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"succ')
+    return False
+
+
+async def _garbage(served: Served, writer: asyncio.StreamWriter) -> bool:
+    writer.write(b"SMTP ready\r\n\r\n")
+    return True
+
+
+async def _silence(served: Served, writer: asyncio.StreamWriter) -> bool:
+    await asyncio.sleep(5)
+    return False
+
+
+async def _reset(served: Served, writer: asyncio.StreamWriter) -> bool:
+    transport = writer.transport
+    assert isinstance(transport, asyncio.Transport)
+    transport.abort()
+    return False
 
 
 @pytest.mark.parametrize(
-    ("exception", "status"),
+    ("behaviour", "status"),
     [
-        (aiohttp.ClientConnectorError(None, OSError(111, "refused")), Status.FAILED),  # type: ignore[arg-type]
-        (aiohttp.ConnectionTimeoutError(), Status.FAILED),
-        (aiohttp.ServerDisconnectedError(), Status.UNCERTAIN),
-        (aiohttp.ClientPayloadError("truncated"), Status.UNCERTAIN),
-        (aiohttp.SocketTimeoutError(), Status.UNCERTAIN),
-        (TimeoutError(), Status.UNCERTAIN),
-        (aiohttp.ClientOSError(104, "reset"), Status.UNCERTAIN),
+        (None, Status.FAILED),  # nothing listens
+        (_hang_up, Status.UNCERTAIN),
+        (_half, Status.UNCERTAIN),
+        (_garbage, Status.UNCERTAIN),
+        (_silence, Status.UNCERTAIN),
+        (_reset, Status.UNCERTAIN),
     ],
 )
-async def test_aiohttp_failures_map_to_sent_or_unsent(exception: Exception, status: Status) -> None:
-    """Connect-phase failures are retried then failed; later ones are uncertain at once."""
-    with aioresponses() as mocked:
-        mocked.post(f"{URL}/sms/send", exception=exception, repeat=True)
-        async with SmsClub(TOKEN, base_url=URL, clock=FakeClock()) as sms:
+async def test_failures_map_to_sent_or_unsent(behaviour: object, status: Status) -> None:
+    """A connection refused is tried again, then failed; a request written and then hung up
+    on, half answered, answered with something not HTTP, not answered in time or reset may
+    have been processed: uncertain. SMS Club's duplicate guard lets such a request be tried
+    again under the same key; each try is written once."""
+    timeouts = Timeouts(connect=1, read=0.3, total=2)
+    if behaviour is None:
+        async with SmsClub(
+            TOKEN, base_url=f"http://127.0.0.1:{_free_port()}", clock=FakeClock()
+        ) as sms:
             report = await sms.send("hi", to=["380501234567"], sender="Shop")
+        assert report.outcomes[0].status is status and report.requests == 5
+        return
+    async with (
+        raw_server(behaviour) as served,  # type: ignore[arg-type]
+        SmsClub(TOKEN, base_url=served.url, clock=FakeClock(), timeouts=timeouts) as sms,
+    ):
+        report = await sms.send("hi", to=["380501234567"], sender="Shop")
     assert report.outcomes[0].status is status
-    assert report.requests == (5 if status is Status.FAILED else 1)
+    assert report.requests == len(served.requests) == 5
+    assert len({body for _, body in served.requests}) == 1
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked", "gzip", "close"])
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (200, {"success_request": {"info": {"1": "380501234567"}}}, Status.ACCEPTED),
-        (200, {"success_request": {"add_info": {"380501234567": "black list"}}}, Status.REJECTED),
-        (400, {"status": 400, "message": "bad"}, Status.REJECTED),
-        (401, {"status": 401, "message": "no"}, Status.FAILED),
-        (503, "<html>down</html>", Status.UNCERTAIN),
-        (200, "<html>oops</html>", Status.UNCERTAIN),
+        ("200 OK", ANSWER, Status.ACCEPTED),
+        (
+            "200 OK",
+            b'{"success_request": {"add_info": {"380501234567": "black list"}}}',
+            Status.REJECTED,
+        ),
+        ("400 Bad Request", b'{"status": 400, "message": "bad"}', Status.REJECTED),
+        ("401 Unauthorized", b'{"status": 401, "message": "no"}', Status.FAILED),
+        ("503 Service Unavailable", b"<html>down</html>", Status.UNCERTAIN),
+        ("200 OK", b"<html>oops</html>", Status.UNCERTAIN),
     ],
 )
 async def test_answers_through_the_real_transport(
-    status: int, body: object, expected: Status
+    framing: str, status: str, body: bytes, expected: Status
 ) -> None:
-    """Recorded answers, served by aioresponses to the aiohttp transport, map end to end."""
-    with aioresponses() as mocked:
-        if isinstance(body, str):
-            mocked.post(
-                f"{URL}/sms/send",
-                status=status,
-                body=body,
-                content_type="text/html",
-                response_class=MockedResponse,
-            )
-        else:
-            mocked.post(
-                f"{URL}/sms/send", status=status, payload=body, response_class=MockedResponse
-            )
-        async with SmsClub(TOKEN, base_url=URL) as sms:
-            report = await sms.send("hi", to=["380501234567"], sender="Shop")
+    """Recorded answers, framed each way, reach the adapter whole and map end to end."""
+
+    async def answer(served: Served, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_answer(body, status, framing))
+        return framing != "close"
+
+    async with (
+        raw_server(answer) as served,
+        SmsClub(TOKEN, base_url=served.url, clock=FakeClock()) as sms,
+    ):
+        report = await sms.send("hi", to=["380501234567"], sender="Shop")
     assert report.outcomes[0].status is expected
+    head, sent = served.requests[0]
+    assert head.startswith(b"POST /sms/send HTTP/1.1\r\n")
+    assert b"\r\nauthorization: bearer test-token\r\n" in head.lower()
+    assert b"380501234567" in sent
 
 
 async def test_credentials_never_reach_logs_reprs_or_errors(
@@ -285,21 +350,25 @@ async def test_credentials_never_reach_logs_reprs_or_errors(
 ) -> None:
     """With debug logging on and failures everywhere, the token appears nowhere."""
     secret = "s3cr3t-TOKEN-value"
-    with aioresponses() as mocked, caplog.at_level(logging.DEBUG):
-        mocked.post(
-            f"{URL}/sms/send",
-            status=401,
-            payload={"status": 401, "message": "no"},
-            response_class=MockedResponse,
-        )
-        mocked.post(f"{URL}/sms/balance", exception=aiohttp.ServerDisconnectedError(), repeat=True)
-        async with SmsClub(secret, base_url=URL, clock=FakeClock()) as sms:
+
+    async def answer(served: Served, writer: asyncio.StreamWriter) -> bool:
+        if served.requests[-1][0].startswith(b"POST /sms/send "):
+            writer.write(_answer(b'{"status": 401, "message": "no"}', "401 Unauthorized"))
+            return True
+        return False  # the balance: hung up on
+
+    with caplog.at_level(logging.DEBUG):
+        async with (
+            raw_server(answer) as served,
+            SmsClub(secret, base_url=served.url, clock=FakeClock()) as sms,
+        ):
             report = await sms.send("hi", to=list(ua_numbers(3)), sender="Shop")
             with pytest.raises(ConnectionLostError) as e:
                 await sms.balance()
             texts = [repr(sms), repr(sms.gateway), repr(report), str(e.value), repr(e.value)]
     texts += [r.getMessage() for r in caplog.records]
     assert all(secret not in text for text in texts)
+    assert secret.encode() in served.requests[0][0]  # it did go where it belongs
 
 
 async def test_a_time_limit_that_runs_out_before_the_write_is_no_send() -> None:
@@ -342,50 +411,25 @@ async def test_a_time_limit_that_runs_out_before_the_write_is_no_send() -> None:
         assert len(fake.sent) == 1
 
 
-async def test_a_request_aiohttp_sent_before_it_connected_again_is_no_unsent_one() -> None:
-    """aiohttp sends an idempotent request (a PUT) again by itself when a reused connection
-    drops after the write, and connects, so awaits the ready hook, again. A time limit that
-    runs out in that second wait is no "nothing written": the first copy went."""
-    got: list[str] = []
+async def test_a_request_whose_connection_drops_after_the_write_is_not_written_again() -> None:
+    """A kept-alive connection that drops once the request is written may have carried it:
+    the request is not written again on another connection (a general client does that for
+    a PUT), it is ``ConnectionLostError``."""
 
-    async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text="{}")
+    async def drop_the_second(served: Served, writer: asyncio.StreamWriter) -> bool:
+        if len(served.requests) == 1:
+            writer.write(_answer(b"{}"))
+            return True
+        return False
 
-    async def drop(request: web.Request) -> web.Response:
-        await request.read()
-        got.append(request.method)
-        assert request.transport is not None
-        request.transport.abort()
-        return web.Response()
-
-    app = web.Application()
-    app.router.add_route("PUT", "/ok", ok)
-    app.router.add_route("PUT", "/drop", drop)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    transport = AiohttpTransport(
-        f"http://127.0.0.1:{runner.addresses[0][1]}",
-        timeouts=Timeouts(connect=5, read=0.5, total=1.0),
-    )
-    calls = 0
-
-    async def slow_the_second_time() -> None:
-        nonlocal calls
-        calls += 1
-        if calls >= 2:
-            await asyncio.sleep(3)
-
-    async def at_once() -> None:
-        pass
-
-    try:
-        await transport.send(HttpRequest("/ok", b"{}", method="PUT"), at_once)  # kept warm
-        with pytest.raises(TransportTimeoutError):
-            await transport.send(HttpRequest("/drop", b"{}", method="PUT"), slow_the_second_time)
-        assert got == ["PUT"] and calls == 2
-    finally:
-        await transport.aclose()
-        await runner.cleanup()
+    async with raw_server(drop_the_second) as served:
+        transport = Http1Transport(served.url, timeouts=Timeouts(connect=5, read=0.5, total=1))
+        try:
+            await transport.send(HttpRequest("/ok", b"{}", method="PUT"))
+            with pytest.raises(ConnectionLostError) as e:
+                await transport.send(HttpRequest("/drop", b"{}", method="PUT"))
+            assert e.value.maybe_processed is True
+        finally:
+            await transport.aclose()
+    assert [head.split(b" ")[1] for head, _ in served.requests] == [b"/ok", b"/drop"]
+    assert served.connections == 1

@@ -34,7 +34,7 @@ from smsbridge import (
     Webcom,
 )
 from smsbridge._core.gateway import Batch
-from smsbridge._core.transport import AiohttpTransport
+from smsbridge._core.http1 import Http1Transport
 from smsbridge._router import RoutedResume
 from smsbridge.testing import FakeClock, FakeSmsClub, FakeSmsPlus, FakeWebcom, Faults
 
@@ -58,7 +58,7 @@ class _Delaying:
     time_limits = True
 
     def __init__(self, url: str, wait: Callable[[HttpRequest], Awaitable[None]]) -> None:
-        self.inner = AiohttpTransport(url)
+        self.inner = Http1Transport(url)
         self.wait = wait
 
     async def send(self, request: HttpRequest, ready: Any = None) -> HttpResponse:

@@ -1,0 +1,364 @@
+"""The clients' HTTP/1.1 transport: answers read whole however they are framed and split,
+and its pool of kept-alive connections (reuse, its limit, stale and closed connections)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import itertools
+import logging
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smsbridge import (
+    ConfigurationError,
+    ConnectError,
+    ConnectionLostError,
+    HttpRequest,
+    Timeouts,
+    TransportTimeoutError,
+)
+from smsbridge._core.http1 import Http1Transport, _Connection
+
+from .loopback import Served, raw_server
+
+
+class _Wire:
+    """The socket a :class:`_Connection` writes to, in memory."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _frame(body: bytes, framing: str, sizes: list[int], extra: list[tuple[str, str]]) -> bytes:
+    head = "HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in extra)
+    if framing == "length":
+        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    if framing == "close":
+        return f"{head}Connection: close\r\n\r\n".encode() + body
+    if framing == "gzip":
+        packed = gzip.compress(body)
+        return (
+            f"{head}Content-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n\r\n".encode()
+            + packed
+        )
+    if framing == "deflate":
+        packed = zlib.compress(body)
+        return (
+            f"{head}Content-Encoding: deflate\r\ncontent-length: {len(packed)}\r\n\r\n".encode()
+            + packed
+        )
+    assert framing == "chunked"
+    chunks, at = [], 0
+    for size in sizes:
+        if at >= len(body):
+            break
+        part = body[at : at + size]
+        chunks.append(b"%X;ext=1\r\n%s\r\n" % (len(part), part))
+        at += len(part)
+    if at < len(body):
+        chunks.append(b"%x\r\n%s\r\n" % (len(body) - at, body[at:]))
+    trailer = b"0\r\nX-Trailer: yes\r\n\r\n"
+    return f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + b"".join(chunks) + trailer
+
+
+def _feed(
+    loop: asyncio.AbstractEventLoop, wire: bytes, cuts: list[int], limit: int = 1 << 20
+) -> tuple[_Connection, asyncio.Future[object], _Wire]:
+    connection = _Connection(loop, limit, "gateway")
+    socket = _Wire()
+    connection.connection_made(socket)  # type: ignore[arg-type]
+    answer = connection.start(b"POST / HTTP/1.1\r\n\r\n", loop.time() + 60, 60)
+    points = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
+    for a, b in itertools.pairwise(points):
+        if not answer.done():
+            connection.data_received(wire[a:b])
+    if not answer.done():
+        connection.eof_received()
+        connection.connection_lost(None)
+    return connection, answer, socket  # type: ignore[return-value]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary(max_size=3000),
+    framing=st.sampled_from(["length", "chunked", "close", "gzip", "deflate"]),
+    sizes=st.lists(st.integers(1, 700), max_size=8),
+    cuts=st.lists(st.integers(0, 10_000), max_size=12),
+    interim=st.booleans(),
+    extra=st.lists(
+        st.tuples(
+            st.sampled_from(["X-Request", "Server", "Keep-Alive", "set-cookie"]),
+            st.text("abcdefgh =,;0123456789", max_size=20).map(str.strip),
+        ),
+        max_size=3,
+    ),
+)
+def test_an_answer_is_read_whole_however_it_is_framed_and_split(
+    body: bytes,
+    framing: str,
+    sizes: list[int],
+    cuts: list[int],
+    interim: bool,
+    extra: list[tuple[str, str]],
+) -> None:
+    """Content-Length, chunked (with extensions and trailers), read-until-close, gzip and
+    deflate bodies, after an interim 100 or not, arriving in any pieces: the body comes out
+    as it was, the headers lower-case, and the connection is kept only where it may be."""
+    wire = _frame(body, framing, sizes, extra)
+    if interim:
+        wire = b"HTTP/1.1 100 Continue\r\n\r\n" + wire
+    loop = asyncio.new_event_loop()
+    try:
+        connection, answer, socket = _feed(loop, wire, cuts)
+        response = answer.result()
+    finally:
+        loop.close()
+    assert response.status == 200  # type: ignore[attr-defined]
+    assert response.body == body  # type: ignore[attr-defined]
+    assert all(k == k.lower() for k in response.headers)  # type: ignore[attr-defined]
+    assert socket.closed is (framing == "close") is connection.closed
+
+
+@settings(max_examples=300, deadline=None)
+@given(wire=st.binary(max_size=400), cuts=st.lists(st.integers(0, 1000), max_size=6))
+def test_any_bytes_end_in_an_answer_or_a_lost_connection(wire: bytes, cuts: list[int]) -> None:
+    """Whatever comes back, the exchange ends: an answer, or ConnectionLostError (the
+    request may have been processed), and never another exception."""
+    loop = asyncio.new_event_loop()
+    try:
+        _, answer, _ = _feed(loop, b"HTTP/1.1 200 OK\r\n" + wire, cuts)
+        assert answer.done()
+        if answer.exception() is not None:
+            assert isinstance(answer.exception(), ConnectionLostError)
+    finally:
+        loop.close()
+
+
+def test_a_second_answer_on_the_connection_reads_as_the_first() -> None:
+    """A kept-alive connection reads each answer from a clean state."""
+    loop = asyncio.new_event_loop()
+    try:
+        connection, first, socket = _feed(loop, _frame(b"one", "chunked", [1], []), [5, 40])
+        assert first.result().body == b"one"  # type: ignore[attr-defined]
+        second = connection.start(b"POST / HTTP/1.1\r\n\r\n", loop.time() + 60, 60)
+        connection.data_received(_frame(b"two!", "length", [], []))
+        assert second.result().body == b"two!"  # type: ignore[attr-defined]
+        assert not connection.closed and not socket.closed
+    finally:
+        loop.close()
+
+
+def test_bytes_beyond_the_answer_close_the_connection() -> None:
+    """Two answers to one request, or bytes nobody asked for: the connection's state is
+    unknown, so it is not used again."""
+    loop = asyncio.new_event_loop()
+    try:
+        wire = _frame(b"one", "length", [], []) + _frame(b"two", "length", [], [])
+        connection, answer, socket = _feed(loop, wire, [])
+        assert answer.result().body == b"one"  # type: ignore[attr-defined]
+        assert connection.closed and socket.closed
+        idle = _Connection(loop, 100, "gateway")
+        idle.connection_made(_Wire())  # type: ignore[arg-type]
+        idle.data_received(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+        assert idle.closed
+    finally:
+        loop.close()
+
+
+def test_an_answer_past_the_limit_is_cut_off_and_its_connection_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An answer longer than max_response_bytes is cut there (the adapter finds it
+    unreadable), the rest is not awaited, and the connection is closed."""
+    loop = asyncio.new_event_loop()
+    try:
+        for framing in ("length", "chunked", "close"):
+            wire = _frame(b"x" * 5000, framing, [300] * 30, [])
+            with caplog.at_level(logging.WARNING):
+                connection, answer, socket = _feed(loop, wire[:3000], [100, 900], limit=1000)
+            assert answer.result().body == b"x" * 1000  # type: ignore[attr-defined]
+            assert connection.closed and socket.closed
+        assert "cut off" in caplog.text
+    finally:
+        loop.close()
+
+
+def test_the_server_s_keep_alive_time_is_kept_within() -> None:
+    """``Keep-Alive: timeout=5``: the connection is not used after 4 s idle, so that it is
+    not written to as the server closes it."""
+    loop = asyncio.new_event_loop()
+    try:
+        connection, answer, _ = _feed(
+            loop, _frame(b"{}", "length", [], [("Keep-Alive", "timeout=5, max=99")]), []
+        )
+        assert answer.done() and connection.keepalive == 4.0
+        connection, answer, _ = _feed(
+            loop, _frame(b"{}", "length", [], [("Keep-Alive", "max=9")]), []
+        )
+        assert connection.keepalive == 10.0
+    finally:
+        loop.close()
+
+
+def _ok(body: bytes = b"{}") -> bytes:
+    return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+async def _answer_ok(served: Served, writer: asyncio.StreamWriter) -> bool:
+    writer.write(_ok(served.requests[-1][1]))
+    return True
+
+
+async def test_requests_share_one_kept_alive_connection() -> None:
+    """One request after another: one connection, each request whole on it."""
+    async with raw_server(_answer_ok) as served:
+        transport = Http1Transport(served.url)
+        try:
+            for i in range(20):
+                response = await transport.send(HttpRequest("/api/send", b"%d" % i))
+                assert response.body == b"%d" % i and response.status == 200
+        finally:
+            await transport.aclose()
+    assert served.connections == 1 and len(served.requests) == 20
+    head = served.requests[0][0].decode()
+    assert head.startswith("POST /api/send HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert "\r\nContent-Length: 1\r\n" in head and "\r\nAccept-Encoding: identity\r\n" in head
+
+
+async def test_the_pool_keeps_to_its_size() -> None:
+    """Twelve requests at once on a pool of three: three connections at most, all answered."""
+    release = asyncio.Event()
+
+    async def held(served: Served, writer: asyncio.StreamWriter) -> bool:
+        body = served.requests[-1][1]
+        await release.wait()
+        writer.write(_ok(body))
+        return True
+
+    async with raw_server(held) as served:
+        transport = Http1Transport(served.url, max_connections=3)
+        try:
+            sends = [
+                asyncio.ensure_future(transport.send(HttpRequest("/", b"%d" % i)))
+                for i in range(12)
+            ]
+            await asyncio.sleep(0.2)
+            assert served.open == 3 and len(served.requests) == 3
+            release.set()
+            bodies = [r.body for r in await asyncio.gather(*sends)]
+        finally:
+            await transport.aclose()
+    assert sorted(bodies) == sorted(b"%d" % i for i in range(12))
+    assert served.most_open == 3 and served.connections == 3
+
+
+async def test_a_turn_given_to_a_cancelled_waiter_passes_on() -> None:
+    """A request woken for a free connection and cancelled before it took it gives the turn
+    to the next one waiting: nobody waits for a connection that is idle."""
+    async with raw_server(_answer_ok) as served:
+        transport = Http1Transport(served.url, max_connections=1)
+        loop = asyncio.get_running_loop()
+        try:
+            held = await transport._acquire(loop)
+            second = asyncio.ensure_future(transport._acquire(loop))
+            third = asyncio.ensure_future(transport._acquire(loop))
+            await asyncio.sleep(0)
+            transport._release(held)
+            second.cancel()
+            assert await asyncio.wait_for(third, 1) is held
+            assert second.cancelled()
+        finally:
+            await transport.aclose()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_used() -> None:
+    """The server closes a kept-alive connection while it is idle: the next request goes on
+    a new connection, whole, with no error."""
+
+    async def once(served: Served, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_ok())
+        return False  # closes after each answer, without saying so
+
+    async with raw_server(once) as served:
+        transport = Http1Transport(served.url)
+        try:
+            for _ in range(3):
+                assert (await transport.send(HttpRequest("/", b"{}"))).status == 200
+                await asyncio.sleep(0.05)
+        finally:
+            await transport.aclose()
+    assert served.connections == 3 and len(served.requests) == 3
+
+
+async def test_closing_ends_requests_under_way_and_refuses_later_ones() -> None:
+    """aclose closes busy connections too: a request under way may have been processed; a
+    later one is surely unsent, and nothing is reopened."""
+
+    async def never(served: Served, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(10)
+        return False
+
+    async with raw_server(never) as served:
+        transport = Http1Transport(served.url)
+        under_way = asyncio.ensure_future(transport.send(HttpRequest("/", b"{}")))
+        await asyncio.sleep(0.1)
+        await transport.aclose()
+        with pytest.raises(ConnectionLostError):
+            await under_way
+        with pytest.raises(ConnectError) as e:
+            await transport.send(HttpRequest("/", b"{}"))
+        assert e.value.maybe_processed is False
+    assert served.connections == 1 and "closed" in repr(transport)
+
+
+async def test_time_limits_bound_the_wait_for_an_answer() -> None:
+    """No answer within the read time (or the request's own limit): TransportTimeoutError,
+    in about that time, and the connection is not used again."""
+
+    async def slow(served: Served, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.6)
+        writer.write(_ok())
+        return True
+
+    async with raw_server(slow) as served:
+        transport = Http1Transport(served.url, timeouts=Timeouts(connect=1, read=0.2, total=5))
+        loop = asyncio.get_running_loop()
+        try:
+            for request in (HttpRequest("/", b"{}"), HttpRequest("/", b"{}").within(0.1)):
+                started = loop.time()
+                with pytest.raises(TransportTimeoutError):
+                    await transport.send(request)
+                assert 0.05 < loop.time() - started < 0.5
+        finally:
+            await transport.aclose()
+    assert served.connections == 2
+
+
+async def test_a_header_with_a_line_break_is_refused_before_anything_is_written() -> None:
+    """A header value that would end the head early is a ConfigurationError; nothing goes."""
+    async with raw_server(_answer_ok) as served:
+        transport = Http1Transport(served.url)
+        try:
+            with pytest.raises(ConfigurationError, match="line breaks"):
+                await transport.send(HttpRequest("/", b"{}", {"X-A": "1\r\nX-B: 2"}))
+        finally:
+            await transport.aclose()
+    assert served.requests == []
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5])
+def test_a_pool_of_no_connections_is_refused(size: object) -> None:
+    """max_connections must be a positive whole number."""
+    with pytest.raises(ConfigurationError, match="max_connections"):
+        Http1Transport("http://127.0.0.1:1", max_connections=size)  # type: ignore[arg-type]
