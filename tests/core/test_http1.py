@@ -18,6 +18,7 @@ from smsbridge import (
     ConnectError,
     ConnectionLostError,
     HttpRequest,
+    HttpResponse,
     Timeouts,
     TransportTimeoutError,
 )
@@ -74,7 +75,7 @@ def _frame(body: bytes, framing: str, sizes: list[int], extra: list[tuple[str, s
 
 def _feed(
     loop: asyncio.AbstractEventLoop, wire: bytes, cuts: list[int], limit: int = 1 << 20
-) -> tuple[_Connection, asyncio.Future[object], _Wire]:
+) -> tuple[_Connection, asyncio.Future[HttpResponse], _Wire]:
     connection = _Connection(loop, limit, "gateway")
     socket = _Wire()
     connection.connection_made(socket)  # type: ignore[arg-type]
@@ -86,7 +87,7 @@ def _feed(
     if not answer.done():
         connection.eof_received()
         connection.connection_lost(None)
-    return connection, answer, socket  # type: ignore[return-value]
+    return connection, answer, socket
 
 
 @settings(max_examples=300, deadline=None)
@@ -124,9 +125,9 @@ def test_an_answer_is_read_whole_however_it_is_framed_and_split(
         response = answer.result()
     finally:
         loop.close()
-    assert response.status == 200  # type: ignore[attr-defined]
-    assert response.body == body  # type: ignore[attr-defined]
-    assert all(k == k.lower() for k in response.headers)  # type: ignore[attr-defined]
+    assert response.status == 200
+    assert response.body == body
+    assert all(k == k.lower() for k in response.headers)
     assert socket.closed is (framing == "close") is connection.closed
 
 
@@ -150,10 +151,10 @@ def test_a_second_answer_on_the_connection_reads_as_the_first() -> None:
     loop = asyncio.new_event_loop()
     try:
         connection, first, socket = _feed(loop, _frame(b"one", "chunked", [1], []), [5, 40])
-        assert first.result().body == b"one"  # type: ignore[attr-defined]
+        assert first.result().body == b"one"
         second = connection.start(b"POST / HTTP/1.1\r\n\r\n", loop.time() + 60, 60)
         connection.data_received(_frame(b"two!", "length", [], []))
-        assert second.result().body == b"two!"  # type: ignore[attr-defined]
+        assert second.result().body == b"two!"
         assert not connection.closed and not socket.closed
     finally:
         loop.close()
@@ -166,7 +167,7 @@ def test_bytes_beyond_the_answer_close_the_connection() -> None:
     try:
         wire = _frame(b"one", "length", [], []) + _frame(b"two", "length", [], [])
         connection, answer, socket = _feed(loop, wire, [])
-        assert answer.result().body == b"one"  # type: ignore[attr-defined]
+        assert answer.result().body == b"one"
         assert connection.closed and socket.closed
         idle = _Connection(loop, 100, "gateway")
         idle.connection_made(_Wire())  # type: ignore[arg-type]
@@ -187,7 +188,7 @@ def test_an_answer_past_the_limit_is_cut_off_and_its_connection_closed(
             wire = _frame(b"x" * 5000, framing, [300] * 30, [])
             with caplog.at_level(logging.WARNING):
                 connection, answer, socket = _feed(loop, wire[:3000], [100, 900], limit=1000)
-            assert answer.result().body == b"x" * 1000  # type: ignore[attr-defined]
+            assert answer.result().body == b"x" * 1000
             assert connection.closed and socket.closed
         assert "cut off" in caplog.text
     finally:
