@@ -430,10 +430,16 @@ class Http1Transport:
                 connection = await self._acquire(loop)
                 if ready is not None:
                     await ready()
-                while connection.closed:  # closed while it waited for its turn
+                if connection.closed:
+                    # closed while the request waited for its turn, which is now: only a
+                    # connection ready at once may carry it (a new one would be late)
                     self._drop(connection)
-                    connection = None
-                    connection = await self._acquire(loop)
+                    connection = self._idle_one(loop)
+                    if connection is None:
+                        raise ConnectError(
+                            f"nothing written to {self._host}: its connection closed while "
+                            "it waited for its turn"
+                        )
         except TimeoutError as e:
             if connection is not None:
                 self._release(connection)
@@ -485,18 +491,12 @@ class Http1Transport:
     async def _acquire(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         """A connection of the pool: the freshest idle one, or a new one while there is
         room, or else the next one released."""
-        idle = self._idle
         while True:
             if self._closed:
                 raise ConnectError(f"nothing written to {self._host}: the client was closed")
-            while idle:
-                connection = idle.pop()
-                if (
-                    not connection.closed
-                    and loop.time() < connection.idle_since + connection.keepalive
-                ):
-                    return connection
-                self._drop(connection)
+            connection = self._idle_one(loop)
+            if connection is not None:
+                return connection
             if len(self._all) + self._opening < self._max:
                 return await self._open(loop)
             waiter = loop.create_future()
@@ -509,6 +509,17 @@ class Http1Transport:
                 else:
                     self._waiters.remove(waiter)
                 raise
+
+    def _idle_one(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        """The freshest idle connection still open and within its keep-alive time; the
+        others met on the way are closed."""
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and loop.time() < connection.idle_since + connection.keepalive:
+                return connection
+            self._drop(connection)
+        return None
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         connection = _Connection(loop, self._limit, self._host)

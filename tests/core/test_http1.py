@@ -363,3 +363,33 @@ def test_a_pool_of_no_connections_is_refused(size: object) -> None:
     """max_connections must be a positive whole number."""
     with pytest.raises(ConfigurationError, match="max_connections"):
         Http1Transport("http://127.0.0.1:1", max_connections=size)  # type: ignore[arg-type]
+
+
+async def test_a_connection_closed_while_its_request_waits_for_its_turn_is_not_replaced_late() -> (
+    None
+):
+    """The request's turn (its rate slot) is the moment it must be written: where its kept
+    connection closed while it waited, and no other is open at once, nothing is written (a
+    new connection would carry it late), and it is surely unsent."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def keep(served: Served, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_ok())
+        writers.append(writer)
+        return True
+
+    async def closed_meanwhile() -> None:
+        writers[-1].close()
+        await asyncio.sleep(0.1)
+
+    async with raw_server(keep) as served:
+        transport = Http1Transport(served.url)
+        try:
+            await transport.send(HttpRequest("/", b"{}"))
+            with pytest.raises(ConnectError, match="closed while it waited") as e:
+                await transport.send(HttpRequest("/", b"{}"), closed_meanwhile)
+            assert e.value.maybe_processed is False
+            assert (await transport.send(HttpRequest("/", b"{}"))).status == 200
+        finally:
+            await transport.aclose()
+    assert len(served.requests) == 2 and served.connections == 2
