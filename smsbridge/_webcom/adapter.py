@@ -162,6 +162,8 @@ def _accepted_ids(items: list[wire.Entry]) -> list[str | None] | None:
     values = list(map(_ID, items))
     if any(map(_ERROR, items)) or None in values or "" in values:
         return None
+    if set(map(type, values)) == {int}:  # the common answer, turned to text in C
+        return list(map(str, values))
     return [str(v) if type(v) is int else text_of(v) for v in values]
 
 
