@@ -8,8 +8,9 @@ it arrives, and one timer watches it.
 
 What it speaks: ``Content-Length``, chunked and read-until-close answers; ``1xx`` answers
 skipped; ``gzip`` and ``deflate`` bodies decoded (``identity`` is asked for). What it does
-not: redirects (never followed, as before), proxies, HTTP/2, cookies. An answer longer than
-``max_response_bytes`` is cut off there and its connection closed.
+not: redirects (never followed), proxies, HTTP/2, cookies. An answer longer than
+``max_response_bytes`` (on the wire or decoded), or one that does not decode whole, is not
+read: the connection is closed, and the request may have been processed.
 
 Whether a failed request may have reached the gateway is told as the error tree tells it:
 anything before the first byte is written (a pool wait, DNS, TCP and TLS, the request's
@@ -108,21 +109,21 @@ class _Connection(asyncio.Protocol):
         try:
             self._parse()
         except _Broken as e:
-            self._fail(ConnectionLostError(f"the answer of {self.host} is not HTTP/1.1: {e}"))
+            self._fail(ConnectionLostError(f"the answer of {self.host} is unreadable: {e}"))
 
     def eof_received(self) -> bool:
         if self.answer is not None and not self.answer.done() and self.state == _UNTIL_CLOSE:
             self.keep = False
-            self._done()
+            self._end()
         self._close()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.answer is not None and not self.answer.done():
-            if self.state == _UNTIL_CLOSE:
+            if self.state == _UNTIL_CLOSE and exc is None:
                 self.keep = False
-                self._done()
+                self._end()
             else:
                 self._fail(
                     ConnectionLostError(
@@ -162,18 +163,23 @@ class _Connection(asyncio.Protocol):
         if answer is not None and not answer.done():
             answer.set_exception(error)
 
+    def _end(self) -> None:
+        """The answer ends with the connection."""
+        try:
+            self._done()
+        except _Broken as e:
+            self._fail(ConnectionLostError(f"the answer of {self.host} is unreadable: {e}"))
+
     def _done(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         if self.buffer:
             self.keep = False  # more than one answer to one request
-        body = self.body
-        if len(body) > self.limit:
-            log.warning("answer longer than %d bytes cut off", self.limit)
-            del body[self.limit :]
-            self.keep = False
-        content = _decoded(bytes(body), self.headers, self.limit)
+        if len(self.body) > self.limit:
+            log.warning("answer longer than %d bytes not read", self.limit)
+            raise _Broken(f"it is longer than {self.limit} bytes")
+        content = _decoded(bytes(self.body), self.headers, self.limit)
         answer = HttpResponse(self.status, content, self.headers)
         keep = self.keep
         self._reset()
@@ -188,7 +194,9 @@ class _Connection(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         if self.transport is not None:
-            self.transport.close()
+            # at once: a graceful close waits for the unwritten bytes, which a server that
+            # no longer reads never takes
+            self.transport.abort()
 
     # -- parsing -----------------------------------------------------------------------------
 
@@ -225,12 +233,9 @@ class _Connection(asyncio.Protocol):
                     return
                 line = bytes(buffer[:end]).split(b";", 1)[0].strip()
                 del buffer[: end + 2]
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise _Broken("a chunk size is not a number") from None
-                if size < 0:
-                    raise _Broken("a chunk size is negative")
+                if not line or line.strip(b"0123456789abcdefABCDEF") or len(line) > 16:
+                    raise _Broken("a chunk size is not a hexadecimal number")
+                size = int(line, 16)
                 self.left = size + 2
                 self.state = _CHUNK_DATA if size else _TRAILERS
             elif state == _CHUNK_DATA:
@@ -277,11 +282,10 @@ class _Connection(asyncio.Protocol):
         version = status[0]
         if version not in ("HTTP/1.1", "HTTP/1.0") or len(status) < 2:
             raise _Broken("its status line is not HTTP/1.x")
-        try:
-            code = int(status[1])
-        except ValueError:
-            raise _Broken("its status is not a number") from None
-        if not 100 <= code <= 999:
+        if not (len(status[1]) == 3 and status[1].isdigit() and status[1].isascii()):
+            raise _Broken("its status is not three digits")
+        code = int(status[1])
+        if code < 100:
             raise _Broken("its status is out of range")
         if 100 <= code < 200 and code != 101:
             return
@@ -304,8 +308,13 @@ class _Connection(asyncio.Protocol):
         )
         if "keep-alive" in headers:
             self.keepalive = _idle_for(headers["keep-alive"], self.keepalive)
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        if "transfer-encoding" in headers:
+            codings = [c.strip() for c in headers["transfer-encoding"].lower().split(",")]
+            if codings[-1] != "chunked" or len(codings) > 1:
+                raise _Broken(f"its transfer coding {headers['transfer-encoding']!r} is not read")
             self.state = _CHUNK_SIZE
+            if "content-length" in headers:
+                self.keep = False  # framed two ways: the connection cannot be trusted again
         elif code in (204, 304) or code == 101:
             self.state, self.left = _LENGTH, 0
             self.keep = self.keep and code != 101
@@ -336,7 +345,8 @@ def _idle_for(keep_alive: str, default: float) -> float:
 
 
 def _decoded(body: bytes, headers: dict[str, str], limit: int) -> bytes:
-    """The body with its content coding undone (``gzip``, ``deflate``); unreadable stays so."""
+    """The body with its content coding undone (``gzip``, ``deflate``); a body that does not
+    decode whole is :class:`_Broken`."""
     coding = headers.get("content-encoding", "").strip().lower()
     if not body or coding in ("", "identity"):
         return body
@@ -346,10 +356,16 @@ def _decoded(body: bytes, headers: dict[str, str], limit: int) -> bytes:
         window = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
     else:
         return body
+    decoder = zlib.decompressobj(window)
     try:
-        return zlib.decompressobj(window).decompress(body, limit)
+        content = decoder.decompress(body, limit)
     except zlib.error:
-        return body
+        raise _Broken(f"its {coding} body is corrupt") from None
+    if decoder.unconsumed_tail:
+        raise _Broken(f"it is longer than {limit} bytes once decoded")
+    if not decoder.eof:
+        raise _Broken(f"its {coding} body is cut short")
+    return content
 
 
 def _clean(value: str, what: str) -> str:
@@ -372,7 +388,8 @@ class Http1Transport:
         base_url: the gateway's base URL; request paths are joined to it.
         timeouts: network time limits.
         max_connections: connection-pool size; keep it at or above the client's concurrency.
-        max_response_bytes: answers longer than this are cut off and treated as unreadable.
+        max_response_bytes: an answer longer than this is not read (the request may have been
+            processed).
         ssl_context: custom TLS settings; ``None`` verifies against the system store.
     """
 
@@ -430,9 +447,10 @@ class Http1Transport:
                 connection = await self._acquire(loop)
                 if ready is not None:
                     await ready()
-                if connection.closed:
-                    # closed while the request waited for its turn, which is now: only a
-                    # connection ready at once may carry it (a new one would be late)
+                if connection.closed or loop.time() >= connection.idle_since + connection.keepalive:
+                    # closed, or idle too long, while the request waited for its turn, which
+                    # is now: only a connection ready at once may carry it (a new one would
+                    # be late)
                     self._drop(connection)
                     connection = self._idle_one(loop)
                     if connection is None:
@@ -440,6 +458,8 @@ class Http1Transport:
                             f"nothing written to {self._host}: its connection closed while "
                             "it waited for its turn"
                         )
+            if not loop.time() < end:
+                raise ConnectError(f"nothing written to {self._host}: no time was left for it")
         except TimeoutError as e:
             if connection is not None:
                 self._release(connection)
@@ -476,7 +496,13 @@ class Http1Transport:
             f"{_clean(name, 'header name')}: {_clean(value, 'header value')}\r\n"
             for name, value in request.headers.items()
         )
-        return f"{line}{headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
+        try:
+            head = f"{line}{headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigurationError(
+                "an HTTP header holds a character HTTP cannot carry (outside ISO-8859-1)"
+            ) from None
+        return head + body
 
     def _line(self, request: HttpRequest) -> str:
         target = self.base_url.join(URL(request.path.lstrip("/"))).raw_path_qs
@@ -524,6 +550,7 @@ class Http1Transport:
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         connection = _Connection(loop, self._limit, self._host)
         self._opening += 1
+        opened = False
         try:
             await loop.create_connection(
                 lambda: connection,
@@ -531,8 +558,8 @@ class Http1Transport:
                 self._port,
                 ssl=self._ssl,
                 server_hostname=self._host if self._ssl is not None else None,
-                happy_eyeballs_delay=0.25,
             )
+            opened = True
         except ssl.SSLCertVerificationError as e:
             raise ConnectError(
                 f"TLS with {self._host} failed (certificate not trusted?): {e.verify_message}",
@@ -544,8 +571,10 @@ class Http1Transport:
             ) from e
         finally:
             self._opening -= 1
-            if connection.transport is None:
-                self._wake()
+            if not opened:
+                connection._close()
+                self._wake()  # its place in the pool is free again
+        connection.idle_since = loop.time()
         self._all.add(connection)
         if self._closed:
             self._drop(connection)

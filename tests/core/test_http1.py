@@ -40,6 +40,8 @@ class _Wire:
     def close(self) -> None:
         self.closed = True
 
+    abort = close
+
 
 def _frame(body: bytes, framing: str, sizes: list[int], extra: list[tuple[str, str]]) -> bytes:
     head = "HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in extra)
@@ -177,20 +179,32 @@ def test_bytes_beyond_the_answer_close_the_connection() -> None:
         loop.close()
 
 
-def test_an_answer_past_the_limit_is_cut_off_and_its_connection_closed(
+def test_an_answer_past_the_limit_is_not_read_and_its_connection_closed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """An answer longer than max_response_bytes is cut there (the adapter finds it
-    unreadable), the rest is not awaited, and the connection is closed."""
+    """An answer longer than max_response_bytes (framed any way, or once decoded) is not
+    read: the rest is not awaited, the connection is closed, and the request may have been
+    processed. So is a body that does not decode whole."""
     loop = asyncio.new_event_loop()
     try:
-        for framing in ("length", "chunked", "close"):
-            wire = _frame(b"x" * 5000, framing, [300] * 30, [])
+        cases = [
+            _frame(b"x" * 5000, framing, [300] * 30, [])[:3000]
+            for framing in ("length", "chunked", "close")
+        ]
+        cases.append(_frame(b"x" * 5000, "gzip", [], []))  # small on the wire, not decoded
+        packed = gzip.compress(b"abcdefgh" * 100)[:-8]  # its end cut off
+        cases.append(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(packed), packed)
+        )
+        cases.append(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc")
+        for wire in cases:
             with caplog.at_level(logging.WARNING):
-                connection, answer, socket = _feed(loop, wire[:3000], [100, 900], limit=1000)
-            assert answer.result().body == b"x" * 1000
+                connection, answer, socket = _feed(loop, wire, [100, 900], limit=1000)
+            assert isinstance(answer.exception(), ConnectionLostError)
+            assert "unreadable" in str(answer.exception())
             assert connection.closed and socket.closed
-        assert "cut off" in caplog.text
+        assert "not read" in caplog.text
     finally:
         loop.close()
 
@@ -393,3 +407,88 @@ async def test_a_connection_closed_while_its_request_waits_for_its_turn_is_not_r
         finally:
             await transport.aclose()
     assert len(served.requests) == 2 and served.connections == 2
+
+
+async def test_a_server_that_stops_reading_does_not_hold_the_request() -> None:
+    """The server half-closes and reads no more of a large body: the request ends in its
+    time, and its socket is let go at once (a graceful close would wait for the unwritten
+    bytes for ever)."""
+
+    done = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def stop_reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write_eof()
+        await done.wait()
+        writer.transport.abort()
+        ended.set()
+
+    server = await asyncio.start_server(stop_reading, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    transport = Http1Transport(url, timeouts=Timeouts(connect=1, read=0.3, total=1))
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        with pytest.raises((ConnectionLostError, TransportTimeoutError)) as e:
+            await asyncio.wait_for(transport.send(HttpRequest("/", b"x" * (32 << 20))), 10)
+        assert e.value.maybe_processed is True
+        assert loop.time() - started < 2
+        assert not transport._all
+    finally:
+        await transport.aclose()
+        done.set()
+        await asyncio.wait_for(ended.wait(), 5)
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_header_http_cannot_carry_is_refused_without_showing_it() -> None:
+    """A header value outside ISO-8859-1 (a token with a Cyrillic letter): a
+    ConfigurationError that does not show the value, and nothing written."""
+    async with raw_server(_answer_ok) as served:
+        transport = Http1Transport(served.url)
+        try:
+            with pytest.raises(ConfigurationError) as e:
+                await transport.send(HttpRequest("/", b"{}", {"Authorization": "Bearer SECRET-Ж"}))
+            assert "SECRET" not in str(e.value) and "SECRET" not in repr(e.value)
+            assert e.value.__cause__ is None and e.value.__suppress_context__
+        finally:
+            await transport.aclose()
+    assert served.requests == []
+
+
+async def test_a_connection_past_its_keep_alive_time_at_the_write_is_not_written_to() -> None:
+    """``Keep-Alive: timeout=2``: kept 1 s. A request that took the connection in time but
+    waited past that for its turn is not written on it (the server may be closing it)."""
+
+    async def short(served: Served, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 2\r\n\r\n{}")
+        return True
+
+    async def slow_turn() -> None:
+        await asyncio.sleep(1.1)
+
+    async with raw_server(short) as served:
+        transport = Http1Transport(served.url)
+        try:
+            await transport.send(HttpRequest("/", b"{}"))
+            with pytest.raises(ConnectError, match="waited for its turn"):
+                await transport.send(HttpRequest("/", b"{}"), slow_turn)
+        finally:
+            await transport.aclose()
+    assert len(served.requests) == 1
+
+
+@pytest.mark.parametrize("limit", [0.0, -5.0, float("nan")])
+async def test_a_request_with_no_time_left_is_not_written(limit: float) -> None:
+    """A time limit already spent (or not a number) writes nothing: surely unsent."""
+    async with raw_server(_answer_ok) as served:
+        transport = Http1Transport(served.url)
+        try:
+            await transport.send(HttpRequest("/", b"{}"))
+            with pytest.raises(ConnectError, match="no time was left"):
+                await transport.send(HttpRequest("/", b"{}").within(limit))
+        finally:
+            await transport.aclose()
+    assert len(served.requests) == 1
