@@ -365,6 +365,8 @@ def _decoded(body: bytes, headers: dict[str, str], limit: int) -> bytes:
         raise _Broken(f"it is longer than {limit} bytes once decoded")
     if not decoder.eof:
         raise _Broken(f"its {coding} body is cut short")
+    if decoder.unused_data:
+        raise _Broken(f"its {coding} body has bytes after its end")
     return content
 
 
@@ -455,8 +457,8 @@ class Http1Transport:
                     connection = self._idle_one(loop)
                     if connection is None:
                         raise ConnectError(
-                            f"nothing written to {self._host}: its connection closed while "
-                            "it waited for its turn"
+                            f"nothing written to {self._host}: its connection closed, or was "
+                            "idle too long to be trusted, while it waited for its turn"
                         )
             if not loop.time() < end:
                 raise ConnectError(f"nothing written to {self._host}: no time was left for it")

@@ -198,6 +198,11 @@ def test_an_answer_past_the_limit_is_not_read_and_its_connection_closed(
             % (len(packed), packed)
         )
         cases.append(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc")
+        two = gzip.compress(b"hello ") + gzip.compress(b"world")  # what follows its end is lost
+        cases.append(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(two), two)
+        )
         for wire in cases:
             with caplog.at_level(logging.WARNING):
                 connection, answer, socket = _feed(loop, wire, [100, 900], limit=1000)
