@@ -521,7 +521,7 @@ class Http1Transport:
         room, or else the next one released."""
         while True:
             if self._closed:
-                raise ConnectError(f"nothing written to {self._host}: the client was closed")
+                raise self._shut()
             connection = self._idle_one(loop)
             if connection is not None:
                 return connection
@@ -537,6 +537,12 @@ class Http1Transport:
                 else:
                     self._waiters.remove(waiter)
                 raise
+
+    def _shut(self) -> ConnectError:
+        """What a request meets once the transport is closed: every later one would too."""
+        return ConnectError(
+            f"nothing written to {self._host}: the client was closed", account_wide=True
+        )
 
     def _idle_one(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
         """The freshest idle connection still open and within its keep-alive time; the
@@ -580,7 +586,7 @@ class Http1Transport:
         self._all.add(connection)
         if self._closed:
             self._drop(connection)
-            raise ConnectError(f"nothing written to {self._host}: the client was closed")
+            raise self._shut()
         return connection
 
     def _release(self, connection: _Connection) -> None:

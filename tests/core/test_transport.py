@@ -433,3 +433,39 @@ async def test_a_request_whose_connection_drops_after_the_write_is_not_written_a
             await transport.aclose()
     assert [head.split(b" ")[1] for head, _ in served.requests] == [b"/ok", b"/drop"]
     assert served.connections == 1
+
+
+async def test_a_client_closed_under_a_running_send_stops_it_at_once() -> None:
+    """Closing the client while a send runs (from its own callback, here) ends the send: what
+    was accepted stays so, nothing more is written, and every recipient left is ``failed``
+    with the reason, the send's error saying why. It was tried again, batch by batch, for as
+    long as the retry policy allowed, against a transport that could no longer send."""
+    from smsbridge import Outcome
+    from smsbridge.testing import FakeSmsClub
+
+    async with FakeSmsClub(tokens=[TOKEN], rate_limit=None) as fake:
+        sms = SmsClub(TOKEN, base_url=fake.url, clock=FakeClock())
+        seen: list[Outcome] = []
+
+        async def close_after_the_first_batch(outcome: Outcome) -> None:
+            seen.append(outcome)
+            if len(seen) == 100:
+                await sms.aclose()
+
+        async with sms:
+            report = await sms.send(
+                "hi",
+                to=list(ua_numbers(3000)),
+                sender="Shop",
+                on_outcome=close_after_the_first_batch,
+            )
+    assert isinstance(report.error, ConnectError) and report.error.account_wide
+    # what was on the wire as the connections closed may have gone: uncertain
+    assert 100 <= report.accepted <= len(fake.sent) <= report.accepted + report.uncertain
+    assert report.accepted + report.failed + report.uncertain == 3000
+    assert report.requests < 45  # each batch written or refused once, none tried again
+    assert all(
+        "client was closed" in (o.reason or "")
+        for o in report.outcomes
+        if o.status is Status.FAILED
+    )
