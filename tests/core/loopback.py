@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +19,42 @@ class Served:
     connections: int = 0
     open: int = 0
     most_open: int = 0
+
+
+def frame(
+    body: bytes,
+    framing: str = "length",
+    *,
+    status: str = "200 OK",
+    sizes: list[int] | None = None,
+    extra: list[tuple[str, str]] | None = None,
+) -> bytes:
+    """An answer's bytes, its body framed one of the ways HTTP/1.1 frames one: ``length``,
+    ``chunked`` (in chunks of ``sizes``, then the rest; with an extension and a trailer),
+    ``close``, or coded ``gzip`` or ``deflate`` with a length."""
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in extra or []
+    )
+    if framing == "length":
+        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    if framing == "close":
+        return f"{head}Connection: close\r\n\r\n".encode() + body
+    if framing in ("gzip", "deflate"):
+        packed = gzip.compress(body) if framing == "gzip" else zlib.compress(body)
+        coded = f"Content-Encoding: {framing}\r\ncontent-length: {len(packed)}\r\n\r\n"
+        return (head + coded).encode() + packed
+    assert framing == "chunked"
+    chunks, at = [], 0
+    for size in sizes or [7] * (len(body) // 7 + 1):
+        if at >= len(body):
+            break
+        part = body[at : at + size]
+        chunks.append(b"%X;ext=1\r\n%s\r\n" % (len(part), part))
+        at += len(part)
+    if at < len(body):
+        chunks.append(b"%x\r\n%s\r\n" % (len(body) - at, body[at:]))
+    trailer = b"0\r\nX-Trailer: yes\r\n\r\n"
+    return f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + b"".join(chunks) + trailer
 
 
 Answer = Callable[[Served, asyncio.StreamWriter], Awaitable[bool]]

@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import itertools
 import logging
-import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -24,7 +23,7 @@ from smsbridge import (
 )
 from smsbridge._core.http1 import Http1Transport, _Connection
 
-from .loopback import Served, raw_server
+from .loopback import Served, frame, raw_server
 
 
 class _Wire:
@@ -41,38 +40,6 @@ class _Wire:
         self.closed = True
 
     abort = close
-
-
-def _frame(body: bytes, framing: str, sizes: list[int], extra: list[tuple[str, str]]) -> bytes:
-    head = "HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in extra)
-    if framing == "length":
-        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-    if framing == "close":
-        return f"{head}Connection: close\r\n\r\n".encode() + body
-    if framing == "gzip":
-        packed = gzip.compress(body)
-        return (
-            f"{head}Content-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n\r\n".encode()
-            + packed
-        )
-    if framing == "deflate":
-        packed = zlib.compress(body)
-        return (
-            f"{head}Content-Encoding: deflate\r\ncontent-length: {len(packed)}\r\n\r\n".encode()
-            + packed
-        )
-    assert framing == "chunked"
-    chunks, at = [], 0
-    for size in sizes:
-        if at >= len(body):
-            break
-        part = body[at : at + size]
-        chunks.append(b"%X;ext=1\r\n%s\r\n" % (len(part), part))
-        at += len(part)
-    if at < len(body):
-        chunks.append(b"%x\r\n%s\r\n" % (len(body) - at, body[at:]))
-    trailer = b"0\r\nX-Trailer: yes\r\n\r\n"
-    return f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + b"".join(chunks) + trailer
 
 
 def _feed(
@@ -118,7 +85,7 @@ def test_an_answer_is_read_whole_however_it_is_framed_and_split(
     """Content-Length, chunked (with extensions and trailers), read-until-close, gzip and
     deflate bodies, after an interim 100 or not, arriving in any pieces: the body comes out
     as it was, the headers lower-case, and the connection is kept only where it may be."""
-    wire = _frame(body, framing, sizes, extra)
+    wire = frame(body, framing, sizes=sizes, extra=extra)
     if interim:
         wire = b"HTTP/1.1 100 Continue\r\n\r\n" + wire
     loop = asyncio.new_event_loop()
@@ -152,10 +119,10 @@ def test_a_second_answer_on_the_connection_reads_as_the_first() -> None:
     """A kept-alive connection reads each answer from a clean state."""
     loop = asyncio.new_event_loop()
     try:
-        connection, first, socket = _feed(loop, _frame(b"one", "chunked", [1], []), [5, 40])
+        connection, first, socket = _feed(loop, frame(b"one", "chunked", sizes=[1]), [5, 40])
         assert first.result().body == b"one"
         second = connection.start(b"POST / HTTP/1.1\r\n\r\n", loop.time() + 60, 60)
-        connection.data_received(_frame(b"two!", "length", [], []))
+        connection.data_received(frame(b"two!", "length"))
         assert second.result().body == b"two!"
         assert not connection.closed and not socket.closed
     finally:
@@ -167,7 +134,7 @@ def test_bytes_beyond_the_answer_close_the_connection() -> None:
     unknown, so it is not used again."""
     loop = asyncio.new_event_loop()
     try:
-        wire = _frame(b"one", "length", [], []) + _frame(b"two", "length", [], [])
+        wire = frame(b"one", "length") + frame(b"two", "length")
         connection, answer, socket = _feed(loop, wire, [])
         assert answer.result().body == b"one"
         assert connection.closed and socket.closed
@@ -188,10 +155,10 @@ def test_an_answer_past_the_limit_is_not_read_and_its_connection_closed(
     loop = asyncio.new_event_loop()
     try:
         cases = [
-            _frame(b"x" * 5000, framing, [300] * 30, [])[:3000]
+            frame(b"x" * 5000, framing, sizes=[300] * 30)[:3000]
             for framing in ("length", "chunked", "close")
         ]
-        cases.append(_frame(b"x" * 5000, "gzip", [], []))  # small on the wire, not decoded
+        cases.append(frame(b"x" * 5000, "gzip"))  # small on the wire, not decoded
         packed = gzip.compress(b"abcdefgh" * 100)[:-8]  # its end cut off
         cases.append(
             b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
@@ -220,11 +187,11 @@ def test_the_server_s_keep_alive_time_is_kept_within() -> None:
     loop = asyncio.new_event_loop()
     try:
         connection, answer, _ = _feed(
-            loop, _frame(b"{}", "length", [], [("Keep-Alive", "timeout=5, max=99")]), []
+            loop, frame(b"{}", "length", extra=[("Keep-Alive", "timeout=5, max=99")]), []
         )
         assert answer.done() and connection.keepalive == 4.0
         connection, answer, _ = _feed(
-            loop, _frame(b"{}", "length", [], [("Keep-Alive", "max=9")]), []
+            loop, frame(b"{}", "length", extra=[("Keep-Alive", "max=9")]), []
         )
         assert connection.keepalive == 10.0
     finally:

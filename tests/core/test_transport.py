@@ -5,7 +5,6 @@ keeps its connections: ``test_http1.py``."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import socket
 import ssl
@@ -32,7 +31,7 @@ from smsbridge._core.transport import check_base_url
 from smsbridge.testing import FakeClock
 
 from ..helpers import TOKEN, ua_numbers
-from .loopback import Served, raw_server
+from .loopback import Served, frame, raw_server
 
 
 @pytest.mark.parametrize(
@@ -227,27 +226,6 @@ async def test_tls_is_verified_by_default(self_signed: tuple[Path, Path]) -> Non
 ANSWER = b'{"success_request": {"info": {"1": "380501234567"}}}'
 
 
-def _answer(body: bytes, status: str = "200 OK", framing: str = "length") -> bytes:
-    """An answer's bytes, framed one of the ways HTTP/1.1 frames a body."""
-    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-    if framing == "length":
-        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-    if framing == "chunked":
-        chunks = b"".join(
-            b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7])
-            for i in range(0, len(body), 7)
-        )
-        return f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + chunks + b"0\r\n\r\n"
-    if framing == "gzip":
-        packed = gzip.compress(body)
-        return (
-            f"{head}Content-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n\r\n".encode()
-            + packed
-        )
-    assert framing == "close"
-    return f"{head}Connection: close\r\n\r\n".encode() + body
-
-
 async def _hang_up(served: Served, writer: asyncio.StreamWriter) -> bool:
     return False
 
@@ -330,7 +308,7 @@ async def test_answers_through_the_real_transport(
     """Recorded answers, framed each way, reach the adapter whole and map end to end."""
 
     async def answer(served: Served, writer: asyncio.StreamWriter) -> bool:
-        writer.write(_answer(body, status, framing))
+        writer.write(frame(body, framing, status=status))
         return framing != "close"
 
     async with (
@@ -353,7 +331,7 @@ async def test_credentials_never_reach_logs_reprs_or_errors(
 
     async def answer(served: Served, writer: asyncio.StreamWriter) -> bool:
         if served.requests[-1][0].startswith(b"POST /sms/send "):
-            writer.write(_answer(b'{"status": 401, "message": "no"}', "401 Unauthorized"))
+            writer.write(frame(b'{"status": 401, "message": "no"}', status="401 Unauthorized"))
             return True
         return False  # the balance: hung up on
 
@@ -418,7 +396,7 @@ async def test_a_request_whose_connection_drops_after_the_write_is_not_written_a
 
     async def drop_the_second(served: Served, writer: asyncio.StreamWriter) -> bool:
         if len(served.requests) == 1:
-            writer.write(_answer(b"{}"))
+            writer.write(frame(b"{}"))
             return True
         return False
 
