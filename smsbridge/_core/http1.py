@@ -176,6 +176,8 @@ class _Connection(asyncio.Protocol):
             self.timer = None
         if self.buffer:
             self.keep = False  # more than one answer to one request
+        elif self.transport is not None and self.transport.get_write_buffer_size():
+            self.keep = False  # answered before the request was all written
         if len(self.body) > self.limit:
             log.warning("answer longer than %d bytes not read", self.limit)
             raise _Broken(f"it is longer than {self.limit} bytes")
@@ -464,7 +466,7 @@ class Http1Transport:
                 raise ConnectError(f"nothing written to {self._host}: no time was left for it")
         except TimeoutError as e:
             if connection is not None:
-                self._release(connection)
+                self._release(connection, used=False)
             if not scope.expired():
                 raise
             if ready is not None and connection is not None:
@@ -475,7 +477,7 @@ class Http1Transport:
             raise ConnectError(f"could not connect to {self._host}:{self._port} in time") from e
         except BaseException:
             if connection is not None:
-                self._release(connection)
+                self._release(connection, used=False)
             raise
         answer = connection.start(data, end, min(t.read, end - start))
         try:
@@ -589,12 +591,14 @@ class Http1Transport:
             raise self._shut()
         return connection
 
-    def _release(self, connection: _Connection) -> None:
-        """Put a connection back in the pool, or close it where it cannot serve again."""
+    def _release(self, connection: _Connection, *, used: bool = True) -> None:
+        """Put a connection back in the pool, or close it where it cannot serve again. One
+        that carried no request stays as idle as it was (the server's clock ran on)."""
         if connection.closed or self._closed:
             self._drop(connection)
             return
-        connection.idle_since = connection.loop.time()
+        if used:
+            connection.idle_since = connection.loop.time()
         self._idle.append(connection)
         if self._sweeper is None:
             self._sweeper = connection.loop.call_later(_KEEPALIVE, self._sweep)

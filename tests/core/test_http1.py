@@ -32,9 +32,13 @@ class _Wire:
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.closed = False
+        self.unsent = 0
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
 
     def close(self) -> None:
         self.closed = True
@@ -125,6 +129,23 @@ def test_a_second_answer_on_the_connection_reads_as_the_first() -> None:
         connection.data_received(frame(b"two!", "length"))
         assert second.result().body == b"two!"
         assert not connection.closed and not socket.closed
+    finally:
+        loop.close()
+
+
+def test_an_answer_before_the_request_was_all_written_closes_the_connection() -> None:
+    """A server may answer (a 401, say) while the body is still on its way; the rest of the
+    body would then precede the next request, so the connection is not used again."""
+    loop = asyncio.new_event_loop()
+    try:
+        connection = _Connection(loop, 1 << 20, "gateway")
+        socket = _Wire()
+        connection.connection_made(socket)  # type: ignore[arg-type]
+        answer = connection.start(b"POST / HTTP/1.1\r\n\r\n", loop.time() + 60, 60)
+        socket.unsent = 4096
+        connection.data_received(frame(b'{"status": 401}', status="401 Unauthorized"))
+        assert answer.result().status == 401
+        assert connection.closed and socket.closed
     finally:
         loop.close()
 
@@ -464,3 +485,28 @@ async def test_a_request_with_no_time_left_is_not_written(limit: float) -> None:
         finally:
             await transport.aclose()
     assert len(served.requests) == 1
+
+
+async def test_a_connection_that_carried_nothing_is_no_fresher() -> None:
+    """A request whose turn never came (its ``ready`` hook raised) hands its connection back
+    as idle as it was: the server's idle clock ran on, so it is not kept past its time."""
+
+    async def short(served: Served, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 2\r\n\r\n{}")
+        return True
+
+    async def refused() -> None:
+        raise RuntimeError("no slot")
+
+    async with raw_server(short) as served:
+        transport = Http1Transport(served.url)
+        try:
+            await transport.send(HttpRequest("/", b"{}"))
+            await asyncio.sleep(0.6)
+            with pytest.raises(RuntimeError):
+                await transport.send(HttpRequest("/", b"{}"), refused)
+            await asyncio.sleep(0.5)
+            assert (await transport.send(HttpRequest("/", b"{}"))).status == 200
+        finally:
+            await transport.aclose()
+    assert len(served.requests) == 2 and served.connections == 2
