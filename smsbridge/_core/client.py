@@ -419,6 +419,7 @@ class Client(Generic[J]):
         self._ssl_context = options.get("ssl_context")
         self._given_transport = options.get("transport")
         self._transport: Transport | None = None
+        self._closed = False
 
     def _adapter(self, credentials: dict[str, str]) -> Gateway[J]:
         """The gateway's adapter, given the credentials the declaration named."""
@@ -515,12 +516,18 @@ class Client(Generic[J]):
         with ``async with``."""
         transport, self._transport = self._transport, None
         if transport is not None:
+            self._closed = True
             with anyio.CancelScope(shield=True):
                 await transport.aclose()
         if self._shared is not None:
             await self._shared.aclose()
 
     def _open_transport(self) -> Transport:
+        if self._transport is None and self._closed:
+            raise ConfigurationError(
+                f"the client was closed (while this call ran, or before it): open it again "
+                f"with `async with {type(self).__name__}(...) as sms:`"
+            )
         if self._transport is None:
             raise ConfigurationError(
                 f"the client is not open: use `async with {type(self).__name__}(...) as sms:`"

@@ -374,7 +374,8 @@ def _decoded(body: bytes, headers: dict[str, str], limit: int) -> bytes:
 
 def _clean(value: str, what: str) -> str:
     if "\r" in value or "\n" in value or "\0" in value:
-        raise ConfigurationError(f"an HTTP {what} must not contain line breaks")
+        # an adapter's, so the same on every request of the account
+        raise ConfigurationError(f"an HTTP {what} must not contain line breaks", account_wide=True)
     return value
 
 
@@ -504,7 +505,8 @@ class Http1Transport:
             head = f"{line}{headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
         except UnicodeEncodeError:
             raise ConfigurationError(
-                "an HTTP header holds a character HTTP cannot carry (outside ISO-8859-1)"
+                "an HTTP header holds a character HTTP cannot carry (outside ISO-8859-1)",
+                account_wide=True,  # every request of the account carries it
             ) from None
         return head + body
 

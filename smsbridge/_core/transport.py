@@ -29,6 +29,7 @@ __all__ = [
     "Timeouts",
     "Transport",
     "check_base_url",
+    "header_fields",
 ]
 
 
@@ -82,6 +83,22 @@ class HttpResponse(msgspec.Struct, frozen=True):
 
     def __repr__(self) -> str:
         return f"HttpResponse({self.status}, {len(self.body)} bytes)"
+
+
+def header_fields(headers: Mapping[str, str], what: str) -> dict[str, str]:
+    """Headers an adapter sends with every request, checked once, where it is made: HTTP
+    carries a field value only in ISO-8859-1 and on one line. Raises
+    :class:`ConfigurationError`, naming ``what`` (the credential in it) but not the value."""
+    for name, value in headers.items():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigurationError(
+                f"{what} holds a character an HTTP header cannot carry (outside ISO-8859-1)"
+            ) from None
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ConfigurationError(f"{what} holds a line break")
+    return dict(headers)
 
 
 Ready = Callable[[], Awaitable[None]]

@@ -47,7 +47,7 @@ from .._core.models import (
     Status,
 )
 from .._core.phones import PhoneRules
-from .._core.transport import HttpRequest, HttpResponse
+from .._core.transport import HttpRequest, HttpResponse, header_fields
 from . import wire
 from .spec import SPEC
 from .texts import Kind, kind_of, state_of
@@ -106,11 +106,14 @@ class SmsClubGateway:
             raise InvalidInputError(f"batch_size must be 1..{MAX_BATCH}, got {batch_size}")
         self.batch_size = batch_size
         self.phones = phones or SPEC.phone_rules()
-        self._headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        self._headers = header_fields(
+            {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+            "the SMS Club token",
+        )
 
     def __repr__(self) -> str:
         return f"SmsClubGateway(batch_size={self.batch_size})"

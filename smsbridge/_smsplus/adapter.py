@@ -35,7 +35,7 @@ from .._core.gateway import (
 )
 from .._core.models import Status
 from .._core.phones import PhoneRules
-from .._core.transport import HttpRequest, HttpResponse
+from .._core.transport import HttpRequest, HttpResponse, header_fields
 from . import wire
 from .spec import SPEC
 
@@ -208,11 +208,14 @@ class SmsPlusGateway:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
         self.phones = phones or SPEC.phone_rules()
-        self._headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        self._headers = header_fields(
+            {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+            "the SMSPlus token",
+        )
 
     def __repr__(self) -> str:
         return f"SmsPlusGateway(batch_size={self.batch_size})"

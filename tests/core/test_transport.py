@@ -447,3 +447,30 @@ async def test_a_client_closed_under_a_running_send_stops_it_at_once() -> None:
         for o in report.outcomes
         if o.status is Status.FAILED
     )
+
+
+@pytest.mark.parametrize("client", ["SmsClub", "SmsPlus"])
+def test_a_token_an_http_header_cannot_carry_is_refused_when_the_client_is_made(
+    client: str,
+) -> None:
+    """A token with a letter outside ISO-8859-1 (a Cyrillic look-alike pasted in) travels in
+    the Authorization header, which cannot carry it: refused at once, without showing it. A
+    Webcom token, which travels in the JSON body, may hold it."""
+    from smsbridge import SmsPlus, Webcom
+
+    with pytest.raises(ConfigurationError, match="cannot carry") as e:
+        SmsPlus("SECRET-тест") if client == "SmsPlus" else SmsClub("SECRET-тест")
+    assert "SECRET" not in str(e.value) and "SECRET" not in repr(e.value)
+    Webcom("SECRET-тест")
+
+
+async def test_a_call_on_a_closed_client_says_it_was_closed() -> None:
+    """A client closed (before a call, or while it ran) says so, not that it was never
+    opened."""
+    sms = SmsClub(TOKEN, base_url=f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(ConfigurationError, match="not open"):
+        await sms.send("hi", to=["380501234567"], sender="Shop")
+    async with sms:
+        pass
+    with pytest.raises(ConfigurationError, match="was closed"):
+        await sms.send("hi", to=["380501234567"], sender="Shop")
