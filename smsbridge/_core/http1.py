@@ -511,7 +511,10 @@ class Http1Transport:
         return head + body
 
     def _line(self, request: HttpRequest) -> str:
-        target = self.base_url.join(URL(request.path.lstrip("/"))).raw_path_qs
+        base = self.base_url  # its path is the API's root, with or without a final slash
+        if not base.raw_path.endswith("/"):
+            base = base.with_path(base.raw_path + "/", encoded=True)
+        target = base.join(URL(request.path.lstrip("/"))).raw_path_qs
         method = _clean(request.method, "method")
         return (
             f"{method} {_clean(target, 'path')} HTTP/1.1\r\nHost: {self._authority}\r\n"

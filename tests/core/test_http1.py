@@ -510,3 +510,17 @@ async def test_a_connection_that_carried_nothing_is_no_fresher() -> None:
         finally:
             await transport.aclose()
     assert len(served.requests) == 2 and served.connections == 2
+
+
+@pytest.mark.parametrize("root", ["/api", "/api/", ""])
+async def test_a_base_url_s_path_is_the_root_of_every_request(root: str) -> None:
+    """``http://host/api`` and ``http://host/api/`` both send ``/sms/send`` to
+    ``/api/sms/send`` (a join by the rules for links would drop ``api``)."""
+    async with raw_server(_answer_ok) as served:
+        transport = Http1Transport(served.url + root)
+        try:
+            await transport.send(HttpRequest("/sms/send", b"{}"))
+        finally:
+            await transport.aclose()
+    expected = "/api/sms/send" if root else "/sms/send"
+    assert served.requests[0][0].startswith(f"POST {expected} HTTP/1.1\r\n".encode())
