@@ -90,7 +90,7 @@ class ClientOptions(TypedDict, total=False):
             the number); ``False`` leaves such recipients ``uncertain``.
         allow_insecure_http: permit a plain ``http://`` base URL off loopback.
         ssl_context: custom TLS settings (a private CA); verification stays on.
-        transport: a transport instead of aiohttp (tests: ``MockTransport``).
+        transport: a transport instead of the built-in HTTP/1.1 one (tests: ``MockTransport``).
         clock: time source (tests: a fake clock, so nothing sleeps).
         account: a name for the account in logs and shared-state keys, instead of a digest
             of the credentials.

@@ -1,7 +1,8 @@
 """The one error tree of smsbridge.
 
-Every exception the library raises on purpose derives from :class:`SmsBridgeError`;
-exceptions of aiohttp and msgspec are wrapped, with the original kept as ``__cause__``::
+Every exception the library raises on purpose derives from :class:`SmsBridgeError`; the
+network's (``OSError``, ``ssl``) and msgspec's are wrapped, the original kept as
+``__cause__``::
 
     SmsBridgeError
     ├── ConfigurationError          a setting is missing or unsafe (no token, plain-HTTP URL, ...)
