@@ -103,9 +103,10 @@ async def test_four_processes_share_nine_requests_per_second(redis_url: str) -> 
     assert record.count(429) == 0
     assert busiest_window(starts, 1.0) <= 9
     shares = sorted(r["requests"] for r in results)
-    # no process starved: first come, first served; in 6 s the first-served's lead from the
-    # start (its whole first round ahead of the others' in the queue) has not evened out
-    assert shares[0] > shares[-1] / 4, shares
+    # no process starved. The slots go first come, first served, not in equal shares: in
+    # 6 s the first-served's lead has not evened out, and the shares were [5, 8, 11, 30] in
+    # one run of six (on 87b55f0 as well), so each must have at least a fifth of an even one
+    assert shares[0] >= sum(shares) / 4 / 5, shares
     steady = [t for t in starts if starts[0] + 1.0 <= t <= starts[-1] - 1.0]
     gaps = [b - a for a, b in zip(steady, steady[9:], strict=False)]
     # the typical second runs within 2% of what the margin allows (9 / 1.05 s); a lone stall
