@@ -311,7 +311,8 @@ class Counter:
 
 
 class _SharedTransport:
-    """One aiohttp session for every client; closing a client leaves it open."""
+    """One transport (one pool of connections) for every client; closing a client leaves it
+    open."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
