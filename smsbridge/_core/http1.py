@@ -30,7 +30,7 @@ from collections import deque
 from yarl import URL
 
 from .errors import ConfigurationError, ConnectError, ConnectionLostError, TransportTimeoutError
-from .transport import HttpRequest, HttpResponse, Ready, Timeouts
+from .transport import HttpRequest, HttpResponse, Ready, Timeouts, unfit_for_head
 
 __all__ = ["Http1Transport"]
 
@@ -171,9 +171,7 @@ class _Connection(asyncio.Protocol):
             self._fail(ConnectionLostError(f"the answer of {self.host} is unreadable: {e}"))
 
     def _done(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._disarm()
         if self.buffer:
             self.keep = False  # more than one answer to one request
         elif self.transport is not None and self.transport.get_write_buffer_size():
@@ -190,11 +188,14 @@ class _Connection(asyncio.Protocol):
         assert self.answer is not None
         self.answer.set_result(answer)
 
-    def _close(self) -> None:
-        self.closed = True
+    def _disarm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+    def _close(self) -> None:
+        self.closed = True
+        self._disarm()
         if self.transport is not None:
             # at once: a graceful close waits for the unwritten bytes, which a server that
             # no longer reads never takes
@@ -289,7 +290,7 @@ class _Connection(asyncio.Protocol):
         code = int(status[1])
         if code < 100:
             raise _Broken("its status is out of range")
-        if 100 <= code < 200 and code != 101:
+        if code < 200 and code != 101:
             return
         headers: dict[str, str] = {}
         name = ""
@@ -311,13 +312,12 @@ class _Connection(asyncio.Protocol):
         if "keep-alive" in headers:
             self.keepalive = _idle_for(headers["keep-alive"], self.keepalive)
         if "transfer-encoding" in headers:
-            codings = [c.strip() for c in headers["transfer-encoding"].lower().split(",")]
-            if codings[-1] != "chunked" or len(codings) > 1:
+            if headers["transfer-encoding"].lower() != "chunked":  # nothing before or after it
                 raise _Broken(f"its transfer coding {headers['transfer-encoding']!r} is not read")
             self.state = _CHUNK_SIZE
             if "content-length" in headers:
                 self.keep = False  # framed two ways: the connection cannot be trusted again
-        elif code in (204, 304) or code == 101:
+        elif code in (101, 204, 304):
             self.state, self.left = _LENGTH, 0
             self.keep = self.keep and code != 101
         elif "content-length" in headers:
@@ -373,9 +373,10 @@ def _decoded(body: bytes, headers: dict[str, str], limit: int) -> bytes:
 
 
 def _clean(value: str, what: str) -> str:
-    if "\r" in value or "\n" in value or "\0" in value:
-        # an adapter's, so the same on every request of the account
-        raise ConfigurationError(f"an HTTP {what} must not contain line breaks", account_wide=True)
+    problem = unfit_for_head(value)
+    if problem is not None:
+        # an adapter's, so the same on every request of the account; the value not shown
+        raise ConfigurationError(f"an HTTP {what} {problem}", account_wide=True) from None
     return value
 
 
@@ -501,13 +502,8 @@ class Http1Transport:
             f"{_clean(name, 'header name')}: {_clean(value, 'header value')}\r\n"
             for name, value in request.headers.items()
         )
-        try:
-            head = f"{line}{headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
-        except UnicodeEncodeError:
-            raise ConfigurationError(
-                "an HTTP header holds a character HTTP cannot carry (outside ISO-8859-1)",
-                account_wide=True,  # every request of the account carries it
-            ) from None
+        # every part checked (_clean; the authority is ASCII): it encodes
+        head = f"{line}{headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
         return head + body
 
     def _line(self, request: HttpRequest) -> str:

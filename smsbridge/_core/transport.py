@@ -30,6 +30,7 @@ __all__ = [
     "Transport",
     "check_base_url",
     "header_fields",
+    "unfit_for_head",
 ]
 
 
@@ -85,19 +86,28 @@ class HttpResponse(msgspec.Struct, frozen=True):
         return f"HttpResponse({self.status}, {len(self.body)} bytes)"
 
 
-def header_fields(headers: Mapping[str, str], what: str) -> dict[str, str]:
-    """Headers an adapter sends with every request, checked once, where it is made: HTTP
-    carries a field value only in ISO-8859-1 and on one line. Raises
-    :class:`ConfigurationError`, naming ``what`` (the credential in it) but not the value."""
-    for name, value in headers.items():
+def unfit_for_head(text: str) -> str | None:
+    """Why a request's head cannot carry ``text`` (a method, path, header name or value), or
+    ``None``: HTTP carries it only on one line and in ISO-8859-1."""
+    if "\r" in text or "\n" in text or "\0" in text:
+        return "must not contain line breaks"
+    if not text.isascii():
         try:
-            value.encode("latin-1")
+            text.encode("latin-1")
         except UnicodeEncodeError:
-            raise ConfigurationError(
-                f"{what} holds a character an HTTP header cannot carry (outside ISO-8859-1)"
-            ) from None
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ConfigurationError(f"{what} holds a line break")
+            return "holds a character an HTTP header cannot carry (outside ISO-8859-1)"
+    return None
+
+
+def header_fields(headers: Mapping[str, str], what: str) -> dict[str, str]:
+    """Headers an adapter sends with every request, checked once, where it is made (see
+    :func:`unfit_for_head`). Raises :class:`ConfigurationError`, naming ``what`` (the
+    credential in it) but not the value."""
+    for field in headers.items():
+        for text in field:
+            problem = unfit_for_head(text)
+            if problem is not None:
+                raise ConfigurationError(f"{what} {problem}")
     return dict(headers)
 
 
