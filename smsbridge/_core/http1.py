@@ -188,6 +188,14 @@ class _Connection(asyncio.Protocol):
         assert self.answer is not None
         self.answer.set_result(answer)
 
+    def expiry(self) -> float:
+        """When, idle, it may no longer be written to (see :func:`_idle_for`)."""
+        return self.idle_since + self.keepalive
+
+    def usable(self, now: float) -> bool:
+        """Whether a request may be written on it now: open, and not idle past its time."""
+        return not self.closed and now < self.expiry()
+
     def _disarm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
@@ -453,7 +461,7 @@ class Http1Transport:
                 connection = await self._acquire(loop)
                 if ready is not None:
                     await ready()
-                if connection.closed or loop.time() >= connection.idle_since + connection.keepalive:
+                if not connection.usable(loop.time()):
                     # closed, or idle too long, while the request waited for its turn, which
                     # is now: only a connection ready at once may carry it (a new one would
                     # be late)
@@ -553,7 +561,7 @@ class Http1Transport:
         idle = self._idle
         while idle:
             connection = idle.pop()
-            if not connection.closed and loop.time() < connection.idle_since + connection.keepalive:
+            if connection.usable(loop.time()):
                 return connection
             self._drop(connection)
         return None
@@ -626,13 +634,13 @@ class Http1Transport:
             return
         loop = self._idle[0].loop
         now = loop.time()
-        fresh = [c for c in self._idle if not c.closed and now < c.idle_since + c.keepalive]
+        fresh = [c for c in self._idle if c.usable(now)]
         for connection in self._idle:
             if connection not in fresh:
                 self._drop(connection)
         self._idle[:] = fresh
         if fresh:
-            due = min(c.idle_since + c.keepalive for c in fresh)
+            due = min(c.expiry() for c in fresh)
             self._sweeper = loop.call_at(due, self._sweep)
 
     async def aclose(self) -> None:
