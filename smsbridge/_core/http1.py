@@ -30,7 +30,14 @@ from collections import deque
 from yarl import URL
 
 from .errors import ConfigurationError, ConnectError, ConnectionLostError, TransportTimeoutError
-from .transport import HttpRequest, HttpResponse, Ready, Timeouts, unfit_for_head
+from .transport import (
+    HttpRequest,
+    HttpResponse,
+    Ready,
+    Timeouts,
+    check_base_url,
+    unfit_for_head,
+)
 
 __all__ = ["Http1Transport"]
 
@@ -419,11 +426,12 @@ class Http1Transport:
         max_response_bytes: int = 4 * 1024 * 1024,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.base_url = url = URL(base_url)
+        # the clients' own check of a base URL (whether plain http:// is allowed is theirs)
+        url, _ = check_base_url(str(base_url), allow_insecure_http=True)
+        assert url.raw_host is not None  # it has a host
+        self.base_url = url
         self.timeouts = timeouts or Timeouts()
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigurationError("base URL must be an absolute http:// or https:// URL")
-        self._host = url.raw_host or url.host
+        self._host: str = url.raw_host
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl: ssl.SSLContext | None = None
         if url.scheme == "https":
