@@ -349,6 +349,14 @@ class _Patience:
     pass), up to ``outage`` seconds; any other error reply ends it at once."""
 
     def __init__(self, outage: float, clock: Clock | None) -> None:
+        if not (
+            isinstance(outage, int | float)
+            and not isinstance(outage, bool)
+            and 0 <= outage < math.inf
+        ):
+            raise ConfigurationError(
+                f"redis_outage must be a number of seconds from 0, got {outage!r}"
+            )
         self.outage = outage
         self.clock: Clock = clock or SystemClock()
 

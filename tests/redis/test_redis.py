@@ -427,3 +427,18 @@ async def test_a_late_process_gets_promises_it_can_keep_and_redis_counts_them_la
 def _block(seconds: float) -> None:
     """Hold the event loop, as a busy process does."""
     time.sleep(seconds)
+
+
+@pytest.mark.parametrize("outage", [float("nan"), float("inf"), -1.0, "3", True])
+def test_a_redis_outage_that_is_no_number_of_seconds_is_refused(outage: object) -> None:
+    """``redis_outage`` NaN or infinite never ran out (a send waited on a dead Redis for
+    ever), a string failed mid-send: each is a ConfigurationError when the client is made."""
+    from smsbridge import ConfigurationError, SmsClub
+
+    with pytest.raises(ConfigurationError, match="redis_outage"):
+        SmsClub(
+            "T",
+            base_url="http://127.0.0.1:1",
+            redis_url="redis://127.0.0.1:1/0",
+            redis_outage=outage,  # type: ignore[arg-type]
+        )
