@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -88,8 +89,11 @@ def parse_delivery_reports(body: bytes) -> list[DeliveryReport]:
     return reports
 
 
+_NUMERAL = re.compile(r"[0-9]{1,18}")  # ids given back as numbers; any other as it came
+
+
 def acknowledge(message_ids: Iterable[str]) -> bytes:
     """The answer that tells the gateway these reports were stored."""
     return msgspec.json.encode(
-        [{"id_sms": int(i) if i.isdigit() else i} for i in dict.fromkeys(message_ids)]
+        [{"id_sms": int(i) if _NUMERAL.fullmatch(i) else i} for i in dict.fromkeys(message_ids)]
     )

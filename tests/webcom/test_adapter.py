@@ -242,3 +242,10 @@ def test_delivery_reports_parse_and_acknowledge() -> None:
     for garbage in (b"<html>", b'"string"', b"42"):
         with pytest.raises(ResponseDecodeError):
             parse_delivery_reports(garbage)
+
+
+def test_ids_that_are_not_plain_numbers_are_acknowledged_as_they_came() -> None:
+    """An id of 5,000 digits passed the int limit, "²" passes ``isdigit`` but not ``int``
+    (a 500 after the reports were stored), and "١" was given back as 1, another id."""
+    ids = ["42", "9" * 5000, "²", "١"]
+    assert json.loads(acknowledge(ids)) == [{"id_sms": 42}] + [{"id_sms": i} for i in ids[1:]]
