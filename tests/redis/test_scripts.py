@@ -22,9 +22,9 @@ from ..conftest import RedisServer
 
 @pytest.mark.parametrize("seed", range(8))
 async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: int) -> None:
-    """Reserve, commit and release by several holders over a few keys, repeats included, on
-    an explicit clock that crosses buckets and outlives entries (short lives as well as the
-    usual two minutes)."""
+    """Reserve, commit, release and commits carried by a reservation, by several holders over
+    a few keys, repeats included, on an explicit clock that crosses buckets and outlives
+    entries (short lives as well as the usual two minutes)."""
     rng = random.Random(seed)
     client = aioredis.Redis.from_url(redis_url)
     model = FakeRedis(World(), RedisFaults(), random.Random(0), Counter())
@@ -37,7 +37,7 @@ async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: in
     try:
         for _ in range(300):
             now += rng.choice([0, 0, 500, 2_000, 40_000])
-            op = rng.choice(["reserve", "reserve", "commit", "release"])
+            op = rng.choice(["reserve", "reserve", "commit", "release", "settle"])
             chosen = [rng.choice(fields) for _ in range(rng.randint(1, 4))]
             # runs of a send ("h1/a", "h1/b": the second takes the first's over), and a bare
             # send, as a journaled resume releases with
@@ -45,9 +45,17 @@ async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: in
             indices = ",".join(str(rng.randrange(3)) for _ in chosen)
             ms = life if op != "commit" else max(1, life - rng.choice([0, 2_000]))
             args: list[Any] = [ms, holder, indices, now, span, *chosen]
+            if op == "settle":  # commits carried, then a reservation (or none)
+                if rng.random() < 0.3:
+                    chosen, indices = [], ""
+                args = [ms, holder, indices, now, span, len(chosen), *chosen]
+                for _ in range(rng.randint(1, 2)):
+                    them = [rng.choice(fields) for _ in range(rng.randint(1, 3))]
+                    args += [max(1, life - rng.choice([0, 2_000])), rng.choice(["h1/a", "h2/a"])]
+                    args += [",".join(str(rng.randrange(3)) for _ in them), len(them), *them]
             real = await run[op](keys=[prefix], args=args)
             modelled = getattr(model, f"_{op}")([prefix], args, 0.0)
-            if op == "reserve":
+            if op in ("reserve", "settle"):
                 assert real.decode() == modelled
             else:
                 assert int(real) == modelled
