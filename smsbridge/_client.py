@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from ._core.client import Client, ClientOptions, env_or
+from ._core.client import Client, ClientOptions, check_options, env_or
 from ._core.gateway import Job
 
 __all__ = ["GatewayClient"]
@@ -17,6 +17,7 @@ class GatewayClient(Client[J]):
     """A gateway client as users meet it (see :class:`~smsbridge._core.client.Client`)."""
 
     def __init__(self, credentials: dict[str, str | None], options: ClientOptions) -> None:
+        check_options(self.spec.title, options)
         url = env_or(options.get("redis_url"), "SMSBRIDGE_REDIS_URL")
         if url and options.get("state") is None:
             from .redis import redis_state

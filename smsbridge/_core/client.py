@@ -327,6 +327,63 @@ def credential(value: str | None, name: str, what: str) -> str | None:
     return found
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(cls: type) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, cls)
+
+
+def _anything(value: object) -> bool:
+    return True
+
+
+def _with(*methods: str) -> Callable[[object], bool]:
+    return lambda value: all(callable(getattr(value, m, None)) for m in methods)
+
+
+# what each option must be (None, where it means "the default", is checked by the option's
+# own code): a wrong kind fails here, by name, not somewhere deep in the first send
+_OPTION_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "base_url": (_kind(str), "a URL (str)"),
+    "https": (_kind(bool), "True or False"),
+    "rate": (_whole, "a whole number"),
+    "rate_period": (_number, "a number of seconds"),
+    "rate_margin": (_number, "a number of seconds"),
+    "limiter": (_with("acquire", "defer"), "a RateLimiter"),
+    "window": (_with("keys", "reserve", "commit", "release"), "a DuplicateWindow"),
+    "window_ttl": (_number, "a number of seconds"),
+    "concurrency": (_whole, "a whole number"),
+    "timeouts": (_kind(Timeouts), "a Timeouts"),
+    "retry": (_kind(RetryPolicy), "a RetryPolicy"),
+    "at_least_once": (_kind(bool), "True or False"),
+    "repeat_guard": (_kind(bool), "True or False"),
+    "allow_insecure_http": (_kind(bool), "True or False"),
+    "ssl_context": (_kind(ssl.SSLContext), "an ssl.SSLContext"),
+    "transport": (_with("send", "aclose"), "a Transport"),
+    "clock": (_with("now", "sleep"), "a Clock"),
+    "account": (_kind(str), "a str"),
+    "redis_url": (_kind(str), "a Redis URL (str)"),
+    "redis_outage": (_number, "a number of seconds"),
+    "state": (callable, "a StateFactory"),
+    "on_event": (callable, "callable"),
+}
+
+
+def check_options(title: str, options: Mapping[str, object]) -> None:
+    """Raise :class:`ConfigurationError` for an option that is not the kind it must be (the
+    message names the option and the kind given, never the value); unknown names pass."""
+    for name, value in options.items():
+        fits, what = _OPTION_KINDS.get(name, (_anything, ""))
+        if value is not None and not fits(value):
+            raise ConfigurationError(f"{title}: {name} must be {what}, not {type(value).__name__}")
+
+
 class Client(Generic[J]):
     """Base of the gateway clients: use ``async with`` to open and close its one session.
 
@@ -344,6 +401,7 @@ class Client(Generic[J]):
             raise ConfigurationError(
                 f"{spec.title} takes no {', '.join(sorted(unknown))} (see ClientOptions)"
             )
+        check_options(spec.title, options)
         resolved = _credentials(spec, credentials)
         self._gateway = self._adapter(resolved)
         if options.get("https"):

@@ -249,3 +249,39 @@ async def test_a_wrong_send_option_is_a_typed_error_before_anything_is_read(
         with pytest.raises(InvalidInputError, match=routed or message):
             await router.send("Hi", to=numbers(), sender="Shop", **options)
     assert read == [] and requests == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("window_ttl", "120"),
+        ("rate", 9.5),
+        ("rate", True),
+        ("rate_period", "1"),
+        ("concurrency", True),
+        ("timeouts", "x"),
+        ("timeouts", 30),
+        ("retry", 3),
+        ("clock", "now"),
+        ("on_event", "log"),
+        ("account", 5),
+        ("redis_url", 5),
+        ("redis_outage", "30"),
+        ("state", "redis://127.0.0.1:6379"),
+        ("https", "yes"),
+        ("at_least_once", 1),
+        ("base_url", b"http://127.0.0.1:1"),
+        ("transport", object()),
+        ("limiter", 9),
+        ("window", {}),
+        ("ssl_context", "ca.pem"),
+    ],
+)
+def test_an_option_of_the_wrong_kind_is_refused_by_name(option: str, value: object) -> None:
+    """Not a TypeError from somewhere deep in the first send, nor accepted and ignored: a
+    ConfigurationError naming the option and the kind given, never the value."""
+    with pytest.raises(ConfigurationError) as caught:
+        SmsClub(TOKEN, **{option: value})  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert f"{option} must be" in message and type(value).__name__ in message
+    assert repr(value) not in message or isinstance(value, bool | int)
