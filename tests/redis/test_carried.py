@@ -21,6 +21,7 @@ from smsbridge._resp import Pipe
 from smsbridge.redis import RedisWindow
 from smsbridge.testing import FakeProcess
 
+from ..conftest import RedisServer
 from ..helpers import window_entries
 
 
@@ -72,6 +73,8 @@ async def test_a_commit_rides_with_the_next_reservation(redis_url: str) -> None:
 async def test_a_commit_nothing_carries_goes_by_itself(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Sent by a timer; a flush in the moment the timer has taken it, before its send began,
+    waits for it all the same."""
     monkeypatch.setattr(redis_module, "_CARRY", 0.0)
     pipe = Pipe(redis_url)
     reader = aioredis.Redis.from_url(redis_url)
@@ -81,10 +84,13 @@ async def test_a_commit_nothing_carries_goes_by_itself(
     try:
         await window.reserve(keys, "s/a", batch.indices)
         window.commit_soon(keys, "s/a", batch.indices)
-        for _ in range(3):  # the timer's turn of the event loop comes
-            await asyncio.sleep(0)
-        assert not window._outbox and window._tasks
-        await asyncio.gather(*window._tasks)
+        # the timer fires in the loop's next turn, after this task's, and its send begins
+        # in the turn after that: here, they are taken and not yet on their way
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not window._outbox and window._tasks and not window._carrying
+        await window.flush()  # waits for them too
+        assert not window._tasks
         assert await window_entries(reader, window, keys) == [b"cs/a:0", b"cs/a:1", b"cs/a:2"]
     finally:
         await pipe.aclose()
@@ -103,7 +109,7 @@ class _Stalling:
             self.calls.append(list(args))
             if len(self.calls) == 1:
                 raise ConnectionError("Redis out of reach")
-            return b"0" * int(args[5]) if source == redis_module._SETTLE else b""
+            return [b"0" * int(args[5])] if source == redis_module._SETTLE else b""
 
         return script
 
@@ -121,8 +127,8 @@ async def test_a_commit_whose_carrier_was_cancelled_goes_again() -> None:
     await window.flush()
     assert len(client.calls) == 2
     # by itself now: no reservation of its own (0 fields), the commit of #0 and #1 after
-    assert client.calls[1][2:6] == ["", "", window._span, 0]
-    assert client.calls[1][8] == "0,1" and client.calls[1][9] == 2
+    assert client.calls[1][2:7] == ["", "", window._span, 0, 0]
+    assert client.calls[1][9] == "0,1" and client.calls[1][10] == 2
 
 
 async def test_a_send_returns_with_what_went_committed(redis_url: str) -> None:
@@ -146,5 +152,66 @@ async def test_a_send_returns_with_what_went_committed(redis_url: str) -> None:
                 assert again.suppressed == 250 and again.requests == 0
             record = await fake.record()
         assert len(record.sent) == 250
+    finally:
+        await reader.aclose()
+
+
+class _Broken(_Stalling):
+    """A stand-in whose every call fails with an error that is not Redis's."""
+
+    def register_script(self, source: str) -> Any:
+        async def script(keys: Any = (), args: Any = (), client: Any = None) -> Any:
+            self.calls.append(list(args))
+            raise TypeError("not a Redis error")
+
+        return script
+
+
+async def test_a_commit_that_fails_for_no_redis_reason_is_given_up_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logged and dropped: not put back to be tried every tenth of a second for ever, and
+    the flush a send ends with returns."""
+    client = _Broken()
+    window = RedisWindow(client, "smsbridge:{test:x}", b"k" * 32, ttl=60)
+    batch = _batch(0, 2)
+    window.commit_soon(window.keys("Shop", "Sale", batch), "s/a", batch.indices)
+    await window.flush()
+    assert len(client.calls) == 1
+    assert not window._outbox and window._timer is None
+    assert "commits not carried out" in caplog.text
+
+
+async def test_a_send_through_redis_makes_one_call_a_request(private_redis: RedisServer) -> None:
+    """Each request's reservation carries the commit of the request before it and asks for
+    its own start: one script call to Redis a request (three before: reserve, acquire and
+    commit), and a send of the same text again reserves nothing, so asks for no start."""
+    account = f"tok-{uuid.uuid4().hex}"
+    reader = aioredis.Redis.from_url(private_redis.url)
+    phones = [f"38050{i:07d}" for i in range(1_000)]
+
+    async def calls() -> int:
+        stats = await reader.info("commandstats")
+        return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
+
+    try:
+        async with (
+            FakeProcess("smsclub", "--token", account, "--rate-limit", "none") as fake,
+            SmsClub(account, base_url=fake.url, redis_url=private_redis.url) as sms,
+        ):
+            await sms.send("Warm", to=phones[:1], sender="Shop")  # Redis learns the scripts
+            before = await calls()
+            report = await sms.send("Sale", to=phones, sender="Shop", keep="none")
+            made = await calls() - before
+            assert isinstance(sms._window, RedisWindow) and sms._window._limiter is not None
+            starts = sms._window._limiter._keys[0]
+            given = await reader.zcard(starts)
+            again = await sms.send("Sale", to=phones, sender="Shop", keep="none")
+            assert given >= 10 and await reader.zcard(starts) == given, "a start for nothing"
+        assert report.accepted == 1_000 and report.requests == 10
+        # one a request, and the last commits sent by themselves when the send ends (a
+        # start asked again now and then by a busy process)
+        assert 10 <= made <= 12
+        assert again.suppressed == 1_000 and again.requests == 0
     finally:
         await reader.aclose()
