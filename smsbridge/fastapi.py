@@ -18,6 +18,7 @@ delivery-report webhook.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar
@@ -69,6 +70,9 @@ class SmsBridge(Generic[C]):
         return self._client
 
 
+_PATH_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def webcom_report_router(
     store: Store,
     *,
@@ -92,8 +96,22 @@ def webcom_report_router(
         store: ``async (reports) -> stored ids``.
         secret: the shared secret (at least 16 characters).
     """
-    if len(secret) < 16:
-        raise ConfigurationError("the report secret must be at least 16 characters")
+    if via not in ("path", "header"):
+        raise ConfigurationError(f'via is "path" or "header", not {via!r}')
+    if not isinstance(secret, str) or len(secret) < 16:
+        raise ConfigurationError("the report secret must be a str of at least 16 characters")
+    if via == "path" and not _PATH_SAFE.fullmatch(secret):
+        # a "/" would never match one segment, a "?" or "#" ends the path
+        raise ConfigurationError(
+            "a report secret in the path holds letters, digits and - . _ ~ only "
+            "(secrets.token_urlsafe(32) makes one)"
+        )
+    if via == "header" and not (
+        secret.isascii() and secret.isprintable() and secret == secret.strip()
+    ):
+        raise ConfigurationError(
+            "a report secret in a header is printable ASCII without surrounding spaces"
+        )
     router = APIRouter()
     receiver = ReportReceiver(store, max_bytes=max_bytes, remember=remember)
 

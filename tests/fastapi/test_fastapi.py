@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import aiohttp
 import anyio
@@ -117,6 +118,31 @@ def test_router_limits_garbage_and_repeats() -> None:
         assert client.post("/by-header", content=nested, headers=headers).status_code == 400
     with pytest.raises(ConfigurationError):
         webcom_report_router(store, secret="short")
+
+
+@pytest.mark.parametrize(
+    ("secret", "via", "says"),
+    [
+        ("reports/secret-0123456789", "path", "letters, digits"),  # never one path segment
+        ("reports-secret-01234567?8", "path", "letters, digits"),
+        ("reports-secret-0123456789", "paht", 'via is "path" or "header"'),
+        ("reports-secret-Ж123456789", "header", "printable ASCII"),
+        (" reports-secret-0123456789", "header", "printable ASCII"),
+        (12345678901234567890, "path", "a str"),
+    ],
+)
+def test_a_report_secret_no_request_could_match_is_refused(
+    secret: Any, via: Any, says: str
+) -> None:
+    """A secret that would never match what the gateway sends (a "/" in a path segment, a
+    letter no header carries as given) or a misspelt ``via``, once silently a router that
+    answered every report 404, is refused when the router is made."""
+
+    async def store(reports: Any) -> list[Any]:
+        return []
+
+    with pytest.raises(ConfigurationError, match=says):
+        webcom_report_router(store, secret=secret, via=via)
 
 
 def test_dependency_needs_the_lifespan() -> None:
