@@ -53,10 +53,14 @@ def test_safe_base_urls_are_accepted(url: str) -> None:
         ("ftp://example.com", "absolute http:// or https://"),
         ("/relative", "absolute http:// or https://"),
         ("https://user:pw@example.com", "must not carry credentials"),
+        ("https://example.com/api?key=1", "must not carry a query"),
+        ("https://example.com/api#v2", "or a fragment"),
+        ("https://example.com/?", "must not carry a query"),
     ],
 )
 def test_unsafe_base_urls_are_refused(url: str, message: str) -> None:
-    """Plain HTTP off loopback, other schemes and embedded credentials are refused."""
+    """Plain HTTP off loopback, other schemes and embedded credentials are refused; so is a
+    query or a fragment, which every call's own path and query would drop without a word."""
     with pytest.raises(ConfigurationError, match=message):
         SmsClub(TOKEN, base_url=url)
     if url.startswith("http://"):
