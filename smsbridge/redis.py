@@ -149,7 +149,8 @@ return 0
 # newest bucket that has it (a later write shadows an earlier one; a release drops them all).
 # ARGV, the same for every window script: [1] milliseconds the entry holds (a release: how long
 # entries may live, so how far back to look), [2] holder, [3] the recipients' indices,
-# comma-separated (one argument, not one per key: a batch's call is a hundred keys), [4] the
+# comma-separated, or "<first>+<count>" for a run of them (one argument, not one per key: a
+# batch's call is a hundred keys), [4] the
 # server's "now" in milliseconds, for tests (callers leave it empty), [5] the buckets'
 # length in milliseconds, [6...] the fields (at most a few thousand: Lua's unpack has a limit;
 # _SETTLE counts them first). Each script begins by saying where its fields are.
@@ -191,6 +192,19 @@ local function write(sets, lasts)
     end
 end
 local stamp = string.format('%013d', now + life)
+local function each(indices)
+    local first, count = string.match(indices, '^(%d+)%+(%d+)$')
+    if not first then
+        return string.gmatch(indices, '[^,]+')
+    end
+    local index, last = tonumber(first) - 1, tonumber(first) + tonumber(count) - 1
+    return function()
+        if index < last then
+            index = index + 1
+            return index
+        end
+    end
+end
 """
 
 # Returns one digit per recipient: 0 (ours: new, or this run's own reservation), 1
@@ -203,7 +217,7 @@ local found = newest()
 local send = string.match(ARGV[2], '^[^/]*') .. '/'
 local out, sets, written = {}, {}, {}
 local i = 0
-for index in string.gmatch(ARGV[3], '[^,]+') do
+for index in each(ARGV[3]) do
     i = i + 1
     local field, body, tail = fields[i], ARGV[2] .. ':' .. index, ':' .. index
     local held = written[field] or found[i]
@@ -256,7 +270,7 @@ while at <= #ARGV do
     local value = string.format('%013d', now + lasts) .. 'c' .. ARGV[at + 1] .. ':'
     local sets = {}
     local i = 0
-    for index in string.gmatch(ARGV[at + 2], '[^,]+') do
+    for index in each(ARGV[at + 2]) do
         i = i + 1
         sets[2 * i - 1] = ARGV[at + 3 + i]
         sets[2 * i] = value .. index
@@ -287,7 +301,7 @@ _COMMIT = (
     + """
 local sets = {}
 local i = 0
-for index in string.gmatch(ARGV[3], '[^,]+') do
+for index in each(ARGV[3]) do
     i = i + 1
     sets[2 * i - 1] = fields[i]
     sets[2 * i] = stamp .. 'c' .. ARGV[2] .. ':' .. index
@@ -311,7 +325,7 @@ local any = not string.find(ARGV[2], '/', 1, true)
 local send = ARGV[2] .. '/'
 local gone = {}
 local i = 0
-for index in string.gmatch(ARGV[3], '[^,]+') do
+for index in each(ARGV[3]) do
     i = i + 1
     local held, tail = found[i], ':' .. index
     if held and tonumber(string.sub(held, 1, 13)) > now and string.sub(held, 14, 14) ~= 'c' then
@@ -850,7 +864,7 @@ class RedisWindow:
         ms = self._ttl_ms + round(extra_hold(extra, self.slack) * 1000)
         for at in range(0, len(keys), _CHUNK):
             chunk = keys[at : at + _CHUNK]
-            chosen = ",".join(map(str, indices[at : at + _CHUNK]))
+            chosen = _joined(indices[at : at + _CHUNK])
             self._outbox += [ms, holder, chosen, len(chunk), *self._framed_fields(chunk)]
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(_CARRY, self._send_alone)
@@ -973,7 +987,7 @@ class RedisWindow:
         replies = []
         for at in range(0, len(keys), _CHUNK):
             chunk, chosen = keys[at : at + _CHUNK], indices[at : at + _CHUNK]
-            args: list[Any] = [ms, holder, ",".join(map(str, chosen)), "", self._span]
+            args: list[Any] = [ms, holder, _joined(chosen), "", self._span]
             if script is self._reserve and not at:
                 limiter = self._limiter
                 ask = limiter.ask_ahead() if limiter is not None else None
@@ -1040,10 +1054,27 @@ class RedisRanges:
 
 
 _CHUNK = 1000  # recipients per window call
+_EXACT = 10**13  # indices a run in Lua may reach: its numbers are doubles, written by %.14g
 _CARRY = 0.1  # seconds a commit waits for a reservation to carry it
 _LONGEST = 365 * 86400.0  # seconds a window entry may hold
 
 _CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING, "3": Claim.EARLIER}
+
+
+def _joined(indices: Sequence[int]) -> str:
+    """Recipients' indices as the window scripts read them: ``"<first>+<count>"`` for a run
+    of consecutive ones (a batch as it was packed), else comma-separated."""
+    count = len(indices)
+    if count > 2:
+        first = indices[0]
+        if (
+            first >= 0
+            and indices[-1] - first == count - 1
+            and first + count < _EXACT  # Lua's numbers write it digit for digit
+            and list(range(first, first + count)) == indices
+        ):
+            return f"{first}+{count}"
+    return ",".join(map(str, indices))
 
 
 def key_head(sender: str, text: str, params: tuple[str, ...]) -> bytes:

@@ -45,6 +45,8 @@ async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: in
             # send, as a journaled resume releases with
             holder = rng.choice(["h1/a", "h1/b", "h2/a"] + (["h1"] if op == "release" else []))
             indices = ",".join(str(rng.randrange(3)) for _ in chosen)
+            if rng.random() < 0.3:  # a run of consecutive indices, as a packed batch has
+                indices = f"{rng.randrange(3)}+{len(chosen)}"
             ms = life if op != "commit" else max(1, life - rng.choice([0, 2_000]))
             args: list[Any] = [ms, holder, indices, now, span, *chosen]
             keys = [prefix]
@@ -61,7 +63,10 @@ async def test_the_window_scripts_and_their_model_agree(redis_url: str, seed: in
                 for _ in range(rng.randint(1, 2)):
                     them = [rng.choice(fields) for _ in range(rng.randint(1, 3))]
                     args += [max(1, life - rng.choice([0, 2_000])), rng.choice(["h1/a", "h2/a"])]
-                    args += [",".join(str(rng.randrange(3)) for _ in them), len(them), *them]
+                    joined = ",".join(str(rng.randrange(3)) for _ in them)
+                    if rng.random() < 0.3:
+                        joined = f"{rng.randrange(3)}+{len(them)}"
+                    args += [joined, len(them), *them]
             real = await run[op](keys=keys, args=args)
             modelled = getattr(model, f"_{op}")(keys, args, 0.0)
             if op == "settle":

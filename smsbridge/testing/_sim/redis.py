@@ -396,7 +396,12 @@ def _alive(store: dict[str, tuple[dict[K, V], float]], key: str, now: float) -> 
 
 
 def _indices(joined: Any) -> list[str]:
-    """The window scripts' comma-separated indices (Lua's ``gmatch('[^,]+')``)."""
+    """The window scripts' indices: comma-separated (Lua's ``gmatch('[^,]+')``), or
+    ``"<first>+<count>"``."""
+    run = re.fullmatch(r"([0-9]+)\+([0-9]+)", str(joined))
+    if run is not None:
+        first, count = int(run.group(1)), int(run.group(2))
+        return [str(i) for i in range(first, first + count)]
     return [part for part in str(joined).split(",") if part]
 
 
