@@ -861,7 +861,7 @@ class RedisWindow:
             raise ValueError("one index per key")
         if not keys:
             return
-        ms = self._ttl_ms + round(extra_hold(extra, self.slack) * 1000)
+        ms = self._commit_ms(extra)
         for at in range(0, len(keys), _CHUNK):
             chunk = keys[at : at + _CHUNK]
             chosen = _joined(indices[at : at + _CHUNK])
@@ -965,8 +965,11 @@ class RedisWindow:
     ) -> None:
         """Hold for a full TTL (and ``extra`` seconds, at most the slack) from now."""
         if keys:
-            more = round(extra_hold(extra, self.slack) * 1000)
-            await self._call(self._commit, self._ttl_ms + more, holder, keys, indices)
+            await self._call(self._commit, self._commit_ms(extra), holder, keys, indices)
+
+    def _commit_ms(self, extra: float) -> int:
+        # a full TTL, and ``extra`` seconds at most the slack
+        return self._ttl_ms + round(extra_hold(extra, self.slack) * 1000)
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations that are still this run's (a bare send key: any run's of
