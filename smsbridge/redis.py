@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import partial
 from hashlib import blake2b
@@ -85,41 +84,38 @@ T = TypeVar("T")
 # start counts from a moment at or after the write, and nothing crowds a span; the member
 # then ends in '/<width>', so that the queue's order goes by the start. (ARGV[4],
 # and ARGV[2] of _DEFER, give "now" in microseconds for tests; callers leave them empty.)
-_ASK = """
-local function ask(K, A)
-    local now = tonumber(A[4])
-    if not now then
-        local t = redis.call('TIME')
-        now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    end
-    local limit = tonumber(A[1])
-    local span = tonumber(A[2])
-    for i = 8, #A do
-        redis.call('ZREM', K[1], A[i])
-    end
-    local start = math.max(now + (tonumber(A[6]) or 0), tonumber(redis.call('GET', K[2]) or '0'))
-    redis.call('ZREMRANGEBYSCORE', K[1], '-inf', now - span)
-    local count = redis.call('ZCARD', K[1])
-    if count >= limit then
-        local kth = redis.call('ZRANGE', K[1], count - limit, count - limit, 'WITHSCORES')
-        start = math.max(start, tonumber(kth[2]) + span)
-    end
-    if count > 0 and A[5] ~= '1' then
-        local last = redis.call('ZRANGE', K[1], -1, -1, 'WITHSCORES')
-        local width = tonumber(string.match(last[1], '/(%d+)$')) or 0
-        start = math.max(start, tonumber(last[2]) - width)
-    end
-    local latest = start + (tonumber(A[7]) or 0)
-    redis.call('ZADD', K[1], latest, A[3])
-    -- the key lives while any start it holds counts: a call never shortens what another needs
-    local keep = math.ceil((latest - now + span) / 1000) + 1000
-    if redis.call('PTTL', K[1]) < keep then
-        redis.call('PEXPIRE', K[1], keep)
-    end
-    return {start, now}
+_ACQUIRE = """
+local now = tonumber(ARGV[4])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+local limit = tonumber(ARGV[1])
+local span = tonumber(ARGV[2])
+for i = 8, #ARGV do
+    redis.call('ZREM', KEYS[1], ARGV[i])
+end
+local start = math.max(now + (tonumber(ARGV[6]) or 0), tonumber(redis.call('GET', KEYS[2]) or '0'))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+    local kth = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+    start = math.max(start, tonumber(kth[2]) + span)
+end
+if count > 0 and ARGV[5] ~= '1' then
+    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    local width = tonumber(string.match(last[1], '/(%d+)$')) or 0
+    start = math.max(start, tonumber(last[2]) - width)
+end
+local latest = start + (tonumber(ARGV[7]) or 0)
+redis.call('ZADD', KEYS[1], latest, ARGV[3])
+-- the key lives while any start it holds counts: a call never shortens what another needs
+local keep = math.ceil((latest - now + span) / 1000) + 1000
+if redis.call('PTTL', KEYS[1]) < keep then
+    redis.call('PEXPIRE', KEYS[1], keep)
+end
+return {start, now}
 """
-_ACQUIRE = _ASK + "return ask(KEYS, ARGV)"
 
 _DEFER = """
 local now = tonumber(ARGV[2])
@@ -252,19 +248,13 @@ _ALL_FIELDS = "local first, last = 6, #ARGV"  # a window call's own fields: the 
 _RESERVE = _ALL_FIELDS + _WINDOW + _RESERVE_BODY + "return claims"
 
 # The commits a window carries (see RedisWindow.commit_soon), then a reservation as _RESERVE's
-# (none where ARGV[3] is empty), then, where it claimed a recipient for this run, a start for
-# the request that will carry it, as _ACQUIRE gives one (KEYS[2] and KEYS[3] are _ACQUIRE's
-# keys). ARGV[6] counts the reservation's fields and ARGV[7...] are they; the next counts
-# _ACQUIRE's arguments (0: no start wanted), which follow; each carried commit comes after,
-# as [ms it holds, holder, indices, count, fields...]. Returns {claims}, or {claims, start,
-# now} as _ACQUIRE's.
+# (none where ARGV[3] is empty): ARGV[6] counts the reservation's fields, ARGV[7...] are
+# they, and each carried commit follows as [ms it holds, holder, indices, count, fields...].
 _SETTLE = (
     "local first, last = 7, 6 + tonumber(ARGV[6])"
-    + _ASK
     + _WINDOW
     + """
-local asking = tonumber(ARGV[last + 1])
-local at = last + 2 + asking
+local at = last + 1
 while at <= #ARGV do
     local lasts, count = tonumber(ARGV[at]), tonumber(ARGV[at + 3])
     local value = string.format('%013d', now + lasts) .. 'c' .. ARGV[at + 1] .. ':'
@@ -282,17 +272,7 @@ while at <= #ARGV do
 end
 """
     + _RESERVE_BODY
-    + """
-if asking > 0 and string.find(claims, '0', 1, true) then
-    local A = {}
-    for i = 1, asking do
-        A[i] = ARGV[last + 1 + i]
-    end
-    local given = ask({KEYS[2], KEYS[3]}, A)
-    return {claims, given[1], given[2]}
-end
-return {claims}
-"""
+    + "return claims"
 )
 
 _COMMIT = (
@@ -504,10 +484,6 @@ class RedisLimiter:
     promise with the next ask. A process that has been late lately asks for promises with a
     width (twice its recent lateness, at most half a period, shrinking as it keeps them): it
     may write that much after the start, and Redis counts the start from the end of it.
-
-    A start may also be asked for ahead, in the same call as the window's reservation of the
-    request's recipients (:meth:`ask_ahead`): the next :meth:`acquire` then takes it without
-    a call of its own.
     """
 
     def __init__(
@@ -534,7 +510,6 @@ class RedisLimiter:
         self._me = os.urandom(6).hex()
         self._count = 0
         self._unused: list[str] = []  # promises of slots closed unused, dropped at the next ask
-        self._ahead: deque[_Promise] = deque()  # promises asked for ahead, not yet taken
         self.width = 0.0  # seconds a promise may be kept late: how late this process runs
         self._offset = _Offset()
         self._clock: Clock = clock or SystemClock()
@@ -547,61 +522,14 @@ class RedisLimiter:
         )
 
     async def acquire(self) -> Slot:
-        """Get a start time from Redis (or take one asked for ahead), and wait until shortly
-        before it."""
+        """Get a start time from Redis, and wait until shortly before it."""
         slot = _RedisSlot(self)
         try:
-            while self._ahead:
-                if slot.adopt(self._ahead.popleft()):
-                    await slot.until_near()
-                    return slot
             await slot.promise()
         except BaseException:
             slot.close()  # cancelled while waiting: the promise is given back
             raise
         return slot
-
-    def ask_ahead(self) -> _Ask | None:
-        """The arguments of a start asked for ahead (see :meth:`ahead`), or ``None`` while
-        enough such starts wait to be taken."""
-        if len(self._ahead) >= _AHEAD_MOST:
-            return None
-        return self._ask(None, 0.0)
-
-    def ahead(self, ask: _Ask, reply: Sequence[Any] | None, asked: float, answered: float) -> None:
-        """What became of a start asked for ahead: ``reply`` is ``(start, now)`` as
-        :data:`_ACQUIRE` answers, or ``None`` where Redis gave none (the promises to drop go
-        with the next ask); ``asked`` and ``answered``: the local clock around the call. A
-        call that failed passes ``asked`` NaN: its promise, if made, is dropped too."""
-        if reply is None or math.isnan(asked):
-            if math.isnan(asked):
-                self._unused.append(ask.member)
-            self._unused += ask.unused
-            return
-        self._ahead.append(self._promised(ask, reply, asked, answered))
-
-    def _ask(self, stale: str | None, lead: float) -> _Ask:
-        """A start's arguments to _ACQUIRE: a new member; ``stale``, the promise it replaces
-        (then at least ``lead`` seconds ahead); the promises to drop (taken)."""
-        self._count += 1
-        width = self.width
-        micros = round(width * 1_000_000)
-        member = f"{self._me}:{self._count}" + (f"/{micros}" if micros else "")
-        args: list[int | str] = [self.limit, self._span_us, member, ""]
-        if stale is None:
-            args += ["0", 0, micros]
-        else:
-            args += ["1", round(lead * 1_000_000), micros]
-            self._unused.append(stale)
-        unused, self._unused = self._unused, []
-        args += unused
-        return _Ask(member, width, args, unused)
-
-    def _promised(self, ask: _Ask, reply: Sequence[Any], asked: float, answered: float) -> _Promise:
-        start_us, now_us = reply
-        low, high = self._offset.learn(int(now_us) / 1e6, asked, answered)
-        start = int(start_us) / 1e6
-        return _Promise(ask.member, ask.width, start - high, start - low)
 
     async def defer(self, seconds: float) -> None:
         """Hold back every process's starts for ``seconds`` (a gateway's Retry-After)."""
@@ -610,29 +538,6 @@ class RedisLimiter:
         await self._patience.call(
             lambda: self._defer(keys=self._keys[1:], args=[int(seconds * 1_000_000)])
         )
-
-
-class _Ask:
-    """One ask for a start: its member, width and _ACQUIRE arguments, and the promises it
-    drops."""
-
-    __slots__ = ("args", "member", "unused", "width")
-
-    def __init__(self, member: str, width: float, args: list[Any], unused: list[str]) -> None:
-        self.member, self.width, self.args, self.unused = member, width, args, unused
-
-
-class _Promise:
-    """A start Redis gave: its member, width, and the moment, as far as local time knows
-    (between ``earliest`` and ``latest``)."""
-
-    __slots__ = ("earliest", "latest", "member", "width")
-
-    def __init__(self, member: str, width: float, earliest: float, latest: float) -> None:
-        self.member, self.width, self.earliest, self.latest = member, width, earliest, latest
-
-
-_AHEAD_MOST = 4  # starts asked for ahead that may wait to be taken, per limiter
 
 
 class _RedisSlot:
@@ -659,28 +564,27 @@ class _RedisSlot:
         before it."""
         limiter = self._limiter
         clock = limiter._clock
-        ask = limiter._ask(self._member, lead)  # a stale promise of this slot is replaced
-        self._width, self._member = ask.width, ask.member
+        limiter._count += 1
+        self._width = limiter.width
+        width = round(self._width * 1_000_000)
+        member = f"{limiter._me}:{limiter._count}" + (f"/{width}" if width else "")
+        args: list[int | str] = [limiter.limit, limiter._span_us, member, ""]
+        if self._member is None:
+            args += ["0", 0, width]
+        else:
+            args += ["1", round(lead * 1_000_000), width]
+            limiter._unused.append(self._member)  # the stale promise this one replaces
+        args += limiter._unused
+        limiter._unused = []
+        self._member = member
         asked = clock.now()
-        reply = await limiter._patience.call(partial(limiter._acquire, limiter._keys, ask.args))
-        promise = limiter._promised(ask, reply, asked, clock.now())
-        self._earliest, self._latest = promise.earliest, promise.latest
-        await self.until_near()
-
-    def adopt(self, promise: _Promise) -> bool:
-        """Take a start asked for ahead, unless it is too late to keep (then dropped with
-        the next ask)."""
-        limiter = self._limiter
-        if limiter._clock.now() - promise.earliest > limiter.tolerance + promise.width:
-            limiter._unused.append(promise.member)
-            return False
-        self._member, self._width = promise.member, promise.width
-        self._earliest, self._latest = promise.earliest, promise.latest
-        return True
-
-    async def until_near(self) -> None:
-        """Sleep until shortly before the promised moment."""
-        clock = self._limiter._clock
+        start_us, now_us = await limiter._patience.call(
+            partial(limiter._acquire, limiter._keys, args)
+        )
+        answered = clock.now()
+        low, high = limiter._offset.learn(int(now_us) / 1e6, asked, answered)
+        start = int(start_us) / 1e6
+        self._earliest, self._latest = start - high, start - low
         early = self._latest - self._AHEAD - clock.now()
         if early > 0:
             await clock.sleep(early)
@@ -760,8 +664,6 @@ class RedisWindow:
             :class:`~smsbridge.MemoryWindow`).
         outage: seconds to keep retrying while Redis is unreachable before giving up.
         clock: time source for the waits between tries.
-        limiter: the account's :class:`RedisLimiter` (the same client): a reservation that
-            claims recipients also asks it a start for their request, in the same call.
     """
 
     def __init__(
@@ -774,7 +676,6 @@ class RedisWindow:
         slack: float = SLACK,
         outage: float = 30.0,
         clock: Clock | None = None,
-        limiter: RedisLimiter | None = None,
     ) -> None:
         if not (ttl > 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
             raise ConfigurationError("ttl must be positive and slack not negative")
@@ -808,9 +709,6 @@ class RedisWindow:
         self._unhold = client.register_script(_UNHOLD)
         self._leases = f"{namespace}:run:"
         self._patience = _Patience(outage, clock)
-        # the account's limiter, whose starts a reservation asks for ahead (the same call)
-        self._limiter = limiter
-        self._asking = [*self._hashes, *(limiter._keys if limiter is not None else ())]
         self._outbox: list[Any] = []  # commits to carry: each one's arguments to _SETTLE
         self._timer: asyncio.TimerHandle | None = None  # sends them alone if nothing comes
         self._carrying: set[asyncio.Future[None]] = set()  # calls carrying some, until done
@@ -901,56 +799,31 @@ class RedisWindow:
         if not carried:
             return
         try:
-            await self._carry(
-                self._hashes, [self._reserve_ms, "", "", "", self._span, 0, 0], carried
-            )
+            await self._carry([self._reserve_ms, "", "", "", self._span, 0], carried)
         except StateBackendError:
             pass  # logged where it was given up on
         except Exception:
             log.exception("duplicate window not updated: commits not carried out")
 
-    async def _reserve_more(
-        self, args: list[Any], chunk: Sequence[Hashable], ask: _Ask | None
-    ) -> Any:
-        """A reservation through _SETTLE: the commits waiting to be carried go first, and
-        with ``ask``, a start for the request that will carry the recipients it claims."""
-        args += [len(chunk), *self._framed_fields(chunk)]
-        if ask is None:
-            reply = await self._carry(self._hashes, [*args, 0], self._take())
-            return reply[0]
-        limiter = self._limiter
-        assert limiter is not None
-        clock = limiter._clock
-        asked = clock.now()
-        try:
-            reply = await self._carry(self._asking, [*args, len(ask.args), *ask.args], self._take())
-        except BaseException:
-            limiter.ahead(ask, None, math.nan, math.nan)
-            raise
-        limiter.ahead(ask, reply[1:] if len(reply) > 1 else None, asked, clock.now())
-        return reply[0]
-
-    async def _carry(self, keys: list[str], args: list[Any], carried: list[Any]) -> Any:
-        """_SETTLE: ``carried`` commits, then what ``args`` asks."""
+    async def _carry(self, args: list[Any], carried: list[Any]) -> Any:
+        """_SETTLE: ``carried`` commits, then what ``args`` reserves."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._carrying.add(done)
         try:
-            return await self._patience.call(partial(self._settle, keys, args + carried))
+            return await self._patience.call(partial(self._settle, self._hashes, args + carried))
         except StateBackendError as e:
-            if carried:
-                log.warning(
-                    "duplicate window not updated: commits not carried out (their "
-                    "reservations hold until they expire): %s",
-                    e,
-                )
+            log.warning(
+                "duplicate window not updated: commits not carried out (their reservations "
+                "hold until they expire): %s",
+                e,
+            )
             raise
         except asyncio.CancelledError:
-            if carried:
-                # cancelled on the way: perhaps carried out, perhaps not; they go again (a
-                # commit carried out twice is one)
-                self._outbox[:0] = carried
-                if self._timer is None:
-                    self._timer = asyncio.get_running_loop().call_later(_CARRY, self._send_alone)
+            # cancelled on the way: perhaps carried out, perhaps not; they go again (a commit
+            # carried out twice is one)
+            self._outbox[:0] = carried
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(_CARRY, self._send_alone)
             raise
         finally:
             self._carrying.discard(done)
@@ -991,12 +864,10 @@ class RedisWindow:
         for at in range(0, len(keys), _CHUNK):
             chunk, chosen = keys[at : at + _CHUNK], indices[at : at + _CHUNK]
             args: list[Any] = [ms, holder, _joined(chosen), "", self._span]
-            if script is self._reserve and not at:
-                limiter = self._limiter
-                ask = limiter.ask_ahead() if limiter is not None else None
-                if ask is not None or self._outbox:
-                    replies.append(await self._reserve_more(args, chunk, ask))
-                    continue
+            if self._outbox and script is self._reserve:
+                args += [len(chunk), *self._framed_fields(chunk)]
+                replies.append(await self._carry(args, self._take()))
+                continue
             args += self._framed_fields(chunk)
             replies.append(await self._patience.call(partial(script, self._hashes, args)))
         return replies
@@ -1142,7 +1013,6 @@ class RedisState:
                 slack=window_slack,
                 outage=outage,
                 clock=clock,
-                limiter=self.limiter,
             )
             if window_ttl
             else None

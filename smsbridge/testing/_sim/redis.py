@@ -227,12 +227,10 @@ class FakeRedis:
             self._write(keys[0], sets, now_ms, life, span)
         return len(indices)
 
-    def _settle(self, keys: list[str], args: list[Any], now: float) -> list[Any]:
-        # [6] counts the reservation's own fields; then the count of _acquire's arguments,
-        # they, and the carried commits
+    def _settle(self, keys: list[str], args: list[Any], now: float) -> str:
+        # [6] counts the reservation's own fields; the carried commits follow them
         own = 6 + int(args[5])
-        asking = int(args[own])
-        at = own + 1 + asking
+        at = own
         if at < len(args):
             carried = "carried by a reservation" if own > 6 else "sent alone"
             self.stats[f"redis: commits {carried}"] += 1
@@ -241,12 +239,7 @@ class FakeRedis:
             group = [*args[at : at + 3], args[3], args[4], *args[at + 4 : at + 4 + count]]
             self._commit(keys, group, now)
             at += 4 + count
-        claims = self._reserve(keys, [*args[:5], *args[6:own]], now)
-        if asking and "0" in claims:
-            self.stats["redis: a start asked for with a reservation"] += 1
-            given = self._acquire(keys[1:3], list(args[own + 1 : own + 1 + asking]), now)
-            return [claims, *given]
-        return [claims]
+        return self._reserve(keys, [*args[:5], *args[6:own]], now)
 
     def _release(self, keys: list[str], args: list[Any], now: float) -> int:
         now_ms, life, span, fields = self._bucketed(args, now)
