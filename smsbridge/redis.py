@@ -26,7 +26,6 @@ are ``failed``. A later send works again as soon as Redis is back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -42,7 +41,6 @@ from ._core.client import StateFactory
 from ._core.clock import Clock, SystemClock
 from ._core.errors import ConfigurationError, StateBackendError
 from ._core.events import NOTICE
-from ._core.finish import to_the_end
 from ._core.gateway import Batch
 from ._core.limiter import DEFAULT_MARGIN, Slot
 from ._core.window import SLACK, Claim, extra_hold, key_fields
@@ -143,13 +141,12 @@ return 0
 # "R…" once the run took it over from an earlier run of the send, "c…" once committed (the
 # holder names a run of a send, see DuplicateWindow). A field's newest value is the one in the
 # newest bucket that has it (a later write shadows an earlier one; a release drops them all).
-# ARGV, the same for every window script: [1] milliseconds the entry holds (a release: how long
+# ARGV, the same for the three scripts: [1] milliseconds the entry holds (a release: how long
 # entries may live, so how far back to look), [2] holder, [3] the recipients' indices,
 # comma-separated, or "<first>+<count>" for a run of them (one argument, not one per key: a
 # batch's call is a hundred keys), [4] the
 # server's "now" in milliseconds, for tests (callers leave it empty), [5] the buckets'
-# length in milliseconds, [6...] the fields (at most a few thousand: Lua's unpack has a limit;
-# _SETTLE counts them first). Each script begins by saying where its fields are.
+# length in milliseconds, [6...] the fields (at most a few thousand: Lua's unpack has a limit).
 _WINDOW = """
 local now = tonumber(ARGV[4])
 if not now then
@@ -160,8 +157,8 @@ local life, span = tonumber(ARGV[1]), tonumber(ARGV[5])
 local bucket = math.floor(now / span)
 local oldest = bucket - math.ceil(life / span)
 local fields = {}
-for i = first, last do
-    fields[i - first + 1] = ARGV[i]
+for i = 6, #ARGV do
+    fields[i - 5] = ARGV[i]
 end
 local function newest()
     local found, missing = {}, #fields
@@ -179,10 +176,10 @@ local function newest()
     end
     return found
 end
-local function write(sets, lasts)
+local function write(sets)
     local key = KEYS[1] .. bucket
     redis.call('HSET', key, unpack(sets))
-    local keep = (bucket + 1) * span + lasts - now + 1000
+    local keep = (bucket + 1) * span + life - now + 1000
     if redis.call('PTTL', key) < keep then
         redis.call('PEXPIRE', key, keep)
     end
@@ -208,7 +205,9 @@ end
 # another recipient, not yet settled), 3 (this recipient's reservation by an earlier run of
 # the same send, taken over: it may have sent it). A call carried out twice (its first answer
 # lost) answers the same: a takeover stays a takeover.
-_RESERVE_BODY = """
+_RESERVE = (
+    _WINDOW
+    + """
 local found = newest()
 local send = string.match(ARGV[2], '^[^/]*') .. '/'
 local out, sets, written = {}, {}, {}
@@ -240,44 +239,14 @@ for index in each(ARGV[3]) do
     end
 end
 if #sets > 0 then
-    write(sets, life)
+    write(sets)
 end
-local claims = table.concat(out)
+return table.concat(out)
 """
-_ALL_FIELDS = "local first, last = 6, #ARGV"  # a window call's own fields: the rest of ARGV
-_RESERVE = _ALL_FIELDS + _WINDOW + _RESERVE_BODY + "return claims"
-
-# The commits a window carries (see RedisWindow.commit_soon), then a reservation as _RESERVE's
-# (none where ARGV[3] is empty): ARGV[6] counts the reservation's fields, ARGV[7...] are
-# they, and each carried commit follows as [ms it holds, holder, indices, count, fields...].
-_SETTLE = (
-    "local first, last = 7, 6 + tonumber(ARGV[6])"
-    + _WINDOW
-    + """
-local at = last + 1
-while at <= #ARGV do
-    local lasts, count = tonumber(ARGV[at]), tonumber(ARGV[at + 3])
-    local value = string.format('%013d', now + lasts) .. 'c' .. ARGV[at + 1] .. ':'
-    local sets = {}
-    local i = 0
-    for index in each(ARGV[at + 2]) do
-        i = i + 1
-        sets[2 * i - 1] = ARGV[at + 3 + i]
-        sets[2 * i] = value .. index
-    end
-    if i > 0 then
-        write(sets, lasts)
-    end
-    at = at + 4 + count
-end
-"""
-    + _RESERVE_BODY
-    + "return claims"
 )
 
 _COMMIT = (
-    _ALL_FIELDS
-    + _WINDOW
+    _WINDOW
     + """
 local sets = {}
 local i = 0
@@ -287,7 +256,7 @@ for index in each(ARGV[3]) do
     sets[2 * i] = stamp .. 'c' .. ARGV[2] .. ':' .. index
 end
 if i > 0 then
-    write(sets, life)
+    write(sets)
 end
 return i
 """
@@ -297,8 +266,7 @@ return i
 # send (no '/'), those of any run of that send (a journaled resume frees what a dead run
 # reserved and surely did not write).
 _RELEASE = (
-    _ALL_FIELDS
-    + _WINDOW
+    _WINDOW
     + """
 local found = newest()
 local any = not string.find(ARGV[2], '/', 1, true)
@@ -367,7 +335,6 @@ scripts = {
     "defer": _DEFER,
     "reserve": _RESERVE,
     "commit": _COMMIT,
-    "settle": _SETTLE,
     "release": _RELEASE,
     "hold": _HOLD,
     "unhold": _UNHOLD,
@@ -702,17 +669,12 @@ class RedisWindow:
         self._ttl_ms = int(ttl * 1000)
         self._reserve_ms = int((ttl + slack) * 1000)
         self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
         self._commit = client.register_script(_COMMIT)
         self._release = client.register_script(_RELEASE)
         self._hold = client.register_script(_HOLD)
         self._unhold = client.register_script(_UNHOLD)
         self._leases = f"{namespace}:run:"
         self._patience = _Patience(outage, clock)
-        self._outbox: list[Any] = []  # commits to carry: each one's arguments to _SETTLE
-        self._timer: asyncio.TimerHandle | None = None  # sends them alone if nothing comes
-        self._carrying: set[asyncio.Future[None]] = set()  # calls carrying some, until done
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RedisWindow({self._hashes[0][:-3]!r}, ttl={self.ttl})"
@@ -736,98 +698,12 @@ class RedisWindow:
     async def reserve(
         self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
     ) -> list[Claim]:
-        """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`.
-        Commits given to :meth:`commit_soon` go first, in the same call."""
+        """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
         if len(keys) != len(indices):
             raise ValueError("one index per key")
         replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
         text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
         return list(map(_CLAIMS.__getitem__, text))
-
-    def commit_soon(
-        self,
-        keys: Sequence[Hashable],
-        holder: str,
-        indices: Sequence[int],
-        extra: float = 0.0,
-    ) -> None:
-        """:meth:`commit`, carried by this window's next reservation (one call to Redis for
-        both), or sent by itself where none comes within a tenth of a second; :meth:`flush`
-        waits until each is carried out. One that cannot be (Redis out of reach for
-        ``outage``) is logged, and its reservations hold until they expire."""
-        if len(keys) != len(indices):
-            raise ValueError("one index per key")
-        if not keys:
-            return
-        ms = self._commit_ms(extra)
-        for at in range(0, len(keys), _CHUNK):
-            chunk = keys[at : at + _CHUNK]
-            chosen = _joined(indices[at : at + _CHUNK])
-            self._outbox += [ms, holder, chosen, len(chunk), *self._framed_fields(chunk)]
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(_CARRY, self._send_alone)
-
-    async def flush(self) -> None:
-        """Wait until every commit given to :meth:`commit_soon` is carried out (or given up
-        on, which is logged)."""
-        while True:
-            if self._outbox:
-                await self._send(self._take())
-                continue
-            # a call carrying some, or a timer's send of them (taken, perhaps not yet begun)
-            going = [f for f in (*self._carrying, *self._tasks) if not f.done()]
-            if not going:
-                return
-            await asyncio.wait(going)
-
-    def _take(self) -> list[Any]:
-        carried, self._outbox = self._outbox, []
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        return carried
-
-    def _send_alone(self) -> None:
-        self._timer = None
-        task = asyncio.ensure_future(self._send(self._take()))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, carried: list[Any]) -> None:
-        """Send commits by themselves; what fails is logged, not raised (no send waits on
-        them but through :meth:`flush`)."""
-        if not carried:
-            return
-        try:
-            await self._carry([self._reserve_ms, "", "", "", self._span, 0], carried)
-        except StateBackendError:
-            pass  # logged where it was given up on
-        except Exception:
-            log.exception("duplicate window not updated: commits not carried out")
-
-    async def _carry(self, args: list[Any], carried: list[Any]) -> Any:
-        """_SETTLE: ``carried`` commits, then what ``args`` reserves."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._carrying.add(done)
-        try:
-            return await self._patience.call(partial(self._settle, self._hashes, args + carried))
-        except StateBackendError as e:
-            log.warning(
-                "duplicate window not updated: commits not carried out (their reservations "
-                "hold until they expire): %s",
-                e,
-            )
-            raise
-        except asyncio.CancelledError:
-            # cancelled on the way: perhaps carried out, perhaps not; they go again (a commit
-            # carried out twice is one)
-            self._outbox[:0] = carried
-            if self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(_CARRY, self._send_alone)
-            raise
-        finally:
-            self._carrying.discard(done)
-            done.set_result(None)
 
     async def commit(
         self,
@@ -838,11 +714,8 @@ class RedisWindow:
     ) -> None:
         """Hold for a full TTL (and ``extra`` seconds, at most the slack) from now."""
         if keys:
-            await self._call(self._commit, self._commit_ms(extra), holder, keys, indices)
-
-    def _commit_ms(self, extra: float) -> int:
-        # a full TTL, and ``extra`` seconds at most the slack
-        return self._ttl_ms + round(extra_hold(extra, self.slack) * 1000)
+            more = round(extra_hold(extra, self.slack) * 1000)
+            await self._call(self._commit, self._ttl_ms + more, holder, keys, indices)
 
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations that are still this run's (a bare send key: any run's of
@@ -864,17 +737,12 @@ class RedisWindow:
         for at in range(0, len(keys), _CHUNK):
             chunk, chosen = keys[at : at + _CHUNK], indices[at : at + _CHUNK]
             args: list[Any] = [ms, holder, _joined(chosen), "", self._span]
-            if self._outbox and script is self._reserve:
-                args += [len(chunk), *self._framed_fields(chunk)]
-                replies.append(await self._carry(args, self._take()))
-                continue
-            args += self._framed_fields(chunk)
+            if self._framed:
+                args.append(Run(chunk))  # type: ignore[arg-type]
+            else:
+                args += chunk
             replies.append(await self._patience.call(partial(script, self._hashes, args)))
         return replies
-
-    def _framed_fields(self, chunk: Sequence[Hashable]) -> list[Any]:
-        # smsbridge's own connection frames a batch's fields in one join
-        return [Run(chunk)] if self._framed else list(chunk)  # type: ignore[arg-type]
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``run`` (see
@@ -929,7 +797,6 @@ class RedisRanges:
 
 _CHUNK = 1000  # recipients per window call
 _EXACT = 10**13  # indices a run in Lua may reach: its numbers are doubles, written by %.14g
-_CARRY = 0.1  # seconds a commit waits for a reservation to carry it
 _LONGEST = 365 * 86400.0  # seconds a window entry may hold
 
 _CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING, "3": Claim.EARLIER}
@@ -1021,12 +888,8 @@ class RedisState:
 
     async def aclose(self) -> None:
         """Give back the connection (closed once no other account of the process uses it)."""
-        try:
-            if self.window is not None:  # what went is committed before the connection goes
-                await to_the_end(self.window.flush())
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.client.aclose()
+        with anyio.CancelScope(shield=True):
+            await self.client.aclose()
 
 
 def redis_state(url: str, *, outage: float = 30.0) -> StateFactory:

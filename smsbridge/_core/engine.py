@@ -316,9 +316,6 @@ class SendEngine(Generic[J]):
         # before commit took ``extra`` holds it a TTL from the commit)
         self._held_up = held_up
         self._extra = window is not None and accepts(window.commit, "extra", unknown=False)
-        # a window that can carry a commit with its next call, and be flushed at the end
-        self._commit_soon = getattr(window, "commit_soon", None)
-        self._flush = getattr(window, "flush", None) if self._commit_soon else None
         self._telemetry = telemetry or Telemetry(gateway.name)
         self._send_id = 0
         self._repeat_guard = repeat_guard
@@ -440,8 +437,6 @@ class SendEngine(Generic[J]):
                     await to_the_end(self._settle_cancelled(handoff, unpack))
                 raise
         finally:
-            if self._flush is not None:  # what went is committed before the send returns
-                await to_the_end(self._flush())
             if lease is not None:
                 await to_the_end(lease.drop())
         if self._caller_error is not None:
@@ -1118,17 +1113,10 @@ class SendEngine(Generic[J]):
             unsure = _where(keys, indices, statuses, _UNCERTAIN) if late else None
             release = _where(keys, indices, statuses, _RELEASE)
         try:
-            soon = self._commit_soon
-            if soon is not None:
-                if sure is not None and sure[0]:
-                    soon(sure[0], self._holder, sure[1])
-                if unsure is not None and unsure[0]:
-                    soon(unsure[0], self._holder, unsure[1], late)
-            else:
-                if sure is not None and sure[0]:
-                    await window.commit(sure[0], self._holder, sure[1])
-                if unsure is not None and unsure[0]:
-                    await self._commit(unsure[0], unsure[1], late)
+            if sure is not None and sure[0]:
+                await window.commit(sure[0], self._holder, sure[1])
+            if unsure is not None and unsure[0]:
+                await self._commit(unsure[0], unsure[1], late)
             if release is not None and release[0]:
                 await window.release(release[0], self._holder, release[1])
         except SmsBridgeError as e:

@@ -131,10 +131,6 @@ class DuplicateWindow(Protocol):
 
     A store whose calls never suspend may say so with a true ``instant`` attribute: the core
     then settles outcomes without a cancel shield around them.
-
-    A store whose calls cost a trip may also offer ``commit_soon`` (the arguments of
-    :meth:`commit`; not awaited) and ``async flush()``: the core then hands it its commits
-    to carry with its next call, and flushes it before a send returns.
     """
 
     ttl: float

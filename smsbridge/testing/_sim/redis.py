@@ -70,7 +70,6 @@ class FakeRedis:
             scripts["defer"]: self._defer,
             scripts["reserve"]: self._reserve,
             scripts["commit"]: self._commit,
-            scripts["settle"]: self._settle,
             scripts["release"]: self._release,
             scripts["hold"]: self._hold,
             scripts["unhold"]: self._unhold,
@@ -226,20 +225,6 @@ class FakeRedis:
         if sets:
             self._write(keys[0], sets, now_ms, life, span)
         return len(indices)
-
-    def _settle(self, keys: list[str], args: list[Any], now: float) -> str:
-        # [6] counts the reservation's own fields; the carried commits follow them
-        own = 6 + int(args[5])
-        at = own
-        if at < len(args):
-            carried = "carried by a reservation" if own > 6 else "sent alone"
-            self.stats[f"redis: commits {carried}"] += 1
-        while at < len(args):
-            count = int(args[at + 3])
-            group = [*args[at : at + 3], args[3], args[4], *args[at + 4 : at + 4 + count]]
-            self._commit(keys, group, now)
-            at += 4 + count
-        return self._reserve(keys, [*args[:5], *args[6:own]], now)
 
     def _release(self, keys: list[str], args: list[Any], now: float) -> int:
         now_ms, life, span, fields = self._bucketed(args, now)
