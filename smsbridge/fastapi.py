@@ -97,7 +97,7 @@ def webcom_report_router(
         secret: the shared secret (at least 16 characters).
     """
     if via not in ("path", "header"):
-        raise ConfigurationError(f'via is "path" or "header", not {via!r}')
+        raise ConfigurationError('via is "path" or "header"')  # not shown: a secret, swapped
     if not isinstance(secret, str) or len(secret) < 16:
         raise ConfigurationError("the report secret must be a str of at least 16 characters")
     if via == "path" and not _PATH_SAFE.fullmatch(secret):

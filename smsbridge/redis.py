@@ -809,7 +809,8 @@ def _joined(indices: Sequence[int]) -> str:
     if count > 2:
         first = indices[0]
         if (
-            first >= 0
+            type(first) is int  # not True, whose run Lua would read as one index
+            and first >= 0
             and indices[-1] - first == count - 1
             and first + count < _EXACT  # Lua's numbers write it digit for digit
             and list(range(first, first + count)) == indices

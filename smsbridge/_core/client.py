@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import logging
 import math
+import numbers
 import os
 import ssl
 import warnings
@@ -20,6 +21,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack
 
 import anyio
+from yarl import URL
 
 from .clock import Clock, SystemClock
 from .engine import BatchObserver, OutcomeCallback, SendEngine, accepts, intake
@@ -328,36 +330,40 @@ def credential(value: str | None, name: str, what: str) -> str | None:
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        float(value)  # 10**400 is a number, and no time limit or period
+    except OverflowError:
+        return False
+    return True
 
 
 def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _kind(cls: type) -> Callable[[object], bool]:
+def _kind(cls: type | tuple[type, ...]) -> Callable[[object], bool]:
     return lambda value: isinstance(value, cls)
-
-
-def _anything(value: object) -> bool:
-    return True
 
 
 def _with(*methods: str) -> Callable[[object], bool]:
     return lambda value: all(callable(getattr(value, m, None)) for m in methods)
 
 
+_SECONDS = "a number of seconds (a float can hold)"
+
 # what each option must be (None, where it means "the default", is checked by the option's
 # own code): a wrong kind fails here, by name, not somewhere deep in the first send
 _OPTION_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
-    "base_url": (_kind(str), "a URL (str)"),
+    "base_url": (_kind((str, URL)), "a URL (a str)"),
     "https": (_kind(bool), "True or False"),
     "rate": (_whole, "a whole number"),
-    "rate_period": (_number, "a number of seconds"),
-    "rate_margin": (_number, "a number of seconds"),
+    "rate_period": (_number, _SECONDS),
+    "rate_margin": (_number, _SECONDS),
     "limiter": (_with("acquire", "defer"), "a RateLimiter"),
     "window": (_with("keys", "reserve", "commit", "release"), "a DuplicateWindow"),
-    "window_ttl": (_number, "a number of seconds"),
+    "window_ttl": (_number, _SECONDS),
     "concurrency": (_whole, "a whole number"),
     "timeouts": (_kind(Timeouts), "a Timeouts"),
     "retry": (_kind(RetryPolicy), "a RetryPolicy"),
@@ -369,17 +375,23 @@ _OPTION_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "clock": (_with("now", "sleep"), "a Clock"),
     "account": (_kind(str), "a str"),
     "redis_url": (_kind(str), "a Redis URL (str)"),
-    "redis_outage": (_number, "a number of seconds"),
+    "redis_outage": (_number, _SECONDS),
     "state": (callable, "a StateFactory"),
     "on_event": (callable, "callable"),
 }
 
 
 def check_options(title: str, options: Mapping[str, object]) -> None:
-    """Raise :class:`ConfigurationError` for an option that is not the kind it must be (the
-    message names the option and the kind given, never the value); unknown names pass."""
+    """Raise :class:`ConfigurationError` for an option no client takes (a misspelt name),
+    or one that is not the kind it must be (the message names the option and the kind
+    given, never the value)."""
+    unknown = set(options) - ClientOptions.__optional_keys__ - ClientOptions.__required_keys__
+    if unknown:
+        raise ConfigurationError(
+            f"{title} takes no {', '.join(sorted(unknown))} (see ClientOptions)"
+        )
     for name, value in options.items():
-        fits, what = _OPTION_KINDS.get(name, (_anything, ""))
+        fits, what = _OPTION_KINDS[name]
         if value is not None and not fits(value):
             raise ConfigurationError(f"{title}: {name} must be {what}, not {type(value).__name__}")
 
@@ -396,11 +408,6 @@ class Client(Generic[J]):
 
     def __init__(self, credentials: dict[str, str | None], options: ClientOptions) -> None:
         spec = self.spec
-        unknown = set(options) - ClientOptions.__optional_keys__ - ClientOptions.__required_keys__
-        if unknown:
-            raise ConfigurationError(
-                f"{spec.title} takes no {', '.join(sorted(unknown))} (see ClientOptions)"
-            )
         check_options(spec.title, options)
         resolved = _credentials(spec, credentials)
         self._gateway = self._adapter(resolved)

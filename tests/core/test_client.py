@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from yarl import URL
 
 from smsbridge import (
     ConfigurationError,
@@ -275,6 +277,7 @@ async def test_a_wrong_send_option_is_a_typed_error_before_anything_is_read(
         ("limiter", 9),
         ("window", {}),
         ("ssl_context", "ca.pem"),
+        ("rate_period", 10**400),  # a number, and no period a float can hold
     ],
 )
 def test_an_option_of_the_wrong_kind_is_refused_by_name(option: str, value: object) -> None:
@@ -285,3 +288,18 @@ def test_an_option_of_the_wrong_kind_is_refused_by_name(option: str, value: obje
     message = str(caught.value)
     assert f"{option} must be" in message and type(value).__name__ in message
     assert repr(value) not in message or isinstance(value, bool | int)
+
+
+def test_options_of_number_kinds_beyond_int_and_float_are_taken() -> None:
+    """A config pipeline's numbers (a Fraction; numpy's integers are Integral too) and a yarl
+    URL, which worked before the kinds were checked, still do; a misspelt option is named
+    first, whatever else is wrong."""
+    sms = SmsClub(
+        TOKEN,
+        rate_period=Fraction(1),  # type: ignore[arg-type]
+        window_ttl=Fraction(120),  # type: ignore[arg-type]
+        base_url=URL("http://127.0.0.1:9"),  # type: ignore[arg-type]
+    )
+    assert str(sms.base_url) == "http://127.0.0.1:9"
+    with pytest.raises(ConfigurationError, match="takes no bogus"):
+        SmsClub(TOKEN, rate="x", bogus=1)  # type: ignore[call-arg, arg-type]

@@ -126,6 +126,7 @@ def test_router_limits_garbage_and_repeats() -> None:
         ("reports/secret-0123456789", "path", "letters, digits"),  # never one path segment
         ("reports-secret-01234567?8", "path", "letters, digits"),
         ("reports-secret-0123456789", "paht", 'via is "path" or "header"'),
+        ("header-mode-please-0", "SUPERSECRETVALUE_123456", r'or "header"$'),  # not shown
         ("reports-secret-Ж123456789", "header", "printable ASCII"),
         (" reports-secret-0123456789", "header", "printable ASCII"),
         (12345678901234567890, "path", "a str"),

@@ -260,6 +260,7 @@ async def test_a_short_ask_never_shortens_the_life_of_starts_that_still_count(
         ([7, 9, 10], "7,9,10"),
         ([9, 8, 7], "9,8,7"),
         ([7, 7, 9], "7,7,9"),  # the ends' distance alone does not make a run
+        ([True, 2, 3], "True,2,3"),  # not a run Lua would read as one index
         ([10**13 - 2, 10**13 - 1, 10**13], "9999999999998,9999999999999,10000000000000"),
     ],
 )
