@@ -66,7 +66,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack, 
 
 import anyio
 
-from ._core.client import Client, ClientOptions
+from ._core.client import Client, ClientOptions, check_options
 from ._core.errors import ConfigurationError, InvalidInputError
 from ._core.models import MessageStatus, Report
 from ._core.phones import PhoneRules
@@ -543,6 +543,7 @@ class SmsClub(_Tracking[_SmsClub]):
         phones: PhoneRules | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
+        check_options(_SmsClub.spec.title, options)  # now, not at the first call
         super().__init__(
             lambda: _SmsClub(
                 token,
@@ -581,6 +582,7 @@ class SmsPlus(_Blocking[_SmsPlus]):
         phones: PhoneRules | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
+        check_options(_SmsPlus.spec.title, options)
         super().__init__(lambda: _SmsPlus(token, batch_size=batch_size, phones=phones, **options))
 
     send_template = _send(_SmsPlus.send_template)
@@ -611,6 +613,7 @@ class Webcom(_Tracking[_Webcom]):
         client_id_bits: int = 31,
         **options: Unpack[ClientOptions],
     ) -> None:
+        check_options(_Webcom.spec.title, options)
         super().__init__(
             lambda: _Webcom(
                 token,

@@ -437,3 +437,15 @@ def test_ctrl_c_as_the_send_is_handed_to_the_loop_stops_it(
         assert report.accepted == 2
     sale = [m for m in fake.sent if m.text == "Sale today"]
     assert 1 <= len(sale) <= 5  # what the limiter let start at once, of 30
+
+
+@pytest.mark.parametrize("blocking_client", [SmsClub, SmsPlus, Webcom])
+def test_a_blocking_client_refuses_an_option_of_the_wrong_kind_when_made(
+    blocking_client: Any,
+) -> None:
+    """Not at its first call, possibly in a worker long after start-up (it opens its async
+    twin only then)."""
+    with pytest.raises(ConfigurationError, match="window_ttl must be"):
+        blocking_client("tok", window_ttl="120")
+    with pytest.raises(ConfigurationError, match="takes no rate_limit"):
+        blocking_client("tok", rate_limit=5)
