@@ -15,8 +15,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from smsbridge import ConfigurationError, StateBackendError
+from smsbridge._redis.patience import Patience
 from smsbridge._resp import Pipe, Run, pack, parse_url
-from smsbridge.redis import _Patience
 from smsbridge.testing import FakeClock
 
 
@@ -393,7 +393,7 @@ async def test_an_error_reply_that_will_recur_stops_at_once_one_that_may_pass_is
     reply: str, waits: bool
 ) -> None:
     clock = FakeClock(0.0)
-    patience = _Patience(30.0, clock)
+    patience = Patience(30.0, clock)
 
     async def refused() -> None:
         raise ResponseError(reply)

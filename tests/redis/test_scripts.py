@@ -13,7 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from smsbridge._core.gateway import Batch
-from smsbridge.redis import RedisWindow, _joined, scripts
+from smsbridge._redis.window import _joined
+from smsbridge.redis import RedisWindow, scripts
 from smsbridge.testing._sim.loop import World
 from smsbridge.testing._sim.redis import FakeRedis, RedisFaults, _indices
 

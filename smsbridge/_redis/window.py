@@ -1,0 +1,241 @@
+"""The duplicate window and the id ranges shared through Redis."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from functools import partial
+from hashlib import blake2b
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .._core.clock import Clock
+from .._core.errors import ConfigurationError
+from .._core.gateway import Batch
+from .._core.window import SLACK, Claim, extra_hold, key_fields
+from .._resp import Pipe, Run
+from .patience import Patience
+from .scripts import CLAIM, COMMIT, HOLD, RELEASE, RESERVE, UNHOLD
+
+__all__ = ["RedisRanges", "RedisWindow", "key_head"]
+
+
+class RedisWindow:
+    """The duplicate window in Redis: one Lua script per batch to reserve, commit or release.
+
+    Entries are fields of a few hashes per account (one per bucket of the server's clock, a
+    bucket as long as an entry lives, see the scripts), named by a keyed BLAKE2b (16 bytes) of
+    :func:`~smsbridge._core.window.key_fields` under a key derived from the account's
+    credentials, so neither numbers nor texts are stored, and all processes of the account
+    compute the same fields. Values name the holder and recipient, so a retry of a
+    reservation the server carried out after the client gave up finds it its own.
+
+    Every process of an account should use the same ``ttl``: a window looks back as far as
+    its own entries live.
+
+    Args:
+        client: a Redis client (``register_script``).
+        namespace: the account's key prefix.
+        secret: the key of the fields' hash (the client derives it from the credentials).
+        ttl: seconds a sent (text, number) pair stays blocked.
+        slack: seconds a reservation outlasts the TTL (see
+            :class:`~smsbridge.MemoryWindow`).
+        outage: seconds to keep retrying while Redis is unreachable before giving up.
+        clock: time source for the waits between tries.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        namespace: str,
+        secret: bytes,
+        ttl: float = 120.0,
+        *,
+        slack: float = SLACK,
+        outage: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if not (ttl > 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
+            raise ConfigurationError("ttl must be positive and slack not negative")
+        if ttl > _LONGEST:  # an entry's "until" is 13 digits of milliseconds
+            raise ConfigurationError("window_ttl through Redis is at most a year (31,536,000 s)")
+        self.ttl = ttl
+        self.slack = slack
+        # buckets twice the TTL, at least 2^17 ms, a power of two, so that processes of the
+        # account whose TTL is nearly the same share them whatever their slack (their read
+        # timeouts); an entry lives at most a bucket, so it is in the current one or the one
+        # before, and a call reads those two whoever wrote it
+        self._span = max(1 << 17, 1 << (int(2 * ttl * 1000) - 1).bit_length())
+        longest = self._span / 1000 - ttl
+        if slack > longest:
+            raise ConfigurationError(
+                f"a duplicate window of {ttl:g} s through Redis holds a reservation at most "
+                f"{longest:g} s past the TTL, and this client's read timeout and 5 s make "
+                f"{slack:g}: give a read timeout of at most {longest - 5:g} s, or a longer "
+                "window_ttl"
+            )
+        self._hashes = [f"{namespace}:w:{self._span.bit_length() - 1}:"]
+        self._framed = isinstance(client, Pipe)  # smsbridge's own connection frames the fields once
+        self._blake = partial(blake2b, key=secret[:64], digest_size=16)
+        self._ttl_ms = int(ttl * 1000)
+        self._reserve_ms = int((ttl + slack) * 1000)
+        self._reserve = client.register_script(RESERVE)
+        self._commit = client.register_script(COMMIT)
+        self._release = client.register_script(RELEASE)
+        self._hold = client.register_script(HOLD)
+        self._unhold = client.register_script(UNHOLD)
+        self._leases = f"{namespace}:run:"
+        self._patience = Patience(outage, clock)
+
+    def __repr__(self) -> str:
+        return f"RedisWindow({self._hashes[0][:-3]!r}, ttl={self.ttl})"
+
+    def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
+        """A 16-byte keyed hash per recipient (the field of its entry)."""
+        if batch.texts is None and batch.params is None:  # one text for all: hashed once
+            base = self._blake()
+            base.update(key_head(sender, text or "", ()))
+            out: list[Hashable] = []
+            for phone in batch.phones:
+                h = base.copy()
+                h.update(phone.encode())
+                out.append(h.digest())
+            return out
+        return [
+            self._blake(key_head(sender, text, params) + phone.encode()).digest()
+            for sender, text, params, phone in key_fields(sender, text, batch)
+        ]
+
+    async def reserve(
+        self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
+    ) -> list[Claim]:
+        """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
+        if len(keys) != len(indices):
+            raise ValueError("one index per key")
+        replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
+        text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
+        return list(map(_CLAIMS.__getitem__, text))
+
+    async def commit(
+        self,
+        keys: Sequence[Hashable],
+        holder: str,
+        indices: Sequence[int],
+        extra: float = 0.0,
+    ) -> None:
+        """Hold for a full TTL (and ``extra`` seconds, at most the slack) from now."""
+        if keys:
+            more = round(extra_hold(extra, self.slack) * 1000)
+            await self._call(self._commit, self._ttl_ms + more, holder, keys, indices)
+
+    async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
+        """Drop the reservations that are still this run's (a bare send key: any run's of
+        that send); see :meth:`~smsbridge.DuplicateWindow.release`."""
+        if keys:
+            await self._call(self._release, self._reserve_ms, holder, keys, indices)
+
+    async def _call(
+        self,
+        script: Callable[..., Awaitable[Any]],
+        ms: int,
+        holder: str,
+        keys: Sequence[Hashable],
+        indices: Sequence[int],
+    ) -> list[Any]:
+        """The script's replies over the batch, a thousand recipients a call (Lua's
+        ``unpack`` takes no more than a few thousand at once)."""
+        replies = []
+        for at in range(0, len(keys), _CHUNK):
+            chunk, chosen = keys[at : at + _CHUNK], indices[at : at + _CHUNK]
+            args: list[Any] = [ms, holder, _joined(chosen), "", self._span]
+            if self._framed:
+                args.append(Run(chunk))  # type: ignore[arg-type]
+            else:
+                args += chunk
+            replies.append(await self._patience.call(partial(script, self._hashes, args)))
+        return replies
+
+    async def hold(self, name: str, run: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``run`` (see
+        :meth:`~smsbridge.DuplicateWindow.hold`); on the server's clock."""
+        taken = await self._patience.call(
+            partial(self._hold, [self._leases + name], [run, math.ceil(seconds * 1000)])
+        )
+        return bool(int(taken))
+
+    async def unhold(self, name: str, run: str) -> None:
+        """Drop the lease ``name`` if ``run`` holds it."""
+        await self._patience.call(partial(self._unhold, [self._leases + name], [run]))
+
+
+class RedisRanges:
+    """An account's id ranges in Redis: one counter for every process and host of the account,
+    and each block's start remembered for ``remember`` seconds (30 days), so that a send
+    repeated with the same key gets the same ids.
+
+    Args:
+        client: a ``redis.asyncio.Redis``.
+        namespace: the account's key prefix.
+        outage: seconds to keep retrying while Redis is unreachable before giving up.
+        clock: time source for the waits between tries.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        namespace: str,
+        *,
+        remember: float = 30 * 86400.0,
+        outage: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._counter = f"{namespace}:ids"
+        self._prefix = f"{namespace}:ids:"
+        self._remember = int(remember)
+        self._claim = client.register_script(CLAIM)
+        self._patience = Patience(outage, clock)
+
+    async def claim(self, key: bytes, count: int, size: int) -> int:
+        """See :meth:`~smsbridge._core.ranges.IdRanges.claim`."""
+        keys = [self._counter, self._prefix + key.hex()]
+        # a counter Redis lost (a restart without persistence, a flush) starts again from a
+        # random point, as in memory, not from 0: ids handed out before would be repeated,
+        # and a gateway answers a repeated id with the old message, sending nothing
+        args = [count, size, self._remember, secrets.randbelow(size)]
+        start = await self._patience.call(partial(self._claim, keys, args))
+        return int(start)
+
+
+_CHUNK = 1000  # recipients per window call
+_EXACT = 10**13  # indices a run in Lua may reach: its numbers are doubles, written by %.14g
+_LONGEST = 365 * 86400.0  # seconds a window entry may hold
+
+_CLAIMS = {"0": Claim.OURS, "1": Claim.SENT, "2": Claim.PENDING, "3": Claim.EARLIER}
+
+
+def _joined(indices: Sequence[int]) -> str:
+    """Recipients' indices as the window scripts read them: ``"<first>+<count>"`` for a run
+    of consecutive ones (a batch as it was packed), else comma-separated."""
+    count = len(indices)
+    if count > 2:
+        first = indices[0]
+        if (
+            type(first) is int  # not True, whose run Lua would read as one index
+            and first >= 0
+            and indices[-1] - first == count - 1
+            and first + count < _EXACT  # Lua's numbers write it digit for digit
+            and list(range(first, first + count)) == indices
+        ):
+            return f"{first}+{count}"
+    return ",".join(map(str, indices))
+
+
+def key_head(sender: str, text: str, params: tuple[str, ...]) -> bytes:
+    """What a recipient's field hashes before its number: the key fields as unambiguous bytes
+    (NUL between fields, US between parameters). A text no gateway can carry (a lone
+    surrogate) still has a key, so its recipients get their outcome (``failed``: the request
+    cannot be built) instead of breaking the send."""
+    joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00"
+    return joined.encode("utf-8", "surrogatepass")
