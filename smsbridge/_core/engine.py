@@ -102,10 +102,10 @@ class BatchObserver(Protocol):
         ...
 
 
-COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
+_COMMIT = frozenset({Status.ACCEPTED, Status.UNCERTAIN})
 _ACCEPTED = frozenset({Status.ACCEPTED})
 _UNCERTAIN = frozenset({Status.UNCERTAIN})
-RELEASE = frozenset({Status.REJECTED, Status.FAILED})
+_RELEASE = frozenset({Status.REJECTED, Status.FAILED})
 _EARLIER = "an earlier try may have been processed; the retry said: "
 _EARLIER_RUN = (
     "an earlier run of this send (the same idempotency key) reserved it and may have sent "
@@ -1099,19 +1099,19 @@ class SendEngine(Generic[J]):
         window = self._window
         assert window is not None
         if self._unsettled_earlier:  # which recipient each key went for (see _own_earlier)
-            went = [i for i, status in enumerate(statuses) if status in COMMIT]
+            went = [i for i, status in enumerate(statuses) if status in _COMMIT]
             self._went(_picked(keys, went), _picked(indices, went))
         # without ``late`` both kinds of commit are one
-        sure_kind = _ACCEPTED if late else COMMIT
+        sure_kind = _ACCEPTED if late else _COMMIT
         if statuses.count(statuses[0]) == len(statuses):
             uniform = statuses[0]
             sure = (keys, indices) if uniform in sure_kind else None
             unsure = (keys, indices) if late and uniform is Status.UNCERTAIN else None
-            release = (keys, indices) if uniform in RELEASE else None
+            release = (keys, indices) if uniform in _RELEASE else None
         else:
             sure = _where(keys, indices, statuses, sure_kind)
             unsure = _where(keys, indices, statuses, _UNCERTAIN) if late else None
-            release = _where(keys, indices, statuses, RELEASE)
+            release = _where(keys, indices, statuses, _RELEASE)
         try:
             if sure is not None and sure[0]:
                 await window.commit(sure[0], self._holder, sure[1])
@@ -1261,7 +1261,7 @@ def _earlier_run(
         return statuses, details
     out_statuses, out_details = list(statuses), list(details)
     for n, index in enumerate(indices):
-        if index in maybe_sent and statuses[n] in RELEASE:
+        if index in maybe_sent and statuses[n] in _RELEASE:
             out_statuses[n] = Status.UNCERTAIN
             out_details[n] = f"an earlier run may have sent it; this run's try said: {details[n]}"
     return out_statuses, out_details
@@ -1312,6 +1312,6 @@ def _own_earlier(
 def _after_ambiguous(result: BatchResult) -> None:
     """An earlier try may have been processed: a refusal now may be of our own repeat."""
     for i, status in enumerate(result.statuses):
-        if status in RELEASE:
+        if status in _RELEASE:
             result.statuses[i] = Status.UNCERTAIN
             result.details[i] = f"{_EARLIER}{result.details[i]}"
