@@ -15,6 +15,18 @@ __all__ = [
     "scripts",
 ]
 
+
+def _now_us(given: int) -> str:
+    """Lua that sets ``now`` to Redis's clock in microseconds, or to ``ARGV[given]`` where a
+    test names one."""
+    return f"""
+local now = tonumber(ARGV[{given}])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end"""
+
+
 # One atomic step on Redis's own clock. The caller is given a definite start time (and the
 # clock's reading, from which it learns how Redis's clock stands to its own) -- now,
 # or the moment the `limit`-th most recent start (past or already promised) leaves the span --
@@ -31,12 +43,9 @@ __all__ = [
 # start counts from a moment at or after the write, and nothing crowds a span; the member
 # then ends in '/<width>', so that the queue's order goes by the start. (ARGV[4],
 # and ARGV[2] of DEFER, give "now" in microseconds for tests; callers leave them empty.)
-ACQUIRE = """
-local now = tonumber(ARGV[4])
-if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+ACQUIRE = (
+    _now_us(4)
+    + """
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
 for i = 8, #ARGV do
@@ -63,19 +72,18 @@ if redis.call('PTTL', KEYS[1]) < keep then
 end
 return {start, now}
 """
+)
 
-DEFER = """
-local now = tonumber(ARGV[2])
-if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+DEFER = (
+    _now_us(2)
+    + """
 local until_ = now + tonumber(ARGV[1])
 if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
     redis.call('SET', KEYS[1], until_, 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
 end
 return 0
 """
+)
 
 
 # The duplicate window is a few hashes per account, one per bucket of the server's clock
