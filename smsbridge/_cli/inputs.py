@@ -171,7 +171,8 @@ class Recipients:
     def _rows(self) -> Generator[list[str], None, None]:
         # closed here, not when collected: an error's traceback would keep the file open
         with closing(self._lines()) as lines:
-            reader = csv.reader(lines, delimiter=self.delimiter)
+            # strict: a quote left open at the end would take every later row into one field
+            reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
             try:
                 for row in reader:
                     if row and (row[0].strip() or any(cell.strip() for cell in row)):

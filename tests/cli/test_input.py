@@ -103,6 +103,20 @@ def test_a_field_over_the_csv_limit(tmp_path: Path, capsys: pytest.CaptureFixtur
         gc.enable()
 
 
+def test_a_quote_left_open_takes_no_row_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quote opened and never closed: the rows after it are not read as the first row's
+    text (one message of the raw CSV went to one number, and the others got no outcome)."""
+    path = tmp_path / "open.csv"
+    path.write_text(
+        'phone,text\n380501234561,"oops\n380501234562,hello\n380501234563,hello\n',
+        encoding="utf-8",
+    )
+    err = fails([*SEND, "--to-file", str(path)], capsys)
+    assert "line 4" in err and "unexpected end of data" in err
+
+
 def _open_files() -> set[str]:
     """What this process has open (Linux; nothing elsewhere)."""
     found = set()
