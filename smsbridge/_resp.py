@@ -254,10 +254,14 @@ class _Link:
         self._opening: asyncio.Future[_Wire] | None = None
         self._closed = False
 
-    async def send(self, command: bytes) -> Any:
+    def send(self, command: bytes) -> Awaitable[Any]:
         wire = self._wire
         if wire is None or wire.broken is not None:
-            wire = await self._open()
+            return self._send_opened(command)
+        return wire.send(command)
+
+    async def _send_opened(self, command: bytes) -> Any:
+        wire = await self._open()
         return await wire.send(command)
 
     async def _open(self) -> _Wire:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-from functools import partial
 
 import redis.asyncio as aioredis
 
@@ -138,9 +137,7 @@ class _RedisSlot:
         limiter._unused = []
         self._member = member
         asked = clock.now()
-        start_us, now_us = await limiter._patience.call(
-            partial(limiter._acquire, limiter._keys, args)
-        )
+        start_us, now_us = await limiter._patience.call(limiter._acquire, limiter._keys, args)
         answered = clock.now()
         low, high = limiter._offset.learn(int(now_us) / 1e6, asked, answered)
         start = int(start_us) / 1e6

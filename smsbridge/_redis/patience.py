@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
@@ -42,11 +42,12 @@ class Patience:
         self.outage = outage
         self.clock: Clock = clock or SystemClock()
 
-    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await operation(*args)``, tried again as above."""
         down_since: float | None = None
         while True:
             try:
-                result = await operation()
+                result = await operation(*args)
             except ResponseError as e:
                 if not _passing(e):  # Redis answered, and will answer the same again
                     raise StateBackendError(f"Redis refused: {e}") from e

@@ -147,27 +147,29 @@ class RedisWindow:
         """The script's replies over the batch, a thousand recipients a call (Lua's
         ``unpack`` takes no more than a few thousand at once)."""
         replies = []
+        whole = len(keys) <= _CHUNK  # a batch as packed: no copies held across the call
         for at in range(0, len(keys), _CHUNK):
-            chunk, chosen = keys[at : at + _CHUNK], indices[at : at + _CHUNK]
+            chunk = keys if whole else keys[at : at + _CHUNK]
+            chosen = indices if whole else indices[at : at + _CHUNK]
             args: list[Any] = [ms, holder, _joined(chosen), "", self._span]
             if self._framed:
                 args.append(Run(chunk))  # type: ignore[arg-type]
             else:
                 args += chunk
-            replies.append(await self._patience.call(partial(script, self._hashes, args)))
+            replies.append(await self._patience.call(script, self._hashes, args))
         return replies
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``run`` (see
         :meth:`~smsbridge.DuplicateWindow.hold`); on the server's clock."""
         taken = await self._patience.call(
-            partial(self._hold, [self._leases + name], [run, math.ceil(seconds * 1000)])
+            self._hold, [self._leases + name], [run, math.ceil(seconds * 1000)]
         )
         return bool(int(taken))
 
     async def unhold(self, name: str, run: str) -> None:
         """Drop the lease ``name`` if ``run`` holds it."""
-        await self._patience.call(partial(self._unhold, [self._leases + name], [run]))
+        await self._patience.call(self._unhold, [self._leases + name], [run])
 
 
 class RedisRanges:
@@ -204,7 +206,7 @@ class RedisRanges:
         # random point, as in memory, not from 0: ids handed out before would be repeated,
         # and a gateway answers a repeated id with the old message, sending nothing
         args = [count, size, self._remember, secrets.randbelow(size)]
-        start = await self._patience.call(partial(self._claim, keys, args))
+        start = await self._patience.call(self._claim, keys, args)
         return int(start)
 
 
