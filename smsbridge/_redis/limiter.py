@@ -58,6 +58,10 @@ class RedisLimiter:
     ) -> None:
         if limit < 1 or period <= 0 or margin < 0:
             raise ConfigurationError("limit, period and margin must be positive")
+        if period + margin > _LONGEST:  # Redis's clock in microseconds, plus a span, in a double
+            raise ConfigurationError(
+                "rate_period and rate_margin through Redis are at most a year (31,536,000 s)"
+            )
         self.limit, self.period, self.margin, self.outage = limit, period, margin, outage
         # the way to the gateway keeps the rest of the margin, as in one process
         self.tolerance = max(margin - DEFAULT_MARGIN, margin / 2)
@@ -197,3 +201,6 @@ class _Offset:
         else:
             self.low, self.high = max(self.low, low), min(self.high, high)
         return self.low, self.high
+
+
+_LONGEST = 365 * 86400.0  # seconds a span of the limiter may be

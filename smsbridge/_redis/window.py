@@ -61,6 +61,10 @@ class RedisWindow:
             raise ConfigurationError("ttl must be positive and slack not negative")
         if ttl > _LONGEST:  # an entry's "until" is 13 digits of milliseconds
             raise ConfigurationError("window_ttl through Redis is at most a year (31,536,000 s)")
+        if ttl < 0.001:  # whole milliseconds there: less would hold nothing
+            raise ConfigurationError(
+                "window_ttl through Redis is at least a millisecond (0 turns the window off)"
+            )
         self.ttl = ttl
         self.slack = slack
         # buckets twice the TTL, at least 2^17 ms, a power of two, so that processes of the

@@ -382,6 +382,26 @@ def test_a_window_longer_than_a_year_through_redis_is_refused(redis_url: str) ->
     SmsClub(token(), redis_url=redis_url, window_ttl=365 * 86400.0)  # a year is fine
 
 
+def test_a_window_shorter_than_redis_counts_is_refused(redis_url: str) -> None:
+    """Redis holds an entry whole milliseconds: a TTL under one would hold nothing, the
+    window silently off, so it is refused when the client is made (0 turns it off)."""
+    with pytest.raises(ConfigurationError, match="at least a millisecond"):
+        SmsClub(token(), redis_url=redis_url, window_ttl=1e-6)
+    SmsClub(token(), redis_url=redis_url, window_ttl=0.001)
+    SmsClub(token(), redis_url=redis_url, window_ttl=0)
+
+
+def test_a_rate_period_longer_than_a_year_through_redis_is_refused(redis_url: str) -> None:
+    """The limiter's span is Redis's clock in microseconds: a period beyond what its
+    numbers hold made Redis refuse every start, each recipient failed; it is refused when
+    the client is made."""
+    with pytest.raises(ConfigurationError, match="at most a year"):
+        SmsClub(token(), redis_url=redis_url, rate_period=1e300)
+    with pytest.raises(ConfigurationError, match="at most a year"):
+        SmsClub(token(), redis_url=redis_url, rate_period=365 * 86400.0, rate_margin=1.0)
+    SmsClub(token(), redis_url=redis_url, rate_period=365 * 86400.0 - 1.0, rate_margin=1.0)
+
+
 def test_a_read_timeout_a_redis_window_cannot_outlast_is_refused(redis_url: str) -> None:
     """An entry must live at most a bucket (twice the TTL, rounded up to 2^18 ms for 120 s),
     or a process reading the two newest buckets misses it: a reservation held the read
