@@ -10,9 +10,10 @@ from hashlib import blake2b
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from .._core.clock import Clock
-from .._core.errors import ConfigurationError
+from .._core.errors import ConfigurationError, StateBackendError
 from .._core.gateway import Batch
 from .._core.window import SLACK, Claim, extra_hold, key_fields
 from .._resp import Pipe, Run
@@ -92,6 +93,11 @@ class RedisWindow:
         self._unhold = client.register_script(UNHOLD)
         self._leases = f"{namespace}:run:"
         self._patience = Patience(outage, clock)
+        # releases Redis did not take (out of reach past the outage): a reservation made
+        # then, or carried out when a frozen Redis woke, would hold its keys until it lapses
+        # (TTL and slack), and the next send of them would wait that long
+        self._unreleased: list[tuple[Sequence[Hashable], str, Sequence[int]]] = []
+        self._unreleased_keys = 0
 
     def __repr__(self) -> str:
         return f"RedisWindow({self._hashes[0][:-3]!r}, ttl={self.ttl})"
@@ -118,6 +124,8 @@ class RedisWindow:
         """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
         if len(keys) != len(indices):
             raise ValueError("one index per key")
+        if self._unreleased:
+            await self._release_unreleased()
         replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
         text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
         return list(map(_CLAIMS.__getitem__, text))
@@ -137,8 +145,33 @@ class RedisWindow:
     async def release(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         """Drop the reservations that are still this run's (a bare send key: any run's of
         that send); see :meth:`~smsbridge.DuplicateWindow.release`."""
-        if keys:
+        if not keys:
+            return
+        try:
             await self._call(self._release, self._reserve_ms, holder, keys, indices)
+        except StateBackendError:
+            # a run's own (not a bare send key's: a later run of the send may hold them by
+            # then) are dropped when Redis answers again, before this window's next reserve
+            if "/" in holder and self._unreleased_keys + len(keys) <= _UNRELEASED:
+                self._unreleased.append((keys, holder, indices))
+                self._unreleased_keys += len(keys)
+            raise
+
+    async def _release_unreleased(self) -> None:
+        """Drop the reservations whose release failed, once each; those Redis still does not
+        take wait for the next reserve (or lapse)."""
+        pending, self._unreleased, self._unreleased_keys = self._unreleased, [], 0
+        try:
+            while pending:
+                keys, holder, indices = pending[-1]
+                await self._call(self._release, self._reserve_ms, holder, keys, indices, once=True)
+                pending.pop()
+        except (RedisError, OSError):
+            pass
+        finally:  # also when cancelled: what is left is tried again
+            if pending:
+                self._unreleased[:0] = pending
+                self._unreleased_keys += sum(len(p[0]) for p in pending)
 
     async def _call(
         self,
@@ -147,9 +180,11 @@ class RedisWindow:
         holder: str,
         keys: Sequence[Hashable],
         indices: Sequence[int],
+        *,
+        once: bool = False,
     ) -> list[Any]:
         """The script's replies over the batch, a thousand recipients a call (Lua's
-        ``unpack`` takes no more than a few thousand at once)."""
+        ``unpack`` takes no more than a few thousand at once); ``once``: no second try."""
         replies = []
         whole = len(keys) <= _CHUNK  # a batch as packed: no copies held across the call
         for at in range(0, len(keys), _CHUNK):
@@ -160,7 +195,10 @@ class RedisWindow:
                 args.append(Run(chunk))  # type: ignore[arg-type]
             else:
                 args += chunk
-            replies.append(await self._patience.call(script, self._hashes, args))
+            if once:
+                replies.append(await script(self._hashes, args))
+            else:
+                replies.append(await self._patience.call(script, self._hashes, args))
         return replies
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
@@ -215,6 +253,7 @@ class RedisRanges:
 
 
 _CHUNK = 1000  # recipients per window call
+_UNRELEASED = 100_000  # keys of failed releases kept to drop later (the rest lapse)
 _EXACT = 10**13  # indices a run in Lua may reach: its numbers are doubles, written by %.14g
 _LONGEST = 365 * 86400.0  # seconds a window entry may hold
 

@@ -17,6 +17,7 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 from anyio.streams.text import TextReceiveStream
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from smsbridge import (
     Claim,
@@ -31,6 +32,7 @@ from smsbridge import (
 )
 from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
+from smsbridge._redis.scripts import RESERVE
 from smsbridge._resp import Pipe
 from smsbridge.redis import RedisLimiter, RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
@@ -343,6 +345,77 @@ async def test_a_long_outage_stops_the_send_then_sending_works_again(
         record = await fake.record()
     late = [r for r in record.requests if r.at > stopped_at - 0.5 and r.path == "/sms/send"]
     assert len(late) <= 1 + 1  # the in-flight one at most, and the send after Redis returned
+
+
+async def test_a_frozen_redis_leaves_no_reservation_that_holds_the_next_send(
+    private_redis: RedisServer,
+) -> None:
+    """Redis frozen past the patience while a batch is reserved: the send fails it (nothing
+    sent), and Redis, woken, carries out the reservations the client gave up on. The next
+    send of the same list drops them before it reserves (they are that failed run's own), so
+    it goes at once instead of waiting out their lapse (the TTL and the slack, minutes)."""
+    account = token()
+    phones = [f"38050{i:07d}" for i in range(100)]
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "none") as fake:
+        async with SmsClub(
+            account, base_url=fake.url, redis_url=private_redis.url, redis_outage=0.5
+        ) as sms:
+            assert (await sms.send("Warm", to=["380509999999"], sender="Shop")).accepted == 1
+            private_redis.freeze()
+            try:
+                failed = await sms.send("Sale", to=phones, sender="Shop", keep="none")
+            finally:
+                private_redis.thaw()
+            assert isinstance(failed.error, StateBackendError)
+            assert failed.failed == 100 and failed.accepted == 0
+            with anyio.fail_after(15):  # not the minutes of the reservations' lapse
+                again = await sms.send("Sale", to=phones, sender="Shop", keep="none")
+            assert again.accepted == 100, again
+        record = await fake.record()
+    assert sorted(m.phone for m in record.sent if m.text == "Sale") == phones
+
+
+class _Unanswered:
+    """A Redis client that, while ``down``, gets no reply: a reservation is carried out
+    (its reply lost), anything else never arrives."""
+
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe, self.down = pipe, False
+
+    def register_script(self, source: str) -> Any:
+        script = self.pipe.register_script(source)
+
+        async def call(keys: Any = (), args: Any = (), client: Any = None) -> Any:
+            if not self.down:
+                return await script(keys, args)
+            if source == RESERVE:
+                await script(keys, args)
+            raise RedisConnectionError("no reply (test)")
+
+        return call
+
+
+async def test_only_a_runs_own_failed_releases_are_done_later(redis_url: str) -> None:
+    """A release Redis did not take is done before the window's next reserve, where it is a
+    run's own; a bare send key's is not (by then a later run of the send may hold its keys),
+    and those reservations wait out their lapse."""
+    pipe = Pipe(redis_url)
+    client = _Unanswered(pipe)
+    try:
+        window = RedisWindow(client, f"smsbridge:{{test:{uuid.uuid4().hex}}}", b"k" * 32, outage=0)
+        own = window.keys("Shop", "Sale", Batch([0, 1], ["380500000001", "380500000002"]))
+        bare = window.keys("Shop", "Sale", Batch([2], ["380500000003"]))
+        client.down = True
+        for keys, indices, releaser in ((own, [0, 1], "s1/a"), (bare, [2], "s1")):
+            with pytest.raises(StateBackendError):
+                await window.reserve(keys, "s1/a", indices)
+            with pytest.raises(StateBackendError):
+                await window.release(keys, releaser, indices)
+        client.down = False
+        assert await window.reserve(own + bare, "s2/b", [0, 1, 2]) == [OURS, OURS, PENDING]
+        assert await window.reserve(own, "s3/c", [0, 1]) == [PENDING, PENDING]  # s2's now
+    finally:
+        await pipe.aclose()
 
 
 def test_redis_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

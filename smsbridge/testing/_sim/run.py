@@ -31,6 +31,7 @@ import msgspec
 
 from ..._campaign import Campaign, Journal, recover_in_flight, run_campaign
 from ..._core.client import Client, holder_for
+from ..._core.errors import StateBackendError
 from ..._core.finish import detached
 from ..._core.gateway import Message
 from ..._core.limiter import SlidingWindowLimiter
@@ -469,6 +470,8 @@ async def _one(
         options["on_outcome"] = _again(options["on_outcome"], record, plan.cancel_again, task, w)
     try:
         record.report = await w.send(client, to, options)
+        if isinstance(getattr(record.report, "error", None), StateBackendError):
+            w.stats["redis: a send stopped, out of reach past its patience"] += 1
     except asyncio.CancelledError:
         record.raised = "cancelled"
     except CallerError as e:

@@ -427,6 +427,13 @@ def draw(seed: int) -> Scenario:
     )
     if retry_key and scenario.state == "redis" and keyed.random() < 0.5:
         scenario = msgspec.structs.replace(scenario, library_kill_at=keyed.randint(5, 600))
+    frozen = random.Random(seed ^ 0xF2EE2E)  # drawn apart too
+    if scenario.state == "redis" and frozen.random() < 0.1:
+        # frozen past the state's patience (30 s) and a send's releases after it: sends stop
+        # on it, and the commands the clients gave up on are carried out when it wakes
+        start = 1000.0 + frozen.uniform(0, 10)
+        long = (start, start + frozen.uniform(31.0, 90.0))
+        scenario.redis.freezes = sorted([*scenario.redis.freezes, long])
     return scenario
 
 
