@@ -274,12 +274,21 @@ class _World:
 def _bury(loop: VirtualLoop) -> None:
     """Close a dead process's loop: its coroutines are closed now (not by the collector at
     some later, unrepeatable moment), and nothing of theirs reaches the world."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # coroutines never started are closed unawaited
-        for task in asyncio.all_tasks(loop):
-            coroutine = task.get_coro()
-            with contextlib.suppress(BaseException):
-                coroutine.close()
+    closed: set[asyncio.Task[Any]] = set()
+    previous = asyncio._get_running_loop()
+    # a coroutine's ``finally`` that schedules work as it is closed (to_the_end: a task of
+    # its own) schedules it here, where it is closed in turn, not on whatever loop is current
+    asyncio._set_running_loop(loop)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # coroutines never started are closed unawaited
+            while tasks := asyncio.all_tasks(loop) - closed:
+                for task in tasks:
+                    closed.add(task)
+                    with contextlib.suppress(BaseException):
+                        task.get_coro().close()
+    finally:
+        asyncio._set_running_loop(previous)
     loop.close()
 
 
