@@ -42,6 +42,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("smsbridge.redis needs: pip install 'smsbridge[redis]'") from e
 
 from ._redis.limiter import RedisLimiter
+from ._redis.patience import Patience
 from ._redis.scripts import scripts
 from ._redis.window import RedisRanges, RedisWindow
 
@@ -108,8 +109,9 @@ class RedisState:
             client = Pipe(url)
         self.client = client
         namespace = f"smsbridge:{{{provider}:{account_id}}}"
+        patience = Patience(outage, clock)  # one outage for the account's every call
         self.limiter = RedisLimiter(
-            client, namespace, limit, period, margin=margin, outage=outage, clock=clock
+            client, namespace, limit, period, margin=margin, clock=clock, patience=patience
         )
         self.window = (
             RedisWindow(
@@ -118,13 +120,12 @@ class RedisState:
                 secret,
                 window_ttl,
                 slack=window_slack,
-                outage=outage,
-                clock=clock,
+                patience=patience,
             )
             if window_ttl
             else None
         )
-        self.ranges = RedisRanges(client, namespace, outage=outage, clock=clock)
+        self.ranges = RedisRanges(client, namespace, patience=patience)
 
     async def aclose(self) -> None:
         """Give back the connection (closed once no other account of the process uses it)."""

@@ -35,6 +35,8 @@ class RedisLimiter:
             to absorb than in one process (measured here: up to 26 ms with four processes
             starting on two cores).
         outage: seconds to keep retrying while Redis is unreachable before giving up.
+        patience: waits out an outage for this and the account's other state in Redis,
+            so that it is counted once for all of them (``outage`` is then unused).
         clock: time source for the waits between tries.
 
     A request must be written within ``margin - 30 ms`` (at least half the margin) of the
@@ -55,6 +57,7 @@ class RedisLimiter:
         margin: float = 0.05,
         outage: float = 30.0,
         clock: Clock | None = None,
+        patience: Patience | None = None,
     ) -> None:
         if limit < 1 or period <= 0 or margin < 0:
             raise ConfigurationError("limit, period and margin must be positive")
@@ -62,7 +65,7 @@ class RedisLimiter:
             raise ConfigurationError(
                 "rate_period and rate_margin through Redis are at most a year (31,536,000 s)"
             )
-        self.limit, self.period, self.margin, self.outage = limit, period, margin, outage
+        self.limit, self.period, self.margin = limit, period, margin
         # the way to the gateway keeps the rest of the margin, as in one process
         self.tolerance = max(margin - DEFAULT_MARGIN, margin / 2)
         self._redis = client
@@ -76,7 +79,8 @@ class RedisLimiter:
         self.width = 0.0  # seconds a promise may be kept late: how late this process runs
         self._offset = _Offset()
         self._clock: Clock = clock or SystemClock()
-        self._patience = Patience(outage, clock)
+        self._patience = patience or Patience(outage, clock)
+        self.outage = self._patience.outage
 
     def __repr__(self) -> str:
         return (

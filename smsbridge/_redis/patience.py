@@ -28,7 +28,12 @@ def _unavailable(error: Exception) -> StateBackendError:
 
 class Patience:
     """Retries a Redis call while Redis is unreachable (or answers with an error that may
-    pass), up to ``outage`` seconds; any other error reply ends it at once."""
+    pass), up to ``outage`` seconds; any other error reply ends it at once.
+
+    The seconds count from when the outage was first seen by any call sharing this object
+    (an account's limiter, window and ids share one): a call begun during an outage waits
+    what is left of it, so a send that stopped on it settles with a try per call, not with
+    an outage per call. A call after a quiet spell as long as the outage counts afresh."""
 
     def __init__(self, outage: float, clock: Clock | None) -> None:
         if not (
@@ -41,10 +46,13 @@ class Patience:
             )
         self.outage = outage
         self.clock: Clock = clock or SystemClock()
+        self._down_since: float | None = None  # the outage's first failure seen
+        self._failed_at = -math.inf  # its latest
 
     async def call(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``await operation(*args)``, tried again as above."""
-        down_since: float | None = None
+        if self._down_since is not None and self.clock.now() - self._failed_at > self.outage:
+            self._down_since = None  # a quiet spell since the last failure: counted afresh
         while True:
             try:
                 result = await operation(*args)
@@ -55,14 +63,16 @@ class Patience:
             except (RedisError, OSError) as e:
                 error = e
             else:
-                if down_since is not None:
+                if self._down_since is not None:
+                    self._down_since = None
                     log.warning("Redis reachable again; sending resumes", extra=NOTICE)
                 return result
             now = self.clock.now()
-            if down_since is None:
-                down_since = now
+            if self._down_since is None:
+                self._down_since = now
                 log.error("Redis unreachable; sending paused: %s", error, extra=NOTICE)
-            if now - down_since >= self.outage:
+            self._failed_at = now
+            if now - self._down_since >= self.outage:
                 raise _unavailable(error) from error
             await self.clock.sleep(min(1.0, max(self.outage / 10, 0.05)))
 

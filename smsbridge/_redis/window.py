@@ -44,6 +44,8 @@ class RedisWindow:
         slack: seconds a reservation outlasts the TTL (see
             :class:`~smsbridge.MemoryWindow`).
         outage: seconds to keep retrying while Redis is unreachable before giving up.
+        patience: waits out an outage for this and the account's other state in Redis,
+            so that it is counted once for all of them (``outage`` is then unused).
         clock: time source for the waits between tries.
     """
 
@@ -57,6 +59,7 @@ class RedisWindow:
         slack: float = SLACK,
         outage: float = 30.0,
         clock: Clock | None = None,
+        patience: Patience | None = None,
     ) -> None:
         if not (ttl > 0 and math.isfinite(ttl)) or not (slack >= 0 and math.isfinite(slack)):
             raise ConfigurationError("ttl must be positive and slack not negative")
@@ -92,7 +95,7 @@ class RedisWindow:
         self._hold = client.register_script(HOLD)
         self._unhold = client.register_script(UNHOLD)
         self._leases = f"{namespace}:run:"
-        self._patience = Patience(outage, clock)
+        self._patience = patience or Patience(outage, clock)
         # releases Redis did not take (out of reach past the outage): a reservation made
         # then, or carried out when a frozen Redis woke, would hold its keys until it lapses
         # (TTL and slack), and the next send of them would wait that long
@@ -223,6 +226,8 @@ class RedisRanges:
         client: a ``redis.asyncio.Redis``.
         namespace: the account's key prefix.
         outage: seconds to keep retrying while Redis is unreachable before giving up.
+        patience: waits out an outage for this and the account's other state in Redis,
+            so that it is counted once for all of them (``outage`` is then unused).
         clock: time source for the waits between tries.
     """
 
@@ -234,12 +239,13 @@ class RedisRanges:
         remember: float = 30 * 86400.0,
         outage: float = 30.0,
         clock: Clock | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self._counter = f"{namespace}:ids"
         self._prefix = f"{namespace}:ids:"
         self._remember = int(remember)
         self._claim = client.register_script(CLAIM)
-        self._patience = Patience(outage, clock)
+        self._patience = patience or Patience(outage, clock)
 
     async def claim(self, key: bytes, count: int, size: int) -> int:
         """See :meth:`~smsbridge._core.ranges.IdRanges.claim`."""

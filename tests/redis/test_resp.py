@@ -402,3 +402,39 @@ async def test_an_error_reply_that_will_recur_stops_at_once_one_that_may_pass_is
         await patience.call(refused)
     assert reply in str(caught.value)
     assert clock.now() >= 30.0 if waits else clock.now() == 0.0
+
+
+async def test_an_outage_is_counted_once_for_every_call_that_shares_it() -> None:
+    """The patience counts from the outage's first failure, whichever call saw it: a call
+    begun while Redis is still out after another gave up tries once (a stopped send's
+    settling does not wait an outage per call); one begun after a quiet spell as long as
+    the outage, or after Redis answered again, waits the whole outage."""
+    clock = FakeClock(0.0)
+    patience = Patience(30.0, clock)
+    up = False
+
+    async def call() -> str:
+        if up:
+            return "OK"
+        await clock.sleep(2.0)  # the socket's timeout
+        raise RedisTimeoutError("no reply (test)")
+
+    with pytest.raises(StateBackendError):
+        await patience.call(call)
+    assert 30.0 <= clock.now() < 33.0
+    gave_up = clock.now()
+    with pytest.raises(StateBackendError):
+        await patience.call(call)
+    assert clock.now() == gave_up + 2.0  # one try
+    await clock.sleep(31.0)  # quiet
+    began = clock.now()
+    with pytest.raises(StateBackendError):
+        await patience.call(call)
+    assert clock.now() - began >= 30.0
+    up = True
+    assert await patience.call(call) == "OK"
+    up = False
+    began = clock.now()
+    with pytest.raises(StateBackendError):
+        await patience.call(call)
+    assert clock.now() - began >= 30.0
