@@ -49,9 +49,13 @@ class Patience:
         self._down_since: float | None = None  # the outage's first failure seen
         self._failed_at = -math.inf  # its latest
 
+    def out_of_reach(self) -> bool:
+        """Whether the latest calls found Redis out of reach (and none reached it since)."""
+        return self._down_since is not None and self.clock.now() - self._failed_at <= self.outage
+
     async def call(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``await operation(*args)``, tried again as above."""
-        if self._down_since is not None and self.clock.now() - self._failed_at > self.outage:
+        if self._down_since is not None and not self.out_of_reach():
             self._down_since = None  # a quiet spell since the last failure: counted afresh
         while True:
             try:
@@ -65,7 +69,7 @@ class Patience:
             else:
                 if self._down_since is not None:
                     self._down_since = None
-                    log.warning("Redis reachable again; sending resumes", extra=NOTICE)
+                    log.warning("Redis reachable again", extra=NOTICE)
                 return result
             now = self.clock.now()
             if self._down_since is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -10,7 +12,7 @@ from hashlib import blake2b
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from .._core.clock import Clock
 from .._core.errors import ConfigurationError, StateBackendError
@@ -101,6 +103,7 @@ class RedisWindow:
         # (TTL and slack), and the next send of them would wait that long
         self._unreleased: list[tuple[Sequence[Hashable], str, Sequence[int]]] = []
         self._unreleased_keys = 0
+        self._replaying: asyncio.Future[None] | None = None  # while they are being done
 
     def __repr__(self) -> str:
         return f"RedisWindow({self._hashes[0][:-3]!r}, ttl={self.ttl})"
@@ -127,10 +130,16 @@ class RedisWindow:
         """Claim each key for its recipient; see :class:`~smsbridge._core.window.Claim`."""
         if len(keys) != len(indices):
             raise ValueError("one index per key")
-        if self._unreleased:
+        if self._unreleased or self._replaying is not None:
             await self._release_unreleased()
         replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
         text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
+        if self._unreleased and text.count("0") != len(text):
+            # left for Redis was out of reach; it answered now, and what holds these keys
+            # may be among them: done, then asked again (what this run holds stays its own)
+            await self._release_unreleased()
+            replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
+            text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
         return list(map(_CLAIMS.__getitem__, text))
 
     async def commit(
@@ -152,26 +161,43 @@ class RedisWindow:
             return
         try:
             await self._call(self._release, self._reserve_ms, holder, keys, indices)
-        except StateBackendError:
-            # a run's own (not a bare send key's: a later run of the send may hold them by
-            # then) are dropped when Redis answers again, before this window's next reserve
-            if "/" in holder and self._unreleased_keys + len(keys) <= _UNRELEASED:
+        except StateBackendError as e:
+            # out of reach (refused, it would be refused again): a run's own (not a bare
+            # send key's: a later run of the send may hold them by then) are dropped when
+            # Redis answers again, before this window's next reserve
+            if (
+                "/" in holder
+                and not isinstance(e.__cause__, ResponseError)
+                and self._unreleased_keys + len(keys) <= _UNRELEASED
+            ):
                 self._unreleased.append((keys, holder, indices))
                 self._unreleased_keys += len(keys)
             raise
 
     async def _release_unreleased(self) -> None:
-        """Drop the reservations whose release failed, once each; those Redis still does not
-        take wait for the next reserve (or lapse)."""
+        """Drop the reservations whose release failed, one try each, unless Redis is still
+        out of reach as far as this account knows (they wait for the next reserve then, or
+        lapse). A reserve that comes meanwhile waits for them: it could find their keys held
+        (and an earlier run's reservation is taken over as uncertain)."""
+        while (replaying := self._replaying) is not None:
+            await asyncio.shield(replaying)
+        if not self._unreleased or self._patience.out_of_reach():
+            return
         pending, self._unreleased, self._unreleased_keys = self._unreleased, [], 0
+        replaying = self._replaying = asyncio.get_running_loop().create_future()
         try:
             while pending:
                 keys, holder, indices = pending[-1]
-                await self._call(self._release, self._reserve_ms, holder, keys, indices, once=True)
+                with contextlib.suppress(ResponseError):  # refused: would be again; they lapse
+                    await self._call(
+                        self._release, self._reserve_ms, holder, keys, indices, once=True
+                    )
                 pending.pop()
         except (RedisError, OSError):
             pass
         finally:  # also when cancelled: what is left is tried again
+            self._replaying = None
+            replaying.set_result(None)
             if pending:
                 self._unreleased[:0] = pending
                 self._unreleased_keys += sum(len(p[0]) for p in pending)

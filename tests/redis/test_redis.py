@@ -4,6 +4,7 @@ both fail closed when Redis goes away."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import statistics
@@ -18,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from anyio.streams.text import TextReceiveStream
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from smsbridge import (
     Claim,
@@ -32,7 +34,7 @@ from smsbridge import (
 )
 from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
-from smsbridge._redis.scripts import RESERVE
+from smsbridge._redis.scripts import RELEASE, RESERVE
 from smsbridge._resp import Pipe
 from smsbridge.redis import RedisLimiter, RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
@@ -377,22 +379,105 @@ async def test_a_frozen_redis_leaves_no_reservation_that_holds_the_next_send(
 
 class _Unanswered:
     """A Redis client that, while ``down``, gets no reply: a reservation is carried out
-    (its reply lost), anything else never arrives."""
+    (its reply lost), anything else never arrives. While ``refusing``, Redis refuses every
+    release. ``releases`` counts the releases that reached Redis."""
 
     def __init__(self, pipe: Pipe) -> None:
-        self.pipe, self.down = pipe, False
+        self.pipe, self.down, self.refusing, self.releases = pipe, False, False, 0
 
     def register_script(self, source: str) -> Any:
         script = self.pipe.register_script(source)
 
         async def call(keys: Any = (), args: Any = (), client: Any = None) -> Any:
+            if self.refusing and source == RELEASE:
+                raise ResponseError("NOPERM this user has no permissions to run 'hdel'")
             if not self.down:
+                self.releases += source == RELEASE
                 return await script(keys, args)
             if source == RESERVE:
                 await script(keys, args)
             raise RedisConnectionError("no reply (test)")
 
         return call
+
+
+async def test_reserves_wait_while_failed_releases_are_done(redis_url: str) -> None:
+    """Releases left from an outage are done one call each before a reserve: another
+    reserve coming meanwhile waits for them all, or it could reach Redis between two of them
+    and find a key still held by the failed run (a later run of the same send would take
+    that over as uncertain, and never send it)."""
+    pipe = Pipe(redis_url)
+    client = _Unanswered(pipe)
+    try:
+        window = RedisWindow(client, f"smsbridge:{{test:{uuid.uuid4().hex}}}", b"k" * 32, outage=0)
+        resumed = window.keys("Shop", "Sale", Batch([0], ["380500000001"]))
+        other = window.keys("Shop", "Sale", Batch([1], ["380500000002"]))
+        client.down = True
+        for keys, indices in ((resumed, [0]), (other, [1])):  # done last, first
+            with pytest.raises(StateBackendError):
+                await window.reserve(keys, "s1/a", indices)
+            with pytest.raises(StateBackendError):
+                await window.release(keys, "s1/a", indices)
+        client.down = False
+        claims = await asyncio.gather(
+            window.reserve(other, "s2/b", [1]), window.reserve(resumed, "s1/c", [0])
+        )
+        assert list(claims) == [[OURS], [OURS]]
+    finally:
+        await pipe.aclose()
+
+
+async def test_a_release_redis_refused_is_not_done_again(redis_url: str) -> None:
+    """A release Redis refused (a permission, say) would be refused again: it is not kept
+    to be done before every later reserve; its reservations lapse."""
+    pipe = Pipe(redis_url)
+    client = _Unanswered(pipe)
+    try:
+        window = RedisWindow(client, f"smsbridge:{{test:{uuid.uuid4().hex}}}", b"k" * 32, outage=0)
+        keys = window.keys("Shop", "Sale", Batch([0], ["380500000001"]))
+        assert await window.reserve(keys, "s1/a", [0]) == [OURS]
+        client.refusing = True
+        with pytest.raises(StateBackendError, match="refused"):
+            await window.release(keys, "s1/a", [0])
+        client.refusing = False
+        for _ in range(3):
+            assert await window.reserve(keys, "s2/b", [0]) == [PENDING]
+        assert client.releases == 0
+    finally:
+        await pipe.aclose()
+
+
+async def test_while_redis_is_out_of_reach_a_reserve_does_not_try_the_releases_first(
+    redis_url: str,
+) -> None:
+    """Releases left from an outage wait while Redis is still out of reach, as far as the
+    account's calls know: trying them first would cost each later send a reply timeout.
+    Redis back within the reserve's patience, they are done, and the reserve asked again."""
+    pipe = Pipe(redis_url)
+    client = _Unanswered(pipe)
+    try:
+        window = RedisWindow(
+            client, f"smsbridge:{{test:{uuid.uuid4().hex}}}", b"k" * 32, outage=30.0
+        )
+        window._patience.outage = 0.0  # the first reserve gives up at once
+        keys = window.keys("Shop", "Sale", Batch([0], ["380500000001"]))
+        client.down = True
+        with pytest.raises(StateBackendError):
+            await window.reserve(keys, "s1/a", [0])
+        with pytest.raises(StateBackendError):
+            await window.release(keys, "s1/a", [0])
+        window._patience.outage = 30.0  # from now on, an outage is waited out
+
+        async def back() -> None:
+            await anyio.sleep(0.2)
+            client.down = False
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(back)
+            assert await window.reserve(keys, "s2/b", [0]) == [OURS]
+        assert client.releases == 1
+    finally:
+        await pipe.aclose()
 
 
 async def test_only_a_runs_own_failed_releases_are_done_later(redis_url: str) -> None:

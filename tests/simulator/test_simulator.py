@@ -39,6 +39,7 @@ FAULT_CLASSES = [
     "redis: command refused",
     "redis: command frozen",
     "redis: client gave up, server carried on",
+    "redis: a send stopped, out of reach past its patience",
     "redis: reply lost",
     "caller: cancelled a send",
     "caller: stopped a send",

@@ -91,10 +91,13 @@ class FakeRedis:
             apply()
 
     def _applied_at(self, arrival: float) -> float:
-        for start, end in self.faults.freezes:
-            if start <= arrival < end:
-                return end
-        return arrival
+        at, frozen = arrival, True
+        while frozen:  # freezes may overlap: it wakes when none holds it
+            frozen = False
+            for start, end in self.faults.freezes:
+                if start <= at < end:
+                    at, frozen = end, True
+        return at
 
     def _get(self, key: str, now: float) -> Value | None:
         entry = self.values.get(key)
