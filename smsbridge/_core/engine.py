@@ -1112,17 +1112,23 @@ class SendEngine(Generic[J]):
             sure = _where(keys, indices, statuses, sure_kind)
             unsure = _where(keys, indices, statuses, _UNCERTAIN) if late else None
             release = _where(keys, indices, statuses, _RELEASE)
+        error: SmsBridgeError | None = None
         try:
             if sure is not None and sure[0]:
                 await window.commit(sure[0], self._holder, sure[1])
             if unsure is not None and unsure[0]:
                 await self._commit(unsure[0], unsure[1], late)
+        except SmsBridgeError as e:
+            error = e
+        try:  # tried also after a failed commit: a store may keep it to do later
             if release is not None and release[0]:
                 await window.release(release[0], self._holder, release[1])
         except SmsBridgeError as e:
+            error = error or e
+        if error is not None:
             # reservations stay held until they expire: safe, if less available
             self._window_failed = True
-            log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
+            log.warning("%s: duplicate window not updated: %s", self._gateway.name, error)
 
     async def _commit(self, keys: Sequence[Hashable], indices: Sequence[int], extra: float) -> None:
         window = self._window

@@ -1462,3 +1462,31 @@ async def _resumed(clock: FakeClock, to: Any, **options: Any) -> tuple[Report, M
     async with Webcom(TOKEN, base_url="http://127.0.0.1:9", transport=transport, clock=clock) as w:
         report = await w.send("hi", to=to, sender="Shop", idempotency_key=b"campaign", **options)
     return report, transport
+
+
+async def test_a_failed_commit_does_not_skip_the_release_of_the_same_request() -> None:
+    """One request, one number accepted and one refused, and the store does not take the
+    commit: the refused number's release is still tried (a store out of reach keeps it to do
+    later); it was skipped, and its reservation held the number until it lapsed."""
+    released: list[list[int]] = []
+
+    class LostCommit(MemoryWindow):
+        async def commit(self, *args: Any, **kwargs: Any) -> None:
+            raise StateBackendError("the store is out of reach (simulated)")
+
+        async def release(self, keys: Any, holder: str, indices: Any) -> None:
+            released.append(list(indices))
+            await super().release(keys, holder, indices)
+
+    def one_refused(request: HttpRequest) -> HttpResponse:
+        phones = json.loads(request.body)["phone"]
+        info = {f"id-{p}": p for p in phones[:1]}
+        refused = dict.fromkeys(phones[1:], "This number is in the black list")
+        body = {"success_request": {"info": info, "add_info": refused}}
+        return HttpResponse(200, json.dumps(body).encode())
+
+    window = LostCommit(120.0)
+    async with SmsClub(TOKEN, transport=MockTransport(one_refused), window=window) as sms:
+        report = await sms.send("hi", to=["380500000001", "380500000002"], sender="Shop")
+    assert (report.accepted, report.rejected) == (1, 1)
+    assert released == [[1]]

@@ -46,7 +46,7 @@ from collections import Counter, defaultdict
 
 from ..._core.errors import StateBackendError
 from ..._fake import busiest_window
-from .run import Trace
+from .run import SendRecord, Trace
 from .scenario import TEMPLATE
 
 __all__ = ["INVARIANTS", "check"]
@@ -297,14 +297,20 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
                 for o in record.outcomes:
                     if fates.get(o.index) not in ("accepted", "uncertain"):
                         fates[o.index] = o.status.value
-        # a send that stopped because Redis stayed out of reach could not free what Redis
-        # carried out after it gave up (a frozen Redis waking): those lapse, or that client's
-        # next reserve drops them
-        stranded = {
-            record.holder
-            for record in trace.sends
-            if isinstance(getattr(record.report, "error", None), StateBackendError)
-        }
+
+        # a send whose release could not reach Redis (a long freeze: its patience ran out),
+        # or that stopped because Redis stayed out of reach, could not free what Redis
+        # carried out after it gave up: those lapse, or that client's next reserve drops them
+        def stranded_by(record: SendRecord) -> bool:
+            assert trace.redis is not None
+            return record.name in trace.redis.unreleased_by or isinstance(
+                getattr(record.report, "error", None), StateBackendError
+            )
+
+        stranded = {record.holder for record in trace.sends if stranded_by(record)}
+        runs = [record for record in trace.sends if record.holder is None]  # a campaign's
+        if runs and stranded_by(runs[-1]):
+            stranded.add(trace.campaign_holder)  # its last run: a resume would free them
         for value in trace.redis.window().values():
             if value[13] not in ("r", "R"):
                 continue
