@@ -64,7 +64,7 @@ class FakeRedis:
         self._due: list[tuple[float, int, Callable[[], None]]] = []
         # told of each command as it is sent, with the name of the send it is for
         self.on_command: Callable[[str], None] | None = None
-        # the sends (by name) a release of which did not reach it, or was given up on
+        # the sends (by name) a release of which their window gave up on (see run.py)
         self.unreleased_by: set[str] = set()
         self._seq = 0
         self._models: dict[str, Callable[[list[str], list[Any], float], Any]] = {
@@ -309,11 +309,8 @@ class FakeRedis:
         model = self._models[source]
         faults, rng = self.faults, self.rng
         sent = self.world.now
-        releasing = source == scripts["release"]
         if rng.random() < faults.fail:
             self.stats["redis: command refused"] += 1
-            if releasing:
-                self.unreleased_by.add(WRITER.get())
             await anyio.sleep(faults.latency)
             raise RedisConnectionError("refused (simulated)")
         applied_at = self._applied_at(sent + faults.latency)
@@ -328,8 +325,6 @@ class FakeRedis:
         answered_at = applied_at + faults.latency
         if answered_at - sent > faults.socket_timeout:
             self.stats["redis: client gave up, server carried on"] += 1
-            if releasing:
-                self.unreleased_by.add(WRITER.get())
             await anyio.sleep(faults.socket_timeout)
             raise RedisTimeoutError("timeout (simulated)")
         await anyio.sleep(answered_at - sent)

@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -48,7 +48,7 @@ from ..._smsplus.client import SmsPlus
 from ..._smsplus.fake import FakeSmsPlus
 from ..._webcom.client import Webcom
 from ..._webcom.fake import FakeWebcom
-from ...redis import RedisState
+from ...redis import RedisState, RedisWindow
 from .loop import Deadlock, LoopClock, VirtualLoop, World
 from .net import WRITER, Process, SimTransport, Wire, Written
 from .redis import FakeRedis
@@ -210,6 +210,7 @@ class _World:
             options["limiter"] = state.limiter
             if state.window is not None:
                 options["window"] = state.window
+                _watch_releases(state.window, self.redis.unreleased_by)
         elif shared is not None:
             options["limiter"] = shared[0]
             if shared[1] is not None:
@@ -269,6 +270,21 @@ class _World:
         if sc.personal:
             return await client.send_personal(to, sender=SENDER, **options)
         return await client.send(sc.text, to=to, sender=SENDER, **options)
+
+
+def _watch_releases(window: RedisWindow, failed: set[str]) -> None:
+    """Note the sends (by name) a release of which ``window`` gave up on (Redis out of reach
+    past the patience, or refusing)."""
+    release = window.release
+
+    async def watched(keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
+        try:
+            await release(keys, holder, indices)
+        except StateBackendError:
+            failed.add(WRITER.get())
+            raise
+
+    window.release = watched  # type: ignore[method-assign]
 
 
 def _bury(loop: VirtualLoop) -> None:
