@@ -396,6 +396,21 @@ def check_options(title: str, options: Mapping[str, object]) -> None:
             raise ConfigurationError(f"{title}: {name} must be {what}, not {type(value).__name__}")
 
 
+def _check_factory(factory: Callable[..., object], given: Mapping[str, object]) -> None:
+    """Raise :class:`ConfigurationError` where ``state=`` cannot take what a client gives
+    it (see :class:`StateFactory`), naming the mismatch, not its own ``TypeError``."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # cannot be read: it is called as it is
+    try:
+        signature.bind(**given)
+    except TypeError as e:
+        raise ConfigurationError(
+            f"state= must take the keywords {', '.join(sorted(given))}: {e}"
+        ) from None
+
+
 class Client(Generic[J]):
     """Base of the gateway clients: use ``async with`` to open and close its one session.
 
@@ -442,17 +457,19 @@ class Client(Generic[J]):
         if factory is not None:
             # a factory written before the slack was given keeps its own (checked below)
             made = {"window_slack": slack} if accepts(factory, "window_slack", unknown=True) else {}
-            self._shared = factory(
-                provider=spec.name,
-                account=options.get("account") or secret[:8].hex(),
-                secret=hashlib.sha256(b"window\x00" + secret).digest(),
-                limit=rate,
-                period=period,
-                margin=margin,
-                window_ttl=ttl,
-                clock=self._clock,
+            given: dict[str, Any] = {
+                "provider": spec.name,
+                "account": options.get("account") or secret[:8].hex(),
+                "secret": hashlib.sha256(b"window\x00" + secret).digest(),
+                "limit": rate,
+                "period": period,
+                "margin": margin,
+                "window_ttl": ttl,
+                "clock": self._clock,
                 **made,
-            )
+            }
+            _check_factory(factory, given)
+            self._shared = factory(**given)
         limiter = options.get("limiter") or (
             self._shared.limiter
             if self._shared is not None

@@ -101,6 +101,19 @@ def test_a_state_factory_gets_the_account_and_its_limits() -> None:
     assert len(call["secret"]) == 32 and TOKEN not in call["account"]
 
 
+def test_a_state_factory_that_cannot_take_the_clients_keywords_is_named() -> None:
+    """A state= written for other arguments is a ConfigurationError naming what it must
+    take, not its own TypeError; a TypeError raised inside a factory that fits is its own."""
+    with pytest.raises(ConfigurationError, match="state= must take the keywords account"):
+        SmsClub(TOKEN, state=lambda url, ttl: None)  # type: ignore[arg-type]
+
+    def broken(**kw: Any) -> Any:
+        raise TypeError("the factory's own fault")
+
+    with pytest.raises(TypeError, match="own fault"):
+        SmsClub(TOKEN, state=broken)
+
+
 async def test_send_message_is_the_gateways_own_send(clock: FakeClock) -> None:
     """A Message goes the same way as send(); a kind the gateway cannot carry is refused."""
     transport = MockTransport(accept)
