@@ -118,6 +118,7 @@ _SENT_BY_ANOTHER = (
 )
 _SEVERAL = object()  # a key that went for more than one recipient (see _own_earlier)
 _CANCELLED = "not sent: the send was cancelled"
+_STOPPING_STORE_WAIT = 5.0  # seconds a stopping send's window updates may take
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
 _LAPSED = (
     "not sent: its request waited longer than its duplicate-window reservation lasts, and "
@@ -342,10 +343,9 @@ class SendEngine(Generic[J]):
         self._stop = stop
         self._observer = observer
         # outcomes are recorded under a cancel shield only where recording can suspend
+        self._window_suspends = window is not None and not getattr(window, "instant", False)
         self._shield_outcomes = (
-            observer is not None
-            or on_outcome is not None
-            or (window is not None and not getattr(window, "instant", False))
+            observer is not None or on_outcome is not None or self._window_suspends
         )
         # recipients an earlier run may have sent: the caller's, and reservations this run
         # takes over from an earlier run and sends again
@@ -761,13 +761,21 @@ class SendEngine(Generic[J]):
             # while the claim is on its way, it may be made: a cancellation releases the keys
             # (a store that can be interrupted there drops only this holder's reservations)
             waiting.keys = keys
+            claims: list[Claim] | None = None
             try:
-                claims = await window.reserve(keys, self._holder, batch.indices)
+                if self._window_suspends:
+                    with self._halt.cut():  # a stop does not wait for a store out of reach
+                        claims = await window.reserve(keys, self._holder, batch.indices)
+                else:
+                    claims = await window.reserve(keys, self._holder, batch.indices)
             except SmsBridgeError as e:
                 self._account_failed(e)
                 await self._settle_flight(
                     waiting, Status.FAILED, f"not sent: duplicate window unavailable: {e}"
                 )
+                return
+            if claims is None:
+                await self._settle_flight(waiting, Status.FAILED, self._stopping() or _CANCELLED)
                 return
             if self._maybe_sent:
                 claims = _own_earlier(claims, keys, batch.indices, self._maybe_sent, self._went_for)
@@ -1112,6 +1120,33 @@ class SendEngine(Generic[J]):
             sure = _where(keys, indices, statuses, sure_kind)
             unsure = _where(keys, indices, statuses, _UNCERTAIN) if late else None
             release = _where(keys, indices, statuses, _RELEASE)
+        if not self._window_suspends:
+            error = await self._update_window(sure, unsure, release, late)
+        else:
+            # a stopping send waits for its store a while, not for an outage (also where
+            # the stop comes during the wait): what it leaves undone stays held until it
+            # lapses (TTL and slack), safe if less available
+            error = None
+            cut = self._halt.cut(_STOPPING_STORE_WAIT)
+            with cut:
+                error = await self._update_window(sure, unsure, release, late)
+            if cut.cut_short:
+                error = StateBackendError("the store took too long while the send stopped")
+        if error is not None:
+            # reservations stay held until they expire: safe, if less available
+            self._window_failed = True
+            log.warning("%s: duplicate window not updated: %s", self._gateway.name, error)
+
+    async def _update_window(
+        self,
+        sure: tuple[Sequence[Hashable], Sequence[int]] | None,
+        unsure: tuple[Sequence[Hashable], Sequence[int]] | None,
+        release: tuple[Sequence[Hashable], Sequence[int]] | None,
+        late: float,
+    ) -> SmsBridgeError | None:
+        """Commit ``sure`` and ``unsure``, release ``release``: the first error, if any."""
+        window = self._window
+        assert window is not None
         error: SmsBridgeError | None = None
         try:
             if sure is not None and sure[0]:
@@ -1125,10 +1160,7 @@ class SendEngine(Generic[J]):
                 await window.release(release[0], self._holder, release[1])
         except SmsBridgeError as e:
             error = error or e
-        if error is not None:
-            # reservations stay held until they expire: safe, if less available
-            self._window_failed = True
-            log.warning("%s: duplicate window not updated: %s", self._gateway.name, error)
+        return error
 
     async def _commit(self, keys: Sequence[Hashable], indices: Sequence[int], extra: float) -> None:
         window = self._window

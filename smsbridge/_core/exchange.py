@@ -59,19 +59,21 @@ class Halt:
 
     def __init__(self) -> None:
         self.reason: str | None = None
-        # in the order the waits began (a set's order would make a seeded replay differ)
-        self._scopes: dict[anyio.CancelScope, None] = {}
+        # in the order the waits began (a set's order would make a seeded replay differ),
+        # each with the seconds it may go on once halted
+        self._scopes: dict[anyio.CancelScope, float] = {}
 
     def set(self, reason: str) -> None:
         """Halt: end the waits under :meth:`cut`."""
         if self.reason is None:
             self.reason = reason
-            for scope in self._scopes:
-                scope.cancel()
+            for scope, grace in self._scopes.items():
+                _end(scope, grace)
 
-    def cut(self) -> _Cut:
-        """A wait that ends early (without an error) when the halt comes."""
-        return _Cut(self)
+    def cut(self, grace: float = 0.0) -> _Cut:
+        """A wait that ends early (without an error) when the halt comes, or ``grace``
+        seconds after it."""
+        return _Cut(self, grace)
 
     def check(self) -> None:
         """Raise :class:`NotWritten` once halted."""
@@ -83,18 +85,24 @@ class _Cut:
     """:meth:`Halt.cut`'s context: a cancel scope the halt cancels (a class, where a
     generator-based context manager would allocate two more objects for every wait)."""
 
-    __slots__ = ("_halt", "_scope")
+    __slots__ = ("_grace", "_halt", "_scope")
 
-    def __init__(self, halt: Halt) -> None:
+    def __init__(self, halt: Halt, grace: float) -> None:
         self._halt = halt
+        self._grace = grace
         self._scope = anyio.CancelScope()
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether the halt ended the wait."""
+        return self._scope.cancelled_caught
 
     def __enter__(self) -> None:
         scope, halt = self._scope, self._halt
         scope.__enter__()
         if halt.reason is not None:
-            scope.cancel()
-        halt._scopes[scope] = None
+            _end(scope, self._grace)
+        halt._scopes[scope] = self._grace
 
     def __exit__(
         self,
@@ -105,6 +113,13 @@ class _Cut:
         scope = self._scope
         self._halt._scopes.pop(scope, None)
         return scope.__exit__(exc_type, exc, tb)
+
+
+def _end(scope: anyio.CancelScope, grace: float) -> None:
+    if grace:
+        scope.deadline = min(scope.deadline, anyio.current_time() + grace)
+    else:
+        scope.cancel()
 
 
 class _Try:

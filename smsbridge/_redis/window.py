@@ -161,10 +161,10 @@ class RedisWindow:
             return
         try:
             await self._call(self._release, self._reserve_ms, holder, keys, indices)
-        except StateBackendError as e:
-            # out of reach (refused, it would be refused again): a run's own (not a bare
-            # send key's: a later run of the send may hold them by then) are dropped when
-            # Redis answers again, before this window's next reserve
+        except (StateBackendError, asyncio.CancelledError) as e:
+            # out of reach, or given up on (refused, it would be refused again): a run's own
+            # (not a bare send key's: a later run of the send may hold them by then) are
+            # dropped when Redis answers again, before this window's next reserve
             if (
                 "/" in holder
                 and not isinstance(e.__cause__, ResponseError)

@@ -377,6 +377,42 @@ async def test_a_frozen_redis_leaves_no_reservation_that_holds_the_next_send(
     assert sorted(m.phone for m in record.sent if m.text == "Sale") == phones
 
 
+async def test_a_stop_while_redis_is_frozen_does_not_wait_out_the_outage(
+    private_redis: RedisServer,
+) -> None:
+    """Redis frozen under a send, then the caller stops it (Ctrl-C at the CLI): the batches
+    waiting on Redis fail at once with the stop's reason, and the send returns within the
+    reply timeout and the stopping send's wait for its store, not the 30 s outage."""
+    account = token()
+    phones = [f"38050{i:07d}" for i in range(2000)]
+    stop = anyio.Event()
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "none") as fake:
+        async with SmsClub(account, base_url=fake.url, redis_url=private_redis.url) as sms:
+            assert (await sms.send("Warm", to=["380509999999"], sender="Shop")).accepted == 1
+
+            async def freeze_then_stop() -> None:
+                await anyio.sleep(0.3)
+                private_redis.freeze()
+                await anyio.sleep(1.0)
+                stop.set()
+
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(freeze_then_stop)
+                    with anyio.fail_after(12):  # the outage is 30 s
+                        report = await sms.send(
+                            "Sale", to=phones, sender="Shop", keep="all", stop=stop
+                        )
+            finally:
+                private_redis.thaw()
+        record = await fake.record()
+    sent = [m.phone for m in record.sent if m.text == "Sale"]
+    assert len(sent) == len(set(sent)) == report.accepted
+    assert report.stopped and report.total == len(report.outcomes) < len(phones)  # read so far
+    reasons = {o.reason for o in report.outcomes if o.status is Status.FAILED}
+    assert reasons and not any("unavailable" in (r or "") for r in reasons), reasons
+
+
 class _Unanswered:
     """A Redis client that, while ``down``, gets no reply: a reservation is carried out
     (its reply lost), anything else never arrives. While ``refusing``, Redis refuses every

@@ -274,13 +274,13 @@ class _World:
 
 def _watch_releases(window: RedisWindow, failed: set[str]) -> None:
     """Note the sends (by name) a release of which ``window`` gave up on (Redis out of reach
-    past the patience, or refusing)."""
+    past the patience, or refusing), or their send gave up on (stopping)."""
     release = window.release
 
     async def watched(keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> None:
         try:
             await release(keys, holder, indices)
-        except StateBackendError:
+        except (StateBackendError, asyncio.CancelledError):  # out of reach, or given up on
             failed.add(WRITER.get())
             raise
 
