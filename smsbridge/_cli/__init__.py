@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fake-gateway":
             from ..testing.serve import build, serve
 
-            anyio.run(serve, build(args), args.token or ["test-token"])
+            try:
+                anyio.run(serve, build(args), args.token or ["test-token"])
+            except OSError as e:  # the port taken, the host not this machine's
+                sys.stderr.write(f"smsbridge: cannot serve on {args.host}:{args.port}: {e}\n")
+                return 1
             return 0
         if args.command == "demo":
             from .demo import run_demo

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,33 @@ def test_a_journal_another_run_holds(tmp_path: Path, capsys: pytest.CaptureFixtu
     finally:
         holder.close()
     assert "another run is using the journal" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--port", "99999"),
+        ("--port", "-1"),
+        ("--rate-limit", "x"),
+        ("--rate-limit", "0"),
+        ("--faults", "{bad"),
+        ("--template", "no-id"),
+    ],
+)
+def test_a_fake_gateway_given_bad_options(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fake gateway's bad option is exit 2 and one line naming it (a port out of range
+    was a 38-line traceback)."""
+    err = fails(["fake-gateway", "smsclub", option, value], capsys)
+    assert option in err
+
+
+def test_a_fake_gateway_on_a_port_taken(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port another socket holds is exit 1 and one line, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = fails(["fake-gateway", "smsclub", "--port", str(port)], capsys, status=1)
+    assert f"127.0.0.1:{port}" in err
