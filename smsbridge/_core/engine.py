@@ -438,7 +438,7 @@ class SendEngine(Generic[J]):
                 raise
         finally:
             if lease is not None:
-                await to_the_end(lease.drop())
+                await to_the_end(self._drop(lease))
         if self._caller_error is not None:
             raise self._caller_error
         counts = self._counts
@@ -1136,6 +1136,11 @@ class SendEngine(Generic[J]):
             # reservations stay held until they expire: safe, if less available
             self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, error)
+
+    async def _drop(self, lease: Lease) -> None:
+        """Let the send's key go; a stopped send waits for its store a while, not for an
+        outage (a lease not dropped lapses by itself, and the next run waits it out)."""
+        await lease.drop(_STOPPING_STORE_WAIT if self._halt.reason is not None else None)
 
     async def _update_window(
         self,

@@ -104,7 +104,12 @@ class Lease:
                 return
             self._renewed = self._clock.now()
 
-    async def drop(self) -> None:
-        """Let the key go (a store out of reach lets it lapse instead)."""
-        with anyio.CancelScope(shield=True), contextlib.suppress(SmsBridgeError):
+    async def drop(self, within: float | None = None) -> None:
+        """Let the key go (a store out of reach, or slower than ``within`` seconds, lets it
+        lapse instead)."""
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(within),
+            contextlib.suppress(SmsBridgeError),
+        ):
             await self._store.unhold(self._name, self._run)

@@ -377,15 +377,18 @@ async def test_a_frozen_redis_leaves_no_reservation_that_holds_the_next_send(
     assert sorted(m.phone for m in record.sent if m.text == "Sale") == phones
 
 
+@pytest.mark.parametrize("key", [None, "campaign-1"], ids=["plain", "keyed"])
 async def test_a_stop_while_redis_is_frozen_does_not_wait_out_the_outage(
-    private_redis: RedisServer,
+    private_redis: RedisServer, key: str | None
 ) -> None:
-    """Redis frozen under a send, then the caller stops it (Ctrl-C at the CLI): the batches
-    waiting on Redis fail at once with the stop's reason, and the send returns within the
-    reply timeout and the stopping send's wait for its store, not the 30 s outage."""
+    """Redis frozen under a send, then the caller stops it (Ctrl-C at the CLI, whose sends
+    are keyed): the batches waiting on Redis fail at once with the stop's reason, and the
+    send returns within the reply timeout and the stopping send's wait for its store (its
+    window's updates, then its key's release), not the 30 s outage."""
     account = token()
     phones = [f"38050{i:07d}" for i in range(2000)]
     stop = anyio.Event()
+    stopped: list[float] = []
     async with FakeProcess("smsclub", "--token", account, "--rate-limit", "none") as fake:
         async with SmsClub(account, base_url=fake.url, redis_url=private_redis.url) as sms:
             assert (await sms.send("Warm", to=["380509999999"], sender="Shop")).accepted == 1
@@ -394,18 +397,27 @@ async def test_a_stop_while_redis_is_frozen_does_not_wait_out_the_outage(
                 await anyio.sleep(0.3)
                 private_redis.freeze()
                 await anyio.sleep(1.0)
+                stopped.append(time.monotonic())
                 stop.set()
 
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(freeze_then_stop)
-                    with anyio.fail_after(12):  # the outage is 30 s
+                    with anyio.fail_after(60):
                         report = await sms.send(
-                            "Sale", to=phones, sender="Shop", keep="all", stop=stop
+                            "Sale",
+                            to=phones,
+                            sender="Shop",
+                            keep="all",
+                            stop=stop,
+                            idempotency_key=key,
                         )
+                    returned = time.monotonic()
             finally:
                 private_redis.thaw()
         record = await fake.record()
+    # the reply timeout (2 s), the window's updates (5 s), the key's release (5 s): not 30 s
+    assert returned - stopped[0] < 14
     sent = [m.phone for m in record.sent if m.text == "Sale"]
     assert len(sent) == len(set(sent)) == report.accepted
     assert report.stopped and report.total == len(report.outcomes) < len(phones)  # read so far
