@@ -14,7 +14,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, Self, TypedDict, Unpack, get_args
+from typing import Annotated, Any, Literal, Self, TypedDict, Unpack, get_args
 
 import msgspec
 from aiohttp import web
@@ -55,7 +55,11 @@ then dropping the connection (``reset_after``)."""
 FAULTS: tuple[Fault, ...] = get_args(Fault)[1:]
 
 
-class Faults(msgspec.Struct, kw_only=True):
+_Chance = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
+
+
+class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Random faults for send requests: each fault field is a probability (0..1) per request.
 
     Attributes:
@@ -66,16 +70,16 @@ class Faults(msgspec.Struct, kw_only=True):
         seed: seed for the random choice, for repeatable runs.
     """
 
-    rate_limited: float = 0.0
-    error_before: float = 0.0
-    error_after: float = 0.0
-    hang_after: float = 0.0
-    garbage_before: float = 0.0
-    garbage_after: float = 0.0
-    truncated_after: float = 0.0
-    reset_after: float = 0.0
-    hang_seconds: float = 30.0
-    retry_after: float | None = 1.0
+    rate_limited: _Chance = 0.0
+    error_before: _Chance = 0.0
+    error_after: _Chance = 0.0
+    hang_after: _Chance = 0.0
+    garbage_before: _Chance = 0.0
+    garbage_after: _Chance = 0.0
+    truncated_after: _Chance = 0.0
+    reset_after: _Chance = 0.0
+    hang_seconds: _Seconds = 30.0
+    retry_after: _Seconds | None = 1.0
     rate_limited_body: Literal["gateway", "empty"] = "gateway"
     seed: int | None = None
 

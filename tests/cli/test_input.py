@@ -271,6 +271,8 @@ def test_a_journal_another_run_holds(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("--rate-limit", "x"),
         ("--rate-limit", "0"),
         ("--faults", "{bad"),
+        ("--faults", '{"hang_after": 2}'),  # a chance is 0 to 1
+        ("--faults", '{"hang_afterr": 0.1}'),  # a fault misspelt
         ("--template", "no-id"),
     ],
 )
