@@ -352,7 +352,8 @@ class Journal:
         self, requests: int, stopped: bool, by_gateway: Mapping[str, int] | None = None
     ) -> None:
         """Note the end of the current run and the requests it made (on each gateway, for a
-        routed campaign)."""
+        routed campaign). Until then a run counts the requests it announced (:meth:`intend`;
+        not their retries), which is what a run killed leaves."""
         spread = None if by_gateway is None else msgspec.json.encode(dict(by_gateway)).decode()
         self._db.execute(
             "UPDATE runs SET finished = ?, requests = ?, stopped = ?, by_gateway = ? WHERE id = ?",
@@ -392,6 +393,10 @@ class Journal:
             self._db.executemany(
                 "UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing]
             )
+            if self._run is not None:  # counted as it goes: a run killed never finishes
+                self._db.execute(
+                    "UPDATE runs SET requests = requests + 1 WHERE id = ?", (self._run,)
+                )
         assert intent_id is not None
         pending = set(indices)
         for index in indices:

@@ -172,3 +172,23 @@ def test_a_journal_serves_one_run_at_a_time(tmp_path: Path) -> None:
     Journal(path, create=False).close()
     first.close()
     Journal(path, exclusive=True).close()
+
+
+def test_a_run_killed_still_counts_the_requests_it_announced(tmp_path: Path) -> None:
+    """A run counts each request it announces as it goes: one killed (kill -9: no end is
+    written) left 0 requests in the campaign's total, which then said 3 requests for 30
+    batches. A run that ends writes its exact count (retries included) over it."""
+    journal = Journal(tmp_path / "c.journal")
+    journal.bind(CAMPAIGN, b"key")
+    journal.start_run()
+    for index in range(3):
+        journal.intend([index], [f"p{index}"], "smsclub")
+    journal.close()  # killed
+
+    journal = Journal(tmp_path / "c.journal")
+    journal.bind(CAMPAIGN, b"key")
+    journal.start_run()
+    journal.intend([3], ["p3"], "smsclub")
+    journal.finish_run(2, False)  # one request and a retry
+    assert (journal.summary().counts.requests, journal.summary().runs) == (3 + 2, 2)
+    journal.close()
