@@ -132,15 +132,18 @@ class RedisWindow:
             raise ValueError("one index per key")
         if self._unreleased or self._replaying is not None:
             await self._release_unreleased()
-        replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
-        text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
+        text = await self._claims(keys, holder, indices)
         if self._unreleased and text.count("0") != len(text):
             # left for Redis was out of reach; it answered now, and what holds these keys
             # may be among them: done, then asked again (what this run holds stays its own)
             await self._release_unreleased()
-            replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
-            text = "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
+            text = await self._claims(keys, holder, indices)
         return list(map(_CLAIMS.__getitem__, text))
+
+    async def _claims(self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]) -> str:
+        """The reservation's answer, a digit per key (see ``_CLAIMS``)."""
+        replies = await self._call(self._reserve, self._reserve_ms, holder, keys, indices)
+        return "".join(r.decode() if isinstance(r, bytes) else str(r) for r in replies)
 
     async def commit(
         self,
