@@ -300,7 +300,9 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
 
         # a send whose release could not reach Redis (a long freeze: its patience ran out),
         # or that stopped because Redis stayed out of reach, could not free what Redis
-        # carried out after it gave up: those lapse, or that client's next reserve drops them
+        # carried out after it gave up: those lapse, or that client's next reserve drops them.
+        # A campaign whose last run stopped so could not free what a killed run before it
+        # left either (a resume frees that with a bare send key, never kept to do later)
         def stranded_by(record: SendRecord) -> bool:
             assert trace.redis is not None
             return record.name in trace.redis.unreleased_by or isinstance(
