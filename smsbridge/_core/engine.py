@@ -118,7 +118,7 @@ _SENT_BY_ANOTHER = (
 )
 _SEVERAL = object()  # a key that went for more than one recipient (see _own_earlier)
 _CANCELLED = "not sent: the send was cancelled"
-_STOPPING_STORE_WAIT = 5.0  # seconds a stopping send's window updates may take
+_STOPPING_STORE_WAIT = 3.0  # seconds a stopping send's window updates may take
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
 _LAPSED = (
     "not sent: its request waited longer than its duplicate-window reservation lasts, and "
@@ -341,6 +341,7 @@ class SendEngine(Generic[J]):
         self._counts = dict.fromkeys(Status, 0)
         self._materialise = on_outcome is not None or keep != "none"
         self._stop = stop
+        self._ended = False  # the send's own end cancels its helpers, not the caller
         self._observer = observer
         # outcomes are recorded under a cancel shield only where recording can suspend
         self._window_suspends = window is not None and not getattr(window, "instant", False)
@@ -422,6 +423,8 @@ class SendEngine(Generic[J]):
                 async with anyio.create_task_group() as outer:
                     if self._stop is not None:
                         outer.start_soon(self._halt_on_stop, self._stop)
+                    if self._window_suspends or lease is not None:
+                        outer.start_soon(self._halt_on_cancel)
                     if self._holding is not None and self._holding.lapses:
                         outer.start_soon(self._holding.keep, self._account_failed)
                     if earlier is not None and self._window is not None:
@@ -431,6 +434,7 @@ class SendEngine(Generic[J]):
                         self._workers = 1
                         tg.start_soon(self._worker, handoff)
                         tg.start_soon(self._read, source, unpack, handoff)
+                    self._ended = True
                     outer.cancel_scope.cancel()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
@@ -502,6 +506,15 @@ class SendEngine(Generic[J]):
         await stop.wait()
         self._halt.set(self._stopping() or "")
         self._unwait()
+
+    async def _halt_on_cancel(self) -> None:
+        """A send cancelled (a timeout round it, its task cancelled) halts as a stopped one
+        does: what waits on a store out of reach then waits a while, not an outage."""
+        try:
+            await anyio.sleep_forever()
+        finally:
+            if not self._ended:
+                self._halt.set(_CANCELLED)
 
     def _unwait(self) -> None:
         """The caller stops the send: a wait on its async input ends (see _fill)."""
