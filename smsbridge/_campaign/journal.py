@@ -162,6 +162,7 @@ class Journal:
         # a second connection for reads from another thread while writes go on (WAL)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
         self._run: int | None = None
+        self._announced: dict[str, int] = {}  # this run's requests so far, by gateway
         # index -> (its open intent, that intent's pending recipients, the intent's time)
         self._open: dict[int, tuple[int, set[int], float]] = {}
 
@@ -347,13 +348,14 @@ class Journal:
         self._run = self._db.execute(
             "INSERT INTO runs (started) VALUES (?)", (self._now(),)
         ).lastrowid
+        self._announced = {}
 
     def finish_run(
         self, requests: int, stopped: bool, by_gateway: Mapping[str, int] | None = None
     ) -> None:
         """Note the end of the current run and the requests it made (on each gateway, for a
         routed campaign). Until then a run counts the requests it announced (:meth:`intend`;
-        not their retries), which is what a run killed leaves."""
+        not their retries), in all and by gateway, which is what a run killed leaves."""
         spread = None if by_gateway is None else msgspec.json.encode(dict(by_gateway)).decode()
         self._db.execute(
             "UPDATE runs SET finished = ?, requests = ?, stopped = ?, by_gateway = ? WHERE id = ?",
@@ -394,8 +396,12 @@ class Journal:
                 "UPDATE intents SET open = 0 WHERE id = ?", [(i,) for i in closing]
             )
             if self._run is not None:  # counted as it goes: a run killed never finishes
+                if gateway is not None:
+                    self._announced[gateway] = self._announced.get(gateway, 0) + 1
+                spread = msgspec.json.encode(self._announced).decode() if self._announced else None
                 self._db.execute(
-                    "UPDATE runs SET requests = requests + 1 WHERE id = ?", (self._run,)
+                    "UPDATE runs SET requests = requests + 1, by_gateway = ? WHERE id = ?",
+                    (spread, self._run),
                 )
         assert intent_id is not None
         pending = set(indices)

@@ -52,8 +52,9 @@ def test_each_gateway_recovers_by_its_own_rules(tmp_path: Path) -> None:
     journal.record([2, 3], ["c", "d"], [Status.ACCEPTED] * 2, [None, None], "smsclub")
     journal.finish_run(7, False, {"webcom": 3, "smsclub": 4})
     by_gateway = journal.by_gateway()
-    assert (by_gateway["webcom"].accepted, by_gateway["webcom"].requests) == (3, 3)
-    assert (by_gateway["smsclub"].accepted, by_gateway["smsclub"].requests) == (2, 4)
+    # the dead run's one announced request on each counts too
+    assert (by_gateway["webcom"].accepted, by_gateway["webcom"].requests) == (3, 3 + 1)
+    assert (by_gateway["smsclub"].accepted, by_gateway["smsclub"].requests) == (2, 4 + 1)
     assert journal.summary().left == 0 and journal.maybe_sent() == {}
     journal.close()
 
@@ -175,9 +176,9 @@ def test_a_journal_serves_one_run_at_a_time(tmp_path: Path) -> None:
 
 
 def test_a_run_killed_still_counts_the_requests_it_announced(tmp_path: Path) -> None:
-    """A run counts each request it announces as it goes: one killed (kill -9: no end is
-    written) left 0 requests in the campaign's total, which then said 3 requests for 30
-    batches. A run that ends writes its exact count (retries included) over it."""
+    """A run counts each request it announces as it goes, in all and by gateway: one killed
+    (kill -9: no end is written) left 0 requests in the campaign's total, which then said 3
+    requests for 30 batches. A run that ends writes its exact count (retries included)."""
     journal = Journal(tmp_path / "c.journal")
     journal.bind(CAMPAIGN, b"key")
     journal.start_run()
@@ -189,6 +190,7 @@ def test_a_run_killed_still_counts_the_requests_it_announced(tmp_path: Path) -> 
     journal.bind(CAMPAIGN, b"key")
     journal.start_run()
     journal.intend([3], ["p3"], "smsclub")
-    journal.finish_run(2, False)  # one request and a retry
+    journal.finish_run(2, False, {"smsclub": 2})  # one request and a retry
     assert (journal.summary().counts.requests, journal.summary().runs) == (3 + 2, 2)
+    assert journal.by_gateway()["smsclub"].requests == 3 + 2  # by gateway too
     journal.close()
