@@ -637,6 +637,14 @@ def show_pyinstrument(path: str) -> None:
         print(renderer.render(session))
 
 
+def _by_gen(result: Result) -> str:
+    """The collector's runs and CPU over the window, by generation."""
+    return ", ".join(
+        f"gen{g} {n} x {t / max(n, 1) * 1e3:.1f} ms = {t:.2f} s"
+        for g, (n, t) in enumerate(zip(result.collections, result.gc_cpu_by_gen, strict=True))
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateway", default="smsclub", choices=list(GATEWAYS))
@@ -665,11 +673,7 @@ async def main() -> None:
     if args.profile:
         result = await run_side(args, "smsbridge", counts[0])
         table([result], args)
-        by_gen = ", ".join(
-            f"gen{g} {n} x {t / max(n, 1) * 1e3:.1f} ms = {t:.2f} s"
-            for g, (n, t) in enumerate(zip(result.collections, result.gc_cpu_by_gen, strict=True))
-        )
-        print(f"\ncollector over the window ({result.cpu:.2f} s CPU): {by_gen}")
+        print(f"\ncollector over the window ({result.cpu:.2f} s CPU): {_by_gen(result)}")
         if args.profiler == "cprofile":
             summarise(args.profile)
         else:
@@ -684,7 +688,8 @@ async def main() -> None:
             for side in order:
                 result = await run_side(args, side, accounts)
                 print(
-                    f"  {side} x{accounts}: {result.requests / result.window:,.0f} req/s",
+                    f"  {side} x{accounts}: {result.requests / result.window:,.0f} req/s; "
+                    f"collector {_by_gen(result)}",
                     file=sys.stderr,
                     flush=True,
                 )

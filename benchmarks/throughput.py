@@ -41,25 +41,31 @@ class Provider:
     entries: Callable[[int, int], Iterator[Any]]
     body: Callable[[list[Any]], dict[str, Any]]
     accepted: Callable[[Any, int], int]
-    smsbridge: Callable[[str, Iterator[Any], int], Awaitable[int]]
+    smsbridge: Callable[..., Awaitable[int]]  # (url, entries, concurrency, **client options)
 
 
-async def _smsclub(url: str, entries: Iterator[Any], concurrency: int) -> int:
-    async with SmsClub(TOKEN, base_url=url, rate=1_000_000, concurrency=concurrency) as sms:
+async def _smsclub(url: str, entries: Iterator[Any], concurrency: int, **options: Any) -> int:
+    async with SmsClub(
+        TOKEN, base_url=url, rate=1_000_000, concurrency=concurrency, **options
+    ) as sms:
         report = await sms.send("Sale", to=entries, sender="Shop", keep="none")
     return report.accepted
 
 
-async def _smsplus(url: str, entries: Iterator[Any], concurrency: int) -> int:
-    async with SmsPlus(TOKEN, base_url=url, rate=1_000_000, concurrency=concurrency) as sms:
+async def _smsplus(url: str, entries: Iterator[Any], concurrency: int, **options: Any) -> int:
+    async with SmsPlus(
+        TOKEN, base_url=url, rate=1_000_000, concurrency=concurrency, **options
+    ) as sms:
         report = await sms.send_template(
             1, sender="Shop", to=entries, template=TEMPLATE, keep="none"
         )
     return report.accepted
 
 
-async def _webcom(url: str, entries: Iterator[Any], concurrency: int) -> int:
-    async with Webcom(TOKEN, base_url=url, rate=1_000_000, concurrency=concurrency) as sms:
+async def _webcom(url: str, entries: Iterator[Any], concurrency: int, **options: Any) -> int:
+    async with Webcom(
+        TOKEN, base_url=url, rate=1_000_000, concurrency=concurrency, **options
+    ) as sms:
         report = await sms.send("Sale", to=entries, sender="Shop", keep="none")
     return report.accepted
 
@@ -157,10 +163,13 @@ async def hand_out(
 
 
 async def smsbridge_run(
-    provider: Provider, url: str, recipients: int, concurrency: int, start: int
+    provider: Provider, url: str, recipients: int, concurrency: int, start: int, **options: Any
 ) -> int:
-    """The same work through smsbridge: validation, duplicate window, outcomes, retries."""
-    return await provider.smsbridge(url, provider.entries(recipients, start), concurrency)
+    """The same work through smsbridge: validation, duplicate window, outcomes, retries
+    (``options``: the client's, such as ``redis_url``)."""
+    return await provider.smsbridge(
+        url, provider.entries(recipients, start), concurrency, **options
+    )
 
 
 Runner = Callable[[Provider, str, int, int, int], Awaitable[int]]
