@@ -113,18 +113,15 @@ end
 local life, span = tonumber(ARGV[1]), tonumber(ARGV[5])
 local bucket = math.floor(now / span)
 local oldest = bucket - math.ceil(life / span)
-local fields = {}
-for i = 6, #ARGV do
-    fields[i - 5] = ARGV[i]
-end
+local count = #ARGV - 5 -- the fields: ARGV[5 + i] is the i-th recipient's
 local function newest()
-    local found, missing = {}, #fields
+    local found, missing = {}, count
     for b = bucket, oldest, -1 do
         if missing == 0 then
             break
         end
-        local got = redis.call('HMGET', KEYS[1] .. b, unpack(fields))
-        for i = 1, #fields do
+        local got = redis.call('HMGET', KEYS[1] .. b, unpack(ARGV, 6))
+        for i = 1, count do
             if found[i] == nil and got[i] then
                 found[i] = got[i]
                 missing = missing - 1
@@ -167,35 +164,41 @@ RESERVE = (
     + """
 local found = newest()
 local send = string.match(ARGV[2], '^[^/]*') .. '/'
+local fresh = stamp .. 'r' .. ARGV[2] .. ':' -- a new reservation's value, but its index
 local out, sets, written = {}, {}, {}
-local i = 0
+local i, n = 0, 0
 for index in each(ARGV[3]) do
     i = i + 1
-    local field, body, tail = fields[i], ARGV[2] .. ':' .. index, ':' .. index
+    local field = ARGV[5 + i]
     local held = written[field] or found[i]
     local state = nil
     if held and tonumber(string.sub(held, 1, 13)) > now then
         state, held = string.sub(held, 14, 14), string.sub(held, 15)
     end
-    local mark = nil
+    local value = nil
     if not state then
-        mark, out[i] = 'r', '0'
-    elseif state == 'c' then
-        out[i] = '1'
-    elseif held == body then
-        mark, out[i] = state, (state == 'r' and '0' or '3')
-    elseif string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail then
-        mark, out[i] = 'R', '3'
+        value, out[i] = fresh .. index, '0'
     else
-        out[i] = '2'
+        local body, tail, mark = ARGV[2] .. ':' .. index, ':' .. index, nil
+        if state == 'c' then
+            out[i] = '1'
+        elseif held == body then
+            mark, out[i] = state, (state == 'r' and '0' or '3')
+        elseif string.sub(held, 1, #send) == send and string.sub(held, -#tail) == tail then
+            mark, out[i] = 'R', '3'
+        else
+            out[i] = '2'
+        end
+        if mark then
+            value = stamp .. mark .. body
+        end
     end
-    if mark then
-        written[field] = stamp .. mark .. body
-        sets[#sets + 1] = field
-        sets[#sets + 1] = written[field]
+    if value then
+        written[field] = value
+        sets[n + 1], sets[n + 2], n = field, value, n + 2
     end
 end
-if #sets > 0 then
+if n > 0 then
     write(sets)
 end
 return table.concat(out)
@@ -206,11 +209,12 @@ COMMIT = (
     _WINDOW
     + """
 local sets = {}
+local head = stamp .. 'c' .. ARGV[2] .. ':'
 local i = 0
 for index in each(ARGV[3]) do
     i = i + 1
-    sets[2 * i - 1] = fields[i]
-    sets[2 * i] = stamp .. 'c' .. ARGV[2] .. ':' .. index
+    sets[2 * i - 1] = ARGV[5 + i]
+    sets[2 * i] = head .. index
 end
 if i > 0 then
     write(sets)
@@ -242,7 +246,7 @@ for index in each(ARGV[3]) do
             match = held == ARGV[2] .. tail
         end
         if match then
-            gone[#gone + 1] = fields[i]
+            gone[#gone + 1] = ARGV[5 + i]
         end
     end
 end
