@@ -5,7 +5,7 @@ The fake gateway runs in its own process with its rate limit lifted and accepts 
 
     .venv/bin/python benchmarks/accounts.py [--gateway smsclub|smsplus|webcom]
         [--accounts 50,100,200,400] [--seconds 12] [--warmup 2] [--rounds 1]
-        [--gc default|off|high] [--redis URL] [--shared-session] [--stagger]
+        [--gc default|off|high] [--redis URL [--with-memory]] [--shared-session] [--stagger]
         [--concurrency C] [--margin SECONDS]
         [--profile FILE [--profiler cprofile|pyinstrument]]
 
@@ -20,7 +20,9 @@ The bare loop sends one request at a time per account, on a fixed 1/9 s schedule
 Experiments on the smsbridge side: ``--concurrency`` (per client; the library's default is
 10), ``--margin`` (the limiter's ``rate_margin``), ``--shared-session`` (one transport
 for all clients), ``--stagger`` (accounts start spread over a second), ``--redis`` (each
-account's limiter and window in Redis).
+account's limiter and window in Redis; with ``--with-memory``, the same client in memory runs
+as a third side in each round, and the Redis side's CPU per request is also given against it,
+round by round and as the median).
 
 ``--profile FILE`` runs the smsbridge side alone at the first ``--accounts`` value with the
 profiler on over the steady window and prints where smsbridge's CPU goes.
@@ -36,6 +38,7 @@ import importlib
 import os
 import pstats
 import resource
+import statistics
 import sys
 import time
 from collections import Counter as Tally
@@ -68,6 +71,7 @@ RATE = 9
 BATCH = 100
 TEMPLATE = Template(id=1, text="Your code is {1}")
 SIDES = ("smsbridge", "bare aiohttp+msgspec")
+IN_MEMORY = "smsbridge in memory"  # with --redis --with-memory: the same client, no Redis
 GcMode = Literal["default", "off", "high"]
 
 
@@ -495,7 +499,7 @@ async def child(cfg: ChildConfig) -> None:
     elif cfg.gc == "high":
         gc.set_threshold(50_000, 50, 100)
     meter = Meter()
-    run = smsbridge_side if cfg.side == "smsbridge" else bare_side
+    run = smsbridge_side if cfg.side.startswith("smsbridge") else bare_side
     result = await run(cfg, meter)
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
 
@@ -531,8 +535,8 @@ async def run_side(args: argparse.Namespace, side: str, accounts: int) -> Result
             seconds=args.seconds,
             warmup=args.warmup,
             gc=args.gc,
-            redis=args.redis,
-            shared_session=args.shared_session and side == "smsbridge",
+            redis=None if side == IN_MEMORY else args.redis,
+            shared_session=args.shared_session and side.startswith("smsbridge"),
             stagger=args.stagger,
             concurrency=args.concurrency,
             margin=args.margin,
@@ -543,11 +547,18 @@ async def run_side(args: argparse.Namespace, side: str, accounts: int) -> Result
         return await spawn(cfg)
 
 
-def row(result: Result, base: Result | None) -> str:
+def _cpu_us(result: Result) -> float:
+    """Client CPU µs per request over the steady window."""
+    return result.cpu / max(result.requests, 1) * 1e6
+
+
+def row(result: Result, base: Result | None, memory: Result | None = None) -> str:
     rates = result.rates
     reached = sum(1 for r in rates if r >= 0.95 * RATE)
-    cpu_us = result.cpu / max(result.requests, 1) * 1e6
-    ratio = f" ({cpu_us / (base.cpu / max(base.requests, 1) * 1e6):.2f}x)" if base else ""
+    cpu_us = _cpu_us(result)
+    ratio = f" ({cpu_us / _cpu_us(base):.2f}x)" if base else ""
+    if memory is not None:
+        ratio += f" ({cpu_us / _cpu_us(memory):.2f}x in memory)"
     total = result.requests / result.window
     total_ratio = f" ({total / (base.requests / base.window):.2f}x)" if base else ""
     gc_share = result.gc_cpu / result.cpu * 100 if result.cpu else 0.0
@@ -563,6 +574,7 @@ def row(result: Result, base: Result | None) -> str:
 def table(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"\n{args.gateway}, gc {args.gc}{', redis' if args.redis else ''}"
+        f"{' and in memory' if args.with_memory else ''}"
         f"{', one shared session' if args.shared_session else ''}"
         f"{', staggered starts' if args.stagger else ''}"
         f"{f', concurrency {args.concurrency}' if args.concurrency else ''}"
@@ -576,15 +588,30 @@ def table(results: list[Result], args: argparse.Namespace) -> None:
         "| fake's CPU | collections gen0/1/2 | open fds | bad |"
     )
     print("| ---: | --- |" + " ---: |" * 11)
+    ratios: list[float] = []
     for accounts in sorted({r.accounts for r in results}):
-        ours = [r for r in results if r.accounts == accounts and r.side == "smsbridge"]
-        bare = [r for r in results if r.accounts == accounts and r.side != "smsbridge"]
+        of = {
+            side: [r for r in results if r.accounts == accounts and r.side == side]
+            for side in (*SIDES, IN_MEMORY)
+        }
+        ours, bare, memory = of["smsbridge"], of["bare aiohttp+msgspec"], of[IN_MEMORY]
         # runs interleave: the k-th smsbridge run is compared with the k-th bare run
         for k in range(max(len(ours), len(bare))):
-            if k < len(bare):
-                print(row(bare[k], None))
+            base = bare[k] if k < len(bare) else None
+            if base is not None:
+                print(row(base, None))
+            if k < len(memory):
+                print(row(memory[k], base))
             if k < len(ours):
-                print(row(ours[k], bare[k] if k < len(bare) else None))
+                print(row(ours[k], base, memory[k] if k < len(memory) else None))
+                if k < len(memory):
+                    ratios.append(_cpu_us(ours[k]) / _cpu_us(memory[k]))
+    if ratios:
+        print(
+            f"\nthrough Redis against in memory, CPU per request: median "
+            f"{statistics.median(ratios):.2f}x over {len(ratios)} rounds "
+            f"({', '.join(f'{r:.2f}x' for r in ratios)})"
+        )
 
 
 def summarise(path: str, top: int = 15) -> None:
@@ -654,6 +681,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--gc", default="default", choices=["default", "off", "high"])
     parser.add_argument("--redis", default=None, help="share each account's state via Redis")
+    parser.add_argument(
+        "--with-memory", action="store_true", help="with --redis: the client in memory too"
+    )
     parser.add_argument("--shared-session", action="store_true", help="one session, all clients")
     parser.add_argument("--stagger", action="store_true", help="start accounts over 1 s")
     parser.add_argument("--concurrency", type=int, default=None, help="smsbridge's, per client")
@@ -664,6 +694,8 @@ async def main() -> None:
     parser.add_argument("--profiler", default="cprofile", choices=["cprofile", "pyinstrument"])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.with_memory and not args.redis:
+        parser.error("--with-memory compares with --redis: give a Redis URL")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.child is not None:
@@ -683,7 +715,8 @@ async def main() -> None:
     turn = 0
     for accounts in counts:
         for _ in range(args.rounds):
-            order = SIDES if turn % 2 == 0 else SIDES[::-1]
+            sides = (*SIDES, IN_MEMORY) if args.with_memory else SIDES
+            order = sides if turn % 2 == 0 else sides[::-1]
             turn += 1
             for side in order:
                 result = await run_side(args, side, accounts)
