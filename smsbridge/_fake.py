@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections import deque
@@ -82,6 +83,17 @@ class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_after: _Seconds | None = 1.0
     rate_limited_body: Literal["gateway", "empty"] = "gateway"
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        # decoding checks the annotated ranges; built in Python, nothing would
+        for fault in FAULTS:
+            chance = getattr(self, fault)
+            if not 0.0 <= chance <= 1.0:  # also NaN
+                raise ValueError(f"Faults.{fault} is a chance from 0 to 1, got {chance!r}")
+        for name in ("hang_seconds", "retry_after"):
+            seconds = getattr(self, name)
+            if seconds is not None and not 0.0 <= seconds < math.inf:
+                raise ValueError(f"Faults.{name} is seconds from 0, got {seconds!r}")
 
 
 class FakeRequest(msgspec.Struct, frozen=True, kw_only=True):

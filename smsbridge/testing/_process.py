@@ -85,7 +85,11 @@ class FakeProcess:
             return int(await response.text())
 
     async def set_faults(self, faults: Faults) -> None:
-        """Replace the fake's random faults."""
+        """Replace the fake's random faults (:class:`ValueError` with the fake's reason if it
+        refuses them)."""
         data = msgspec.json.encode(faults)
         async with self._control().post(f"{self.url}/_fake/faults", data=data) as response:
+            if response.status == 400:
+                reason = msgspec.json.decode(await response.read()).get("error", "")
+                raise ValueError(f"the fake refused the faults: {reason}")
             response.raise_for_status()

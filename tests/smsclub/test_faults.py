@@ -4,8 +4,12 @@ reported accepted or uncertain; failed and rejected recipients were surely not s
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from smsbridge import Outcome, RetryPolicy, SmsClub, Status, Timeouts
-from smsbridge.testing import FakeSmsClub, Faults
+from smsbridge.testing import FakeProcess, FakeSmsClub, Faults
 
 from ..helpers import TOKEN, ua_numbers
 
@@ -85,3 +89,21 @@ async def test_faults_never_send_twice_and_never_hide_a_send() -> None:
         "garbage_after",
         "reset_after",
     }
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rate_limited", 1.5), ("reset_after", -0.1), ("error_after", math.nan), ("hang_seconds", -1)],
+)
+def test_faults_out_of_range_are_refused_when_built(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"Faults.{field} is "):
+        Faults(**{field: value})  # type: ignore[arg-type]
+
+
+async def test_faults_the_fake_refuses_come_back_with_its_reason() -> None:
+    faults = Faults()
+    faults.rate_limited = 2.0  # past the check at construction, as a caller's mutation is
+    async with FakeProcess("smsclub", "--token", TOKEN) as fake:
+        with pytest.raises(ValueError, match=r"the fake refused the faults: .*rate_limited"):
+            await fake.set_faults(faults)
+        await fake.set_faults(Faults(rate_limited=1.0, retry_after=None))
