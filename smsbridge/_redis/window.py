@@ -110,19 +110,22 @@ class RedisWindow:
 
     def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """A 16-byte keyed hash per recipient (the field of its entry)."""
+        base = self._blake()  # the secret's block taken in once, the state copied
+        copy = base.copy
+        out: list[Hashable] = []
+        append = out.append
         if batch.texts is None and batch.params is None:  # one text for all: hashed once
-            base = self._blake()
             base.update(key_head(sender, text or "", ()))
-            out: list[Hashable] = []
             for phone in batch.phones:
-                h = base.copy()
+                h = copy()
                 h.update(phone.encode())
-                out.append(h.digest())
+                append(h.digest())
             return out
-        return [
-            self._blake(key_head(sender, text, params) + phone.encode()).digest()
-            for sender, text, params, phone in key_fields(sender, text, batch)
-        ]
+        for sender_, text_, params, phone in key_fields(sender, text, batch):
+            h = copy()
+            h.update(key_head(sender_, text_, params, phone))
+            append(h.digest())
+        return out
 
     async def reserve(
         self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
@@ -312,10 +315,11 @@ def _joined(indices: Sequence[int]) -> str:
     return ",".join(map(str, indices))
 
 
-def key_head(sender: str, text: str, params: tuple[str, ...]) -> bytes:
-    """What a recipient's field hashes before its number: the key fields as unambiguous bytes
-    (NUL between fields, US between parameters). A text no gateway can carry (a lone
-    surrogate) still has a key, so its recipients get their outcome (``failed``: the request
-    cannot be built) instead of breaking the send."""
-    joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00"
+def key_head(sender: str, text: str, params: tuple[str, ...], phone: str = "") -> bytes:
+    """What a recipient's field hashes: the key fields as unambiguous bytes (NUL between
+    fields, US between parameters), then its number (or nothing: the head several numbers
+    share). A text no gateway can carry (a lone surrogate) still has a key, so its recipients
+    get their outcome (``failed``: the request cannot be built) instead of breaking the
+    send."""
+    joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00{phone}"
     return joined.encode("utf-8", "surrogatepass")

@@ -174,6 +174,51 @@ async def test_the_command_twice_within_two_minutes_sends_once(
     assert len(record.sent) == 250
 
 
+class _NoScripts:
+    def register_script(self, source: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("sender", "text", "batch", "expected"),
+    [
+        (
+            "Shop",
+            "Sale",
+            Batch([0, 1], ["380500000001", "380500000002"]),
+            ["09aaf4a5049e599ff2e95e5c4956bd3a", "b0d55700ac5f8f4a0d8c4911db7f42d5"],
+        ),
+        (
+            "Shop",
+            None,
+            Batch([0, 1], ["380500000001", "380500000002"], texts=["Hi Olena", "Привіт"]),
+            ["e24e1576bb895fd46814c02d9c8a6435", "afb7e7dff0ba22474e576955acd18eca"],
+        ),
+        (
+            "Shop",
+            "",
+            Batch(
+                [0, 1], ["994501234567", "994501234568"], params=[("Aysel", "A-1"), ("B", "\ud800")]
+            ),
+            ["848e0cf7a92e5270017aead695a0cfb0", "f16be65eec7b85d178c6252b22bad7ae"],
+        ),
+        (
+            "Магазин",
+            "Знижка \ud800",
+            Batch([0], ["79001234567"]),
+            ["7eca0cd575f6c06c9e7df2e3ded92e3e"],
+        ),
+    ],
+)
+def test_window_fields_stay_what_every_version_writes(
+    sender: str, text: str | None, batch: Batch, expected: list[str]
+) -> None:
+    """Processes of one account running different versions (a rolling deploy) must name a
+    recipient's entry alike, or each would send what the other holds: the fields are pinned."""
+    window = RedisWindow(_NoScripts(), "smsbridge:{x:y}", b"s" * 40, 120.0)
+    assert [k.hex() for k in window.keys(sender, text, batch) if isinstance(k, bytes)] == expected
+
+
 async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> None:
     """Reserve claims once across clients, commit extends, release frees; keys are HMACs."""
     client = aioredis.Redis.from_url(redis_url)
