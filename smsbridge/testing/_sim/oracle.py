@@ -37,6 +37,12 @@ recipient's message is in no other gateway's ledger, a ``failed`` one's in none,
    uncertain). Without a journal, a run of a keyed send cannot know what a killed run of it
    wrote: what that run reserved may be uncertain (and, in Redis, stay reserved).
 10. **Stop means stop.** Once its caller stops or cancels a send, it writes no request.
+11. **A calm world sends.** Where nothing goes wrong (a calmed scenario: no fault anywhere, no
+    refusal, nobody stopped or killed), every recipient the world lets through (a valid
+    number, parameters that fit, a route or gateway for it) ends ``accepted``, or
+    ``suppressed`` or ``rejected`` where its message went already (with the window off, SMS
+    Club refuses the same message to a number within two minutes itself). A lost recipient
+    breaks no other invariant: ``failed`` and ``rejected`` each only claim that nothing went.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from collections import Counter, defaultdict
 from ..._core.errors import StateBackendError
 from ..._fake import busiest_window
 from .run import SendRecord, Trace
-from .scenario import TEMPLATE
+from .scenario import PREFIXES, TEMPLATE
 
 __all__ = ["INVARIANTS", "check"]
 
@@ -62,6 +68,7 @@ INVARIANTS = (
     "8 it ends",
     "9 uncertain only when unknown",
     "10 stop means stop",
+    "11 a calm world sends",
 )
 
 
@@ -367,6 +374,22 @@ def check(trace: Trace) -> tuple[list[str], Counter[str]]:
                 phone in unknown.get(gateway or "", ()),
                 f"{name}: entry {entry} ({phone}) uncertain on {gateway}, but every request "
                 "of it there was answered definitely",
+            )
+
+    # 11: a calm world sends everyone it lets through
+    if sc.calm:
+        closed = tuple(PREFIXES[c] for c in (sc.routing.unavailable if sc.routing else ()))
+        for entry, status, _, name, gateway in finals:
+            if not 0 <= entry < len(sc.entries):
+                continue
+            e = sc.entries[entry]
+            if e.phone is None or e.bad_params or e.phone.startswith(closed):
+                continue
+            went = status == "suppressed" or (status == "rejected" and keys[entry] in delivered)
+            expect(
+                INVARIANTS[10],
+                status == "accepted" or went,
+                f"{name}: entry {entry} ({e.phone}) {status} on {gateway} in a calm world",
             )
 
     # 7: each gateway's rate, in the moments requests were written: what the client paces

@@ -48,7 +48,7 @@ from ..._gateways import spec
 from .net import Net
 from .redis import RedisFaults
 
-__all__ = ["Account", "Entry", "Routing", "Scenario", "SendPlan", "draw"]
+__all__ = ["Account", "Entry", "Routing", "Scenario", "SendPlan", "calmed", "draw"]
 
 GATEWAYS = ("smsclub", "smsplus", "webcom")
 SENDER = "Shop"
@@ -56,6 +56,8 @@ TEMPLATE = "Code {1}"
 TEMPLATE_ID = 7
 ROUTED = 0.3
 """The share of seeds that draw a routed world."""
+CALM = 0.05
+"""The share of seeds whose world is calmed: drawn as any other, then every fault taken out."""
 PREFIXES = {"UA": "38050", "RU": "7916", "AZ": "99450", "KZ": "7701", "GE": "99555"}
 """The numbers of each country a routed world draws (``i`` appended in 7 digits)."""
 Kind = Literal["text", "personal", "template"]
@@ -175,6 +177,10 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     library_kill_at: int | None = None
     """Library mode with ``retry_key``, through Redis: the process is killed at this loop
     step, and another runs the same sends again."""
+    calm: bool = False
+    """Nothing goes wrong: no fault of a gateway, the network, Redis, the caller or the
+    process, no refusal of an account or a number, no balance that runs out (see
+    :func:`calmed`). Every recipient the world lets through must then be sent."""
 
     @property
     def retry_safe(self) -> bool:
@@ -343,9 +349,70 @@ def _fresh(
 
 
 def draw(seed: int) -> Scenario:
-    """The scenario of ``seed``."""
-    if random.Random(seed ^ 0x2017ED).random() < ROUTED:
-        return _routed(seed)
+    """The scenario of ``seed``: a twentieth of them calmed (drawn apart, so that the others
+    stay as they were)."""
+    scenario = _routed(seed) if random.Random(seed ^ 0x2017ED).random() < ROUTED else _lone(seed)
+    if random.Random(seed ^ 0xCA1F).random() < CALM:
+        scenario = calmed(scenario)
+    return scenario
+
+
+def calmed(scenario: Scenario) -> Scenario:
+    """``scenario`` with nothing that can go wrong: its sends, recipients, message, sizes,
+    rates, retries, state and timings as drawn."""
+    replace = msgspec.structs.replace
+    sends = [
+        replace(plan, cancel_at=None, stop_at=None, cancel_in_store=None, cancel_again=None)
+        for plan in scenario.sends
+    ]
+    routing = scenario.routing
+    if routing is not None:
+        routing = replace(routing, accounts=[_calm(a) for a in routing.accounts])
+    return replace(
+        scenario,
+        calm=True,
+        faults=Faults(),
+        net=_calm_net(scenario.net),
+        gateway_limit=None,
+        redis=RedisFaults(),
+        sends=sends,
+        kills=[],
+        campaign_stop_at=None,
+        library_kill_at=None,
+        bad_token=False,
+        unknown_sender=False,
+        refused_numbers=[],
+        webcom_document_refusals=False,
+        balance=None,
+        held_after=None,
+        callback_fails_at=None,
+        input_fails_at=None,
+        routing=routing,
+    )
+
+
+def _calm(account: Account) -> Account:
+    return msgspec.structs.replace(
+        account,
+        faults=Faults(),
+        net=_calm_net(account.net),
+        gateway_limit=None,
+        bad_token=False,
+        unknown_sender=False,
+        refused_numbers=[],
+        webcom_document_refusals=False,
+        balance=None,
+        held_after=None,
+    )
+
+
+def _calm_net(net: Net) -> Net:
+    """The same network, never refusing a connection nor holding up an answer."""
+    return msgspec.structs.replace(net, refused=0.0, slow=0.0, late=0.0)
+
+
+def _lone(seed: int) -> Scenario:
+    """A world of one gateway (see :func:`draw`)."""
     rng = random.Random(seed)
     gateway = rng.choice(GATEWAYS)
     personal = gateway != "smsplus" and rng.random() < 0.3
