@@ -170,6 +170,8 @@ class _Loop:
     ) -> _Work[T]:
         """Run ``work()`` on the loop; ``into`` is the future it is run as, made beforehand
         where an interrupt of the calling thread must always find it."""
+        if self.pid != os.getpid():  # a parent's loop, in a forked child: no thread runs it
+            raise RuntimeError("the event loop of smsbridge.sync is the parent process's")
         future = _Work[T](self.loop) if into is None else into
         self.loop.call_soon_threadsafe(future.begin, work)  # a closed loop: RuntimeError
         return future
@@ -459,6 +461,10 @@ class Tracker:
             raise StopIteration
         if self._broken is not None:
             raise ConfigurationError(self._broken)
+        if self._loop.pid != os.getpid():
+            raise ConfigurationError(
+                "this tracking was begun in the parent process; track the ids again here"
+            )
 
         async def step() -> MessageStatus:
             return await anext(self._steps)

@@ -312,6 +312,46 @@ with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
     ]
 
 
+def test_a_client_closed_first_thing_in_a_forked_child_returns() -> None:
+    """A child whose first call is ``close`` (a worker's shutdown hook) closes nothing of the
+    parent's and returns; so does a tracking begun in the parent, stepped in the child. Both
+    waited forever on the parent's loop, which no thread runs in the child."""
+    script = """
+import os, signal
+from smsbridge import ConfigurationError
+from smsbridge.sync import SmsClub
+from smsbridge.testing import FakeSmsClub
+from tests.helpers import TOKEN, ThreadedFake
+
+with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
+    sms = SmsClub(TOKEN, base_url=fake.url)
+    report = sms.send("One", to="380501234567", sender="Shop")
+    tracking = sms.track(report.message_ids(), deadline=30)
+    child = os.fork()
+    if child == 0:
+        signal.alarm(10)
+        sms.close()
+        try:
+            next(tracking)
+        except ConfigurationError as e:
+            print("child:", e, flush=True)
+        tracking.close()
+        os._exit(0)
+    _, status = os.waitpid(child, 0)
+    print("child exit", os.waitstatus_to_exitcode(status))
+    print("parent", sms.send("Two", to="380501234568", sender="Shop").accepted)
+    tracking.close()
+    sms.close()
+"""
+    result = run_python("-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "child: this tracking was begun in the parent process; track the ids again here",
+        "child exit 0",
+        "parent 1",
+    ]
+
+
 def test_the_example_task_runs_against_the_fake() -> None:
     """examples/sync_send.py, warnings as errors: its counts, and nothing on stderr."""
     result = run_python("-W", "error", str(ROOT / "examples" / "sync_send.py"))

@@ -79,6 +79,7 @@ class Recipients:
     ) -> None:
         self.to = list(to)
         self.mode = mode
+        self._named = phone_column is not None or text_column is not None
         self.default_text = default_text
         self.header: list[str] | None = None
         self.delimiter = ","
@@ -168,7 +169,10 @@ class Recipients:
     def _shown(self) -> str:
         return self._name
 
-    def _rows(self) -> Generator[list[str], None, None]:
+    def _rows(self, width: int | None = None) -> Generator[list[str], None, None]:
+        """The file's rows that hold anything; with ``width``, one holding more fields than
+        that (but empty ones) is an InputError: a text's unquoted delimiter, or columns of a
+        file without a header, would otherwise be cut off unseen."""
         # closed here, not when collected: an error's traceback would keep the file open
         with closing(self._lines()) as lines:
             # strict: a quote left open at the end would take every later row into one field
@@ -176,9 +180,26 @@ class Recipients:
             try:
                 for row in reader:
                     if row and (row[0].strip() or any(cell.strip() for cell in row)):
+                        if width is not None and len(row) > width:
+                            self._check_width(row, width, reader.line_num)
                         yield row
             except csv.Error as e:
                 raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
+
+    def _check_width(self, row: list[str], width: int, line: int) -> None:
+        if not any(cell.strip() for cell in row[width:]):
+            return  # a spreadsheet's trailing empty cells
+        shown = {",": "','", ";": "';'", "\t": "a tab"}.get(self.delimiter, repr(self.delimiter))
+        if self.header is None:
+            raise InputError(
+                f"{self._shown()}: line {line} holds {len(row)} fields, but the file has no "
+                "header: a list of numbers has one a line; name the columns in a first row "
+                "(phone,text)"
+            )
+        raise InputError(
+            f"{self._shown()}: line {line} holds {len(row)} fields, the header {width}: quote "
+            f'a field holding {shown} ("Hello, Olena")'
+        )
 
     def _read_header(self, phone_column: str | None, text_column: str | None) -> None:
         with closing(self._lines()) as lines:
@@ -190,8 +211,9 @@ class Recipients:
         else:
             try:
                 self.delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-            except csv.Error:
-                self.delimiter = ","
+            except csv.Error:  # rows that disagree: the header's own delimiter, if it has one
+                top = sample.splitlines()[0]
+                self.delimiter = max(",;\t", key=top.count)
         with closing(self._rows()) as rows:
             first = next(rows, None)
         if first is None:
@@ -262,11 +284,14 @@ class Recipients:
             with self.path.open("rb") as f:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
+            if self._named:  # the columns read are part of what the campaign sends
+                digest.update(f"\x00columns\x00{self._phone}\x00{self._text}".encode())
             count += sum(1 for _ in self._file_rows())
         return digest.hexdigest(), count
 
     def _file_rows(self) -> Generator[list[str], None, None]:
-        with closing(self._rows()) as rows:
+        width = len(self.header) if self.header is not None else 1
+        with closing(self._rows(width)) as rows:
             if self.header is not None:
                 next(rows, None)
             yield from rows

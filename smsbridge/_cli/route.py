@@ -122,19 +122,25 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
         shown = " ".join(f"{r}={','.join(names)}" for r, names in sorted(wanted.items()))
         campaign = campaign_of(f"route {shown}", args, message, digest, total)
         journal = open_journal(args.journal)
-        send_key = journal.bind(campaign, send_key)
-        _recover(journal, clients, quiet=args.json or args.quiet)
-    for name, why in left_out.items():  # said once no usage error can come
-        sys.stderr.write(f"route: {name} left out ({why})\n")
-    stop = anyio.Event()
-    outcomes = None
-    if args.outcomes is not None:
-        outcomes = OutcomeFile(
-            args.outcomes, keep_apart=[args.to_file, args.journal], on_error=stop.set
-        )
+    try:
         if journal is not None:
-            for earlier in journal.outcomes(FINAL):  # what earlier runs settled, then this run's
-                outcomes.write(earlier)
+            send_key = journal.bind(campaign, send_key)
+            _recover(journal, clients, quiet=args.json or args.quiet)
+        for name, why in left_out.items():  # said once no usage error can come
+            sys.stderr.write(f"route: {name} left out ({why})\n")
+        stop = anyio.Event()
+        outcomes = None
+        if args.outcomes is not None:
+            outcomes = OutcomeFile(
+                args.outcomes, keep_apart=[args.to_file, args.journal], on_error=stop.set
+            )
+            if journal is not None:
+                for earlier in journal.outcomes(FINAL):  # earlier runs' outcomes, then this one's
+                    outcomes.write(earlier)
+    except BaseException:  # the journal refused this campaign, or the outcome file: let go
+        if journal is not None:
+            journal.close()
+        raise
     async with contextlib.AsyncExitStack() as stack:
         if journal is not None:
             stack.callback(journal.close)

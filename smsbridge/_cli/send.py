@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from .._campaign import FINAL, Journal, recover_in_flight, run_campaign, to_thread
+from .._campaign import FINAL, Campaign, Journal, recover_in_flight, run_campaign, to_thread
 from .._core.client import Client
 from .._core.errors import GatewayError, SmsBridgeError, StateBackendError
 from .._core.gateway import GatewaySpec, Message
@@ -122,11 +122,27 @@ async def _run(
 ) -> int:
     campaign = campaign_of(declaration.name, args, message, digest, total)
     client = make_client(declaration, args)
-    journal: Journal | None = None
+    journal = open_journal(args.journal) if args.journal is not None else None
+    try:
+        return await _journaled(declaration, args, message, recipients, campaign, client, journal)
+    finally:  # also where the journal refused this campaign: its hold on the file goes
+        if journal is not None:
+            journal.close()
+
+
+async def _journaled(
+    declaration: GatewaySpec,
+    args: argparse.Namespace,
+    message: Message,
+    recipients: Recipients,
+    campaign: Campaign,
+    client: Client[Any],
+    journal: Journal | None,
+) -> int:
+    total = campaign.total
     send_key = os.urandom(16)
     recovered = again = 0
-    if args.journal is not None:
-        journal = open_journal(args.journal)
+    if journal is not None:
         send_key = journal.bind(campaign, send_key)
         recovered, again = recover_in_flight(journal, client)
     stop = anyio.Event()
@@ -177,7 +193,6 @@ async def _run(
     if journal is not None:
         summary = journal.summary()
         counts, left = summary.counts, summary.left or 0
-        journal.close()
     elif report.stopped:
         left = total - report.total
     if args.json:

@@ -239,6 +239,34 @@ async def test_journal_resumes_and_refuses_another_campaign(
     assert "belongs to another campaign" in other.stderr
 
 
+async def test_a_journal_refuses_the_same_file_read_by_other_columns(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """Two columns of numbers and two of texts in one file: the campaign of columns a and t1
+    is not the one of b and t2 (whose resume reported a's numbers and sent b's nothing), and
+    naming the same columns otherwise ("A", not "a") is the same campaign."""
+    fake, env = smsclub
+    path = tmp_path / "cols.csv"
+    path.write_text(
+        "a,b,t1,t2\n380501236001,380501236101,Hello A1,Hi B1\n"
+        "380501236002,380501236102,Hello A2,Hi B2\n",
+        encoding="utf-8",
+    )
+    journal = tmp_path / "cols.journal"
+    base = ["send", "smsclub", "--sender", "Shop", "--text", "dflt", "--to-file", str(path)]
+    base += ["--journal", str(journal), "--json"]
+    first = await ainvoke(*base, "--phone-column", "a", "--text-column", "t1", env=env)
+    assert first.returncode == 0 and last_json(first)["accepted"] == 2
+    other = await ainvoke(*base, "--phone-column", "b", "--text-column", "t2", env=env)
+    assert other.returncode == 2 and "belongs to another campaign" in other.stderr
+    again = await ainvoke(*base, "--phone-column", "A", "--text-column", "T1", env=env)
+    assert again.returncode == 0 and last_json(again) == last_json(first)
+    assert sorted((m.phone, m.text) for m in fake.record().sent) == [
+        ("380501236001", "Hello A1"),
+        ("380501236002", "Hello A2"),
+    ]
+
+
 async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     """SIGINT lets the requests in flight finish, prints how to resume; resuming completes,
     and nobody is sent twice."""

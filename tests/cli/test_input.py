@@ -118,6 +118,45 @@ def test_a_quote_left_open_takes_no_row_with_it(
     assert "line 4" in err and "unexpected end of data" in err
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (
+            "phone,text\n380501237002,Hi Petro\n380501237001,Hello, Olena! Your order is ready\n",
+            "line 3 holds 3 fields, the header 2: quote a field holding ','",
+        ),
+        (
+            "phone;text\n380501237001;Hi\n380501237002;Hi;Olena\n",
+            "line 3 holds 3 fields, the header 2: quote a field holding ';'",
+        ),
+        ("380501235001\n380501235002,380501235003\n", "line 2 holds 2 fields, but the file "),
+        ("380501235011,Hello Olena\n", "line 1 holds 2 fields, but the file has no header"),
+    ],
+)
+def test_a_row_wider_than_its_file(
+    content: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unquoted delimiter in a text, or a second column in a file without a header: the
+    text was cut at the comma and sent so, the second number got no outcome at all."""
+    path = tmp_path / "wide.csv"
+    path.write_text(content, encoding="utf-8")
+    err = fails([*SEND, "--to-file", str(path), "--dry-run"], capsys)
+    assert said in err
+
+
+def test_trailing_empty_cells_are_no_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a spreadsheet pads a row with is read as nothing."""
+    path = tmp_path / "padded.csv"
+    path.write_text("phone,text,,\n380501237001,Hello,,\n380501237002,Hi,, \n", encoding="utf-8")
+    bare = tmp_path / "bare.csv"
+    bare.write_text("380501237001,\n380501237002\n", encoding="utf-8")
+    for file in (path, bare):
+        assert main([*SEND, "--to-file", str(file), "--dry-run"]) == 0
+        assert "to send                    2" in capsys.readouterr().out
+
+
 def _open_files() -> set[str]:
     """What this process has open (Linux; nothing elsewhere)."""
     found = set()
