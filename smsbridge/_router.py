@@ -33,7 +33,7 @@ from ._core.clock import Clock, SystemClock
 from ._core.engine import BatchObserver
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.finish import to_the_end
-from ._core.gateway import Batch, Message
+from ._core.gateway import Batch, Message, checked_message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
 from ._core.phones import InvalidPhone, PhoneRules, shown
 from ._core.phones import compact as bare_digits
@@ -226,6 +226,7 @@ class Router:
         **options: Unpack[SendOptions],
     ) -> RoutedReport:
         """Send ``message`` (see :class:`Message`) to every recipient of ``to``, routed."""
+        message = checked_message(message)
         unknown = set(options) - {"on_outcome", "keep", "stop"}
         if unknown:
             raise InvalidInputError(f"a routed send does not take {', '.join(sorted(unknown))}")
@@ -244,7 +245,7 @@ class Router:
         """A dry run: each recipient to the first usable gateway of its route, through that
         client's own dry run (numbers checked, duplicates found, requests built and counted,
         nothing sent). ``by_gateway`` is the plan per gateway; no failover is planned."""
-        run = _RoutedSend(self, message, None, "none", None, plan=True)
+        run = _RoutedSend(self, checked_message(message), None, "none", None, plan=True)
         return await run.run(to)
 
     async def send_journaled(

@@ -28,7 +28,7 @@ from .engine import BatchObserver, OutcomeCallback, SendEngine, accepts, intake
 from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import EventHook, Telemetry
 from .exchange import Attempts, Throttle, last_repeat
-from .gateway import Batch, Gateway, GatewaySpec, Job, Message
+from .gateway import Batch, Gateway, GatewaySpec, Job, Message, checked_message
 from .http1 import Http1Transport
 from .limiter import DEFAULT_MARGIN, RateLimiter, SlidingWindowLimiter, Slot
 from .models import Keep, Report, checked_keep
@@ -652,7 +652,7 @@ class Client(Generic[J]):
         Raises:
             InvalidInputError: the gateway cannot carry this kind of message.
         """
-        job, unpack = await self._prepare(message, options)
+        job, unpack = await self._prepare(checked_message(message), options)
         return await self._run_send(job, to, unpack, options)
 
     async def plan(
@@ -668,7 +668,7 @@ class Client(Generic[J]):
         it would take; nothing is ``failed`` or ``uncertain``."""
         ranges, self.ranges = self.ranges, MemoryRanges()
         try:
-            job, unpack = await self._prepare(message, options)
+            job, unpack = await self._prepare(checked_message(message), options)
         finally:
             self.ranges = ranges
         real = self._window

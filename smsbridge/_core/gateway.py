@@ -43,6 +43,7 @@ __all__ = [
     "Packer",
     "UniquePhonePacker",
     "check_sender",
+    "checked_message",
     "decisive_status_error",
     "retry_after_seconds",
     "status_error",
@@ -130,6 +131,17 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
         if self.template is not None:
             return "template"
         return "text" if self.text is not None else "personal"
+
+
+def checked_message(message: object) -> Message:
+    """``message`` if it is a :class:`Message`; else :class:`InvalidInputError` (a text
+    given where a message goes, say: ``send`` takes the text)."""
+    if not isinstance(message, Message):
+        raise InvalidInputError(
+            f"a message is a smsbridge.Message (Message(sender=..., text=...)), got "
+            f"{type(message).__name__}; send() takes a text"
+        )
+    return message
 
 
 class Batch:

@@ -14,6 +14,8 @@ __all__ = [
     "Phones",
     "Seen",
     "Unpacker",
+    "check_text",
+    "lone_surrogate",
     "phone_param_pairs",
     "phone_text_pairs",
     "phones_only",
@@ -34,6 +36,56 @@ reasons of malformed entries."""
 
 Unpacker = Callable[[list[Any]], Columns]
 """Splits a chunk of input entries into :data:`Columns`."""
+
+
+_BINARY = bytes | bytearray | memoryview  # iterable, but as small integers: no recipients
+_NOT_UNICODE = "the text holds a lone surrogate: it is no Unicode text"
+_PARAMS_NOT_UNICODE = "a parameter holds a lone surrogate: it is no Unicode text"
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds half of a surrogate pair alone (no gateway can carry it: it
+    is no Unicode text), or ``None``."""
+    if text.isascii():
+        return None
+    try:
+        text.encode()
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
+
+
+def check_text(text: object) -> str:
+    """A send's one text: a non-empty string of Unicode text, else
+    :class:`InvalidInputError` (before any request, where each batch failed to build)."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError("text must be a non-empty string")
+    at = lone_surrogate(text)
+    if at is not None:
+        raise InvalidInputError(
+            f"text holds a lone surrogate (U+{ord(text[at]):04X} at {at}): it is no Unicode text"
+        )
+    return text
+
+
+def _unicode_only(texts: list[str], bad: dict[int, str]) -> None:
+    """Marks the positions of ``texts`` that are no Unicode text: one pass over the chunk in
+    C, then one text at a time only where that found one (a batch holding a single such
+    text failed to build, its every recipient ``failed``)."""
+    if lone_surrogate("".join(texts)) is None:
+        return
+    for position, text in enumerate(texts):
+        if position not in bad and lone_surrogate(text) is not None:
+            bad[position] = _NOT_UNICODE
+
+
+def _unicode_params(params: list[tuple[str, ...]], bad: dict[int, str]) -> None:
+    """As :func:`_unicode_only`, for each entry's template parameters."""
+    if lone_surrogate("".join(chain.from_iterable(params))) is None:
+        return
+    for position, values in enumerate(params):
+        if position not in bad and lone_surrogate("".join(values)) is not None:
+            bad[position] = _PARAMS_NOT_UNICODE
 
 
 def _shown(entry: object) -> str:
@@ -63,7 +115,10 @@ def phone_text_pairs(chunk: list[Any]) -> Columns:
             texts.append(text)
         else:
             texts.append("")
-            bad[position] = "empty text"
+            bad[position] = (
+                "empty text" if isinstance(text, str) or text is None else "the text is no str"
+            )
+    _unicode_only(texts, bad)
     return phones, texts, None, bad
 
 
@@ -80,7 +135,10 @@ def phone_param_pairs(chunk: list[Any]) -> Columns:
         if set(map(type, values)) == {tuple} and set(map(type, chain.from_iterable(values))) <= {
             str
         }:
-            return phones, None, list(values), {}
+            params = list(values)
+            bad: dict[int, str] = {}
+            _unicode_params(params, bad)
+            return phones, None, params, bad
     return _phone_param_rows(chunk)
 
 
@@ -114,11 +172,12 @@ def _phone_param_rows(chunk: list[Any]) -> Columns:
             bad[position] = "parameters must be strings or numbers"
         else:
             params.append(converted)
+    _unicode_params(params, bad)
     return phones, None, params, bad
 
 
 def _as_tuple(values: object) -> tuple[object, ...] | None:
-    if not isinstance(values, Iterable) or isinstance(values, bytes | bytearray | Mapping):
+    if not isinstance(values, Iterable) or isinstance(values, _BINARY | Mapping):
         return None
     return tuple(values)
 
@@ -142,7 +201,7 @@ def recipients(source: object, unpack: Unpacker) -> Iterable[Any] | AsyncIterabl
         return (source,)
     if unpack is not phones_only and isinstance(source, Mapping):
         return source.items()
-    if isinstance(source, str | bytes | bytearray | Mapping) or not isinstance(
+    if isinstance(source, str | _BINARY | Mapping) or not isinstance(
         source, Iterable | AsyncIterable
     ):
         wanted = "phone numbers" if unpack is phones_only else "(phone, value) pairs"

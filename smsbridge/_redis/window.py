@@ -318,8 +318,8 @@ def _joined(indices: Sequence[int]) -> str:
 def key_head(sender: str, text: str, params: tuple[str, ...], phone: str = "") -> bytes:
     """What a recipient's field hashes: the key fields as unambiguous bytes (NUL between
     fields, US between parameters), then its number (or nothing: the head several numbers
-    share). A text no gateway can carry (a lone surrogate) still has a key, so its recipients
-    get their outcome (``failed``: the request cannot be built) instead of breaking the
+    share). A text no gateway can carry (a lone surrogate) is rejected before any key is
+    made; should one come, it still hashes (as every version did) rather than break the
     send."""
     joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00{phone}"
     return joined.encode("utf-8", "surrogatepass")

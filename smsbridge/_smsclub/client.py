@@ -13,7 +13,14 @@ from .._core.errors import InvalidInputError
 from .._core.gateway import Message, check_sender
 from .._core.models import Balance, MessageStatus, Report, SenderStatus
 from .._core.phones import PhoneRules
-from .._core.recipients import Personal, Phones, Unpacker, phone_text_pairs, phones_only
+from .._core.recipients import (
+    Personal,
+    Phones,
+    Unpacker,
+    check_text,
+    phone_text_pairs,
+    phones_only,
+)
 from . import wire
 from .adapter import MAX_BATCH, SmsClubGateway, SmsClubJob
 from .spec import SPEC
@@ -44,12 +51,6 @@ class SenderRegistration(msgspec.Struct, frozen=True, kw_only=True):
     company_type: str
     okpo: str = ""
     inn: str = ""
-
-
-def _text_of(text: object) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInputError("text must be a non-empty string")
-    return text
 
 
 def _lifetime(lifetime: int | None) -> int | None:
@@ -101,7 +102,7 @@ class SmsClub(GatewayClient[SmsClubJob]):
             raise InvalidInputError("SMS Club sends texts, not templates")
         return SmsClubJob(
             sender=check_sender(message.sender),
-            text=None if message.text is None else _text_of(message.text),
+            text=None if message.text is None else check_text(message.text),
             lifetime=_lifetime(lifetime),
             integration_id=self._integration_id,
         )
@@ -129,7 +130,7 @@ class SmsClub(GatewayClient[SmsClubJob]):
             **options: ``on_outcome``, ``keep``, ``stop``, ``observer``, ``indexed``; see
                 :class:`SendOptions`.
         """
-        job = self._job(Message(sender=sender, text=_text_of(text)), lifetime)
+        job = self._job(Message(sender=sender, text=check_text(text)), lifetime)
         return await self._run_send(job, to, phones_only, options)
 
     async def send_personal(

@@ -15,7 +15,14 @@ from .._core.gateway import Batch, Message
 from .._core.models import Balance, MessageStatus, Report
 from .._core.phones import PhoneRules
 from .._core.ranges import IdBlocks
-from .._core.recipients import Personal, Phones, Unpacker, phone_text_pairs, phones_only
+from .._core.recipients import (
+    Personal,
+    Phones,
+    Unpacker,
+    check_text,
+    phone_text_pairs,
+    phones_only,
+)
 from .adapter import (
     CHANNELS,
     DEFAULT_BATCH,
@@ -119,8 +126,8 @@ class Webcom(GatewayClient[WebcomJob]):
     ) -> WebcomJob:
         if channel not in CHANNELS:
             raise InvalidInputError(f"channel must be one of {CHANNELS}, got {channel!r}")
-        if text is not None and (not isinstance(text, str) or not text.strip()):
-            raise InvalidInputError("text must be a non-empty string")
+        if text is not None:
+            check_text(text)
         if idempotency_key is None:
             send_key = os.urandom(16)
         else:

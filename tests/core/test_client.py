@@ -159,7 +159,13 @@ async def test_one_number_as_a_str_is_one_recipient(clock: FakeClock) -> None:
 
 @pytest.mark.parametrize(
     ("to", "named"),
-    [(None, "NoneType"), (380501234567, "int"), (b"380501234567", "bytes"), ({"a": 1}, "dict")],
+    [
+        (None, "NoneType"),
+        (380501234567, "int"),
+        (b"380501234567", "bytes"),
+        (memoryview(b"380501234567"), "memoryview"),
+        ({"a": 1}, "dict"),
+    ],
 )
 async def test_what_is_not_a_list_of_recipients_is_refused_before_any_request(
     clock: FakeClock, to: Any, named: str
@@ -172,6 +178,20 @@ async def test_what_is_not_a_list_of_recipients_is_refused_before_any_request(
             await sms.send("Hi", to=to, sender="Shop")
         with pytest.raises(InvalidInputError, match="to= takes"):
             await sms.plan(Message(sender="Shop", text="Hi"), to=to)
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize("message", ["Hi", None, 3, {"text": "Hi"}])
+async def test_a_message_that_is_no_message_is_refused_before_any_request(
+    clock: FakeClock, message: Any
+) -> None:
+    """A text (or anything) where a Message goes: a typed error saying what a message is,
+    where it was an AttributeError from deep inside."""
+    transport = MockTransport(accept)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        for call in (sms.send_message, sms.plan):
+            with pytest.raises(InvalidInputError, match=r"a message is a smsbridge\.Message"):
+                await call(message, to=["380501234567"])
     assert transport.requests == []
 
 
@@ -207,9 +227,10 @@ async def test_a_text_no_request_can_carry_and_a_giant_int_settle_everyone(
     clock: FakeClock,
 ) -> None:
     """A lone surrogate in a personal text cannot be encoded, and 10**5000 cannot become a
-    string: each recipient still gets one outcome (the surrogate's request failed, unsent;
-    the giant int rejected), the others go, and the send returns (it crashed before, with
-    messages sent and no outcome reported)."""
+    string: each recipient still gets one outcome (the surrogate's rejected before any
+    request, the giant int rejected), the others go, and the send returns (it crashed before,
+    with messages sent and no outcome reported). The surrogate's batch failed to build, and
+    its every recipient with it: "fine" was failed, unsent."""
     transport = MockTransport(accept)
     async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
         personal = await sms.send_personal(
@@ -218,9 +239,14 @@ async def test_a_text_no_request_can_carry_and_a_giant_int_settle_everyone(
             keep="all",
         )
         giant = await sms.send("Hi", to=["380501234569", 10**5000], sender="Shop")
-    assert personal.total == 2 and personal.failed >= 1
+        with pytest.raises(InvalidInputError, match=r"lone surrogate \(U\+D800 at 4\)"):
+            await sms.send("bad \ud800", to=["380501234560"], sender="Shop")
+    assert (personal.accepted, personal.rejected) == (1, 1)
     bad = next(o for o in personal.outcomes if o.phone == "380501234568")
-    assert bad.status is Status.FAILED and "could not be built" in (bad.reason or "")
+    assert bad.reason == "the text holds a lone surrogate: it is no Unicode text"
+    assert [json.loads(r.body)["data_message"] for r in transport.requests[:1]] == [
+        [{"phone": "380501234567", "message": "fine"}]
+    ]
     assert (giant.accepted, giant.rejected) == (1, 1)
     assert "too long" in (
         next(o for o in giant.outcomes if o.status is Status.REJECTED).reason or ""

@@ -302,17 +302,17 @@ async def test_a_resumed_send_stopped_by_the_account_frees_what_its_dead_run_res
     assert stored == [b"ranother/send:2", None, None, f"c{holder}/dead:5".encode()]
 
 
-async def test_a_text_no_gateway_can_carry_fails_its_recipients(redis_url: str) -> None:
-    """A lone surrogate in a personal text: its window key is still made (the request then
-    cannot be built, and its recipients are failed) instead of the send breaking."""
+async def test_a_text_no_gateway_can_carry_is_rejected_through_redis(redis_url: str) -> None:
+    """A lone surrogate in a personal text: rejected before any request (once its window key
+    was made and its batch failed to build), and the send goes on."""
 
     def handler(request: HttpRequest) -> HttpResponse:
         raise AssertionError("no request can be built")
 
     async with SmsClub(token(), transport=MockTransport(handler), redis_url=redis_url) as sms:
         report = await sms.send_personal([("380501234567", "a\ud800b")], sender="Shop")
-    assert report.failed == 1 and report.requests == 0
-    assert "could not be built" in (report.outcomes[0].reason or "")
+    assert report.rejected == 1 and report.requests == 0
+    assert "lone surrogate" in (report.outcomes[0].reason or "")
 
 
 @pytest.mark.realtime
