@@ -38,7 +38,7 @@ first), since the router checks such a recipient as the gateway would have.
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -367,48 +367,38 @@ def calmed(scenario: Scenario) -> Scenario:
     ]
     routing = scenario.routing
     if routing is not None:
-        routing = replace(routing, accounts=[_calm(a) for a in routing.accounts])
+        accounts = [replace(a, **_calm_account(a.net)) for a in routing.accounts]
+        routing = replace(routing, accounts=accounts)
     return replace(
         scenario,
         calm=True,
-        faults=Faults(),
-        net=_calm_net(scenario.net),
-        gateway_limit=None,
         redis=RedisFaults(),
         sends=sends,
         kills=[],
         campaign_stop_at=None,
         library_kill_at=None,
-        bad_token=False,
-        unknown_sender=False,
-        refused_numbers=[],
-        webcom_document_refusals=False,
-        balance=None,
-        held_after=None,
         callback_fails_at=None,
         input_fails_at=None,
         routing=routing,
+        **_calm_account(scenario.net),
     )
 
 
-def _calm(account: Account) -> Account:
-    return msgspec.structs.replace(
-        account,
-        faults=Faults(),
-        net=_calm_net(account.net),
-        gateway_limit=None,
-        bad_token=False,
-        unknown_sender=False,
-        refused_numbers=[],
-        webcom_document_refusals=False,
-        balance=None,
-        held_after=None,
-    )
-
-
-def _calm_net(net: Net) -> Net:
-    """The same network, never refusing a connection nor holding up an answer."""
-    return msgspec.structs.replace(net, refused=0.0, slow=0.0, late=0.0)
+def _calm_account(net: Net) -> dict[str, Any]:
+    """A gateway's account and network in a calm world (the fields :class:`Account` and a
+    lone gateway's :class:`Scenario` share): the same network, never refusing a connection
+    nor holding up an answer."""
+    return {
+        "faults": Faults(),
+        "net": msgspec.structs.replace(net, refused=0.0, slow=0.0, late=0.0),
+        "gateway_limit": None,
+        "bad_token": False,
+        "unknown_sender": False,
+        "refused_numbers": [],
+        "webcom_document_refusals": False,
+        "balance": None,
+        "held_after": None,
+    }
 
 
 def _lone(seed: int) -> Scenario:
