@@ -43,6 +43,7 @@ PHONE_NAMES = (
     "номер",
 )
 TEXT_NAMES = ("text", "message", "sms", "текст", "сообщение", "повідомлення")
+_USUAL = ((PHONE_NAMES, "phone"), (TEXT_NAMES, "text"))
 _PHONE_LIKE = re.compile(r"\s*\+?[\d\s().\-]{5,}\s*")
 _SNIFF = 8 * 1024
 
@@ -79,7 +80,6 @@ class Recipients:
     ) -> None:
         self.to = list(to)
         self.mode = mode
-        self._named = phone_column is not None or text_column is not None
         self.default_text = default_text
         self.header: list[str] | None = None
         self.delimiter = ","
@@ -89,6 +89,7 @@ class Recipients:
         self._phone = 0
         self._text: int | None = None
         self._params: list[int] = []
+        self._usual: tuple[int | None, int | None] = (0, None)  # the columns found unnamed
         if self.path is not None:
             try:
                 self._read_header(phone_column, text_column)
@@ -244,6 +245,11 @@ class Recipients:
         text_names = [_name(text_column)] if text_column else list(TEXT_NAMES)
         self._text = self._find(names, text_names, "text", first, required=bool(text_column))
         self._params = [names.index(p) for p in _PARAMS if p in names]
+        try:
+            usual = [self._find(names, list(n), w, first, required=False) for n, w in _USUAL]
+        except InputError:  # the usual names are ambiguous here: only named columns read it
+            usual = [None, None]
+        self._usual = (usual[0], usual[1])
 
     def _find(
         self,
@@ -284,10 +290,19 @@ class Recipients:
             with self.path.open("rb") as f:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
-            if self._named:  # the columns read are part of what the campaign sends
-                digest.update(f"\x00columns\x00{self._phone}\x00{self._text}".encode())
+            read = self._columns()
+            if read != self._columns(self._usual):  # which columns is part of the campaign
+                digest.update(f"\x00columns\x00{read[0]}\x00{read[1]}".encode())
             count += sum(1 for _ in self._file_rows())
         return digest.hexdigest(), count
+
+    def _columns(
+        self, columns: tuple[int | None, int | None] | None = None
+    ) -> tuple[int | None, int | None]:
+        """The phone and text columns read (or ``columns`` as they would be read), the text
+        only where texts are read from the file."""
+        phone, text = columns if columns is not None else (self._phone, self._text)
+        return phone, text if self.mode == "texts" else None
 
     def _file_rows(self) -> Generator[list[str], None, None]:
         width = len(self.header) if self.header is not None else 1

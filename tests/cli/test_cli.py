@@ -267,6 +267,27 @@ async def test_a_journal_refuses_the_same_file_read_by_other_columns(
     ]
 
 
+async def test_a_journal_takes_the_usual_columns_named_as_the_same_campaign(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """Naming the columns a header's usual names already pick is the same campaign as not
+    naming them (a journal begun without the options resumes with them); another column of
+    numbers is not."""
+    fake, env = smsclub
+    path = tmp_path / "usual.csv"
+    path.write_text("phone,text,mobile2\n380501236001,Hi A,380501236101\n", encoding="utf-8")
+    journal = tmp_path / "usual.journal"
+    base = ["send", "smsclub", "--sender", "Shop", "--text", "dflt", "--to-file", str(path)]
+    base += ["--journal", str(journal), "--json"]
+    first = await ainvoke(*base, env=env)
+    assert first.returncode == 0 and last_json(first)["accepted"] == 1
+    named = await ainvoke(*base, "--phone-column", "Phone", "--text-column", "TEXT", env=env)
+    assert named.returncode == 0 and last_json(named) == last_json(first)
+    other = await ainvoke(*base, "--phone-column", "mobile2", env=env)
+    assert other.returncode == 2 and "belongs to another campaign" in other.stderr
+    assert [(m.phone, m.text) for m in fake.record().sent] == [("380501236001", "Hi A")]
+
+
 async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     """SIGINT lets the requests in flight finish, prints how to resume; resuming completes,
     and nobody is sent twice."""
