@@ -246,7 +246,10 @@ class Router:
         client's own dry run (numbers checked, duplicates found, requests built and counted,
         nothing sent). ``by_gateway`` is the plan per gateway; no failover is planned."""
         run = _RoutedSend(self, checked_message(message), None, "none", None, plan=True)
-        return await run.run(to)
+        try:
+            return await run.run(to)
+        except BaseExceptionGroup as group:
+            raise _alone(group) from None
 
     async def send_journaled(
         self,
@@ -951,7 +954,9 @@ def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException:
             stack.extend(error.exceptions)
         else:
             leaves.append(error)
-    return leaves[0] if len(leaves) == 1 else group
+    # each gateway's send refusing the same way (an input error) is one error
+    alike = {(type(e), str(e)) for e in leaves}
+    return leaves[0] if len(alike) == 1 else group
 
 
 def _first(entry: Any) -> Any:

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS campaign (
     description TEXT NOT NULL,
     send_key BLOB NOT NULL,
     total INTEGER,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    reading TEXT
 );
 CREATE TABLE IF NOT EXISTS intents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,15 +93,19 @@ _ADDED = (
     ("intents", "endpoint", "TEXT"),
     ("maybe_sent", "endpoint", "TEXT"),
     ("maybe_sent", "phone", "TEXT"),
+    ("campaign", "reading", "TEXT"),
 )
 
 
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
-    """What identifies a campaign: a digest over its inputs, and a readable description."""
+    """What identifies a campaign: a digest over its inputs, and a readable description;
+    ``reading``, how its input is read where that is not in the digest (which columns of a
+    file), checked on a resume unless the journal began without it (an earlier version)."""
 
     key: str
     description: str
     total: int
+    reading: str | None = None
 
 
 class JournalSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,19 +184,33 @@ class Journal:
     def bind(self, campaign: Campaign, send_key: bytes) -> bytes:
         """Tie the journal to ``campaign`` (first use) or check it is that one; returns the
         campaign's send key (the first run's, on a resume)."""
-        row = self._db.execute("SELECT key, description, send_key FROM campaign").fetchone()
+        row = self._db.execute(
+            "SELECT key, description, send_key, reading FROM campaign"
+        ).fetchone()
         if row is None:
             self._db.execute(
-                "INSERT INTO campaign (id, key, description, send_key, total, created) "
-                "VALUES (1, ?, ?, ?, ?, ?)",
-                (campaign.key, campaign.description, send_key, campaign.total, self._now()),
+                "INSERT INTO campaign (id, key, description, send_key, total, created, reading) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (
+                    campaign.key,
+                    campaign.description,
+                    send_key,
+                    campaign.total,
+                    self._now(),
+                    campaign.reading,
+                ),
             )
             return send_key
-        key, description, stored_key = row
+        key, description, stored_key, reading = row
         if key != campaign.key:
             raise ConfigurationError(
                 f"journal {self.path} belongs to another campaign ({description}); this one is "
                 f"{campaign.description}. Use a new journal file for a new campaign."
+            )
+        if reading is not None and reading != campaign.reading:
+            raise ConfigurationError(
+                f"journal {self.path} read its input's {reading}; this run would read "
+                f"{campaign.reading or 'the usual columns'}: give the same columns to resume"
             )
         return bytes(stored_key)
 

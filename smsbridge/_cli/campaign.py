@@ -18,9 +18,15 @@ __all__ = ["campaign_of", "open_journal"]
 
 
 def campaign_of(
-    name: str, args: argparse.Namespace, message: Message, digest: str, total: int
+    name: str,
+    args: argparse.Namespace,
+    message: Message,
+    digest: str,
+    total: int,
+    reading: str | None = None,
 ) -> Campaign:
-    """The campaign the options describe, sent through ``name`` (a gateway, or a routing)."""
+    """The campaign the options describe, sent through ``name`` (a gateway, or a routing);
+    ``reading`` says which columns of the file are read."""
     if message.kind == "template":
         content = f"template {message.template}"
     elif message.kind == "personal":
@@ -36,7 +42,7 @@ def campaign_of(
         f"{name}, sender {args.sender!r}, {content}, {total:,} recipients from "
         f"{source} (input {digest[:12]})"
     )
-    return Campaign(key=key, description=description, total=total)
+    return Campaign(key=key, description=description, total=total, reading=reading)
 
 
 def open_journal(path: Path) -> Journal:

@@ -43,7 +43,6 @@ PHONE_NAMES = (
     "номер",
 )
 TEXT_NAMES = ("text", "message", "sms", "текст", "сообщение", "повідомлення")
-_USUAL = ((PHONE_NAMES, "phone"), (TEXT_NAMES, "text"))
 _PHONE_LIKE = re.compile(r"\s*\+?[\d\s().\-]{5,}\s*")
 _SNIFF = 8 * 1024
 
@@ -89,7 +88,6 @@ class Recipients:
         self._phone = 0
         self._text: int | None = None
         self._params: list[int] = []
-        self._usual: tuple[int | None, int | None] = (0, None)  # the columns found unnamed
         if self.path is not None:
             try:
                 self._read_header(phone_column, text_column)
@@ -187,42 +185,68 @@ class Recipients:
             except csv.Error as e:
                 raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
 
-    def _check_width(self, row: list[str], width: int, line: int) -> None:
-        if not any(cell.strip() for cell in row[width:]):
-            return  # a spreadsheet's trailing empty cells
+    def _check_width(self, row: list[str], named: int, line: int) -> None:
+        """A row with fields past the header's last named one (``named``): refused if
+        longer than the header (what a spreadsheet pads, it pads the header with too), or
+        with anything under the header's trailing unnamed cells."""
         shown = {",": "','", ";": "';'", "\t": "a tab"}.get(self.delimiter, repr(self.delimiter))
         if self.header is None:
+            if not any(cell.strip() for cell in row[1:]):
+                return  # a number and an empty cell: nothing cut off
             raise InputError(
                 f"{self._shown()}: line {line} holds {len(row)} fields, but the file has no "
                 "header: a list of numbers has one a line; name the columns in a first row "
                 "(phone,text)"
             )
+        if len(row) <= len(self.header) and not any(cell.strip() for cell in row[named:]):
+            return  # a spreadsheet's padding, under the header's own
         raise InputError(
-            f"{self._shown()}: line {line} holds {len(row)} fields, the header {width}: quote "
-            f'a field holding {shown} ("Hello, Olena")'
+            f"{self._shown()}: line {line} holds {len(row)} fields, the header {named}: quote "
+            f'a field holding {shown} ("Hello, Olena"), or take the extra {shown} off'
         )
+
+    def _named_width(self) -> int:
+        """Fields up to the header's last named one (1 without a header)."""
+        if self.header is None:
+            return 1
+        return next((i + 1 for i in range(len(self.header) - 1, -1, -1) if self.header[i]), 1)
 
     def _read_header(self, phone_column: str | None, text_column: str | None) -> None:
         with closing(self._lines()) as lines:
             sample = "".join(_take(lines, _SNIFF))
         if not sample.strip():
             return
+        top = next((line for line in sample.splitlines() if line.strip()), "")
+        by_count = sorted(",;\t", key=top.count, reverse=True)  # the first line's own
         if not any(d in sample for d in ",;\t"):
             self.delimiter = ","  # one column: nothing to sniff (and sniffing it is slow)
         else:
             try:
                 self.delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-            except csv.Error:  # rows that disagree: the header's own delimiter, if it has one
-                top = sample.splitlines()[0]
-                self.delimiter = max(",;\t", key=top.count)
-        with closing(self._rows()) as rows:
-            first = next(rows, None)
-        if first is None:
-            return
-        names = [_name(cell) for cell in first]
+            except csv.Error:  # rows that disagree: the first line's own delimiter
+                self.delimiter = by_count[0]
         wanted_phone = _name(phone_column) if phone_column else None
         known = set(PHONE_NAMES) | set(TEXT_NAMES) | set(_PARAMS)
-        header = wanted_phone in names if wanted_phone else bool(known & set(names))
+
+        def is_header(names: list[str]) -> bool:
+            return wanted_phone in names if wanted_phone else bool(known & set(names))
+
+        first = self._first_row()
+        if first is None:
+            return
+        if not is_header([_name(cell) for cell in first]):
+            # a guess a text misled (an apostrophe read as a quote): the first line's own
+            # delimiters, if one of them makes it a header
+            for other in by_count:
+                if other != self.delimiter and top.count(other):
+                    guessed, self.delimiter = self.delimiter, other
+                    row = self._first_row()
+                    if row is not None and is_header([_name(cell) for cell in row]):
+                        first = row
+                        break
+                    self.delimiter = guessed
+        names = [_name(cell) for cell in first]
+        header = is_header(names)
         if not header:
             if wanted_phone is not None:
                 raise InputError(
@@ -245,11 +269,6 @@ class Recipients:
         text_names = [_name(text_column)] if text_column else list(TEXT_NAMES)
         self._text = self._find(names, text_names, "text", first, required=bool(text_column))
         self._params = [names.index(p) for p in _PARAMS if p in names]
-        try:
-            usual = [self._find(names, list(n), w, first, required=False) for n, w in _USUAL]
-        except InputError:  # the usual names are ambiguous here: only named columns read it
-            usual = [None, None]
-        self._usual = (usual[0], usual[1])
 
     def _find(
         self,
@@ -290,23 +309,29 @@ class Recipients:
             with self.path.open("rb") as f:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
-            read = self._columns()
-            if read != self._columns(self._usual):  # which columns is part of the campaign
-                digest.update(f"\x00columns\x00{read[0]}\x00{read[1]}".encode())
             count += sum(1 for _ in self._file_rows())
         return digest.hexdigest(), count
 
-    def _columns(
-        self, columns: tuple[int | None, int | None] | None = None
-    ) -> tuple[int | None, int | None]:
-        """The phone and text columns read (or ``columns`` as they would be read), the text
-        only where texts are read from the file."""
-        phone, text = columns if columns is not None else (self._phone, self._text)
-        return phone, text if self.mode == "texts" else None
+    def reading(self) -> str | None:
+        """Which columns of the file are read, in words (a journal holds a resume to them);
+        ``None`` without a file."""
+        if self.path is None:
+            return None
+        if self.header is None:
+            return "numbers one a line"
+        read = f"phone column {self.header[self._phone]!r}"
+        if self.mode == "texts" and self._text is not None:
+            read += f", text column {self.header[self._text]!r}"
+        if self.mode == "params" and self._params:
+            read += ", " + ", ".join(self.header[i] for i in self._params)
+        return read
+
+    def _first_row(self) -> list[str] | None:
+        with closing(self._rows()) as rows:
+            return next(rows, None)
 
     def _file_rows(self) -> Generator[list[str], None, None]:
-        width = len(self.header) if self.header is not None else 1
-        with closing(self._rows(width)) as rows:
+        with closing(self._rows(self._named_width())) as rows:
             if self.header is not None:
                 next(rows, None)
             yield from rows

@@ -120,7 +120,7 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     send_key = os.urandom(16)
     if args.journal is not None:
         shown = " ".join(f"{r}={','.join(names)}" for r, names in sorted(wanted.items()))
-        campaign = campaign_of(f"route {shown}", args, message, digest, total)
+        campaign = campaign_of(f"route {shown}", args, message, digest, total, recipients.reading())
         journal = open_journal(args.journal)
     try:
         if journal is not None:

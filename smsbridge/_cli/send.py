@@ -120,7 +120,7 @@ async def _run(
     digest: str,
     total: int,
 ) -> int:
-    campaign = campaign_of(declaration.name, args, message, digest, total)
+    campaign = campaign_of(declaration.name, args, message, digest, total, recipients.reading())
     client = make_client(declaration, args)
     journal = open_journal(args.journal) if args.journal is not None else None
     try:

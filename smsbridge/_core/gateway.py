@@ -30,6 +30,7 @@ from .errors import (
 )
 from .models import Status
 from .phones import PhoneRules
+from .recipients import check_text
 from .transport import HttpRequest, HttpResponse
 
 __all__ = [
@@ -134,13 +135,17 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def checked_message(message: object) -> Message:
-    """``message`` if it is a :class:`Message`; else :class:`InvalidInputError` (a text
-    given where a message goes, say: ``send`` takes the text)."""
+    """``message`` if it is a :class:`Message` whose sender and text (if one) can be sent;
+    else :class:`InvalidInputError` (a text given where a message goes, say: ``send`` takes
+    the text), once, before any gateway's own checks."""
     if not isinstance(message, Message):
         raise InvalidInputError(
             f"a message is a smsbridge.Message (Message(sender=..., text=...)), got "
             f"{type(message).__name__}; send() takes a text"
         )
+    check_sender(message.sender)
+    if message.text is not None:
+        check_text(message.text)
     return message
 
 

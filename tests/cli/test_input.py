@@ -131,6 +131,11 @@ def test_a_quote_left_open_takes_no_row_with_it(
         ),
         ("380501235001\n380501235002,380501235003\n", "line 2 holds 2 fields, but the file "),
         ("380501235011,Hello Olena\n", "line 1 holds 2 fields, but the file has no header"),
+        # the spill into an unread column, then padding: 'Hello' went, ' Olena' nowhere
+        ("phone,text,name\n380501234567,Hello, Olena,\n", "line 2 holds 4 fields, the header 3"),
+        # a header padded as a spreadsheet pads it: the spill under its unnamed cell
+        ("phone;text;\r\n380501234569;Знижка 10%; тільки сьогодні\r\n", "line 2 holds 3 fields"),
+        ("phone,text\n380501234569,Hi,\n", "take the extra ',' off"),
     ],
 )
 def test_a_row_wider_than_its_file(
@@ -152,9 +157,30 @@ def test_trailing_empty_cells_are_no_fields(
     path.write_text("phone,text,,\n380501237001,Hello,,\n380501237002,Hi,, \n", encoding="utf-8")
     bare = tmp_path / "bare.csv"
     bare.write_text("380501237001,\n380501237002\n", encoding="utf-8")
-    for file in (path, bare):
+    excel = tmp_path / "excel.csv"
+    excel.write_text("phone;text;;\r\n380501237001;Hi;;\r\n380501237002;Hello\r\n", "utf-8")
+    for file in (path, bare, excel):
         assert main([*SEND, "--to-file", str(file), "--dry-run"]) == 0
         assert "to send                    2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # the sniffer takes the apostrophes for quotes and guesses ','
+        "phone;text\n380501234567;Акція, 'Весна', тільки сьогодні\n380501234568;Привіт\n",
+        # rows that disagree, after a blank first line: the header's own delimiter
+        "  \nphone;text\n380501234567;Hello, Olena, 10% off\n380501234568;Hi\n",
+    ],
+)
+def test_a_semicolon_file_whose_texts_mislead_the_guess(
+    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once refused ("the header names no phone column"): read by its header's delimiter."""
+    path = tmp_path / "semi.csv"
+    path.write_text(content, encoding="utf-8")
+    assert main([*SEND, "--to-file", str(path), "--dry-run"]) == 0
+    assert "to send                    2" in capsys.readouterr().out
 
 
 def _open_files() -> set[str]:
