@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from smsbridge import (
     Event,
     HttpRequest,
     HttpResponse,
+    InvalidInputError,
     MemoryWindow,
     Message,
     MockTransport,
@@ -193,6 +195,30 @@ async def test_a_tripped_gateway_is_skipped_until_its_cool_down_ends(
     assert first.by_gateway["webcom"].accepted == 100
     assert third.by_gateway["smsclub"].accepted == 100
     assert len(club_fake.record().sent) == 100
+
+
+@pytest.mark.parametrize(
+    ("message", "said"),
+    [
+        (Message(sender="Shop", text="a\ud800b"), "lone surrogate"),
+        (Message(sender="Shop", text=" "), "text must be a non-empty string"),
+        (Message(sender="ABCDEFGHIJKL", text="hi"), "not a valid sender name"),
+        ("Sale", "a message is a smsbridge.Message"),
+    ],
+)
+async def test_a_message_no_gateway_can_send_is_one_error_of_a_routed_send_and_plan(
+    clock: FakeClock, message: Any, said: str
+) -> None:
+    """Each gateway refusing the same message: one InvalidInputError, where the dry run
+    raised an ExceptionGroup of them (a 79-line traceback at the command line)."""
+    async with (
+        SmsClub(TOKEN, base_url=f"http://127.0.0.1:{free_port()}", clock=clock) as club,
+        Webcom(token=TOKEN, base_url=f"http://127.0.0.1:{free_port()}", clock=clock) as wc,
+    ):
+        router = Router({"UA": [club, wc]}, clock=clock)
+        for call in (router.plan, router.send_message):
+            with pytest.raises(InvalidInputError, match=re.escape(said)):
+                await call(message, to=[UA[0]])
 
 
 def test_bad_routes_are_refused() -> None:
