@@ -66,7 +66,7 @@ from .gateway import Batch, BatchResult, Gateway, Job
 from .lease import Lease
 from .models import Counts, Keep, Outcome, Report, Status, keeps
 from .phones import shown
-from .recipients import Seen, Unpacker
+from .recipients import Seen, Unpacker, lone_surrogate
 from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
@@ -881,8 +881,22 @@ class SendEngine(Generic[J]):
             if e.account_wide:
                 self._account_failed(e)
             return
-        except Exception as e:  # an adapter that cannot encode what it was given (a lone
-            # surrogate in a text...): nothing was sent, and its recipients still settle
+        except Exception as e:  # an adapter that cannot encode what it was given: nothing
+            # was sent, and its recipients still settle
+            refused = _not_unicode(batch)
+            if refused:  # a lone surrogate in recipients' own texts: they alone, the rest go
+                self._flights.pop(flight, None)
+                parts = [flight.pick(sorted(refused), flight.written)]
+                rest = [i for i in range(len(batch)) if i not in refused]
+                if rest:
+                    parts.append(flight.pick(rest, flight.written))
+                self._flights.update(dict.fromkeys(parts))
+                what = "text" if batch.texts is not None else "template parameter"
+                reason = f"the {what} holds a lone surrogate: it is no Unicode text"
+                await self._settle_flight(parts[0], Status.REJECTED, reason)
+                if rest:
+                    await self._deliver(parts[1])
+                return
             log.exception("%s: a request could not be built", self._gateway.name)
             reason = f"not sent: the request could not be built: {type(e).__name__}"
             await self._settle_flight(flight, Status.FAILED, reason)
@@ -1288,6 +1302,18 @@ def _repr(value: object) -> str:
         return repr(value)
     except Exception:
         return shown(value)
+
+
+def _not_unicode(batch: Batch) -> set[int]:
+    """The rows whose own text or template parameters hold a lone surrogate (which no
+    request can carry); checked only once a request failed to build."""
+    if batch.texts is not None:
+        values: Iterable[str] = batch.texts
+    elif batch.params is not None:
+        values = map("".join, batch.params)
+    else:
+        return set()
+    return {row for row, value in enumerate(values) if lone_surrogate(value) is not None}
 
 
 def _picked(items: Sequence[T], rows: Iterable[int]) -> list[T]:

@@ -39,8 +39,6 @@ Unpacker = Callable[[list[Any]], Columns]
 
 
 _BINARY = bytes | bytearray | memoryview  # iterable, but as small integers: no recipients
-_NOT_UNICODE = "the text holds a lone surrogate: it is no Unicode text"
-_PARAMS_NOT_UNICODE = "a parameter holds a lone surrogate: it is no Unicode text"
 
 
 def lone_surrogate(text: str) -> int | None:
@@ -66,26 +64,6 @@ def check_text(text: object) -> str:
             f"text holds a lone surrogate (U+{ord(text[at]):04X} at {at}): it is no Unicode text"
         )
     return text
-
-
-def _unicode_only(texts: list[str], bad: dict[int, str]) -> None:
-    """Marks the positions of ``texts`` that are no Unicode text: one pass over the chunk in
-    C, then one text at a time only where that found one (a batch holding a single such
-    text failed to build, its every recipient ``failed``)."""
-    if lone_surrogate("".join(texts)) is None:
-        return
-    for position, text in enumerate(texts):
-        if position not in bad and lone_surrogate(text) is not None:
-            bad[position] = _NOT_UNICODE
-
-
-def _unicode_params(params: list[tuple[str, ...]], bad: dict[int, str]) -> None:
-    """As :func:`_unicode_only`, for each entry's template parameters."""
-    if lone_surrogate("".join(chain.from_iterable(params))) is None:
-        return
-    for position, values in enumerate(params):
-        if position not in bad and lone_surrogate("".join(values)) is not None:
-            bad[position] = _PARAMS_NOT_UNICODE
 
 
 def _shown(entry: object) -> str:
@@ -118,7 +96,6 @@ def phone_text_pairs(chunk: list[Any]) -> Columns:
             bad[position] = (
                 "empty text" if isinstance(text, str) or text is None else "the text is no str"
             )
-    _unicode_only(texts, bad)
     return phones, texts, None, bad
 
 
@@ -135,10 +112,7 @@ def phone_param_pairs(chunk: list[Any]) -> Columns:
         if set(map(type, values)) == {tuple} and set(map(type, chain.from_iterable(values))) <= {
             str
         }:
-            params = list(values)
-            bad: dict[int, str] = {}
-            _unicode_params(params, bad)
-            return phones, None, params, bad
+            return phones, None, list(values), {}
     return _phone_param_rows(chunk)
 
 
@@ -172,7 +146,6 @@ def _phone_param_rows(chunk: list[Any]) -> Columns:
             bad[position] = "parameters must be strings or numbers"
         else:
             params.append(converted)
-    _unicode_params(params, bad)
     return phones, None, params, bad
 
 

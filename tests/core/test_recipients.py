@@ -5,19 +5,6 @@ from __future__ import annotations
 from smsbridge._core.recipients import phone_param_pairs, phone_text_pairs, phones_only
 
 
-def test_texts_and_parameters_that_are_no_unicode_text() -> None:
-    """A lone surrogate marks its own entry only, in either shape of parameters."""
-    _, _, _, bad = phone_text_pairs([("1", "ok"), ("2", "Привіт \udc80"), ("3", "Привіт")])
-    assert bad == {1: "the text holds a lone surrogate: it is no Unicode text"}
-    for chunk in (
-        [("1", ("a",)), ("2", ("b\ud800",)), ("3", ("c",))],
-        [("1", "a"), ("2", ["b\ud800", 7]), ("3", ("c",))],
-    ):
-        _, _, params, bad = phone_param_pairs(chunk)
-        assert bad == {1: "a parameter holds a lone surrogate: it is no Unicode text"}
-        assert params is not None and params[0] == ("a",)
-
-
 def test_phone_text_pairs() -> None:
     """Pairs split; a missing or blank text, or no pair at all, is a per-entry reason."""
     phones, texts, params, bad = phone_text_pairs(

@@ -57,6 +57,23 @@ async def test_twenty_thousand_recipients_each_get_their_own_text() -> None:
         assert got[phone] == f"Hi {name}, order {order} ships {day}"
 
 
+async def test_a_parameter_no_request_can_carry_is_its_recipient_s_alone() -> None:
+    """A lone surrogate in one recipient's parameters: that recipient is rejected, and the
+    others of its request go (the request could not be built, and each was failed)."""
+    to = [(f"99450123456{i}", ("A", str(i), "x")) for i in range(5)]
+    to[2] = ("994501234562", ("A\ud800", "2", "x"))
+    async with (
+        FakeSmsPlus(tokens=[TOKEN], templates={3: ORDER}, rate_limit=None) as fake,
+        SmsPlus(TOKEN, base_url=fake.url, rate=1000) as sms,
+    ):
+        report = await sms.send_template(3, sender="Shop", to=to)
+    assert (report.accepted, report.rejected, report.failed, report.requests) == (4, 1, 0, 1)
+    refused = next(o for o in report.outcomes if o.status is Status.REJECTED)
+    assert refused.phone == "994501234562"
+    assert refused.reason == "the template parameter holds a lone surrogate: it is no Unicode text"
+    assert sorted(m.phone for m in fake.sent) == [p for i, (p, _) in enumerate(to) if i != 2]
+
+
 async def test_validation_before_any_request() -> None:
     """Bad numbers, foreign numbers, wrong counts and long texts cost no request."""
     to = [
