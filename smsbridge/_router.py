@@ -263,7 +263,7 @@ class Router:
         """A routed send of a campaign's ``(index, entry)`` rows with its journal (the
         command's ``send route --journal``): see :class:`RoutedResume`. Keeps no outcomes."""
         self._check_open()
-        run = _RoutedSend(self, message, on_outcome, "none", stop, resume=resume)
+        run = _RoutedSend(self, checked_message(message), on_outcome, "none", stop, resume=resume)
         try:
             return await run.run(to)
         except BaseExceptionGroup as group:

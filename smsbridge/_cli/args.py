@@ -12,11 +12,16 @@ from .._core.limiter import MAX_LIMIT
 from .._gateways import GATEWAYS
 from ..testing.serve import add_fake_arguments
 
-__all__ = ["UsageError", "parser"]
+__all__ = ["TO_WITHOUT_TEXT", "UsageError", "parser"]
 
 
 class UsageError(Exception):
     """A usage or configuration problem: one line on stderr, exit status 2."""
+
+
+TO_WITHOUT_TEXT = (
+    "--to's numbers need --text: the file's rows bring their own texts, --to's bring none"
+)
 
 
 class _Parser(argparse.ArgumentParser):

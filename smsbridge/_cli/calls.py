@@ -66,8 +66,9 @@ def journal_command(args: argparse.Namespace) -> int:
         json_line({**msgspec.to_builtins(summary), "by_gateway": by_gateway})
         return 0
     line(f"Campaign: {summary.description}")
-    counts_table(summary.counts)
-    line(f"  {'left':<11}{summary.left if summary.left is not None else '?':>10}")
+    counts_table(summary.counts, summary.left, journal=True)
+    if not summary.left:  # nothing left, or not known: said all the same
+        line(f"  {'left':<11}{'?' if summary.left is None else 0:>10}")
     if len(by_gateway) > 1:  # a routed campaign
         for name, per in by_gateway.items():
             line(

@@ -35,6 +35,8 @@ def campaign_of(
     else:
         content = f"text {message.text!r}"
     source = str(args.to_file) if args.to_file else "--to"
+    # a file name that is not UTF-8 (its bytes as surrogates): shown escaped, storable
+    source = source.encode("utf-8", "backslashreplace").decode()
     key = hashlib.sha256(
         msgspec.json.encode([name, args.sender, args.template, args.text, digest])
     ).hexdigest()

@@ -43,6 +43,14 @@ PHONE_NAMES = (
     "номер",
 )
 TEXT_NAMES = ("text", "message", "sms", "текст", "сообщение", "повідомлення")
+# a column none of whose usual names match exactly: named by these words alone ("Номер
+# телефону", "Текст повідомлення", "SMS text"); "order_number" or "message_id" are not
+_WORDS = {
+    "phone": frozenset(
+        {*PHONE_NAMES, "telephone", "cell", "телефону", "телефона", "мобільний", "мобильный"}
+    ),
+    "text": frozenset({*TEXT_NAMES, "msg", "body", "смс", "сообщения", "повідомлення"}),
+}
 _PHONE_LIKE = re.compile(r"\s*\+?[\d\s().\-]{5,}\s*")
 _SNIFF = 8 * 1024
 
@@ -82,12 +90,15 @@ class Recipients:
         self.default_text = default_text
         self.header: list[str] | None = None
         self.delimiter = ","
+        self._skip = 0  # lines before the rows: Excel's "sep=;"
         self._spool: str | None = None
         self._name = "standard input" if str(path) == "-" else str(path)
         self.path = self._open(path) if path is not None else None
         self._phone = 0
         self._text: int | None = None
         self._params: list[int] = []
+        # parameters a row carries: up to the last column any row of the file fills (scan)
+        self._params_used: int | None = None
         if self.path is not None:
             try:
                 self._read_header(phone_column, text_column)
@@ -142,6 +153,8 @@ class Recipients:
         assert self.path is not None
         try:
             with self.path.open(encoding="utf-8-sig", newline="") as f:
+                for _ in range(self._skip):
+                    next(f, None)
                 yield from f
         except UnicodeDecodeError:
             raise self._not_utf8() from None
@@ -180,10 +193,11 @@ class Recipients:
                 for row in reader:
                     if row and (row[0].strip() or any(cell.strip() for cell in row)):
                         if width is not None and len(row) > width:
-                            self._check_width(row, width, reader.line_num)
+                            self._check_width(row, width, reader.line_num + self._skip)
                         yield row
             except csv.Error as e:
-                raise InputError(f"{self._shown()}: line {reader.line_num}: {e}") from None
+                line = reader.line_num + self._skip
+                raise InputError(f"{self._shown()}: line {line}: {e}") from None
 
     def _check_width(self, row: list[str], named: int, line: int) -> None:
         """A row with fields past the header's last named one (``named``): refused if
@@ -216,11 +230,15 @@ class Recipients:
             sample = "".join(_take(lines, _SNIFF))
         if not sample.strip():
             return
+        said = re.fullmatch(r"sep=(.)\r?\n?", sample.split("\n", 1)[0] + "\n")
+        if said is not None and said[1] in ",;\t|":  # Excel's line naming the delimiter
+            self.delimiter, self._skip = said[1], 1
+            sample = sample.split("\n", 1)[1] if "\n" in sample else ""
         top = next((line for line in sample.splitlines() if line.strip()), "")
         by_count = sorted(",;\t", key=top.count, reverse=True)  # the first line's own
-        if not any(d in sample for d in ",;\t"):
+        if not self._skip and not any(d in sample for d in ",;\t"):
             self.delimiter = ","  # one column: nothing to sniff (and sniffing it is slow)
-        else:
+        elif not self._skip:  # (where the file named its delimiter, that one)
             try:
                 self.delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
             except csv.Error:  # rows that disagree: the first line's own delimiter
@@ -229,7 +247,9 @@ class Recipients:
         known = set(PHONE_NAMES) | set(TEXT_NAMES) | set(_PARAMS)
 
         def is_header(names: list[str]) -> bool:
-            return wanted_phone in names if wanted_phone else bool(known & set(names))
+            if wanted_phone:
+                return wanted_phone in names
+            return bool(known & set(names)) or any(_worded(n, "phone") for n in names)
 
         first = self._first_row()
         if first is None:
@@ -265,9 +285,12 @@ class Recipients:
             "phone",
             first,
             required=True,
+            usual=not wanted_phone,
         )
         text_names = [_name(text_column)] if text_column else list(TEXT_NAMES)
-        self._text = self._find(names, text_names, "text", first, required=bool(text_column))
+        self._text = self._find(
+            names, text_names, "text", first, required=bool(text_column), usual=not text_column
+        )
         self._params = [names.index(p) for p in _PARAMS if p in names]
 
     def _find(
@@ -278,8 +301,11 @@ class Recipients:
         first: list[str],
         *,
         required: bool,
+        usual: bool = False,
     ) -> Any:
         present = [n for n in candidates if n in names]
+        if not present and usual:  # a column named is found exactly
+            present = [n for n in names if _worded(n, what)]
         if not present:
             if required:
                 raise InputError(f"{self._shown()}: the header {first!r} has no {what} column")
@@ -309,7 +335,15 @@ class Recipients:
             with self.path.open("rb") as f:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
-            count += sum(1 for _ in self._file_rows())
+            if self.mode == "params" and self._params:
+                used = count_rows = 0
+                for row in self._file_rows():
+                    count_rows += 1
+                    used = max(used, _filled(row, self._params))
+                count += count_rows
+                self._params_used = used
+            else:
+                count += sum(1 for _ in self._file_rows())
         return digest.hexdigest(), count
 
     def reading(self) -> str | None:
@@ -344,6 +378,8 @@ class Recipients:
             text = row[self._text] if self._text is not None and self._text < len(row) else ""
             return phone, text or self.default_text or ""
         values = [row[i] if i < len(row) else "" for i in self._params]
+        if self._params_used is not None:  # a parameter left empty where others fill it
+            return phone, tuple(values[: self._params_used])
         while values and not values[-1]:
             values.pop()
         return phone, tuple(values)
@@ -363,6 +399,21 @@ class Recipients:
             for row in self._file_rows():
                 yield index, self._entry(row)
                 index += 1
+
+
+def _filled(row: list[str], columns: list[int]) -> int:
+    """How many of ``columns`` a row carries: up to its last one not empty."""
+    for n in range(len(columns), 0, -1):
+        at = columns[n - 1]
+        if at < len(row) and row[at]:
+            return n
+    return 0
+
+
+def _worded(name: str, what: str) -> bool:
+    """Whether a header's cell names the ``phone`` or ``text`` column by the usual words
+    alone (``номер_телефону``, ``sms_text``; not ``order_number`` nor ``message_id``)."""
+    return bool(name) and set(re.split(r"[_\-]+", name)) <= _WORDS[what]
 
 
 def _take(lines: Iterator[str], size: int) -> Iterator[str]:

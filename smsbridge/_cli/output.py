@@ -25,12 +25,15 @@ def json_line(value: Any) -> None:
     line(msgspec.json.encode(value).decode())
 
 
-def counts_table(counts: Counts, left: int | None = None) -> None:
-    """The counts, one per line, and what is left when something is."""
+def counts_table(counts: Counts, left: int | None = None, *, journal: bool = False) -> None:
+    """The counts, one per line, and what is left when something is (of a ``journal``'s
+    campaign: the ``failed`` among it, which a resume tries again)."""
     for name in COUNTS:
         line(f"  {name:<11}{getattr(counts, name):>10,}")
     if left:
-        line(f"  {'left':<11}{left:>10,}")
+        again = min(counts.failed, left) if journal else 0
+        among = f"   ({again:,} of them failed: a resume tries them again)" if again else ""
+        line(f"  {'left':<11}{left:>10,}{among}")
 
 
 def duration(seconds: float) -> str:

@@ -21,7 +21,7 @@ from .._core.models import Counts, Outcome
 from .._core.segments import sms_segments
 from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
-from .args import UsageError
+from .args import TO_WITHOUT_TEXT, UsageError
 from .campaign import campaign_of, open_journal
 from .inputs import Recipients
 from .interrupt import stopping_on_sigint
@@ -83,6 +83,8 @@ def _message(args: argparse.Namespace, personal: bool) -> Message:
     if args.template is not None:
         return Message(sender=args.sender, template=args.template)
     if personal:
+        if args.to and args.text is None:
+            raise UsageError(TO_WITHOUT_TEXT)
         return Message(sender=args.sender)
     if args.text is None:
         raise UsageError("give --text or --template")
@@ -229,7 +231,7 @@ def _summary(
             line_counts["left"] = left
         json_line(line_counts)
         return
-    counts_table(counts.counts(), left)
+    counts_table(counts.counts(), left, journal=whole is not None)
     if args.quiet:
         return
     for name, per in sorted(by_gateway.items()):

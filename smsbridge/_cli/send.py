@@ -20,7 +20,7 @@ from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Outcome, Report, Status
 from .._core.segments import sms_segments
 from .._gateways import client_class, spec
-from .args import UsageError
+from .args import TO_WITHOUT_TEXT, UsageError
 from .campaign import campaign_of, open_journal
 from .inputs import Mode, Recipients
 from .interrupt import stopping_on_sigint
@@ -54,6 +54,8 @@ def _message(declaration: GatewaySpec, args: argparse.Namespace, personal: bool)
     if personal:
         if "personal" not in kinds:
             raise UsageError(f"{title} sends one text to all: the file's text column cannot go")
+        if args.to and args.text is None:
+            raise UsageError(TO_WITHOUT_TEXT)
         return Message(sender=args.sender)
     if args.text is None:
         raise UsageError("give --text (or a 'text' column in --to-file)")
@@ -198,10 +200,10 @@ async def _journaled(
     if args.json:
         json_line(counts)
     elif args.quiet:
-        counts_table(counts, left)
+        counts_table(counts, left, journal=journal is not None)
     else:
         line(f"Campaign: {campaign.description}")
-        counts_table(counts, left)
+        counts_table(counts, left, journal=journal is not None)
         rate = report.requests / report.elapsed if report.elapsed else 0.0
         line(
             f"This run: {report.total:,} recipients, {report.requests:,} requests in "
