@@ -12,7 +12,7 @@ from .._core.limiter import MAX_LIMIT
 from .._gateways import GATEWAYS
 from ..testing.serve import add_fake_arguments
 
-__all__ = ["TO_WITHOUT_TEXT", "UsageError", "parser"]
+__all__ = ["TO_WITHOUT_PARAMS", "TO_WITHOUT_TEXT", "UsageError", "parser"]
 
 
 class UsageError(Exception):
@@ -21,6 +21,9 @@ class UsageError(Exception):
 
 TO_WITHOUT_TEXT = (
     "--to's numbers need --text: the file's rows bring their own texts, --to's bring none"
+)
+TO_WITHOUT_PARAMS = (
+    "--to's numbers bring no template parameters, the file's rows do: put them in the file"
 )
 
 

@@ -43,14 +43,6 @@ PHONE_NAMES = (
     "номер",
 )
 TEXT_NAMES = ("text", "message", "sms", "текст", "сообщение", "повідомлення")
-# a column none of whose usual names match exactly: named by these words alone ("Номер
-# телефону", "Текст повідомлення", "SMS text"); "order_number" or "message_id" are not
-_WORDS = {
-    "phone": frozenset(
-        {*PHONE_NAMES, "telephone", "cell", "телефону", "телефона", "мобільний", "мобильный"}
-    ),
-    "text": frozenset({*TEXT_NAMES, "msg", "body", "смс", "сообщения", "повідомлення"}),
-}
 _PHONE_LIKE = re.compile(r"\s*\+?[\d\s().\-]{5,}\s*")
 _SNIFF = 8 * 1024
 
@@ -97,8 +89,6 @@ class Recipients:
         self._phone = 0
         self._text: int | None = None
         self._params: list[int] = []
-        # parameters a row carries: up to the last column any row of the file fills (scan)
-        self._params_used: int | None = None
         if self.path is not None:
             try:
                 self._read_header(phone_column, text_column)
@@ -230,10 +220,11 @@ class Recipients:
             sample = "".join(_take(lines, _SNIFF))
         if not sample.strip():
             return
-        said = re.fullmatch(r"sep=(.)\r?\n?", sample.split("\n", 1)[0] + "\n")
+        head, *rest = sample.splitlines(keepends=True)
+        said = re.fullmatch(r"sep=(.)\s*", head)
         if said is not None and said[1] in ",;\t|":  # Excel's line naming the delimiter
             self.delimiter, self._skip = said[1], 1
-            sample = sample.split("\n", 1)[1] if "\n" in sample else ""
+            sample = "".join(rest)
         top = next((line for line in sample.splitlines() if line.strip()), "")
         by_count = sorted(",;\t", key=top.count, reverse=True)  # the first line's own
         if not self._skip and not any(d in sample for d in ",;\t"):
@@ -247,9 +238,7 @@ class Recipients:
         known = set(PHONE_NAMES) | set(TEXT_NAMES) | set(_PARAMS)
 
         def is_header(names: list[str]) -> bool:
-            if wanted_phone:
-                return wanted_phone in names
-            return bool(known & set(names)) or any(_worded(n, "phone") for n in names)
+            return wanted_phone in names if wanted_phone else bool(known & set(names))
 
         first = self._first_row()
         if first is None:
@@ -285,13 +274,21 @@ class Recipients:
             "phone",
             first,
             required=True,
-            usual=not wanted_phone,
         )
         text_names = [_name(text_column)] if text_column else list(TEXT_NAMES)
-        self._text = self._find(
-            names, text_names, "text", first, required=bool(text_column), usual=not text_column
-        )
+        self._text = self._find(names, text_names, "text", first, required=bool(text_column))
+        if self._text == self._phone:
+            raise InputError(f"{self._shown()}: the text column is the phone column")
         self._params = [names.index(p) for p in _PARAMS if p in names]
+        present = [p for p in _PARAMS if p in names] if self.mode == "params" else []
+        missing = (
+            [p for p in _PARAMS[: _PARAMS.index(present[-1])] if p not in names] if present else []
+        )
+        if missing:  # param3 read as the second: its value would fill {2}
+            raise InputError(
+                f"{self._shown()}: the header has {present[-1]} but no {missing[0]}: "
+                "parameters are param1, param2, param3 in turn"
+            )
 
     def _find(
         self,
@@ -301,11 +298,8 @@ class Recipients:
         first: list[str],
         *,
         required: bool,
-        usual: bool = False,
     ) -> Any:
         present = [n for n in candidates if n in names]
-        if not present and usual:  # a column named is found exactly
-            present = [n for n in names if _worded(n, what)]
         if not present:
             if required:
                 raise InputError(f"{self._shown()}: the header {first!r} has no {what} column")
@@ -323,6 +317,11 @@ class Recipients:
         """Whether rows carry their own texts."""
         return self.mode == "texts" and self._text is not None
 
+    @property
+    def parametrised(self) -> bool:
+        """Whether rows carry template parameters."""
+        return self.mode == "params" and bool(self._params)
+
     def scan(self) -> tuple[str, int]:
         """A digest of the whole input and the number of recipients, in one streamed pass
         that also proves the file readable to its end."""
@@ -335,15 +334,7 @@ class Recipients:
             with self.path.open("rb") as f:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
-            if self.mode == "params" and self._params:
-                used = count_rows = 0
-                for row in self._file_rows():
-                    count_rows += 1
-                    used = max(used, _filled(row, self._params))
-                count += count_rows
-                self._params_used = used
-            else:
-                count += sum(1 for _ in self._file_rows())
+            count += sum(1 for _ in self._file_rows())
         return digest.hexdigest(), count
 
     def reading(self) -> str | None:
@@ -376,10 +367,8 @@ class Recipients:
             return phone
         if self.mode == "texts":
             text = row[self._text] if self._text is not None and self._text < len(row) else ""
-            return phone, text or self.default_text or ""
+            return phone, (text if text.strip() else self.default_text) or ""
         values = [row[i] if i < len(row) else "" for i in self._params]
-        if self._params_used is not None:  # a parameter left empty where others fill it
-            return phone, tuple(values[: self._params_used])
         while values and not values[-1]:
             values.pop()
         return phone, tuple(values)
@@ -399,21 +388,6 @@ class Recipients:
             for row in self._file_rows():
                 yield index, self._entry(row)
                 index += 1
-
-
-def _filled(row: list[str], columns: list[int]) -> int:
-    """How many of ``columns`` a row carries: up to its last one not empty."""
-    for n in range(len(columns), 0, -1):
-        at = columns[n - 1]
-        if at < len(row) and row[at]:
-            return n
-    return 0
-
-
-def _worded(name: str, what: str) -> bool:
-    """Whether a header's cell names the ``phone`` or ``text`` column by the usual words
-    alone (``номер_телефону``, ``sms_text``; not ``order_number`` nor ``message_id``)."""
-    return bool(name) and set(re.split(r"[_\-]+", name)) <= _WORDS[what]
 
 
 def _take(lines: Iterator[str], size: int) -> Iterator[str]:

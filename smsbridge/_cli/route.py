@@ -21,7 +21,7 @@ from .._core.models import Counts, Outcome
 from .._core.segments import sms_segments
 from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
-from .args import TO_WITHOUT_TEXT, UsageError
+from .args import TO_WITHOUT_PARAMS, TO_WITHOUT_TEXT, UsageError
 from .campaign import campaign_of, open_journal
 from .inputs import Recipients
 from .interrupt import stopping_on_sigint
@@ -100,6 +100,8 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     explicit = bool(args.route)
     wanted = _routes(args.route) if explicit else dict(DEFAULT_ROUTES)
     message = _message(args, recipients.personalised)
+    if args.to and recipients.parametrised:
+        raise UsageError(TO_WITHOUT_PARAMS)
     if message.kind == "text":
         recipients.mode = "phones"
     digest, total = recipients.scan()

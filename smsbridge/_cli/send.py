@@ -20,7 +20,7 @@ from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Outcome, Report, Status
 from .._core.segments import sms_segments
 from .._gateways import client_class, spec
-from .args import TO_WITHOUT_TEXT, UsageError
+from .args import TO_WITHOUT_PARAMS, TO_WITHOUT_TEXT, UsageError
 from .campaign import campaign_of, open_journal
 from .inputs import Mode, Recipients
 from .interrupt import stopping_on_sigint
@@ -102,6 +102,8 @@ async def send_command(args: argparse.Namespace) -> int:
     recipients = _recipients(args, mode)
     try:
         message = _message(declaration, args, recipients.personalised)
+        if args.to and recipients.parametrised:
+            raise UsageError(TO_WITHOUT_PARAMS)
         if message.kind == "text":
             recipients.mode = "phones"
         digest, total = recipients.scan()

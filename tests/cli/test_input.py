@@ -184,48 +184,6 @@ def test_a_semicolon_file_whose_texts_mislead_the_guess(
     assert "to send                    2" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    ("header", "text"),
-    [
-        ("Телефон;Текст повідомлення", "Особисте"),
-        ("Номер телефону;SMS text", "Особисте"),
-        ("mobile phone;Message", "Особисте"),
-        ("phone;message_id", "Fallback"),  # an id, not a text
-    ],
-)
-def test_columns_named_by_the_usual_words(header: str, text: str, tmp_path: Path) -> None:
-    """A text column whose name is not one of the usual ones but made of their words: its
-    texts were replaced by --text's without a word."""
-    path = tmp_path / "words.csv"
-    path.write_text(f"{header}\n380501234567;Особисте\n", encoding="utf-8")
-    recipients = Recipients([], path, "texts", "Fallback")
-    assert list(recipients.rows()) == [(0, ("380501234567", text))]
-
-
-def test_a_parameter_left_empty_where_other_rows_fill_it(tmp_path: Path) -> None:
-    """A template's parameter may be empty: a row leaving param3 empty where another fills
-    it carries three (it was cut to one or two, and refused: "takes 3 parameters, got 1");
-    columns no row fills are no parameters."""
-    path = tmp_path / "params.csv"
-    path.write_text(
-        "phone;param1;param2;param3\r\n994501234567;Aysel;A-1;today\r\n"
-        '994501234568;Ali;;\r\n994501234569;"Ali, Bey";B-2;\r\n',
-        encoding="utf-8",
-    )
-    unused = tmp_path / "unused.csv"
-    unused.write_text("phone,param1,param2,param3\n994501234567,Aysel,,\n", encoding="utf-8")
-    recipients = Recipients([], path, "params")
-    assert recipients.scan()[1] == 3
-    assert [entry for _, entry in recipients.rows()] == [
-        ("994501234567", ("Aysel", "A-1", "today")),
-        ("994501234568", ("Ali", "", "")),
-        ("994501234569", ("Ali, Bey", "B-2", "")),
-    ]
-    one = Recipients([], unused, "params")
-    one.scan()
-    assert [entry for _, entry in one.rows()] == [("994501234567", ("Aysel",))]
-
-
 def test_excel_s_line_naming_the_delimiter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -237,6 +195,9 @@ def test_excel_s_line_naming_the_delimiter(
     assert "to send                    1" in capsys.readouterr().out
     path.write_text("sep=;\r\nphone;text\r\n380501234567;Hi;there\r\n", encoding="utf-8")
     assert "line 3 holds 3 fields" in fails([*SEND, "--to-file", str(path), "--dry-run"], capsys)
+    path.write_text("sep=;\rphone;text\r380501234593;Mac\r", encoding="utf-8")  # CR alone
+    assert main([*SEND, "--to-file", str(path), "--dry-run"]) == 0
+    assert "to send                    1" in capsys.readouterr().out
 
 
 def test_to_numbers_beside_a_file_of_texts_need_a_text(
@@ -249,6 +210,40 @@ def test_to_numbers_beside_a_file_of_texts_need_a_text(
     argv = ["send", "smsclub", "--sender", "Shop", "--to-file", str(path), "--to", "380501234568"]
     assert "--to's numbers need --text" in fails([*argv, "--dry-run"], capsys)
     assert main([*argv, "--text", "Hello", "--dry-run"]) == 0
+    params = tmp_path / "params.csv"
+    params.write_text("phone,param1\n994501234567,1234\n", encoding="utf-8")
+    template = ["send", "smsplus", "--sender", "Shop", "--template", "1", "--dry-run"]
+    err = fails([*template, "--to-file", str(params), "--to", "994501234568"], capsys)
+    assert "--to's numbers bring no template parameters" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "argv", "said"),
+    [
+        (
+            "phone,param1,param3\n994501234571,Aysel,today\n",
+            ["--template", "2"],
+            "the header has param3 but no param2",
+        ),
+        ("phone,text\n380501234567,Hi\n", ["--text-column", "phone"], "the text column is the"),
+    ],
+)
+def test_columns_that_would_be_read_wrong(
+    content: str, argv: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """param3 without param2 filled {2}; the phone column named as the text sent numbers."""
+    path = tmp_path / "cols.csv"
+    path.write_text(content, encoding="utf-8")
+    base = ["send", "smsplus" if "--template" in argv else "smsclub", "--sender", "Shop"]
+    assert said in fails([*base, *argv, "--to-file", str(path), "--dry-run"], capsys)
+
+
+def test_a_blank_text_cell_takes_the_default_text(tmp_path: Path) -> None:
+    """Spaces are no text: the row gets --text, as an empty cell does (it was rejected)."""
+    path = tmp_path / "blank.csv"
+    path.write_text("phone,text\n380501234567,   \n380501234568,\n", encoding="utf-8")
+    rows = [entry for _, entry in Recipients([], path, "texts", "Default").rows()]
+    assert rows == [("380501234567", "Default"), ("380501234568", "Default")]
 
 
 def _open_files() -> set[str]:
