@@ -190,9 +190,9 @@ class Recipients:
                 raise InputError(f"{self._shown()}: line {line}: {e}") from None
 
     def _check_width(self, row: list[str], named: int, line: int) -> None:
-        """A row with fields past the header's last named one (``named``): refused if
-        longer than the header (what a spreadsheet pads, it pads the header with too), or
-        with anything under the header's trailing unnamed cells."""
+        """A row with fields past the header's last named one (``named``): refused if any
+        of them holds anything (under the header's trailing unnamed cells, or past its end),
+        the empty cells a spreadsheet pads rows with being nothing."""
         shown = {",": "','", ";": "';'", "\t": "a tab"}.get(self.delimiter, repr(self.delimiter))
         if self.header is None:
             if not any(cell.strip() for cell in row[1:]):
@@ -202,8 +202,8 @@ class Recipients:
                 "header: a list of numbers has one a line; name the columns in a first row "
                 "(phone,text)"
             )
-        if len(row) <= len(self.header) and not any(cell.strip() for cell in row[named:]):
-            return  # a spreadsheet's padding, under the header's own
+        if not any(cell.strip() for cell in row[named:]):
+            return  # a spreadsheet's padding
         raise InputError(
             f"{self._shown()}: line {line} holds {len(row)} fields, the header {named}: quote "
             f'a field holding {shown} ("Hello, Olena"), or take the extra {shown} off'
@@ -275,10 +275,13 @@ class Recipients:
             first,
             required=True,
         )
-        text_names = [_name(text_column)] if text_column else list(TEXT_NAMES)
-        self._text = self._find(names, text_names, "text", first, required=bool(text_column))
-        if self._text == self._phone:
-            raise InputError(f"{self._shown()}: the text column is the phone column")
+        if text_column:
+            self._text = self._find(names, [_name(text_column)], "text", first, required=True)
+            if self._text == self._phone:
+                raise InputError(f"{self._shown()}: the text column is the phone column")
+        elif self.mode != "params":  # a template's rows bring parameters, never a text
+            others = [n if i != self._phone else "" for i, n in enumerate(names)]
+            self._text = self._find(others, list(TEXT_NAMES), "text", first, required=False)
         self._params = [names.index(p) for p in _PARAMS if p in names]
         present = [p for p in _PARAMS if p in names] if self.mode == "params" else []
         missing = (
