@@ -172,9 +172,8 @@ class Recipients:
         return self._name
 
     def _rows(self, width: int | None = None) -> Generator[list[str], None, None]:
-        """The file's rows that hold anything; with ``width``, one holding more fields than
-        that (but empty ones) is an InputError: a text's unquoted delimiter, or columns of a
-        file without a header, would otherwise be cut off unseen."""
+        """The file's rows that hold anything; with ``width`` (the header's named fields),
+        one holding anything past it is an InputError (:meth:`_check_width`)."""
         # closed here, not when collected: an error's traceback would keep the file open
         with closing(self._lines()) as lines:
             # strict: a quote left open at the end would take every later row into one field
@@ -282,11 +281,10 @@ class Recipients:
         elif self.mode != "params":  # a template's rows bring parameters, never a text
             others = [n if i != self._phone else "" for i, n in enumerate(names)]
             self._text = self._find(others, list(TEXT_NAMES), "text", first, required=False)
-        self._params = [names.index(p) for p in _PARAMS if p in names]
-        present = [p for p in _PARAMS if p in names] if self.mode == "params" else []
-        missing = (
-            [p for p in _PARAMS[: _PARAMS.index(present[-1])] if p not in names] if present else []
-        )
+        present = [p for p in _PARAMS if p in names]
+        self._params = [names.index(p) for p in present]
+        last = _PARAMS.index(present[-1]) if present and self.mode == "params" else 0
+        missing = [p for p in _PARAMS[:last] if p not in names]
         if missing:  # param3 read as the second: its value would fill {2}
             raise InputError(
                 f"{self._shown()}: the header has {present[-1]} but no {missing[0]}: "
