@@ -274,11 +274,13 @@ class Recipients:
             first,
             required=True,
         )
-        if text_column:
+        if self.mode == "params":
+            pass  # a template's rows bring parameters, never a text
+        elif text_column:
             self._text = self._find(names, [_name(text_column)], "text", first, required=True)
             if self._text == self._phone:
                 raise InputError(f"{self._shown()}: the text column is the phone column")
-        elif self.mode != "params":  # a template's rows bring parameters, never a text
+        else:
             others = [n if i != self._phone else "" for i, n in enumerate(names)]
             self._text = self._find(others, list(TEXT_NAMES), "text", first, required=False)
         present = [p for p in _PARAMS if p in names]
@@ -357,7 +359,11 @@ class Recipients:
             return next(rows, None)
 
     def _file_rows(self) -> Generator[list[str], None, None]:
-        with closing(self._rows(self._named_width())) as rows:
+        # a row too wide may hold a text or parameter cut off; where only numbers are read,
+        # a number misread is rejected with its reason, and a file of numbers is checked
+        numbers_only = self.header is not None and self.mode == "phones"
+        width = None if numbers_only else self._named_width()
+        with closing(self._rows(width)) as rows:
             if self.header is not None:
                 next(rows, None)
             yield from rows

@@ -249,6 +249,18 @@ def test_a_phone_column_named_as_texts_are_is_only_the_phone_column(tmp_path: Pa
     assert [entry for _, entry in texts.rows()] == [("994501112233", "Hello")]
 
 
+def test_a_comma_in_a_column_never_read_where_one_text_goes_to_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With one text for everyone only the numbers are read: a name's unquoted comma cannot
+    cut a text, and a number misread is rejected with its reason (the file was refused, and
+    so was the resume of a journal the code before began)."""
+    path = tmp_path / "names.csv"
+    path.write_text("phone,name\n380501234567,Client\n380501234568,Ivanov, Ivan\n", "utf-8")
+    assert main([*SEND, "--to-file", str(path), "--dry-run"]) == 0
+    assert "to send                    2" in capsys.readouterr().out
+
+
 def test_a_blank_text_cell_takes_the_default_text(tmp_path: Path) -> None:
     """Spaces are no text: the row gets --text, as an empty cell does (it was rejected)."""
     path = tmp_path / "blank.csv"
