@@ -23,6 +23,7 @@ from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
 from .args import TO_WITHOUT_PARAMS, TO_WITHOUT_TEXT, UsageError
 from .campaign import campaign_of, open_journal
+from .dry import dry_client
 from .inputs import Recipients
 from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
@@ -105,9 +106,9 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     if message.kind == "text":
         recipients.mode = "phones"
     digest, total = recipients.scan()
-    if args.dry_run:  # a plan needs no account: placeholders, as for one gateway
+    if args.dry_run:  # a plan needs no account: as for one gateway
         plain = make
-        make = lambda d: plain(d, **dict.fromkeys(d.credentials[0], "dry-run"))  # noqa: E731
+        make = lambda d: dry_client(d, args, lambda d, _, **o: plain(d, **o))[0]  # noqa: E731
     clients, left_out = _clients(wanted, explicit, make)
     routes = {
         region: [clients[n] for n in names if n in clients] for region, names in wanted.items()

@@ -22,6 +22,7 @@ from .._core.segments import sms_segments
 from .._gateways import client_class, spec
 from .args import TO_WITHOUT_PARAMS, TO_WITHOUT_TEXT, UsageError
 from .campaign import campaign_of, open_journal
+from .dry import dry_client
 from .inputs import Mode, Recipients
 from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
@@ -230,8 +231,7 @@ async def _plan(
     total: int,
 ) -> int:
     """The dry run: the engine's own path with nothing sent (no credentials needed)."""
-    placeholders = dict.fromkeys(declaration.credentials[0], "dry-run")
-    client = make_client(declaration, args, **placeholders)
+    client, offline = dry_client(declaration, args, make_client)
     invalid: list[Outcome] = []
     texts: dict[int, str] = {}
     segments = {"total": 0, "max": 0}
@@ -286,6 +286,8 @@ async def _plan(
     elif message.kind == "template":
         hint = f"smsbridge templates {declaration.name}"
         line(f"  SMS segments      depends on the template's text ({hint})")
+    if offline and message.kind == "template":
+        line("  parameters        not checked: no credentials to look the template up")
     line(f"  ETA at {rate}/s       {duration(eta):>10}")
     return 0
 

@@ -339,6 +339,32 @@ async def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     assert len(record.sent) == 4000 == len({m.phone for m in record.sent})
 
 
+async def test_a_template_s_dry_run_asks_the_gateway_only_with_credentials(
+    tmp_path: Path,
+) -> None:
+    """Without credentials a dry run asks the gateway nothing (its placeholder token went to
+    the gateway's address, real unless pointed elsewhere) and says the parameters were not
+    checked; with them the template is looked up, as a send would, and checked."""
+    async with FakeSmsPlus(tokens=[TOKEN], rate_limit=None, templates={4: "Hi {1} {2}"}) as fake:
+        path = csv_file(
+            tmp_path / "p.csv", ["994501234567,A,B", "994501234568,A"], "phone,param1,param2"
+        )
+        argv = ["send", "smsplus", "--sender", "Shop", "--template", "4", "--dry-run"]
+        argv += ["--to-file", str(path)]
+        blind = await ainvoke(*argv, env={"SMSBRIDGE_SMSPLUS_URL": fake.url})
+        assert blind.returncode == 0, blind.stderr
+        assert "parameters        not checked" in blind.stdout
+        assert "to send                    2" in blind.stdout
+        assert fake.record().requests == []
+        env = {"SMSBRIDGE_SMSPLUS_TOKEN": TOKEN, "SMSBRIDGE_SMSPLUS_URL": fake.url}
+        seen = await ainvoke(*argv, env=env)
+        assert seen.returncode == 0, seen.stderr
+        assert "not checked" not in seen.stdout
+        assert "to send                    1" in seen.stdout
+        assert "takes 2 parameters, got 1" in seen.stdout
+        assert fake.count(200, ["/api/message/templates"]) == 1 and fake.record().sent == []
+
+
 async def test_smsplus_and_webcom_from_files(tmp_path: Path) -> None:
     """param1..param3 columns for SMSPlus templates; a text column for Webcom envelopes."""
     async with FakeSmsPlus(
