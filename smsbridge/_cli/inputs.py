@@ -89,6 +89,7 @@ class Recipients:
         self._phone = 0
         self._text: int | None = None
         self._params: list[int] = []
+        self._takes: int | None = None  # the template's parameters, where known
         if self.path is not None:
             try:
                 self._read_header(phone_column, text_column)
@@ -325,6 +326,11 @@ class Recipients:
         """Whether rows carry template parameters."""
         return self.mode == "params" and bool(self._params)
 
+    def takes(self, parameters: int) -> None:
+        """The template takes ``parameters``: a row's empty cells up to that many (of the
+        file's parameter columns) are its parameters, empty, unless the row fills none."""
+        self._takes = parameters
+
     def scan(self) -> tuple[str, int]:
         """A digest of the whole input and the number of recipients, in one streamed pass
         that also proves the file readable to its end."""
@@ -376,8 +382,12 @@ class Recipients:
             text = row[self._text] if self._text is not None and self._text < len(row) else ""
             return phone, (text if text.strip() else self.default_text) or ""
         values = [row[i] if i < len(row) else "" for i in self._params]
+        cells = sum(1 for i in self._params if i < len(row))  # those the row has, even empty
         while values and not values[-1]:
             values.pop()
+        if values and self._takes is not None and len(values) < self._takes:
+            # "Ivan,Lviv," for a template of three: its last parameter is empty, not missing
+            values += [""] * (min(self._takes, cells) - len(values))
         return phone, tuple(values)
 
     def rows(self) -> Iterator[tuple[int, Any]]:

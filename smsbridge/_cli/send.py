@@ -183,6 +183,7 @@ async def _journaled(
 
     with stopping_on_sigint(stop), progress, outcomes or contextlib.nullcontext():
         async with client:
+            await _fit_parameters(client, message, recipients)
             report = await run_campaign(
                 send,
                 recipients.rows,
@@ -254,6 +255,8 @@ async def _plan(
             yield index, entry
 
     async with client:
+        if not offline:
+            await _fit_parameters(client, message, recipients)
         report = await client.plan(message, to=rows(), indexed=True, on_outcome=note, keep="none")
     rate = args.rate or 9
     eta = report.requests / (rate / (1 + DEFAULT_MARGIN)) if report.requests else 0.0
@@ -290,6 +293,20 @@ async def _plan(
         line("  parameters        not checked: no credentials to look the template up")
     line(f"  ETA at {rate}/s       {duration(eta):>10}")
     return 0
+
+
+async def _fit_parameters(client: Client[Any], message: Message, recipients: Recipients) -> None:
+    """Tell the rows how many parameters the template takes, where the gateway says (a row's
+    last parameter may then be empty); unknown, trailing empty ones are left off."""
+    lookup = getattr(client, "templates", None)
+    if message.template is None or lookup is None or not recipients.parametrised:
+        return
+    try:
+        found = await lookup([message.template])
+    except SmsBridgeError:  # the send says what it has to say about the template
+        return
+    if found and found[0].parameters is not None:
+        recipients.takes(found[0].parameters)
 
 
 def stopped_by(error: SmsBridgeError) -> str:

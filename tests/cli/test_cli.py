@@ -365,6 +365,29 @@ async def test_a_template_s_dry_run_asks_the_gateway_only_with_credentials(
         assert fake.count(200, ["/api/message/templates"]) == 1 and fake.record().sent == []
 
 
+async def test_a_template_s_last_parameter_may_be_empty(tmp_path: Path) -> None:
+    """ "Ivan,Lviv," for a template of three: its third parameter is empty (it was left off,
+    and the row rejected: "takes 3 parameters, got 2"); a row that fills none, or lacks the
+    cells, is still refused."""
+    async with FakeSmsPlus(
+        tokens=[TOKEN], rate_limit=None, templates={7: "Hi {1} {2} {3}"}
+    ) as fake:
+        path = tmp_path / "p3.csv"
+        path.write_text(
+            "phone,param1,param2,param3\n994501234561,Olena,Kyiv,10%\n"
+            "994501234562,Ivan,Lviv,\n994501234563,,,\n994501234564,Ann\n",
+            encoding="utf-8",
+        )
+        env = {"SMSBRIDGE_SMSPLUS_TOKEN": TOKEN, "SMSBRIDGE_SMSPLUS_URL": fake.url}
+        argv = ["send", "smsplus", "--sender", "Shop", "--template", "7", "--to-file", str(path)]
+        result = await ainvoke(*argv, "--json", env=env)
+        assert last_json(result)["accepted"] == 2 and last_json(result)["rejected"] == 2
+        assert sorted((m.phone, m.text) for m in fake.record().sent) == [
+            ("994501234561", "Hi Olena Kyiv 10%"),
+            ("994501234562", "Hi Ivan Lviv "),
+        ]
+
+
 async def test_smsplus_and_webcom_from_files(tmp_path: Path) -> None:
     """param1..param3 columns for SMSPlus templates; a text column for Webcom envelopes."""
     async with FakeSmsPlus(
