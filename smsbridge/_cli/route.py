@@ -15,7 +15,7 @@ import anyio
 from .._campaign import FINAL, Journal, recover_in_flight, run_routed_campaign, to_thread
 from .._core.client import Client, InsecureTransportWarning
 from .._core.errors import ConfigurationError
-from .._core.gateway import Message
+from .._core.gateway import GatewaySpec, Message
 from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Counts, Outcome
 from .._core.segments import sms_segments
@@ -29,6 +29,7 @@ from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
+from .template import fit_parameters
 
 __all__ = ["DEFAULT_ROUTES", "route_command"]
 
@@ -106,9 +107,16 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     if message.kind == "text":
         recipients.mode = "phones"
     digest, total = recipients.scan()
+    offline: list[str] = []  # the gateways a dry run plans without credentials
     if args.dry_run:  # a plan needs no account: as for one gateway
         plain = make
-        make = lambda d: dry_client(d, args, lambda d, _, **o: plain(d, **o))[0]  # noqa: E731
+
+        def make(d: GatewaySpec) -> Client[Any]:
+            client, blind = dry_client(d, args, lambda d, _, **o: plain(d, **o))
+            if blind:
+                offline.append(d.name)
+            return client
+
     clients, left_out = _clients(wanted, explicit, make)
     routes = {
         region: [clients[n] for n in names if n in clients] for region, names in wanted.items()
@@ -155,10 +163,15 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
             for client in clients.values():
                 await stack.enter_async_context(client)
         router = Router(routes, unavailable=unavailable)
+        seen = [c for name, c in clients.items() if name not in offline]
+        unchecked = await fit_parameters(seen, message, recipients)
+        blind = [n for n in offline if hasattr(clients.get(n), "templates")]
+        if blind and message.template is not None and recipients.parametrised:
+            unchecked = f"no credentials to look the template up ({', '.join(blind)})"
         entries = (entry for _, entry in recipients.rows())
         if args.dry_run:
             report = await router.plan(message, to=entries)
-            return _planned(args, report, total, message)
+            return _planned(args, report, total, message, unchecked)
         chatty = not (args.json or args.quiet)
         left_before = journal.summary().left if journal is not None else None
         progress = Progress.create(
@@ -251,7 +264,13 @@ def _summary(
     line(f"Routes: {shown}")
 
 
-def _planned(args: argparse.Namespace, report: RoutedReport, total: int, message: Message) -> int:
+def _planned(
+    args: argparse.Namespace,
+    report: RoutedReport,
+    total: int,
+    message: Message,
+    unchecked: str | None = None,
+) -> int:
     rate = args.rate or 9
     # one text: its SMS segments per message; a template's or the file's texts vary
     each = sms_segments(message.text).segments if message.kind == "text" and message.text else None
@@ -286,6 +305,8 @@ def _planned(args: argparse.Namespace, report: RoutedReport, total: int, message
             + (f"{per['sms_segments']:,} SMS segments, " if each is not None else "")
             + f"{duration(per['eta_seconds'])} at {rate}/s"
         )
+    if unchecked is not None:
+        line(f"  parameters        not checked: {unchecked}")
     return 0
 
 

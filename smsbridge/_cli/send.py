@@ -28,6 +28,7 @@ from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
 from .output import counts_table, duration, json_line, line
 from .progress import Progress
+from .template import fit_parameters
 
 __all__ = ["make_client", "send_command", "stopped_by"]
 
@@ -183,7 +184,7 @@ async def _journaled(
 
     with stopping_on_sigint(stop), progress, outcomes or contextlib.nullcontext():
         async with client:
-            await _fit_parameters(client, message, recipients)
+            await fit_parameters([client], message, recipients)
             report = await run_campaign(
                 send,
                 recipients.rows,
@@ -255,8 +256,11 @@ async def _plan(
             yield index, entry
 
     async with client:
-        if not offline:
-            await _fit_parameters(client, message, recipients)
+        unchecked = (
+            "no credentials to look the template up"
+            if offline
+            else await fit_parameters([client], message, recipients)
+        )
         report = await client.plan(message, to=rows(), indexed=True, on_outcome=note, keep="none")
     rate = args.rate or 9
     eta = report.requests / (rate / (1 + DEFAULT_MARGIN)) if report.requests else 0.0
@@ -289,24 +293,10 @@ async def _plan(
     elif message.kind == "template":
         hint = f"smsbridge templates {declaration.name}"
         line(f"  SMS segments      depends on the template's text ({hint})")
-    if offline and message.kind == "template":
-        line("  parameters        not checked: no credentials to look the template up")
+    if unchecked is not None and message.kind == "template":
+        line(f"  parameters        not checked: {unchecked}")
     line(f"  ETA at {rate}/s       {duration(eta):>10}")
     return 0
-
-
-async def _fit_parameters(client: Client[Any], message: Message, recipients: Recipients) -> None:
-    """Tell the rows how many parameters the template takes, where the gateway says (a row's
-    last parameter may then be empty); unknown, trailing empty ones are left off."""
-    lookup = getattr(client, "templates", None)
-    if message.template is None or lookup is None or not recipients.parametrised:
-        return
-    try:
-        found = await lookup([message.template])
-    except SmsBridgeError:  # the send says what it has to say about the template
-        return
-    if found and found[0].parameters is not None:
-        recipients.takes(found[0].parameters)
 
 
 def stopped_by(error: SmsBridgeError) -> str:

@@ -386,6 +386,18 @@ async def test_a_template_s_last_parameter_may_be_empty(tmp_path: Path) -> None:
             ("994501234561", "Hi Olena Kyiv 10%"),
             ("994501234562", "Hi Ivan Lviv "),
         ]
+        # routed alike; a plan whose lookup the gateway refused says it checked nothing
+        path.write_text("phone,param1,param2,param3\n994501234571,Bob,,\n", encoding="utf-8")
+        routed = ["send", "route", "--sender", "Shop", "--template", "7", "--to-file", str(path)]
+        assert last_json(await ainvoke(*routed, "--json", env=env))["accepted"] == 1
+        assert ("994501234571", "Hi Bob  ") in {(m.phone, m.text) for m in fake.record().sent}
+        refused = {**env, "SMSBRIDGE_SMSPLUS_TOKEN": "wrong"}
+        for command in (argv, routed):
+            plan = await ainvoke(*command, "--dry-run", env=refused)
+            assert plan.returncode == 0, plan.stderr
+            assert "parameters        not checked: the template could not be looked up" in (
+                plan.stdout
+            )
 
 
 async def test_smsplus_and_webcom_from_files(tmp_path: Path) -> None:
