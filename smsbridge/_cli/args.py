@@ -12,19 +12,26 @@ from .._core.limiter import MAX_LIMIT
 from .._gateways import GATEWAYS
 from ..testing.serve import add_fake_arguments
 
-__all__ = ["TO_WITHOUT_PARAMS", "TO_WITHOUT_TEXT", "UsageError", "parser"]
+__all__ = ["UsageError", "check_to", "parser"]
 
 
 class UsageError(Exception):
     """A usage or configuration problem: one line on stderr, exit status 2."""
 
 
-TO_WITHOUT_TEXT = (
-    "--to's numbers need --text: the file's rows bring their own texts, --to's bring none"
-)
-TO_WITHOUT_PARAMS = (
-    "--to's numbers bring no template parameters, the file's rows do: put them in the file"
-)
+def check_to(args: argparse.Namespace, *, personalised: bool, parametrised: bool) -> None:
+    """``--to``'s numbers beside a file whose rows bring their own texts or parameters:
+    they would bring none (each was rejected, "empty text" or no parameters)."""
+    if not args.to:
+        return
+    if personalised and args.text is None:
+        raise UsageError(
+            "--to's numbers need --text: the file's rows bring their own texts, --to's bring none"
+        )
+    if parametrised:
+        raise UsageError(
+            "--to's numbers bring no template parameters, the file's rows do: put them in the file"
+        )
 
 
 class _Parser(argparse.ArgumentParser):

@@ -21,7 +21,7 @@ from .._core.models import Counts, Outcome
 from .._core.segments import sms_segments
 from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
-from .args import TO_WITHOUT_PARAMS, TO_WITHOUT_TEXT, UsageError
+from .args import UsageError, check_to
 from .campaign import campaign_of, open_journal
 from .dry import dry_client
 from .inputs import Recipients
@@ -85,8 +85,6 @@ def _message(args: argparse.Namespace, personal: bool) -> Message:
     if args.template is not None:
         return Message(sender=args.sender, template=args.template)
     if personal:
-        if args.to and args.text is None:
-            raise UsageError(TO_WITHOUT_TEXT)
         return Message(sender=args.sender)
     if args.text is None:
         raise UsageError("give --text or --template")
@@ -102,8 +100,11 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     explicit = bool(args.route)
     wanted = _routes(args.route) if explicit else dict(DEFAULT_ROUTES)
     message = _message(args, recipients.personalised)
-    if args.to and recipients.parametrised:
-        raise UsageError(TO_WITHOUT_PARAMS)
+    check_to(
+        args,
+        personalised=recipients.personalised,
+        parametrised=recipients.parametrised,
+    )
     if message.kind == "text":
         recipients.mode = "phones"
     digest, total = recipients.scan()

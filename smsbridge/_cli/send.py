@@ -20,7 +20,7 @@ from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Outcome, Report, Status
 from .._core.segments import sms_segments
 from .._gateways import client_class, spec
-from .args import TO_WITHOUT_PARAMS, TO_WITHOUT_TEXT, UsageError
+from .args import UsageError, check_to
 from .campaign import campaign_of, open_journal
 from .dry import dry_client
 from .inputs import Mode, Recipients
@@ -56,8 +56,6 @@ def _message(declaration: GatewaySpec, args: argparse.Namespace, personal: bool)
     if personal:
         if "personal" not in kinds:
             raise UsageError(f"{title} sends one text to all: the file's text column cannot go")
-        if args.to and args.text is None:
-            raise UsageError(TO_WITHOUT_TEXT)
         return Message(sender=args.sender)
     if args.text is None:
         raise UsageError("give --text (or a 'text' column in --to-file)")
@@ -104,8 +102,11 @@ async def send_command(args: argparse.Namespace) -> int:
     recipients = _recipients(args, mode)
     try:
         message = _message(declaration, args, recipients.personalised)
-        if args.to and recipients.parametrised:
-            raise UsageError(TO_WITHOUT_PARAMS)
+        check_to(
+            args,
+            personalised=recipients.personalised,
+            parametrised=recipients.parametrised,
+        )
         if message.kind == "text":
             recipients.mode = "phones"
         digest, total = recipients.scan()
