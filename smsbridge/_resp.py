@@ -139,10 +139,10 @@ class Run:
         self.framed = head + (b"\r\n" + head).join(items) + b"\r\n" if items else b""
 
 
-def pack(args: Sequence[Arg | Run]) -> bytes:
-    """One command in Redis's protocol (RESP): an array of bulk strings."""
-    out = [b""]
-    count = 0
+def pack(args: Sequence[Arg | Run], head: bytes = b"", count: int = 0) -> bytes:
+    """One command in Redis's protocol (RESP): an array of bulk strings; ``head`` is its
+    first ``count`` of them, framed already."""
+    out = [b"", head]
     for arg in args:
         if type(arg) is Run:
             out.append(arg.framed)
@@ -406,18 +406,25 @@ class Pipe:
 class Script:
     """A Lua script on a :class:`Pipe`: ``await script(keys, args)``, as redis-py's."""
 
-    __slots__ = ("_head", "_pipe", "_source")
+    __slots__ = ("_bound", "_head", "_pipe", "_source")
 
     def __init__(self, pipe: Pipe, source: str) -> None:
         self._pipe = pipe
         self._source = source
         self._head = hashlib.sha1(source.encode()).hexdigest().encode()  # noqa: S324
+        # the command up to its arguments, framed for the keys it was last called with,
+        # where those are a tuple (an account's calls of a script name the same tuple)
+        self._bound: tuple[Sequence[Arg], bytes] = ((), b"")
 
     async def __call__(
         self, keys: Sequence[Arg] = (), args: Sequence[Arg | Run] = (), client: Any = None
     ) -> Any:
+        bound = self._bound
+        if bound[0] is not keys or type(keys) is not tuple:
+            framed = pack(["EVALSHA", self._head, len(keys), *keys])
+            bound = self._bound = (keys, framed[framed.index(b"\r\n") + 2 :])
         try:
-            return await self._pipe.send(pack(["EVALSHA", self._head, len(keys), *keys, *args]))
+            return await self._pipe.send(pack(args, bound[1], 3 + len(keys)))
         except ResponseError as e:
             if not str(e).startswith("NOSCRIPT"):
                 raise

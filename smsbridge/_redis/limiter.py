@@ -69,7 +69,7 @@ class RedisLimiter:
         # the way to the gateway keeps the rest of the margin, as in one process
         self.tolerance = max(margin - DEFAULT_MARGIN, margin / 2)
         self._redis = client
-        self._keys = [f"{namespace}:starts", f"{namespace}:defer"]
+        self._keys = (f"{namespace}:starts", f"{namespace}:defer")
         self._span_us = round((period + margin) * 1_000_000)
         self._acquire = client.register_script(ACQUIRE)
         self._defer = client.register_script(DEFER)

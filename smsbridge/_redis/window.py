@@ -86,7 +86,7 @@ class RedisWindow:
                 f"{slack:g}: give a read timeout of at most {longest - 5:g} s, or a longer "
                 "window_ttl"
             )
-        self._hashes = [f"{namespace}:w:{self._span.bit_length() - 1}:"]
+        self._hashes = (f"{namespace}:w:{self._span.bit_length() - 1}:",)
         self._framed = isinstance(client, Pipe)  # smsbridge's own connection frames the fields once
         self._blake = partial(blake2b, key=secret[:64], digest_size=16)
         self._ttl_ms = int(ttl * 1000)
@@ -112,7 +112,7 @@ class RedisWindow:
         """A 16-byte keyed hash per recipient (the field of its entry)."""
         base = self._blake()  # the secret's block taken in once, the state copied
         copy = base.copy
-        out: list[Hashable] = []
+        out = _Fields()
         append = out.append
         if batch.texts is None and batch.params is None:  # one text for all: hashed once
             base.update(key_head(sender, text or "", ()))
@@ -227,7 +227,7 @@ class RedisWindow:
             chosen = indices if whole else indices[at : at + _CHUNK]
             args: list[Any] = [ms, holder, _joined(chosen), "", self._span]
             if self._framed:
-                args.append(Run(chunk))  # type: ignore[arg-type]
+                args.append(chunk.run() if type(chunk) is _Fields else Run(chunk))  # type: ignore[arg-type]
             else:
                 args += chunk
             if once:
@@ -288,6 +288,23 @@ class RedisRanges:
         args = [count, size, self._remember, secrets.randbelow(size)]
         start = await self._patience.call(self._claim, keys, args)
         return int(start)
+
+
+class _Fields(list[Hashable]):
+    """A batch's fields, as :meth:`RedisWindow.keys` made them: framed for the wire once,
+    for its reservation and its commit alike."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._run: Run | None = None
+
+    def run(self) -> Run:
+        run = self._run
+        if run is None or run.count != len(self):
+            run = self._run = Run(self)  # type: ignore[arg-type]
+        return run
 
 
 _CHUNK = 1000  # recipients per window call

@@ -529,6 +529,33 @@ class _Unanswered:
         return call
 
 
+async def test_a_batchs_fields_are_framed_once_for_its_reservation_and_commit(
+    redis_url: str,
+) -> None:
+    """On smsbridge's own connection the fields go framed: made once per batch by ``keys``
+    and used by its reserve and its commit; a part of the batch is framed on its own."""
+    pipe = Pipe(redis_url)
+    try:
+        namespace = f"smsbridge:{{test:{uuid.uuid4().hex}}}"
+        window = RedisWindow(pipe, namespace, b"k" * 32, ttl=5)
+        other = RedisWindow(pipe, namespace, b"k" * 32, ttl=5)
+        batch = Batch([0, 1, 2], ["380501234567", "380501234568", "380501234569"])
+        keys = window.keys("Shop", "Sale", batch)
+        assert await window.reserve(keys, "h1/a", [0, 1, 2]) == [OURS] * 3
+        framed = keys.run()  # type: ignore[attr-defined]
+        assert await other.reserve(keys, "h2/a", [0, 1, 2]) == [PENDING] * 3
+        await window.commit(keys[:2], "h1/a", [0, 1])  # a part: a list of its own
+        assert await other.reserve(keys, "h2/a", [0, 1, 2]) == [SENT, SENT, PENDING]
+        await window.commit(keys, "h1/a", [0, 1, 2])
+        assert keys.run() is framed  # type: ignore[attr-defined]
+        assert await other.reserve(keys, "h2/a", [0, 1, 2]) == [SENT] * 3
+        more = window.keys("Shop", "Sale", Batch([3], ["380501234570"]))
+        keys.extend(more)  # grown since it was framed: framed again
+        assert await other.reserve(keys, "h2/a", [0, 1, 2, 3]) == [SENT] * 3 + [OURS]
+    finally:
+        await pipe.aclose()
+
+
 async def test_reserves_wait_while_failed_releases_are_done(redis_url: str) -> None:
     """Releases left from an outage are done one call each before a reserve: another
     reserve coming meanwhile waits for them all, or it could reach Redis between two of them

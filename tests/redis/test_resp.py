@@ -125,6 +125,10 @@ def test_pack() -> None:
     assert pack(["X", Run([])]) == pack(["X"])
     with pytest.raises(ValueError, match="one length"):
         Run([b"ab", b"abc"])
+    # a head framed once, then the arguments of each call
+    whole = pack(["EVALSHA", "f" * 40, 2, "k1", "k2", 7, Run(fields), ""])
+    head = pack(["EVALSHA", "f" * 40, 2, "k1", "k2"]).split(b"\r\n", 1)[1]
+    assert pack([7, Run(fields), ""], head, 5) == whole
 
 
 # ----------------------------------------------------------------------------- one socket
@@ -265,6 +269,14 @@ async def test_scripts_run_by_sha_and_are_sent_whole_when_redis_forgot_them(
     assert await pipe.execute("SCRIPT", "FLUSH") == b"OK"
     assert await script(["k"], [2]) == [b"k", b"2"]
     assert await script(["k"], [3]) == [b"k", b"3"]
+    # the command's head is framed once for a tuple of keys, and again for other keys
+    one, two = ("k1",), ("k2", "k3")
+    assert await script(one, [4]) == [b"k1", b"4"]
+    assert await script(one, [5]) == [b"k1", b"5"]
+    assert await script(two, [6]) == [b"k2", b"6"]
+    assert await script(["k4"], [7]) == [b"k4", b"7"]
+    assert await script(one, [8]) == [b"k1", b"8"]
+    assert await script(("k5",), [9]) == [b"k5", b"9"]
     with pytest.raises(ResponseError):
         await pipe.register_script("return redis.call('NOPE')")([], [])
     await pipe.aclose()
