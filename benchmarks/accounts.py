@@ -3,7 +3,7 @@ default 9 requests/s) and duplicate window, each streaming 100-number requests, 
 aiohttp + msgspec loop of N tasks on one shared session, each pacing itself at 9 requests/s.
 The fake gateway runs in its own process with its rate limit lifted and accepts every token.
 
-    .venv/bin/python benchmarks/accounts.py [--gateway smsclub|smsplus|webcom]
+    .venv/bin/python benchmarks/accounts.py [--gateway smsclub|smsplus|webcom|all]
         [--accounts 50,100,200,400] [--seconds 12] [--warmup 2] [--rounds 1]
         [--gc default|off|high] [--redis URL [--with-memory]] [--shared-session] [--stagger]
         [--concurrency C] [--margin SECONDS]
@@ -674,7 +674,7 @@ def _by_gen(result: Result) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--gateway", default="smsclub", choices=list(GATEWAYS))
+    parser.add_argument("--gateway", default="smsclub", choices=[*GATEWAYS, "all"])
     parser.add_argument("--accounts", default="50,100,200,400")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -696,6 +696,8 @@ async def main() -> None:
     args = parser.parse_args()
     if args.with_memory and not args.redis:
         parser.error("--with-memory compares with --redis: give a Redis URL")
+    if args.profile and args.gateway == "all":
+        parser.error("--profile runs one gateway: name it")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.child is not None:
@@ -711,23 +713,26 @@ async def main() -> None:
         else:
             show_pyinstrument(args.profile)
         return
-    results: list[Result] = []
-    turn = 0
-    for accounts in counts:
-        for _ in range(args.rounds):
-            sides = (*SIDES, IN_MEMORY) if args.with_memory else SIDES
-            order = sides if turn % 2 == 0 else sides[::-1]
-            turn += 1
-            for side in order:
-                result = await run_side(args, side, accounts)
-                print(
-                    f"  {side} x{accounts}: {result.requests / result.window:,.0f} req/s; "
-                    f"collector {_by_gen(result)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                results.append(result)
-    table(results, args)
+    for name in list(GATEWAYS) if args.gateway == "all" else [args.gateway]:
+        args.gateway = name
+        results: list[Result] = []
+        turn = 0
+        for accounts in counts:
+            for _ in range(args.rounds):
+                sides = (*SIDES, IN_MEMORY) if args.with_memory else SIDES
+                order = sides if turn % 2 == 0 else sides[::-1]
+                turn += 1
+                for side in order:
+                    result = await run_side(args, side, accounts)
+                    print(
+                        f"  {name} {side} x{accounts}: "
+                        f"{result.requests / result.window:,.0f} req/s; "
+                        f"collector {_by_gen(result)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    results.append(result)
+        table(results, args)
 
 
 if __name__ == "__main__":

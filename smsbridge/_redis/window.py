@@ -292,7 +292,8 @@ class RedisRanges:
 
 class _Fields(list[Hashable]):
     """A batch's fields, as :meth:`RedisWindow.keys` made them: framed for the wire once,
-    for its reservation and its commit alike."""
+    for its reservation and its commit alike. The core never changes a batch's keys; a list
+    grown or cut since is framed again (a part of it, sliced, is a plain list)."""
 
     __slots__ = ("_run",)
 
