@@ -403,6 +403,9 @@ class Pipe:
         self._leave()
 
 
+_UNBOUND = object()
+
+
 class Script:
     """A Lua script on a :class:`Pipe`: ``await script(keys, args)``, as redis-py's."""
 
@@ -413,8 +416,9 @@ class Script:
         self._source = source
         self._head = hashlib.sha1(source.encode()).hexdigest().encode()  # noqa: S324
         # the command up to its arguments, framed for the keys it was last called with,
-        # where those are a tuple (an account's calls of a script name the same tuple)
-        self._bound: tuple[Sequence[Arg], bytes] = ((), b"")
+        # where those are a tuple (an account's calls of a script name the same tuple);
+        # none yet: a tuple of no keys is the one empty tuple, so it cannot stand for that
+        self._bound: tuple[object, bytes] = (_UNBOUND, b"")
 
     async def __call__(
         self, keys: Sequence[Arg] = (), args: Sequence[Arg | Run] = (), client: Any = None

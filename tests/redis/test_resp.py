@@ -270,6 +270,9 @@ async def test_scripts_run_by_sha_and_are_sent_whole_when_redis_forgot_them(
     assert await script(["k"], [2]) == [b"k", b"2"]
     assert await script(["k"], [3]) == [b"k", b"3"]
     # the command's head is framed once for a tuple of keys, and again for other keys
+    keyless = pipe.register_script("return {#KEYS, ARGV[1]}")
+    assert await keyless(args=["a"]) == [0, b"a"]  # no keys at all, first: the one () tuple
+    assert await keyless((), ["b"]) == [0, b"b"]
     one, two = ("k1",), ("k2", "k3")
     assert await script(one, [4]) == [b"k1", b"4"]
     assert await script(one, [5]) == [b"k1", b"5"]
