@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sqlite3
 import sys
 from collections.abc import Iterator
 
@@ -36,6 +37,7 @@ __all__ = ["entry_point", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    args: argparse.Namespace | None = None
     try:
         args = parser().parse_args(argv)
         if args.command == "journal":
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     except SmsBridgeError as e:
         sys.stderr.write(f"smsbridge: {e}\n")
         return 2 if _unreachable(e) else 1
+    except sqlite3.DatabaseError as e:  # a journal whose pages past its first are damaged
+        journal = getattr(args, "journal", None) or getattr(args, "file", None)
+        sys.stderr.write(f"smsbridge: the journal {journal} is damaged: {e}\n")
+        return 2
 
 
 @contextlib.contextmanager

@@ -238,6 +238,18 @@ async def test_journal_resumes_and_refuses_another_campaign(
     other = await ainvoke(*[a if a != "Sale" else "Other" for a in base], env=env)
     assert other.returncode == 2
     assert "belongs to another campaign" in other.stderr
+    # a journal damaged past its first page: one line, exit 2, nothing sent
+    damaged = tmp_path / "d.journal"
+    data = bytearray(journal.read_bytes())
+    data[4096:8096] = b"\xa5" * 4000
+    damaged.write_bytes(bytes(data))
+    for args in ([*base[:-2], str(damaged), "--json"], ["journal", str(damaged)]):
+        broken = await ainvoke(*args, env=env)
+        assert broken.returncode == 2, broken.stderr
+        assert broken.stderr.strip() == (
+            f"smsbridge: the journal {damaged} is damaged: database disk image is malformed"
+        )
+    assert len(fake.record().sent) == 300
 
 
 async def test_a_journal_refuses_the_same_file_read_by_other_columns(
