@@ -183,6 +183,12 @@ class Router:
         self.routes: dict[str, tuple[Client[Any], ...]] = {}
         clients: dict[str, Client[Any]] = {}
         for region, route in routes.items():
+            if not isinstance(region, str):
+                raise ConfigurationError(f"a route's country is a region code, got {region!r}")
+            if isinstance(route, str | bytes) or not all(isinstance(c, Client) for c in route):
+                raise ConfigurationError(
+                    f"the route of {region} is a list of clients (SmsClub(...), ...), got {route!r}"
+                )
             if not route:
                 raise ConfigurationError(f"the route of {region} names no gateway")
             if not phonenumbers.country_code_for_region(region.upper()):

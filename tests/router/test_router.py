@@ -234,6 +234,11 @@ def test_bad_routes_are_refused() -> None:
         Router({"UA": [club], "RU": [other]})
     with pytest.raises(ConfigurationError, match="the route of UA names a gateway twice"):
         Router({"UA": [club, club]})
+    for route in (["smsclub"], "smsclub", [club, None]):  # names, not clients: one line
+        with pytest.raises(ConfigurationError, match="the route of UA is a list of clients"):
+            Router({"UA": route})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="a route's country is a region code"):
+        Router({380: [club]})  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize("stop", [False, True], ids=["no stop", "a stop event"])
