@@ -276,6 +276,13 @@ class PhoneRules:
         if len(text) > _MAX_INPUT:
             raise InvalidPhone("not a phone number: too long")
         bare = compact(text)
+        body = bare[1:] if bare[:1] == "+" else bare
+        if not (body.isascii() and body.isdigit()):
+            # phonenumbers would read letters as a keypad's digits (380 50 TAXI 777) or
+            # find a number inside other words, or drop an extension: none is what was meant
+            if any(c.isalpha() for c in body):
+                raise InvalidPhone("not a phone number: letters in it")
+            raise InvalidPhone("not a phone number")
         if bare.startswith("00"):
             bare = "+" + bare[2:]
         if bare.isascii() and bare.isdigit() and not bare.startswith("0"):

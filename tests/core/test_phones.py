@@ -45,7 +45,19 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
     ("raw", "reason"),
     [
         ("", "empty phone number"),
-        ("abc", "not a phone number"),
+        ("abc", "not a phone number: letters in it"),
+        # keypad letters would be read as digits, a number found among words, an extension
+        # dropped: each would be sent to a number nobody wrote
+        ("380 50 OLENA 12", "not a phone number: letters in it"),
+        ("+380-50-TAXI-777", "not a phone number: letters in it"),
+        ("Olena 0501234567", "not a phone number: letters in it"),
+        ("0501234567 (Olena)", "not a phone number: letters in it"),
+        ("050-123-45-67 дом", "not a phone number: letters in it"),
+        ("380501234530x12", "not a phone number: letters in it"),
+        ("+380501234530;ext=5", "not a phone number: letters in it"),
+        ("380501234530#12", "not a phone number"),
+        ("+380 50 123 45 67²", "not a phone number"),
+        ("++380501234567", "not a phone number"),
         (None, "not a phone number: NoneType"),
         (True, "not a phone number: bool"),
         (3.8e11, "not a phone number: float"),
