@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime
 import email.utils
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
@@ -42,6 +43,7 @@ __all__ = [
     "Job",
     "Message",
     "Packer",
+    "Params",
     "UniquePhonePacker",
     "check_sender",
     "checked_message",
@@ -149,6 +151,107 @@ def checked_message(message: object) -> Message:
     return message
 
 
+class Params(Sequence[tuple[str, ...]]):
+    """Each recipient's template parameters: a sequence of tuples of strings, as given,
+    held as columns (the first parameter of every recipient, the second, ...) and each
+    recipient's count.
+
+    Columns hold strings only, which the cyclic collector does not track: the tuples a
+    caller's input makes for each recipient are let go once read, where holding them while
+    a batch waits for its turn made a young collection every few requests in a process of
+    many accounts. A recipient's tuple is made again when asked for.
+    """
+
+    __slots__ = ("columns", "widths")
+
+    def __init__(self, rows: Sequence[tuple[str, ...]] = ()) -> None:
+        widths = list(map(len, rows))
+        width = max(widths, default=0)
+        self.widths = widths
+        if not width:
+            self.columns: list[list[str]] = []
+        elif widths.count(width) == len(widths):
+            self.columns = list(map(list, zip(*rows, strict=True)))
+        else:
+            self.columns = [[row[k] if k < len(row) else "" for row in rows] for k in range(width)]
+
+    @classmethod
+    def _of(cls, columns: list[list[str]], widths: list[int]) -> Params:
+        made = cls.__new__(cls)
+        made.columns, made.widths = columns, widths
+        return made
+
+    def __len__(self) -> int:
+        return len(self.widths)
+
+    def _row(self, i: int) -> tuple[str, ...]:
+        width = self.widths[i]
+        columns = self.columns
+        if width == 1:
+            return (columns[0][i],)
+        return tuple([columns[k][i] for k in range(width)])
+
+    def __getitem__(self, at: Any) -> Any:
+        if isinstance(at, slice):
+            return Params._of([c[at] for c in self.columns], self.widths[at])
+        if at < 0:
+            at += len(self.widths)
+        return self._row(at)
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        widths, columns = self.widths, self.columns
+        if widths and columns and widths.count(len(columns)) == len(widths):
+            return zip(*columns, strict=True)
+        return map(self._row, range(len(widths)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Params | list | tuple):
+            return len(self) == len(other) and all(map(operator.eq, self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Params({list(self)!r})"
+
+    def uniform(self) -> int | None:
+        """How many parameters every recipient has, where all have as many."""
+        widths = self.widths
+        if not widths:
+            return None
+        width = widths[0]
+        return width if widths.count(width) == len(widths) else None
+
+    def pick(self, positions: Sequence[int]) -> Params:
+        """The recipients at these positions, in this order."""
+        widths = self.widths
+        return Params._of(
+            [[c[i] for i in positions] for c in self.columns], [widths[i] for i in positions]
+        )
+
+    def append(self, row: tuple[str, ...]) -> None:
+        """One more recipient."""
+        self._widen(len(row))
+        for k, column in enumerate(self.columns):
+            column.append(row[k] if k < len(row) else "")
+        self.widths.append(len(row))
+
+    def extend(self, other: Params | Sequence[tuple[str, ...]]) -> None:
+        """More recipients."""
+        if not isinstance(other, Params):
+            other = Params(other)
+        self._widen(len(other.columns))
+        n = len(other)
+        for k, column in enumerate(self.columns):
+            column.extend(other.columns[k] if k < len(other.columns) else [""] * n)
+        self.widths.extend(other.widths)
+
+    def _widen(self, width: int) -> None:
+        columns = self.columns
+        while len(columns) < width:
+            columns.append([""] * len(self.widths))
+
+
 class Batch:
     """Recipients travelling together, column by column: one request's worth, or part of one.
 
@@ -159,7 +262,8 @@ class Batch:
         indices: each recipient's 0-based position in the caller's input.
         phones: numbers in the gateway's form.
         texts: each recipient's own text, or ``None`` when they share the job's text.
-        params: each recipient's template parameters, or ``None`` for plain texts.
+        params: each recipient's template parameters (a :class:`Params`, read as a sequence
+            of tuples), or ``None`` for plain texts.
     """
 
     __slots__ = ("indices", "params", "phones", "texts")
@@ -169,12 +273,14 @@ class Batch:
         indices: list[int],
         phones: list[str],
         texts: list[str] | None = None,
-        params: list[tuple[str, ...]] | None = None,
+        params: Sequence[tuple[str, ...]] | None = None,
     ) -> None:
         self.indices = indices
         self.phones = phones
         self.texts = texts
-        self.params = params
+        self.params: Params | None = (
+            params if params is None or type(params) is Params else Params(params)
+        )
 
     def __len__(self) -> int:
         return len(self.phones)
@@ -210,7 +316,7 @@ class Batch:
             [self.indices[i] for i in positions],
             [self.phones[i] for i in positions],
             None if texts is None else [texts[i] for i in positions],
-            None if params is None else [params[i] for i in positions],
+            None if params is None else params.pick(positions),
         )
 
     def extend(self, other: Batch) -> None:
@@ -225,7 +331,7 @@ class Batch:
     def empty(self) -> Batch:
         """A batch with no recipients and the same columns."""
         return Batch(
-            [], [], None if self.texts is None else [], None if self.params is None else []
+            [], [], None if self.texts is None else [], None if self.params is None else Params()
         )
 
 

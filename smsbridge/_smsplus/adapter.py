@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -170,7 +169,7 @@ class SmsPlusJob(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _param_counts(batch: Batch) -> list[int]:
-    return list(map(len, batch.params)) if batch.params is not None else [0] * len(batch)
+    return batch.params.widths if batch.params is not None else [0] * len(batch)
 
 
 def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
@@ -231,11 +230,11 @@ class SmsPlusGateway:
         if template is None or batch.params is None:
             return None
         expected = template.parameters
-        if template.text is not None and set(map(len, batch.params)) == {expected}:
+        if template.text is not None and batch.params.uniform() == expected:
             # every row has the right count: the longest value of each column, in C, bounds
             # every row's length (the rows are read one by one only where the bound is over)
             fixed, uses = _shape(template.text)
-            columns = list(zip(*batch.params, strict=True)) if expected else []
+            columns = batch.params.columns[:expected]
             longest = fixed
             for position, count, width in uses:
                 if position < len(columns):
@@ -261,14 +260,16 @@ class SmsPlusGateway:
     def build_send(self, batch: Batch, job: SmsPlusJob) -> HttpRequest:
         """``/api/sms/send`` with the parameter arrays aligned to the numbers (the packer
         gives every recipient of a request the same number of parameters)."""
-        params = batch.params or []
-        widths = set(map(len, params))
-        if len(widths) > 1:
-            raise InvalidInputError("recipients of one request must carry as many parameters")
-        width = widths.pop() if widths else 0
+        params = batch.params
+        width = 0
+        if params is not None and len(params):
+            uniform = params.uniform()
+            if uniform is None:
+                raise InvalidInputError("recipients of one request must carry as many parameters")
+            width = uniform
         columns: list[list[str] | None] = [None, None, None]
         for position in range(min(width, 3)):
-            columns[position] = list(map(itemgetter(position), params))
+            columns[position] = params.columns[position]  # type: ignore[union-attr]
         body = wire.Send(
             sender_name=job.sender,
             message_template_id=job.template_id,

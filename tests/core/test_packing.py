@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsbridge._core.gateway import Batch, ChunkPacker
+from smsbridge._core.gateway import Batch, ChunkPacker, Params
 
 
 @given(
@@ -39,7 +41,7 @@ def test_pick_and_slice_keep_columns_aligned() -> None:
     """Selecting recipients moves every column together."""
     batch = Batch([5, 6, 7], ["a", "b", "c"], ["ta", "tb", "tc"], [("1",), ("2",), ("3",)])
     picked = batch.pick([2, 0])
-    assert (picked.indices, picked.phones, picked.texts, picked.params) == (
+    assert (picked.indices, picked.phones, picked.texts, list(picked.params or ())) == (
         [7, 5],
         ["c", "a"],
         ["tc", "ta"],
@@ -47,3 +49,27 @@ def test_pick_and_slice_keep_columns_aligned() -> None:
     )
     assert batch.slice(1, 2) == Batch([6], ["b"], ["tb"], [("2",)])
     assert repr(batch) == "Batch(3 recipients)"
+
+
+def test_parameters_read_as_the_tuples_given_and_hold_none_of_them() -> None:
+    """A batch's parameters are columns: each recipient's tuple reads back as given (counts
+    may differ), through every way a batch is cut and grown, and the caller's tuples are
+    not kept (a batch waiting its turn holds nothing the collector tracks per recipient)."""
+    rows = [("a", "b"), (), ("c",), ("d", "e", "f")]
+    given = [tuple(row) for row in rows]
+    before = [sys.getrefcount(row) for row in given]
+    params = Params(given)
+    assert [sys.getrefcount(row) for row in given] == before
+    assert list(params) == rows and params == rows and len(params) == 4
+    assert [params[i] for i in range(4)] == rows and params[-1] == ("d", "e", "f")
+    assert params.widths == [2, 0, 1, 3] and params.uniform() is None
+    assert params[1:3] == [(), ("c",)] and params.pick([3, 0]) == [("d", "e", "f"), ("a", "b")]
+    params.append(("g", "h", "i", "j"))
+    params.extend([("k",)])
+    params.extend(Params([("l", "m")]))
+    assert list(params) == [*rows, ("g", "h", "i", "j"), ("k",), ("l", "m")]
+    assert Params([("x",), ("y",)]).uniform() == 1 and Params().uniform() is None
+    assert list(Params([("x", "y"), ("z", "w")])) == [("x", "y"), ("z", "w")]
+    empty = Batch([], [], None, []).empty()
+    assert empty.params == [] and type(empty.params) is Params
+    assert params != [("a", "b")] and params != "ab"
