@@ -63,7 +63,12 @@ def check_text(text: object) -> str:
         raise InvalidInputError(
             f"text holds a lone surrogate (U+{ord(text[at]):04X} at {at}): it is no Unicode text"
         )
+    if "\x00" in text:
+        raise InvalidInputError(f"text holds a NUL character (at {text.index(chr(0))}): {_NUL}")
     return text
+
+
+_NUL = "a gateway may end the message there"
 
 
 def _shown(entry: object) -> str:
@@ -91,6 +96,8 @@ def phone_text_pairs(chunk: list[Any]) -> Columns:
         phones.append(phone)
         if isinstance(text, str) and text.strip():
             texts.append(text)
+            if "\x00" in text:
+                bad[position] = f"the text holds a NUL character: {_NUL}"
         else:
             texts.append("")
             bad[position] = (

@@ -253,6 +253,27 @@ async def test_a_text_no_request_can_carry_and_a_giant_int_settle_everyone(
     )
 
 
+async def test_a_text_with_a_nul_is_refused_for_its_recipient_alone(clock: FakeClock) -> None:
+    """A NUL in a text is refused, not sent (a gateway may end the message there): the
+    send's one text before any request, a personal one for its recipient alone."""
+    transport = MockTransport(accept)
+    async with SmsClub(TOKEN, transport=transport, clock=clock) as sms:
+        with pytest.raises(InvalidInputError, match=r"text holds a NUL character \(at 1\)"):
+            await sms.send("a\x00b", to=["380501234560"], sender="Shop")
+        assert transport.requests == []
+        personal = await sms.send_personal(
+            [("380501234567", "fine"), ("380501234568", "cut\x00 here")],
+            sender="Shop",
+            keep="all",
+        )
+    assert (personal.accepted, personal.rejected) == (1, 1)
+    bad = next(o for o in personal.outcomes if o.phone == "380501234568")
+    assert bad.reason == "the text holds a NUL character: a gateway may end the message there"
+    assert [json.loads(r.body)["data_message"] for r in transport.requests] == [
+        [{"phone": "380501234567", "message": "fine"}]
+    ]
+
+
 @pytest.mark.parametrize(
     ("options", "message", "routed"),
     [
