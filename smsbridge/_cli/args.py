@@ -4,6 +4,7 @@ can send and which calls it has all come from its declaration."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -12,7 +13,7 @@ from .._core.limiter import MAX_LIMIT
 from .._gateways import GATEWAYS
 from ..testing.serve import add_fake_arguments
 
-__all__ = ["UsageError", "check_to", "parser"]
+__all__ = ["UsageError", "check_to", "parser", "said_empty"]
 
 
 class UsageError(Exception):
@@ -163,3 +164,10 @@ def parser() -> argparse.ArgumentParser:
     fake = commands.add_parser("fake-gateway", help="serve a fake gateway on loopback")
     add_fake_arguments(fake, port=8080)
     return top
+
+
+def said_empty(args: argparse.Namespace) -> None:
+    """A file of no recipients (a wrong or empty export, most likely) is said, unless
+    ``--quiet``; it is not an error: a scheduled campaign may have nobody to send to."""
+    if args.to_file is not None and not getattr(args, "quiet", False):
+        sys.stderr.write(f"smsbridge: {args.to_file} holds no recipients: nothing to send\n")

@@ -21,7 +21,7 @@ from .._core.models import Counts, Outcome
 from .._core.segments import sms_segments
 from .._gateways import GATEWAYS, spec
 from .._router import RoutedReport, Router
-from .args import UsageError, check_to
+from .args import UsageError, check_to, said_empty
 from .campaign import campaign_of, open_journal
 from .dry import dry_client
 from .inputs import Recipients
@@ -108,6 +108,8 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
     if message.kind == "text":
         recipients.mode = "phones"
     digest, total = recipients.scan()
+    if not total:
+        said_empty(args)
     offline: list[str] = []  # the gateways a dry run plans without credentials
     if args.dry_run:  # a plan needs no account: as for one gateway
         plain = make

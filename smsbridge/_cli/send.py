@@ -20,7 +20,7 @@ from .._core.limiter import DEFAULT_MARGIN
 from .._core.models import Outcome, Report, Status
 from .._core.segments import sms_segments
 from .._gateways import client_class, spec
-from .args import UsageError, check_to
+from .args import UsageError, check_to, said_empty
 from .campaign import campaign_of, open_journal
 from .dry import dry_client
 from .inputs import Mode, Recipients
@@ -110,6 +110,8 @@ async def send_command(args: argparse.Namespace) -> int:
         if message.kind == "text":
             recipients.mode = "phones"
         digest, total = recipients.scan()
+        if not total:
+            said_empty(args)
         if args.dry_run:
             if args.outcomes is not None:
                 raise UsageError("--outcomes records a send; a dry run sends nothing")

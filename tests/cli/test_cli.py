@@ -508,3 +508,21 @@ def test_dry_run_plans_without_sending(tmp_path: Path) -> None:
 def test_the_summary_names_what_stopped_a_send(error: SmsBridgeError, line: str) -> None:
     """A Redis outage or a key held elsewhere is not called the gateway's doing."""
     assert stopped_by(error).startswith(line)
+
+
+async def test_a_file_of_no_recipients_is_said_and_sends_nothing(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """A file of no recipients (a header alone, or nothing) ends with zero counts and a
+    line saying so (not with silence), unless --quiet; it is no error."""
+    fake, env = smsclub
+    for name, content in (("header.csv", "phone\n"), ("nothing.csv", "")):
+        path = tmp_path / name
+        path.write_text(content)
+        base = ["send", "smsclub", "--sender", "Shop", "--text", "Sale", "--to-file", str(path)]
+        said = await ainvoke(*base, env=env)
+        assert said.returncode == 0, said.stderr
+        assert f"smsbridge: {path} holds no recipients: nothing to send" in said.stderr
+        quiet = await ainvoke(*base, "--quiet", env=env)
+        assert quiet.returncode == 0 and "holds no recipients" not in quiet.stderr
+    assert fake.record().sent == []
