@@ -276,13 +276,13 @@ class PhoneRules:
         if len(text) > _MAX_INPUT:
             raise InvalidPhone("not a phone number: too long")
         bare = compact(text)
-        body = bare[1:] if bare[:1] == "+" else bare
-        if not (body.isascii() and body.isdigit()):
-            # phonenumbers would read letters as a keypad's digits (380 50 TAXI 777) or
-            # find a number inside other words, or drop an extension: none is what was meant
-            if any(c.isalpha() for c in body):
+        if not bare.isdigit():
+            # phonenumbers reads letters as a keypad's digits (380 50 TAXI 777), finds a number
+            # among words, and a star as a digit: each would go to a number nobody wrote
+            if any(c.isalpha() for c in bare):
                 raise InvalidPhone("not a phone number: letters in it")
-            raise InvalidPhone("not a phone number")
+            if "*" in bare:
+                raise InvalidPhone("not a phone number")
         if bare.startswith("00"):
             bare = "+" + bare[2:]
         if bare.isascii() and bare.isdigit() and not bare.startswith("0"):
@@ -303,6 +303,8 @@ class PhoneRules:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
             raise InvalidPhone("not a phone number") from None
+        if number.extension:  # "#12", ",12", ";12": an extension takes no SMS
+            raise InvalidPhone("not a phone number: it has an extension")
         digits = f"{number.country_code}{phonenumbers.national_significant_number(number)}"
         reason = "too many digits" if len(digits) > 15 else self._check_digits(digits)
         if reason is not None:

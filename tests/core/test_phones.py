@@ -34,6 +34,19 @@ UA = PhoneRules("UA")
         ("+39 06 1234 5678", "390612345678"),  # Rome: Italy keeps the zero
         ("+380\u201398\u2013936\u201311\u201331", "380989361131"),  # en dashes, as pasted
         ("380989361131.", "380989361131"),  # the number ends a sentence
+        # what copying from a messenger, a spreadsheet or a web page leaves in a number
+        ("\uff0b380989361131", "380989361131"),  # a full-width plus
+        ("\u202a+380 98 936 11 31\u202c", "380989361131"),  # direction marks
+        ("\u200e+380 98 936 11 31", "380989361131"),
+        ("+380\u200b989361131", "380989361131"),  # a zero-width space
+        ("+380 98\u00ad936 11 31", "380989361131"),  # a soft hyphen
+        ("+380\u3000989361131", "380989361131"),  # an ideographic space
+        ("\ufeff380989361131", "380989361131"),  # a byte-order mark
+        ("+380\u2015989361131", "380989361131"),  # a horizontal bar
+        ("\uff08098\uff09936 11 31", "380989361131"),  # full-width brackets
+        ("+380[98]9361131", "380989361131"),
+        ("'380989361131", "380989361131"),  # a spreadsheet's text mark
+        ('"+380989361131"', "380989361131"),
     ],
 )
 def test_spellings_normalise(raw: object, expected: str) -> None:
@@ -55,9 +68,11 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
         ("050-123-45-67 дом", "not a phone number: letters in it"),
         ("380501234530x12", "not a phone number: letters in it"),
         ("+380501234530;ext=5", "not a phone number: letters in it"),
-        ("380501234530#12", "not a phone number"),
+        ("380501234530#12", "not a phone number: it has an extension"),
+        ("380501234530,12", "not a phone number: it has an extension"),
+        ("380501234530;12", "not a phone number: it has an extension"),
+        ("380501234530*12", "not a phone number"),
         ("+380 50 123 45 67²", "not a phone number"),
-        ("++380501234567", "not a phone number"),
         (None, "not a phone number: NoneType"),
         (True, "not a phone number: bool"),
         (3.8e11, "not a phone number: float"),
