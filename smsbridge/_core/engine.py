@@ -1309,8 +1309,8 @@ def _not_unicode(batch: Batch) -> set[int]:
     request can carry); checked only once a request failed to build."""
     if batch.texts is not None:
         values: Iterable[str] = batch.texts
-    elif batch.params is not None:
-        values = map("".join, batch.params)
+    elif batch.parameters is not None:
+        values = map("".join, batch.parameters)
     else:
         return set()
     return {row for row, value in enumerate(values) if lone_surrogate(value) is not None}

@@ -13,7 +13,7 @@ import datetime
 import email.utils
 import math
 import operator
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
@@ -164,7 +164,9 @@ class Params(Sequence[tuple[str, ...]]):
 
     __slots__ = ("columns", "widths")
 
-    def __init__(self, rows: Sequence[tuple[str, ...]] = ()) -> None:
+    def __init__(self, rows: Iterable[tuple[str, ...]] = ()) -> None:
+        if not isinstance(rows, Sequence):
+            rows = list(rows)
         widths = list(map(len, rows))
         width = max(widths, default=0)
         self.widths = widths
@@ -196,6 +198,8 @@ class Params(Sequence[tuple[str, ...]]):
             return Params._of([c[at] for c in self.columns], self.widths[at])
         if at < 0:
             at += len(self.widths)
+            if at < 0:
+                raise IndexError("Params index out of range")
         return self._row(at)
 
     def __iter__(self) -> Iterator[tuple[str, ...]]:
@@ -262,25 +266,36 @@ class Batch:
         indices: each recipient's 0-based position in the caller's input.
         phones: numbers in the gateway's form.
         texts: each recipient's own text, or ``None`` when they share the job's text.
-        params: each recipient's template parameters (a :class:`Params`, read as a sequence
-            of tuples), or ``None`` for plain texts.
+        parameters: each recipient's template parameters as columns (:class:`Params`), or
+            ``None`` for plain texts; :attr:`params` gives them as a list of tuples.
     """
 
-    __slots__ = ("indices", "params", "phones", "texts")
+    __slots__ = ("indices", "parameters", "phones", "texts")
 
     def __init__(
         self,
         indices: list[int],
         phones: list[str],
         texts: list[str] | None = None,
-        params: Sequence[tuple[str, ...]] | None = None,
+        params: Iterable[tuple[str, ...]] | None = None,
     ) -> None:
         self.indices = indices
         self.phones = phones
         self.texts = texts
-        self.params: Params | None = (
+        self.parameters: Params | None = (
             params if params is None or type(params) is Params else Params(params)
         )
+
+    @property
+    def params(self) -> list[tuple[str, ...]] | None:
+        """Each recipient's template parameters, a tuple each (a new list at every read),
+        or ``None`` for plain texts."""
+        parameters = self.parameters
+        return None if parameters is None else list(parameters)
+
+    @params.setter
+    def params(self, rows: Iterable[tuple[str, ...]] | None) -> None:
+        self.parameters = None if rows is None else Params(rows)
 
     def __len__(self) -> int:
         return len(self.phones)
@@ -291,11 +306,11 @@ class Batch:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Batch):
             return NotImplemented
-        return (self.indices, self.phones, self.texts, self.params) == (
+        return (self.indices, self.phones, self.texts, self.parameters) == (
             other.indices,
             other.phones,
             other.texts,
-            other.params,
+            other.parameters,
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -306,12 +321,12 @@ class Batch:
             self.indices[start:stop],
             self.phones[start:stop],
             None if self.texts is None else self.texts[start:stop],
-            None if self.params is None else self.params[start:stop],
+            None if self.parameters is None else self.parameters[start:stop],
         )
 
     def pick(self, positions: Sequence[int]) -> Batch:
         """The recipients at these positions, in this order."""
-        texts, params = self.texts, self.params
+        texts, params = self.texts, self.parameters
         return Batch(
             [self.indices[i] for i in positions],
             [self.phones[i] for i in positions],
@@ -325,13 +340,16 @@ class Batch:
         self.phones.extend(other.phones)
         if self.texts is not None and other.texts is not None:
             self.texts.extend(other.texts)
-        if self.params is not None and other.params is not None:
-            self.params.extend(other.params)
+        if self.parameters is not None and other.parameters is not None:
+            self.parameters.extend(other.parameters)
 
     def empty(self) -> Batch:
         """A batch with no recipients and the same columns."""
         return Batch(
-            [], [], None if self.texts is None else [], None if self.params is None else Params()
+            [],
+            [],
+            None if self.texts is None else [],
+            None if self.parameters is None else Params(),
         )
 
 
@@ -439,7 +457,7 @@ class UniquePhonePacker:
         ):
             return [batch]
         ready: list[Batch] = []
-        texts, params = batch.texts, batch.params
+        texts, params = batch.texts, batch.parameters
         for row, phone in enumerate(batch.phones):
             kind = None if shapes is None else shapes[row]
             for target, phones, target_kind in self._open:
@@ -453,8 +471,8 @@ class UniquePhonePacker:
             target.phones.append(phone)
             if texts is not None and target.texts is not None:
                 target.texts.append(texts[row])
-            if params is not None and target.params is not None:
-                target.params.append(params[row])
+            if params is not None and target.parameters is not None:
+                target.parameters.append(params[row])
             while self._open and (len(self._open[0][0]) >= size or len(self._open) > self.max_open):
                 ready.append(self._open.pop(0)[0])
         return ready

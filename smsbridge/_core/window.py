@@ -115,7 +115,7 @@ def key_fields(
     """The one key rule: (sender, text, template parameters, phone) for each recipient; the
     recipient's own text where it has one, else the send's."""
     texts = batch.texts if batch.texts is not None else repeat(text or "")
-    params = batch.params if batch.params is not None else repeat(())
+    params = batch.parameters if batch.parameters is not None else repeat(())
     return zip(repeat(sender), texts, params, batch.phones)
 
 
@@ -250,7 +250,7 @@ class MemoryWindow:
         phone))``: one tuple hash mixes the parts, so no choice of parameters cancels
         another part out (an XOR of the parts' hashes could); collisions among the keys of
         one TTL are vanishingly rare (about 1 in 3 billion for 108,000 keys)."""
-        phones, params = batch.phones, batch.params
+        phones, params = batch.phones, batch.parameters
         if batch.texts is None:  # one text for all: hashed once, the rest in C
             scope = repeat(hash((sender, text or "")))
             return list(map(hash, zip(scope, params or repeat(()), phones, strict=False)))

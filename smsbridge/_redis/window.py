@@ -114,7 +114,7 @@ class RedisWindow:
         copy = base.copy
         out = _Fields()
         append = out.append
-        if batch.texts is None and batch.params is None:  # one text for all: hashed once
+        if batch.texts is None and batch.parameters is None:  # one text for all: hashed once
             base.update(key_head(sender, text or "", ()))
             for phone in batch.phones:
                 h = copy()

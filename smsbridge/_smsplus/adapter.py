@@ -169,7 +169,7 @@ class SmsPlusJob(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _param_counts(batch: Batch) -> list[int]:
-    return batch.params.widths if batch.params is not None else [0] * len(batch)
+    return batch.parameters.widths if batch.parameters is not None else [0] * len(batch)
 
 
 def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
@@ -227,14 +227,14 @@ class SmsPlusGateway:
     def check(self, batch: Batch, job: SmsPlusJob) -> dict[int, str] | None:
         """Wrong parameter counts and over-long rendered texts, when the template is known."""
         template = job.template
-        if template is None or batch.params is None:
+        if template is None or batch.parameters is None:
             return None
         expected = template.parameters
-        if template.text is not None and batch.params.uniform() == expected:
+        if template.text is not None and batch.parameters.uniform() == expected:
             # every row has the right count: the longest value of each column, in C, bounds
             # every row's length (the rows are read one by one only where the bound is over)
             fixed, uses = _shape(template.text)
-            columns = batch.params.columns[:expected]
+            columns = batch.parameters.columns[:expected]
             longest = fixed
             for position, count, width in uses:
                 if position < len(columns):
@@ -244,7 +244,7 @@ class SmsPlusGateway:
             if longest <= MAX_TEXT:
                 return None
         problems: dict[int, str] = {}
-        for row, params in enumerate(batch.params):
+        for row, params in enumerate(batch.parameters):
             if len(params) > 3:
                 problems[row] = f"at most 3 parameters, got {len(params)}"
             elif expected is not None and len(params) != expected:
@@ -260,7 +260,7 @@ class SmsPlusGateway:
     def build_send(self, batch: Batch, job: SmsPlusJob) -> HttpRequest:
         """``/api/sms/send`` with the parameter arrays aligned to the numbers (the packer
         gives every recipient of a request the same number of parameters)."""
-        params = batch.params
+        params = batch.parameters
         width = 0
         if params is not None and len(params):
             uniform = params.uniform()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,5 +73,25 @@ def test_parameters_read_as_the_tuples_given_and_hold_none_of_them() -> None:
     assert Params([("x",), ("y",)]).uniform() == 1 and Params().uniform() is None
     assert list(Params([("x", "y"), ("z", "w")])) == [("x", "y"), ("z", "w")]
     empty = Batch([], [], None, []).empty()
-    assert empty.params == [] and type(empty.params) is Params
+    assert empty.params == [] and type(empty.parameters) is Params
     assert params != [("a", "b")] and params != "ab"
+    # an index past either end, and rows given as an iterator
+    with pytest.raises(IndexError):
+        Params([("a",), ("b", "c"), ()])[-4]
+    with pytest.raises(IndexError):
+        Params([("a",)])[1]
+    assert list(Params(iter([("a",), ("b", "c")]))) == [("a",), ("b", "c")]
+
+
+def test_an_observer_reads_a_batchs_parameters_as_a_list_of_tuples() -> None:
+    """``Batch.params`` is what it always was to a reader, a list of tuples (an observer may
+    serialise it, add to it, copy it), made afresh from the columns at each read; given a
+    list, a batch holds columns."""
+    batch = Batch([0, 1], ["a", "b"], None, [("x", "y"), ("z",)])
+    assert type(batch.params) is list and batch.params == [("x", "y"), ("z",)]
+    assert json.dumps(batch.params) == '[["x", "y"], ["z"]]'
+    assert batch.params + [("w",)] == [("x", "y"), ("z",), ("w",)]  # noqa: RUF005
+    batch.params.append(("lost",))  # a copy: the batch is as it was
+    assert batch.params == [("x", "y"), ("z",)] and type(batch.parameters) is Params
+    batch.params = [("v",)]
+    assert batch.parameters == [("v",)] and Batch([0], ["a"]).params is None
