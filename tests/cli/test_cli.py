@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -250,6 +251,41 @@ async def test_journal_resumes_and_refuses_another_campaign(
             f"smsbridge: the journal {damaged} is damaged: database disk image is malformed"
         )
     assert len(fake.record().sent) == 300
+
+
+async def test_a_journal_that_cannot_be_written_mid_run_is_one_line_and_exit_1(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fails or fills while the campaign runs is not a damaged journal (exit
+    2 would say: fix the command): one line saying the journal could not be written, exit
+    1, and the campaign stops there."""
+    from smsbridge._campaign.journal import Journal
+
+    fake, env = smsclub
+    path = csv_file(tmp_path / "r.csv", [f"38050{i:07d}" for i in range(300)])
+    journal = tmp_path / "c.journal"
+    calls = [0]
+    record = Journal.record
+
+    def failing(self: Journal, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return record(self, *args, **kwargs)
+
+    monkeypatch.setattr(Journal, "record", failing)
+    args = ["send", "smsclub", "--sender", "Shop", "--text", "Sale", "--to-file", str(path)]
+    failed = await ainvoke(*args, "--journal", str(journal), env=env)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"smsbridge: the journal {journal} could not be written: disk I/O error"
+    )
+    assert "Traceback" not in failed.stderr
+    # the journal holds what was written before (a resume from it is a crash's: test_crash)
+    shown = await ainvoke("journal", str(journal), "--json")
+    assert shown.returncode == 0, shown.stderr
+    accepted = json.loads(shown.stdout)["counts"]["accepted"]
+    assert 100 <= accepted < 300 and len(fake.record().sent) >= accepted
 
 
 async def test_a_journal_refuses_the_same_file_read_by_other_columns(
