@@ -175,6 +175,20 @@ class Router:
         default_region: str | None = None,
         unavailable: Mapping[str, str] | None = None,
     ) -> None:
+        if not isinstance(routes, Mapping):
+            raise ConfigurationError(
+                "routes are a mapping of a country to its clients, {'UA': [SmsClub(...)]}, "
+                f"got {type(routes).__name__}"
+            )
+        if unavailable is not None and not (
+            isinstance(unavailable, Mapping)
+            and all(isinstance(r, str) and isinstance(w, str) for r, w in unavailable.items())
+        ):
+            raise ConfigurationError("unavailable maps a country to why it is not served")
+        if not isinstance(trip_after, int) or isinstance(trip_after, bool):
+            raise ConfigurationError(f"trip_after is a whole number, got {trip_after!r}")
+        if not isinstance(cooldown, int | float) or isinstance(cooldown, bool):
+            raise ConfigurationError(f"cooldown is a number of seconds, got {cooldown!r}")
         self.unavailable = {r.upper(): why for r, why in (unavailable or {}).items()}
         if not routes and not self.unavailable:
             raise ConfigurationError("a router needs at least one route")
@@ -185,7 +199,12 @@ class Router:
         for region, route in routes.items():
             if not isinstance(region, str):
                 raise ConfigurationError(f"a route's country is a region code, got {region!r}")
-            if isinstance(route, str | bytes) or not all(isinstance(c, Client) for c in route):
+            if not isinstance(route, Sequence) or isinstance(route, str | bytes):
+                raise ConfigurationError(
+                    f"the route of {region} is a list of clients (SmsClub(...), ...), "
+                    f"got {type(route).__name__}"
+                )
+            if not all(isinstance(c, Client) for c in route):
                 raise ConfigurationError(
                     f"the route of {region} is a list of clients (SmsClub(...), ...), got {route!r}"
                 )
@@ -200,6 +219,8 @@ class Router:
                 known = clients.setdefault(client.spec.name, client)
                 if known is not client:
                     raise ConfigurationError(f"two {client.spec.name} clients in the routes")
+            if region.upper() in self.routes:
+                raise ConfigurationError(f"two routes of {region.upper()}")
             self.routes[region.upper()] = tuple(route)
         self.clients = clients
         self.trip_after = trip_after

@@ -234,11 +234,22 @@ def test_bad_routes_are_refused() -> None:
         Router({"UA": [club], "RU": [other]})
     with pytest.raises(ConfigurationError, match="the route of UA names a gateway twice"):
         Router({"UA": [club, club]})
-    for route in (["smsclub"], "smsclub", [club, None]):  # names, not clients: one line
+    # names, a client alone, nothing, a generator (used up by a check): one line each
+    for route in (["smsclub"], "smsclub", [club, None], club, None, 5, (c for c in [club])):
         with pytest.raises(ConfigurationError, match="the route of UA is a list of clients"):
             Router({"UA": route})  # type: ignore[dict-item]
     with pytest.raises(ConfigurationError, match="a route's country is a region code"):
         Router({380: [club]})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="routes are a mapping"):
+        Router([("UA", [club])])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="two routes of UA"):
+        Router({"UA": [club], "ua": [club]})
+    with pytest.raises(ConfigurationError, match="unavailable maps a country"):
+        Router({"UA": [club]}, unavailable=["RU"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="trip_after is a whole number"):
+        Router({"UA": [club]}, trip_after="3")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cooldown is a number"):
+        Router({"UA": [club]}, cooldown="60")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("stop", [False, True], ids=["no stop", "a stop event"])
