@@ -335,9 +335,16 @@ def _joined(indices: Sequence[int]) -> str:
 
 def key_head(sender: str, text: str, params: tuple[str, ...], phone: str = "") -> bytes:
     """What a recipient's field hashes: the key fields as unambiguous bytes (NUL between
-    fields, US between parameters), then its number (or nothing: the head several numbers
-    share). A text no gateway can carry (a lone surrogate) is rejected before any key is
-    made; should one come, it still hashes (as every version did) rather than break the
-    send."""
-    joined = f"{sender}\x00{text}\x00{chr(31).join(params)}\x00{phone}"
+    fields, US between parameters, or each counted where those would not tell two sets of
+    parameters apart), then its number (or nothing: the head several numbers share). A text
+    no gateway can carry (a lone surrogate) is rejected before any key is made; should one
+    come, it still hashes (as every version did) rather than break the send."""
+    values = "\x1f".join(params)
+    if params and (
+        values.count("\x1f") >= len(params) or "\x1e" in values or (not values and len(params) == 1)
+    ):
+        # what the US join cannot tell apart (no parameter from one empty one, a US inside
+        # a parameter from two): each length-counted, after an RS no US join begins with
+        values = "\x1e" + "".join(f"{len(p)}:{p}" for p in params)
+    joined = f"{sender}\x00{text}\x00{values}\x00{phone}"
     return joined.encode("utf-8", "surrogatepass")

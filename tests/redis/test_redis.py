@@ -35,6 +35,7 @@ from smsbridge import (
 from smsbridge._core.client import holder_for
 from smsbridge._core.gateway import Batch
 from smsbridge._redis.scripts import RELEASE, RESERVE
+from smsbridge._redis.window import key_head
 from smsbridge._resp import Pipe
 from smsbridge.redis import RedisLimiter, RedisWindow
 from smsbridge.testing import FakeProcess, busiest_window
@@ -217,6 +218,31 @@ def test_window_fields_stay_what_every_version_writes(
     recipient's entry alike, or each would send what the other holds: the fields are pinned."""
     window = RedisWindow(_NoScripts(), "smsbridge:{x:y}", b"s" * 40, 120.0)
     assert [k.hex() for k in window.keys(sender, text, batch) if isinstance(k, bytes)] == expected
+
+
+def test_window_fields_tell_every_set_of_parameters_apart() -> None:
+    """No parameter and one empty one, a US inside a parameter and two parameters, an RS
+    where the counted form begins: each its own field for the same number (the US join
+    alone gave some of these one field: one of them was suppressed, never sent). Sets the
+    join tells apart keep the fields every version wrote (pinned above)."""
+    window = RedisWindow(_NoScripts(), "smsbridge:{x:y}", b"s" * 40, 120.0)
+    sets = [
+        (),
+        ("",),
+        ("", ""),
+        ("a", "b"),
+        ("a\x1fb",),
+        ("a", "b\x1fc"),
+        ("a\x1fb", "c"),
+        ("\x1e",),
+        ("\x1e0:",),
+        ("1:a",),
+    ]
+    batch = Batch(list(range(len(sets))), ["994501234567"] * len(sets), params=sets)
+    keys = window.keys("Shop", "template #1", batch)
+    assert len(set(keys)) == len(sets)
+    assert key_head("S", "t", ("a", "b")) == b"S\x00t\x00a\x1fb\x00"
+    assert key_head("S", "t", ()) == b"S\x00t\x00\x00"
 
 
 async def test_window_keys_hold_neither_numbers_nor_texts(redis_url: str) -> None:
