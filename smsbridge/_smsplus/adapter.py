@@ -225,16 +225,28 @@ class SmsPlusGateway:
         return UniquePhonePacker(self.batch_size, shapes=_param_counts)
 
     def check(self, batch: Batch, job: SmsPlusJob) -> dict[int, str] | None:
-        """Wrong parameter counts and over-long rendered texts, when the template is known."""
-        template = job.template
-        if template is None or batch.parameters is None:
+        """More than three parameters (the request has three arrays); wrong counts and
+        over-long rendered texts, when the template is known."""
+        parameters = batch.parameters
+        if parameters is None:
             return None
+        template = job.template
+        if template is None:  # only what no template can take
+            widths = parameters.widths
+            if max(widths, default=0) <= 3:
+                return None
+            return {row: f"at most 3 parameters, got {w}" for row, w in enumerate(widths) if w > 3}
         expected = template.parameters
-        if template.text is not None and batch.parameters.uniform() == expected:
+        if (
+            template.text is not None
+            and expected is not None
+            and expected <= 3
+            and parameters.uniform() == expected
+        ):
             # every row has the right count: the longest value of each column, in C, bounds
             # every row's length (the rows are read one by one only where the bound is over)
             fixed, uses = _shape(template.text)
-            columns = batch.parameters.columns[:expected]
+            columns = parameters.columns[:expected]
             longest = fixed
             for position, count, width in uses:
                 if position < len(columns):
@@ -244,7 +256,7 @@ class SmsPlusGateway:
             if longest <= MAX_TEXT:
                 return None
         problems: dict[int, str] = {}
-        for row, params in enumerate(batch.parameters):
+        for row, params in enumerate(parameters):
             if len(params) > 3:
                 problems[row] = f"at most 3 parameters, got {len(params)}"
             elif expected is not None and len(params) != expected:

@@ -166,7 +166,13 @@ def test_checks_need_a_known_template() -> None:
         2: "the text would be 212 characters, over 160",
         3: "at most 3 parameters, got 4",
     }
-    assert GW.check(batch, JOB) is None
+    # without a template only what none can take (the request has three arrays: a fourth
+    # parameter was left out of it); a template the gateway says takes four, likewise
+    assert GW.check(batch, JOB) == {3: "at most 3 parameters, got 4"}
+    assert GW.check(batch.pick([0, 1, 2]), JOB) is None
+    four = SmsPlusJob(sender="Shop", template_id=4, template=Template(id=4, parameters=4))
+    rows = Batch([0, 1], ["994501234567"] * 2, params=[("a", "b", "c", "d")] * 2)
+    assert GW.check(rows, four) == dict.fromkeys([0, 1], "at most 3 parameters, got 4")
 
 
 _FORMS = ["{1}", "{2}", "{3}", "{ first }", "{{second}}", "{Third}", "{ 2 }"]
