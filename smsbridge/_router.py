@@ -35,7 +35,7 @@ from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.finish import to_the_end
 from ._core.gateway import Batch, Message, checked_message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
-from ._core.phones import InvalidPhone, PhoneRules, shown
+from ._core.phones import InvalidPhone, PhoneRules, shown, unmeant
 from ._core.phones import compact as bare_digits
 from ._core.recipients import Phones, Seen, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
@@ -941,6 +941,9 @@ def _international(raw: Any) -> str:
         raise InvalidPhone(f"not a phone number: {type(raw).__name__}")
     text = str(raw).strip()
     compact = bare_digits(text)
+    reason = unmeant(text, compact)
+    if reason is not None:  # as each gateway's own reading would refuse it
+        raise InvalidPhone(reason)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     digits = compact.removeprefix("+")
@@ -951,6 +954,8 @@ def _international(raw: Any) -> str:
             parsed = phonenumbers.parse(text, None)
         except phonenumbers.NumberParseException:
             raise InvalidPhone("not a phone number") from None
+        if parsed.extension:
+            raise InvalidPhone("not a phone number: it has an extension")
         digits = f"{parsed.country_code}{phonenumbers.national_significant_number(parsed)}"
     try:
         number: phonenumbers.PhoneNumber | None = phonenumbers.parse("+" + digits)

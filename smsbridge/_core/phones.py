@@ -25,10 +25,11 @@ from phonenumbers import PhoneMetadata
 
 from .errors import ConfigurationError
 
-__all__ = ["InvalidPhone", "PhoneRules", "compact", "shown"]
+__all__ = ["InvalidPhone", "PhoneRules", "compact", "shown", "unmeant"]
 
 _DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphens, en and em dashes, minus
-_SEPARATORS = str.maketrans("", "", " \t().\u00a0/" + _DASHES)
+# spaces as typed and as word processors and locales set them (no-break, narrow, thin)
+_SEPARATORS = str.maketrans("", "", " \t().\u00a0\u202f\u2009\u2007\u200a/" + _DASHES)
 _NOT_FIRST = _DASHES + "./)"  # "-380..." is no number
 _NOT_LAST = _DASHES + "/("  # a full stop may end a sentence that ends with a number
 _MAX_INPUT = 64
@@ -37,6 +38,26 @@ _UNSEEN: tuple[int, frozenset[int]] = (-1, frozenset())
 
 class InvalidPhone(ValueError):
     """A recipient's number cannot be valid; the message is the per-recipient reason."""
+
+
+_FLOAT_FORM = re.compile(r"\+?\d+\.0")  # a number a spreadsheet or pandas wrote as a float
+
+
+def unmeant(text: str, bare: str) -> str | None:
+    """Why ``text`` (``bare`` once :func:`compact`) would reach a number nobody wrote, if it
+    would: phonenumbers reads letters as a keypad's digits (``380 50 TAXI 777``), finds a
+    number among words, a star as a digit, and a float's ``.0`` as one more digit."""
+    if _FLOAT_FORM.fullmatch(text):
+        return "not a phone number: written as a decimal"
+    if bare.isdigit():
+        return None
+    if bare[:4].lower() == "tel:":  # a link's number (RFC 3966), read as phonenumbers reads it
+        bare = bare[4:]
+    if any(c.isalpha() for c in bare):
+        return "not a phone number: letters in it"
+    if "*" in bare:
+        return "not a phone number"
+    return None
 
 
 def compact(text: str) -> str:
@@ -276,13 +297,9 @@ class PhoneRules:
         if len(text) > _MAX_INPUT:
             raise InvalidPhone("not a phone number: too long")
         bare = compact(text)
-        if not bare.isdigit():
-            # phonenumbers reads letters as a keypad's digits (380 50 TAXI 777), finds a number
-            # among words, and a star as a digit: each would go to a number nobody wrote
-            if any(c.isalpha() for c in bare):
-                raise InvalidPhone("not a phone number: letters in it")
-            if "*" in bare:
-                raise InvalidPhone("not a phone number")
+        reason = unmeant(text, bare)
+        if reason is not None:
+            raise InvalidPhone(reason)
         if bare.startswith("00"):
             bare = "+" + bare[2:]
         if bare.isascii() and bare.isdigit() and not bare.startswith("0"):

@@ -47,6 +47,10 @@ UA = PhoneRules("UA")
         ("+380[98]9361131", "380989361131"),
         ("'380989361131", "380989361131"),  # a spreadsheet's text mark
         ('"+380989361131"', "380989361131"),
+        ("tel:+380989361131", "380989361131"),  # a link's number
+        ("TEL:+380-98-936-11-31", "380989361131"),
+        ("+380\u202f98\u202f936\u202f11\u202f31", "380989361131"),  # narrow no-break spaces
+        ("+380\u200998\u2009936 11 31", "380989361131"),  # thin spaces
     ],
 )
 def test_spellings_normalise(raw: object, expected: str) -> None:
@@ -72,6 +76,10 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
         ("380501234530,12", "not a phone number: it has an extension"),
         ("380501234530;12", "not a phone number: it has an extension"),
         ("380501234530*12", "not a phone number"),
+        ("380989361131.0", "not a phone number: written as a decimal"),  # pandas' float
+        ("tel:+380989361131;ext=12", "not a phone number: letters in it"),
+        ("tel:+380989361131;phone-context=x", "not a phone number: letters in it"),
+        ("+380989361131.0", "not a phone number: written as a decimal"),
         ("+380 50 123 45 67²", "not a phone number"),
         (None, "not a phone number: NoneType"),
         (True, "not a phone number: bool"),

@@ -307,6 +307,32 @@ async def test_numbers_reach_every_gateway_in_international_form(
     ]
 
 
+async def test_a_router_reads_numbers_as_its_gateways_do(
+    clock: FakeClock, webcom: FakeWebcom
+) -> None:
+    """Without default_region, an international number with letters, a star, an extension or
+    a float's .0 is rejected as each gateway's own reading rejects it: the router's reading
+    sent '+380 50 TAXI 777' to 380508294777, and extensions dropped."""
+    wrong = [
+        ("+380 50 TAXI 777", "letters in it"),
+        ("+380501234567 ext 12", "letters in it"),
+        ("+380501234568#12", "it has an extension"),
+        ("+380 50 123 45 69;ext=9", "letters in it"),
+        ("+38050123*4570", "not a phone number"),
+        ("+380501234571.0", "written as a decimal"),
+    ]
+    async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
+        report = await Router({"UA": [wc]}, clock=clock).send(
+            "Sale", to=[raw for raw, _ in wrong] + ["\u200e+380501234572"], sender="Shop"
+        )
+    by_index = {o.index: o for o in report.outcomes}
+    for i, (_, said) in enumerate(wrong):
+        assert by_index[i].status is Status.REJECTED, by_index[i]
+        assert said in (by_index[i].reason or "")
+    assert by_index[len(wrong)].status is Status.ACCEPTED
+    assert [m.phone for m in webcom.record().sent] == ["380501234572"]
+
+
 async def test_the_callers_own_error_comes_out_bare(clock: FakeClock, webcom: FakeWebcom) -> None:
     """An on_outcome that raises: the routed send raises that exception, as a client's send
     does, not a group of groups."""
@@ -771,7 +797,7 @@ async def test_a_refused_recipient_held_behind_failovers_keeps_its_own_verdict()
             await router.send("Hi", to=source(), sender="Shop", on_outcome=note, keep="none")
     assert len(outcomes) == len(read)
     assert {(o.status, o.reason) for o in outcomes if o.phone == "abc"} == {
-        (Status.REJECTED, "not a phone number")
+        (Status.REJECTED, "not a phone number: letters in it")
     }
 
 
