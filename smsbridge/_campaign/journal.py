@@ -35,6 +35,11 @@ FINAL = (
 )
 """Outcomes a resumed run never sends again; ``failed`` ones (surely unsent) are retried."""
 
+# a journal's tables, of every version (SQLite's own for AUTOINCREMENT among them)
+_TABLES = frozenset(
+    {"campaign", "intents", "outcomes", "maybe_sent", "id_ranges", "runs", "sqlite_sequence"}
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaign (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -152,6 +157,14 @@ class Journal:
                 ) from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables - _TABLES:  # another program's database: left as it is
+                self._db.close()
+                theirs = ", ".join(sorted(tables - _TABLES))
+                raise sqlite3.DatabaseError(f"it holds other tables ({theirs})")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -163,6 +176,11 @@ class Journal:
         except sqlite3.DatabaseError as e:
             if self._lock is not None:
                 os.close(self._lock)
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                raise ConfigurationError(
+                    f"the journal {self.path} is in use by another program ({e}): try again "
+                    "once it is done"
+                ) from None
             raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
         # a second connection for reads from another thread while writes go on (WAL)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)

@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if _unreachable(e) else 1
     except sqlite3.DatabaseError as e:
         journal = getattr(args, "journal", None) or getattr(args, "file", None)
-        if isinstance(e, sqlite3.OperationalError):  # a disk full or failing mid-run: what
-            # went is in the journal up to there, and a resume goes on from it
-            sys.stderr.write(f"smsbridge: the journal {journal} could not be written: {e}\n")
+        if isinstance(e, sqlite3.OperationalError):  # a disk full or failing, a lock held
+            # long by another program, mid-run: what went is in the journal up to there
+            sys.stderr.write(f"smsbridge: the journal {journal} could not be used: {e}\n")
             return 1
         # damaged past its first page (one damaged there is not a journal, when opened)
         sys.stderr.write(f"smsbridge: the journal {journal} is damaged: {e}\n")

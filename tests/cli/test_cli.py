@@ -278,7 +278,7 @@ async def test_a_journal_that_cannot_be_written_mid_run_is_one_line_and_exit_1(
     failed = await ainvoke(*args, "--journal", str(journal), env=env)
     assert failed.returncode == 1, failed.stderr
     assert failed.stderr.strip().splitlines()[-1] == (
-        f"smsbridge: the journal {journal} could not be written: disk I/O error"
+        f"smsbridge: the journal {journal} could not be used: disk I/O error"
     )
     assert "Traceback" not in failed.stderr
     # the journal holds what was written before (a resume from it is a crash's: test_crash)

@@ -175,6 +175,33 @@ def test_a_journal_serves_one_run_at_a_time(tmp_path: Path) -> None:
     Journal(path, exclusive=True).close()
 
 
+def test_another_programs_database_is_no_journal_and_stays_as_it_was(tmp_path: Path) -> None:
+    """A SQLite file of another program is refused, unchanged (it was given the journal's
+    tables and switched to WAL, and read as an empty journal); a journal another program
+    holds locked is said to be in use, not to be no journal (one might delete it)."""
+    foreign = tmp_path / "app.db"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE users (id INTEGER)")
+    db.commit()
+    db.close()
+    before = foreign.read_bytes()
+    for create in (True, False):
+        with pytest.raises(ConfigurationError, match=r"is not a journal: it holds other tables"):
+            Journal(foreign, create=create)
+    assert foreign.read_bytes() == before
+    path = tmp_path / "c.journal"
+    Journal(path).close()
+
+    def locked(*args: Any, **kwargs: Any) -> Any:  # what sqlite says after its busy timeout
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3, "connect", locked)
+        with pytest.raises(ConfigurationError, match="is in use by another program"):
+            Journal(path, create=False)
+    Journal(path, create=False).close()
+
+
 def test_a_run_killed_still_counts_the_requests_it_announced(tmp_path: Path) -> None:
     """A run counts each request it announces as it goes, in all and by gateway: one killed
     (kill -9: no end is written) left 0 requests in the campaign's total, which then said 3
