@@ -295,7 +295,13 @@ class Batch:
 
     @params.setter
     def params(self, rows: Iterable[tuple[str, ...]] | None) -> None:
-        self.parameters = None if rows is None else Params(rows)
+        if rows is None:
+            self.parameters = None
+            return
+        rows = list(rows)
+        if len(rows) != len(self.phones) or not all(type(r) is tuple for r in rows):
+            raise ValueError("a batch's parameters are a tuple for each of its recipients")
+        self.parameters = Params(rows)
 
     def __len__(self) -> int:
         return len(self.phones)

@@ -93,5 +93,9 @@ def test_an_observer_reads_a_batchs_parameters_as_a_list_of_tuples() -> None:
     assert batch.params + [("w",)] == [("x", "y"), ("z",), ("w",)]  # noqa: RUF005
     batch.params.append(("lost",))  # a copy: the batch is as it was
     assert batch.params == [("x", "y"), ("z",)] and type(batch.parameters) is Params
-    batch.params = [("v",)]
-    assert batch.parameters == [("v",)] and Batch([0], ["a"]).params is None
+    batch.params = [("v",), ()]
+    assert batch.parameters == [("v",), ()] and Batch([0], ["a"]).params is None
+    for wrong in ([("v",)], ["ab", "cd"]):  # one short; strings, not tuples
+        with pytest.raises(ValueError, match="a tuple for each of its recipients"):
+            batch.params = wrong  # type: ignore[assignment]
+    assert batch.params == [("v",), ()]
