@@ -28,8 +28,16 @@ from .errors import ConfigurationError
 __all__ = ["InvalidPhone", "PhoneRules", "compact", "shown", "unmeant"]
 
 _DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphens, en and em dashes, minus
-# spaces as typed and as word processors and locales set them (no-break, narrow, thin)
-_SEPARATORS = str.maketrans("", "", " \t().\u00a0\u202f\u2009\u2007\u200a/" + _DASHES)
+# what copying leaves unseen: zero-width characters, direction marks, a byte-order mark, a
+# soft hyphen, and the spaces word processors and locales set (no-break, narrow, thin, em...)
+_UNSEEN_MARKS = str.maketrans(
+    "",
+    "",
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\ufeff\u00ad"
+    "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000",
+)
+_SEPARATORS = str.maketrans("", "", " \t()./" + _DASHES)
+_EDGES = ",;:!?\u3002\u3001"  # a list's or a sentence's punctuation round a number
 _NOT_FIRST = _DASHES + "./)"  # "-380..." is no number
 _NOT_LAST = _DASHES + "/("  # a full stop may end a sentence that ends with a number
 _MAX_INPUT = 64
@@ -40,19 +48,18 @@ class InvalidPhone(ValueError):
     """A recipient's number cannot be valid; the message is the per-recipient reason."""
 
 
-_FLOAT_FORM = re.compile(r"\+?\d+\.0")  # a number a spreadsheet or pandas wrote as a float
+# a number a spreadsheet or pandas wrote as a float: a last group of one digit after a dot
+_DECIMAL_END = re.compile(r"\d\.\d\D*$")
 
 
 def unmeant(text: str, bare: str) -> str | None:
     """Why ``text`` (``bare`` once :func:`compact`) would reach a number nobody wrote, if it
     would: phonenumbers reads letters as a keypad's digits (``380 50 TAXI 777``), finds a
     number among words, a star as a digit, and a float's ``.0`` as one more digit."""
-    if _FLOAT_FORM.fullmatch(text):
+    if _DECIMAL_END.search(text):
         return "not a phone number: written as a decimal"
     if bare.isdigit():
         return None
-    if bare[:4].lower() == "tel:":  # a link's number (RFC 3966), read as phonenumbers reads it
-        bare = bare[4:]
     if any(c.isalpha() for c in bare):
         return "not a phone number: letters in it"
     if "*" in bare:
@@ -62,8 +69,12 @@ def unmeant(text: str, bare: str) -> str | None:
 
 def compact(text: str) -> str:
     """``text`` (stripped) without the separators people type inside a number (spaces,
-    dashes, brackets, dots, slashes); :class:`InvalidPhone` when a dash or slash stands at
+    dashes, brackets, dots, slashes), what copying leaves unseen, a ``tel:`` link's scheme
+    and a list's punctuation round it; :class:`InvalidPhone` when a dash or slash stands at
     either end, as in ``-380501234567``, which is not a number that was meant."""
+    text = text.translate(_UNSEEN_MARKS).strip().strip(_EDGES)
+    if text[:4].lower() == "tel:":  # a link's number (RFC 3966)
+        text = text[4:]
     if text[:1] in _NOT_FIRST or text[-1:] in _NOT_LAST:
         raise InvalidPhone("not a phone number")
     bare = text.translate(_SEPARATORS)

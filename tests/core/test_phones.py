@@ -49,6 +49,11 @@ UA = PhoneRules("UA")
         ('"+380989361131"', "380989361131"),
         ("tel:+380989361131", "380989361131"),  # a link's number
         ("TEL:+380-98-936-11-31", "380989361131"),
+        ("380989361131,", "380989361131"),  # a list's punctuation, a sentence's
+        ("380989361131;", "380989361131"),
+        ("\u3002380989361131\u3002", "380989361131"),
+        ("+380\u3000989\u2060361131\u200b", "380989361131"),
+        ("050.123.45.67".replace("050", "098").replace("123.45.67", "936.11.31"), "380989361131"),
         ("+380\u202f98\u202f936\u202f11\u202f31", "380989361131"),  # narrow no-break spaces
         ("+380\u200998\u2009936 11 31", "380989361131"),  # thin spaces
     ],
@@ -80,6 +85,8 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
         ("tel:+380989361131;ext=12", "not a phone number: letters in it"),
         ("tel:+380989361131;phone-context=x", "not a phone number: letters in it"),
         ("+380989361131.0", "not a phone number: written as a decimal"),
+        ("(380989361131.0)", "not a phone number: written as a decimal"),
+        ("+380 98 936 1131.5", "not a phone number: written as a decimal"),
         ("+380 50 123 45 67²", "not a phone number"),
         (None, "not a phone number: NoneType"),
         (True, "not a phone number: bool"),
