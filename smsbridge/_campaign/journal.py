@@ -35,10 +35,31 @@ FINAL = (
 )
 """Outcomes a resumed run never sends again; ``failed`` ones (surely unsent) are retried."""
 
-# a journal's tables, of every version (SQLite's own for AUTOINCREMENT among them)
-_TABLES = frozenset(
-    {"campaign", "intents", "outcomes", "maybe_sent", "id_ranges", "runs", "sqlite_sequence"}
-)
+# a journal's tables, of every version
+_TABLES = frozenset({"campaign", "intents", "outcomes", "maybe_sent", "id_ranges", "runs"})
+
+
+def _foreign(db: sqlite3.Connection) -> str | None:
+    """Why a database holds something other than a journal, if it does: tables of other
+    names (SQLite's own ``sqlite_*`` aside), views or triggers alone, or tables of a
+    journal's names without the columns every journal's have. An empty database is a new
+    journal."""
+    objects = db.execute(
+        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type != 'index'"
+    ).fetchall()
+    tables = {name for kind, name in objects if kind == "table"}
+    if tables - _TABLES:
+        return f"it holds other tables ({', '.join(sorted(tables - _TABLES))})"
+    if objects and not tables:
+        return f"it holds {', '.join(sorted(kind + 's' for kind in {k for k, _ in objects}))}"
+    if tables and "intents" not in tables:
+        return f"it holds no journal's intents ({', '.join(sorted(tables))})"
+    if tables:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(intents)")}
+        if not {"id", "indices", "open"} <= columns:
+            return "its intents are not a journal's"
+    return None
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaign (
@@ -157,14 +178,10 @@ class Journal:
                 ) from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            tables = {
-                row[0]
-                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            if tables - _TABLES:  # another program's database: left as it is
+            why = _foreign(self._db)
+            if why is not None:  # another program's database: left as it is
                 self._db.close()
-                theirs = ", ".join(sorted(tables - _TABLES))
-                raise sqlite3.DatabaseError(f"it holds other tables ({theirs})")
+                raise sqlite3.DatabaseError(why)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)

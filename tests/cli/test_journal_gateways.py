@@ -189,6 +189,19 @@ def test_another_programs_database_is_no_journal_and_stays_as_it_was(tmp_path: P
         with pytest.raises(ConfigurationError, match=r"is not a journal: it holds other tables"):
             Journal(foreign, create=create)
     assert foreign.read_bytes() == before
+    # tables of a journal's names, not a journal's (it was given columns and WAL), a view alone
+    for name, schema, says in (
+        ("runs.db", "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)", "no journal's"),
+        ("outcomes.db", "CREATE TABLE intents (id INTEGER, what TEXT)", "not a journal's"),
+        ("view.db", "CREATE VIEW v AS SELECT 1", "it holds views"),
+    ):
+        other = tmp_path / name
+        with sqlite3.connect(other) as db:
+            db.execute(schema)
+        before = other.read_bytes()
+        with pytest.raises(ConfigurationError, match=says):
+            Journal(other, create=False)
+        assert other.read_bytes() == before
     path = tmp_path / "c.journal"
     Journal(path).close()
 
@@ -199,6 +212,9 @@ def test_another_programs_database_is_no_journal_and_stays_as_it_was(tmp_path: P
         patch.setattr(sqlite3, "connect", locked)
         with pytest.raises(ConfigurationError, match="is in use by another program"):
             Journal(path, create=False)
+    Journal(path, create=False).close()
+    with sqlite3.connect(path) as db:  # SQLite's own tables (ANALYZE's) are no other program's
+        db.execute("ANALYZE")
     Journal(path, create=False).close()
 
 
