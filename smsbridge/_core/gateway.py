@@ -14,6 +14,7 @@ import email.utils
 import math
 import operator
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
@@ -167,6 +168,8 @@ class Params(Sequence[tuple[str, ...]]):
     def __init__(self, rows: Iterable[tuple[str, ...]] = ()) -> None:
         if not isinstance(rows, Sequence):
             rows = list(rows)
+        if not all(map(isinstance, rows, repeat(tuple))):  # a str would be its characters
+            raise ValueError("a batch's parameters are a tuple for each of its recipients")
         widths = list(map(len, rows))
         width = max(widths, default=0)
         self.widths = widths
@@ -285,6 +288,8 @@ class Batch:
         self.parameters: Params | None = (
             params if params is None or type(params) is Params else Params(params)
         )
+        if self.parameters is not None and len(self.parameters) != len(phones):
+            raise ValueError("a batch's parameters are a tuple for each of its recipients")
 
     @property
     def params(self) -> list[tuple[str, ...]] | None:
@@ -298,10 +303,10 @@ class Batch:
         if rows is None:
             self.parameters = None
             return
-        rows = list(rows)
-        if len(rows) != len(self.phones) or not all(type(r) is tuple for r in rows):
+        parameters = Params(rows)
+        if len(parameters) != len(self.phones):
             raise ValueError("a batch's parameters are a tuple for each of its recipients")
-        self.parameters = Params(rows)
+        self.parameters = parameters
 
     def __len__(self) -> int:
         return len(self.phones)

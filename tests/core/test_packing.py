@@ -99,3 +99,6 @@ def test_an_observer_reads_a_batchs_parameters_as_a_list_of_tuples() -> None:
         with pytest.raises(ValueError, match="a tuple for each of its recipients"):
             batch.params = wrong  # type: ignore[assignment]
     assert batch.params == [("v",), ()]
+    for wrong in (["xy", "zw"], [("x",)]):  # strings, not tuples; one short: as set
+        with pytest.raises(ValueError, match="a tuple for each of its recipients"):
+            Batch([0, 1], ["a", "b"], None, wrong)  # type: ignore[arg-type]
