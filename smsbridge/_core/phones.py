@@ -37,7 +37,7 @@ _UNSEEN_MARKS = str.maketrans(
     "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000",
 )
 _SEPARATORS = str.maketrans("", "", " \t()./" + _DASHES)
-_EDGES = ",;:!?\u3002\u3001"  # a list's or a sentence's punctuation round a number
+_EDGES = ",;:!\u3002\u3001"  # a list's or a sentence's punctuation round a number
 _NOT_FIRST = _DASHES + "./)"  # "-380..." is no number
 _NOT_LAST = _DASHES + "/("  # a full stop may end a sentence that ends with a number
 _MAX_INPUT = 64
@@ -48,21 +48,24 @@ class InvalidPhone(ValueError):
     """A recipient's number cannot be valid; the message is the per-recipient reason."""
 
 
-# a number a spreadsheet or pandas wrote as a float: a last group of one digit after a dot
-_DECIMAL_END = re.compile(r"\d\.\d\D*$")
+# a number a spreadsheet or pandas wrote as a float: a last group of zeros, or of one digit,
+# after a dot (read in any script's forms: a full-width dot is one too)
+_DECIMAL_END = re.compile(r"\d\s*\.\s*(?:0+|\d)\D*$")
 
 
 def unmeant(text: str, bare: str) -> str | None:
     """Why ``text`` (``bare`` once :func:`compact`) would reach a number nobody wrote, if it
     would: phonenumbers reads letters as a keypad's digits (``380 50 TAXI 777``), finds a
     number among words, a star as a digit, and a float's ``.0`` as one more digit."""
-    if _DECIMAL_END.search(text):
-        return "not a phone number: written as a decimal"
+    if "." in text or not text.isascii():
+        seen = unicodedata.normalize("NFKC", text.translate(_UNSEEN_MARKS))
+        if _DECIMAL_END.search(seen):
+            return "not a phone number: written as a decimal"
     if bare.isdigit():
         return None
     if any(c.isalpha() for c in bare):
         return "not a phone number: letters in it"
-    if "*" in bare:
+    if "*" in bare or "?" in bare:  # a keypad's star; a digit someone was unsure of
         return "not a phone number"
     return None
 
@@ -72,9 +75,9 @@ def compact(text: str) -> str:
     dashes, brackets, dots, slashes), what copying leaves unseen, a ``tel:`` link's scheme
     and a list's punctuation round it; :class:`InvalidPhone` when a dash or slash stands at
     either end, as in ``-380501234567``, which is not a number that was meant."""
-    text = text.translate(_UNSEEN_MARKS).strip().strip(_EDGES)
+    text = text.translate(_UNSEEN_MARKS).strip().strip(_EDGES).strip()
     if text[:4].lower() == "tel:":  # a link's number (RFC 3966)
-        text = text[4:]
+        text = text[4:].strip()
     if text[:1] in _NOT_FIRST or text[-1:] in _NOT_LAST:
         raise InvalidPhone("not a phone number")
     bare = text.translate(_SEPARATORS)

@@ -87,6 +87,17 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
         ("+380989361131.0", "not a phone number: written as a decimal"),
         ("(380989361131.0)", "not a phone number: written as a decimal"),
         ("+380 98 936 1131.5", "not a phone number: written as a decimal"),
+        ("+380989361131.00", "not a phone number: written as a decimal"),
+        (
+            "\uff0b\uff13\uff18\uff10989361131\uff0e\uff10",
+            "not a phone number: written as a decimal",
+        ),
+        ("+380989361131 .0", "not a phone number: written as a decimal"),
+        ("+380989361131\u00ad.0", "not a phone number: written as a decimal"),
+        ("+380 98 936 11 31?", "not a phone number"),  # a digit someone was unsure of
+        (", -380989361131", "not a phone number"),  # a minus behind a list's comma
+        ("tel: -380989361131", "not a phone number"),
+        ("380989361131/ ;", "not a phone number"),
         ("+380 50 123 45 67²", "not a phone number"),
         (None, "not a phone number: NoneType"),
         (True, "not a phone number: bool"),
