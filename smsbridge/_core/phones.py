@@ -126,12 +126,15 @@ def _alternatives(lengths: str) -> str:
 
 def _zero_led(digits: str) -> bool:
     """Whether international digits whose national part begins with 0 are a number as they
-    stand (Italy's 06..., a few African plans): the parser keeps that zero, not drops it."""
+    stand (Italy's 06..., a few African plans): the parser keeps that zero, and the number is
+    in the country's plan. (Where the national prefix is not 0, the parser keeps any zero:
+    +7 050... is a Ukrainian 050 typed after Russia's code, no Russian number.)"""
     try:
         number = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return False
-    return f"{number.country_code}{phonenumbers.national_significant_number(number)}" == digits
+    kept = f"{number.country_code}{phonenumbers.national_significant_number(number)}" == digits
+    return kept and phonenumbers.is_valid_number(number)
 
 
 def _region_ccs(regions: Collection[str]) -> frozenset[int]:

@@ -98,6 +98,11 @@ def test_spellings_normalise(raw: object, expected: str) -> None:
         (", -380989361131", "not a phone number"),  # a minus behind a list's comma
         ("tel: -380989361131", "not a phone number"),
         ("380989361131/ ;", "not a phone number"),
+        # a zero after a code whose national prefix is not 0 is kept by the parser, and is
+        # in no plan: +1 012..., and a Ukrainian 050 typed after Russia's +7
+        ("+1 012 345 6789", "no number under +1 begins with 0 after the country code"),
+        ("+7 050 123 45 67", "no number under +7 begins with 0 after the country code"),
+        ("380001234567", "no number under +380 begins with 0 after the country code"),
         ("+380 50 123 45 67²", "not a phone number"),
         (None, "not a phone number: NoneType"),
         (True, "not a phone number: bool"),
@@ -130,9 +135,9 @@ def test_served_countries_and_home_format() -> None:
 
 def test_strict_mode_checks_assigned_ranges() -> None:
     """strict=True refuses numbers phonenumbers knows are unassigned."""
-    assert PhoneRules("UA").normalise("380001234567") == "380001234567"
+    assert PhoneRules("UA").normalise("380201234567") == "380201234567"
     with pytest.raises(InvalidPhone, match="not an assigned number range"):
-        PhoneRules("UA", strict=True).normalise("380001234567")
+        PhoneRules("UA", strict=True).normalise("380201234567")
     assert PhoneRules("UA", strict=True).normalise("380989361131") == "380989361131"
 
 
