@@ -57,6 +57,8 @@ def unmeant(text: str, bare: str) -> str | None:
     """Why ``text`` (``bare`` once :func:`compact`) would reach a number nobody wrote, if it
     would: phonenumbers reads letters as a keypad's digits (``380 50 TAXI 777``), finds a
     number among words, a star as a digit, and a float's ``.0`` as one more digit."""
+    if len(text) > _MAX_INPUT:
+        return "not a phone number: too long"
     if "." in text or not text.isascii():
         seen = unicodedata.normalize("NFKC", text.translate(_UNSEEN_MARKS))
         if _DECIMAL_END.search(seen):

@@ -320,6 +320,7 @@ async def test_a_router_reads_numbers_as_its_gateways_do(
         ("+380 50 123 45 69;ext=9", "letters in it"),
         ("+38050123*4570", "not a phone number"),
         ("+380501234571.0", "written as a decimal"),
+        ("\u200b" * 56 + "+380501234573", "too long"),  # as long as a client's reading allows
     ]
     async with Webcom(token=TOKEN, base_url=webcom.url, clock=clock) as wc:
         report = await Router({"UA": [wc]}, clock=clock).send(
