@@ -25,7 +25,7 @@ from phonenumbers import PhoneMetadata
 
 from .errors import ConfigurationError
 
-__all__ = ["InvalidPhone", "PhoneRules", "compact", "shown", "unmeant"]
+__all__ = ["InvalidPhone", "PhoneRules", "compact", "parsed", "shown", "unmeant"]
 
 _DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphens, en and em dashes, minus
 # what copying leaves unseen: zero-width characters, direction marks, a byte-order mark, a
@@ -70,6 +70,19 @@ def unmeant(text: str, bare: str) -> str | None:
     if "*" in bare or "?" in bare:  # a keypad's star; a digit someone was unsure of
         return "not a phone number"
     return None
+
+
+def parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber:
+    """``text`` read by phonenumbers (``region``: the home country of a national form), or
+    :class:`InvalidPhone`: nothing it reads as a number, or one with an extension ("#12",
+    ",12", ";12"), which takes no SMS."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone("not a phone number") from None
+    if number.extension:
+        raise InvalidPhone("not a phone number: it has an extension")
+    return number
 
 
 def compact(text: str) -> str:
@@ -335,12 +348,7 @@ class PhoneRules:
         return self._parse(bare, region)
 
     def _parse(self, text: str, region: str | None) -> str:
-        try:
-            number = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException:
-            raise InvalidPhone("not a phone number") from None
-        if number.extension:  # "#12", ",12", ";12": an extension takes no SMS
-            raise InvalidPhone("not a phone number: it has an extension")
+        number = parsed(text, region)
         digits = f"{number.country_code}{phonenumbers.national_significant_number(number)}"
         reason = "too many digits" if len(digits) > 15 else self._check_digits(digits)
         if reason is not None:
