@@ -206,10 +206,10 @@ class Params(Sequence[tuple[str, ...]]):
         return self._row(at)
 
     def __iter__(self) -> Iterator[tuple[str, ...]]:
-        widths, columns = self.widths, self.columns
-        if widths and columns and widths.count(len(columns)) == len(widths):
+        columns = self.columns
+        if columns and self.uniform() == len(columns):
             return zip(*columns, strict=True)
-        return map(self._row, range(len(widths)))
+        return map(self._row, range(len(self.widths)))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Params | list | tuple):
@@ -275,6 +275,8 @@ class Batch:
 
     __slots__ = ("indices", "parameters", "phones", "texts")
 
+    parameters: Params | None
+
     def __init__(
         self,
         indices: list[int],
@@ -285,11 +287,7 @@ class Batch:
         self.indices = indices
         self.phones = phones
         self.texts = texts
-        self.parameters: Params | None = (
-            params if params is None or type(params) is Params else Params(params)
-        )
-        if self.parameters is not None and len(self.parameters) != len(phones):
-            raise ValueError("a batch's parameters are a tuple for each of its recipients")
+        self.params = params
 
     @property
     def params(self) -> list[tuple[str, ...]] | None:
@@ -300,11 +298,8 @@ class Batch:
 
     @params.setter
     def params(self, rows: Iterable[tuple[str, ...]] | None) -> None:
-        if rows is None:
-            self.parameters = None
-            return
-        parameters = Params(rows)
-        if len(parameters) != len(self.phones):
+        parameters = rows if rows is None or type(rows) is Params else Params(rows)
+        if parameters is not None and len(parameters) != len(self.phones):
             raise ValueError("a batch's parameters are a tuple for each of its recipients")
         self.parameters = parameters
 
