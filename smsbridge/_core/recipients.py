@@ -116,9 +116,12 @@ def phone_param_pairs(chunk: list[Any]) -> Columns:
             phones, values = zip(*chunk, strict=True)
         except ValueError:
             return _phone_param_rows(chunk)
-        if set(map(type, values)) == {tuple} and set(map(type, chain.from_iterable(values))) <= {
-            str
-        }:
+        strings = set(map(type, values)) == {tuple} and set(
+            map(type, chain.from_iterable(values))
+        ) <= {str}
+        # a NUL is looked for in one join of the chunk's values: the rows are read one by one
+        # only where there is one
+        if strings and "\x00" not in "".join(chain.from_iterable(values)):
             return phones, None, list(values), {}
     return _phone_param_rows(chunk)
 
@@ -144,15 +147,14 @@ def _phone_param_rows(chunk: list[Any]) -> Columns:
                 if type(value) is not str:
                     clean = False
                     break
-        if clean:
-            params.append(values)
-            continue
-        converted = _strings(values)
+        converted = values if clean else _strings(values)
         if converted is None:
             params.append(())
             bad[position] = "parameters must be strings or numbers"
-        else:
-            params.append(converted)
+            continue
+        params.append(converted)
+        if any("\x00" in value for value in converted):
+            bad[position] = f"a template parameter holds a NUL character: {_NUL}"
     return phones, None, params, bad
 
 

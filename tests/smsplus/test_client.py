@@ -74,6 +74,29 @@ async def test_a_parameter_no_request_can_carry_is_its_recipient_s_alone() -> No
     assert sorted(m.phone for m in fake.sent) == [p for i, (p, _) in enumerate(to) if i != 2]
 
 
+async def test_a_parameter_holding_a_nul_rejects_its_recipient_alone() -> None:
+    """A NUL in a template parameter would go into the message (a gateway may end it there),
+    as in a text: that recipient is rejected before any request, the others go; a number
+    given as parameter is read as ever."""
+    to: list[tuple[str, tuple[Any, ...]]] = [
+        (f"99450123456{i}", ("A", str(i), "x")) for i in range(4)
+    ]
+    to[1] = ("994501234561", ("a\x00b", "1", "x"))
+    to[3] = ("994501234563", ("A", 3, "x\x00"))
+    async with (
+        FakeSmsPlus(tokens=[TOKEN], templates={3: ORDER}, rate_limit=None) as fake,
+        SmsPlus(TOKEN, base_url=fake.url, rate=1000) as sms,
+    ):
+        report = await sms.send_template(3, sender="Shop", to=to)
+    assert (report.accepted, report.rejected) == (2, 2)
+    refused = {o.phone: o.reason for o in report.outcomes if o.status is Status.REJECTED}
+    assert refused == dict.fromkeys(
+        ["994501234561", "994501234563"],
+        "a template parameter holds a NUL character: a gateway may end the message there",
+    )
+    assert sorted(m.phone for m in fake.sent) == ["994501234560", "994501234562"]
+
+
 async def test_validation_before_any_request() -> None:
     """Bad numbers, foreign numbers, wrong counts and long texts cost no request."""
     to = [
