@@ -50,13 +50,14 @@ def _foreign(db: sqlite3.Connection) -> str | None:
     tables = {name for kind, name in objects if kind == "table"}
     if tables - _TABLES:
         return f"it holds other tables ({', '.join(sorted(tables - _TABLES))})"
-    if objects and not tables:
-        return f"it holds {', '.join(sorted(kind + 's' for kind in {k for k, _ in objects}))}"
+    if len(tables) < len(objects):  # a journal has no view nor trigger
+        return f"it holds {', '.join(sorted({kind + 's' for kind, _ in objects} - {'tables'}))}"
     if tables and "intents" not in tables:
         return f"it holds no journal's intents ({', '.join(sorted(tables))})"
     if tables:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(intents)")}
-        if not {"id", "indices", "open"} <= columns:
+        # (cid, name, type, notnull, default, pk): a journal's intents are keyed by their id
+        columns = {row[1]: row for row in db.execute("PRAGMA table_info(intents)")}
+        if not {"id", "indices", "open"} <= columns.keys() or columns["id"][5] != 1:
             return "its intents are not a journal's"
     return None
 

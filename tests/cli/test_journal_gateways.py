@@ -194,10 +194,16 @@ def test_another_programs_database_is_no_journal_and_stays_as_it_was(tmp_path: P
         ("runs.db", "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)", "no journal's"),
         ("outcomes.db", "CREATE TABLE intents (id INTEGER, what TEXT)", "not a journal's"),
         ("view.db", "CREATE VIEW v AS SELECT 1", "it holds views"),
+        (
+            "intents.db",
+            "CREATE TABLE intents (id INTEGER, indices TEXT, open INT); CREATE VIEW v AS SELECT 1",
+            "it holds views",
+        ),
+        ("keyless.db", "CREATE TABLE intents (id INTEGER, indices TEXT, open INT)", "not a jo"),
     ):
         other = tmp_path / name
         with sqlite3.connect(other) as db:
-            db.execute(schema)
+            db.executescript(schema)
         before = other.read_bytes()
         with pytest.raises(ConfigurationError, match=says):
             Journal(other, create=False)
