@@ -138,6 +138,13 @@ class Run:
         self.count = len(items)
         self.framed = head + (b"\r\n" + head).join(items) + b"\r\n" if items else b""
 
+    @classmethod
+    def of(cls, framed: bytes, count: int) -> Run:
+        """A run of ``count`` strings framed already (``framed``, as :attr:`framed` is)."""
+        run = cls.__new__(cls)
+        run.framed, run.count = framed, count
+        return run
+
 
 def pack(args: Sequence[Arg | Run], head: bytes = b"", count: int = 0) -> bytes:
     """One command in Redis's protocol (RESP): an array of bulk strings; ``head`` is its

@@ -795,6 +795,7 @@ class SendEngine(Generic[J]):
             reserved = self._clock.now()
             if claims.count(Claim.OURS) == len(claims):
                 waiting.reserved = reserved
+                del claims  # not held across the request: the collector would walk it
                 await self._deliver(waiting)
                 return
             if Claim.EARLIER in claims and (self._retry_ambiguous or self._journaled):
