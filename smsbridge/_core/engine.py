@@ -59,7 +59,7 @@ from .errors import (
     SmsBridgeError,
     StateBackendError,
 )
-from .events import Telemetry, mask_numbers
+from .events import NOTICE, Telemetry, mask_numbers
 from .exchange import Attempts, Halt, NotWritten, Throttle
 from .finish import to_the_end
 from .gateway import Batch, BatchResult, Gateway, Job
@@ -119,6 +119,7 @@ _SENT_BY_ANOTHER = (
 _SEVERAL = object()  # a key that went for more than one recipient (see _own_earlier)
 _CANCELLED = "not sent: the send was cancelled"
 _STOPPING_STORE_WAIT = 3.0  # seconds a stopping send's window updates may take
+_HELD_NOTICE = 5.0  # seconds held up by another send's reservations before it is said
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
 _LAPSED = (
     "not sent: its request waited longer than its duplicate-window reservation lasts, and "
@@ -382,6 +383,7 @@ class SendEngine(Generic[J]):
         self._spawn: Callable[[], object] = lambda: None
         self._workers = 0
         self._occupied = 0
+        self._told_held = False  # the wait for another send's reservations, said once a send
 
     # ----------------------------------------------------------------- entry point
 
@@ -765,6 +767,7 @@ class SendEngine(Generic[J]):
             await self._deliver(waiting)
             return
         delay, deadline = 0.05, self._clock.now() + 2 * (window.ttl + window.slack)
+        held_since: float | None = None
         while True:
             reason = self._stopping()
             if reason is not None:
@@ -842,9 +845,24 @@ class SendEngine(Generic[J]):
                 return
             # another send holds these and has not settled: its outcome decides ours
             batch = waiting.batch
-            if self._clock.now() > deadline:
+            now = self._clock.now()
+            if now > deadline:
                 await self._settle_flight(waiting, Status.FAILED, _HELD_TOO_LONG)
                 return
+            if held_since is None:
+                held_since = now
+            elif now - held_since >= _HELD_NOTICE and not self._told_held:
+                self._told_held = True  # a pause a person watching would take for a hang
+                log.warning(
+                    "%s: %d recipients are reserved by another send of the same message that "
+                    "has not settled; waiting for its outcome, up to %.0f s more (a send "
+                    "stopped while the shared state was out of reach holds them until its "
+                    "reservations lapse)",
+                    self._gateway.name,
+                    len(batch),
+                    deadline - now,
+                    extra=NOTICE,
+                )
             self._occupy()
             try:
                 await self._clock.sleep(delay)

@@ -464,6 +464,43 @@ async def test_failed_before_its_turn_frees_what_a_dead_run_reserved_if_a_journa
         assert await window.reserve(keys, "the/next", [0, 1]) == [Claim.PENDING, freed]
 
 
+async def test_a_send_held_up_by_another_sends_reservations_says_so_once(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recipients another send has reserved and not settled (a send stopped while Redis
+    was out of reach leaves them until they lapse) wait for its outcome, or for the
+    reservations to lapse. Five seconds in, the wait is said once a send, as a notice a
+    person watching sees (the command shows it without ``-v``), with how long it may last;
+    once the reservations lapse, they go."""
+    written: list[float] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        written.append(clock.now())
+        return accept_all(request)
+
+    numbers = list(ua_numbers(2))
+    async with client(handler, clock, batch_size=1, concurrency=1) as sms:
+        window = sms.window
+        assert window is not None
+        keys = window.keys("Shop", "hi", Batch([0, 1], numbers))
+        assert await window.reserve(keys, "another/send", [0, 1]) == [Claim.OURS] * 2
+        lapse = clock.now() + window.ttl + window.slack
+        with caplog.at_level(logging.WARNING, "smsbridge"):
+            report = await sms.send("hi", to=numbers, sender="Shop")
+    notices = [r.getMessage() for r in caplog.records if getattr(r, "notice", False)]
+    assert len(notices) == 1
+    said = re.fullmatch(
+        r"smsclub: 1 recipients are reserved by another send of the same message that has "
+        r"not settled; waiting for its outcome, up to (\d+) s more \(a send stopped while the "
+        r"shared state was out of reach holds them until its reservations lapse\)",
+        notices[0],
+    )
+    assert said is not None
+    assert 2 * (window.ttl + window.slack) - 7 <= int(said[1]) <= 2 * (window.ttl + window.slack)
+    assert (report.accepted, report.requests) == (2, 2)
+    assert len(written) == 2 and min(written) >= lapse
+
+
 async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
     clock: FakeClock,
 ) -> None:
