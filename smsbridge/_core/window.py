@@ -245,19 +245,18 @@ class MemoryWindow:
                 left.whole = False
         held.update(zip(keys, repeat(term)))
 
-    def keys(self, sender: str, text: str | None, batch: Batch) -> tuple[Hashable, ...]:
+    def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """64-bit hashes of :func:`key_fields`, as ``hash((hash((sender, text)), params,
         phone))``: one tuple hash mixes the parts, so no choice of parameters cancels
         another part out (an XOR of the parts' hashes could); collisions among the keys of
-        one TTL are vanishingly rare (about 1 in 3 billion for 108,000 keys). A tuple: the
-        collector stops following one of plain numbers once it has looked at it."""
+        one TTL are vanishingly rare (about 1 in 3 billion for 108,000 keys)."""
         phones, params = batch.phones, batch.parameters
         if batch.texts is None:  # one text for all: hashed once, the rest in C
             scope = repeat(hash((sender, text or "")))
-            return tuple(map(hash, zip(scope, params or repeat(()), phones, strict=False)))
-        return tuple(
+            return list(map(hash, zip(scope, params or repeat(()), phones, strict=False)))
+        return [
             hash((hash((s, t)), p, phone)) for s, t, p, phone in key_fields(sender, text, batch)
-        )
+        ]
 
     async def reserve(
         self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import partial
 from hashlib import blake2b
-from typing import Any, overload
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -108,12 +108,12 @@ class RedisWindow:
     def __repr__(self) -> str:
         return f"RedisWindow({self._hashes[0][:-3]!r}, ttl={self.ttl})"
 
-    def keys(self, sender: str, text: str | None, batch: Batch) -> Sequence[Hashable]:
+    def keys(self, sender: str, text: str | None, batch: Batch) -> list[Hashable]:
         """A 16-byte keyed hash per recipient (the field of its entry)."""
         base = self._blake()  # the secret's block taken in once, the state copied
         copy = base.copy
-        digests: list[bytes] = []
-        append = digests.append
+        out = _Fields()
+        append = out.append
         if batch.texts is None and batch.parameters is None:  # one text for all: hashed once
             base.update(key_head(sender, text or "", ()))
             for phone in batch.phones:
@@ -125,7 +125,8 @@ class RedisWindow:
                 h = copy()
                 h.update(key_head(sender_, text_, params, phone))
                 append(h.digest())
-        return _Fields(Run.of(_framed(digests), len(digests)))
+        out.framed()
+        return out
 
     async def reserve(
         self, keys: Sequence[Hashable], holder: str, indices: Sequence[int]
@@ -290,66 +291,32 @@ class RedisRanges:
         return int(start)
 
 
-class _Fields(Sequence[bytes]):
-    """A batch's fields, as :meth:`RedisWindow.keys` made them: held framed for the wire, in
-    one string, for its reservation and its commit alike (a hundred fields in a list would be
-    a hundred references for the collector to follow, for as long as the request is out).
-    Read as the sequence of the fields it is; a slice is fields again."""
+class _Fields(list[Hashable]):
+    """A batch's fields, as :meth:`RedisWindow.keys` made them, framed for the wire at once,
+    for its reservation and its commit alike. The core never changes a batch's keys; a list
+    grown or cut since is framed again (a part of it, sliced, is a plain list)."""
 
     __slots__ = ("_run",)
 
-    def __init__(self, run: Run) -> None:
-        self._run = run
+    def __init__(self) -> None:
+        super().__init__()
+        self._run: Run | None = None
+
+    def framed(self) -> None:
+        """Frame the fields made (each 16 bytes: framed without a step per field)."""
+        digests: list[bytes] = self  # type: ignore[assignment]
+        framed = b"$16\r\n" + b"\r\n$16\r\n".join(digests) + b"\r\n" if digests else b""
+        self._run = Run.of(framed, len(digests))
 
     def run(self) -> Run:
         """The fields, framed."""
-        return self._run
-
-    def __len__(self) -> int:
-        return self._run.count
-
-    @overload
-    def __getitem__(self, at: int) -> bytes: ...
-
-    @overload
-    def __getitem__(self, at: slice) -> _Fields: ...
-
-    def __getitem__(self, at: int | slice) -> bytes | _Fields:
-        count = self._run.count
-        if isinstance(at, slice):
-            start, stop, step = at.indices(count)
-            if step != 1:
-                return _Fields(Run([self[i] for i in range(start, stop, step)]))
-            stop = max(start, stop)
-            return _Fields(Run.of(self._run.framed[start * _FRAMED : stop * _FRAMED], stop - start))
-        if at < 0:
-            at += count
-        if not 0 <= at < count:
-            raise IndexError("field index out of range")
-        start = at * _FRAMED + _HEAD
-        return self._run.framed[start : start + _DIGEST]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _Fields):
-            return self._run.framed == other._run.framed
-        if isinstance(other, list | tuple):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} window fields>"
-
-
-def _framed(digests: list[bytes]) -> bytes:
-    """Fields framed as a command's arguments, one after another."""
-    return b"$16\r\n" + b"\r\n$16\r\n".join(digests) + b"\r\n" if digests else b""
+        run = self._run
+        if run is None or run.count != len(self):
+            run = self._run = Run(self)  # type: ignore[arg-type]
+        return run
 
 
 _DIGEST = 16  # bytes of a field's hash
-_HEAD = len(b"$16\r\n")  # its framing before it; \r\n after it
-_FRAMED = _HEAD + _DIGEST + 2
 _CHUNK = 1000  # recipients per window call
 _UNRELEASED = 100_000  # keys of failed releases kept to drop later (the rest lapse)
 _EXACT = 10**13  # indices a run in Lua may reach: its numbers are doubles, written by %.14g
