@@ -120,6 +120,10 @@ _SEVERAL = object()  # a key that went for more than one recipient (see _own_ear
 _CANCELLED = "not sent: the send was cancelled"
 _STOPPING_STORE_WAIT = 3.0  # seconds a stopping send's window updates may take
 _HELD_NOTICE = 5.0  # seconds held up by another send's reservations before it is said
+_HELD_BY_STORE = (
+    " (a send stopped while the shared state was out of reach holds them until its "
+    "reservations lapse)"
+)
 _ON_WIRE = "the send was cancelled while its request was on the wire: may have been sent"
 _LAPSED = (
     "not sent: its request waited longer than its duplicate-window reservation lasts, and "
@@ -560,7 +564,12 @@ class SendEngine(Generic[J]):
             raw_phones, texts, params, _ = unpack(entries)
             phones, invalid = self._gateway.phones.normalise_many(raw_phones)
             batch = Batch(indices, phones, texts, params)
-            keys = window.keys(self._job.sender, self._job.text, batch)
+            try:
+                keys = window.keys(self._job.sender, self._job.text, batch)
+            except Exception as e:
+                e = _window_error(e, self._gateway.name)
+                log.warning("%s: the window not restored: %s", self._gateway.name, e)
+                return
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
             if self._unsettled_earlier:  # which recipient each key went for: _own_earlier
@@ -577,7 +586,8 @@ class SendEngine(Generic[J]):
                     await window.release(
                         _picked(keys, unsent), self._send_key, _picked(indices, unsent)
                     )
-            except SmsBridgeError as e:
+            except Exception as e:
+                e = _window_error(e, self._gateway.name)
                 log.warning("%s: the window not restored: %s", self._gateway.name, e)
                 return
 
@@ -773,18 +783,20 @@ class SendEngine(Generic[J]):
             if reason is not None:
                 await self._settle_flight(waiting, Status.FAILED, reason)
                 return
-            keys = window.keys(self._job.sender, self._job.text, batch)
-            # while the claim is on its way, it may be made: a cancellation releases the keys
-            # (a store that can be interrupted there drops only this holder's reservations)
-            waiting.keys = keys
             claims: list[Claim] | None = None
             try:
+                keys = window.keys(self._job.sender, self._job.text, batch)
+                # while the claim is on its way, it may be made: a cancellation releases the
+                # keys (a store that can be interrupted there drops only this holder's
+                # reservations)
+                waiting.keys = keys
                 if self._window_suspends:
                     with self._halt.cut():  # a stop does not wait for a store out of reach
                         claims = await window.reserve(keys, self._holder, batch.indices)
                 else:
                     claims = await window.reserve(keys, self._holder, batch.indices)
-            except SmsBridgeError as e:
+            except Exception as e:
+                e = _window_error(e, self._gateway.name)
                 self._account_failed(e)
                 await self._settle_flight(
                     waiting, Status.FAILED, f"not sent: duplicate window unavailable: {e}"
@@ -854,13 +866,12 @@ class SendEngine(Generic[J]):
             elif now - held_since >= _HELD_NOTICE and not self._told_held:
                 self._told_held = True  # a pause a person watching would take for a hang
                 log.warning(
-                    "%s: %d recipients are reserved by another send of the same message that "
-                    "has not settled; waiting for its outcome, up to %.0f s more (a send "
-                    "stopped while the shared state was out of reach holds them until its "
-                    "reservations lapse)",
+                    "%s: numbers of this send are held by a send of the same message that "
+                    "has not settled (another send, or an earlier copy of the number in this "
+                    "one); waiting for its outcome, up to %.0f s more%s",
                     self._gateway.name,
-                    len(batch),
                     deadline - now,
+                    _HELD_BY_STORE if self._window_suspends else "",
                     extra=NOTICE,
                 )
             self._occupy()
@@ -1029,7 +1040,8 @@ class SendEngine(Generic[J]):
             return
         try:
             claims = await window.reserve(keys, self._holder, flight.batch.indices)
-        except SmsBridgeError as e:
+        except Exception as e:
+            e = _window_error(e, self._gateway.name)
             raise NotWritten(f"not sent: duplicate window unavailable: {e}") from None
         if self._maybe_sent:  # as when they were first reserved: see _dispatch
             claims = _own_earlier(
@@ -1204,13 +1216,13 @@ class SendEngine(Generic[J]):
                 await window.commit(sure[0], self._holder, sure[1])
             if unsure is not None and unsure[0]:
                 await self._commit(unsure[0], unsure[1], late)
-        except SmsBridgeError as e:
-            error = e
+        except Exception as e:
+            error = _window_error(e, self._gateway.name)
         try:  # tried also after a failed commit: a store may keep it to do later
             if release is not None and release[0]:
                 await window.release(release[0], self._holder, release[1])
-        except SmsBridgeError as e:
-            error = error or e
+        except Exception as e:
+            error = error or _window_error(e, self._gateway.name)
         return error
 
     async def _commit(self, keys: Sequence[Hashable], indices: Sequence[int], extra: float) -> None:
@@ -1245,7 +1257,8 @@ class SendEngine(Generic[J]):
         try:
             keys = window.keys(self._job.sender, self._job.text, batch)
             await window.release(keys, self._send_key, batch.indices)
-        except SmsBridgeError as e:
+        except Exception as e:
+            e = _window_error(e, self._gateway.name)
             self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
 
@@ -1333,6 +1346,18 @@ def _not_unicode(batch: Batch) -> set[int]:
     else:
         return set()
     return {row for row, value in enumerate(values) if lone_surrogate(value) is not None}
+
+
+def _window_error(error: Exception, gateway: str) -> SmsBridgeError:
+    """What a duplicate window's error means to the send: its own, or, for one it did not
+    mean to raise (a bug in a store of the user's), a :class:`StateBackendError`: the
+    recipients still settle, and the send stops as for a store gone."""
+    if isinstance(error, SmsBridgeError):
+        return error
+    log.error("%s: the duplicate window failed", gateway, exc_info=error)
+    return StateBackendError(
+        f"the duplicate window failed: {type(error).__name__}: {mask_numbers(str(error))}"
+    )
 
 
 def _picked(items: Sequence[T], rows: Iterable[int]) -> list[T]:

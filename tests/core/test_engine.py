@@ -490,15 +490,59 @@ async def test_a_send_held_up_by_another_sends_reservations_says_so_once(
     notices = [r.getMessage() for r in caplog.records if getattr(r, "notice", False)]
     assert len(notices) == 1
     said = re.fullmatch(
-        r"smsclub: 1 recipients are reserved by another send of the same message that has "
-        r"not settled; waiting for its outcome, up to (\d+) s more \(a send stopped while the "
-        r"shared state was out of reach holds them until its reservations lapse\)",
+        r"smsclub: numbers of this send are held by a send of the same message that has not "
+        r"settled \(another send, or an earlier copy of the number in this one\); waiting for "
+        r"its outcome, up to (\d+) s more",  # in memory: no store out of reach to blame
         notices[0],
     )
     assert said is not None
     assert 2 * (window.ttl + window.slack) - 7 <= int(said[1]) <= 2 * (window.ttl + window.slack)
     assert (report.accepted, report.requests) == (2, 2)
     assert len(written) == 2 and min(written) >= lapse
+
+
+class _BrokenCommit(MemoryWindow):
+    """A store of the user's with a bug: its commit raises what no store means to."""
+
+    async def commit(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("store bug")
+
+
+class _BrokenReserve(MemoryWindow):
+    async def reserve(self, *args: Any, **kwargs: Any) -> list[Claim]:
+        raise RuntimeError("store bug")
+
+
+async def test_a_window_raising_what_no_store_means_to_loses_no_outcome(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in a store of the user's (an error that is no SmsBridgeError) is the store
+    failing: a commit's leaves the recipients accepted as the gateway took them (each its
+    outcome, the error logged with its traceback); a reservation's fails those not sent
+    and stops the send with a StateBackendError, as for a store gone."""
+    written: list[HttpRequest] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        written.append(request)
+        return accept_all(request)
+
+    seen: list[Outcome] = []
+    with caplog.at_level(logging.ERROR, "smsbridge"):
+        async with client(handler, clock, window=_BrokenCommit()) as sms:
+            report = await sms.send(
+                "hi", to=list(ua_numbers(250)), sender="Shop", on_outcome=seen.append
+            )
+    assert (report.accepted, len(seen), len(written)) == (250, 250, 3)
+    assert "the duplicate window failed" in caplog.text and "store bug" in caplog.text
+
+    seen.clear()
+    async with client(handler, clock, window=_BrokenReserve()) as sms:
+        report = await sms.send(
+            "hi", to=list(ua_numbers(250)), sender="Shop", on_outcome=seen.append
+        )
+    assert (report.failed, len(seen), len(written)) == (250, 250, 3)
+    assert isinstance(report.error, StateBackendError)
+    assert "duplicate window failed: RuntimeError: store bug" in str(report.error)
 
 
 async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
