@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -84,6 +85,7 @@ class Recipients:
         self.delimiter = ","
         self._skip = 0  # lines before the rows: Excel's "sep=;"
         self._spool: str | None = None
+        self._scanned: tuple[int, ...] | None = None  # the file as scan() read it
         self._name = "standard input" if str(path) == "-" else str(path)
         self.path = self._open(path) if path is not None else None
         self._phone = 0
@@ -140,15 +142,33 @@ class Recipients:
         return Path(name)
 
     def _lines(self) -> Generator[str, None, None]:
-        """The file's text, line by line; bytes that are not UTF-8 are an InputError."""
+        """The file's text, line by line; bytes that are not UTF-8 are an InputError. Once
+        scanned, a file that is not as it was then is one too (looked at every few thousand
+        lines): rows of another list would go under the first one's count and journal."""
         assert self.path is not None
+        scanned = self._scanned
         try:
             with self.path.open(encoding="utf-8-sig", newline="") as f:
+                if scanned is not None:
+                    self._unchanged(os.fstat(f.fileno()), scanned)
                 for _ in range(self._skip):
                     next(f, None)
-                yield from f
+                if scanned is None:
+                    yield from f
+                    return
+                while lines := list(islice(f, _LOOK_EVERY)):
+                    self._unchanged(os.fstat(f.fileno()), scanned)
+                    yield from lines
+                self._unchanged(os.fstat(f.fileno()), scanned)
         except UnicodeDecodeError:
             raise self._not_utf8() from None
+
+    def _unchanged(self, now: os.stat_result, then: tuple[int, ...]) -> None:
+        if _identity(now) != then:
+            raise InputError(
+                f"{self._shown()} changed while the campaign read it: stopped (what went is "
+                "in the journal); send a file that stays as it is while it is sent"
+            )
 
     def _not_utf8(self) -> InputError:
         """Where the file stops being UTF-8, found line by line (the fast read knows only
@@ -340,10 +360,15 @@ class Recipients:
         digest.update(b"\x00file\x00")
         count = len(self.to)
         if self.path is not None:
+            self._scanned = None
             with self.path.open("rb") as f:
+                before = _identity(os.fstat(f.fileno()))
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
             count += sum(1 for _ in self._file_rows())
+            if _identity(self.path.stat()) != before:
+                raise InputError(f"{self._shown()} changed while it was being checked")
+            self._scanned = before
         return digest.hexdigest(), count
 
     def reading(self) -> str | None:
@@ -405,6 +430,14 @@ class Recipients:
             for row in self._file_rows():
                 yield index, self._entry(row)
                 index += 1
+
+
+_LOOK_EVERY = 4096  # lines read between two looks at whether the file changed
+
+
+def _identity(status: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written or replaced."""
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _take(lines: Iterator[str], size: int) -> Iterator[str]:

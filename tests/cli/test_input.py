@@ -12,7 +12,7 @@ import pytest
 
 from smsbridge import RetryPolicy
 from smsbridge._cli import main
-from smsbridge._cli.inputs import Recipients
+from smsbridge._cli.inputs import InputError, Recipients
 from smsbridge.testing import FakeSmsClub, FakeWebcom
 
 from ..conftest import free_port
@@ -444,3 +444,35 @@ def test_a_fake_gateway_on_a_port_taken(capsys: pytest.CaptureFixture[str]) -> N
         port = taken.getsockname()[1]
         err = fails(["fake-gateway", "smsclub", "--port", str(port)], capsys, status=1)
     assert f"127.0.0.1:{port}" in err
+
+
+def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """A file written over while the campaign reads it (another export landing on the same
+    name) would send rows of another list under the first one's count and journal: reading
+    stops with an InputError before any of them, and a file changed between the check and
+    the send is refused at once. A file renamed over it is not read: the open file is the
+    checked one, read to its end."""
+    path = tmp_path / "list.csv"
+    old = [f"38050{i:07d}" for i in range(6000)]
+    path.write_text("phone\n" + "\n".join(old) + "\n")
+    recipients = Recipients([], path, "phones")
+    assert recipients.scan()[1] == 6000
+    rows = recipients.rows()
+    taken = [next(rows)[1] for _ in range(10)]
+    path.write_text("phone\n" + "\n".join(f"38063{i:07d}" for i in range(6000)) + "\n")
+    with pytest.raises(InputError, match=r"list\.csv changed while the campaign read it"):
+        taken += [entry for _, entry in rows]
+    assert taken == old[: len(taken)] and 10 <= len(taken) <= 4096
+    with pytest.raises(InputError, match="changed while the campaign read it"):
+        next(recipients.rows())  # changed since the scan: not a row read
+
+    recipients = Recipients([], path, "phones")
+    recipients.scan()
+    rows = recipients.rows()
+    first = next(rows)[1]
+    other = tmp_path / "other.csv"
+    other.write_text("phone\n380671234567\n")
+    os.replace(other, path)
+    assert [first, *(entry for _, entry in rows)] == [f"38063{i:07d}" for i in range(6000)]
