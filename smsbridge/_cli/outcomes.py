@@ -120,8 +120,12 @@ def _same_file(path: Path, other: Path) -> bool:
 
 
 def _cell(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "@", "\t", "\r") else text
+    """A cell a spreadsheet will not run as a formula: one beginning as a formula does
+    (``= @ + -``, a tab, a return) is quoted, but for a plain number with its sign."""
+    first = text[:1]
+    if first in ("=", "@", "\t", "\r") or (first in ("+", "-") and not text[1:].isdigit()):
+        return "'" + text
+    return text
 
 
 def export(outcomes: Iterable[Outcome], path: Path, keep_apart: Iterable[Path] = ()) -> int:

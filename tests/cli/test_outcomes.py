@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from smsbridge import Outcome, Status
+from smsbridge._cli.outcomes import OutcomeFile
 from smsbridge.testing import FakeSmsClub
 
 from ..helpers import TOKEN, ainvoke, csv_file, invoke, last_json
@@ -163,3 +165,26 @@ async def test_a_full_disk_stops_the_send_with_one_line_and_the_summary(
     ]
     counts = last_json(result)
     assert counts["accepted"] == len(fake.record().sent) < 5000
+
+
+def test_no_outcome_cell_runs_as_a_formula(tmp_path: Path) -> None:
+    """What a rejected row echoes of its input, and a reason, may begin as a formula does
+    (``+ - = @``): such a cell is quoted, a spreadsheet shows it as text; a number with
+    its sign, or a number, stays as it is."""
+    out = tmp_path / "out.csv"
+    phones = [
+        "+1+cmd|' /C calc'!A0",
+        "-1+380501234567",
+        "=SUM(A1:A9)",
+        "@x",
+        "+380501234567",
+        "-5",
+        "380501234567",
+    ]
+    with OutcomeFile(out) as file:
+        for i, phone in enumerate(phones):
+            file.write(Outcome(index=i, phone=phone, status=Status.REJECTED, reason=phone))
+    rows = _read_csv(out)
+    quoted = [f"'{p}" for p in phones[:4]] + phones[4:]
+    assert [r["phone"] for r in rows] == quoted
+    assert [r["reason"] for r in rows] == quoted
