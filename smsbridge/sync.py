@@ -67,10 +67,10 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack, 
 import anyio
 
 from ._core.client import Client, ClientOptions, check_options
-from ._core.errors import ConfigurationError, InvalidInputError
+from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.models import MessageStatus, Report
 from ._core.phones import PhoneRules
-from ._core.tracking import DeliveryTracker, HasState
+from ._core.tracking import DeliveryTracker, HasState, statuses_of
 from ._smsclub.adapter import MAX_BATCH
 from ._smsclub.client import SmsClub as _SmsClub
 from ._smsplus.adapter import DEFAULT_BATCH as _SMSPLUS_BATCH
@@ -112,7 +112,8 @@ class _Work(concurrent.futures.Future[T]):
 
     def _ended(self, task: asyncio.Task[T]) -> None:
         if task.cancelled():
-            self.set_exception(concurrent.futures.CancelledError())
+            broken = self._loop in _broken_loops  # cancelled as the loop ended under it
+            self.set_exception(_ended_loop() if broken else concurrent.futures.CancelledError())
         elif (error := task.exception()) is not None:
             self.set_exception(error)
         else:
@@ -141,6 +142,8 @@ class _Loop:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.clients: set[Client[Any]] = set()  # open async clients; touched on the loop only
+        self.works: set[_Work[Any]] = set()  # calls not yet done, from any thread
+        self.ended = False  # the loop ended (stopped, or killed by what a callback raised)
         self._stopping: asyncio.Event | None = None
         started: concurrent.futures.Future[asyncio.AbstractEventLoop] = concurrent.futures.Future()
         self._thread = threading.Thread(
@@ -157,13 +160,25 @@ class _Loop:
             for client in list(self.clients):
                 with contextlib.suppress(Exception):
                     await self.release(client)
-            # asyncio.run cancels what still runs (calls of daemon threads) and closes the loop
 
+        runner = asyncio.Runner()
         try:
-            asyncio.run(main())
+            runner.run(main())
         except BaseException as e:
+            # a SystemExit or KeyboardInterrupt raised on the loop (by a callback of some
+            # call) ends it: the next call starts another, and the calls still waiting on
+            # this one end now, not never, saying why
             if not started.done():
                 started.set_exception(e)
+            with contextlib.suppress(RuntimeError):
+                _broken_loops.add(runner.get_loop())
+            self.ended = True  # before its calls end: one made then goes to a new loop
+        finally:
+            runner.close()  # cancels what still runs (calls of daemon threads), then closes
+            self.ended = True
+            for work in list(self.works):
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    work.set_exception(_ended_loop())
 
     def submit(
         self, work: Callable[[], Coroutine[Any, Any, T]], into: _Work[T] | None = None
@@ -173,7 +188,15 @@ class _Loop:
         if self.pid != os.getpid():  # a parent's loop, in a forked child: no thread runs it
             raise RuntimeError("the event loop of smsbridge.sync is the parent process's")
         future = _Work[T](self.loop) if into is None else into
-        self.loop.call_soon_threadsafe(future.begin, work)  # a closed loop: RuntimeError
+        self.works.add(future)
+        future.add_done_callback(self.works.discard)
+        try:
+            self.loop.call_soon_threadsafe(future.begin, work)
+        except RuntimeError:  # the loop closed
+            self.works.discard(future)
+            if not self.ended:
+                raise
+            raise _ended_loop() from None
         return future
 
     async def open(self, make: Callable[[], A]) -> A:
@@ -202,8 +225,18 @@ class _Loop:
 
 _lock = threading.Lock()
 _current: _Loop | None = None
+_broken_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _forked: list[_Loop] = []  # a parent's loop (and its clients): never collected in the child
 _exited = False
+
+
+def _ended_loop() -> SmsBridgeError:
+    return SmsBridgeError(
+        "smsbridge.sync: the event loop ended under this call (a callback of a call raised "
+        "SystemExit or KeyboardInterrupt); whether its requests in flight went is unknown; "
+        "the next call runs on a new loop",
+        maybe_processed=True,
+    )
 
 
 def _loop() -> _Loop:
@@ -213,6 +246,8 @@ def _loop() -> _Loop:
             raise ConfigurationError("smsbridge.sync: the interpreter is exiting")
         if _current is not None and _current.pid != os.getpid():
             _forked.append(_current)
+            _current = None
+        if _current is not None and _current.ended:  # its clients open again on the next
             _current = None
         if _current is None:
             _current = _Loop()
@@ -250,7 +285,17 @@ def _outside_loop(what: str) -> None:
 def _read(value: object) -> object:
     """A lazy iterable as a list, read in the calling thread; anything else as it is."""
     if isinstance(value, Iterable) and not isinstance(
-        value, str | bytes | list | tuple | range | AbstractSet | Mapping | AsyncIterable
+        value,
+        str
+        | bytes
+        | bytearray
+        | memoryview
+        | list
+        | tuple
+        | range
+        | AbstractSet
+        | Mapping
+        | AsyncIterable,
     ):
         return list(value)
     return value
@@ -448,7 +493,7 @@ class Tracker:
     def feed(self, reports: Iterable[HasState]) -> None:
         """States heard another way (a webhook's delivery reports): see
         :meth:`smsbridge.DeliveryTracker.feed`. Returns at once."""
-        given = list(reports)
+        given = statuses_of(reports)  # checked here: an error is the caller's, not the loop's
         with contextlib.suppress(RuntimeError):  # the loop is gone: so is the tracking
             self._loop.loop.call_soon_threadsafe(self._tracker.feed, given)
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,56 @@ with fake:
     ]
 
 
+def test_a_callback_raising_systemexit_ends_the_loop_for_that_call_only() -> None:
+    """A callback of one call raises SystemExit on the loop thread, which ends asyncio's
+    loop: that call raises, a call another thread was waiting on ends with a
+    SmsBridgeError (not never), and the next calls of every client run on a new loop
+    (before, every blocking call of the process failed from then on)."""
+    script = """
+import threading, time
+from smsbridge import SmsBridgeError
+from smsbridge.sync import SmsClub
+from smsbridge.testing import FakeSmsClub
+from tests.helpers import TOKEN, ThreadedFake
+
+def leave(outcome):
+    raise SystemExit(3)
+
+with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
+    sms = SmsClub(TOKEN, base_url=fake.url)
+    other = SmsClub(TOKEN, base_url=fake.url)
+    sent = other.send("Hi", to="380501234560", sender="Shop")
+    waited = []
+
+    def follow():
+        try:
+            list(other.track(sent.message_ids(), every=60, deadline=120))
+            waited.append("done")
+        except SmsBridgeError as e:
+            waited.append(e.maybe_processed)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(0.5)
+    try:
+        sms.send("One", to="380501234567", sender="Shop", on_outcome=leave)
+    except BaseException as e:
+        print("first", "SystemExit" in repr(e))
+    follower.join(10)
+    print("other", waited, follower.is_alive())
+    print("again", sms.send("Two", to="380501234568", sender="Shop").accepted)
+    print("other again", other.balance() is not None)
+"""
+    result = run_python("-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "first True",
+        "other [True] False",
+        "again 1",
+        "other again True",
+    ]
+
+
 def test_a_client_used_before_a_fork_opens_again_in_the_child() -> None:
     """The child of a fork has no loop thread: its client opens again on a loop of its own
     instead of waiting forever on the parent's (a prefork worker's child, say)."""
@@ -397,6 +448,40 @@ def test_track_gives_each_id_once_as_it_becomes_final(fake: FakeSmsClub) -> None
         (ids[1], DeliveryState.UNDELIV),
         (ids[2], DeliveryState.ENROUTE),
     ]
+
+
+def test_feed_checks_its_reports_in_the_calling_thread(fake: FakeSmsClub) -> None:
+    """A report of the user's own type with an id and a state (no ``raw``) settles its id,
+    its state's name as the raw word; an entry that is no report is an InvalidInputError
+    raised in the calling thread, and none of that call's reports is taken (before, the
+    error went to the loop's log and the id came out ENROUTE at the deadline)."""
+
+    @dataclass
+    class Report_:
+        message_id: str
+        state: DeliveryState
+
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        ids = sms.send("Sale", to=list(ua_numbers(2)), sender="Shop").message_ids()
+        with sms.track(ids, every=0.05, deadline=0.3) as tracker:
+            with pytest.raises(InvalidInputError, match="feed takes delivery reports"):
+                tracker.feed([Report_(ids[1], DeliveryState.UNDELIV), object()])  # type: ignore[list-item]
+            tracker.feed([Report_(ids[0], DeliveryState.DELIVRD)])
+            seen = list(tracker)
+    assert [(s.message_id, s.state, s.raw) for s in seen] == [
+        (ids[0], DeliveryState.DELIVRD, "DELIVRD"),
+        (ids[1], DeliveryState.ENROUTE, seen[1].raw),
+    ]
+
+
+def test_bytes_of_any_kind_are_no_list_of_numbers(fake: FakeSmsClub) -> None:
+    """``to=bytearray(...)`` or a memoryview is refused as the async client refuses it,
+    not read byte by byte as a dozen recipients."""
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        for given in (b"380501234567", bytearray(b"380501234567"), memoryview(b"380501234567")):
+            with pytest.raises(InvalidInputError, match="iterable of phone numbers"):
+                sms.send("hi", to=given, sender="Shop")  # type: ignore[arg-type]
+    assert fake.record().sent == []
 
 
 def test_track_stops_cleanly_from_another_thread_and_after_an_interrupt(
