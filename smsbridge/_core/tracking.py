@@ -14,7 +14,7 @@ from .errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from .events import mask_numbers
 from .models import DeliveryState, MessageStatus
 
-__all__ = ["DeliveryTracker", "HasState"]
+__all__ = ["DeliveryTracker", "HasState", "statuses_of"]
 
 log = logging.getLogger("smsbridge")
 
@@ -39,6 +39,23 @@ class HasState(Protocol):
 
 
 StatusCall = Callable[[list[str]], Awaitable[list[MessageStatus]]]
+
+
+def statuses_of(reports: Iterable[HasState]) -> list[MessageStatus]:
+    """Delivery reports as statuses, every one checked before any is taken."""
+    statuses = []
+    for report in reports:
+        message_id = getattr(report, "message_id", None)
+        state = getattr(report, "state", None)
+        if not isinstance(message_id, str) or not isinstance(state, DeliveryState):
+            raise InvalidInputError(
+                "feed takes delivery reports (a message_id and a DeliveryState state), got "
+                f"{type(report).__name__}"
+            )
+        raw = getattr(report, "raw", None)
+        raw = raw if isinstance(raw, str) else state.value
+        statuses.append(MessageStatus(message_id=message_id, state=state, raw=raw))
+    return statuses
 
 
 def _seconds(value: object) -> bool:
@@ -97,12 +114,12 @@ class DeliveryTracker:
 
     def feed(self, reports: Iterable[HasState]) -> None:
         """States heard another way (a webhook's delivery reports): final ones settle their
-        ids at the next step of the iteration, without a poll."""
-        for report in reports:
-            if report.message_id in self._open and report.state.final:
-                self._fed.append(
-                    MessageStatus(message_id=report.message_id, state=report.state, raw=report.raw)
-                )
+        ids at the next step of the iteration, without a poll. Each needs a ``message_id``
+        and a ``state`` (its ``raw`` word is the state's name where it has none); an entry
+        without them is an :class:`~smsbridge.InvalidInputError`, and none is taken."""
+        for status in statuses_of(reports):
+            if status.message_id in self._open and status.state.final:
+                self._fed.append(status)
                 if self._woken is not None:
                     self._woken.set()
 
