@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequen
 
 from aiohttp import web
 
-from ._core.errors import ResponseDecodeError
+from ._core.errors import ConfigurationError, ResponseDecodeError
 from ._webcom.reports import (
     MAX_REPORT_BYTES,
     DeliveryReport,
@@ -36,6 +36,12 @@ class ReportReceiver:
     def __init__(
         self, store: Store, *, max_bytes: int = MAX_REPORT_BYTES, remember: int = 100_000
     ) -> None:
+        if not callable(store):
+            raise ConfigurationError("store is an async function of the reports")
+        if not _count(max_bytes) or max_bytes < 1:
+            raise ConfigurationError(f"max_bytes is a number of bytes from 1, got {max_bytes!r}")
+        if not _count(remember) or remember < 0:
+            raise ConfigurationError(f"remember is a number of reports from 0, got {remember!r}")
         self._store = store
         self.max_bytes = max_bytes
         self._remember = remember
@@ -59,7 +65,7 @@ class ReportReceiver:
         seen = self._seen
         fresh = [r for r in reports if (r.message_id, r.raw) not in seen]
         repeats = [r.message_id for r in reports if (r.message_id, r.raw) in seen]
-        stored = list(await self._store(fresh)) if fresh else []
+        stored = _ids(await self._store(fresh)) if fresh else []
         kept = set(stored)
         for report in fresh:
             if report.message_id in kept:
@@ -69,6 +75,22 @@ class ReportReceiver:
         while len(seen) > self._remember:
             seen.popitem(last=False)
         return 200, acknowledge([*stored, *repeats])
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ids(stored: object) -> list[str]:
+    """The ids ``store`` says it stored (numbers taken as their digits)."""
+    if isinstance(stored, Iterable) and not isinstance(stored, str | bytes):
+        ids = [str(i) if _count(i) else i for i in stored]
+        if all(isinstance(i, str) for i in ids):
+            return ids
+    raise ConfigurationError(
+        f"store returns the ids it stored (an iterable of str), got {type(stored).__name__}: "
+        "nothing was acknowledged, and the gateway sends them again"
+    )
 
 
 def report_handler(

@@ -71,6 +71,7 @@ class SmsBridge(Generic[C]):
 
 
 _PATH_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+_LENGTH = re.compile(r"[0-9]{1,15}")  # a Content-Length read as a number (ASCII digits)
 
 
 def webcom_report_router(
@@ -118,7 +119,7 @@ def webcom_report_router(
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length")
         status, body = await receiver.receive(
-            request.stream(), int(declared) if declared and declared.isdigit() else None
+            request.stream(), int(declared) if declared and _LENGTH.fullmatch(declared) else None
         )
         if status != 200:
             raise HTTPException(status, body.decode())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -118,6 +118,67 @@ def test_router_limits_garbage_and_repeats() -> None:
         assert client.post("/by-header", content=nested, headers=headers).status_code == 400
     with pytest.raises(ConfigurationError):
         webcom_report_router(store, secret="short")
+
+
+def test_router_settings_and_what_store_returns_are_checked() -> None:
+    """Settings a router could not work with are refused when it is made; a store that
+    returns numbers has them acknowledged as their digits, one that returns no ids (None)
+    gets a typed error and nothing acknowledged (the gateway sends again). A Content-Length
+    that is no ASCII number is read as none, not a 500."""
+
+    async def store(reports: Sequence[DeliveryReport]) -> Any:
+        return answers.pop(0)
+
+    for bad, says in (
+        ({"remember": -1}, "remember"),
+        ({"max_bytes": "x"}, "max_bytes"),
+        ({"max_bytes": 0}, "max_bytes"),
+        ({"max_bytes": True}, "max_bytes"),
+    ):
+        with pytest.raises(ConfigurationError, match=says):
+            webcom_report_router(store, secret=SECRET, **bad)
+    answers: list[Any] = [[11], None, ["11"]]
+    app = FastAPI()
+    app.include_router(webcom_report_router(store, secret=SECRET))
+    report = [{"id_sms": 11, "time": "", "state": "deliver"}]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        url = f"/webcom/reports/{SECRET}"
+        assert client.post(url, json=report).json() == [{"id_sms": 11}]
+        other = [{"id_sms": 12, "time": "", "state": "deliver"}]
+        assert client.post(url, json=other).status_code == 500  # None: nothing acknowledged
+    body = json.dumps(report).encode()
+    answers[:] = [["11"], ["11"]]
+    for length in ("²".encode(), b"9" * 5000):  # servers other than uvicorn may pass them
+        assert anyio.run(_raw_post, app, f"/webcom/reports/{SECRET}", length, body) == 200
+
+
+async def _raw_post(app: FastAPI, path: str, length: bytes, body: bytes) -> int:
+    """A POST handed to the app as an ASGI server would, its Content-Length as given."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", length), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return int(sent[0]["status"])
 
 
 @pytest.mark.parametrize(
