@@ -134,7 +134,12 @@ EventHook = Callable[[Event], None]
 """Called with each event, on the client's event loop; it must not block. An exception it
 raises is logged and otherwise ignored: watching a send never changes it."""
 
-_DIGITS = re.compile(r"\+?\d[\d \-().\/]{7,18}\d")
+# groups of digits with up to three separators between them (spaces of every width, dashes,
+# brackets, dots, slashes, and those an error's repr writes as \xa0 or \u2009): a number
+# however written, and numbers side by side masked as one, never cut where one is shown
+_DIGITS = re.compile(
+    r"\+?\d+(?:(?:[\s\-().\/_\u2010-\u2015\u2212]|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}){1,3}\d+)*"
+)
 _sends = itertools.count(1)
 
 

@@ -122,10 +122,17 @@ async def test_a_failing_hook_changes_nothing(
         ("+380 50 123 45 67 is blocked", "380*******67 is blocked"),
         ("ids 12345 and 2026-11-30", "ids 12345 and 2026-11-30"),
         ("994501234567,994501234568", "994*******67,994*******68"),
+        ("numbers 380501234567 380501234568 failed", "numbers 380*******************68 failed"),
+        ("+380 (50) 123 - 45 - 67", "380*******67"),
+        ("380\u00a050\u2009123\u202f45\u201367", "380*******67"),
+        (repr("380\u00a050\u00a0123\u00a045\u00a067"), "'380***********67'"),
+        ("tel 380_50_123_45_67.", "tel 380*******67."),
     ],
 )
 def test_numbers_in_texts_are_masked_and_short_figures_kept(text: str, masked: str) -> None:
-    """Runs of 9 or more digits lose all but their first three and last two."""
+    """Runs of 9 or more digits lose all but their first three and last two, however the
+    number is written (any space, a dash, brackets; as an error's repr writes a no-break
+    space), and numbers side by side are masked as one run: none is cut where it shows."""
     assert mask_numbers(text) == masked
 
 
