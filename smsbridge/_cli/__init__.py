@@ -30,6 +30,7 @@ from .._core.errors import (
 )
 from .args import UsageError, parser
 from .calls import call_command, journal_command
+from .output import OutputError
 from .send import send_command
 
 __all__ = ["entry_point", "main"]
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigurationError, InvalidInputError) as e:
         sys.stderr.write(f"smsbridge: {e}\n")
         return 2
+    except OutputError as e:  # what was sent is sent: the summary alone is lost
+        sys.stdout = None  # nothing more to flush into it at exit
+        sys.stderr.write(f"smsbridge: {e}\n")
+        return 1
     except SmsBridgeError as e:
         sys.stderr.write(f"smsbridge: {e}\n")
         return 2 if _unreachable(e) else 1

@@ -10,14 +10,26 @@ import msgspec
 
 from .._core.models import Counts
 
-__all__ = ["counts_table", "duration", "json_line", "line"]
+__all__ = ["OutputError", "counts_table", "duration", "json_line", "line"]
 
 COUNTS = ("accepted", "rejected", "suppressed", "failed", "uncertain", "requests")
 
 
+class OutputError(Exception):
+    """Standard output cannot be written (closed, a full disk, a reader gone)."""
+
+
 def line(text: str = "") -> None:
-    """One line on standard output."""
-    sys.stdout.write(text + "\n")
+    """One line on standard output, written through at once: a failure to write it is an
+    :class:`OutputError` here, not a traceback at exit."""
+    out = sys.stdout
+    if out is None:
+        raise OutputError("standard output is closed")
+    try:
+        out.write(text + "\n")
+        out.flush()
+    except OSError as e:
+        raise OutputError(f"could not write to standard output: {e.strerror or e}") from None
 
 
 def json_line(value: Any) -> None:
