@@ -19,6 +19,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import msgspec
 
@@ -37,6 +38,21 @@ FINAL = (
 
 # a journal's tables, of every version
 _TABLES = frozenset({"campaign", "intents", "outcomes", "maybe_sent", "id_ranges", "runs"})
+
+
+def _unusable(path: Path, error: sqlite3.DatabaseError) -> ConfigurationError:
+    """Why a journal cannot be opened, as the one line the command says."""
+    text = str(error)
+    if isinstance(error, sqlite3.OperationalError):
+        if "locked" in text:
+            return ConfigurationError(
+                f"the journal {path} is in use by another program ({text}): try again once "
+                "it is done"
+            )
+        # the disk full or failing, the file or its directory not writable: no verdict on
+        # what the file is
+        return ConfigurationError(f"the journal {path} could not be used: {text}")
+    return ConfigurationError(f"{path} is not a journal: {text}")
 
 
 def _foreign(db: sqlite3.Connection) -> str | None:
@@ -162,12 +178,19 @@ class Journal:
     ) -> None:
         self.path = Path(path)
         self._now = clock
+        self._lock: int | None = None
+        self._run: int | None = None
+        self._announced: dict[str, int] = {}  # this run's requests so far, by gateway
+        # index -> (its open intent, that intent's pending recipients, the intent's time)
+        self._open: dict[int, tuple[int, set[int], float]] = {}
         if not self.path.exists():
             if not create:
                 raise ConfigurationError(f"no journal at {self.path}")
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
-        self._lock: int | None = None
+        elif not create:
+            self._db = self._reader = self._looked_at()
+            return
         if exclusive:  # one run at a time: two would both send what neither had settled
             self._lock = os.open(self.path, os.O_RDONLY)
             try:
@@ -194,18 +217,38 @@ class Journal:
         except sqlite3.DatabaseError as e:
             if self._lock is not None:
                 os.close(self._lock)
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise ConfigurationError(
-                    f"the journal {self.path} is in use by another program ({e}): try again "
-                    "once it is done"
-                ) from None
-            raise ConfigurationError(f"{self.path} is not a journal: {e}") from None
+            raise _unusable(self.path, e) from None
         # a second connection for reads from another thread while writes go on (WAL)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
-        self._run: int | None = None
-        self._announced: dict[str, int] = {}  # this run's requests so far, by gateway
-        # index -> (its open intent, that intent's pending recipients, the intent's time)
-        self._open: dict[int, tuple[int, set[int], float]] = {}
+
+    def _looked_at(self) -> sqlite3.Connection:
+        """The journal opened to be read only: nothing in the file changes (a journal of an
+        older version is brought up to date in a copy in memory)."""
+        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            why = _foreign(db)
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if why is None and "campaign" not in tables:
+                why = "it is empty" if not tables else "it holds no campaign"
+            if why is not None:
+                db.close()
+                raise sqlite3.DatabaseError(why)
+            older = [
+                (table, column, kind)
+                for table, column, kind in _ADDED
+                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            ]
+            if older:
+                copy = sqlite3.connect(":memory:", check_same_thread=False)
+                db.backup(copy)
+                db.close()
+                db = copy
+                for table, column, kind in older:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.DatabaseError as e:
+            raise _unusable(self.path, e) from None
+        return db
 
     def close(self) -> None:
         """Close the database (and give up the run's hold on it, if it has one)."""

@@ -224,6 +224,48 @@ def test_another_programs_database_is_no_journal_and_stays_as_it_was(tmp_path: P
     Journal(path, create=False).close()
 
 
+def test_looking_at_a_journal_changes_nothing_in_it(tmp_path: Path) -> None:
+    """`smsbridge journal FILE` only reads. An empty file (a text file, say) is no journal
+    and stays empty (it was made a journal, and shown as an empty one). A journal an older
+    version wrote, without the columns added since, is read as it is and left unchanged
+    (it was altered). A journal that cannot be opened for a reason of the disk is said to
+    be unusable, not no journal."""
+    empty = tmp_path / "notes.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(ConfigurationError, match=r"notes\.txt is not a journal: it is empty"):
+        Journal(empty, create=False)
+    assert empty.read_bytes() == b""
+
+    older = tmp_path / "older.journal"
+    journal = Journal(older)
+    journal.bind(CAMPAIGN, b"key")
+    journal.start_run()
+    journal.record([0, 1], ["a", "b"], [Status.ACCEPTED, Status.FAILED], ["m0", "no"], "smsclub")
+    journal.close()
+    with sqlite3.connect(older) as db:  # as a version before the gateway columns wrote it
+        for table in ("outcomes", "intents", "maybe_sent"):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN gateway")
+    db.close()
+    before = older.read_bytes()
+    journal = Journal(older, create=False)
+    try:
+        seen = {o.index: (o.status, o.message_id, o.gateway) for o in journal.outcomes()}
+        assert seen == {0: (Status.ACCEPTED, "m0", None), 1: (Status.FAILED, None, None)}
+        assert journal.summary().counts.accepted == 1
+    finally:
+        journal.close()
+    assert older.read_bytes() == before
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    for create in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sqlite3, "connect", full)
+            with pytest.raises(ConfigurationError, match="could not be used: database or disk"):
+                Journal(older, create=create)
+
+
 def test_a_run_killed_still_counts_the_requests_it_announced(tmp_path: Path) -> None:
     """A run counts each request it announces as it goes, in all and by gateway: one killed
     (kill -9: no end is written) left 0 requests in the campaign's total, which then said 3
