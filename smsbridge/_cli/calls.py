@@ -27,6 +27,8 @@ async def call_command(args: argparse.Namespace) -> int:
     client = make_client(declaration, args)
     async with client:
         method = getattr(client, call)
+        if call == "status" and not all(i.strip() for i in args.ids):
+            raise UsageError("status: a message id is empty")
         result: Any = await (method(args.ids) if call == "status" else method())
     if args.json:
         json_line(result)

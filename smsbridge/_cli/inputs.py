@@ -305,6 +305,12 @@ class Recipients:
             others = [n if i != self._phone else "" for i, n in enumerate(names)]
             self._text = self._find(others, list(TEXT_NAMES), "text", first, required=False)
         present = [p for p in _PARAMS if p in names]
+        beyond = [n for n in names if re.fullmatch(r"param0*([4-9]|[1-9]\d+)", n)]
+        if beyond and self.mode == "params":  # a parameter no template takes: not dropped
+            raise InputError(
+                f"{self._shown()}: the header has {beyond[0]}: a template takes at most "
+                "three parameters, param1, param2, param3"
+            )
         self._params = [names.index(p) for p in present]
         last = _PARAMS.index(present[-1]) if present and self.mode == "params" else 0
         missing = [p for p in _PARAMS[:last] if p not in names]

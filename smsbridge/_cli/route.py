@@ -45,8 +45,8 @@ def _routes(given: list[str]) -> dict[str, tuple[str, ...]]:
     routes: dict[str, tuple[str, ...]] = {}
     for text in given:
         region, _, names = text.partition("=")
-        gateways = tuple(n.strip() for n in names.split(",") if n.strip())
-        if not region.strip() or not gateways:
+        gateways = tuple(n.strip() for n in names.split(","))
+        if not region.strip() or not all(gateways):
             raise UsageError(f"--route {text!r}: give REGION=GATEWAY[,GATEWAY...]")
         for name in gateways:
             if name not in GATEWAYS:
@@ -143,7 +143,7 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
             send_key = journal.bind(campaign, send_key)
             _recover(journal, clients, quiet=args.json or args.quiet)
         for name, why in left_out.items():  # said once no usage error can come
-            sys.stderr.write(f"route: {name} left out ({why})\n")
+            sys.stderr.write(f"smsbridge: route: {name} left out ({why})\n")
         stop = anyio.Event()
         outcomes = None
         if args.outcomes is not None:

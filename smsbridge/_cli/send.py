@@ -50,6 +50,8 @@ def _message(declaration: GatewaySpec, args: argparse.Namespace, personal: bool)
     if args.template is not None:
         if "template" not in kinds:
             raise UsageError(f"{title} sends texts: give --text, not --template")
+        if args.text_column is not None:
+            raise UsageError("--text-column names a text; a template's rows bring param1..param3")
         return Message(sender=args.sender, template=args.template)
     if "text" not in kinds and "personal" not in kinds:
         raise UsageError(f"{title} sends templates: give --template ID")

@@ -476,3 +476,44 @@ def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
     other.write_text("phone\n380671234567\n")
     os.replace(other, path)
     assert [first, *(entry for _, entry in rows)] == [f"38063{i:07d}" for i in range(6000)]
+
+
+class _Full:
+    """Standard output on a full disk."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stdout", [_Full(), None])
+def test_an_unwritable_standard_output_is_one_line_not_a_traceback(
+    stdout: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Standard output on a full disk, or closed (``>&-``): what was done stays done, and
+    the command says in one line why its summary is missing, exit 1."""
+    monkeypatch.setattr("sys.stdout", stdout)
+    err = fails([*SEND, "--to", "380501234567", "--dry-run"], capsys, status=1)
+    assert "standard output" in err
+
+
+def test_what_would_be_dropped_quietly_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text column named beside a template, a param4 column, an empty gateway in a
+    route and an empty message id were each dropped without a word: exit 2, one line."""
+    monkeypatch.setenv("SMSBRIDGE_SMSPLUS_TOKEN", TOKEN)
+    monkeypatch.setenv("SMSBRIDGE_SMSPLUS_URL", f"http://127.0.0.1:{free_port()}")
+    template = ["send", "smsplus", "--sender", "Shop", "--template", "1"]
+    err = fails([*template, "--text-column", "t", "--to", "994501234567"], capsys)
+    assert "--text-column names a text" in err
+    rows = tmp_path / "p.csv"
+    rows.write_text("phone,param1,param2,param3,param4\n994501234567,a,b,c,d\n")
+    err = fails([*template, "--to-file", str(rows), "--dry-run"], capsys)
+    assert "the header has param4" in err
+    route = ["send", "route", "--sender", "Shop", "--text", "Sale", "--to", "380501234567"]
+    err = fails([*route, "--route", "UA=smsclub,,webcom"], capsys)
+    assert "give REGION=GATEWAY" in err
+    assert "a message id is empty" in fails(["status", "smsclub", " "], capsys)
