@@ -46,7 +46,7 @@ class DeliveryReport(msgspec.Struct, frozen=True, kw_only=True):
 
 class _Entry(msgspec.Struct):
     id_sms: int | str | None = None
-    time: str | None = None
+    time: Any = None  # a string by the documents; any other form is kept as its text
     state: Any = None
 
 
@@ -58,7 +58,7 @@ def _report(raw: Any) -> DeliveryReport | None:
     if entry.id_sms in (None, ""):
         return None
     state = text_of(entry.state) if entry.state is not None else ""
-    when = entry.time or ""
+    when = text_of(entry.time) if entry.time not in (None, "") else ""
     try:
         at: datetime.datetime | None = datetime.datetime.strptime(when, "%Y-%m-%d %H:%M:%S")
     except ValueError:

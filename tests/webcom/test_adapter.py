@@ -231,13 +231,16 @@ def test_delivery_reports_parse_and_acknowledge() -> None:
             {"id_sms": 3234, "time": "2011-01-01 12:57:46", "state": "deliver"},
             {"id_sms": 3235, "time": "bad time", "state": "weird"},
             {"time": "2011-01-01 12:57:46", "state": "deliver"},
+            {"id_sms": 3236, "time": 1293886666, "state": "deliver"},  # a time of another form
         ]
     ).encode()
     reports = parse_delivery_reports(body)
     assert [(r.message_id, r.state, r.at) for r in reports] == [
         ("3234", DeliveryState.DELIVRD, datetime.datetime(2011, 1, 1, 12, 57, 46)),
         ("3235", DeliveryState.UNKNOWN, None),
+        ("3236", DeliveryState.DELIVRD, None),  # kept (dropped, it was never acknowledged)
     ]
+    assert reports[2].time == "1293886666"
     assert json.loads(acknowledge(["3234", "3234", "x1"])) == [{"id_sms": 3234}, {"id_sms": "x1"}]
     for garbage in (b"<html>", b'"string"', b"42"):
         with pytest.raises(ResponseDecodeError):
