@@ -95,7 +95,9 @@ class ClientOptions(TypedDict, total=False):
         transport: a transport instead of the built-in HTTP/1.1 one (tests: ``MockTransport``).
         clock: time source (tests: a fake clock, so nothing sleeps).
         account: a name for the account in logs and shared-state keys, instead of a digest
-            of the credentials.
+            of the credentials (which, short and the same for every install, could be tried
+            against guessed passwords: it is never shown, and is best kept as private as
+            they are).
         redis_url: share the limiter and duplicate window through Redis, for many processes
             on one account (default ``SMSBRIDGE_REDIS_URL``; needs ``smsbridge[redis]``).
         redis_outage: seconds a send waits for an unreachable Redis before it stops (30).
@@ -440,6 +442,7 @@ class Client(Generic[J]):
         self.base_url, self._insecure = check_base_url(url, allow_insecure_http=allow_http)
         identity = "\x00".join(resolved.values())
         secret = hashlib.sha256(f"smsbridge\x00{spec.name}\x00{identity}".encode()).digest()
+        self._named = bool(options.get("account"))
         self.account = options.get("account") or f"{spec.name}-{secret[:6].hex()}"
         self._clock: Clock = options.get("clock") or SystemClock()
         self._telemetry = Telemetry(spec.name, options.get("on_event"), resolved.values())
@@ -521,7 +524,9 @@ class Client(Generic[J]):
     def __repr__(self) -> str:
         state = "open" if self._transport is not None else "closed"
         name = type(self).__name__
-        return f"{name}(base_url={str(self.base_url)!r}, account={self.account!r}, {state})"
+        # a digest of the credentials is not shown: a weak password could be tried against it
+        named = f", account={self.account!r}" if self._named else ""
+        return f"{name}(base_url={str(self.base_url)!r}{named}, {state})"
 
     def _slack(self) -> float:
         """How long past the TTL a reservation must hold for this client: a request written

@@ -258,6 +258,10 @@ def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     sms = Webcom()
     assert str(sms.base_url) == "http://lk.mysmpp.ru"
     assert "s3cret-pw" not in repr(sms) + repr(sms.gateway)
+    # nor the digest of the credentials (a guessed password could be tried against it),
+    # where the account was not given a name
+    assert sms.account[-12:] not in repr(sms) and "account=" not in repr(sms)
+    assert "account='shop-main'" in repr(Webcom(account="shop-main"))
     with pytest.raises(ConfigurationError, match="refusing plain http"):
         Webcom(TOKEN, base_url="http://example.com")
     assert str(Webcom(TOKEN, base_url="https://lk.mysmpp.ru").base_url) == "https://lk.mysmpp.ru"
