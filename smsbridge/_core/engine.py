@@ -267,8 +267,8 @@ class _Hooks:
                 self.announced = waited = True
                 try:
                     await observer.before(self.flight.batch)
-                except Exception as e:
-                    engine._caller_failed(e)
+                except BaseException as e:
+                    engine._caller_failed(_callers(e))
                     raise NotWritten(engine._stopping() or "") from None
 
     async def unsent(self) -> None:
@@ -277,8 +277,8 @@ class _Hooks:
             self.announced = False
             try:
                 await observer.unsent(self.flight.batch)
-            except Exception as e:
-                self.engine._caller_failed(e)
+            except BaseException as e:
+                self.engine._caller_failed(_callers(e))
 
     def parse(self, response: HttpResponse) -> BatchResult:
         engine = self.engine
@@ -535,6 +535,20 @@ class SendEngine(Generic[J]):
             self._halt.set(self._stopping() or "")
             self._unwait()
 
+    def _store_failed(self, error: BaseException) -> SmsBridgeError:
+        """What a duplicate window's error means to the send: its own, or, for one it did
+        not mean to raise (a bug in a store of the user's), a :class:`StateBackendError`:
+        the recipients still settle, and the send stops as for a store gone. An interrupt
+        (KeyboardInterrupt, SystemExit) is also raised at the send's end."""
+        error = _callers(error)
+        if isinstance(error, SmsBridgeError):
+            return error
+        if not isinstance(error, Exception):
+            self._caller_failed(error)
+        said = f"{type(error).__name__}: {mask_numbers(str(error))}"
+        log.error("%s: the duplicate window failed: %s", self._gateway.name, said)
+        return StateBackendError(f"the duplicate window failed: {said}")
+
     def _account_failed(self, error: SmsBridgeError) -> None:
         if self._account_error is None:
             log.error("%s: stopping the send: %s", self._gateway.name, mask_numbers(str(error)))
@@ -566,8 +580,8 @@ class SendEngine(Generic[J]):
             batch = Batch(indices, phones, texts, params)
             try:
                 keys = window.keys(self._job.sender, self._job.text, batch)
-            except Exception as e:
-                e = _window_error(e, self._gateway.name)
+            except BaseException as e:
+                e = self._store_failed(e)
                 log.warning("%s: the window not restored: %s", self._gateway.name, e)
                 return
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
@@ -586,8 +600,8 @@ class SendEngine(Generic[J]):
                     await window.release(
                         _picked(keys, unsent), self._send_key, _picked(indices, unsent)
                     )
-            except Exception as e:
-                e = _window_error(e, self._gateway.name)
+            except BaseException as e:
+                e = self._store_failed(e)
                 log.warning("%s: the window not restored: %s", self._gateway.name, e)
                 return
 
@@ -599,9 +613,9 @@ class SendEngine(Generic[J]):
     ) -> None:
         try:
             await self._intake(source, unpack, send)
-        except Exception as e:
+        except BaseException as e:
             # the caller's iterator or callback failed: finish what was read, re-raise
-            self._caller_failed(e)
+            self._caller_failed(_callers(e))
             await self._queue(self._packer.flush(), send)
         await send.put(None)  # the end: each worker that meets it passes it on
 
@@ -634,9 +648,9 @@ class SendEngine(Generic[J]):
                     await self._feed(part, unpack, send)
                     if len(part) < size or self._caller_stopping() is not None:
                         break
-        except Exception as e:
+        except BaseException as e:
             # the caller's input failed: what it gave before has its outcome too
-            self._caller_failed(e)
+            self._caller_failed(_callers(e))
             if chunk:
                 await self._feed(self._taken(), unpack, send)
             raise
@@ -795,8 +809,10 @@ class SendEngine(Generic[J]):
                         claims = await window.reserve(keys, self._holder, batch.indices)
                 else:
                     claims = await window.reserve(keys, self._holder, batch.indices)
-            except Exception as e:
-                e = _window_error(e, self._gateway.name)
+                if claims is not None:
+                    claims = _checked(claims, len(keys))
+            except BaseException as e:
+                e = self._store_failed(e)
                 self._account_failed(e)
                 await self._settle_flight(
                     waiting, Status.FAILED, f"not sent: duplicate window unavailable: {e}"
@@ -1039,9 +1055,11 @@ class SendEngine(Generic[J]):
         if now - reserved <= max(window.slack - self._held_up, 0.0) / 2:
             return
         try:
-            claims = await window.reserve(keys, self._holder, flight.batch.indices)
-        except Exception as e:
-            e = _window_error(e, self._gateway.name)
+            claims = _checked(
+                await window.reserve(keys, self._holder, flight.batch.indices), len(keys)
+            )
+        except BaseException as e:
+            e = self._store_failed(e)
             raise NotWritten(f"not sent: duplicate window unavailable: {e}") from None
         if self._maybe_sent:  # as when they were first reserved: see _dispatch
             claims = _own_earlier(
@@ -1108,8 +1126,8 @@ class SendEngine(Generic[J]):
         if self._observer is not None and len(batch):
             try:
                 await self._observer.after(batch, statuses, details)
-            except Exception as e:
-                self._caller_failed(e)
+            except BaseException as e:
+                self._caller_failed(_callers(e))
         if flight is not None and flight.keys is not None:
             # cancelled while a try was on its way: it may reach the gateway later still
             attempts = flight.attempts
@@ -1150,8 +1168,8 @@ class SendEngine(Generic[J]):
                     pending = callback(outcome)
                     if pending is not None and inspect.isawaitable(pending):
                         await pending
-                except Exception as e:
-                    self._caller_failed(e)
+                except BaseException as e:
+                    self._caller_failed(_callers(e))
 
     async def _settle_window(
         self,
@@ -1216,13 +1234,13 @@ class SendEngine(Generic[J]):
                 await window.commit(sure[0], self._holder, sure[1])
             if unsure is not None and unsure[0]:
                 await self._commit(unsure[0], unsure[1], late)
-        except Exception as e:
-            error = _window_error(e, self._gateway.name)
+        except BaseException as e:
+            error = self._store_failed(e)
         try:  # tried also after a failed commit: a store may keep it to do later
             if release is not None and release[0]:
                 await window.release(release[0], self._holder, release[1])
-        except Exception as e:
-            error = error or _window_error(e, self._gateway.name)
+        except BaseException as e:
+            error = error or self._store_failed(e)
         return error
 
     async def _commit(self, keys: Sequence[Hashable], indices: Sequence[int], extra: float) -> None:
@@ -1257,8 +1275,8 @@ class SendEngine(Generic[J]):
         try:
             keys = window.keys(self._job.sender, self._job.text, batch)
             await window.release(keys, self._send_key, batch.indices)
-        except Exception as e:
-            e = _window_error(e, self._gateway.name)
+        except BaseException as e:
+            e = self._store_failed(e)
             self._window_failed = True
             log.warning("%s: duplicate window not updated: %s", self._gateway.name, e)
 
@@ -1348,16 +1366,29 @@ def _not_unicode(batch: Batch) -> set[int]:
     return {row for row, value in enumerate(values) if lone_surrogate(value) is not None}
 
 
-def _window_error(error: Exception, gateway: str) -> SmsBridgeError:
-    """What a duplicate window's error means to the send: its own, or, for one it did not
-    mean to raise (a bug in a store of the user's), a :class:`StateBackendError`: the
-    recipients still settle, and the send stops as for a store gone."""
-    if isinstance(error, SmsBridgeError):
-        return error
-    log.error("%s: the duplicate window failed", gateway, exc_info=error)
-    return StateBackendError(
-        f"the duplicate window failed: {type(error).__name__}: {mask_numbers(str(error))}"
-    )
+def _checked(claims: object, count: int) -> list[Claim]:
+    """A window's claims, one :class:`Claim` per key (a store of the user's may answer
+    numbers, or the wrong number of them: trusted, recipients fell through every part)."""
+    if not isinstance(claims, list) or len(claims) != count:
+        raise StateBackendError(
+            f"the duplicate window answered {type(claims).__name__} "
+            f"{'of ' + str(len(claims)) + ' ' if isinstance(claims, list) else ''}"
+            f"for {count} keys: a list of one Claim each"
+        )
+    if claims.count(Claim.OURS) != count and not all(type(c) is Claim for c in claims):
+        claims = [Claim(c) for c in claims]  # numbers as the claims they are, or a ValueError
+    return claims
+
+
+def _callers(error: BaseException) -> BaseException:
+    """What the caller's code (its input, callback, observer) raised, to stop the send with
+    and raise at its end: anything but the cancellation of the send's own tasks and the
+    closing of a coroutine, which go on as they came. (A KeyboardInterrupt, a SystemExit, or
+    a BaseException of the caller's own, left to go through the send's task groups, would end
+    the worker it came in and leave recipients already sent without an outcome.)"""
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        raise error
+    return error
 
 
 def _picked(items: Sequence[T], rows: Iterable[int]) -> list[T]:

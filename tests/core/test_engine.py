@@ -545,6 +545,90 @@ async def test_a_window_raising_what_no_store_means_to_loses_no_outcome(
     assert "duplicate window failed: RuntimeError: store bug" in str(report.error)
 
 
+class _Leave(BaseException):
+    """A BaseException of the caller's own (as KeyboardInterrupt and SystemExit are)."""
+
+
+class _Answering(MemoryWindow):
+    """A store of the user's whose reservation answers ``answer(n)`` for n keys, or raises
+    what ``answer`` raises."""
+
+    def __init__(self, answer: Callable[[int], Any]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    async def reserve(self, keys: Any, holder: str, indices: Any) -> Any:
+        await super().reserve(keys, holder, indices)
+        return self.answer(len(keys))
+
+
+def _leave(n: int) -> Any:
+    raise _Leave()
+
+
+@pytest.mark.parametrize(
+    ("answer", "accepted"),
+    [
+        (lambda n: [0] * n, 5),  # numbers for the claims they are
+        (lambda n: [1] * n, 0),  # SENT: suppressed
+        (lambda n: [Claim.OURS] * (n - 1), 0),  # one short
+        (lambda n: [Claim.OURS] * (n + 1), 0),
+        (lambda n: 7, 0),
+        (lambda n: ["x"] * n, 0),
+        (_leave, 0),
+    ],
+)
+async def test_a_window_answering_nonsense_loses_no_recipient(
+    clock: FakeClock, answer: Callable[[int], Any], accepted: int
+) -> None:
+    """A store of the user's that answers numbers has them read as the claims they are; one
+    that answers the wrong number of claims, or no claims, or raises a BaseException of its
+    own, fails the recipients (the send stopped, as for a store gone; the interrupt raised at
+    the end): each recipient its one outcome, where before they fell through every part of
+    the batch (no outcome, no error) or out of the send in an exception group."""
+    seen: list[Outcome] = []
+    async with client(accept_all, clock, window=_Answering(answer)) as sms:
+        try:
+            report = await sms.send(
+                "hi", to=list(ua_numbers(5)), sender="Shop", on_outcome=seen.append
+            )
+        except _Leave:
+            report = None
+    assert sorted(o.index for o in seen) == list(range(5))
+    assert sum(o.status is Status.ACCEPTED for o in seen) == accepted
+    if answer is _leave:
+        assert report is None and all(o.status is Status.FAILED for o in seen)
+    elif accepted == 0 and report is not None and report.suppressed == 0:
+        assert isinstance(report.error, StateBackendError)
+
+
+async def test_a_callback_raising_a_base_exception_still_hears_every_outcome(
+    clock: FakeClock,
+) -> None:
+    """A callback raising a BaseException of its own (a KeyboardInterrupt, a SystemExit)
+    stops the send as an Exception does: it still hears every outcome, and the send raises
+    that exception itself at its end (it came out in an exception group, one outcome
+    heard, the other recipients of a written request with none)."""
+    heard: dict[type[BaseException], list[Outcome]] = {}
+    for kind in (RuntimeError, _Leave):
+        seen = heard[kind] = []
+
+        def callback(outcome: Outcome, seen: list[Outcome] = seen, kind: Any = kind) -> None:
+            seen.append(outcome)
+            if len(seen) == 1:
+                raise kind()
+
+        async with client(accept_all, clock) as sms:
+            with pytest.raises(kind):
+                await sms.send("hi", to=list(ua_numbers(250)), sender="Shop", on_outcome=callback)
+    # every recipient read has its outcome (the input is not read on once the send stopped)
+    assert sorted(o.index for o in heard[_Leave]) == list(range(len(heard[_Leave])))
+    assert [(o.index, o.status) for o in heard[_Leave]] == [
+        (o.index, o.status) for o in heard[RuntimeError]
+    ]
+    assert {o.status for o in heard[_Leave][:100]} == {Status.ACCEPTED}
+
+
 async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
     clock: FakeClock,
 ) -> None:
