@@ -115,7 +115,7 @@ class _Work(concurrent.futures.Future[T]):
             broken = self._loop in _broken_loops  # cancelled as the loop ended under it
             self.set_exception(_ended_loop() if broken else concurrent.futures.CancelledError())
         elif (error := task.exception()) is not None:
-            self.set_exception(error)
+            self.set_exception(error.carried if isinstance(error, _Carried) else error)
         else:
             self.set_result(task.result())
 
@@ -174,11 +174,16 @@ class _Loop:
                 _broken_loops.add(runner.get_loop())
             self.ended = True  # before its calls end: one made then goes to a new loop
         finally:
-            runner.close()  # cancels what still runs (calls of daemon threads), then closes
-            self.ended = True
-            for work in list(self.works):
-                with contextlib.suppress(concurrent.futures.InvalidStateError):
-                    work.set_exception(_ended_loop())
+            try:
+                runner.close()  # cancels what still runs (calls of daemon threads), closes
+            except BaseException:  # a callback raising again as those calls settle
+                with contextlib.suppress(RuntimeError):
+                    _broken_loops.add(runner.get_loop())
+            finally:
+                self.ended = True
+                for work in list(self.works):
+                    with contextlib.suppress(concurrent.futures.InvalidStateError):
+                        work.set_exception(_ended_loop())
 
     def submit(
         self, work: Callable[[], Coroutine[Any, Any, T]], into: _Work[T] | None = None
@@ -228,6 +233,14 @@ _current: _Loop | None = None
 _broken_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _forked: list[_Loop] = []  # a parent's loop (and its clients): never collected in the child
 _exited = False
+
+
+class _Carried(Exception):
+    """A KeyboardInterrupt or SystemExit on its way to the calling thread."""
+
+    def __init__(self, carried: BaseException) -> None:
+        super().__init__(repr(carried))
+        self.carried = carried
 
 
 def _ended_loop() -> SmsBridgeError:
@@ -418,7 +431,11 @@ class _Blocking(Generic[A]):
         async def run() -> T:
             if stop is not None:
                 options["stop"] = stop.event()
-            return await method(client, *given, **options)
+            try:
+                return await method(client, *given, **options)
+            except (KeyboardInterrupt, SystemExit) as e:  # a callback's, once the send
+                # settled: to the calling thread, not out of the loop every client runs on
+                raise _Carried(e) from None
 
         future = _Work[T](loop.loop)
         try:
@@ -461,8 +478,9 @@ class _Blocking(Generic[A]):
             client, loop, self._client, self._on = self._client, self._on, None, None
             if self._finalizer is not None:
                 self._finalizer.detach()
-        if client is not None and loop is not None and loop is _current:
-            with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile: it closed it
+        if client is not None and loop is not None and loop is _current and not loop.ended:
+            # the loop stopped meanwhile (or ended under a callback): what it held went with it
+            with contextlib.suppress(RuntimeError, SmsBridgeError):
                 loop.submit(lambda: loop.release(client)).result()
 
 
@@ -549,7 +567,9 @@ class Tracker:
                 with contextlib.suppress(RuntimeError):  # still running: ends as it is cancelled
                     await closing()
 
-        with contextlib.suppress(RuntimeError):  # the loop is gone: so is the tracking
+        if self._loop.ended:  # the loop is gone (or ended under a callback): so is the tracking
+            return
+        with contextlib.suppress(RuntimeError, SmsBridgeError):
             self._loop.submit(close).result()
 
     def __enter__(self) -> Self:

@@ -282,25 +282,40 @@ with fake:
     ]
 
 
-def test_a_callback_raising_systemexit_ends_the_loop_for_that_call_only() -> None:
-    """A callback of one call raises SystemExit on the loop thread, which ends asyncio's
-    loop: that call raises, a call another thread was waiting on ends with a
-    SmsBridgeError (not never), and the next calls of every client run on a new loop
+def test_a_callback_raising_systemexit_ends_its_call_and_not_the_loop() -> None:
+    """``sys.exit(3)`` in ``on_outcome`` ends that call with SystemExit(3) itself, once its
+    recipients have their outcomes (it came out as an exception group, and ended the loop
+    every blocking client of the process runs on). Where one still ends the loop (an event
+    hook's, raised inside the send's machinery), a call another thread was waiting on ends
+    with a SmsBridgeError, not never, and the next calls of every client run on a new loop
     (before, every blocking call of the process failed from then on)."""
     script = """
-import threading, time
+import sys, threading, time
 from smsbridge import SmsBridgeError
 from smsbridge.sync import SmsClub
 from smsbridge.testing import FakeSmsClub
 from tests.helpers import TOKEN, ThreadedFake
 
+seen = []
+
 def leave(outcome):
-    raise SystemExit(3)
+    seen.append(outcome.status.value)
+    sys.exit(3)
+
+def hook(event):
+    if type(event).__name__ == "RequestSent":
+        raise SystemExit(4)
 
 with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
     sms = SmsClub(TOKEN, base_url=fake.url)
     other = SmsClub(TOKEN, base_url=fake.url)
-    sent = other.send("Hi", to="380501234560", sender="Shop")
+    try:
+        sms.send("One", to=["380501234567", "380501234566"], sender="Shop", on_outcome=leave)
+    except SystemExit as e:
+        print("first", e.code, seen)
+    loop = sms._on
+    print("same loop", other.send("Hi", to="380501234560", sender="Shop").accepted, sms._on is loop)
+    sent = other.send("Hi", to="380501234561", sender="Shop")
     waited = []
 
     def follow():
@@ -313,22 +328,24 @@ with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
     follower = threading.Thread(target=follow)
     follower.start()
     time.sleep(0.5)
+    watched = SmsClub(TOKEN, base_url=fake.url, on_event=hook)
     try:
-        sms.send("One", to="380501234567", sender="Shop", on_outcome=leave)
+        watched.send("Two", to="380501234568", sender="Shop")
     except BaseException as e:
-        print("first", "SystemExit" in repr(e))
+        print("watched", "SystemExit" in repr(e))
     follower.join(10)
     print("other", waited, follower.is_alive())
-    print("again", sms.send("Two", to="380501234568", sender="Shop").accepted)
-    print("other again", other.balance() is not None)
+    other.close()
+    print("again", sms.send("Three", to="380501234569", sender="Shop").accepted)
 """
     result = run_python("-c", script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "first True",
+        "first 3 ['accepted', 'accepted']",
+        "same loop 1 True",
+        "watched True",
         "other [True] False",
         "again 1",
-        "other again True",
     ]
 
 
