@@ -134,11 +134,13 @@ EventHook = Callable[[Event], None]
 """Called with each event, on the client's event loop; it must not block. An exception it
 raises is logged and otherwise ignored: watching a send never changes it."""
 
-# groups of digits with up to three separators between them (spaces of every width, dashes,
-# brackets, dots, slashes, and those an error's repr writes as \xa0 or \u2009): a number
-# however written, and numbers side by side masked as one, never cut where one is shown
+# groups of digits with up to six separators between them, of every kind a number is written
+# with: spaces of every width and the invisible marks a paste brings (as the phone reader
+# reads them), dashes, brackets, dots, slashes, a plus, and the same as an error's repr or a
+# URL writes them (\xa0, \u200b, \t, %20); numbers side by side are masked as one
 _DIGITS = re.compile(
-    r"\+?\d+(?:(?:[\s\-().\/_\u2010-\u2015\u2212]|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}){1,3}\d+)*"
+    r"\+?\d+(?:(?:[\s\-().\/_+\u00ad\u200b-\u200f\u2010-\u2015\u202a-\u202e\u2060\u2212\ufeff]"
+    r"|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[tnr]|%[0-9a-fA-F]{2}){1,6}\d+)*"
 )
 _sends = itertools.count(1)
 
