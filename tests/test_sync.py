@@ -483,6 +483,9 @@ def test_feed_checks_its_reports_in_the_calling_thread(fake: FakeSmsClub) -> Non
         with sms.track(ids, every=0.05, deadline=0.3) as tracker:
             with pytest.raises(InvalidInputError, match="feed takes delivery reports"):
                 tracker.feed([Report_(ids[1], DeliveryState.UNDELIV), object()])  # type: ignore[list-item]
+            for bad in (None, 5, Report_(ids[1], DeliveryState.UNDELIV)):
+                with pytest.raises(InvalidInputError, match="feed takes a list"):
+                    tracker.feed(bad)  # type: ignore[arg-type]
             tracker.feed([Report_(ids[0], DeliveryState.DELIVRD)])  # type: ignore[list-item]
             seen = list(tracker)
     assert [(s.message_id, s.state, s.raw) for s in seen] == [

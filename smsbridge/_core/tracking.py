@@ -43,6 +43,10 @@ StatusCall = Callable[[list[str]], Awaitable[list[MessageStatus]]]
 
 def statuses_of(reports: Iterable[HasState]) -> list[MessageStatus]:
     """Delivery reports as statuses, every one checked before any is taken."""
+    if not isinstance(reports, Iterable) or hasattr(reports, "message_id"):
+        raise InvalidInputError(
+            f"feed takes a list of delivery reports, got {type(reports).__name__}"
+        )
     statuses = []
     for report in reports:
         message_id = getattr(report, "message_id", None)
