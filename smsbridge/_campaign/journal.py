@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -224,9 +226,17 @@ class Journal:
     def _looked_at(self) -> sqlite3.Connection:
         """The journal opened to be read only: nothing in the file changes (a journal of an
         older version is brought up to date in a copy in memory)."""
-        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        # any bytes of the name (os.fsencode), and an empty authority however many slashes
+        # the path begins with (file://tmp/x would name a host)
+        uri = f"file://{quote(os.fsencode(self.path.absolute()))}?mode=ro"
         try:
-            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            try:
+                db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            except sqlite3.OperationalError:
+                # on a medium it cannot write, SQLite cannot open a WAL journal even to read
+                # it (its index of the log is a file beside it): read a copy
+                db = self._copied()
             why = _foreign(db)
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
             if why is None and "campaign" not in tables:
@@ -248,6 +258,26 @@ class Journal:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as e:
             raise _unusable(self.path, e) from None
+        except OSError as e:  # the copy could not be made
+            raise ConfigurationError(
+                f"the journal {self.path} could not be used: {e.strerror or e}"
+            ) from None
+        return db
+
+    def _copied(self) -> sqlite3.Connection:
+        """A copy of the journal (and of its log, if a run left one) in memory."""
+        with tempfile.TemporaryDirectory(prefix="smsbridge-journal-") as place:
+            copy = Path(place) / "journal"
+            shutil.copyfile(self.path, copy)
+            log = Path(f"{self.path}-wal")
+            if log.exists():
+                shutil.copyfile(log, f"{copy}-wal")
+            source = sqlite3.connect(copy)
+            try:
+                db = sqlite3.connect(":memory:", check_same_thread=False)
+                source.backup(db)
+            finally:
+                source.close()
         return db
 
     def close(self) -> None:

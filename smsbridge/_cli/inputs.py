@@ -22,7 +22,6 @@ import sys
 import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
-from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -156,10 +155,19 @@ class Recipients:
                 if scanned is None:
                     yield from f
                     return
-                while lines := list(islice(f, _LOOK_EVERY)):
-                    self._unchanged(os.fstat(f.fileno()), scanned)
+                # each part looked at before any of it goes (what was read of a file changed
+                # since is the change's, however little)
+                fd, lines, size = f.fileno(), [], 0
+                for line in f:
+                    lines.append(line)
+                    size += len(line)
+                    if len(lines) >= _LOOK_EVERY or size >= _LOOK_CHARS:
+                        self._unchanged(os.fstat(fd), scanned)
+                        yield from lines
+                        lines, size = [], 0
+                if lines:
+                    self._unchanged(os.fstat(fd), scanned)
                     yield from lines
-                self._unchanged(os.fstat(f.fileno()), scanned)
         except UnicodeDecodeError:
             raise self._not_utf8() from None
 
@@ -305,7 +313,10 @@ class Recipients:
             others = [n if i != self._phone else "" for i, n in enumerate(names)]
             self._text = self._find(others, list(TEXT_NAMES), "text", first, required=False)
         present = [p for p in _PARAMS if p in names]
-        beyond = [n for n in names if re.fullmatch(r"param0*([4-9]|[1-9]\d+)", n)]
+        twice = [p for p in present if names.count(p) > 1]
+        if twice and self.mode == "params":
+            raise InputError(f"{self._shown()}: the header names {twice[0]} more than once")
+        beyond = [n for n in names if re.fullmatch(r"param_?0*([4-9]|[1-9]\d+)", n)]
         if beyond and self.mode == "params":  # a parameter no template takes: not dropped
             raise InputError(
                 f"{self._shown()}: the header has {beyond[0]}: a template takes at most "
@@ -439,11 +450,13 @@ class Recipients:
 
 
 _LOOK_EVERY = 4096  # lines read between two looks at whether the file changed
+_LOOK_CHARS = 1 << 20  # or characters, whichever comes first: memory stays flat
 
 
 def _identity(status: os.stat_result) -> tuple[int, ...]:
     """What changes when a file is written or replaced."""
-    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+    # the change time too: a program can set the modification time back, not that
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 def _take(lines: Iterator[str], size: int) -> Iterator[str]:

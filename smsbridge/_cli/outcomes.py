@@ -78,7 +78,7 @@ class OutcomeFile:
                 outcome.index,
                 _cell(outcome.phone),
                 outcome.status.value,
-                outcome.message_id or "",
+                _cell(outcome.message_id or ""),  # the gateway's words too
                 _cell(outcome.reason or ""),
                 outcome.gateway or "",
             )

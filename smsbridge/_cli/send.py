@@ -50,8 +50,6 @@ def _message(declaration: GatewaySpec, args: argparse.Namespace, personal: bool)
     if args.template is not None:
         if "template" not in kinds:
             raise UsageError(f"{title} sends texts: give --text, not --template")
-        if args.text_column is not None:
-            raise UsageError("--text-column names a text; a template's rows bring param1..param3")
         return Message(sender=args.sender, template=args.template)
     if "text" not in kinds and "personal" not in kinds:
         raise UsageError(f"{title} sends templates: give --template ID")
@@ -67,6 +65,8 @@ def _message(declaration: GatewaySpec, args: argparse.Namespace, personal: bool)
 def _recipients(args: argparse.Namespace, mode: Mode) -> Recipients:
     if not args.to and args.to_file is None:
         raise UsageError("no recipients: give --to PHONE or --to-file FILE")
+    if mode == "params" and args.text_column is not None:  # a send or a route
+        raise UsageError("--text-column names a text; a template's rows bring param1..param3")
     return Recipients(
         args.to,
         args.to_file,

@@ -452,8 +452,8 @@ def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
     """A file written over while the campaign reads it (another export landing on the same
     name) would send rows of another list under the first one's count and journal: reading
     stops with an InputError before any of them, and a file changed between the check and
-    the send is refused at once. A file renamed over it is not read: the open file is the
-    checked one, read to its end."""
+    the send is refused at once. A file renamed over it (sed -i) stops it too: the file
+    read is no longer the list's."""
     path = tmp_path / "list.csv"
     old = [f"38050{i:07d}" for i in range(6000)]
     path.write_text("phone\n" + "\n".join(old) + "\n")
@@ -468,6 +468,20 @@ def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
     with pytest.raises(InputError, match="changed while the campaign read it"):
         next(recipients.rows())  # changed since the scan: not a row read
 
+    # written over at the same size, its modification time set back (touch -r, rsync -t):
+    # the change time, which only the kernel sets, still tells
+    path.write_text("phone\n" + "\n".join(old) + "\n")
+    recipients = Recipients([], path, "phones")
+    recipients.scan()
+    rows = recipients.rows()
+    next(rows)
+    then = path.stat()
+    path.write_text("phone\n" + "\n".join(f"38063{i:07d}" for i in range(6000)) + "\n")
+    os.utime(path, ns=(then.st_atime_ns, then.st_mtime_ns))
+    assert path.stat().st_size == then.st_size and path.stat().st_mtime_ns == then.st_mtime_ns
+    with pytest.raises(InputError, match="changed while the campaign read it"):
+        list(rows)
+
     recipients = Recipients([], path, "phones")
     recipients.scan()
     rows = recipients.rows()
@@ -475,7 +489,9 @@ def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
     other = tmp_path / "other.csv"
     other.write_text("phone\n380671234567\n")
     os.replace(other, path)
-    assert [first, *(entry for _, entry in rows)] == [f"38063{i:07d}" for i in range(6000)]
+    assert first == "380630000000"
+    with pytest.raises(InputError, match="changed while the campaign read it"):
+        list(rows)
 
 
 class _Full:
@@ -513,6 +529,12 @@ def test_what_would_be_dropped_quietly_is_refused(
     rows.write_text("phone,param1,param2,param3,param4\n994501234567,a,b,c,d\n")
     err = fails([*template, "--to-file", str(rows), "--dry-run"], capsys)
     assert "the header has param4" in err
+    for header, says in (("phone,param1,param 4", "param_4"), ("phone,param1,param1", "once")):
+        rows.write_text(f"{header}\n994501234567,a,b\n")
+        assert says in fails([*template, "--to-file", str(rows), "--dry-run"], capsys)
+    route_template = ["send", "route", "--sender", "Shop", "--template", "1"]
+    err = fails([*route_template, "--text-column", "t", "--to", "994501234567"], capsys)
+    assert "--text-column names a text" in err
     route = ["send", "route", "--sender", "Shop", "--text", "Sale", "--to", "380501234567"]
     err = fails([*route, "--route", "UA=smsclub,,webcom"], capsys)
     assert "give REGION=GATEWAY" in err

@@ -4,6 +4,8 @@ add up over every run. A journal written before gateways were kept opens and rea
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -255,6 +257,28 @@ def test_looking_at_a_journal_changes_nothing_in_it(tmp_path: Path) -> None:
     finally:
         journal.close()
     assert older.read_bytes() == before
+
+    # a name of any bytes, a path beginning with two slashes (no host), a medium SQLite
+    # cannot write (a WAL journal cannot be opened even to read: a copy is read)
+    odd = tmp_path / os.fsdecode(b"older \xff?#%41.journal")
+    shutil.copyfile(older, odd)
+    connect = sqlite3.connect
+
+    def unwritable(where: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("uri"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(where, *args, **kwargs)
+
+    for path, patched in ((odd, False), (Path("/" + str(odd)), False), (odd, True)):
+        with pytest.MonkeyPatch.context() as patch:
+            if patched:
+                patch.setattr(sqlite3, "connect", unwritable)
+            journal = Journal(path, create=False)
+            try:
+                assert journal.summary().counts.accepted == 1
+            finally:
+                journal.close()
+        assert odd.read_bytes() == before
 
     def full(*args: Any, **kwargs: Any) -> Any:
         raise sqlite3.OperationalError("database or disk is full")
