@@ -1381,13 +1381,16 @@ def _checked(claims: object, count: int) -> list[Claim]:
 
 
 def _callers(error: BaseException) -> BaseException:
-    """What the caller's code (its input, callback, observer) raised, to stop the send with
-    and raise at its end: anything but the cancellation of the send's own tasks and the
-    closing of a coroutine, which go on as they came. (A KeyboardInterrupt, a SystemExit, or
-    a BaseException of the caller's own, left to go through the send's task groups, would end
-    the worker it came in and leave recipients already sent without an outcome.)"""
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):
-        raise error
+    """What the caller's code (its input, callback, observer, store) raised, to stop the
+    send with and raise at its end: anything but the cancellation of the send's own task,
+    which goes on as it came. (A KeyboardInterrupt, a SystemExit, a BaseException of the
+    caller's own, or a CancelledError of something it awaited that someone else cancelled,
+    left to go through the send's task groups, would end the worker it came in, and leave
+    recipients already sent without an outcome.)"""
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is None or task.cancelling():  # this task is being cancelled: the send's own
+            raise error
     return error
 
 

@@ -610,7 +610,10 @@ async def test_a_callback_raising_a_base_exception_still_hears_every_outcome(
     that exception itself at its end (it came out in an exception group, one outcome
     heard, the other recipients of a written request with none)."""
     heard: dict[type[BaseException], list[Outcome]] = {}
-    for kind in (RuntimeError, _Leave):
+    # a CancelledError too, where nothing cancelled the send (a future the callback awaited,
+    # cancelled elsewhere): it was taken for the send's own cancellation and swallowed,
+    # the send ending as if done, recipients already sent without an outcome
+    for kind in (RuntimeError, _Leave, GeneratorExit, asyncio.CancelledError):
         seen = heard[kind] = []
 
         def callback(outcome: Outcome, seen: list[Outcome] = seen, kind: Any = kind) -> None:
@@ -627,6 +630,10 @@ async def test_a_callback_raising_a_base_exception_still_hears_every_outcome(
         (o.index, o.status) for o in heard[RuntimeError]
     ]
     assert {o.status for o in heard[_Leave][:100]} == {Status.ACCEPTED}
+    for kind in (GeneratorExit, asyncio.CancelledError):
+        assert [(o.index, o.status) for o in heard[kind]] == [
+            (o.index, o.status) for o in heard[RuntimeError]
+        ]
 
 
 async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
