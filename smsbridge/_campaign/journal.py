@@ -233,9 +233,12 @@ class Journal:
             try:
                 db = sqlite3.connect(uri, uri=True, check_same_thread=False)
                 db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as e:
                 # on a medium it cannot write, SQLite cannot open a WAL journal even to read
-                # it (its index of the log is a file beside it): read a copy
+                # it (its index of the log is a file beside it): read a copy (only then: a
+                # journal in use is not copied, which could catch it half written)
+                if "unable to open" not in str(e) and "readonly" not in str(e):
+                    raise
                 db = self._copied()
             why = _foreign(db)
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

@@ -85,6 +85,7 @@ class Recipients:
         self._skip = 0  # lines before the rows: Excel's "sep=;"
         self._spool: str | None = None
         self._scanned: tuple[int, ...] | None = None  # the file as scan() read it
+        self._file_digest = b""  # and its bytes' digest
         self._name = "standard input" if str(path) == "-" else str(path)
         self.path = self._open(path) if path is not None else None
         self._phone = 0
@@ -149,7 +150,7 @@ class Recipients:
         try:
             with self.path.open(encoding="utf-8-sig", newline="") as f:
                 if scanned is not None:
-                    self._unchanged(os.fstat(f.fileno()), scanned)
+                    self._unchanged(f.fileno())
                 for _ in range(self._skip):
                     next(f, None)
                 if scanned is None:
@@ -162,21 +163,31 @@ class Recipients:
                     lines.append(line)
                     size += len(line)
                     if len(lines) >= _LOOK_EVERY or size >= _LOOK_CHARS:
-                        self._unchanged(os.fstat(fd), scanned)
+                        self._unchanged(fd)
                         yield from lines
                         lines, size = [], 0
                 if lines:
-                    self._unchanged(os.fstat(fd), scanned)
+                    self._unchanged(fd)
                     yield from lines
         except UnicodeDecodeError:
             raise self._not_utf8() from None
 
-    def _unchanged(self, now: os.stat_result, then: tuple[int, ...]) -> None:
-        if _identity(now) != then:
-            raise InputError(
-                f"{self._shown()} changed while the campaign read it: stopped (what went is "
-                "in the journal); send a file that stays as it is while it is sent"
-            )
+    def _unchanged(self, fd: int) -> None:
+        """Raise unless the open file is as scanned. Where only its change time moved (a
+        chmod, a hard link, a rename, or a rewrite at the same size with the modification
+        time set back), its bytes are read again through ``fd`` and compared."""
+        then = self._scanned
+        assert then is not None
+        now = _identity(os.fstat(fd))
+        if now == then:
+            return
+        if now[:-1] == then[:-1] and _digest_of(fd) == self._file_digest:
+            self._scanned = now
+            return
+        raise InputError(
+            f"{self._shown()} changed while the campaign read it: stopped (what went is "
+            "in the journal); send a file that stays as it is while it is sent"
+        )
 
     def _not_utf8(self) -> InputError:
         """Where the file stops being UTF-8, found line by line (the fast read knows only
@@ -378,10 +389,13 @@ class Recipients:
         count = len(self.to)
         if self.path is not None:
             self._scanned = None
+            own = hashlib.sha256()
             with self.path.open("rb") as f:
                 before = _identity(os.fstat(f.fileno()))
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
+                    own.update(chunk)
+            self._file_digest = own.digest()
             count += sum(1 for _ in self._file_rows())
             if _identity(self.path.stat()) != before:
                 raise InputError(f"{self._shown()} changed while it was being checked")
@@ -457,6 +471,16 @@ def _identity(status: os.stat_result) -> tuple[int, ...]:
     """What changes when a file is written or replaced."""
     # the change time too: a program can set the modification time back, not that
     return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
+def _digest_of(fd: int) -> bytes:
+    """The bytes of the open file ``fd``, digested (read where they are, without moving the
+    position its reader is at)."""
+    digest, at = hashlib.sha256(), 0
+    while chunk := os.pread(fd, 1 << 20, at):
+        digest.update(chunk)
+        at += len(chunk)
+    return digest.digest()
 
 
 def _take(lines: Iterator[str], size: int) -> Iterator[str]:

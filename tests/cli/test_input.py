@@ -452,8 +452,10 @@ def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
     """A file written over while the campaign reads it (another export landing on the same
     name) would send rows of another list under the first one's count and journal: reading
     stops with an InputError before any of them, and a file changed between the check and
-    the send is refused at once. A file renamed over it (sed -i) stops it too: the file
-    read is no longer the list's."""
+    the send is refused at once. A file renamed over it (sed -i) is not read: the open file
+    is the checked one, read to its end; nor does a change of the file's metadata alone
+    stop it (a chmod, a hard link, moved elsewhere: its bytes are read again and are the
+    same)."""
     path = tmp_path / "list.csv"
     old = [f"38050{i:07d}" for i in range(6000)]
     path.write_text("phone\n" + "\n".join(old) + "\n")
@@ -489,9 +491,17 @@ def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
     other = tmp_path / "other.csv"
     other.write_text("phone\n380671234567\n")
     os.replace(other, path)
-    assert first == "380630000000"
-    with pytest.raises(InputError, match="changed while the campaign read it"):
-        list(rows)
+    assert [first, *(entry for _, entry in rows)] == [f"38063{i:07d}" for i in range(6000)]
+
+    path.write_text("phone\n" + "\n".join(old) + "\n")
+    recipients = Recipients([], path, "phones")
+    recipients.scan()
+    rows = recipients.rows()
+    first = next(rows)[1]
+    os.chmod(path, 0o640)
+    os.link(path, tmp_path / "backup.csv")
+    os.rename(path, tmp_path / "sent.csv")
+    assert [first, *(entry for _, entry in rows)] == old
 
 
 class _Full:
