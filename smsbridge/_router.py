@@ -30,7 +30,7 @@ import phonenumbers
 
 from ._core.client import Client, SendOptions, checked_options
 from ._core.clock import Clock, SystemClock
-from ._core.engine import BatchObserver
+from ._core.engine import BatchObserver, from_caller
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.finish import to_the_end
 from ._core.gateway import Batch, Message, checked_message
@@ -667,8 +667,8 @@ class _RoutedSend:
         async with anyio.create_task_group() as tg:
             try:
                 await self._hand_items(items, streams, tg)
-            except Exception as e:  # the caller's input failed: the sends finish what they have
-                self._caller_failed(e)
+            except BaseException as e:  # the caller's input failed: the sends finish theirs
+                self._caller_failed(from_caller(e))
             for send, _ in streams.values():
                 send.close()
 
@@ -914,8 +914,8 @@ class _RoutedSend:
                 pending = self.on_outcome(outcome)
                 if inspect.isawaitable(pending):
                     await pending
-            except Exception as e:  # every outcome still reaches it; raised at the end
-                self._caller_failed(e)
+            except BaseException as e:  # every outcome still reaches it; raised at the end
+                self._caller_failed(from_caller(e))
 
 
 _PREPARE_PATIENCE = 10.0  # seconds to look up what checking a recipient needs (a template)

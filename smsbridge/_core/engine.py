@@ -71,7 +71,7 @@ from .retry import RetryPolicy
 from .transport import HttpResponse, Transport
 from .window import Claim, DuplicateWindow
 
-__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine", "accepts", "intake"]
+__all__ = ["BatchObserver", "OutcomeCallback", "SendEngine", "accepts", "from_caller", "intake"]
 
 log = logging.getLogger("smsbridge")
 
@@ -268,7 +268,7 @@ class _Hooks:
                 try:
                     await observer.before(self.flight.batch)
                 except BaseException as e:
-                    engine._caller_failed(_callers(e))
+                    engine._caller_failed(from_caller(e))
                     raise NotWritten(engine._stopping() or "") from None
 
     async def unsent(self) -> None:
@@ -278,7 +278,7 @@ class _Hooks:
             try:
                 await observer.unsent(self.flight.batch)
             except BaseException as e:
-                self.engine._caller_failed(_callers(e))
+                self.engine._caller_failed(from_caller(e))
 
     def parse(self, response: HttpResponse) -> BatchResult:
         engine = self.engine
@@ -540,7 +540,7 @@ class SendEngine(Generic[J]):
         not mean to raise (a bug in a store of the user's), a :class:`StateBackendError`:
         the recipients still settle, and the send stops as for a store gone. An interrupt
         (KeyboardInterrupt, SystemExit) is also raised at the send's end."""
-        error = _callers(error)
+        error = from_caller(error)
         if isinstance(error, SmsBridgeError):
             return error
         if not isinstance(error, Exception):
@@ -615,7 +615,7 @@ class SendEngine(Generic[J]):
             await self._intake(source, unpack, send)
         except BaseException as e:
             # the caller's iterator or callback failed: finish what was read, re-raise
-            self._caller_failed(_callers(e))
+            self._caller_failed(from_caller(e))
             await self._queue(self._packer.flush(), send)
         await send.put(None)  # the end: each worker that meets it passes it on
 
@@ -650,7 +650,7 @@ class SendEngine(Generic[J]):
                         break
         except BaseException as e:
             # the caller's input failed: what it gave before has its outcome too
-            self._caller_failed(_callers(e))
+            self._caller_failed(from_caller(e))
             if chunk:
                 await self._feed(self._taken(), unpack, send)
             raise
@@ -1127,7 +1127,7 @@ class SendEngine(Generic[J]):
             try:
                 await self._observer.after(batch, statuses, details)
             except BaseException as e:
-                self._caller_failed(_callers(e))
+                self._caller_failed(from_caller(e))
         if flight is not None and flight.keys is not None:
             # cancelled while a try was on its way: it may reach the gateway later still
             attempts = flight.attempts
@@ -1169,7 +1169,7 @@ class SendEngine(Generic[J]):
                     if pending is not None and inspect.isawaitable(pending):
                         await pending
                 except BaseException as e:
-                    self._caller_failed(_callers(e))
+                    self._caller_failed(from_caller(e))
 
     async def _settle_window(
         self,
@@ -1380,7 +1380,7 @@ def _checked(claims: object, count: int) -> list[Claim]:
     return claims
 
 
-def _callers(error: BaseException) -> BaseException:
+def from_caller(error: BaseException) -> BaseException:
     """What the caller's code (its input, callback, observer, store) raised, to stop the
     send with and raise at its end: anything but the cancellation of the send's own task,
     which goes on as it came. (A KeyboardInterrupt, a SystemExit, a BaseException of the

@@ -466,6 +466,22 @@ class CallerError(Exception):
     """The caller's own code failed (its callback or its input), as drawn."""
 
 
+class CallerInterrupt(BaseException):
+    """The caller's own code raised what is no Exception (as KeyboardInterrupt is)."""
+
+
+def _caller_raises(sc: Scenario, what: str) -> BaseException:
+    """What the caller's failing code raises: an Exception, a BaseException of its own, or
+    a CancelledError where nothing cancelled the send (a future it awaited, cancelled
+    elsewhere), by the seed (no draw: the scenarios stay as they were)."""
+    kind = sc.seed % 3
+    if kind == 1:
+        return CallerInterrupt(f"the {what} failed")
+    if kind == 2:
+        return asyncio.CancelledError(f"the {what} failed")
+    return CallerError(f"the {what} failed")
+
+
 async def _one(
     w: _World,
     client: Client[Any] | Router,
@@ -478,11 +494,13 @@ async def _one(
     first = record.name == "send 0.0"
     to: Any = w.entries(plan.entries, False)
     if first and sc.input_fails_at is not None:
-        to = _failing(to, sc.input_fails_at)
+        to = _failing(to, sc.input_fails_at, _caller_raises(sc, "input"))
         record.caller_error = "input"
     to = _counting(to, record)
     if first and sc.callback_fails_at is not None:
-        options["on_outcome"] = _failing_callback(record, sc.callback_fails_at)
+        options["on_outcome"] = _failing_callback(
+            record, sc.callback_fails_at, _caller_raises(sc, "callback")
+        )
         record.caller_error = "callback"
     if plan.spread is not None:
         to, options["on_outcome"] = _spread(to, options["on_outcome"], plan.spread)
@@ -497,9 +515,11 @@ async def _one(
         record.report = await w.send(client, to, options)
         if isinstance(getattr(record.report, "error", None), StateBackendError):
             w.stats["redis: a send stopped, out of reach past its patience"] += 1
-    except asyncio.CancelledError:
-        record.raised = "cancelled"
-    except CallerError as e:
+    except asyncio.CancelledError as e:
+        # the send's own cancellation, or what the caller's code raised (nobody cancelled)
+        mine = record.caller_error is not None and not record.cancelled and str(e)
+        record.raised = f"caller: {e}" if mine else "cancelled"
+    except (CallerError, CallerInterrupt) as e:
         record.raised = f"caller: {e}"
     except Exception as e:
         record.raised = f"{type(e).__name__}: {e}"
@@ -565,18 +585,18 @@ async def _trickling(
             await asyncio.sleep(pause)
 
 
-def _failing(entries: Iterator[Any], at: int) -> Iterator[Any]:
+def _failing(entries: Iterator[Any], at: int, error: BaseException) -> Iterator[Any]:
     for n, entry in enumerate(entries):
         if n == at:
-            raise CallerError("the input failed")
+            raise error
         yield entry
 
 
-def _failing_callback(record: SendRecord, at: int) -> Any:
+def _failing_callback(record: SendRecord, at: int, error: BaseException) -> Any:
     def collect(outcome: Outcome) -> None:
         record.outcomes.append(outcome)
         if len(record.outcomes) == at + 1:
-            raise CallerError("the callback failed")
+            raise error
 
     return collect
 
