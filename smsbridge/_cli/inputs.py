@@ -85,7 +85,9 @@ class Recipients:
         self._skip = 0  # lines before the rows: Excel's "sep=;"
         self._spool: str | None = None
         self._scanned: tuple[int, ...] | None = None  # the file as scan() read it
-        self._file_digest = b""  # and its bytes' digest
+        self._blocks: list[bytes] = []  # and the digest of each block of its bytes
+        self._suspect = False  # its change time moved: its blocks are compared as read
+        self._verified = 0  # bytes compared so far
         self._name = "standard input" if str(path) == "-" else str(path)
         self.path = self._open(path) if path is not None else None
         self._phone = 0
@@ -175,19 +177,33 @@ class Recipients:
     def _unchanged(self, fd: int) -> None:
         """Raise unless the open file is as scanned. Where only its change time moved (a
         chmod, a hard link, a rename, or a rewrite at the same size with the modification
-        time set back), its bytes are read again through ``fd`` and compared."""
+        time set back), its bytes are compared with the scan's, a block at a time: from then
+        on each block as it is read (at most one more read of the file, however often)."""
         then = self._scanned
         assert then is not None
         now = _identity(os.fstat(fd))
-        if now == then:
-            return
-        if now[:-1] == then[:-1] and _digest_of(fd) == self._file_digest:
-            self._scanned = now
+        if now[:-1] == then[:-1] and ((now == then and not self._suspect) or self._same(fd)):
             return
         raise InputError(
             f"{self._shown()} changed while the campaign read it: stopped (what went is "
             "in the journal); send a file that stays as it is while it is sent"
         )
+
+    def _same(self, fd: int) -> bool:
+        """Whether the blocks read so far through ``fd`` (its position, read-ahead included)
+        and not yet compared are the scan's; the file is suspect from now on."""
+        self._suspect = True
+        self._scanned = _identity(os.fstat(fd))
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        block = self._verified // _BLOCK
+        while block * _BLOCK < end:
+            data = os.pread(fd, _BLOCK, block * _BLOCK)
+            if block >= len(self._blocks) or _block_digest(data) != self._blocks[block]:
+                return False
+            block += 1
+        # the block read into last is compared again next time: its rest is not read yet
+        self._verified = max(self._verified, end // _BLOCK * _BLOCK)
+        return True
 
     def _not_utf8(self) -> InputError:
         """Where the file stops being UTF-8, found line by line (the fast read knows only
@@ -388,14 +404,12 @@ class Recipients:
         digest.update(b"\x00file\x00")
         count = len(self.to)
         if self.path is not None:
-            self._scanned = None
-            own = hashlib.sha256()
+            self._scanned, self._blocks = None, []
             with self.path.open("rb") as f:
                 before = _identity(os.fstat(f.fileno()))
-                while chunk := f.read(1 << 20):
+                while chunk := f.read(_BLOCK):
                     digest.update(chunk)
-                    own.update(chunk)
-            self._file_digest = own.digest()
+                    self._blocks.append(_block_digest(chunk))
             count += sum(1 for _ in self._file_rows())
             if _identity(self.path.stat()) != before:
                 raise InputError(f"{self._shown()} changed while it was being checked")
@@ -465,6 +479,7 @@ class Recipients:
 
 _LOOK_EVERY = 4096  # lines read between two looks at whether the file changed
 _LOOK_CHARS = 1 << 20  # or characters, whichever comes first: memory stays flat
+_BLOCK = 1 << 16  # bytes a scan digests apart, to compare a part of the file later
 
 
 def _identity(status: os.stat_result) -> tuple[int, ...]:
@@ -473,14 +488,8 @@ def _identity(status: os.stat_result) -> tuple[int, ...]:
     return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
-def _digest_of(fd: int) -> bytes:
-    """The bytes of the open file ``fd``, digested (read where they are, without moving the
-    position its reader is at)."""
-    digest, at = hashlib.sha256(), 0
-    while chunk := os.pread(fd, 1 << 20, at):
-        digest.update(chunk)
-        at += len(chunk)
-    return digest.digest()
+def _block_digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _take(lines: Iterator[str], size: int) -> Iterator[str]:

@@ -503,6 +503,42 @@ def test_a_file_changed_while_it_is_sent_stops_before_a_row_of_the_new_one(
     os.rename(path, tmp_path / "sent.csv")
     assert [first, *(entry for _, entry in rows)] == old
 
+    # the change time moving at every look costs one more read of the file, not one a look;
+    # and once it moved, a later part rewritten (the modification time set back) still tells
+    many = [f"38050{i:07d}" for i in range(60_000)]
+    path.write_text("phone\n" + "\n".join(many) + "\n")
+    recipients = Recipients([], path, "phones")
+    recipients.scan()
+    read = 0
+    pread = os.pread
+
+    def counted(fd: int, n: int, at: int) -> bytes:
+        nonlocal read
+        data = pread(fd, n, at)
+        read += len(data)
+        return data
+
+    taken = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "pread", counted)
+        for n, (_, entry) in enumerate(recipients.rows()):
+            taken.append(entry)
+            if n % 1000 == 0:
+                os.chmod(path, 0o600 if n % 2000 else 0o640)
+    assert taken == many and read <= 3 * path.stat().st_size
+    recipients = Recipients([], path, "phones")
+    recipients.scan()
+    rows = recipients.rows()
+    next(rows)
+    os.chmod(path, 0o600)
+    then = path.stat()
+    with path.open("r+") as f:  # the last rows, other numbers of the same length
+        f.seek(then.st_size - 13 * 100)
+        f.write("".join(f"38063{i:07d}\n" for i in range(100)))
+    os.utime(path, ns=(then.st_atime_ns, then.st_mtime_ns))
+    with pytest.raises(InputError, match="changed while the campaign read it"):
+        list(rows)
+
 
 class _Full:
     """Standard output on a full disk."""
