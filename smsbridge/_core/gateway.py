@@ -52,6 +52,7 @@ __all__ = [
     "retry_after_seconds",
     "status_error",
     "text_of",
+    "without_bom",
 ]
 
 
@@ -524,6 +525,12 @@ class Gateway(Protocol, Generic[J]):
     def parse_send(self, batch: Batch, response: HttpResponse, job: J) -> BatchResult:
         """Verdicts for ``batch`` from the answer, or raise a typed error for the request."""
         ...
+
+
+def without_bom(body: bytes) -> bytes:
+    """A JSON answer without the byte-order mark some servers put before it (JSON has none:
+    a decoder refuses it, and an answer that went would read as unreadable)."""
+    return body[3:] if body[:3] == b"\xef\xbb\xbf" else body
 
 
 def text_of(value: Any) -> str:

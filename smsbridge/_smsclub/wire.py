@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from .._core.gateway import without_bom
+
 __all__ = [
     "Answer",
     "BulkSend",
@@ -102,4 +104,4 @@ def encode(body: msgspec.Struct) -> bytes:
 
 def decode_answer(body: bytes) -> Answer:
     """Decode an answer; raises ``msgspec.DecodeError`` (or ``ValidationError``) on garbage."""
-    return _answer.decode(body)
+    return _answer.decode(without_bom(body))

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from .._core.gateway import without_bom
+
 __all__ = ["Answer", "Send", "TemplateQuery", "decode_answer", "encode"]
 
 
@@ -46,4 +48,4 @@ def encode(body: msgspec.Struct) -> bytes:
 
 def decode_answer(body: bytes) -> Answer:
     """Decode an answer; raises ``msgspec.DecodeError`` (or ``ValidationError``) on garbage."""
-    return _answer.decode(body)
+    return _answer.decode(without_bom(body))

@@ -276,7 +276,8 @@ class WebcomGateway:
         for row, item in zip(order, items, strict=True):
             if item is None:
                 continue
-            if item.error:
+            # an error of "0" or blanks beside an id is no error (entries carry the field)
+            if item.error and text_of(item.error).strip() not in ("", "0"):
                 reason = text_of(item.error)
                 kind = classify(reason, status=response.status, document=False)
                 if isinstance(kind, RejectedError):

@@ -43,6 +43,11 @@ TABLE: tuple[tuple[Kind, str, str], ...] = (
     (Kind.ACCOUNT, "Incorrect login or password", "Неправильный логин или пароль"),
     (Kind.ACCOUNT, "Account blocked", "Аккаунт заблокирован"),
     (Kind.QUEUED, "will be sent as soon as you top up", "будет отправлена как только вы пополните"),
+    # the same in other words (the plural, another English): the stem that says it waits
+    (Kind.QUEUED, "once you top up", "как только вы пополните"),
+    # short of money without saying it waits: it may be held until paid all the same, and
+    # sent then; taken as held (uncertain, the send stopped), never as a refusal to resend
+    (Kind.QUEUED, "Insufficient funds", "Недостаточно средств"),
     (Kind.BALANCE, "We have run out of SMS", "У нас закончились SMS"),
     (Kind.BALANCE, "Out of SMS", "Закончились SMS"),
     (Kind.NUMBER, "Specify phone number", "Укажите номер телефона"),
@@ -71,10 +76,14 @@ TABLE: tuple[tuple[Kind, str, str], ...] = (
 rows carry the Russian ones, and an English phrase of the same meaning as an assumption."""
 
 _PREFIX = re.compile(r"^\s*(error|ошибка)\s*:\s*", re.IGNORECASE)
+_PUNCTUATION = re.compile(r"[^\w\s]")
 
 
 def _normal(text: str) -> str:
-    return " ".join(_PREFIX.sub("", text).casefold().replace("ё", "е").split()).rstrip(". ")
+    # words only: punctuation (a comma Russian grammar puts before "как только") is no part
+    # of what a text means
+    words = _PUNCTUATION.sub(" ", _PREFIX.sub("", text).casefold().replace("ё", "е"))
+    return " ".join(words.split())
 
 
 _PATTERNS = tuple(

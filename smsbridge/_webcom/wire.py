@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from .._core.gateway import without_bom
+
 __all__ = [
     "Credentials",
     "Document",
@@ -127,21 +129,21 @@ T = TypeVar("T")
 
 def decode_document(body: bytes) -> Document:
     """An answer object; raises ``msgspec.DecodeError`` (or ``ValidationError``) otherwise."""
-    return _document.decode(body)
+    return _document.decode(without_bom(body))
 
 
 def decode_sent(body: bytes) -> list[Entry] | None:
     """A send's entries where the answer is the common one (see :class:`Sent`), else
     ``None`` (read it as a :class:`Document`)."""
     try:
-        return _sent.decode(body).information
+        return _sent.decode(without_bom(body)).information
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 
 def decode_state(body: bytes) -> list[StateEntry] | Document:
     """A ``state.php`` answer: its entries, or an error document."""
-    return _state.decode(body)
+    return _state.decode(without_bom(body))
 
 
 def entries(values: list[Any]) -> list[Entry | None]:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from smsbridge import (
@@ -104,6 +105,41 @@ def test_answers_map_back_across_entries() -> None:
     assert result.statuses == [Status.ACCEPTED, Status.ACCEPTED, Status.REJECTED, Status.ACCEPTED]
     assert result.details == ["1", "2", "Phone number is on the stop list", "3"]
     assert result.account_error is None
+
+
+def test_an_entry_with_an_id_and_an_error_of_nothing_went() -> None:
+    """The document's entries carry ``state``, ``id_sms`` and ``error`` each: an error of
+    "0" or blanks beside an id is no error (they were rejected, and sent again would go
+    twice). An answer behind a byte-order mark is read as without it."""
+    body = {
+        "information": [
+            {"state": "send", "id_sms": 1, "error": "0"},
+            {"state": "send", "id_sms": 2, "error": " "},
+            {"state": "send", "id_sms": 3, "error": 0},
+            {"error": "Phone number is on the stop list"},
+        ]
+    }
+    for raw in (msgspec.json.encode(body), b"\xef\xbb\xbf" + msgspec.json.encode(body)):
+        result = GW.parse_send(BATCH, HttpResponse(200, raw, {}), JOB)
+        assert result.statuses == [Status.ACCEPTED] * 3 + [Status.REJECTED]
+
+
+def test_held_until_paid_in_any_words_is_uncertain_and_stops_the_send() -> None:
+    """ "Queued until you top up", as the documents write it, with a comma, in the plural, in
+    English, or "not enough money" alone: uncertain (the gateway sends it once paid), and the
+    send stops; before, any wording but one exact phrase was a refusal (rejected, sent again
+    by a caller after paying: twice)."""
+    for text in (
+        "Недостаточно средств для отправки SMS. SMS будет отправлена, как только вы пополните "
+        "счет по данному направлению.",
+        "SMS будут отправлены, как только вы пополните счет",
+        "Not enough money: the SMS will be sent once you top up your account.",
+        "Недостаточно средств",
+    ):
+        body = {"information": [{"state": "send", "id_sms": 1}] + [{"error": text}] * 3}
+        result = GW.parse_send(BATCH, answer(body), JOB)
+        assert result.statuses == [Status.ACCEPTED] + [Status.UNCERTAIN] * 3, text
+        assert isinstance(result.account_error, InsufficientBalanceError)
 
 
 def test_per_phone_out_of_sms_stops_the_send() -> None:

@@ -114,6 +114,16 @@ PLATFORM_TEXTS = [
         "QUEUED",
     ),
     ("error: Попытка отправки более одного одинакового запроса в течение минуты", "REPEAT"),
+    # the same in other words: a refusal to resend would send it twice once paid
+    (
+        "Недостаточно средств для отправки SMS. SMS будет отправлена, как только вы пополните "
+        "счет по данному направлению.",
+        "QUEUED",
+    ),
+    ("Недостаточно средств. SMS будут отправлены, как только вы пополните счет.", "QUEUED"),
+    ("Not enough money: the SMS will be sent once you top up your account.", "QUEUED"),
+    ("Недостаточно средств на счете", "QUEUED"),
+    ("Insufficient funds.", "QUEUED"),
 ]
 
 
