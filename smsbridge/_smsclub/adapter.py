@@ -87,6 +87,17 @@ def _digits(value: Any) -> str:
     return _DIGITS.sub("", str(value))
 
 
+_PHONE_KEY = re.compile(r"\s*\+?[\d\s()\-]{7,}\s*")  # an add_info key that is a number
+
+
+def _placed(digits: str, batch: set[str]) -> str:
+    """The batch's number an answer names as ``digits``: itself, or the one it ends (the
+    answer wrote it nationally, ``0989361130`` for ``380989361130``)."""
+    if digits in batch or len(digits) < 9:
+        return digits
+    return next((phone for phone in batch if phone.endswith(digits)), digits)
+
+
 class SmsClubGateway:
     """The SMS Club adapter.
 
@@ -182,20 +193,21 @@ class SmsClubGateway:
         add_info: dict[str, Any] | list[Any] | str | None,
         status: int,
     ) -> BatchResult:
+        batch = set(phones)
         ids_by_phone: dict[str, list[str]] = {}
         for message_id, phone in info.items():
-            ids_by_phone.setdefault(_digits(phone), []).append(message_id)
+            ids_by_phone.setdefault(_placed(_digits(phone), batch), []).append(message_id)
 
         per_phone: dict[str, str] = {}
         request_problem: str | None = None
         problems: list[str] = []
         if isinstance(add_info, dict):
-            batch_phones = set(phones)
             for key, value in add_info.items():
                 reason = text_of(value)
                 problems.append(reason)
-                if _digits(key) in batch_phones and key.strip("+ ").isdigit():
-                    per_phone[_digits(key)] = reason
+                if _PHONE_KEY.fullmatch(key):  # a number, however written: its own reason
+                    # (one this request did not carry names nobody: the rest stay unknown)
+                    per_phone[_placed(_digits(key), batch)] = reason
                 else:
                     request_problem = f"{key}: {reason}"
         elif add_info is not None:
@@ -263,6 +275,9 @@ class SmsClubGateway:
         if error is not None:
             raise error
         if not 200 <= response.status < 300:
+            success = answer.success_request if answer is not None else None
+            if success is not None and success.info:  # ids given, whatever the status: sent
+                return success
             if message and kind_of(message) is Kind.BALANCE:
                 raise InsufficientBalanceError(
                     "the account's balance is insufficient",

@@ -112,6 +112,26 @@ def test_request_bodies_are_the_documented_ones() -> None:
             [A, A],
             ["106", "107"],
         ),
+        (  # a number written otherwise (spaces, national): its own reason, no one else's
+            {
+                "success_request": {
+                    "info": {"107": "0989361131"},
+                    "add_info": {"+380 98 936 1130": "This number is in the black list"},
+                }
+            },
+            [A, R],
+            ["107", "This number is in the black list"],
+        ),
+        (  # a number the request did not carry: those the answer does not name are unknown
+            {
+                "success_request": {
+                    "info": {"107": "380989361131"},
+                    "add_info": {"380 67 000 0000": "This number is in the black list"},
+                }
+            },
+            [A, U],
+            ["107", "the gateway's answer does not mention this number"],
+        ),
     ],
 )
 def test_send_answers_map_per_recipient(
@@ -122,6 +142,19 @@ def test_send_answers_map_per_recipient(
     assert result.statuses == statuses
     assert result.details == details
     assert result.account_error is None
+
+
+def test_ids_in_an_answer_of_another_status_went() -> None:
+    """A 400 whose body gives ids (the gateway answers its refusals of some numbers with a
+    400 and a success_request) does not refuse the numbers it gave ids: they went."""
+    body = {
+        "success_request": {
+            "info": {"1": "380989361131"},
+            "add_info": {"380989361130": "This number is in the black list"},
+        }
+    }
+    result = GW.parse_send(ITEMS, answer(body, 400), JOB)
+    assert result.statuses == [A, R] and result.details[0] == "1"
 
 
 def test_repeated_number_in_one_batch_takes_ids_in_order() -> None:
