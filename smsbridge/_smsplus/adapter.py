@@ -18,6 +18,7 @@ from .._core.errors import (
     AuthenticationError,
     InsufficientBalanceError,
     InvalidInputError,
+    RateLimitedError,
     RejectedError,
     ResponseDecodeError,
     SmsBridgeError,
@@ -172,11 +173,20 @@ def _param_counts(batch: Batch) -> list[int]:
     return batch.parameters.widths if batch.parameters is not None else [0] * len(batch)
 
 
+def _code_text(code: object) -> str:
+    """A code as the gateway means it: ``100``, ``"100"`` and ``100.0`` alike."""
+    if isinstance(code, float) and code.is_integer():
+        return str(int(code))
+    return str(code).strip()
+
+
 def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
     """The typed error of a failure code."""
     said = message or CODES.get(code)
     kw: dict[str, Any] = {"provider": NAME, "status": status, "code": code, "gateway_message": said}
     number = int(code) if code.isdigit() else 0
+    if number == 429:  # as Laravel's throttle writes it into the body
+        return RateLimitedError("the gateway asked to slow down", **kw)
     if 101 <= number <= 106:
         return AuthenticationError("the account cannot send (credentials or contract)", **kw)
     if number == 119:
@@ -305,7 +315,7 @@ class SmsPlusGateway:
             answer: wire.Answer | None = wire.decode_answer(response.body)
         except (msgspec.DecodeError, msgspec.ValidationError):
             answer = None
-        code = None if answer is None or answer.code is None else str(answer.code).strip()
+        code = None if answer is None or answer.code is None else _code_text(answer.code)
         message = None if answer is None or answer.message is None else text_of(answer.message)
         decisive = decisive_status_error(NAME, response, message)
         if decisive is not None:
@@ -317,6 +327,19 @@ class SmsPlusGateway:
         if code == "100" and answer is not None and answer.success is not False:
             return answer
         if code is not None:
+            # an answer at odds with itself (sent, and no success; or a success with a code
+            # that says nothing known) may have sent: not a refusal to send again
+            known = code == "100" or code in CODES
+            if code == "100" or (answer is not None and answer.success is True and not known):
+                raise ResponseDecodeError(
+                    f"the gateway's answer contradicts itself (code {code}, success "
+                    f"{answer.success if answer is not None else None!r})",
+                    provider=NAME,
+                    status=response.status,
+                    code=code,
+                    gateway_message=message,
+                    maybe_processed=True,
+                )
             raise code_error(code, message, response.status)
         error = status_error(NAME, response, message)
         if error is not None:

@@ -94,10 +94,20 @@ def test_every_failure_code_is_typed(code: int) -> None:
 
 
 def test_code_as_a_number_and_unknown_codes() -> None:
-    """A numeric code reads like a string one; an unknown failure code is a refusal."""
+    """A numeric code reads like a string one (100.0 too); an unknown failure code is a
+    refusal. An answer at odds with itself may have sent, so it is no refusal: code 100
+    without success, or success with a code nobody knows (they were rejected, and sent
+    again would go twice). Code 429 in the body is the gateway asking to slow down."""
     GW.parse_send(BATCH, answer({"success": True, "code": 100}), JOB)
+    GW.parse_send(BATCH, answer({"success": True, "code": 100.0}), JOB)
     with pytest.raises(RejectedError, match="unknown code 777"):
         GW.parse_send(BATCH, answer({"success": False, "code": "777"}), JOB)
+    for body in ({"success": False, "code": "100"}, {"success": True, "code": "200"}):
+        with pytest.raises(ResponseDecodeError, match="contradicts itself") as caught:
+            GW.parse_send(BATCH, answer(body), JOB)
+        assert caught.value.maybe_processed
+    with pytest.raises(RateLimitedError):
+        GW.parse_send(BATCH, answer({"success": False, "code": "429", "message": "Too Many"}), JOB)
 
 
 @pytest.mark.parametrize(
