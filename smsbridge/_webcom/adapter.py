@@ -157,6 +157,13 @@ def envelope_rows(batch: Batch, text: str | None) -> list[tuple[str, list[int]]]
     return list(groups.items())
 
 
+def _has_ids(information: list[Any] | None) -> bool:
+    return bool(information) and any(
+        isinstance(entry, dict) and entry.get("id_sms") not in (None, "")
+        for entry in information  # type: ignore[union-attr]
+    )
+
+
 def _accepted_ids(items: list[wire.Entry]) -> list[str | None] | None:
     """Each entry's id as text where every entry is accepted with one, else ``None``."""
     values = list(map(_ID, items))
@@ -253,7 +260,7 @@ class WebcomGateway:
                 ids = _accepted_ids(fast)
                 if ids is not None:
                     return BatchResult([Status.ACCEPTED] * len(batch), ids)
-        document = self._document(response)
+        document = self._document(response, entries_first=True)
         information = document.information
         order = [row for _, rows in envelope_rows(batch, job.text) for row in rows]
         if information is None or len(information) != len(order):
@@ -291,16 +298,37 @@ class WebcomGateway:
                     stop = kind
             elif item.id_sms not in (None, ""):
                 statuses[row], details[row] = Status.ACCEPTED, text_of(item.id_sms)
+        if document.error:  # beside entries with ids: theirs went; the rest as it says
+            reason = text_of(document.error)
+            kind = classify(reason, status=response.status, document=True)
+            for row, status in enumerate(statuses):
+                if status is Status.UNCERTAIN and details[row] == "unreadable answer entry":
+                    statuses[row] = (
+                        Status.REJECTED
+                        if isinstance(kind, RejectedError)
+                        else Status.UNCERTAIN
+                        if kind.maybe_processed
+                        else Status.FAILED
+                    )
+                    details[row] = reason
+            if kind.account_wide and stop is None:
+                stop = kind
         return BatchResult(statuses, details, stop)
 
-    def _document(self, response: HttpResponse) -> wire.Document:
+    def _document(self, response: HttpResponse, *, entries_first: bool = False) -> wire.Document:
         """The answer object, or the error a document-level failure means: the HTTP status
         first where it says what happened (a 429 is no refusal, whatever its text), then the
-        gateway's words."""
+        gateway's words. ``entries_first``: a send's answer whose entries carry ids is read
+        whatever its document-level error says (those went; the caller reads the error)."""
         try:
             document: wire.Document | None = wire.decode_document(response.body)
         except (msgspec.DecodeError, msgspec.ValidationError):
             document = None
+        if entries_first and document is not None and _has_ids(document.information):
+            decisive = decisive_status_error(NAME, response, None)
+            if decisive is not None:
+                raise decisive
+            return document
         self._raise_for(response, document)
         assert document is not None
         return document

@@ -142,6 +142,26 @@ def test_held_until_paid_in_any_words_is_uncertain_and_stops_the_send() -> None:
         assert isinstance(result.account_error, InsufficientBalanceError)
 
 
+def test_a_document_error_beside_entries_with_ids_leaves_those_sent() -> None:
+    """A document-level error beside entries that carry ids: those went (they were failed,
+    and failed frees the window: the next send sends them again); the entries without one
+    take what the error says, and an account's error stops the send."""
+    body = {
+        "error": "Закончились SMS.",
+        "information": [
+            {"state": "send", "id_sms": 1},
+            {"state": "send", "id_sms": 2},
+            {"state": "send", "id_sms": 3},
+            {},
+        ],
+    }
+    result = GW.parse_send(BATCH, answer(body), JOB)
+    assert result.statuses == [Status.ACCEPTED] * 3 + [Status.FAILED]  # in envelope order
+    assert sorted(map(str, result.details[:3])) == ["1", "2", "3"]  # see the test above
+    assert result.details[3] == "Закончились SMS."
+    assert isinstance(result.account_error, InsufficientBalanceError)
+
+
 def test_per_phone_out_of_sms_stops_the_send() -> None:
     """A per-phone balance error rejects that phone and stops the send."""
     body = {"information": [{"state": "send", "id_sms": 1}] + [{"error": "Out of SMS"}] * 3}
@@ -268,6 +288,7 @@ def test_delivery_reports_parse_and_acknowledge() -> None:
             {"id_sms": 3235, "time": "bad time", "state": "weird"},
             {"time": "2011-01-01 12:57:46", "state": "deliver"},
             {"id_sms": 3236, "time": 1293886666, "state": "deliver"},  # a time of another form
+            {"id_sms": 3237.0, "time": "", "state": "deliver"},  # an id written as a float
         ]
     ).encode()
     reports = parse_delivery_reports(body)
@@ -275,6 +296,7 @@ def test_delivery_reports_parse_and_acknowledge() -> None:
         ("3234", DeliveryState.DELIVRD, datetime.datetime(2011, 1, 1, 12, 57, 46)),
         ("3235", DeliveryState.UNKNOWN, None),
         ("3236", DeliveryState.DELIVRD, None),  # kept (dropped, it was never acknowledged)
+        ("3237", DeliveryState.DELIVRD, None),
     ]
     assert reports[2].time == "1293886666"
     assert json.loads(acknowledge(["3234", "3234", "x1"])) == [{"id_sms": 3234}, {"id_sms": "x1"}]
