@@ -90,6 +90,19 @@ def _digits(value: Any) -> str:
 _PHONE_KEY = re.compile(r"\s*\+?[\d\s()\-]{7,}\s*")  # an add_info key that is a number
 
 
+_TOO_MANY = re.compile(r"too many (requests|attempts)|rate limit", re.IGNORECASE)
+
+
+def _inner_status(answer: wire.Answer | None) -> int:
+    """The ``status`` an answer's body gives (0 where none)."""
+    if answer is None or answer.status is None:
+        return 0
+    try:
+        return int(answer.status)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _placed(digits: str, batch: set[str]) -> str:
     """The batch's number an answer names as ``digits``: itself, or the one it ends (the
     answer wrote it nationally, ``0989361130`` for ``380989361130``)."""
@@ -278,6 +291,9 @@ class SmsClubGateway:
             success = answer.success_request if answer is not None else None
             if success is not None and success.info:  # ids given, whatever the status: sent
                 return success
+            inner = _inner_status(answer)
+            if inner in (429, 453) and inner != response.status:  # its body's say is exact
+                self._success(HttpResponse(inner, response.body, response.headers))
             if message and kind_of(message) is Kind.BALANCE:
                 raise InsufficientBalanceError(
                     "the account's balance is insufficient",
@@ -297,14 +313,12 @@ class SmsClubGateway:
             )
         if answer.success_request is not None:
             return answer.success_request
-        if answer.status is not None:
-            # an error object inside a 200: map its status as if it were the HTTP status
-            try:
-                inner = int(answer.status)
-            except ValueError:
-                inner = 0
-            if inner >= 300:
-                self._success(HttpResponse(inner, response.body, response.headers))
+        # an error object inside a 200: map its status as if it were the HTTP status
+        inner = _inner_status(answer)
+        if inner >= 300:
+            self._success(HttpResponse(inner, response.body, response.headers))
+        if message and _TOO_MANY.search(message):  # a rate limiter's words, no status
+            self._success(HttpResponse(429, response.body, response.headers))
         if answer.name is not None or answer.message is not None:
             if message and kind_of(message) is Kind.BALANCE:
                 raise InsufficientBalanceError(

@@ -45,7 +45,7 @@ class DeliveryReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Entry(msgspec.Struct):
-    id_sms: int | str | None = None
+    id_sms: int | float | str | None = None  # a float of an integer's value: that integer
     time: Any = None  # a string by the documents; any other form is kept as its text
     state: Any = None
 
@@ -55,6 +55,10 @@ def _report(raw: Any) -> DeliveryReport | None:
         entry = msgspec.convert(raw, _Entry)
     except msgspec.ValidationError:
         return None
+    if isinstance(entry.id_sms, float):
+        if not entry.id_sms.is_integer():
+            return None
+        entry.id_sms = int(entry.id_sms)
     if entry.id_sms in (None, ""):
         return None
     state = text_of(entry.state) if entry.state is not None else ""

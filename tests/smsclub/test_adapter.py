@@ -196,10 +196,18 @@ def test_balance_running_out_mid_batch_stops_the_send() -> None:
         ),
         (answer(b"", 429, {"retry-after": "3"}), RateLimitedError, False),
         (answer({"status": 429, "message": "Too many"}, 200), RateLimitedError, False),
+        # the body's own status inside another HTTP status, and a limiter's words alone
+        (answer({"status": 429, "message": "Too many"}, 400), RateLimitedError, False),
+        (
+            answer({"name": "Too Many Requests", "message": "Rate limit exceeded."}),
+            RateLimitedError,
+            False,
+        ),
         (answer({"status": 400, "message": "Incorrect JSON"}, 400), RejectedError, False),
         (answer({"name": "Bad Request", "message": "x"}, 200), RejectedError, False),
         (answer(b"whatever", 453), DuplicateMessageError, False),
         (answer({"status": 453}, 200), DuplicateMessageError, False),
+        (answer({"status": 453}, 400), DuplicateMessageError, False),
         (answer(b"<html>500</html>", 500), UnavailableError, True),
         (answer(b"<html>502</html>", 502), UnavailableError, True),
         (answer({"status": 500, "message": "oops"}, 200), UnavailableError, True),
