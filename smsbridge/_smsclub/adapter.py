@@ -266,7 +266,7 @@ class SmsClubGateway:
         """The ``success_request`` of a 2xx answer, or the error the answer means."""
         try:
             answer: wire.Answer | None = wire.decode_answer(response.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             answer = None
         message = None
         if answer is not None:

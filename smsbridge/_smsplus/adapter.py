@@ -313,7 +313,7 @@ class SmsPlusGateway:
         where it says what happened, then the gateway's code."""
         try:
             answer: wire.Answer | None = wire.decode_answer(response.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             answer = None
         code = None if answer is None or answer.code is None else _code_text(answer.code)
         message = None if answer is None or answer.message is None else text_of(answer.message)

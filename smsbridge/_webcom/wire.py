@@ -137,7 +137,7 @@ def decode_sent(body: bytes) -> list[Entry] | None:
     ``None`` (read it as a :class:`Document`)."""
     try:
         return _sent.decode(without_bom(body)).information
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
 
 

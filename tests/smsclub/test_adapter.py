@@ -208,6 +208,12 @@ def test_balance_running_out_mid_batch_stops_the_send() -> None:
         (answer(b"whatever", 453), DuplicateMessageError, False),
         (answer({"status": 453}, 200), DuplicateMessageError, False),
         (answer({"status": 453}, 400), DuplicateMessageError, False),
+        # nested past any decoder's depth: unreadable, the status decides (not a RecursionError)
+        (
+            answer(b'{"success_request":{"info":' + b"[" * 99_999 + b"]" * 99_999 + b"}}", 503),
+            UnavailableError,
+            True,
+        ),
         (answer(b"<html>500</html>", 500), UnavailableError, True),
         (answer(b"<html>502</html>", 502), UnavailableError, True),
         (answer({"status": 500, "message": "oops"}, 200), UnavailableError, True),
