@@ -90,7 +90,25 @@ def _digits(value: Any) -> str:
 _PHONE_KEY = re.compile(r"\s*\+?[\d\s()\-]{7,}\s*")  # an add_info key that is a number
 
 
-_TOO_MANY = re.compile(r"too many (requests|attempts)|rate limit", re.IGNORECASE)
+_TOO_MANY = re.compile(
+    r"\s*(too many (requests|attempts)|rate limit exceeded)[.!]?\s*", re.IGNORECASE
+)
+
+
+def _is_number(value: Any) -> bool:
+    """A number as an answer writes one: digits, perhaps after a plus."""
+    text = str(value).strip().removeprefix("+")
+    return text.isdigit() and text.isascii() and len(text) >= 7
+
+
+def _ids_of_numbers(info: Any) -> bool:
+    """Whether ``info`` maps ids to numbers, as a send's answer does (not a refusal's words
+    under the same name)."""
+    return (
+        isinstance(info, dict)
+        and bool(info)
+        and all(str(key).isdigit() and _is_number(value) for key, value in info.items())
+    )
 
 
 def _inner_status(answer: wire.Answer | None) -> int:
@@ -104,11 +122,13 @@ def _inner_status(answer: wire.Answer | None) -> int:
 
 
 def _placed(digits: str, batch: set[str]) -> str:
-    """The batch's number an answer names as ``digits``: itself, or the one it ends (the
-    answer wrote it nationally, ``0989361130`` for ``380989361130``)."""
+    """The batch's number an answer names as ``digits``: itself, or the one number it ends
+    (the answer wrote it nationally, ``0989361130`` for ``380989361130``); where several
+    end so, none (the recipients stay unknown rather than take another's verdict)."""
     if digits in batch or len(digits) < 9:
         return digits
-    return next((phone for phone in batch if phone.endswith(digits)), digits)
+    ending = [phone for phone in batch if phone.endswith(digits)]
+    return ending[0] if len(ending) == 1 else digits
 
 
 class SmsClubGateway:
@@ -209,7 +229,8 @@ class SmsClubGateway:
         batch = set(phones)
         ids_by_phone: dict[str, list[str]] = {}
         for message_id, phone in info.items():
-            ids_by_phone.setdefault(_placed(_digits(phone), batch), []).append(message_id)
+            if _is_number(phone):  # an id for a number (other words name no one)
+                ids_by_phone.setdefault(_placed(_digits(phone), batch), []).append(message_id)
 
         per_phone: dict[str, str] = {}
         request_problem: str | None = None
@@ -289,8 +310,8 @@ class SmsClubGateway:
             raise error
         if not 200 <= response.status < 300:
             success = answer.success_request if answer is not None else None
-            if success is not None and success.info:  # ids given, whatever the status: sent
-                return success
+            if success is not None and _ids_of_numbers(success.info):
+                return success  # ids given for numbers, whatever the status: they went
             inner = _inner_status(answer)
             if inner in (429, 453) and inner != response.status:  # its body's say is exact
                 self._success(HttpResponse(inner, response.body, response.headers))
@@ -317,7 +338,7 @@ class SmsClubGateway:
         inner = _inner_status(answer)
         if inner >= 300:
             self._success(HttpResponse(inner, response.body, response.headers))
-        if message and _TOO_MANY.search(message):  # a rate limiter's words, no status
+        if message and _TOO_MANY.fullmatch(message):  # a rate limiter's words alone
             self._success(HttpResponse(429, response.body, response.headers))
         if answer.name is not None or answer.message is not None:
             if message and kind_of(message) is Kind.BALANCE:

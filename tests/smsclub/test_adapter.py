@@ -122,6 +122,11 @@ def test_request_bodies_are_the_documented_ones() -> None:
             [A, R],
             ["107", "This number is in the black list"],
         ),
+        (  # words where an id's number goes name nobody: unknown, not accepted by that "id"
+            {"success_request": {"info": {"phone": "Number 380989361130 is in the stop list"}}},
+            [U, U],
+            ["the gateway's answer does not mention this number"] * 2,
+        ),
         (  # a number the request did not carry: those the answer does not name are unknown
             {
                 "success_request": {
@@ -144,9 +149,31 @@ def test_send_answers_map_per_recipient(
     assert result.account_error is None
 
 
+def test_a_national_number_two_recipients_end_with_names_neither() -> None:
+    """A number the answer writes nationally is placed on the one recipient it ends; where
+    two end so (a Ukrainian and a Polish number sharing nine digits), on neither: they
+    stay unknown, whatever the order of a set (it was either one, by the hash seed)."""
+    items = Batch([0, 1, 2], ["380501234567", "48501234567", "380931112233"])
+    body = {
+        "success_request": {
+            "info": {"77": "501234567", "78": "0931112233"},
+            "add_info": {"501234567": "This number is in the black list"},
+        }
+    }
+    result = GW.parse_send(items, answer(body), JOB)
+    assert result.statuses == [U, U, A] and result.details[2] == "78"
+
+
 def test_ids_in_an_answer_of_another_status_went() -> None:
     """A 400 whose body gives ids (the gateway answers its refusals of some numbers with a
-    400 and a success_request) does not refuse the numbers it gave ids: they went."""
+    400 and a success_request) does not refuse the numbers it gave ids: they went. Words
+    under ``info`` in a 400 are no ids: the request was refused."""
+    for info in (
+        {"phone": "Number 380989361130 is in the stop list"},
+        {"error": "Invalid sender"},
+    ):
+        with pytest.raises(RejectedError):
+            GW.parse_send(ITEMS, answer({"success_request": {"info": info}}, 400), JOB)
     body = {
         "success_request": {
             "info": {"1": "380989361131"},
@@ -201,6 +228,11 @@ def test_balance_running_out_mid_batch_stops_the_send() -> None:
         (
             answer({"name": "Too Many Requests", "message": "Rate limit exceeded."}),
             RateLimitedError,
+            False,
+        ),
+        (  # a refusal that mentions a rate limit is a refusal
+            answer({"message": "Sender rate limit plan does not allow this route"}),
+            RejectedError,
             False,
         ),
         (answer({"status": 400, "message": "Incorrect JSON"}, 400), RejectedError, False),
