@@ -174,10 +174,12 @@ def _param_counts(batch: Batch) -> list[int]:
 
 
 def _code_text(code: object) -> str:
-    """A code as the gateway means it: ``100``, ``"100"`` and ``100.0`` alike."""
+    """A code as the gateway means it: ``100``, ``"100"``, ``100.0`` and ``"100.0"`` alike."""
     if isinstance(code, float) and code.is_integer():
         return str(int(code))
-    return str(code).strip()
+    text = str(code).strip()
+    whole, dot, zeros = text.partition(".")
+    return whole if dot and whole.isdigit() and zeros.strip("0") == "" else text
 
 
 def code_error(code: str, message: str | None, status: int) -> SmsBridgeError:
@@ -330,7 +332,8 @@ class SmsPlusGateway:
             # an answer at odds with itself (sent, and no success; or a success with a code
             # that says nothing known) may have sent: not a refusal to send again
             known = code == "100" or code in CODES
-            if code == "100" or (answer is not None and answer.success is True and not known):
+            said_success = answer is not None and answer.success in (True, 1, "true", "True")
+            if code == "100" or (said_success and not known):
                 raise ResponseDecodeError(
                     f"the gateway's answer contradicts itself (code {code}, success "
                     f"{answer.success if answer is not None else None!r})",

@@ -271,7 +271,7 @@ class WebcomGateway:
                 maybe_processed=True,
             )
         items = wire.entries(information)
-        if order == list(range(len(batch))) and None not in items:
+        if order == list(range(len(batch))) and None not in items and not document.error:
             # every phone accepted, in the order sent (personal texts, or an answer the
             # quick read above refused for something beside the entries)
             accepted = _accepted_ids(items)  # type: ignore[arg-type]
@@ -298,18 +298,13 @@ class WebcomGateway:
                     stop = kind
             elif item.id_sms not in (None, ""):
                 statuses[row], details[row] = Status.ACCEPTED, text_of(item.id_sms)
-        if document.error:  # beside entries with ids: theirs went; the rest as it says
+        if document.error and text_of(document.error).strip() not in ("", "0"):
+            # beside entries with ids: theirs went; an answer at odds with itself leaves the
+            # others unknown (it may have sent them too), and an account's error stops the send
             reason = text_of(document.error)
             kind = classify(reason, status=response.status, document=True)
             for row, status in enumerate(statuses):
                 if status is Status.UNCERTAIN and details[row] == "unreadable answer entry":
-                    statuses[row] = (
-                        Status.REJECTED
-                        if isinstance(kind, RejectedError)
-                        else Status.UNCERTAIN
-                        if kind.maybe_processed
-                        else Status.FAILED
-                    )
                     details[row] = reason
             if kind.account_wide and stop is None:
                 stop = kind

@@ -100,9 +100,14 @@ def test_code_as_a_number_and_unknown_codes() -> None:
     again would go twice). Code 429 in the body is the gateway asking to slow down."""
     GW.parse_send(BATCH, answer({"success": True, "code": 100}), JOB)
     GW.parse_send(BATCH, answer({"success": True, "code": 100.0}), JOB)
+    GW.parse_send(BATCH, answer({"code": "100.0"}), JOB)
     with pytest.raises(RejectedError, match="unknown code 777"):
         GW.parse_send(BATCH, answer({"success": False, "code": "777"}), JOB)
-    for body in ({"success": False, "code": "100"}, {"success": True, "code": "200"}):
+    for body in (
+        {"success": False, "code": "100"},
+        {"success": True, "code": "200"},
+        {"success": 1, "code": "200"},
+    ):
         with pytest.raises(ResponseDecodeError, match="contradicts itself") as caught:
             GW.parse_send(BATCH, answer(body), JOB)
         assert caught.value.maybe_processed

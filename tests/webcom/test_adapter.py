@@ -144,9 +144,10 @@ def test_held_until_paid_in_any_words_is_uncertain_and_stops_the_send() -> None:
 
 def test_a_document_error_beside_entries_with_ids_leaves_those_sent() -> None:
     """A document-level error beside entries that carry ids: those went (they were failed,
-    and failed frees the window: the next send sends them again); the entries without one
-    take what the error says, and an account's error stops the send."""
-    body = {
+    and failed frees the window: the next send sends them again); the answer being at odds
+    with itself, the entries without one stay unknown, with the error as their reason, and
+    an account's error stops the send, also where every entry has its id."""
+    body: dict[str, Any] = {
         "error": "Закончились SMS.",
         "information": [
             {"state": "send", "id_sms": 1},
@@ -156,10 +157,16 @@ def test_a_document_error_beside_entries_with_ids_leaves_those_sent() -> None:
         ],
     }
     result = GW.parse_send(BATCH, answer(body), JOB)
-    assert result.statuses == [Status.ACCEPTED] * 3 + [Status.FAILED]  # in envelope order
+    assert result.statuses == [Status.ACCEPTED] * 3 + [Status.UNCERTAIN]  # in envelope order
     assert sorted(map(str, result.details[:3])) == ["1", "2", "3"]  # see the test above
     assert result.details[3] == "Закончились SMS."
     assert isinstance(result.account_error, InsufficientBalanceError)
+    body["information"][3] = {"state": "send", "id_sms": 4}
+    result = GW.parse_send(BATCH, answer(body), JOB)
+    assert result.statuses == [Status.ACCEPTED] * 4
+    assert isinstance(result.account_error, InsufficientBalanceError)
+    body["error"] = "0"  # an error of nothing, as beside an entry
+    assert GW.parse_send(BATCH, answer(body), JOB).account_error is None
 
 
 def test_per_phone_out_of_sms_stops_the_send() -> None:
