@@ -435,6 +435,7 @@ class _RoutedSend:
         self.moved = 0
         self.errors: dict[str, str] = {}
         self.failovers: deque[_Item] = deque()  # failed where they were, for their next gateway
+        self._ended: set[str] = set()  # gateways whose send of this round has stopped
         self.holding: _Item | None = None  # read, waiting for the failovers ahead of it
 
     async def run(self, to: Any) -> RoutedReport:
@@ -685,7 +686,12 @@ class _RoutedSend:
             if client is None:
                 continue
             name = client.spec.name
-            if name not in streams:
+            if name not in streams or self._back(client):
+                # its first item of the round, or the first since its cool-down ended (its
+                # send stopped when it tripped): a send of its own, which probes it
+                self._ended.discard(name)
+                for end in streams.get(name, ()):  # the stopped send's: done with
+                    end.close()
                 streams[name] = anyio.create_memory_object_stream[_Item](256)
                 tg.start_soon(self._send_through, client, streams[name][1])
             try:
@@ -696,6 +702,14 @@ class _RoutedSend:
                 with anyio.CancelScope(shield=True):
                     await self._decide(item, Status.FAILED, _CANCELLED, client)
                 raise
+
+    def _back(self, client: Client[Any]) -> bool:
+        """Whether ``client``'s send of this round stopped when it tripped, and its cool-down
+        has ended since (it is usable again: ``_gateway_for`` chose it)."""
+        name = client.spec.name
+        if name not in self._ended or self._stopped() or self._closed(client):
+            return False
+        return self.router._health[name].failures >= self.router.trip_after
 
     async def _gateway_for(self, item: _Item) -> Client[Any] | None:
         """The first usable gateway of the item's route from its position, or ``None``
@@ -801,6 +815,7 @@ class _RoutedSend:
                 except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                     break
             stream.close()  # no await since the last receive: nothing slips in between
+            self._ended.add(name)
             with anyio.CancelScope(shield=True):
                 for item in leftovers:
                     if closed:

@@ -197,6 +197,50 @@ async def test_a_tripped_gateway_is_skipped_until_its_cool_down_ends(
     assert len(club_fake.record().sent) == 100
 
 
+async def test_a_gateway_that_tripped_takes_recipients_again_within_the_send_after_its_cool_down(
+    clock: FakeClock,
+) -> None:
+    """A long send (an async input, hours of it): the only gateway of a route trips early on
+    and its share of the send stops; once its cool-down has ended, the next recipients probe
+    it again in the same send and go. Before, the rest of the send went to the next gateway
+    of the route, or (the only one) ended failed without a request."""
+    port = free_port()
+    up = anyio.Event()
+
+    async def numbers() -> AsyncIterator[str]:
+        for phone in UA[:5]:
+            yield phone
+        await anyio.sleep(0.3)
+        clock.advance(120)  # past the cool-down
+        up.set()
+        for phone in UA[5:10]:
+            await anyio.sleep(0.05)
+            yield phone
+
+    seen: list[Outcome] = []
+    all_in = anyio.Event()
+
+    def note(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 10:
+            all_in.set()
+
+    async with SmsClub(
+        TOKEN, base_url=f"http://127.0.0.1:{port}", clock=clock, batch_size=1, rate=1000
+    ) as club:
+        router = Router({"UA": [club]}, trip_after=1, cooldown=60, clock=clock)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: router.send("A", to=numbers(), sender="Shop", on_outcome=note))
+            await up.wait()
+            async with FakeSmsClub(tokens=[TOKEN], rate_limit=None, port=port) as fake:
+                with anyio.fail_after(10):
+                    await all_in.wait()
+    by_index = {o.index: o.status for o in seen}
+    assert [by_index[i] for i in range(5, 10)] == [Status.ACCEPTED] * 5
+    assert {by_index[i] for i in range(5)} == {Status.FAILED}
+    assert sorted(m.phone for m in fake.record().sent) == sorted(UA[5:10])
+
+
 @pytest.mark.parametrize(
     ("message", "said"),
     [
