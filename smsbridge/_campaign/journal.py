@@ -42,6 +42,20 @@ FINAL = (
 _TABLES = frozenset({"campaign", "intents", "outcomes", "maybe_sent", "id_ranges", "runs"})
 
 
+def _missing(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """The columns of :data:`_ADDED` a journal of an older version lacks."""
+    return [
+        (table, column, kind)
+        for table, column, kind in _ADDED
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    ]
+
+
+def _add(db: sqlite3.Connection, columns: list[tuple[str, str, str]]) -> None:
+    for table, column, kind in columns:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def _unusable(path: Path, error: sqlite3.DatabaseError) -> ConfigurationError:
     """Why a journal cannot be opened, as the one line the command says."""
     text = str(error)
@@ -212,10 +226,7 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             # a journal written before these had times, gateways, requests by gateway
-            for table, column, kind in _ADDED:
-                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            _add(self._db, _missing(self._db))
         except sqlite3.DatabaseError as e:
             if self._lock is not None:
                 os.close(self._lock)
@@ -230,6 +241,7 @@ class Journal:
         # the path begins with (file://tmp/x would name a host)
         uri = f"file://{quote(os.fsencode(self.path.absolute()))}?mode=ro"
         try:
+            copied = False
             try:
                 db = sqlite3.connect(uri, uri=True, check_same_thread=False)
                 db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
@@ -239,7 +251,7 @@ class Journal:
                 # journal in use is not copied, which could catch it half written)
                 if "unable to open" not in str(e) and "readonly" not in str(e):
                     raise
-                db = self._copied()
+                db, copied = self._copied(), True
             why = _foreign(db)
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
             if why is None and "campaign" not in tables:
@@ -247,18 +259,13 @@ class Journal:
             if why is not None:
                 db.close()
                 raise sqlite3.DatabaseError(why)
-            older = [
-                (table, column, kind)
-                for table, column, kind in _ADDED
-                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-            ]
-            if older:
+            missing = _missing(db)
+            if missing and not copied:  # brought up to date in memory, not in the file
                 copy = sqlite3.connect(":memory:", check_same_thread=False)
                 db.backup(copy)
                 db.close()
                 db = copy
-                for table, column, kind in older:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            _add(db, missing)
         except sqlite3.DatabaseError as e:
             raise _unusable(self.path, e) from None
         except OSError as e:  # the copy could not be made
