@@ -35,7 +35,7 @@ from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.finish import to_the_end
 from ._core.gateway import Batch, Message, checked_message
 from ._core.models import Counts, Keep, Outcome, Report, Status, checked_keep, keeps
-from ._core.phones import InvalidPhone, PhoneRules, parsed, shown, unmeant
+from ._core.phones import InvalidPhone, PhoneRules, international, parsed, shown, unmeant
 from ._core.phones import compact as bare_digits
 from ._core.recipients import Phones, Seen, phone_text_pairs, phones_only, recipients
 from ._core.window import MemoryWindow
@@ -966,7 +966,7 @@ def _international(raw: Any) -> str:
         # what the gateways read with the full parser (full-width digits, tel:, a trailing
         # comma...) is read the same way, when it is written internationally
         read = parsed(text, None)
-        digits = f"{read.country_code}{phonenumbers.national_significant_number(read)}"
+        digits = international(read)
     try:
         number: phonenumbers.PhoneNumber | None = phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException:

@@ -18,6 +18,7 @@ import msgspec
 
 from .errors import SmsBridgeError
 from .models import Counts
+from .phones import UNSEEN
 
 __all__ = [
     "NOTICE",
@@ -139,7 +140,7 @@ raises is logged and otherwise ignored: watching a send never changes it."""
 # reads them), dashes, brackets, dots, slashes, a plus, and the same as an error's repr or a
 # URL writes them (\xa0, \u200b, \t, %20); numbers side by side are masked as one
 _DIGITS = re.compile(
-    r"\+?\d+(?:(?:[\s\-().\/_+\u00ad\u200b-\u200f\u2010-\u2015\u202a-\u202e\u2060\u2212\ufeff]"
+    rf"\+?\d+(?:(?:[\s\-().\/_+{UNSEEN}\u2010-\u2015\u2212]"
     r"|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[tnr]|%[0-9a-fA-F]{2}){1,6}\d+)*"
 )
 _sends = itertools.count(1)

@@ -25,17 +25,26 @@ from phonenumbers import PhoneMetadata
 
 from .errors import ConfigurationError
 
-__all__ = ["InvalidPhone", "PhoneRules", "compact", "parsed", "shown", "unmeant"]
+__all__ = [
+    "UNSEEN",
+    "InvalidPhone",
+    "PhoneRules",
+    "compact",
+    "international",
+    "parsed",
+    "shown",
+    "unmeant",
+]
 
 _DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphens, en and em dashes, minus
 # what copying leaves unseen: zero-width characters, direction marks, a byte-order mark, a
 # soft hyphen, and the spaces word processors and locales set (no-break, narrow, thin, em...)
-_UNSEEN_MARKS = str.maketrans(
-    "",
-    "",
+UNSEEN = (
     "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\ufeff\u00ad"
-    "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000",
+    "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
 )
+"""What copying leaves in a number unseen (the masking of logs reads through it too)."""
+_UNSEEN_MARKS = str.maketrans("", "", UNSEEN)
 _SEPARATORS = str.maketrans("", "", " \t()./" + _DASHES)
 _EDGES = ",;:!\u3002\u3001"  # a list's or a sentence's punctuation round a number
 _NOT_FIRST = _DASHES + "./)"  # "-380..." is no number
@@ -83,6 +92,11 @@ def parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber:
     if number.extension:
         raise InvalidPhone("not a phone number: it has an extension")
     return number
+
+
+def international(number: phonenumbers.PhoneNumber) -> str:
+    """A parsed number's international digits, country code first."""
+    return f"{number.country_code}{phonenumbers.national_significant_number(number)}"
 
 
 def compact(text: str) -> str:
@@ -148,7 +162,7 @@ def _zero_led(digits: str) -> bool:
         number = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return False
-    kept = f"{number.country_code}{phonenumbers.national_significant_number(number)}" == digits
+    kept = international(number) == digits
     return kept and phonenumbers.is_valid_number(number)
 
 
@@ -349,7 +363,7 @@ class PhoneRules:
 
     def _parse(self, text: str, region: str | None) -> str:
         number = parsed(text, region)
-        digits = f"{number.country_code}{phonenumbers.national_significant_number(number)}"
+        digits = international(number)
         reason = "too many digits" if len(digits) > 15 else self._check_digits(digits)
         if reason is not None:
             raise InvalidPhone(reason)
