@@ -57,8 +57,11 @@ def statuses_of(reports: Iterable[HasState]) -> list[MessageStatus]:
                 f"{type(report).__name__}"
             )
         raw = getattr(report, "raw", None)
-        raw = raw if isinstance(raw, str) else state.value
-        statuses.append(MessageStatus(message_id=message_id, state=state, raw=raw))
+        if type(report) is MessageStatus and isinstance(raw, str):
+            statuses.append(report)  # as it is (the blocking feed's, checked once already)
+        else:
+            raw = raw if isinstance(raw, str) else state.value
+            statuses.append(MessageStatus(message_id=message_id, state=state, raw=raw))
     return statuses
 
 
