@@ -157,6 +157,12 @@ def envelope_rows(batch: Batch, text: str | None) -> list[tuple[str, list[int]]]
     return list(groups.items())
 
 
+def _an_error(value: Any) -> bool:
+    """Whether an ``error`` field says something: "0" or blanks, as entries carry the field
+    beside an id, are no error."""
+    return bool(value) and text_of(value).strip() not in ("", "0")
+
+
 def _has_ids(information: list[Any] | None) -> bool:
     return bool(information) and any(
         isinstance(entry, dict) and entry.get("id_sms") not in (None, "")
@@ -283,8 +289,7 @@ class WebcomGateway:
         for row, item in zip(order, items, strict=True):
             if item is None:
                 continue
-            # an error of "0" or blanks beside an id is no error (entries carry the field)
-            if item.error and text_of(item.error).strip() not in ("", "0"):
+            if _an_error(item.error):
                 reason = text_of(item.error)
                 kind = classify(reason, status=response.status, document=False)
                 if isinstance(kind, RejectedError):
@@ -298,7 +303,7 @@ class WebcomGateway:
                     stop = kind
             elif item.id_sms not in (None, ""):
                 statuses[row], details[row] = Status.ACCEPTED, text_of(item.id_sms)
-        if document.error and text_of(document.error).strip() not in ("", "0"):
+        if _an_error(document.error):
             # beside entries with ids: theirs went; an answer at odds with itself leaves the
             # others unknown (it may have sent them too), and an account's error stops the send
             reason = text_of(document.error)
