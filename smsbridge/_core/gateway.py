@@ -36,6 +36,7 @@ from .recipients import check_text
 from .transport import HttpRequest, HttpResponse
 
 __all__ = [
+    "UNREADABLE",
     "Batch",
     "BatchResult",
     "ChunkPacker",
@@ -525,6 +526,11 @@ class Gateway(Protocol, Generic[J]):
     def parse_send(self, batch: Batch, response: HttpResponse, job: J) -> BatchResult:
         """Verdicts for ``batch`` from the answer, or raise a typed error for the request."""
         ...
+
+
+UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+"""What decoding an answer raises where it is not the JSON documented: not JSON, another
+shape, or nested past the decoder's depth."""
 
 
 def without_bom(body: bytes) -> bytes:

@@ -30,6 +30,7 @@ from .._core.errors import (
     SmsBridgeError,
 )
 from .._core.gateway import (
+    UNREADABLE,
     Batch,
     BatchResult,
     Packer,
@@ -287,7 +288,7 @@ class SmsClubGateway:
         """The ``success_request`` of a 2xx answer, or the error the answer means."""
         try:
             answer: wire.Answer | None = wire.decode_answer(response.body)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        except UNREADABLE:
             answer = None
         message = None
         if answer is not None:

@@ -25,6 +25,7 @@ from .._core.errors import (
     UnavailableError,
 )
 from .._core.gateway import (
+    UNREADABLE,
     Batch,
     BatchResult,
     Packer,
@@ -315,7 +316,7 @@ class SmsPlusGateway:
         where it says what happened, then the gateway's code."""
         try:
             answer: wire.Answer | None = wire.decode_answer(response.body)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        except UNREADABLE:
             answer = None
         code = None if answer is None or answer.code is None else _code_text(answer.code)
         message = None if answer is None or answer.message is None else text_of(answer.message)
@@ -331,7 +332,7 @@ class SmsPlusGateway:
         if code is not None:
             # an answer at odds with itself (sent, and no success; or a success with a code
             # that says nothing known) may have sent: not a refusal to send again
-            known = code == "100" or code in CODES
+            known = code in CODES
             said_success = answer is not None and answer.success in (True, 1, "true", "True")
             if code == "100" or (said_success and not known):
                 raise ResponseDecodeError(

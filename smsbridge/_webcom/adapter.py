@@ -32,6 +32,7 @@ from .._core.errors import (
     SmsBridgeError,
 )
 from .._core.gateway import (
+    UNREADABLE,
     Batch,
     BatchResult,
     ChunkPacker,
@@ -322,7 +323,7 @@ class WebcomGateway:
         whatever its document-level error says (those went; the caller reads the error)."""
         try:
             document: wire.Document | None = wire.decode_document(response.body)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        except UNREADABLE:
             document = None
         if entries_first and document is not None and _has_ids(document.information):
             decisive = decisive_status_error(NAME, response, None)
@@ -372,7 +373,7 @@ class WebcomGateway:
         """One status per asked id, in order; an id the gateway never took says so."""
         try:
             answer: list[wire.StateEntry] | wire.Document | None = wire.decode_state(response.body)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        except UNREADABLE:
             answer = None
         if not isinstance(answer, list):
             try:

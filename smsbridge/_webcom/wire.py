@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .._core.gateway import without_bom
+from .._core.gateway import UNREADABLE, without_bom
 
 __all__ = [
     "Credentials",
@@ -137,7 +137,7 @@ def decode_sent(body: bytes) -> list[Entry] | None:
     ``None`` (read it as a :class:`Document`)."""
     try:
         return _sent.decode(without_bom(body)).information
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except UNREADABLE:
         return None
 
 
