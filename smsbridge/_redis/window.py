@@ -305,7 +305,8 @@ class _Fields(list[Hashable]):
     def framed(self) -> None:
         """Frame the fields made (each 16 bytes: framed without a step per field)."""
         digests: list[bytes] = self  # type: ignore[assignment]
-        framed = b"$16\r\n" + b"\r\n$16\r\n".join(digests) + b"\r\n" if digests else b""
+        head = _FIELD_HEAD
+        framed = head + (b"\r\n" + head).join(digests) + b"\r\n" if digests else b""
         self._run = Run.of(framed, len(digests))
 
     def run(self) -> Run:
@@ -317,6 +318,7 @@ class _Fields(list[Hashable]):
 
 
 _DIGEST = 16  # bytes of a field's hash
+_FIELD_HEAD = b"$%d\r\n" % _DIGEST  # a field's framing before it (as Run frames a string)
 _CHUNK = 1000  # recipients per window call
 _UNRELEASED = 100_000  # keys of failed releases kept to drop later (the rest lapse)
 _EXACT = 10**13  # indices a run in Lua may reach: its numbers are doubles, written by %.14g
