@@ -170,15 +170,13 @@ class _Loop:
             # this one end now, not never, saying why
             if not started.done():
                 started.set_exception(e)
-            with contextlib.suppress(RuntimeError):
-                _broken_loops.add(runner.get_loop())
+            _broke(runner)
             self.ended = True  # before its calls end: one made then goes to a new loop
         finally:
             try:
                 runner.close()  # cancels what still runs (calls of daemon threads), closes
             except BaseException:  # a callback raising again as those calls settle
-                with contextlib.suppress(RuntimeError):
-                    _broken_loops.add(runner.get_loop())
+                _broke(runner)
             finally:
                 self.ended = True
                 for work in list(self.works):
@@ -241,6 +239,12 @@ class _Carried(Exception):
     def __init__(self, carried: BaseException) -> None:
         super().__init__(repr(carried))
         self.carried = carried
+
+
+def _broke(runner: asyncio.Runner) -> None:
+    """The runner's loop ended under its calls: they end saying so (:func:`_ended_loop`)."""
+    with contextlib.suppress(RuntimeError):  # never began
+        _broken_loops.add(runner.get_loop())
 
 
 def _ended_loop() -> SmsBridgeError:
