@@ -251,6 +251,13 @@ def test_ctrl_c_during_a_send_stops_it_and_nothing_more_is_sent(fake: FakeSmsClu
         assert sms.balance().currency == "UAH"
 
 
+def printed(script: str) -> list[str]:
+    """The lines ``python -c script`` printed; it must end well."""
+    result = run_python("-c", script)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
 def test_a_client_left_open_is_closed_at_exit_without_a_warning() -> None:
     """A script leaves its client open: at exit (warnings as errors) nothing is printed to
     stderr, the client is closed and the loop thread is gone."""
@@ -338,9 +345,7 @@ with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
     other.close()
     print("again", sms.send("Three", to="380501234569", sender="Shop").accepted)
 """
-    result = run_python("-c", script)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert printed(script) == [
         "first 3 ['accepted', 'accepted']",
         "same loop 1 True",
         "watched True",
@@ -370,9 +375,7 @@ with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
     print("parent", sms.send("Three", to="380501234569", sender="Shop").accepted)
     print(sorted(m.text for m in fake.sent))
 """
-    result = run_python("-c", script)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert printed(script) == [
         "parent 1",
         "child 1",
         "parent 1",
@@ -411,9 +414,7 @@ with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
     tracking.close()
     sms.close()
 """
-    result = run_python("-c", script)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert printed(script) == [
         "child: this tracking was begun in the parent process; track the ids again here",
         "child exit 0",
         "parent 1",
