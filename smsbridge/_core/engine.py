@@ -578,19 +578,14 @@ class SendEngine(Generic[J]):
             raw_phones, texts, params, _ = unpack(entries)
             phones, invalid = self._gateway.phones.normalise_many(raw_phones)
             batch = Batch(indices, phones, texts, params)
-            try:
-                keys = window.keys(self._job.sender, self._job.text, batch)
-            except BaseException as e:
-                e = self._store_failed(e)
-                log.warning("%s: the window not restored: %s", self._gateway.name, e)
-                return
             sent = [i for i, (_, went) in enumerate(chunk) if went and i not in invalid]
             unsent = [i for i, (_, went) in enumerate(chunk) if not went and i not in invalid]
-            if self._unsettled_earlier:  # which recipient each key went for: _own_earlier
-                # (an input without indices does not say which of its rows an entry was)
-                rows = _picked(indices, sent) if self._indexed else [_SEVERAL] * len(sent)
-                self._went(_picked(keys, sent), rows)
             try:
+                keys = window.keys(self._job.sender, self._job.text, batch)
+                if self._unsettled_earlier:  # which recipient each key went for: _own_earlier
+                    # (an input without indices does not say which of its rows an entry was)
+                    rows = _picked(indices, sent) if self._indexed else [_SEVERAL] * len(sent)
+                    self._went(_picked(keys, sent), rows)
                 # what it sent is held as this run's (as uncertain: a request of it may still
                 # be on its way); what it surely did not send is freed, whichever run of the
                 # send reserved it (the bare send key names them all)
