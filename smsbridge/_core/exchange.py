@@ -12,6 +12,7 @@ slots it queued for come round.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -25,6 +26,12 @@ from .events import Telemetry
 from .limiter import RateLimiter, Slot
 from .retry import RetryPolicy
 from .transport import HttpRequest, HttpResponse, Ready, Transport
+
+_anyio_states: Any
+try:  # where anyio keeps each task's cancel scopes, to respect its shields
+    from anyio._backends._asyncio import _task_states as _anyio_states
+except ImportError:  # pragma: no cover
+    _anyio_states = None
 
 __all__ = ["Attempts", "Halt", "NotWritten", "Throttle", "last_repeat"]
 
@@ -55,20 +62,20 @@ class Halt:
     """Set once nothing more may be written (``reason`` says why): every wait under
     :meth:`cut` ends at once, and :meth:`check` raises :class:`NotWritten` from then on."""
 
-    __slots__ = ("_scopes", "reason")
+    __slots__ = ("_cuts", "reason")
 
     def __init__(self) -> None:
         self.reason: str | None = None
-        # in the order the waits began (a set's order would make a seeded replay differ),
-        # each with the seconds it may go on once halted
-        self._scopes: dict[anyio.CancelScope, float] = {}
+        # the waits under way, in the order they began (a set's order would make a seeded
+        # replay differ)
+        self._cuts: dict[_Cut, None] = {}
 
     def set(self, reason: str) -> None:
         """Halt: end the waits under :meth:`cut`."""
         if self.reason is None:
             self.reason = reason
-            for scope, grace in self._scopes.items():
-                _end(scope, grace)
+            for cut in list(self._cuts):
+                cut.end()
 
     def cut(self, grace: float = 0.0) -> _Cut:
         """A wait that ends early (without an error) when the halt comes, or ``grace``
@@ -82,27 +89,76 @@ class Halt:
 
 
 class _Cut:
-    """:meth:`Halt.cut`'s context: a cancel scope the halt cancels (a class, where a
-    generator-based context manager would allocate two more objects for every wait)."""
+    """:meth:`Halt.cut`'s context: the halt cancels the task waiting in it, and that
+    cancellation ends here (an anyio cancel scope, with its sets and bookkeeping, was most
+    of the objects of a request's waits through a shared store). The task is cancelled as
+    asyncio's ``timeout()`` cancels it, with anyio's care: only while it waits (a task
+    cancelled while it runs could take the cancellation past the wait), and not inside an
+    anyio cancel shield entered within the wait; tried again until then."""
 
-    __slots__ = ("_grace", "_halt", "_scope")
+    __slots__ = (
+        "_cancelling",
+        "_fired",
+        "_grace",
+        "_halt",
+        "_outer",
+        "_task",
+        "_timer",
+        "cut_short",
+    )
 
     def __init__(self, halt: Halt, grace: float) -> None:
         self._halt = halt
         self._grace = grace
-        self._scope = anyio.CancelScope()
-
-    @property
-    def cut_short(self) -> bool:
-        """Whether the halt ended the wait."""
-        return self._scope.cancelled_caught
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0
+        self._outer: object = None  # the task's anyio cancel scope as the wait began
+        self._fired = False
+        self._timer: asyncio.Handle | None = None
+        self.cut_short = False  # whether the halt ended the wait
 
     def __enter__(self) -> None:
-        scope, halt = self._scope, self._halt
-        scope.__enter__()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a wait under a halt needs a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._outer = _anyio_scope(task)
+        halt = self._halt
+        halt._cuts[self] = None
         if halt.reason is not None:
-            _end(scope, self._grace)
-        halt._scopes[scope] = self._grace
+            self.end()
+
+    def end(self) -> None:
+        """The halt came: end the wait, at once or after its grace."""
+        if self._grace:
+            if self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_at(loop.time() + self._grace, self._fire)
+        else:
+            self._fire()
+
+    def _fire(self) -> None:
+        task = self._task
+        if task is None or self._fired:
+            return
+        loop = asyncio.get_running_loop()
+        if _shielded(task, self._outer):
+            self._timer = loop.call_at(loop.time() + _SHIELD_POLL, self._fire)
+            return
+        waiter = getattr(task, "_fut_waiter", None)
+        if (
+            task is asyncio.current_task()
+            or getattr(task, "_must_cancel", False)
+            or (waiter is not None and waiter.done())
+        ):
+            # running, or about to take another cancellation (cancelled now, the two would
+            # be one, with this one's message): the next turn, it waits again or is out
+            self._timer = loop.call_soon(self._fire)
+            return
+        self._fired = True
+        self._timer = None
+        task.cancel()
 
     def __exit__(
         self,
@@ -110,16 +166,42 @@ class _Cut:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        scope = self._scope
-        self._halt._scopes.pop(scope, None)
-        return scope.__exit__(exc_type, exc, tb)
+        task, self._task = self._task, None
+        self._halt._cuts.pop(self, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._fired or task is None:
+            return False
+        # the halt's cancellation ends here, unless another is pending besides
+        if (
+            task.uncancel() <= self._cancelling
+            and exc_type is not None
+            and issubclass(exc_type, asyncio.CancelledError)
+        ):
+            self.cut_short = True
+            return True
+        return False
 
 
-def _end(scope: anyio.CancelScope, grace: float) -> None:
-    if grace:
-        scope.deadline = min(scope.deadline, anyio.current_time() + grace)
-    else:
-        scope.cancel()
+_SHIELD_POLL = 0.05  # seconds between looks while a halted wait is inside a cancel shield
+
+
+def _anyio_scope(task: asyncio.Task[Any]) -> object:
+    """The innermost anyio cancel scope ``task`` is in, where anyio's asyncio backend keeps
+    it (``None`` outside any, or where that is not known)."""
+    state = _anyio_states.get(task) if _anyio_states is not None else None
+    return getattr(state, "cancel_scope", None)
+
+
+def _shielded(task: asyncio.Task[Any], outer: object) -> bool:
+    """Whether ``task`` is inside an anyio cancel shield entered since it was in ``outer``."""
+    scope = _anyio_scope(task)
+    while scope is not None and scope is not outer:
+        if getattr(scope, "shield", False):
+            return True
+        scope = getattr(scope, "_parent_scope", None)
+    return False
 
 
 class _Try:
