@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Protocol
-
-import anyio
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 __all__ = ["Clock", "SystemClock"]
 
@@ -23,15 +23,16 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: ``time.monotonic`` and ``anyio.sleep``."""
+    """The real clock: ``time.monotonic`` and asyncio's sleep."""
 
     def now(self) -> float:
         """Seconds since an arbitrary point, never going back."""
         return time.monotonic()
 
-    async def sleep(self, seconds: float) -> None:
-        """Sleep on the event loop."""
-        await anyio.sleep(seconds)
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Sleep on the event loop: asyncio's own sleep, handed back as it is (a coroutine
+        of its own round it would be one more object for every wait in flight)."""
+        return asyncio.sleep(seconds)
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -189,6 +189,7 @@ def test_an_anyio_shield_the_wait_is_within_does_not_hold_it() -> None:
         async def settle() -> tuple[bool, float]:
             with anyio.CancelScope(shield=True):  # as an outcome is recorded
                 return await waiting(halt, 100, grace=3)
+            raise AssertionError("a shield cancels nothing")
 
         async with anyio.create_task_group() as tg:
             task = asyncio.ensure_future(settle())
