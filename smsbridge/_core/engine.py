@@ -639,9 +639,9 @@ class SendEngine(Generic[J]):
                     chunk.extend(islice(entries, size))  # what was read stays, if it fails
                     if not chunk:
                         break
-                    part = self._taken()
-                    await self._feed(part, unpack, send)
-                    if len(part) < size or self._caller_stopping() is not None:
+                    short = len(chunk) < size
+                    await self._feed(self._taken(), unpack, send)
+                    if short or self._caller_stopping() is not None:
                         break
         except BaseException as e:
             # the caller's input failed: what it gave before has its outcome too
@@ -696,6 +696,9 @@ class SendEngine(Generic[J]):
     ) -> None:
         """Turn a chunk of input entries into batches for the workers."""
         batch, problems, failure = self._batch_of(chunk, unpack)
+        # the caller's entries, read: not held while the batch waits for a worker (a chunk
+        # of tuples per account, which the collector would walk again and again)
+        del chunk
         if failure is not None:  # a defect in a gateway's reading or checks: nothing of the
             # chunk was sent, and each entry still settles, under the caller's index
             log.error(
