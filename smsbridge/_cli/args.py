@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .. import __version__
 from .._core.limiter import MAX_LIMIT
 from .._gateways import GATEWAYS
 from ..testing.serve import add_fake_arguments
+from .output import line
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["UsageError", "check_to", "parser", "said_empty"]
 
@@ -38,6 +42,14 @@ def check_to(args: argparse.Namespace, *, personalised: bool, parametrised: bool
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # help and the version: one that cannot be written is an error, exit 1 (argparse
+        # would drop it without a word and exit 0)
+        if file is sys.stdout:  # (None where it is closed)
+            line(message.removesuffix("\n"))
+        else:
+            super()._print_message(message, file)
 
 
 def rate(text: str) -> int:

@@ -559,6 +559,8 @@ def test_an_unwritable_standard_output_is_one_line_not_a_traceback(
     monkeypatch.setattr("sys.stdout", stdout)
     err = fails([*SEND, "--to", "380501234567", "--dry-run"], capsys, status=1)
     assert "standard output" in err
+    for asked in (["--version"], ["--help"], ["send", "smsclub", "--help"]):  # not exit 0
+        assert "standard output" in fails(asked, capsys, status=1)
 
 
 def test_what_would_be_dropped_quietly_is_refused(
