@@ -171,7 +171,10 @@ class _Wire(asyncio.Protocol):
         self._reader = hiredis.Reader()
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
-        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        # the commands awaiting replies, in order, and when each is overdue (two deques: a
+        # pair's tuple would be one more object for the collector for every command)
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self._due: deque[float] = deque()
         self._watch: asyncio.TimerHandle | None = None
         self.broken: Exception | None = None
 
@@ -183,12 +186,13 @@ class _Wire(asyncio.Protocol):
         if self.broken is not None:
             raise _fresh(self.broken)
         future: asyncio.Future[Any] = self._loop.create_future()
-        self.waiting.append((future, self._loop.time() + self._link.timeout))
+        self.waiting.append(future)
+        self._due.append(self._loop.time() + self._link.timeout)
         if not self._out:
             self._loop.call_soon(self._flush)
         self._out.append(data)
         if self._watch is None:
-            self._watch = self._loop.call_at(self.waiting[0][1], self._overdue)
+            self._watch = self._loop.call_at(self._due[0], self._overdue)
         return future
 
     def _flush(self) -> None:
@@ -200,7 +204,7 @@ class _Wire(asyncio.Protocol):
         self._watch = None
         if not self.waiting:
             return
-        due = self.waiting[0][1]
+        due = self._due[0]
         if due <= self._loop.time():
             self.fail(RedisTimeoutError(f"no reply from Redis within {self._link.timeout:g} s"))
         else:
@@ -209,13 +213,14 @@ class _Wire(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         reader = self._reader
         reader.feed(data)
-        waiting = self.waiting
+        waiting, due = self.waiting, self._due
         try:
             reply = reader.gets()
             while reply is not False:
                 if not waiting:
                     raise RedisConnectionError("Redis sent a reply nobody asked for")
-                future = waiting.popleft()[0]
+                future = waiting.popleft()
+                due.popleft()
                 if not future.done():
                     if isinstance(reply, hiredis.ReplyError):
                         future.set_exception(ResponseError(str(reply)))
@@ -237,8 +242,9 @@ class _Wire(asyncio.Protocol):
             self._watch = None
         if self._transport is not None:
             self._transport.abort()
+        self._due.clear()
         while self.waiting:
-            future = self.waiting.popleft()[0]
+            future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(_fresh(error))  # one each: a traceback is per raise
         self._link.lost(self)
