@@ -102,9 +102,7 @@ class RedisLimiter:
         """Hold back every process's starts for ``seconds`` (a gateway's Retry-After)."""
         if seconds <= 0:
             return
-        await self._patience.call(
-            lambda: self._defer(keys=self._keys[1:], args=[int(seconds * 1_000_000)])
-        )
+        await self._patience.call(self._defer, self._keys[1:], [int(seconds * 1_000_000)])
 
 
 class _RedisSlot:
@@ -141,8 +139,9 @@ class _RedisSlot:
         else:
             args += ["1", round(lead * 1_000_000), width]
             limiter._unused.append(self._member)  # the stale promise this one replaces
-        args += limiter._unused
-        limiter._unused = []
+        if limiter._unused:
+            args += limiter._unused
+            limiter._unused.clear()
         self._member = member
         asked = clock.now()
         start_us, now_us = await limiter._patience.call(limiter._acquire, limiter._keys, args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
@@ -53,13 +53,15 @@ class Patience:
         """Whether the latest calls found Redis out of reach (and none reached it since)."""
         return self._down_since is not None and self.clock.now() - self._failed_at <= self.outage
 
-    async def call(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await operation(*args)``, tried again as above."""
+    async def call(
+        self, script: Callable[..., Awaitable[T]], keys: Sequence[Any], args: Sequence[Any]
+    ) -> T:
+        """``await script(keys, args)``, tried again as above."""
         if self._down_since is not None and not self.out_of_reach():
             self._down_since = None  # a quiet spell since the last failure: counted afresh
         while True:
             try:
-                result = await operation(*args)
+                result = await script(keys, args)
             except ResponseError as e:
                 if not _passing(e):  # Redis answered, and will answer the same again
                     raise StateBackendError(f"Redis refused: {e}") from e

@@ -410,11 +410,11 @@ async def test_an_error_reply_that_will_recur_stops_at_once_one_that_may_pass_is
     clock = FakeClock(0.0)
     patience = Patience(30.0, clock)
 
-    async def refused() -> None:
+    async def refused(keys: object, args: object) -> None:
         raise ResponseError(reply)
 
     with pytest.raises(StateBackendError) as caught:
-        await patience.call(refused)
+        await patience.call(refused, (), ())
     assert reply in str(caught.value)
     assert clock.now() >= 30.0 if waits else clock.now() == 0.0
 
@@ -428,28 +428,28 @@ async def test_an_outage_is_counted_once_for_every_call_that_shares_it() -> None
     patience = Patience(30.0, clock)
     up = False
 
-    async def call() -> str:
+    async def call(keys: object, args: object) -> str:
         if up:
             return "OK"
         await clock.sleep(2.0)  # the socket's timeout
         raise RedisTimeoutError("no reply (test)")
 
     with pytest.raises(StateBackendError):
-        await patience.call(call)
+        await patience.call(call, (), ())
     assert 30.0 <= clock.now() < 33.0
     gave_up = clock.now()
     with pytest.raises(StateBackendError):
-        await patience.call(call)
+        await patience.call(call, (), ())
     assert clock.now() == gave_up + 2.0  # one try
     await clock.sleep(31.0)  # quiet
     began = clock.now()
     with pytest.raises(StateBackendError):
-        await patience.call(call)
+        await patience.call(call, (), ())
     assert clock.now() - began >= 30.0
     up = True
-    assert await patience.call(call) == "OK"
+    assert await patience.call(call, (), ()) == "OK"
     up = False
     began = clock.now()
     with pytest.raises(StateBackendError):
-        await patience.call(call)
+        await patience.call(call, (), ())
     assert clock.now() - began >= 30.0
