@@ -93,14 +93,21 @@ class _Cut:
     cancellation ends here (an anyio cancel scope, with its sets and bookkeeping, was most
     of the objects of a request's waits through a shared store). The task is cancelled as
     asyncio's ``timeout()`` cancels it, with anyio's care: only while it waits (a task
-    cancelled while it runs could take the cancellation past the wait), and not inside an
-    anyio cancel shield entered within the wait; tried again until then."""
+    cancelled while it runs could take the cancellation past the wait), not inside an anyio
+    cancel shield entered within the wait, and again while the wait goes on (code within
+    that catches a cancellation and waits again is cancelled again), until it ends.
+
+    One difference from a cancel scope of anyio's stays: an anyio deadline scope of the
+    same task round the cut, expiring in the turn the halt came and left without another
+    wait, ends with the cut's cancellation taken, and raises no ``TimeoutError``. No wait
+    of the library is in such a scope."""
 
     __slots__ = (
         "_cancelling",
         "_fired",
         "_grace",
         "_halt",
+        "_hit",
         "_outer",
         "_task",
         "_timer",
@@ -113,7 +120,8 @@ class _Cut:
         self._task: asyncio.Task[Any] | None = None
         self._cancelling = 0
         self._outer: object = None  # the task's anyio cancel scope as the wait began
-        self._fired = False
+        self._fired = 0  # the cancellations it made
+        self._hit: object = None  # what the task waited on when last cancelled
         self._timer: asyncio.Handle | None = None
         self.cut_short = False  # whether the halt ended the wait
 
@@ -140,24 +148,24 @@ class _Cut:
 
     def _fire(self) -> None:
         task = self._task
-        if task is None or self._fired:
+        if task is None:
             return
         loop = asyncio.get_running_loop()
         if _shielded(task, self._outer):
             self._timer = loop.call_at(loop.time() + _SHIELD_POLL, self._fire)
             return
+        self._timer = loop.call_soon(self._fire)  # looked at again next turn, while it waits
         waiter = getattr(task, "_fut_waiter", None)
         if (
             task is asyncio.current_task()
             or getattr(task, "_must_cancel", False)
-            or (waiter is not None and waiter.done())
+            or (waiter is not None and (waiter.done() or waiter is self._hit))
         ):
-            # running, or about to take another cancellation (cancelled now, the two would
-            # be one, with this one's message): the next turn, it waits again or is out
-            self._timer = loop.call_soon(self._fire)
+            # running, or about to take a cancellation (cancelled now, the two would be one,
+            # with this one's message), or still to take this one's
             return
-        self._fired = True
-        self._timer = None
+        self._fired += 1
+        self._hit = waiter
         task.cancel()
 
     def __exit__(
@@ -168,11 +176,14 @@ class _Cut:
     ) -> bool:
         task, self._task = self._task, None
         self._halt._cuts.pop(self, None)
+        self._hit = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if not self._fired or task is None:
             return False
+        for _ in range(self._fired - 1):
+            task.uncancel()
         # the halt's cancellation ends here, unless another is pending besides
         if (
             task.uncancel() <= self._cancelling

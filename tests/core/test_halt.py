@@ -6,6 +6,7 @@ within the wait holds it off. On virtual time: nothing here sleeps."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -220,5 +221,60 @@ def test_an_anyio_cancellation_of_a_task_about_to_run_keeps_its_own_message() ->
             scope.cancel()  # anyio cancels the task as it stands in the loop's queue,
             halt.set("stopped")  # and the halt comes in the same turn
         assert after == ["scope ended, caught True"]
+
+    run(main)
+
+
+def test_a_wait_that_catches_the_halts_cancellation_and_waits_again_is_cut_again() -> None:
+    async def main() -> None:
+        halt = Halt()
+        began = asyncio.get_running_loop().time()
+
+        async def stubborn() -> None:  # a user's store, say, that takes one cancellation
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(5)
+            await asyncio.sleep(100)
+
+        async def wait() -> tuple[bool, float]:
+            cut = halt.cut()
+            with cut:
+                await stubborn()
+            await asyncio.sleep(0)
+            return cut.cut_short, asyncio.get_running_loop().time()
+
+        task = asyncio.create_task(wait())
+        await asyncio.sleep(1)
+        halt.set("stopped")
+        assert await task == (True, began + 1)
+        assert task.cancelling() == 0
+
+    run(main)
+
+
+def test_a_wait_on_a_task_cancels_that_task_once() -> None:
+    async def main() -> None:
+        halt = Halt()
+        cancels: list[int] = []
+
+        async def inner() -> None:
+            try:
+                await asyncio.sleep(100)
+            except asyncio.CancelledError:
+                for _ in range(3):  # its cleanup takes a few turns
+                    await asyncio.sleep(0)
+                cancels.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
+                raise
+
+        async def wait() -> bool:
+            cut = halt.cut()
+            with cut:
+                await asyncio.ensure_future(inner())
+            return cut.cut_short
+
+        task = asyncio.create_task(wait())
+        await asyncio.sleep(1)
+        halt.set("stopped")
+        assert await task
+        assert cancels == [1]
 
     run(main)
