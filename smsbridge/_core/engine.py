@@ -1227,18 +1227,25 @@ class SendEngine(Generic[J]):
         window = self._window
         assert window is not None
         error: SmsBridgeError | None = None
+        cancelled: BaseException | None = None
         try:
             if sure is not None and sure[0]:
                 await window.commit(sure[0], self._holder, sure[1])
             if unsure is not None and unsure[0]:
                 await self._commit(unsure[0], unsure[1], late)
         except BaseException as e:
-            error = self._store_failed(e)
-        try:  # tried also after a failed commit: a store may keep it to do later
+            try:
+                error = self._store_failed(e)
+            except BaseException as c:  # cancelled (or cut short): raised once released
+                cancelled = c
+        try:  # tried also after a failed or cancelled commit: a store may keep it to do later
             if release is not None and release[0]:
                 await window.release(release[0], self._holder, release[1])
         except BaseException as e:
-            error = error or self._store_failed(e)
+            if cancelled is None:
+                error = error or self._store_failed(e)
+        if cancelled is not None:
+            raise cancelled
         return error
 
     async def _commit(self, keys: Sequence[Hashable], indices: Sequence[int], extra: float) -> None:
