@@ -5,6 +5,7 @@ with what it stored; :func:`report_handler` serves it through aiohttp, and
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 
@@ -29,8 +30,12 @@ class ReportReceiver:
 
     413 over ``max_bytes``, 400 for a body that is no report, otherwise 200 with the ids
     acknowledged: those ``store`` stored, and repeats of reports already stored (the last
-    ``remember`` (id, state) pairs are kept in memory) without storing them again. If
-    ``store`` raises, nothing is acknowledged and the gateway sends them again.
+    ``remember`` (id, state) pairs are kept in memory) without storing them again. A report
+    the gateway sends again while ``store`` is still storing it (a slow store, and the
+    gateway's retry) waits for that: acknowledged once stored, never stored twice. If
+    ``store`` raises, nothing is acknowledged and the gateway sends them again. (What is
+    remembered is this process's: receivers in several processes each store a report
+    once, and a store shared by them should be keyed by the report.)
     """
 
     def __init__(
@@ -46,6 +51,8 @@ class ReportReceiver:
         self.max_bytes = max_bytes
         self._remember = remember
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # reports a request is storing now: (id, report) -> what that request stored
+        self._storing: dict[tuple[str, str], asyncio.Future[frozenset[str]]] = {}
 
     async def receive(
         self, chunks: AsyncIterable[bytes], declared: int | None = None
@@ -62,19 +69,46 @@ class ReportReceiver:
             reports = parse_delivery_reports(bytes(body))
         except ResponseDecodeError as e:
             return 400, e.message.encode()
-        seen = self._seen
-        fresh = [r for r in reports if (r.message_id, r.raw) not in seen]
-        repeats = [r.message_id for r in reports if (r.message_id, r.raw) in seen]
-        stored = _ids(await self._store(fresh)) if fresh else []
-        kept = set(stored)
-        for report in fresh:
-            if report.message_id in kept:
-                pair = (report.message_id, report.raw)
-                seen[pair] = None
-                seen.move_to_end(pair)
-        while len(seen) > self._remember:
-            seen.popitem(last=False)
-        return 200, acknowledge([*stored, *repeats])
+        seen, storing = self._seen, self._storing
+        fresh: dict[tuple[str, str], DeliveryReport] = {}  # the first of each in the body
+        repeats: list[str] = []
+        elsewhere: list[tuple[str, asyncio.Future[frozenset[str]]]] = []
+        for report in reports:
+            pair = (report.message_id, report.raw)
+            if pair in seen:
+                repeats.append(report.message_id)
+            elif pair in storing:  # the gateway sent it again while the store takes it
+                elsewhere.append((report.message_id, storing[pair]))
+            else:
+                fresh.setdefault(pair, report)
+        stored = await self._stored(fresh) if fresh else []
+        for message_id, storing_it in elsewhere:
+            if message_id in await asyncio.shield(storing_it):
+                repeats.append(message_id)
+        return 200, acknowledge(dict.fromkeys([*stored, *repeats]))
+
+    async def _stored(self, fresh: dict[tuple[str, str], DeliveryReport]) -> list[str]:
+        """Store ``fresh`` (each a report no other request is storing), remembering those
+        stored; meanwhile, a request bringing any of them again waits for the outcome."""
+        seen, storing = self._seen, self._storing
+        done: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
+        for pair in fresh:
+            storing[pair] = done
+        kept: frozenset[str] = frozenset()
+        try:
+            stored = _ids(await self._store(list(fresh.values())))
+            kept = frozenset(stored)
+            for pair in fresh:
+                if pair[0] in kept:
+                    seen[pair] = None
+                    seen.move_to_end(pair)
+            while len(seen) > self._remember:
+                seen.popitem(last=False)
+            return stored
+        finally:  # also when the store failed or the request was cancelled: none stored
+            done.set_result(kept)
+            for pair in fresh:
+                del storing[pair]
 
 
 def _count(value: object) -> bool:

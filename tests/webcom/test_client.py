@@ -3,6 +3,7 @@ exactly-once under injected faults, the delivery-report webhook round trip, and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import warnings
@@ -203,6 +204,53 @@ async def test_report_handler_limits_and_garbage() -> None:
         assert (ok.status, await ok.json()) == (200, [{"id_sms": 7}])
         failing = await client.post("/broken", json=[{"id_sms": 7, "state": "deliver"}])
         assert failing.status == 500
+
+
+async def test_a_report_sent_again_while_it_is_being_stored_is_stored_once() -> None:
+    """A slow store, and the gateway sending the same reports again meanwhile (its retry,
+    or one body holding a report twice): each is stored once, and every request that
+    brought it acknowledges it once stored; where the store failed, none does."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    release, called = asyncio.Event(), asyncio.Event()
+    calls: list[list[str]] = []
+
+    async def slow(reports: Sequence[DeliveryReport]) -> list[str]:
+        calls.append([r.message_id for r in reports])
+        called.set()
+        await release.wait()
+        return [r.message_id for r in reports if r.message_id != "9"]  # 9 fails
+
+    async def stored(count: int) -> None:  # until the store was called that often
+        while len(calls) < count:
+            called.clear()
+            await called.wait()
+
+    def post(client: TestClient[Any, Any], *ids: int) -> asyncio.Future[Any]:
+        body = [{"id_sms": i, "state": "deliver"} for i in ids]
+        return asyncio.ensure_future(client.post("/reports", json=body))
+
+    app = web.Application()
+    app.router.add_post("/reports", report_handler(slow))
+    async with TestClient(TestServer(app)) as client:
+        posts = [post(client, 7, 7)]
+        await stored(1)
+        posts.append(post(client, 7, 8))  # its 8 stored: its 7 waits for the first's
+        await stored(2)
+        release.set()
+        answers = [await (await p).json() for p in posts]
+        assert calls == [["7"], ["8"]]  # 7 once, though sent three times
+        assert answers == [[{"id_sms": 7}], [{"id_sms": 8}, {"id_sms": 7}]]
+
+        release.clear()
+        calls.clear()
+        posts = [post(client, 9)]
+        await stored(1)
+        posts.append(post(client, 9, 10))
+        await stored(2)
+        release.set()
+        assert [await (await p).json() for p in posts] == [[], [{"id_sms": 10}]]
+        assert calls == [["9"], ["10"]]
 
 
 async def test_stop_listed_number_refusing_the_document_is_isolated() -> None:
