@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import pytest
 
 from smsbridge._core.exchange import Halt
 from smsbridge.testing._sim.loop import VirtualLoop, World
+
+T = TypeVar("T")
 
 
 def run(main: Callable[[], Awaitable[Any]]) -> Any:
@@ -25,26 +27,35 @@ def run(main: Callable[[], Awaitable[Any]]) -> Any:
         loop.close()
 
 
-async def waiting(halt: Halt, seconds: float, grace: float = 0.0) -> tuple[bool, float]:
-    """Wait ``seconds`` under a cut: whether the halt cut it short, and when it ended."""
+async def waiting(
+    halt: Halt, body: float | Callable[[], Awaitable[Any]], grace: float = 0.0
+) -> tuple[bool, float]:
+    """Wait under a cut (``body`` seconds, or ``body()``): whether the halt cut it short,
+    and when it ended."""
     loop = asyncio.get_running_loop()
     cut = halt.cut(grace)
     with cut:
-        await asyncio.sleep(seconds)
+        await (asyncio.sleep(body) if isinstance(body, int | float) else body())
     await asyncio.sleep(0)  # no cancellation left over for the next wait
     return cut.cut_short, loop.time()
+
+
+async def halted_after(seconds: float, halt: Halt, wait: Awaitable[T]) -> T:
+    """What ``wait``, run as a task, gave with the halt set ``seconds`` into it; its task
+    is left with no cancellation."""
+    task = asyncio.ensure_future(wait)
+    await asyncio.sleep(seconds)
+    halt.set("stopped")
+    result = await task
+    assert task.cancelling() == 0
+    return result
 
 
 def test_a_halt_ends_a_wait_at_once_and_the_task_goes_on() -> None:
     async def main() -> None:
         halt = Halt()
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        task = asyncio.create_task(waiting(halt, 100))
-        await asyncio.sleep(3)
-        halt.set("stopped")
-        assert await task == (True, began + 3)
-        assert task.cancelling() == 0
+        began = asyncio.get_running_loop().time()
+        assert await halted_after(3, halt, waiting(halt, 100)) == (True, began + 3)
 
     run(main)
 
@@ -170,12 +181,7 @@ def test_an_anyio_shield_within_the_wait_holds_the_halt_off_until_it_ends() -> N
                 await store_call()
             return cut.cut_short
 
-        async with anyio.create_task_group() as tg:
-            task = asyncio.ensure_future(wait())
-            await asyncio.sleep(1)
-            halt.set("stopped")
-            assert await task
-            tg.cancel_scope.cancel()
+        assert await halted_after(1, halt, wait())
         assert steps == ["written at 2"]
         assert loop.time() - began < 2.1  # the halt landed soon after the shield ended
 
@@ -192,12 +198,7 @@ def test_an_anyio_shield_the_wait_is_within_does_not_hold_it() -> None:
                 return await waiting(halt, 100, grace=3)
             raise AssertionError("a shield cancels nothing")
 
-        async with anyio.create_task_group() as tg:
-            task = asyncio.ensure_future(settle())
-            await asyncio.sleep(1)
-            halt.set("stopped")
-            assert await task == (True, began + 4)
-            tg.cancel_scope.cancel()
+        assert await halted_after(1, halt, settle()) == (True, began + 4)
 
     run(main)
 
@@ -235,18 +236,7 @@ def test_a_wait_that_catches_the_halts_cancellation_and_waits_again_is_cut_again
                 await asyncio.sleep(5)
             await asyncio.sleep(100)
 
-        async def wait() -> tuple[bool, float]:
-            cut = halt.cut()
-            with cut:
-                await stubborn()
-            await asyncio.sleep(0)
-            return cut.cut_short, asyncio.get_running_loop().time()
-
-        task = asyncio.create_task(wait())
-        await asyncio.sleep(1)
-        halt.set("stopped")
-        assert await task == (True, began + 1)
-        assert task.cancelling() == 0
+        assert await halted_after(1, halt, waiting(halt, stubborn)) == (True, began + 1)
 
     run(main)
 
@@ -254,6 +244,7 @@ def test_a_wait_that_catches_the_halts_cancellation_and_waits_again_is_cut_again
 def test_a_wait_on_a_task_cancels_that_task_once() -> None:
     async def main() -> None:
         halt = Halt()
+        began = asyncio.get_running_loop().time()
         cancels: list[int] = []
 
         async def inner() -> None:
@@ -265,16 +256,10 @@ def test_a_wait_on_a_task_cancels_that_task_once() -> None:
                 cancels.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
                 raise
 
-        async def wait() -> bool:
-            cut = halt.cut()
-            with cut:
-                await asyncio.ensure_future(inner())
-            return cut.cut_short
+        def on_a_task() -> Awaitable[None]:
+            return asyncio.ensure_future(inner())
 
-        task = asyncio.create_task(wait())
-        await asyncio.sleep(1)
-        halt.set("stopped")
-        assert await task
+        assert await halted_after(1, halt, waiting(halt, on_a_task)) == (True, began + 1)
         assert cancels == [1]
 
     run(main)
