@@ -185,9 +185,10 @@ class _Wire(asyncio.Protocol):
     def send(self, data: bytes) -> asyncio.Future[Any]:
         if self.broken is not None:
             raise _fresh(self.broken)
+        due = self._loop.time() + self._link.timeout
         future: asyncio.Future[Any] = self._loop.create_future()
         self.waiting.append(future)
-        self._due.append(self._loop.time() + self._link.timeout)
+        self._due.append(due)
         if not self._out:
             self._loop.call_soon(self._flush)
         self._out.append(data)
