@@ -121,7 +121,7 @@ class _Cut:
         self._cancelling = 0
         self._outer: object = None  # the task's anyio cancel scope as the wait began
         self._fired = 0  # the cancellations it made
-        self._hit: object = None  # what the task waited on when last cancelled
+        self._hit: asyncio.Future[Any] | None = None  # what it waited on when last cancelled
         self._timer: asyncio.Handle | None = None
         self.cut_short = False  # whether the halt ended the wait
 
@@ -154,19 +154,27 @@ class _Cut:
         if _shielded(task, self._outer):
             self._timer = loop.call_at(loop.time() + _SHIELD_POLL, self._fire)
             return
+        waiter: asyncio.Future[Any] | None = getattr(task, "_fut_waiter", None)
+        if waiter is not None and waiter is self._hit and not waiter.done():
+            # a task it waits on, cancelled and still ending: looked at again once it has
+            self._timer = None
+            waiter.add_done_callback(self._again)
+            return
         self._timer = loop.call_soon(self._fire)  # looked at again next turn, while it waits
-        waiter = getattr(task, "_fut_waiter", None)
         if (
             task is asyncio.current_task()
             or getattr(task, "_must_cancel", False)
-            or (waiter is not None and (waiter.done() or waiter is self._hit))
+            or (waiter is not None and waiter.done())
         ):
             # running, or about to take a cancellation (cancelled now, the two would be one,
-            # with this one's message), or still to take this one's
+            # with this one's message)
             return
         self._fired += 1
         self._hit = waiter
         task.cancel()
+
+    def _again(self, _: object) -> None:
+        self._fire()
 
     def __exit__(
         self,
