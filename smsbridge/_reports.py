@@ -71,23 +71,24 @@ class ReportReceiver:
             return 400, e.message.encode()
         seen, storing = self._seen, self._storing
         fresh: dict[tuple[str, str], DeliveryReport] = {}  # the first of each in the body
-        repeats: list[str] = []
         elsewhere: list[tuple[str, asyncio.Future[frozenset[str]]]] = []
         for report in reports:
             pair = (report.message_id, report.raw)
-            if pair in seen:
-                repeats.append(report.message_id)
-            elif pair in storing:  # the gateway sent it again while the store takes it
+            if pair in storing:  # the gateway sent it again while the store takes it
                 elsewhere.append((report.message_id, storing[pair]))
-            else:
+            elif pair not in seen:
                 fresh.setdefault(pair, report)
-        stored = await self._stored(fresh) if fresh else []
+        kept = set(await self._stored(fresh)) if fresh else set()
+        # an id is acknowledged once each of its reports here is stored (by this request,
+        # an earlier one, or the one this waited for): the gateway stops sending all of them
+        unstored = {message_id for message_id, _ in fresh if message_id not in kept}
         for message_id, storing_it in elsewhere:
-            if message_id in await asyncio.shield(storing_it):
-                repeats.append(message_id)
-        return 200, acknowledge(dict.fromkeys([*stored, *repeats]))
+            if message_id not in await asyncio.shield(storing_it):
+                unstored.add(message_id)
+        ids = dict.fromkeys(r.message_id for r in reports if r.message_id not in unstored)
+        return 200, acknowledge(ids)
 
-    async def _stored(self, fresh: dict[tuple[str, str], DeliveryReport]) -> list[str]:
+    async def _stored(self, fresh: dict[tuple[str, str], DeliveryReport]) -> frozenset[str]:
         """Store ``fresh`` (each a report no other request is storing), remembering those
         stored; meanwhile, a request bringing any of them again waits for the outcome."""
         seen, storing = self._seen, self._storing
@@ -96,15 +97,14 @@ class ReportReceiver:
             storing[pair] = done
         kept: frozenset[str] = frozenset()
         try:
-            stored = _ids(await self._store(list(fresh.values())))
-            kept = frozenset(stored)
+            kept = frozenset(_ids(await self._store(list(fresh.values()))))
             for pair in fresh:
                 if pair[0] in kept:
                     seen[pair] = None
                     seen.move_to_end(pair)
             while len(seen) > self._remember:
                 seen.popitem(last=False)
-            return stored
+            return kept
         finally:  # also when the store failed or the request was cancelled: none stored
             done.set_result(kept)
             for pair in fresh:

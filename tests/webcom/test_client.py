@@ -209,48 +209,59 @@ async def test_report_handler_limits_and_garbage() -> None:
 async def test_a_report_sent_again_while_it_is_being_stored_is_stored_once() -> None:
     """A slow store, and the gateway sending the same reports again meanwhile (its retry,
     or one body holding a report twice): each is stored once, and every request that
-    brought it acknowledges it once stored; where the store failed, none does."""
+    brought it acknowledges it once stored. An id is acknowledged only where every report
+    of it in the body is stored (the gateway stops sending all of them): not where the
+    request it waited for failed to store one, nor where one already stored stands beside
+    one the store refused."""
     from aiohttp.test_utils import TestClient, TestServer
 
     release, called = asyncio.Event(), asyncio.Event()
     calls: list[list[str]] = []
+    refused = {("9", "deliver"), ("11", "expired")}
 
     async def slow(reports: Sequence[DeliveryReport]) -> list[str]:
-        calls.append([r.message_id for r in reports])
+        calls.append([f"{r.message_id} {r.raw}" for r in reports])
         called.set()
         await release.wait()
-        return [r.message_id for r in reports if r.message_id != "9"]  # 9 fails
+        return [r.message_id for r in reports if (r.message_id, r.raw) not in refused]
 
     async def stored(count: int) -> None:  # until the store was called that often
         while len(calls) < count:
             called.clear()
             await called.wait()
 
-    def post(client: TestClient[Any, Any], *ids: int) -> asyncio.Future[Any]:
-        body = [{"id_sms": i, "state": "deliver"} for i in ids]
+    def post(client: TestClient[Any, Any], *reports: tuple[int, str]) -> asyncio.Future[Any]:
+        body = [{"id_sms": i, "state": state} for i, state in reports]
         return asyncio.ensure_future(client.post("/reports", json=body))
 
     app = web.Application()
     app.router.add_post("/reports", report_handler(slow))
     async with TestClient(TestServer(app)) as client:
-        posts = [post(client, 7, 7)]
+        posts = [post(client, (7, "deliver"), (7, "deliver"))]
         await stored(1)
-        posts.append(post(client, 7, 8))  # its 8 stored: its 7 waits for the first's
+        posts.append(post(client, (7, "deliver"), (8, "deliver")))  # its 7 waits for the first
         await stored(2)
         release.set()
         answers = [await (await p).json() for p in posts]
-        assert calls == [["7"], ["8"]]  # 7 once, though sent three times
-        assert answers == [[{"id_sms": 7}], [{"id_sms": 8}, {"id_sms": 7}]]
+        assert calls == [["7 deliver"], ["8 deliver"]]  # 7 once, though sent three times
+        assert answers == [[{"id_sms": 7}], [{"id_sms": 7}, {"id_sms": 8}]]
 
         release.clear()
         calls.clear()
-        posts = [post(client, 9)]
+        posts = [post(client, (9, "deliver"))]  # refused
         await stored(1)
-        posts.append(post(client, 9, 10))
+        posts.append(post(client, (9, "deliver"), (9, "expired"), (10, "deliver")))
         await stored(2)
         release.set()
-        assert [await (await p).json() for p in posts] == [[], [{"id_sms": 10}]]
-        assert calls == [["9"], ["10"]]
+        answers = [await (await p).json() for p in posts]
+        assert calls == [["9 deliver"], ["9 expired", "10 deliver"]]
+        assert answers == [[], [{"id_sms": 10}]]  # 9's "deliver" is not stored yet
+
+        calls.clear()
+        assert await (await post(client, (11, "deliver"))).json() == [{"id_sms": 11}]
+        beside = post(client, (11, "deliver"), (11, "expired"))  # the first stored already
+        assert await (await beside).json() == []
+        assert calls == [["11 deliver"], ["11 expired"]]
 
 
 async def test_stop_listed_number_refusing_the_document_is_isolated() -> None:
