@@ -15,6 +15,7 @@ from ._core.errors import ConfigurationError, ResponseDecodeError
 from ._webcom.reports import (
     MAX_REPORT_BYTES,
     DeliveryReport,
+    ack_id,
     acknowledge,
     parse_delivery_reports,
 )
@@ -25,6 +26,10 @@ Store = Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]]]
 """Stores reports; returns the ids it stored (only those are acknowledged)."""
 
 
+Pair = tuple[str, str]
+"""A report as the receiver tells it from others: its id and the gateway's word for its state."""
+
+
 class ReportReceiver:
     """One report POST in, one answer out: ``(status, body)``.
 
@@ -32,10 +37,13 @@ class ReportReceiver:
     acknowledged: those ``store`` stored, and repeats of reports already stored (the last
     ``remember`` (id, state) pairs are kept in memory) without storing them again. A report
     the gateway sends again while ``store`` is still storing it (a slow store, and the
-    gateway's retry) waits for that: acknowledged once stored, never stored twice. If
-    ``store`` raises, nothing is acknowledged and the gateway sends them again. (What is
-    remembered is this process's: receivers in several processes each store a report
-    once, and a store shared by them should be keyed by the report.)
+    gateway's retry) waits for that: acknowledged once stored, never stored twice. The
+    gateway takes an acknowledged id for every report of it, so an id is acknowledged only
+    once each report of it, in this request or being stored by another now, is stored; and
+    ``store`` is given one report of an id a call (it answers with ids). If ``store``
+    raises, nothing is acknowledged and the gateway sends them again. (What is remembered
+    is this process's: receivers in several processes each store a report once, and a
+    store shared by them should be keyed by the report.)
     """
 
     def __init__(
@@ -50,9 +58,10 @@ class ReportReceiver:
         self._store = store
         self.max_bytes = max_bytes
         self._remember = remember
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        # reports a request is storing now: (id, report) -> what that request stored
-        self._storing: dict[tuple[str, str], asyncio.Future[frozenset[str]]] = {}
+        self._seen: OrderedDict[Pair, None] = OrderedDict()
+        # reports a request is storing now, and what it stored once done; and by their ids
+        self._storing: dict[Pair, asyncio.Future[frozenset[Pair]]] = {}
+        self._flying: dict[int | str, set[Pair]] = {}
 
     async def receive(
         self, chunks: AsyncIterable[bytes], declared: int | None = None
@@ -70,45 +79,85 @@ class ReportReceiver:
         except ResponseDecodeError as e:
             return 400, e.message.encode()
         seen, storing = self._seen, self._storing
-        fresh: dict[tuple[str, str], DeliveryReport] = {}  # the first of each in the body
-        elsewhere: list[tuple[str, asyncio.Future[frozenset[str]]]] = []
+        fresh: dict[Pair, DeliveryReport] = {}  # the first of each in the body
+        awaited: dict[Pair, asyncio.Future[frozenset[Pair]]] = {}  # stored by another request
         for report in reports:
             pair = (report.message_id, report.raw)
+            if pair in seen or pair in fresh:
+                continue
             if pair in storing:  # the gateway sent it again while the store takes it
-                elsewhere.append((report.message_id, storing[pair]))
-            elif pair not in seen:
-                fresh.setdefault(pair, report)
-        kept = set(await self._stored(fresh)) if fresh else set()
-        # an id is acknowledged once each of its reports here is stored (by this request,
-        # an earlier one, or the one this waited for): the gateway stops sending all of them
-        unstored = {message_id for message_id, _ in fresh if message_id not in kept}
-        for message_id, storing_it in elsewhere:
-            if message_id not in await asyncio.shield(storing_it):
-                unstored.add(message_id)
-        ids = dict.fromkeys(r.message_id for r in reports if r.message_id not in unstored)
-        return 200, acknowledge(ids)
+                awaited[pair] = storing[pair]
+            else:
+                fresh[pair] = report
+        unstored: set[int | str] = set()  # ids with a report not stored
+        if fresh:
+            kept = await self._stored(fresh)
+            unstored.update(ack_id(pair[0]) for pair in fresh if pair not in kept)
+        # an id is acknowledged once every report of it is stored: those of this body, and
+        # those of it that other requests are storing now (another state, sent meanwhile),
+        # for the gateway takes the id for all of them
+        ids = {ack_id(report.message_id) for report in reports}
+        looked: set[Pair] = set()
+        while True:
+            for found in ids:
+                for pair in self._flying.get(found, ()):
+                    if pair not in fresh:
+                        awaited.setdefault(pair, storing[pair])
+            pending = [(pair, done) for pair, done in awaited.items() if pair not in looked]
+            if not pending:
+                break
+            for pair, done in pending:
+                looked.add(pair)
+                if pair not in await asyncio.shield(done):
+                    unstored.add(ack_id(pair[0]))
+        return 200, acknowledge(
+            r.message_id for r in reports if ack_id(r.message_id) not in unstored
+        )
 
-    async def _stored(self, fresh: dict[tuple[str, str], DeliveryReport]) -> frozenset[str]:
-        """Store ``fresh`` (each a report no other request is storing), remembering those
-        stored; meanwhile, a request bringing any of them again waits for the outcome."""
-        seen, storing = self._seen, self._storing
-        done: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
+    async def _stored(self, fresh: dict[Pair, DeliveryReport]) -> frozenset[Pair]:
+        """Store ``fresh`` (reports no other request is storing): the reports stored, also
+        remembered. The store is given one report of an id at a time (it answers with ids),
+        so a body with several states of one message takes a call for each, up to
+        ``_ROUNDS`` (the rest are not stored: the gateway sends them again). Meanwhile, a
+        request bringing any of them waits for the outcome."""
+        seen, storing, flying = self._seen, self._storing, self._flying
+        done: asyncio.Future[frozenset[Pair]] = asyncio.get_running_loop().create_future()
+        rounds: list[dict[int | str, Pair]] = []
         for pair in fresh:
             storing[pair] = done
-        kept: frozenset[str] = frozenset()
+            key = ack_id(pair[0])
+            flying.setdefault(key, set()).add(pair)
+            for round_ in rounds:
+                if key not in round_:
+                    round_[key] = pair
+                    break
+            else:
+                if len(rounds) < _ROUNDS:
+                    rounds.append({key: pair})
+        kept: set[Pair] = set()
         try:
-            kept = frozenset(_ids(await self._store(list(fresh.values()))))
-            for pair in fresh:
-                if pair[0] in kept:
-                    seen[pair] = None
-                    seen.move_to_end(pair)
-            while len(seen) > self._remember:
-                seen.popitem(last=False)
-            return kept
-        finally:  # also when the store failed or the request was cancelled: none stored
-            done.set_result(kept)
+            for round_ in rounds:
+                given = [fresh[pair] for pair in round_.values()]
+                said = {ack_id(i) for i in _ids(await self._store(given))}
+                for key, pair in round_.items():
+                    if key in said:
+                        kept.add(pair)
+                        seen[pair] = None
+                        seen.move_to_end(pair)
+                while len(seen) > self._remember:
+                    seen.popitem(last=False)
+            return frozenset(kept)
+        finally:  # also when the store failed or the request was cancelled: what was stored
+            done.set_result(frozenset(kept))
             for pair in fresh:
                 del storing[pair]
+                key = ack_id(pair[0])
+                flying[key].discard(pair)
+                if not flying[key]:
+                    del flying[key]
+
+
+_ROUNDS = 8  # store calls a request makes at most for several states of one message
 
 
 def _count(value: object) -> bool:

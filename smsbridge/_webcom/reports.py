@@ -19,7 +19,13 @@ from .._core.gateway import text_of, without_bom
 from .._core.models import DeliveryState
 from .adapter import STATES
 
-__all__ = ["MAX_REPORT_BYTES", "DeliveryReport", "acknowledge", "parse_delivery_reports"]
+__all__ = [
+    "MAX_REPORT_BYTES",
+    "DeliveryReport",
+    "ack_id",
+    "acknowledge",
+    "parse_delivery_reports",
+]
 
 log = logging.getLogger("smsbridge.webcom")
 
@@ -96,8 +102,12 @@ def parse_delivery_reports(body: bytes) -> list[DeliveryReport]:
 _NUMERAL = re.compile(r"[0-9]{1,18}")  # ids given back as numbers; any other as it came
 
 
+def ack_id(message_id: str) -> int | str:
+    """An id as the answer gives it back: a number where it is one (so "07" and "7" are one
+    message's), otherwise as it came."""
+    return int(message_id) if _NUMERAL.fullmatch(message_id) else message_id
+
+
 def acknowledge(message_ids: Iterable[str]) -> bytes:
     """The answer that tells the gateway these reports were stored."""
-    return msgspec.json.encode(
-        [{"id_sms": int(i) if _NUMERAL.fullmatch(i) else i} for i in dict.fromkeys(message_ids)]
-    )
+    return msgspec.json.encode([{"id_sms": i} for i in dict.fromkeys(map(ack_id, message_ids))])

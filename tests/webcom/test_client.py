@@ -264,6 +264,54 @@ async def test_a_report_sent_again_while_it_is_being_stored_is_stored_once() -> 
         assert calls == [["11 deliver"], ["11 expired"]]
 
 
+async def test_an_id_is_acknowledged_only_once_each_report_of_it_is_stored() -> None:
+    """The gateway takes an acknowledged id for every report of it: one state of a message
+    stored does not acknowledge it while another is refused, or is still being stored by a
+    request that then fails; ids written "07" and 7 are one message; and the store is
+    given one state of a message a call, so that the ids it answers with say which."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    calls: list[list[str]] = []
+    rows: dict[str, str] = {}
+    failing, asked, holding = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def first_state_only(reports: Sequence[DeliveryReport]) -> list[str]:
+        said = [f"{r.message_id} {r.raw}" for r in reports]
+        calls.append(said)
+        if said == ["13 deliver"]:  # held until the other state's request has stored its own
+            holding.set()
+            await failing.wait()
+            raise RuntimeError("database gone")
+        if said == ["13 send"]:
+            asked.set()
+        stored = [r.message_id for r in reports if str(int(r.message_id)) not in rows]
+        rows.update((str(int(r.message_id)), r.raw) for r in reports)
+        return stored
+
+    app = web.Application()
+    app.router.add_post("/reports", report_handler(first_state_only))
+    async with TestClient(TestServer(app)) as client:
+
+        async def post(*reports: tuple[int | str, str]) -> tuple[int, str]:
+            body = [{"id_sms": i, "state": state} for i, state in reports]
+            answer = await client.post("/reports", json=body)
+            return answer.status, await answer.text()
+
+        assert await post((12, "send"), (12, "deliver")) == (200, "[]")  # "deliver" not kept
+        assert calls == [["12 send"], ["12 deliver"]]
+        assert await post(("07", "deliver"), (7, "expired")) == (200, "[]")
+        assert await post((8, "deliver")) == (200, '[{"id_sms":8}]')
+
+        other = asyncio.ensure_future(post((13, "deliver")))
+        await holding.wait()
+        asking = asyncio.ensure_future(post((13, "send")))
+        await asked.wait()  # "send" stored; "deliver" still being stored, then it fails
+        failing.set()
+        assert (await other)[0] == 500
+        assert await asking == (200, "[]")
+        assert rows["13"] == "send"
+
+
 async def test_stop_listed_number_refusing_the_document_is_isolated() -> None:
     """When one stop-listed number makes the gateway refuse the whole request, the request is
     halved until that number stands alone: the others go, it alone is rejected."""
