@@ -24,15 +24,16 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Everything else on three workers (on two cores: the long tests spend much of their time
-# waiting on the processes they kill and resume); then the four tests of real time alone, one
+# Everything else on four workers (on two cores: the long tests spend much of their time
+# waiting on the processes they kill and resume, and on Redis frozen under them; four took
+# 48-56 s where three took 63-72); then the four tests of real time alone, one
 # after another, so that nothing competes with the clock they measure (run beside each other,
 # four processes sharing 9/s through Redis once lost a second to a stall in CI). Bytecode is
 # compiled once up front and cached even where the environment says not to: the tests start
-# the command and the fakes dozens of times, and three workers would each compile everything.
+# the command and the fakes dozens of times, and four workers would each compile everything.
 unit: setup
 	$(BIN)/python -m compileall -q -j 0 smsbridge tests
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 3 --dist worksteal -m "not realtime"
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n 4 --dist worksteal -m "not realtime"
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -m realtime
 
 test: lint typecheck unit
