@@ -257,6 +257,7 @@ def test_looking_at_a_journal_changes_nothing_in_it(tmp_path: Path) -> None:
     finally:
         journal.close()
     assert older.read_bytes() == before
+    assert [p.name for p in tmp_path.glob("older*")] == ["older.journal"]  # nothing beside it
 
     # a name of any bytes, a path beginning with two slashes (no host), a medium SQLite
     # cannot write (a WAL journal cannot be opened even to read: a copy is read)
