@@ -84,6 +84,7 @@ class Recipients:
         self.delimiter = ","
         self._skip = 0  # lines before the rows: Excel's "sep=;"
         self._spool: str | None = None
+        self._spool_fd: int | None = None  # the copy's descriptor, where it is read through it
         self._scanned: tuple[int, ...] | None = None  # the file as scan() read it
         self._blocks: list[bytes] = []  # and the digest of each block of its bytes
         self._suspect = False  # its change time moved: its blocks are compared as read
@@ -106,6 +107,9 @@ class Recipients:
         if self._spool is not None:
             os.unlink(self._spool)
             self._spool = None
+        if self._spool_fd is not None:
+            os.close(self._spool_fd)
+            self._spool_fd = None
 
     # ----------------------------------------------------------------- opening
 
@@ -132,16 +136,29 @@ class Recipients:
 
     def _copy(self, stream: BinaryIO) -> Path:
         """A private copy of an input that can be read only once (standard input, a pipe):
-        the file is read more than once. Removed by :meth:`close`."""
+        the file is read more than once. Removed by :meth:`close`; where the system lets a
+        file be opened again through its descriptor (Linux's ``/proc/self/fd``), removed
+        from its folder at once, so that a run killed leaves no copy of the numbers."""
         fd, name = tempfile.mkstemp(prefix="smsbridge-stdin-", suffix=".csv")
-        self._spool = name
+        self._spool, self._spool_fd = name, fd
         try:
-            with os.fdopen(fd, "wb") as copy:
+            with os.fdopen(os.dup(fd), "wb") as copy:
                 shutil.copyfileobj(stream, copy)
         except BaseException:
             self.close()
             raise
-        return Path(name)
+        again = Path(f"/proc/self/fd/{fd}")
+        try:
+            seen_there = os.path.samestat(again.stat(), os.stat(name))
+        except OSError:  # no such view of the descriptors
+            seen_there = False
+        if not seen_there:  # the copy is named until closed
+            os.close(fd)
+            self._spool_fd = None
+            return Path(name)
+        os.unlink(name)
+        self._spool = None
+        return again
 
     def _lines(self) -> Generator[str, None, None]:
         """The file's text, line by line; bytes that are not UTF-8 are an InputError. Once

@@ -144,6 +144,30 @@ async def test_a_pipe_as_the_input_file_is_read_once_and_sent(
     assert _spools() == spools
 
 
+async def test_a_run_killed_while_it_sends_from_standard_input_leaves_no_copy(
+    tmp_path: Path,
+) -> None:
+    """Standard input is copied to be read more than once; the copy holds the caller's
+    numbers. A run killed (kill -9) left it in the temp folder; now it has no name there
+    once made (it is read through its descriptor), and the run killed leaves nothing."""
+    async with FakeProcess("smsclub", "--token", TOKEN) as fake:
+        env = {"SMSBRIDGE_SMSCLUB_TOKEN": TOKEN, "SMSBRIDGE_SMSCLUB_URL": fake.url}
+        args = ["send", "smsclub", "--sender", "Shop", "--text", "Sale", "--to-file", "-"]
+        spools = _spools()
+        proc = await anyio.open_process([str(EXE), *args], env=clean_env(**env))
+        assert proc.stdin is not None
+        await proc.stdin.send("".join(f"38050{i:07d}\n" for i in range(3000)).encode())
+        await proc.stdin.aclose()
+        with anyio.fail_after(30):
+            while await fake.count() < 2:  # at 9 a second: well before the end
+                assert proc.returncode is None, "ended before the kill"
+                await anyio.sleep(0.02)
+        assert _spools() == spools  # no name while it runs
+        proc.kill()
+        await proc.wait()
+    assert _spools() == spools
+
+
 async def test_failed_recipients_exit_1(smsclub: tuple[FakeSmsClub, dict[str, str]]) -> None:
     """A wrong token fails everyone: exit status 1, counts still printed."""
     _, env = smsclub
