@@ -240,7 +240,7 @@ class Journal:
         # any bytes of the name (os.fsencode), and an empty authority however many slashes
         # the path begins with (file://tmp/x would name a host)
         uri = f"file://{quote(os.fsencode(self.path.absolute()))}?mode=ro"
-        if not any(Path(f"{self.path}{end}").exists() for end in ("-wal", "-shm")):
+        if not any(Path(f"{self.path}{end}").exists() for end in ("-wal", "-shm", "-journal")):
             # no run has it open (none left a log beside it): read as it stands, SQLite
             # writes nothing beside it either (a look at a WAL journal left its -wal, -shm)
             uri += "&immutable=1"
