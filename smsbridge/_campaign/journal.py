@@ -202,6 +202,10 @@ class Journal:
         if not self.path.exists():
             if not create:
                 raise ConfigurationError(f"no journal at {self.path}")
+            if self.path.is_symlink():
+                raise ConfigurationError(
+                    f"{self.path} is a link to nothing: give a journal that exists, or a new name"
+                )
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
         elif not create:
@@ -234,15 +238,34 @@ class Journal:
         # a second connection for reads from another thread while writes go on (WAL)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
 
+    def _idle(self) -> bool:
+        """Whether no run has the journal open: none holds its lock (a run's, on the file
+        itself, whatever name it was given), and no log of SQLite's is beside the file it
+        names (a link's target: where SQLite keeps them)."""
+        real = os.path.realpath(self.path)
+        if any(os.path.exists(f"{real}{end}") for end in ("-wal", "-shm", "-journal")):
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # a run holds it
+            return False
+        finally:
+            os.close(fd)  # the lock goes with it
+        return True
+
     def _looked_at(self) -> sqlite3.Connection:
         """The journal opened to be read only: nothing in the file changes (a journal of an
         older version is brought up to date in a copy in memory)."""
         # any bytes of the name (os.fsencode), and an empty authority however many slashes
         # the path begins with (file://tmp/x would name a host)
         uri = f"file://{quote(os.fsencode(self.path.absolute()))}?mode=ro"
-        if not any(Path(f"{self.path}{end}").exists() for end in ("-wal", "-shm", "-journal")):
-            # no run has it open (none left a log beside it): read as it stands, SQLite
-            # writes nothing beside it either (a look at a WAL journal left its -wal, -shm)
+        if self._idle():
+            # no run has it open: read as it stands, SQLite writes nothing beside it either
+            # (a look at a WAL journal left its -wal and -shm)
             uri += "&immutable=1"
         try:
             copied = False

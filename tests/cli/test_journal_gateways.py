@@ -291,6 +291,42 @@ def test_looking_at_a_journal_changes_nothing_in_it(tmp_path: Path) -> None:
                 Journal(older, create=create)
 
 
+def test_a_look_at_a_journal_a_run_holds_reads_what_the_run_wrote(tmp_path: Path) -> None:
+    """A journal a run has open (its lock held, what it wrote still in SQLite's log beside
+    the file): a look reads the log too, also through a link, whose log is beside the file
+    it names; one no run holds is read as it stands, nothing written beside it."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").mkdir()
+    path = tmp_path / "real" / "c.journal"
+    link = tmp_path / "link" / "c.journal"
+    link.symlink_to(path)
+    with pytest.raises(ConfigurationError, match="a link to nothing"):
+        Journal(link)
+    path.touch()
+
+    def accepted(name: Path) -> int:
+        look = Journal(name, create=False)
+        try:
+            return look.summary().counts.accepted
+        finally:
+            look.close()
+
+    run = Journal(link, exclusive=True)
+    try:
+        run.bind(CAMPAIGN, b"key")
+        run.start_run()
+        statuses = [Status.ACCEPTED, Status.ACCEPTED]
+        run.record([0, 1], ["a", "b"], statuses, ["m0", "m1"], "smsclub")
+        assert (tmp_path / "real" / "c.journal-wal").exists()
+        assert accepted(link) == accepted(path) == 2
+        os.unlink(tmp_path / "real" / "c.journal-shm")  # a log of one kind only: held still
+        assert accepted(link) == 2
+    finally:
+        run.close()
+    assert accepted(link) == accepted(path) == 2
+    assert sorted(p.name for p in tmp_path.glob("*/*")) == ["c.journal", "c.journal"]
+
+
 def test_a_run_killed_still_counts_the_requests_it_announced(tmp_path: Path) -> None:
     """A run counts each request it announces as it goes, in all and by gateway: one killed
     (kill -9: no end is written) left 0 requests in the campaign's total, which then said 3
