@@ -115,7 +115,12 @@ class Recipients:
 
     def _open(self, path: Path) -> Path:
         if str(path) == "-":
-            return self._copy(sys.stdin.buffer)
+            if sys.stdin is None:
+                raise InputError("standard input is closed: give the recipients' file")
+            try:
+                return self._copy(sys.stdin.buffer)
+            except OSError as e:
+                raise InputError(f"cannot copy standard input: {e.strerror or e}") from None
         try:
             kind = path.stat().st_mode
         except FileNotFoundError:

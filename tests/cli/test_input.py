@@ -4,6 +4,7 @@ on stderr, no traceback, nothing sent. The command runs in-process (``main``).""
 from __future__ import annotations
 
 import gc
+import io
 import os
 import socket
 from pathlib import Path
@@ -587,3 +588,22 @@ def test_what_would_be_dropped_quietly_is_refused(
     err = fails([*route, "--route", "UA=smsclub,,webcom"], capsys)
     assert "give REGION=GATEWAY" in err
     assert "a message id is empty" in fails(["status", "smsclub", " "], capsys)
+
+
+def test_standard_input_closed_or_not_copied_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--to-file -`` with standard input closed (``<&-``) was an AttributeError's
+    traceback, and a copy the system refused (``ulimit -f``, a full disk) an OSError's:
+    exit 2, one line."""
+    monkeypatch.setattr("sys.stdin", None)
+    err = fails([*SEND, "--to-file", "-", "--dry-run"], capsys)
+    assert "standard input is closed" in err
+
+    def too_large(*args: object) -> None:
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"380501234567\n")))
+    monkeypatch.setattr("smsbridge._cli.inputs.shutil.copyfileobj", too_large)
+    err = fails([*SEND, "--to-file", "-", "--dry-run"], capsys)
+    assert "cannot copy standard input: File too large" in err
