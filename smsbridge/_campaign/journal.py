@@ -238,12 +238,16 @@ class Journal:
         # a second connection for reads from another thread while writes go on (WAL)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
 
+    def _beside(self, end: str) -> Path:
+        """A file SQLite keeps beside the journal (``-wal``...): beside the file its name
+        links to, where it is a link."""
+        return Path(f"{os.path.realpath(self.path)}{end}")
+
     def _idle(self) -> bool:
         """Whether no run has the journal open: none holds its lock (a run's, on the file
         itself, whatever name it was given), and no log of SQLite's is beside the file it
         names (a link's target: where SQLite keeps them)."""
-        real = os.path.realpath(self.path)
-        if any(os.path.exists(f"{real}{end}") for end in ("-wal", "-shm", "-journal")):
+        if any(self._beside(end).exists() for end in ("-wal", "-shm", "-journal")):
             return False
         try:
             fd = os.open(self.path, os.O_RDONLY)
@@ -306,7 +310,7 @@ class Journal:
         with tempfile.TemporaryDirectory(prefix="smsbridge-journal-") as place:
             copy = Path(place) / "journal"
             shutil.copyfile(self.path, copy)
-            log = Path(f"{self.path}-wal")
+            log = self._beside("-wal")
             if log.exists():
                 shutil.copyfile(log, f"{copy}-wal")
             source = sqlite3.connect(copy)

@@ -319,6 +319,16 @@ def test_a_look_at_a_journal_a_run_holds_reads_what_the_run_wrote(tmp_path: Path
         run.record([0, 1], ["a", "b"], statuses, ["m0", "m1"], "smsclub")
         assert (tmp_path / "real" / "c.journal-wal").exists()
         assert accepted(link) == accepted(path) == 2
+        connect = sqlite3.connect
+
+        def unwritable(where: Any, *args: Any, **kwargs: Any) -> Any:  # a copy is read
+            if kwargs.get("uri"):
+                raise sqlite3.OperationalError("unable to open database file")
+            return connect(where, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sqlite3, "connect", unwritable)
+            assert accepted(link) == 2  # the copy takes the log beside the link's file
         os.unlink(tmp_path / "real" / "c.journal-shm")  # a log of one kind only: held still
         assert accepted(link) == 2
     finally:
