@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from .._core.errors import ResponseDecodeError
-from .._core.gateway import text_of, without_bom
+from .._core.gateway import UNREADABLE, text_of, without_bom
 from .._core.models import DeliveryState
 from .adapter import STATES
 
@@ -87,7 +87,7 @@ def parse_delivery_reports(body: bytes) -> list[DeliveryReport]:
     acknowledged). Raises :class:`ResponseDecodeError` when the body is not a JSON array."""
     try:
         data = msgspec.json.decode(without_bom(body))
-    except (msgspec.DecodeError, RecursionError):  # nested past any report's depth: not one
+    except UNREADABLE:  # not JSON, or nested past any report's depth: not one
         raise ResponseDecodeError("the delivery report is not JSON", provider="webcom") from None
     if isinstance(data, dict):
         data = [data]
