@@ -445,6 +445,13 @@ class SendEngine(Generic[J]):
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await to_the_end(self._settle_cancelled(handoff, unpack))
+                if self._caller_error is not None:  # the cancellation goes on in its place:
+                    # said here, where it would be lost (the caller learns it from nothing else)
+                    log.warning(
+                        "%s: the send was cancelled after an error in the caller's code: %s",
+                        self._gateway.name,
+                        mask_numbers(repr(self._caller_error)),
+                    )
                 raise
         finally:
             if lease is not None:

@@ -636,6 +636,44 @@ async def test_a_callback_raising_a_base_exception_still_hears_every_outcome(
         ]
 
 
+async def test_a_send_cancelled_after_its_callback_failed_says_so(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The callback's error is raised at the send's end, once the requests on the wire are
+    answered; a cancellation while they are goes on in its place (the send's own task is
+    cancelled), and the callback's error is said in the log, not lost without a trace."""
+    second, broke, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def handler(request: HttpRequest) -> HttpResponse:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # answered once the second is on the wire
+            await second.wait()
+        else:  # on the wire until the send is cancelled
+            second.set()
+            await answered.wait()
+        return accept_all(request)
+
+    def callback(outcome: Outcome) -> None:
+        broke.set()
+        raise RuntimeError("callback broke")
+
+    async with SmsClub(TOKEN, transport=MockTransport(handler), clock=clock, concurrency=2) as sms:
+        send = asyncio.ensure_future(
+            sms.send("hi", to=list(ua_numbers(250)), sender="Shop", on_outcome=callback)
+        )
+        await broke.wait()
+        with caplog.at_level(logging.WARNING, "smsbridge"):
+            send.cancel()
+            await asyncio.sleep(0)
+            answered.set()
+            with pytest.raises(asyncio.CancelledError):
+                await send
+    assert "cancelled after an error in the caller's code" in caplog.text
+    assert "callback broke" in caplog.text
+
+
 async def test_what_an_earlier_run_may_have_sent_stays_uncertain_and_held(
     clock: FakeClock,
 ) -> None:
