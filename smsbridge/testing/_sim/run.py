@@ -515,14 +515,21 @@ async def _one(
         record.report = await w.send(client, to, options)
         if isinstance(getattr(record.report, "error", None), StateBackendError):
             w.stats["redis: a send stopped, out of reach past its patience"] += 1
-    except asyncio.CancelledError as e:
+    except (asyncio.CancelledError, CallerInterrupt, Exception) as e:
+        if record.killed:  # its process died: what its coroutines raise as they are closed
+            raise  # (in the burial) is nobody's outcome
+        record.raised = _raised(record, e)
+
+
+def _raised(record: SendRecord, e: BaseException) -> str:
+    """What a send raised, as its record tells it."""
+    if isinstance(e, asyncio.CancelledError):
         # the send's own cancellation, or what the caller's code raised (nobody cancelled)
         mine = record.caller_error is not None and not record.cancelled and str(e)
-        record.raised = f"caller: {e}" if mine else "cancelled"
-    except (CallerError, CallerInterrupt) as e:
-        record.raised = f"caller: {e}"
-    except Exception as e:
-        record.raised = f"{type(e).__name__}: {e}"
+        return f"caller: {e}" if mine else "cancelled"
+    if isinstance(e, CallerError | CallerInterrupt):
+        return f"caller: {e}"
+    return f"{type(e).__name__}: {e}"
 
 
 def _spread(
