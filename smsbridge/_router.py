@@ -155,8 +155,9 @@ class Router:
             clients to try in order, each at most once.
         trip_after: consecutive requests of a gateway that surely did not go (all their
             recipients ``failed``) after which it is skipped.
-        cooldown: seconds a tripped gateway is skipped; then one request probes it, and one
-            more failure trips it again.
+        cooldown: seconds a tripped gateway is skipped; then its next requests probe it (as
+            many as are ready at once, up to its client's concurrency), and one more failure
+            trips it again.
         clock: time source for the cool-downs.
         default_region: the country of numbers written without a country code (``0...``);
             without it they are ``rejected``: a national number names no route.
