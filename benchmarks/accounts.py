@@ -20,9 +20,10 @@ The bare loop sends one request at a time per account, on a fixed 1/9 s schedule
 Experiments on the smsbridge side: ``--concurrency`` (per client; the library's default is
 10), ``--margin`` (the limiter's ``rate_margin``), ``--shared-session`` (one transport
 for all clients), ``--stagger`` (accounts start spread over a second), ``--redis`` (each
-account's limiter and window in Redis; with ``--with-memory``, the same client in memory runs
-as a third side in each round, and the Redis side's CPU per request is also given against it,
-round by round and as the median).
+account's limiter and window in Redis, in the URL's database, which is emptied before each
+run through it: give a database of its own; with ``--with-memory``, the same client in memory
+runs as a third side in each round, and the Redis side's CPU per request is also given against
+it, round by round and as the median).
 
 ``--profile FILE`` runs the smsbridge side alone at the first ``--accounts`` value with the
 profiler on over the steady window and prints where smsbridge's CPU goes.
@@ -50,6 +51,7 @@ from typing import Any, Literal
 import aiohttp
 import anyio
 import msgspec
+import redis
 
 from smsbridge import (
     Batch,
@@ -664,6 +666,16 @@ def show_pyinstrument(path: str) -> None:
         print(renderer.render(session))
 
 
+def empty(url: str) -> None:
+    """Empty the Redis database of ``url``: each run through Redis starts from none of the
+    keys an earlier one left (a database holding them slows Redis, and so the client)."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 def _by_gen(result: Result) -> str:
     """The collector's runs and CPU over the window, by generation."""
     return ", ".join(
@@ -705,6 +717,8 @@ async def main() -> None:
         return
     counts = [int(n) for n in args.accounts.split(",")]
     if args.profile:
+        if args.redis:
+            empty(args.redis)
         result = await run_side(args, "smsbridge", counts[0])
         table([result], args)
         print(f"\ncollector over the window ({result.cpu:.2f} s CPU): {_by_gen(result)}")
@@ -723,6 +737,8 @@ async def main() -> None:
                 order = sides if turn % 2 == 0 else sides[::-1]
                 turn += 1
                 for side in order:
+                    if args.redis and side == "smsbridge":
+                        empty(args.redis)
                     result = await run_side(args, side, accounts)
                     print(
                         f"  {name} {side} x{accounts}: "
