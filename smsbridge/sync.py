@@ -15,7 +15,9 @@ the same errors).
 thread (``smsbridge-sync``) started by the first call. A client makes its async twin on that
 loop at its first call (or ``with``), so its arguments and ``SMSBRIDGE_*`` settings are read,
 and checked, then: a client built at import time in a Celery or gunicorn parent opens in each
-forked child, where it is used. A client used before a fork opens again in the child.
+forked child, where it is used. A client used before a fork opens again in the child (also
+one another thread was opening or sending through at the fork); a limiter or window shared
+by clients starts over there from the starts and keys it holds, none of its parent's waiters.
 
 **Threads.** Any number of threads may call one client at once: their sends share its
 limiter, duplicate window and connection pool, as concurrent sends of one async client do.
@@ -66,6 +68,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack, 
 
 import anyio
 
+from ._core import forks
 from ._core.client import Client, ClientOptions, check_options
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.models import MessageStatus, Report
@@ -288,6 +291,20 @@ atexit.register(_shutdown)
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def _close_opened(loop: _Loop, opening: concurrent.futures.Future[Any]) -> None:
+    """Close a client whose opening nobody waited for (its caller was interrupted)."""
+    if not opening.cancelled() and opening.exception() is None:
+        loop.release_soon(opening.result())
+
+
+def _on_loop(loop: _Loop) -> bool:
+    """Whether this thread is the one running ``loop``."""
+    try:
+        return asyncio.get_running_loop() is loop.loop
+    except RuntimeError:
+        return False
+
+
 def _outside_loop(what: str) -> None:
     try:
         asyncio.get_running_loop()
@@ -385,7 +402,8 @@ class _Blocking(Generic[A]):
 
     def __init__(self, make: Callable[[], A]) -> None:
         self._make = make
-        self._lock = threading.Lock()
+        self.__lock = threading.Lock()
+        self._generation = forks.generation()
         self._client: A | None = None
         self._on: _Loop | None = None
         self._closed = False
@@ -395,10 +413,19 @@ class _Blocking(Generic[A]):
         state = "closed" if self._closed else "open" if self._client else "not opened yet"
         return f"smsbridge.sync.{type(self).__name__}({state})"
 
-    def _open(self, what: str) -> tuple[_Loop, A]:
+    @property
+    def _lock(self) -> threading.Lock:
+        """The client's own lock; a new one in a forked child, where a thread of the parent
+        that held it (opening the client) does not exist."""
+        if self._generation != forks.generation():
+            self._generation = forks.generation()
+            self.__lock = threading.Lock()
+        return self.__lock
+
+    def _open(self, what: str, *, reopen: bool = False) -> tuple[_Loop, A]:
         _outside_loop(f"{type(self).__name__}.{what}")  # before the lock: a loop must not wait
         with self._lock:
-            if self._closed:
+            if self._closed and not reopen:
                 raise ConfigurationError(
                     f"this smsbridge.sync.{type(self).__name__} is closed: make a new one, or "
                     f"open it again with `with`"
@@ -406,10 +433,18 @@ class _Blocking(Generic[A]):
             loop = _loop()
             if self._client is None or self._on is not loop:  # not yet, or before a fork
                 make = self._make
-                self._client = loop.submit(lambda: loop.open(make)).result()
-                self._on = loop
-                self._finalizer = weakref.finalize(self, loop.release_soon, self._client)
+                opening = loop.submit(lambda: loop.open(make))
+                try:
+                    client = opening.result()
+                except BaseException:
+                    # interrupted while it opens: once open, it is closed (not left open on
+                    # the loop, unreachable, until the interpreter exits)
+                    opening.add_done_callback(functools.partial(_close_opened, loop))
+                    raise
+                self._client, self._on = client, loop
+                self._finalizer = weakref.finalize(self, loop.release_soon, client)
                 self._finalizer.atexit = False  # _shutdown closes it
+            self._closed = False  # a closed one opened again by `with`, once it is open
             return loop, self._client
 
     def _call(
@@ -463,9 +498,7 @@ class _Blocking(Generic[A]):
 
     def __enter__(self) -> Self:
         """Open the client now (a closed one opens again)."""
-        with self._lock:
-            self._closed = False
-        self._open("__enter__")
+        self._open("__enter__", reopen=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -496,14 +529,20 @@ class Tracker:
     a ``with``, stops following and ends an iteration blocked in another thread. An interrupt
     of the waiting thread (Ctrl-C) abandons the round under way and ends the tracking: the
     next step raises :class:`~smsbridge.ConfigurationError` saying so (track the ids still
-    pending again), so that no caller takes the end for "all settled"."""
+    pending again), so that no caller takes the end for "all settled". Threads iterating one
+    tracker take its steps in turn. The tracker keeps its client open while it is followed,
+    even one made for it alone (``for s in SmsClub(...).track(ids)``)."""
 
-    def __init__(self, loop: _Loop, tracker: DeliveryTracker, owner: str) -> None:
+    def __init__(
+        self, loop: _Loop, tracker: DeliveryTracker, owner: str, client: _Blocking[Any]
+    ) -> None:
         self._loop = loop
         self._tracker = tracker
         self._owner = owner
+        self._client = client  # not collected (and so closed) while its tracking goes on
         self._steps = tracker.__aiter__()
         self._step: concurrent.futures.Future[MessageStatus] | None = None
+        self._stepping = threading.Lock()
         self._closed = False
         self._broken: str | None = None
 
@@ -524,6 +563,10 @@ class Tracker:
 
     def __next__(self) -> MessageStatus:
         _outside_loop(f"{self._owner}.track")
+        with self._stepping:  # one step at a time: the async iteration takes no two at once
+            return self._next()
+
+    def _next(self) -> MessageStatus:
         if self._closed:
             raise StopIteration
         if self._broken is not None:
@@ -547,18 +590,27 @@ class Tracker:
             if self._closed:  # closed from another thread meanwhile
                 raise StopIteration from None
             raise
-        except BaseException:
+        except BaseException as e:
             future.cancel()  # interrupted while waiting: that round is abandoned, and with it
             self._broken = (  # the iteration
                 f"this tracking was interrupted with {self.pending} ids pending: track them again"
             )
+            if isinstance(e, ConfigurationError) and self._client._closed:
+                self._broken = (
+                    f"this tracking's {self._owner} was closed with {self.pending} ids "
+                    f"pending: open it again (`with`) and track them again"
+                )
+                raise ConfigurationError(self._broken) from None
             raise
         finally:
             self._step = None
 
     def close(self) -> None:
-        """Stop following (the round under way, if any, is abandoned)."""
-        _outside_loop(f"{self._owner}.track")
+        """Stop following (the round under way, if any, is abandoned). From the loop's own
+        thread (a callback of a send) it returns at once, the tracking closed soon after."""
+        on_loop = _on_loop(self._loop)
+        if not on_loop:
+            _outside_loop(f"{self._owner}.track")
         self._closed = True
         step = self._step
         if step is not None:
@@ -574,7 +626,9 @@ class Tracker:
         if self._loop.ended:  # the loop is gone (or ended under a callback): so is the tracking
             return
         with contextlib.suppress(RuntimeError, SmsBridgeError):
-            self._loop.submit(close).result()
+            closing = self._loop.submit(close)
+            if not on_loop:  # the loop's own thread cannot wait for it
+                closing.result()
 
     def __enter__(self) -> Self:
         return self
@@ -597,7 +651,7 @@ class _Tracking(_Blocking[A]):
         ``track``): ``for status in sms.track(report.message_ids()): ...``."""
         loop, client = self._open("track")
         tracker = client.track(message_ids, every=every, deadline=deadline)  # read here
-        return Tracker(loop, tracker, type(self).__name__)
+        return Tracker(loop, tracker, type(self).__name__, self)
 
 
 class SmsClub(_Tracking[_SmsClub]):

@@ -4,7 +4,9 @@ typed refusals (from an event loop, after ``close``), Ctrl-C, exit and fork."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import inspect
 import signal
 import subprocess
@@ -595,3 +597,191 @@ def test_a_blocking_client_refuses_an_option_of_the_wrong_kind_when_made(
         blocking_client("tok", window_ttl="120")
     with pytest.raises(ConfigurationError, match="takes no rate_limit"):
         blocking_client("tok", rate_limit=5)
+
+
+def test_a_fork_while_another_thread_opens_a_client_leaves_the_child_one_it_can_open() -> None:
+    """A thread of the parent is in a client's first call, waiting for it to open (the loop
+    busy in another send's callback), when the process forks: the child's first call on that
+    client opens it and returns. The child inherited the client's lock held, by a thread it
+    does not have, and waited for ever."""
+    script = """
+import os, signal, threading, time
+from smsbridge.sync import SmsClub
+from smsbridge.testing import FakeSmsClub
+from tests.helpers import TOKEN, ThreadedFake
+
+with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
+    busy, sms = SmsClub(TOKEN, base_url=fake.url), SmsClub(TOKEN, base_url=fake.url)
+    stuck, gate = threading.Event(), threading.Event()
+    hold = threading.Thread(
+        target=busy.send, args=("x",), kwargs=dict(to="380501234567", sender="Shop",
+        on_outcome=lambda o: (stuck.set(), gate.wait(20))))  # the loop thread waits here
+    hold.start()
+    stuck.wait(10)
+    opening = threading.Thread(target=sms.balance)
+    opening.start()
+    while not sms._lock.locked():  # it waits for the loop to open the client
+        time.sleep(0.01)
+    child = os.fork()
+    if child == 0:
+        signal.alarm(10)
+        print("child", sms.balance().currency, flush=True)
+        os._exit(0)
+    gate.set()
+    _, status = os.waitpid(child, 0)
+    print("child exit", os.waitstatus_to_exitcode(status))
+    opening.join(); hold.join(); busy.close(); sms.close()
+"""
+    assert printed(script) == ["child UAH", "child exit 0"]
+
+
+def test_a_limiter_and_a_window_carried_into_a_forked_child_start_over_there() -> None:
+    """Shared by clients and in use when the process forks (the limiter's slots pending and
+    a task queued for it, a keyed send's lease held), in the child they hold none of that:
+    the parent's tasks are not there to give it back. The child's first slot waited for
+    ever, and its keyed send found the lease taken."""
+    script = """
+import asyncio, os, signal
+from smsbridge import MemoryWindow, SlidingWindowLimiter
+
+limiter, window = SlidingWindowLimiter(2, period=1.0), MemoryWindow()
+
+async def parent():
+    await limiter.acquire(); await limiter.acquire()  # both pending: none started
+    queued = asyncio.ensure_future(limiter.acquire())  # waits for one, holding the lock
+    await asyncio.sleep(0)
+    assert await window.hold("send", "run-in-parent", 60)
+    return queued
+
+loop = asyncio.new_event_loop()
+queued = loop.run_until_complete(parent())
+child = os.fork()
+if child == 0:
+    signal.alarm(10)
+    async def main():
+        slot = await asyncio.wait_for(limiter.acquire(), 5)
+        print("child slot", slot.start(), await window.hold("send", "run-in-child", 60))
+    asyncio.run(main())
+    os._exit(0)
+_, status = os.waitpid(child, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+print("parent lease", loop.run_until_complete(window.hold("send", "another", 60)))
+queued.cancel()
+"""
+    assert printed(script) == ["child slot True True", "child exit 0", "parent lease False"]
+
+
+def test_a_tracker_keeps_the_client_it_was_made_from(fake: FakeSmsClub) -> None:
+    """``for status in SmsClub(...).track(ids)``: the client made for the tracking alone is
+    not collected, and so closed, under it (every id came out; before, the next poll
+    failed saying the client was closed, and advised ``async with``)."""
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        ids = sms.send("Sale", to=list(ua_numbers(2)), sender="Shop").message_ids()
+    fake.states[ids[0]] = "DELIVRD"
+    seen = []
+    for status in SmsClub(TOKEN, base_url=fake.url).track(ids, every=0.05, deadline=0.3):
+        gc.collect()
+        seen.append((status.message_id, status.state))
+    assert seen == [(ids[0], DeliveryState.DELIVRD), (ids[1], DeliveryState.ENROUTE)]
+
+
+def test_a_tracker_whose_client_was_closed_says_so_in_blocking_terms(fake: FakeSmsClub) -> None:
+    sms = SmsClub(TOKEN, base_url=fake.url)
+    ids = sms.send("Sale", to=list(ua_numbers(2)), sender="Shop").message_ids()
+    tracker = sms.track(ids, every=0.05, deadline=None)
+    sms.close()
+    with pytest.raises(ConfigurationError, match=r"SmsClub was closed with 2 ids pending: open"):
+        next(tracker)
+
+
+def test_two_threads_iterating_one_tracker_take_its_steps_in_turn(fake: FakeSmsClub) -> None:
+    """Each id comes out once, to one of the threads, and neither fails (one got "anext():
+    asynchronous generator is already running", the other a tracking said interrupted)."""
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        ids = sms.send("Sale", to=list(ua_numbers(4)), sender="Shop").message_ids()
+        tracker = sms.track(ids, every=0.05, deadline=0.3)
+        got: list[str] = []
+
+        def iterate() -> None:
+            got.extend(status.message_id for status in tracker)
+
+        threads = [threading.Thread(target=iterate) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert sorted(got) == sorted(ids)
+
+
+def test_a_tracker_closed_from_a_callback_on_the_loop_leaves_the_send_its_report(
+    fake: FakeSmsClub,
+) -> None:
+    """``close()`` from ``on_outcome`` (the loop's thread) returns at once; the send it ran in
+    returns its report (before, close raised that ``track`` blocks, and the send raised that
+    in place of its report)."""
+    with SmsClub(TOKEN, base_url=fake.url) as sms:
+        ids = sms.send("Sale", to=list(ua_numbers(1)), sender="Shop").message_ids()
+        tracker = sms.track(ids, every=60, deadline=600)
+        report = sms.send(
+            "Other", to="380509999999", sender="Shop", on_outcome=lambda o: tracker.close()
+        )
+        assert report.accepted == 1
+        assert list(tracker) == []
+
+
+def test_with_refused_in_async_code_leaves_a_closed_client_closed(fake: FakeSmsClub) -> None:
+    sms = SmsClub(TOKEN, base_url=fake.url)
+    sms.close()
+
+    async def enter() -> None:
+        with sms:
+            pass
+
+    with pytest.raises(ConfigurationError, match="blocks and was called from a running"):
+        asyncio.run(enter())
+    with pytest.raises(ConfigurationError, match="is closed"):
+        sms.balance()
+
+
+def test_an_interrupt_while_a_client_first_opens_leaves_no_client_open() -> None:
+    """Ctrl-C while a client's first call waits for it to open (the loop busy in another
+    send's callback): once it has opened it is closed again, not left open on the loop,
+    unreachable (one more HTTP session for each interrupt)."""
+    script = """
+import signal, threading, time
+from smsbridge import sync as blocking
+from smsbridge.sync import SmsClub
+from smsbridge.testing import FakeSmsClub
+from tests.helpers import TOKEN, ThreadedFake
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+main = threading.get_ident()
+with ThreadedFake(FakeSmsClub(tokens=[TOKEN], rate_limit=None)) as fake:
+    busy, sms = SmsClub(TOKEN, base_url=fake.url), SmsClub(TOKEN, base_url=fake.url)
+    stuck, gate = threading.Event(), threading.Event()
+    hold = threading.Thread(
+        target=busy.send, args=("x",), kwargs=dict(to="380501234567", sender="Shop",
+        on_outcome=lambda o: (stuck.set(), gate.wait(20))))
+    hold.start()
+    stuck.wait(10)
+    def interrupt():
+        while not sms._lock.locked():
+            time.sleep(0.01)
+        signal.pthread_kill(main, signal.SIGINT)
+    threading.Thread(target=interrupt).start()
+    try:
+        sms.balance()
+    except KeyboardInterrupt:
+        print("interrupted")
+    gate.set()
+    hold.join()
+    busy.close()
+    for _ in range(500):  # the loop closes what opened after the interrupt
+        if not blocking._current.clients:
+            break
+        time.sleep(0.01)
+    print("open on the loop", len(blocking._current.clients))
+    print(sms.balance().currency)
+    sms.close()
+"""
+    assert printed(script) == ["interrupted", "open on the loop 0", "UAH"]

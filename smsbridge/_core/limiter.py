@@ -25,6 +25,7 @@ from typing import Protocol
 
 import anyio
 
+from . import forks
 from .clock import Clock, SystemClock
 from .errors import ConfigurationError
 
@@ -139,6 +140,15 @@ class SlidingWindowLimiter:
         self._changed: anyio.Event | None = None
         self._not_before = -math.inf
         self._lock = anyio.Lock(fast_acquire=True)
+        self._generation = forks.generation()
+
+    def _forked(self) -> None:
+        """In a forked child, the parent's waiters and pending slots are no one's: the
+        starts it logged still count."""
+        self._generation = forks.generation()
+        self._pending = 0
+        self._changed = None
+        self._lock = anyio.Lock(fast_acquire=True)
 
     def _wait_at(self, now: float) -> float:
         """Seconds until one more slot may be granted; ``inf`` while only a pending slot's
@@ -170,6 +180,8 @@ class SlidingWindowLimiter:
 
     def has_capacity(self) -> bool:
         """Whether :meth:`acquire` would return without waiting right now."""
+        if self._generation != forks.generation():
+            self._forked()
         return not self._lock.locked() and self._wait_at(self._clock.now()) <= 0
 
     def slot_nowait(self) -> Slot | None:

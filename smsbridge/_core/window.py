@@ -31,6 +31,7 @@ from typing import Protocol
 
 import msgspec
 
+from . import forks
 from .clock import Clock, SystemClock
 from .errors import ConfigurationError
 from .gateway import Batch
@@ -221,6 +222,7 @@ class MemoryWindow:
         # place is due at its new expiry; one due later holds up those behind it a while)
         self._terms: deque[_Term] = deque()
         self._leases: dict[str, str] = {}  # name: the run holding it
+        self._generation = forks.generation()  # a forked child drops the parent's leases
 
     def __len__(self) -> int:
         return len(self._held)
@@ -359,7 +361,11 @@ class MemoryWindow:
 
     async def hold(self, name: str, run: str, seconds: float) -> bool:
         """See :meth:`DuplicateWindow.hold`; held until dropped (``leases_lapse`` is false:
-        every run in this process drops its own as it ends)."""
+        every run in this process drops its own as it ends; a forked child's window holds
+        none of its parent's runs' leases: those runs do not go on in the child)."""
+        if self._generation != forks.generation():
+            self._generation = forks.generation()
+            self._leases.clear()
         found = self._leases.setdefault(name, run)
         return found == run
 
