@@ -6,9 +6,13 @@ with what it stored; :func:`report_handler` serves it through aiohttp, and
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from typing import cast
 
+import anyio
+import anyio.to_thread
 from aiohttp import web
 
 from ._core.errors import ConfigurationError, ResponseDecodeError
@@ -22,8 +26,32 @@ from ._webcom.reports import (
 
 __all__ = ["ReportReceiver", "Store", "report_handler"]
 
-Store = Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]]]
-"""Stores reports; returns the ids it stored (only those are acknowledged)."""
+Store = Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]] | Iterable[str]]
+"""Stores reports; returns the ids it stored (only those are acknowledged). An async
+function, or a plain one (a Django ORM write), which is run in a worker thread."""
+
+
+def _is_async(store: Callable[..., object]) -> bool:
+    """Whether calling ``store`` gives an awaitable (an async function, or an object whose
+    ``__call__`` is one, a partial of one included)."""
+    return inspect.iscoroutinefunction(store) or inspect.iscoroutinefunction(
+        getattr(store, "__call__", None)  # noqa: B004 (the method itself)
+    )
+
+
+def _in_thread(
+    store: Callable[[Sequence[DeliveryReport]], object],
+) -> Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]]]:
+    """A plain ``store`` as an async one: run in a worker thread, the event loop not held
+    while it writes (what it returns awaited, should it be an awaitable after all)."""
+
+    async def stored(reports: Sequence[DeliveryReport]) -> Iterable[str]:
+        result = await anyio.to_thread.run_sync(store, reports)
+        if inspect.isawaitable(result):
+            result = await result
+        return result  # type: ignore[return-value]
+
+    return stored
 
 
 Pair = tuple[str, str]
@@ -50,12 +78,16 @@ class ReportReceiver:
         self, store: Store, *, max_bytes: int = MAX_REPORT_BYTES, remember: int = 100_000
     ) -> None:
         if not callable(store):
-            raise ConfigurationError("store is an async function of the reports")
+            raise ConfigurationError("store is a function of the reports (async, or plain)")
         if not _count(max_bytes) or max_bytes < 1:
             raise ConfigurationError(f"max_bytes is a number of bytes from 1, got {max_bytes!r}")
         if not _count(remember) or remember < 0:
             raise ConfigurationError(f"remember is a number of reports from 0, got {remember!r}")
-        self._store = store
+        self._store: Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]]] = (
+            cast(Callable[[Sequence[DeliveryReport]], Awaitable[Iterable[str]]], store)
+            if _is_async(store)
+            else _in_thread(store)
+        )
         self.max_bytes = max_bytes
         self._remember = remember
         self._seen: OrderedDict[Pair, None] = OrderedDict()

@@ -30,6 +30,7 @@ from ._webcom.reports import MAX_REPORT_BYTES
 
 try:
     from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+    from starlette.requests import ClientDisconnect
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("smsbridge.fastapi needs: pip install 'smsbridge[fastapi]'") from e
 
@@ -47,30 +48,32 @@ class SmsBridge(Generic[C]):
 
     def __init__(self, factory: Callable[[], C]) -> None:
         self._factory = factory
-        self._client: C | None = None
+        self._open: list[C] = []  # one a lifespan (one bridge may serve several apps)
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """Open the client at start-up and close it at shutdown (``FastAPI(lifespan=...)``,
+        """Open a client at start-up and close it at shutdown (``FastAPI(lifespan=...)``,
         or nest it in the app's own lifespan)."""
         client = self._factory()
         async with client:
-            self._client = client
+            self._open.append(client)
             try:
                 yield
             finally:
-                self._client = None
+                self._open.remove(client)
 
     def client(self) -> C:
         """The open client, as a dependency: ``sms: SmsClub = Depends(bridge.client)``."""
-        if self._client is None:
+        if not self._open:
             raise ConfigurationError(
                 "the smsbridge client is not open: pass lifespan=bridge.lifespan to FastAPI"
             )
-        return self._client
+        return self._open[-1]
 
 
 _PATH_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+_ROUTE = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")  # segments of a path, none empty
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header's name (RFC 9110)
 _LENGTH = re.compile(r"[0-9]{1,15}")  # a Content-Length read as a number (ASCII digits)
 
 
@@ -94,9 +97,18 @@ def webcom_report_router(
     repeats are acknowledged, so the gateway stops re-sending them.
 
     Args:
-        store: ``async (reports) -> stored ids``.
+        store: ``async (reports) -> stored ids``, or a plain function (a Django ORM write),
+            run in a worker thread.
         secret: the shared secret (at least 16 characters).
+        path: where reports are posted: ``/``-separated segments, none empty.
+        header: the header that carries the secret with ``via="header"``.
     """
+    if not isinstance(path, str) or not _ROUTE.fullmatch(path):
+        raise ConfigurationError(
+            f"path is where reports are posted, as /one/or/more/segments: got {path!r}"
+        )
+    if not isinstance(header, str) or not _TOKEN.fullmatch(header):
+        raise ConfigurationError(f"header is an HTTP header's name: got {header!r}")
     if via not in ("path", "header"):
         raise ConfigurationError('via is "path" or "header"')  # not shown: a secret, swapped
     if not isinstance(secret, str) or len(secret) < 16:
@@ -118,9 +130,13 @@ def webcom_report_router(
 
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length")
-        status, body = await receiver.receive(
-            request.stream(), int(declared) if declared and _LENGTH.fullmatch(declared) else None
-        )
+        try:
+            status, body = await receiver.receive(
+                request.stream(),
+                int(declared) if declared and _LENGTH.fullmatch(declared) else None,
+            )
+        except ClientDisconnect:  # gone before its body ended: nothing was stored
+            return Response(status_code=400)
         if status != 200:
             raise HTTPException(status, body.decode())
         return Response(body, media_type="application/json")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
 from collections.abc import AsyncIterator, MutableMapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -134,6 +136,12 @@ def test_router_settings_and_what_store_returns_are_checked() -> None:
         ({"max_bytes": "x"}, "max_bytes"),
         ({"max_bytes": 0}, "max_bytes"),
         ({"max_bytes": True}, "max_bytes"),
+        ({"path": "webcom/reports"}, "path"),  # each a router that answered every report 404
+        ({"path": "/webcom/reports/"}, "path"),
+        ({"path": "/webcom//reports"}, "path"),
+        ({"path": "/webcom/{id}"}, "path"),
+        ({"header": ""}, "header"),
+        ({"via": "header", "header": "X Reports Secret"}, "header"),
     ):
         with pytest.raises(ConfigurationError, match=says):
             webcom_report_router(store, secret=SECRET, **bad)
@@ -152,8 +160,11 @@ def test_router_settings_and_what_store_returns_are_checked() -> None:
         assert anyio.run(_raw_post, app, f"/webcom/reports/{SECRET}", length, body) == 200
 
 
-async def _raw_post(app: FastAPI, path: str, length: bytes, body: bytes) -> int:
-    """A POST handed to the app as an ASGI server would, its Content-Length as given."""
+async def _raw_post(
+    app: FastAPI, path: str, length: bytes, body: bytes, *, cut: bool = False
+) -> int:
+    """A POST handed to the app as an ASGI server would, its Content-Length as given;
+    ``cut``: the body's sender gone after this much of it."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -168,7 +179,7 @@ async def _raw_post(app: FastAPI, path: str, length: bytes, body: bytes) -> int:
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    messages = [{"type": "http.request", "body": body, "more_body": cut}]
     sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -205,6 +216,62 @@ def test_a_report_secret_no_request_could_match_is_refused(
 
     with pytest.raises(ConfigurationError, match=says):
         webcom_report_router(store, secret=secret, via=via)
+
+
+def test_a_plain_store_runs_in_a_worker_thread_and_stores_each_report_once() -> None:
+    """A store that is no async function (a Django ORM write) is run in a worker thread,
+    not on the event loop; its reports are acknowledged, and the gateway's repeat is not
+    stored again (it was called, then its result awaited: a 500 after each store, and the
+    same report stored on every retry)."""
+    stored: list[tuple[str, str]] = []
+
+    def store(reports: Sequence[DeliveryReport]) -> list[str]:
+        stored.extend((r.message_id, threading.current_thread().name) for r in reports)
+        return [r.message_id for r in reports]
+
+    app = FastAPI()
+    app.include_router(webcom_report_router(store, secret=SECRET))
+    report = [{"id_sms": 11, "time": "", "state": "deliver"}]
+    with TestClient(app) as client:
+        answers = [client.post(f"/webcom/reports/{SECRET}", json=report) for _ in range(3)]
+    assert [(a.status_code, a.json()) for a in answers] == [(200, [{"id_sms": 11}])] * 3
+    assert [message_id for message_id, _ in stored] == ["11"]
+    assert stored[0][1] != threading.main_thread().name
+
+
+def test_a_sender_gone_before_its_body_ends_stores_nothing_and_raises_nothing() -> None:
+    """The gateway's connection dropped mid-body: nothing stored, nothing raised out of the
+    app (it was an ASGI error with a ClientDisconnect traceback in the server's log)."""
+    calls: list[Any] = []
+
+    async def store(reports: Sequence[DeliveryReport]) -> list[str]:
+        calls.append(reports)
+        return []
+
+    app = FastAPI()
+    app.include_router(webcom_report_router(store, secret=SECRET))
+    path, body = f"/webcom/reports/{SECRET}", b'[{"id_sms": 11, "st'
+    assert anyio.run(partial(_raw_post, app, path, b"500", body, cut=True)) == 400
+    assert calls == []
+
+
+def test_one_bridge_serving_two_apps_keeps_each_apps_client() -> None:
+    """Two apps with one bridge's lifespan, the second stopped first: the first still has
+    an open client (its endpoints failed, the one slot emptied by the other's shutdown)."""
+    bridge: SmsBridge[SmsClub] = SmsBridge(lambda: SmsClub("t"))
+    apps = [FastAPI(lifespan=bridge.lifespan), FastAPI(lifespan=bridge.lifespan)]
+    for app in apps:
+
+        @app.get("/")
+        async def index(sms: SmsClub = Depends(bridge.client)) -> bool:  # noqa: B008
+            return sms.is_open
+
+    with TestClient(apps[0]) as first:
+        with TestClient(apps[1]) as second:
+            assert second.get("/").json() is True
+        assert first.get("/").json() is True
+    with pytest.raises(ConfigurationError, match="not open"):
+        bridge.client()
 
 
 def test_dependency_needs_the_lifespan() -> None:
