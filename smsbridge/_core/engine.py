@@ -1295,12 +1295,17 @@ class SendEngine(Generic[J]):
     async def _settle_cancelled(
         self, leftovers: asyncio.Queue[Batch | None], unpack: Unpacker
     ) -> None:
-        """The send's task was cancelled: one outcome for every recipient read so far."""
-        for flight in list(self._flights):
-            if flight.maybe_sent():
-                await self._settle_flight(flight, Status.UNCERTAIN, _ON_WIRE)
-            else:
-                await self._settle_flight(flight, Status.FAILED, _CANCELLED)
+        """The send's task was cancelled: one outcome for every recipient read so far. The
+        batches in flight settle together: a store out of reach keeps them its grace once,
+        not once a batch."""
+        flights = list(self._flights)
+        if flights:
+            async with anyio.create_task_group() as settling:
+                for flight in flights:
+                    if flight.maybe_sent():
+                        settling.start_soon(self._settle_flight, flight, Status.UNCERTAIN, _ON_WIRE)
+                    else:
+                        settling.start_soon(self._settle_flight, flight, Status.FAILED, _CANCELLED)
         unsettled = list(self._held)
         self._held = []
         if self._reading:  # read while the input made the send wait, and not yet fed

@@ -4,6 +4,7 @@ streaming, and exactly one outcome per recipient whatever happens."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -1700,3 +1701,71 @@ async def test_a_failed_commit_does_not_skip_the_release_of_the_same_request() -
         report = await sms.send("hi", to=["380500000001", "380500000002"], sender="Shop")
     assert (report.accepted, report.rejected) == (1, 1)
     assert released == [[1]]
+
+
+class _Freezing(MemoryWindow):
+    """A shared store (its calls suspend) that, once ``frozen``, never answers an update."""
+
+    instant = False
+
+    def __init__(self) -> None:
+        super().__init__(clock=LoopClock())
+        self.frozen = False
+
+    async def commit(self, *args: Any, **kwargs: Any) -> None:
+        if self.frozen:
+            await asyncio.sleep(3600)
+        await super().commit(*args, **kwargs)
+
+    async def release(self, *args: Any, **kwargs: Any) -> None:
+        if self.frozen:
+            await asyncio.sleep(3600)
+        await super().release(*args, **kwargs)
+
+
+def test_a_send_cancelled_with_its_store_frozen_settles_its_requests_in_flight_together() -> None:
+    """Eight requests on the wire (the gateway answers in 0.4 s) when the store freezes and
+    the send is cancelled: each ends uncertain, and the send returns after the stopping
+    send's one wait for its store (3 s), not one such wait for each request (24 s, virtual
+    time: Redis frozen under a timeout round a web request's send held it that long)."""
+    loop = VirtualLoop(World())
+    window = _Freezing()
+    written: list[str] = []
+    all_on_the_wire = asyncio.Event()
+
+    async def slow(request: HttpRequest) -> HttpResponse:
+        written.extend(json.loads(request.body)["phone"])
+        if len(written) == 80:
+            all_on_the_wire.set()
+        await asyncio.sleep(0.4)
+        return accept_all(request)
+
+    async def main() -> tuple[list[Outcome], float]:
+        outcomes: list[Outcome] = []
+        async with SmsClub(
+            TOKEN,
+            transport=MockTransport(slow),
+            clock=LoopClock(),
+            window=window,
+            limiter=SlidingWindowLimiter(1000, clock=LoopClock()),
+            concurrency=8,
+            batch_size=10,
+        ) as sms:
+            send = asyncio.ensure_future(
+                sms.send("Sale", to=ua_numbers(80), sender="Shop", on_outcome=outcomes.append)
+            )
+            await all_on_the_wire.wait()
+            window.frozen = True
+            send.cancel()
+            cancelled = loop.time()
+            with contextlib.suppress(asyncio.CancelledError):
+                await send
+            return outcomes, loop.time() - cancelled
+
+    try:
+        outcomes, took = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert sorted(o.index for o in outcomes) == list(range(80))
+    assert {o.status for o in outcomes} == {Status.UNCERTAIN}
+    assert 3.0 <= took < 3.5
