@@ -100,9 +100,11 @@ class CampaignObserver:
         offload: Offload,
         gateway: str | None = None,
         endpoint: str | None = None,
+        told: Callable[[Sequence[Status], Sequence[str | None]], object] | None = None,
     ) -> None:
         self.journal = journal
         self.done = done
+        self.told = told
         self.gateway = gateway
         self.endpoint = endpoint
         self._offload = offload
@@ -128,6 +130,8 @@ class CampaignObserver:
                 self.journal.record, batch.indices, batch.phones, statuses, details, self.gateway
             )
         self.done(len(batch))
+        if self.told is not None:
+            self.told(statuses, details)
 
 
 def _nothing(count: int) -> None:
@@ -251,19 +255,21 @@ async def run_campaign(
     stop: anyio.Event,
     offload: Offload,
     done: Callable[[int], object] | None = None,
+    told: Callable[[Sequence[Status], Sequence[str | None]], object] | None = None,
 ) -> Report:
     """Send what the journal has not settled; the journal's run is noted around it.
 
     The caller has bound the journal to its campaign and recovered it
     (:meth:`Journal.recover`); ``send_key`` is the campaign's, so a resumed run is the same
     send for the duplicate window and the gateways' idempotency ids. ``done`` hears how many
-    recipients settled, batch by batch (a progress bar). A resumed run also
+    recipients settled, batch by batch (a progress bar), and ``told`` their outcomes' statuses
+    and details (a tally of reasons). A resumed run also
     carries on where the dead one left its own state: its first request waits until the
     earlier run's last second is over, and what the earlier run sent within the duplicate
     window is held in this run's window (an in-memory window died with that run).
     """
     observer = CampaignObserver(
-        journal, done or _nothing, offload, client.spec.name, endpoint_of(client)
+        journal, done or _nothing, offload, client.spec.name, endpoint_of(client), told
     )
     options: dict[str, Any] = {
         "indexed": True,

@@ -195,6 +195,8 @@ class Recipients:
                     yield from lines
         except UnicodeDecodeError:
             raise self._not_utf8() from None
+        except OSError as e:  # the disk or the network under the file failed
+            raise InputError(f"{self._shown()}: cannot read it: {e.strerror or e}") from None
 
     def _unchanged(self, fd: int) -> None:
         """Raise unless the open file is as scanned. Where only its change time moved (a
@@ -336,11 +338,11 @@ class Recipients:
         if not header:
             if wanted_phone is not None:
                 raise InputError(
-                    f"{self._shown()}: no column {phone_column!r} in the header {first!r}"
+                    f"{self._shown()}: no column {phone_column!r} in the header {_brief(first)}"
                 )
             if not _PHONE_LIKE.fullmatch(first[0]):
                 raise InputError(
-                    f"{self._shown()}: the header {first!r} names no phone column; name it "
+                    f"{self._shown()}: the header {_brief(first)} names no phone column; name it "
                     "'phone' or give --phone-column NAME"
                 )
             return  # bare numbers, one per line
@@ -392,11 +394,13 @@ class Recipients:
         present = [n for n in candidates if n in names]
         if not present:
             if required:
-                raise InputError(f"{self._shown()}: the header {first!r} has no {what} column")
+                raise InputError(
+                    f"{self._shown()}: the header {_brief(first)} has no {what} column"
+                )
             return None
         if len(present) > 1 or names.count(present[0]) > 1:
             raise InputError(
-                f"{self._shown()}: the header {first!r} names more than one {what} column"
+                f"{self._shown()}: the header {_brief(first)} names more than one {what} column"
             )
         return names.index(present[0])
 
@@ -512,6 +516,13 @@ def _identity(status: os.stat_result) -> tuple[int, ...]:
 
 def _block_digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _brief(row: list[str], width: int = 160) -> str:
+    """A header row as an error shows it: at most ``width`` characters of its repr (a row of
+    half a million fields, or a binary file's first line, is no line to print)."""
+    shown = repr(row)
+    return shown if len(shown) <= width else f"{shown[: width - 5]}...]"
 
 
 def _take(lines: Iterator[str], size: int) -> Iterator[str]:

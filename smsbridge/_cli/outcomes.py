@@ -61,8 +61,11 @@ class OutcomeFile:
         if str(path) == "-":
             raise UsageError("--outcomes needs a file: standard output carries the summary")
         for other in keep_apart:
-            if other is not None and _same_file(path, other):
-                raise UsageError(f"--outcomes {path} would overwrite {other}")
+            if other is None:
+                continue
+            for kept in (other, *_beside(other)):
+                if _same_file(path, kept):
+                    raise UsageError(f"--outcomes {path} would overwrite {kept}")
         if path.suffix.lower() == ".json":
             raise UsageError("--outcomes writes JSON Lines (*.jsonl) or CSV, not *.json")
 
@@ -108,6 +111,17 @@ class OutcomeFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _beside(path: Path) -> list[Path]:
+    """The files SQLite keeps beside a database (its log, its shared memory): beside the
+    name given, and beside the file a link names. Writing one under a run breaks the
+    journal, or the run."""
+    return [
+        Path(f"{base}{end}")
+        for base in dict.fromkeys((str(path), os.path.realpath(path)))
+        for end in ("-wal", "-shm", "-journal")
+    ]
 
 
 def _same_file(path: Path, other: Path) -> bool:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from .._core.models import Counts
+from .._core.models import Counts, Status
 
-__all__ = ["OutputError", "counts_table", "duration", "json_line", "line"]
+__all__ = ["OutputError", "Reasons", "counts_table", "duration", "json_line", "line"]
 
 COUNTS = ("accepted", "rejected", "suppressed", "failed", "uncertain", "requests")
 
@@ -53,3 +55,39 @@ def duration(seconds: float) -> str:
     minutes, secs = divmod(math.ceil(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+class Reasons:
+    """Why a run's recipients that were not accepted were not: each status and reason
+    counted (up to a thousand different ones), the most common shown under the counts. The
+    reasons are in the outcomes, which without ``--outcomes`` nobody sees."""
+
+    __slots__ = ("_counts",)
+
+    _KINDS = 1000
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def note(self, statuses: Sequence[Status], details: Sequence[str | None]) -> None:
+        """A batch's outcomes (an accepted one's detail is its id, not a reason)."""
+        if statuses.count(Status.ACCEPTED) == len(statuses):
+            return
+        counts = self._counts
+        for status, detail in zip(statuses, details, strict=True):
+            if status is not Status.ACCEPTED:
+                key = (status.value, detail or "")
+                if key in counts or len(counts) < self._KINDS:
+                    counts[key] += 1
+
+    def show(self, most: int = 3) -> None:
+        """The ``most`` common, one line each, under a line that says what they are."""
+        if not self._counts:
+            return
+        line("Why not accepted, in this run (the most common):")
+        for (status, reason), count in self._counts.most_common(most):
+            shown = reason if len(reason) <= _REASON else reason[: _REASON - 3] + "..."
+            line(f"  {status:<11}{count:>10,}  {shown}")
+
+
+_REASON = 200  # characters of a reason shown

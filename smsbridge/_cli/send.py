@@ -26,7 +26,7 @@ from .dry import dry_client
 from .inputs import Mode, Recipients
 from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
-from .output import counts_table, duration, json_line, line
+from .output import Reasons, counts_table, duration, json_line, line
 from .progress import Progress
 from .template import fit_parameters
 
@@ -187,6 +187,7 @@ async def _journaled(
             options["on_outcome"] = outcomes.write
         return await client.send_message(message, to=rows, **options)
 
+    reasons = Reasons()
     with stopping_on_sigint(stop), progress, outcomes or contextlib.nullcontext():
         async with client:
             await fit_parameters([client], message, recipients)
@@ -199,6 +200,7 @@ async def _journaled(
                 stop=stop,
                 offload=to_thread(),
                 done=progress.advance,
+                told=reasons.note,
             )
     counts = report.counts()
     left = 0
@@ -219,6 +221,7 @@ async def _journaled(
             f"This run: {report.total:,} recipients, {report.requests:,} requests in "
             f"{report.elapsed:.1f} s ({rate:.1f} requests/s)"
         )
+        reasons.show()
         if report.error is not None:
             line(stopped_by(report.error))
         if args.journal is not None and (left or stop.is_set() or counts.failed):

@@ -91,6 +91,25 @@ def test_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "line 2 is not UTF-8" in err and "save the file as UTF-8" in err
 
 
+def test_a_file_the_system_cannot_read_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A read that fails under the file (EIO: a failing disk, a network share gone; here
+    Linux's /proc/self/mem, which refuses its first page) is one line, where a traceback
+    ended the command."""
+    err = fails([*SEND, "--to-file", "/proc/self/mem"], capsys)
+    assert err == "smsbridge: /proc/self/mem: cannot read it: Input/output error\n"
+
+
+def test_a_header_too_wide_to_print_is_shown_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first row of 100,000 fields naming no phone column: one line of a few hundred
+    characters, where the whole row (megabytes) was printed as the "one line"."""
+    path = tmp_path / "wide.csv"
+    path.write_text("name," * 100_000 + "\n380501234567\n", encoding="utf-8")
+    err = fails([*SEND, "--to-file", str(path)], capsys)
+    assert "names no phone column" in err and "'name', 'name'" in err and len(err) < 400
+
+
 def test_a_field_over_the_csv_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 200,000-character field (an unclosed quote swallowing the file, say). The file is
     closed when the error is raised, not when a collection finds the error's frames (a test

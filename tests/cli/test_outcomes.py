@@ -118,6 +118,11 @@ async def test_a_resumed_campaign_and_its_journal_give_the_whole_campaign(
         (["--outcomes", "out.json"], "JSON Lines (*.jsonl) or CSV"),
         (["--outcomes", "{input}"], "would overwrite"),
         (["--journal", "{dir}/j.db", "--outcomes", "{dir}/j.db"], "would overwrite"),
+        # SQLite's files beside the journal: its log truncated under a run left the journal
+        # damaged, or no outcomes at all with exit 0; its shared memory, a SIGBUS
+        (["--journal", "{dir}/j.db", "--outcomes", "{dir}/j.db-wal"], "would overwrite"),
+        (["--journal", "{dir}/j.db", "--outcomes", "{dir}/j.db-shm"], "would overwrite"),
+        (["--journal", "{dir}/j.db", "--outcomes", "{dir}/j.db-journal"], "would overwrite"),
     ],
 )
 def test_an_outcomes_file_that_cannot_be_is_exit_2(
@@ -191,3 +196,19 @@ def test_no_outcome_cell_runs_as_a_formula(tmp_path: Path) -> None:
     assert [r["phone"] for r in rows][:-1] == quoted
     assert [r["reason"] for r in rows][:-1] == quoted
     assert rows[-1]["message_id"] == "'=HYPERLINK(1)"
+
+
+async def test_the_summary_says_why_the_recipients_not_accepted_were_not(
+    smsclub: tuple[FakeSmsClub, dict[str, str]], tmp_path: Path
+) -> None:
+    """Without --outcomes, the reasons were nowhere the user could see them (a gateway out
+    of reach: "failed 1" and exit 1, nothing more). The summary shows the most common."""
+    _, env = smsclub
+    path = csv_file(tmp_path / "l.csv", ["380501234567", "12", "380501234567", "380501234568"])
+    result = await ainvoke(*_send(path), env=env)
+    assert result.returncode == 0, result.stderr
+    why = result.stdout.split("Why not accepted, in this run (the most common):\n")[1]
+    assert why.splitlines()[:2] == [
+        "  rejected            1  wrong length for +1: 1 digits after the country code, need 10",
+        "  suppressed          1  sent the same text to this number within the duplicate window",
+    ]
