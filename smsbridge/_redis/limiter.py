@@ -69,13 +69,18 @@ class RedisLimiter:
         # the way to the gateway keeps the rest of the margin, as in one process
         self.tolerance = max(margin - DEFAULT_MARGIN, margin / 2)
         self._redis = client
-        self._keys = (f"{namespace}:starts", f"{namespace}:defer")
+        self._keys = (f"{namespace}:starts", f"{namespace}:defer", f"{namespace}:generation")
         self._span_us = round((period + margin) * 1_000_000)
         self._acquire = client.register_script(ACQUIRE)
         self._defer = client.register_script(DEFER)
         self._me = os.urandom(6).hex()
         self._count = 0
         self._unused: list[str] = []  # promises of slots closed unused, dropped at the next ask
+        # what this process put in the set that may still count (member: its score, Redis's
+        # microseconds), and the set's generation as last seen: put back should Redis lose it
+        self._mine: dict[str, int] = {}
+        self._generation = ""
+        self._heard_us = 0  # Redis's clock at its last answer
         self.width = 0.0  # seconds a promise may be kept late: how late this process runs
         self._offset = _Offset()
         self._clock: Clock = clock or SystemClock()
@@ -102,7 +107,26 @@ class RedisLimiter:
         """Hold back every process's starts for ``seconds`` (a gateway's Retry-After)."""
         if seconds <= 0:
             return
-        await self._patience.call(self._defer, self._keys[1:], [int(seconds * 1_000_000)])
+        await self._patience.call(self._defer, self._keys[1:2], [int(seconds * 1_000_000)])
+
+    def _still_counting(self, now_us: int) -> int:
+        """How many of this process's starts and promises may still count (the rest, which
+        no span holds any more, are forgotten)."""
+        mine, oldest = self._mine, now_us - self._span_us
+        while mine:
+            member = next(iter(mine))
+            if mine[member] > oldest:
+                break
+            del mine[member]
+        return len(mine)
+
+    def _put_back(self) -> list[int | str]:
+        """This process's starts and promises that may still count, as the script takes
+        them back: their number, then score and member of each."""
+        pairs: list[int | str] = [len(self._mine)]
+        for member, score in self._mine.items():
+            pairs += [score, member]
+        return pairs
 
 
 class _RedisSlot:
@@ -139,13 +163,27 @@ class _RedisSlot:
         else:
             args += ["1", round(lead * 1_000_000), width]
             limiter._unused.append(self._member)  # the stale promise this one replaces
-        if limiter._unused:
-            args += limiter._unused
-            limiter._unused.clear()
+        unused = limiter._unused
+        if unused:
+            limiter._unused = []
+            for stale in unused:
+                limiter._mine.pop(stale, None)
         self._member = member
+        mine = limiter._still_counting(limiter._heard_us)
         asked = clock.now()
-        start_us, now_us = await limiter._patience.call(limiter._acquire, limiter._keys, args)
+        acquire, keys = limiter._acquire, limiter._keys
+        start_us, now_us, generation = await limiter._patience.call(
+            acquire, keys, [*args, limiter._generation, mine, 0, *unused]
+        )
+        if int(start_us) < 0:  # Redis lost the starts: this process's go back first
+            limiter._generation = _text(generation)
+            start_us, now_us, generation = await limiter._patience.call(
+                acquire, keys, [*args, limiter._generation, mine, *limiter._put_back(), *unused]
+            )
         answered = clock.now()
+        limiter._generation = _text(generation)
+        limiter._heard_us = int(now_us)
+        limiter._mine[member] = int(start_us) + width
         low, high = limiter._offset.learn(int(now_us) / 1e6, asked, answered)
         start = int(start_us) / 1e6
         self._earliest, self._latest = start - high, start - low
@@ -184,6 +222,11 @@ class _RedisSlot:
         if not self._started and self._member is not None:
             self._limiter._unused.append(self._member)
             self._member = None
+
+
+def _text(value: bytes | str) -> str:
+    """A reply's string (redis-py gives bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class _Offset:

@@ -43,12 +43,46 @@ end"""
 # start counts from a moment at or after the write, and nothing crowds a span; the member
 # then ends in '/<width>', so that the queue's order goes by the start. (ARGV[4],
 # and ARGV[2] of DEFER, give "now" in microseconds for tests; callers leave them empty.)
+# The starts are all the state there is, and Redis may lose them: a restart without
+# persistence, a flush, an eviction, a failover to a replica behind. So the set has a
+# generation (KEYS[3], named when it is made, kept for a week past the last call), and a
+# caller says the one it last saw (ARGV[8]) and how many of its starts and promises may
+# still count (ARGV[9]). A caller that finds another generation than its own has seen the
+# state lost: it is told so (-1) and asks again with those starts and promises (ARGV[10]
+# pairs of score and member from ARGV[11]), which go back into the set. The first caller to
+# find the set lost also holds back every process's new starts for one span: what other
+# processes started before the loss cannot share a span with them, and each puts its own
+# promises back at its next call. (Promises far ahead in a process that asks nothing more
+# before they are due are the one thing a loss can still let crowd a span.) ARGV[11 + 2 *
+# ARGV[10]...] name the stale or unused promises.
 ACQUIRE = (
     _now_us(4)
     + """
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
-for i = 8, #ARGV do
+local told, live, back = ARGV[8] or '', tonumber(ARGV[9]) or 0, tonumber(ARGV[10]) or 0
+local generation = redis.call('GET', KEYS[3])
+local lost = told ~= '' and generation ~= told
+if not generation then
+    generation = now .. ':' .. ARGV[3]
+    if lost then
+        local held = now + span
+        if held > tonumber(redis.call('GET', KEYS[2]) or '0') then
+            redis.call('SET', KEYS[2], held, 'PX', math.ceil(span / 1000) + 1000)
+        end
+    end
+end
+redis.call('SET', KEYS[3], generation, 'PX', 604800000)
+if lost and live > 0 and back == 0 then
+    return {-1, now, generation}
+end
+local furthest = 0
+for i = 0, back - 1 do
+    local score = tonumber(ARGV[11 + 2 * i])
+    redis.call('ZADD', KEYS[1], 'NX', score, ARGV[12 + 2 * i])
+    furthest = math.max(furthest, score)
+end
+for i = 11 + 2 * back, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
 end
 local start = math.max(now + (tonumber(ARGV[6]) or 0), tonumber(redis.call('GET', KEYS[2]) or '0'))
@@ -66,11 +100,11 @@ end
 local latest = start + (tonumber(ARGV[7]) or 0)
 redis.call('ZADD', KEYS[1], latest, ARGV[3])
 -- the key lives while any start it holds counts: a call never shortens what another needs
-local keep = math.ceil((latest - now + span) / 1000) + 1000
+local keep = math.ceil((math.max(latest, furthest) - now + span) / 1000) + 1000
 if redis.call('PTTL', KEYS[1]) < keep then
     redis.call('PEXPIRE', KEYS[1], keep)
 end
-return {start, now}
+return {start, now, generation}
 """
 )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
+import redis
 import redis.asyncio as aioredis
 from anyio.streams.text import TextReceiveStream
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -378,6 +379,36 @@ async def test_a_redis_outage_pauses_the_send_and_it_resumes(
     during = [r.at for r in record.requests if stopped + 2.2 < r.at < restarted]
     assert during == []
     assert record.count(429) == 0
+    assert busiest_window([r.at for r in record.requests], 1.0) <= 9
+
+
+@pytest.mark.realtime
+async def test_starts_redis_loses_mid_send_are_put_back_and_no_second_holds_more_than_nine(
+    private_redis: RedisServer,
+) -> None:
+    """Redis loses the limiter's starts mid-send (a restart without persistence, a flush):
+    the process puts back the starts and promises it holds, and every process's new starts
+    wait a span, so no sliding second at the gateway holds more than 9 and nothing is
+    refused with 429. The empty set gave the next nine asks "now", beside the promises
+    already made: 12-18 requests in 25-45 ms."""
+    account = token()
+    async with FakeProcess("smsclub", "--token", account, "--rate-limit", "9") as fake:
+        async with (
+            SmsClub(account, base_url=fake.url, redis_url=private_redis.url, batch_size=1) as sms,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def send() -> None:
+                await sms.send("Sale", to=(f"38050{i:07d}" for i in range(30)), sender="Shop")
+
+            tg.start_soon(send)
+            await anyio.sleep(1.2)
+            flushed = redis.Redis.from_url(private_redis.url)
+            await anyio.to_thread.run_sync(flushed.flushall)
+            flushed.close()
+        record = await fake.record()
+    assert record.count(429) == 0
+    assert len(record.sent) == 30
     assert busiest_window([r.at for r in record.requests], 1.0) <= 9
 
 

@@ -94,38 +94,62 @@ async def test_the_lease_scripts_and_their_model_agree(redis_url: str, seed: int
 
 @pytest.mark.parametrize("seed", range(4))
 async def test_the_limiter_scripts_and_their_model_agree(redis_url: str, seed: int) -> None:
-    """Acquire (with stale promises replaced) and defer, on an explicit clock."""
+    """Acquire (with stale promises replaced) and defer, on an explicit clock; now and then
+    Redis loses the limiter's keys (a restart, a flush), and a caller that had seen the set
+    is told so and puts back what it holds."""
     rng = random.Random(seed)
     client = aioredis.Redis.from_url(redis_url)
     model = FakeRedis(World(), RedisFaults(), random.Random(0), Counter())
     acquire = client.register_script(scripts["acquire"])
     defer = client.register_script(scripts["defer"])
     namespace = f"smsbridge:{{test:{uuid.uuid4().hex}}}"
-    keys = [f"{namespace}:starts", f"{namespace}:defer"]
+    keys = [f"{namespace}:starts", f"{namespace}:defer", f"{namespace}:generation"]
     now = 1_700_000_000_000_000
     previous: str | None = None
+    seen, mine, told_lost = "", dict[str, int](), 0
     try:
-        for n in range(200):
+        for n in range(300):
             now += rng.choice([0, 1_000, 50_000, 400_000])
             if rng.random() < 0.05:
                 args: list[Any] = [rng.randint(1, 3_000_000), now]
-                assert int(await defer(keys=keys[1:], args=args)) == model._defer(
-                    keys[1:], args, 0.0
+                assert int(await defer(keys=keys[1:2], args=args)) == model._defer(
+                    keys[1:2], args, 0.0
                 )
+                continue
+            if rng.random() < 0.04:  # the state lost
+                await client.delete(*keys)
+                model.zsets.pop(keys[0], None)
+                for key in keys[1:]:
+                    model.values.pop(key, None)
                 continue
             limit = 9
             width = rng.choice([0, 0, 30_000, 100_000])
             member = f"m{n}/{width}" if width else f"m{n}"
             args = [limit, 1_040_000, member, now]
+            unused: list[str] = []
             if previous is not None and rng.random() < 0.2:
-                args += [rng.choice(["0", "1"]), rng.choice([0, 80_000]), width, previous]
+                args += [rng.choice(["0", "1"]), rng.choice([0, 80_000]), width]
+                unused.append(previous)
+                mine.pop(previous, None)
             else:
                 args += ["0", 0, width]
+            told = seen if rng.random() < 0.9 else rng.choice(["", "another"])
+            back: list[Any] = []
+            if mine and rng.random() < 0.1:
+                back = [x for m, score in mine.items() for x in (score, m)]
+            args += [told, len(mine), len(back) // 2, *back, *unused]
             previous = member
-            real = [int(x) for x in await acquire(keys=keys, args=args)]
-            assert real == model._acquire(keys, args, 0.0)
+            real = await acquire(keys=keys, args=args)
+            answer = [int(real[0]), int(real[1]), real[2].decode()]
+            assert answer == model._acquire(keys, args, 0.0)
+            seen = answer[2]
+            if answer[0] < 0:
+                told_lost += 1
+            else:
+                mine[member] = answer[0] + width
     finally:
         await client.aclose()
+    assert told_lost  # the loss was seen, and told
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -231,11 +255,12 @@ async def test_a_short_ask_never_shortens_the_life_of_starts_that_still_count(
     client = aioredis.Redis.from_url(redis_url)
     acquire = client.register_script(scripts["acquire"])
     namespace = f"smsbridge:{{test:{uuid.uuid4().hex}}}"
-    keys = [f"{namespace}:starts", f"{namespace}:defer"]
+    keys = [f"{namespace}:starts", f"{namespace}:defer", f"{namespace}:generation"]
     span, now = 1_050_000, 1_700_000_000_000_000
 
-    async def ask(at: int, member: str, *rest: Any) -> int:
-        start, _ = await acquire(keys=keys, args=[9, span, member, at, *rest])
+    async def ask(at: int, member: str, first: str, lead: int, width: int, *unused: str) -> int:
+        args: list[Any] = [9, span, member, at, first, lead, width, "", 0, 0, *unused]
+        start, _, _ = await acquire(keys=keys, args=args)
         return int(start)
 
     try:

@@ -37,6 +37,9 @@ class RedisFaults(msgspec.Struct, kw_only=True):
         fail: chance a command is refused (connection error) and not carried out.
         lost: chance a command is carried out and its reply lost (connection error).
         freezes: ``(start, end)`` virtual times when the server does nothing.
+        limiter_lost: virtual times when the server loses the rate limiter's keys (a
+            restart without persistence, a flush, an eviction; the window's entries are
+            kept, as a window is told to keep them).
         socket_timeout: the client's socket timeout, in seconds.
         latency: one way, in seconds.
     """
@@ -44,6 +47,7 @@ class RedisFaults(msgspec.Struct, kw_only=True):
     fail: float = 0.0
     lost: float = 0.0
     freezes: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    limiter_lost: list[float] = msgspec.field(default_factory=list)
     socket_timeout: float = 2.0
     latency: float = 0.0003
 
@@ -67,6 +71,9 @@ class FakeRedis:
         # the sends (by name) a release of which their window gave up on (see run.py)
         self.unreleased_by: set[str] = set()
         self._seq = 0
+        for at in faults.limiter_lost:
+            self._seq += 1
+            self._due.append((at, self._seq, self._lose_limiter))
         self._models: dict[str, Callable[[list[str], list[Any], float], Any]] = {
             scripts["acquire"]: self._acquire,
             scripts["defer"]: self._defer,
@@ -101,6 +108,14 @@ class FakeRedis:
                     at, frozen = end, True
         return at
 
+    def _lose_limiter(self) -> None:
+        """Every account's starts, deferral and their generation, gone."""
+        self.stats["redis: lost the limiter's starts"] += 1
+        for key in [k for k in self.zsets if k.endswith(":starts")]:
+            del self.zsets[key]
+        for key in [k for k in self.values if k.endswith((":defer", ":generation"))]:
+            del self.values[key]
+
     def _get(self, key: str, now: float) -> Value | None:
         entry = self.values.get(key)
         if entry is None:
@@ -120,11 +135,29 @@ class FakeRedis:
 
     # ----------------------------------------------------------------- the scripts' models
 
-    def _acquire(self, keys: list[str], args: list[Any], now: float) -> list[int]:
+    def _acquire(self, keys: list[str], args: list[Any], now: float) -> list[int | str]:
         now_us = int(args[3]) if len(args) > 3 and args[3] != "" else int(now * 1_000_000)
         limit, span, member = int(args[0]), int(args[1]), str(args[2])
+        told = str(args[7]) if len(args) > 7 else ""
+        live, back = _number(args, 8), _number(args, 9)
+        generation = self._get(keys[2], now)
+        lost = told != "" and generation != told
+        if generation is None:
+            generation = f"{float(now_us):.14g}:{member}"  # as Lua writes a number
+            if lost:
+                held = now_us + span
+                if held > int(self._get(keys[1], now) or 0):
+                    self.values[keys[1]] = (held, now + (math.ceil(span / 1000) + 1000) / 1000)
+        self.values[keys[2]] = (generation, now + 604_800)
+        if lost and live > 0 and back == 0:
+            return [-1, now_us, str(generation)]
         zset = self._zset(keys[0], now)
-        for dropped in args[7:]:
+        furthest = 0
+        for i in range(back):
+            score = int(args[10 + 2 * i])
+            zset.setdefault(str(args[11 + 2 * i]), score)
+            furthest = max(furthest, score)
+        for dropped in args[10 + 2 * back :]:
             zset.pop(str(dropped), None)
         first_come = len(args) < 5 or str(args[4]) != "1"
         lead, width = _number(args, 5), _number(args, 6)
@@ -139,11 +172,11 @@ class FakeRedis:
             mark = re.search(r"/([0-9]+)\Z", last)
             start = max(start, latest - (int(mark.group(1)) if mark else 0))
         entries[member] = start + width
-        ttl_ms = math.ceil((start + width - now_us + span) / 1000) + 1000
+        ttl_ms = math.ceil((max(start + width, furthest) - now_us + span) / 1000) + 1000
         # as the script: the key's life is only ever extended
         kept = self.zsets.get(keys[0], ({}, 0.0))[1]
         self.zsets[keys[0]] = (entries, max(kept, now + ttl_ms / 1000))
-        return [start, now_us]
+        return [start, now_us, str(generation)]
 
     def _defer(self, keys: list[str], args: list[Any], now: float) -> int:
         now_us = int(args[1]) if len(args) > 1 else int(now * 1_000_000)

@@ -491,6 +491,9 @@ def _lone(seed: int) -> Scenario:
         start = 1000.0 + frozen.uniform(0, 10)
         long = (start, start + frozen.uniform(31.0, 90.0))
         scenario.redis.freezes = sorted([*scenario.redis.freezes, long])
+    lost = random.Random(seed ^ 0x1057)  # drawn apart too
+    if scenario.state == "redis" and lost.random() < 0.2:
+        scenario.redis.limiter_lost = [1000.0 + lost.uniform(0.3, 8.0)]
     return scenario
 
 
