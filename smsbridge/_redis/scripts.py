@@ -65,14 +65,16 @@ local generation = redis.call('GET', KEYS[3])
 local lost = told ~= '' and generation ~= told
 if not generation then
     generation = now .. ':' .. ARGV[3]
+    redis.call('SET', KEYS[3], generation, 'PX', 604800000)
     if lost then
         local held = now + span
         if held > tonumber(redis.call('GET', KEYS[2]) or '0') then
             redis.call('SET', KEYS[2], held, 'PX', math.ceil(span / 1000) + 1000)
         end
     end
+elseif redis.call('PTTL', KEYS[3]) < 302400000 then  -- a write every few days, not a call
+    redis.call('PEXPIRE', KEYS[3], 604800000)
 end
-redis.call('SET', KEYS[3], generation, 'PX', 604800000)
 if lost and live > 0 and back == 0 then
     return {-1, now, generation}
 end

@@ -144,11 +144,13 @@ class FakeRedis:
         lost = told != "" and generation != told
         if generation is None:
             generation = f"{float(now_us):.14g}:{member}"  # as Lua writes a number
+            self.values[keys[2]] = (generation, now + 604_800)
             if lost:
                 held = now_us + span
                 if held > int(self._get(keys[1], now) or 0):
                     self.values[keys[1]] = (held, now + (math.ceil(span / 1000) + 1000) / 1000)
-        self.values[keys[2]] = (generation, now + 604_800)
+        elif self.values[keys[2]][1] - now < 302_400:
+            self.values[keys[2]] = (generation, now + 604_800)
         if lost and live > 0 and back == 0:
             return [-1, now_us, str(generation)]
         zset = self._zset(keys[0], now)
