@@ -175,7 +175,7 @@ class _RedisSlot:
         start_us, now_us, generation = await limiter._patience.call(
             acquire, keys, [*args, limiter._generation, mine, 0, *unused]
         )
-        if int(start_us) < 0:  # Redis lost the starts: this process's go back first
+        while int(start_us) < 0:  # Redis lost the starts: this process's go back first
             limiter._generation = _text(generation)
             start_us, now_us, generation = await limiter._patience.call(
                 acquire, keys, [*args, limiter._generation, mine, *limiter._put_back(), *unused]
