@@ -48,27 +48,32 @@ class SmsBridge(Generic[C]):
 
     def __init__(self, factory: Callable[[], C]) -> None:
         self._factory = factory
-        self._open: list[C] = []  # one a lifespan (one bridge may serve several apps)
+        self._open: dict[Any, C] = {}  # by app: one bridge may serve several apps
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """Open a client at start-up and close it at shutdown (``FastAPI(lifespan=...)``,
-        or nest it in the app's own lifespan)."""
+        """Open the app's client at start-up and close it at shutdown
+        (``FastAPI(lifespan=...)``, or nest it in the app's own lifespan)."""
         client = self._factory()
         async with client:
-            self._open.append(client)
+            self._open[app] = client
             try:
                 yield
             finally:
-                self._open.remove(client)
+                del self._open[app]
 
-    def client(self) -> C:
-        """The open client, as a dependency: ``sms: SmsClub = Depends(bridge.client)``."""
-        if not self._open:
+    def client(self, request: Request) -> C:
+        """The open client of the request's app, as a dependency: ``sms: SmsClub =
+        Depends(bridge.client)`` (a sub-application mounted in the app, whose lifespan does
+        not run, has the app's, when it is the only one open)."""
+        client = self._open.get(request.app)
+        if client is None and len(self._open) == 1:
+            client = next(iter(self._open.values()))
+        if client is None:
             raise ConfigurationError(
                 "the smsbridge client is not open: pass lifespan=bridge.lifespan to FastAPI"
             )
-        return self._open[-1]
+        return client
 
 
 _PATH_SAFE = re.compile(r"[A-Za-z0-9._~-]+")

@@ -68,7 +68,6 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack, 
 
 import anyio
 
-from ._core import forks
 from ._core.client import Client, ClientOptions, check_options
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.models import MessageStatus, Report
@@ -229,6 +228,7 @@ class _Loop:
         self._thread.join()
 
 
+_made: weakref.WeakSet[_Blocking[Any]] = weakref.WeakSet()  # every blocking client
 _lock = threading.Lock()
 _current: _Loop | None = None
 _broken_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
@@ -284,7 +284,11 @@ def _shutdown() -> None:
 
 def _after_fork() -> None:
     global _lock
-    _lock = threading.Lock()  # a thread of the parent may have held it
+    # a thread of the parent may have held any of them (opening a client): the child, one
+    # thread as it comes out of the fork, has none of its parent's
+    _lock = threading.Lock()
+    for client in list(_made):
+        client._lock = threading.Lock()
 
 
 atexit.register(_shutdown)
@@ -402,8 +406,8 @@ class _Blocking(Generic[A]):
 
     def __init__(self, make: Callable[[], A]) -> None:
         self._make = make
-        self.__lock = threading.Lock()
-        self._generation = forks.generation()
+        self._lock = threading.Lock()
+        _made.add(self)  # its lock is made again in a forked child (_after_fork)
         self._client: A | None = None
         self._on: _Loop | None = None
         self._closed = False
@@ -412,15 +416,6 @@ class _Blocking(Generic[A]):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._client else "not opened yet"
         return f"smsbridge.sync.{type(self).__name__}({state})"
-
-    @property
-    def _lock(self) -> threading.Lock:
-        """The client's own lock; a new one in a forked child, where a thread of the parent
-        that held it (opening the client) does not exist."""
-        if self._generation != forks.generation():
-            self._generation = forks.generation()
-            self.__lock = threading.Lock()
-        return self.__lock
 
     def _open(self, what: str, *, reopen: bool = False) -> tuple[_Loop, A]:
         _outside_loop(f"{type(self).__name__}.{what}")  # before the lock: a loop must not wait

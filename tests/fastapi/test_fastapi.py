@@ -255,23 +255,31 @@ def test_a_sender_gone_before_its_body_ends_stores_nothing_and_raises_nothing() 
     assert calls == []
 
 
-def test_one_bridge_serving_two_apps_keeps_each_apps_client() -> None:
-    """Two apps with one bridge's lifespan, the second stopped first: the first still has
-    an open client (its endpoints failed, the one slot emptied by the other's shutdown)."""
+def test_one_bridge_serving_two_apps_gives_each_app_its_own_client() -> None:
+    """Two apps with one bridge's lifespan, the second stopped first: each request of an app
+    has that app's client, open while the app runs (the first app's endpoints failed, the
+    one slot emptied by the other's shutdown; then were given the other app's client, closed
+    under them as that app stopped)."""
     bridge: SmsBridge[SmsClub] = SmsBridge(lambda: SmsClub("t"))
     apps = [FastAPI(lifespan=bridge.lifespan), FastAPI(lifespan=bridge.lifespan)]
-    for app in apps:
+    given: dict[int, list[SmsClub]] = {0: [], 1: []}
+    for n, app in enumerate(apps):
 
         @app.get("/")
-        async def index(sms: SmsClub = Depends(bridge.client)) -> bool:  # noqa: B008
+        async def index(
+            sms: SmsClub = Depends(bridge.client),  # noqa: B008
+            n: int = n,
+        ) -> bool:
+            given[n].append(sms)
             return sms.is_open
 
     with TestClient(apps[0]) as first:
+        assert first.get("/").json() is True
         with TestClient(apps[1]) as second:
             assert second.get("/").json() is True
+            assert first.get("/").json() is True
         assert first.get("/").json() is True
-    with pytest.raises(ConfigurationError, match="not open"):
-        bridge.client()
+    assert len(set(map(id, given[0]))) == 1 and given[0][0] is not given[1][0]
 
 
 def test_dependency_needs_the_lifespan() -> None:
