@@ -69,7 +69,7 @@ class RedisLimiter:
         # the way to the gateway keeps the rest of the margin, as in one process
         self.tolerance = max(margin - DEFAULT_MARGIN, margin / 2)
         self._redis = client
-        self._keys = (f"{namespace}:starts", f"{namespace}:defer", f"{namespace}:generation")
+        self._keys = (f"{namespace}:starts", f"{namespace}:defer", f"{namespace}:mark")
         self._span_us = round((period + margin) * 1_000_000)
         self._acquire = client.register_script(ACQUIRE)
         self._defer = client.register_script(DEFER)
@@ -77,10 +77,11 @@ class RedisLimiter:
         self._count = 0
         self._unused: list[str] = []  # promises of slots closed unused, dropped at the next ask
         # what this process put in the set that may still count (member: its score, Redis's
-        # microseconds), and the set's generation as last seen: put back should Redis lose it
+        # microseconds), the set's generation as last seen and Redis's clock at its last
+        # answer: how a loss of the set is told, and what goes back into it then
         self._mine: dict[str, int] = {}
         self._generation = ""
-        self._heard_us = 0  # Redis's clock at its last answer
+        self._heard_us = 0
         self.width = 0.0  # seconds a promise may be kept late: how late this process runs
         self._offset = _Offset()
         self._clock: Clock = clock or SystemClock()
@@ -172,13 +173,14 @@ class _RedisSlot:
         mine = limiter._still_counting(limiter._heard_us)
         asked = clock.now()
         acquire, keys = limiter._acquire, limiter._keys
+        args += [limiter._generation, limiter._heard_us, mine]
         start_us, now_us, generation = await limiter._patience.call(
-            acquire, keys, [*args, limiter._generation, mine, 0, *unused]
+            acquire, keys, [*args, 0, *unused]
         )
         while int(start_us) < 0:  # Redis lost the starts: this process's go back first
-            limiter._generation = _text(generation)
+            args[7] = limiter._generation = _text(generation)
             start_us, now_us, generation = await limiter._patience.call(
-                acquire, keys, [*args, limiter._generation, mine, *limiter._put_back(), *unused]
+                acquire, keys, [*args, *limiter._put_back(), *unused]
             )
         answered = clock.now()
         limiter._generation = _text(generation)

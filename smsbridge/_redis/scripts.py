@@ -44,47 +44,51 @@ end"""
 # then ends in '/<width>', so that the queue's order goes by the start. (ARGV[4],
 # and ARGV[2] of DEFER, give "now" in microseconds for tests; callers leave them empty.)
 # The starts are all the state there is, and Redis may lose them: a restart without
-# persistence, a flush, an eviction, a failover to a replica behind. So the set has a
-# generation (KEYS[3], named when it is made, kept for a week past the last call), and a
-# caller says the one it last saw (ARGV[8]) and how many of its starts and promises may
-# still count (ARGV[9]). A caller that finds another generation than its own has seen the
-# state lost: it is told so (-1) and asks again with those starts and promises (ARGV[10]
-# pairs of score and member from ARGV[11]), which go back into the set. The first caller to
-# find the set lost also holds back every process's new starts for one span: what other
-# processes started before the loss cannot share a span with them, and each puts its own
-# promises back at its next call. (Promises far ahead in a process that asks nothing more
-# before they are due are the one thing a loss can still let crowd a span.) ARGV[11 + 2 *
-# ARGV[10]...] name the stale or unused promises.
+# persistence, a flush, an eviction, a failover to a replica behind, a restore of an older
+# snapshot. So a mark (KEYS[3]) names the set's generation, made with the set, and the moment
+# of the last call; both keys live a week past it (a few members an account), so a loss is
+# told from idleness. A caller says the generation it last saw (ARGV[8]) and the moment of
+# its last answer (ARGV[9]). The set was lost when the mark or the set is gone, or the mark
+# is older than the caller's answer (the state went back in time): it is made anew, holding
+# a whole window of starts at that moment ("~x:<n>", limit of them), so that no new start
+# shares a span with what any process started before the loss (an account's first start
+# waits a span too: nothing tells a new account from a lost one). A caller that finds
+# another generation than its own while it holds starts or promises that may still count
+# (ARGV[10] of them) is told so (-1) and asks again with them (ARGV[11] pairs of score and
+# member from ARGV[12]), which go back into the set: each process puts its own back at its
+# next call. (Promises far ahead in a process that asks for nothing more before they are due
+# are the one thing a loss can still let crowd a span.) ARGV[12 + 2 * ARGV[11]...] name the
+# stale or unused promises. A caller of an earlier version leaves the mark alone and counts
+# the window made at a loss as starts.
+
 ACQUIRE = (
     _now_us(4)
     + """
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
-local told, live, back = ARGV[8] or '', tonumber(ARGV[9]) or 0, tonumber(ARGV[10]) or 0
-local generation = redis.call('GET', KEYS[3])
-local lost = told ~= '' and generation ~= told
-if not generation then
-    generation = now .. ':' .. ARGV[3]
-    redis.call('SET', KEYS[3], generation, 'PX', 604800000)
-    if lost then
-        local held = now + span
-        if held > tonumber(redis.call('GET', KEYS[2]) or '0') then
-            redis.call('SET', KEYS[2], held, 'PX', math.ceil(span / 1000) + 1000)
-        end
-    end
-elseif redis.call('PTTL', KEYS[3]) < 302400000 then  -- a write every few days, not a call
-    redis.call('PEXPIRE', KEYS[3], 604800000)
+local told, heard = ARGV[8] or '', tonumber(ARGV[9]) or 0
+local live, back = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
+local mark = redis.call('GET', KEYS[3])
+local generation, written = nil, 0
+if mark then
+    generation, written = string.match(mark, '^(.*) (%d+)$')
+    written = tonumber(written)
 end
-if lost and live > 0 and back == 0 then
+if not generation or written < heard or redis.call('EXISTS', KEYS[1]) == 0 then
+    generation = now .. ':' .. ARGV[3]  -- lost, or new: made anew, a window full
+    for i = 1, limit do
+        redis.call('ZADD', KEYS[1], now, '~x:' .. i)
+    end
+    redis.call('PEXPIRE', KEYS[1], 604800000)
+end
+redis.call('SET', KEYS[3], generation .. ' ' .. string.format('%d', now), 'PX', 604800000)
+if told ~= '' and generation ~= told and live > 0 and back == 0 then
     return {-1, now, generation}
 end
-local furthest = 0
 for i = 0, back - 1 do
-    local score = tonumber(ARGV[11 + 2 * i])
-    redis.call('ZADD', KEYS[1], 'NX', score, ARGV[12 + 2 * i])
-    furthest = math.max(furthest, score)
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[12 + 2 * i], ARGV[13 + 2 * i])
 end
-for i = 11 + 2 * back, #ARGV do
+for i = 12 + 2 * back, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
 end
 local start = math.max(now + (tonumber(ARGV[6]) or 0), tonumber(redis.call('GET', KEYS[2]) or '0'))
@@ -99,12 +103,9 @@ if count > 0 and ARGV[5] ~= '1' then
     local width = tonumber(string.match(last[1], '/(%d+)$')) or 0
     start = math.max(start, tonumber(last[2]) - width)
 end
-local latest = start + (tonumber(ARGV[7]) or 0)
-redis.call('ZADD', KEYS[1], latest, ARGV[3])
--- the key lives while any start it holds counts: a call never shortens what another needs
-local keep = math.ceil((math.max(latest, furthest) - now + span) / 1000) + 1000
-if redis.call('PTTL', KEYS[1]) < keep then
-    redis.call('PEXPIRE', KEYS[1], keep)
+redis.call('ZADD', KEYS[1], start + (tonumber(ARGV[7]) or 0), ARGV[3])
+if redis.call('PTTL', KEYS[1]) < 302400000 then  -- a week, extended every few days
+    redis.call('PEXPIRE', KEYS[1], 604800000)
 end
 return {start, now, generation}
 """

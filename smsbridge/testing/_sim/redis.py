@@ -113,7 +113,7 @@ class FakeRedis:
         self.stats["redis: lost the limiter's starts"] += 1
         for key in [k for k in self.zsets if k.endswith(":starts")]:
             del self.zsets[key]
-        for key in [k for k in self.values if k.endswith((":defer", ":generation"))]:
+        for key in [k for k in self.values if k.endswith((":defer", ":mark"))]:
             del self.values[key]
 
     def _get(self, key: str, now: float) -> Value | None:
@@ -139,46 +139,46 @@ class FakeRedis:
         now_us = int(args[3]) if len(args) > 3 and args[3] != "" else int(now * 1_000_000)
         limit, span, member = int(args[0]), int(args[1]), str(args[2])
         told = str(args[7]) if len(args) > 7 else ""
-        live, back = _number(args, 8), _number(args, 9)
-        generation = self._get(keys[2], now)
-        lost = told != "" and generation != told
-        if generation is None:
-            generation = f"{float(now_us):.14g}:{member}"  # as Lua writes a number
-            self.values[keys[2]] = (generation, now + 604_800)
-            if lost:
-                held = now_us + span
-                if held > int(self._get(keys[1], now) or 0):
-                    self.values[keys[1]] = (held, now + (math.ceil(span / 1000) + 1000) / 1000)
-        elif self.values[keys[2]][1] - now < 302_400:
-            self.values[keys[2]] = (generation, now + 604_800)
-        if lost and live > 0 and back == 0:
-            return [-1, now_us, str(generation)]
+        heard, live, back = _number(args, 8), _number(args, 9), _number(args, 10)
+        mark = self._get(keys[2], now)
+        generation, written = None, 0
+        if mark is not None:
+            generation, _, at = str(mark).rpartition(" ")
+            written = int(at)
         zset = self._zset(keys[0], now)
-        furthest = 0
+        expires = self.zsets[keys[0]][1] if zset else -math.inf
+        if generation is None or written < heard or not zset:
+            generation = f"{float(now_us):.14g}:{member}"  # as Lua writes a number
+            for n in range(1, limit + 1):
+                zset[f"~x:{n}"] = now_us
+            expires = now + 604_800
+        self.values[keys[2]] = (f"{generation} {now_us}", now + 604_800)
+        self.zsets[keys[0]] = (zset, expires)
+        if told != "" and generation != told and live > 0 and back == 0:
+            return [-1, now_us, generation]
         for i in range(back):
-            score = int(args[10 + 2 * i])
-            zset.setdefault(str(args[11 + 2 * i]), score)
-            furthest = max(furthest, score)
-        for dropped in args[10 + 2 * back :]:
+            zset.setdefault(str(args[12 + 2 * i]), int(args[11 + 2 * i]))
+        for dropped in args[11 + 2 * back :]:
             zset.pop(str(dropped), None)
         first_come = len(args) < 5 or str(args[4]) != "1"
         lead, width = _number(args, 5), _number(args, 6)
         start = max(now_us + lead, int(self._get(keys[1], now) or 0))
         entries = {m: s for m, s in zset.items() if s > now_us - span}
+        if not entries:  # emptied, the key is gone, and its life with it
+            expires = -math.inf
         ordered = sorted(entries.items(), key=lambda e: (e[1], e[0]))
         count = len(ordered)
         if count >= limit:
             start = max(start, ordered[count - limit][1] + span)
         if count > 0 and first_come:
             last, latest = ordered[-1]
-            mark = re.search(r"/([0-9]+)\Z", last)
-            start = max(start, latest - (int(mark.group(1)) if mark else 0))
+            marked = re.search(r"/([0-9]+)\Z", last)
+            start = max(start, latest - (int(marked.group(1)) if marked else 0))
         entries[member] = start + width
-        ttl_ms = math.ceil((max(start + width, furthest) - now_us + span) / 1000) + 1000
-        # as the script: the key's life is only ever extended
-        kept = self.zsets.get(keys[0], ({}, 0.0))[1]
-        self.zsets[keys[0]] = (entries, max(kept, now + ttl_ms / 1000))
-        return [start, now_us, str(generation)]
+        if expires - now < 302_400:  # as the script: a week, extended every few days
+            expires = now + 604_800
+        self.zsets[keys[0]] = (entries, expires)
+        return [start, now_us, generation]
 
     def _defer(self, keys: list[str], args: list[Any], now: float) -> int:
         now_us = int(args[1]) if len(args) > 1 else int(now * 1_000_000)
