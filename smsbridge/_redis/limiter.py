@@ -45,6 +45,11 @@ class RedisLimiter:
     promise with the next ask. A process that has been late lately asks for promises with a
     width (twice its recent lateness, at most half a period, shrinking as it keeps them): it
     may write that much after the start, and Redis counts the start from the end of it.
+
+    Redis may lose the starts (a restart empty, a flush, an eviction, an older snapshot): a
+    mark beside them tells it, the starts are made anew holding a whole window at that
+    moment (new starts wait a span; so does an account's first in a week), and the process
+    puts back its own starts and promises that still count (see the ``ACQUIRE`` script).
     """
 
     def __init__(
