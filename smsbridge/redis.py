@@ -4,7 +4,9 @@ and host sending for an account. Needs ``smsbridge[redis]``.
 Clients use it when ``SMSBRIDGE_REDIS_URL`` (or ``redis_url=``) is set. Keys are namespaced by
 gateway account and carry a hash tag, so an account's keys share one cluster slot::
 
-    smsbridge:{smsclub:3f2a9c…}:starts     recent request starts (sorted set)
+    smsbridge:{smsclub:3f2a9c…}:starts     recent request starts (sorted set; a week)
+    smsbridge:{smsclub:3f2a9c…}:mark       the starts' generation and last call (a week):
+                                           how a loss of them is told
     smsbridge:{smsclub:3f2a9c…}:defer      no start before this server time (Retry-After)
     smsbridge:{smsclub:3f2a9c…}:w:17:<n>   the duplicate window's entries written in the n-th
                                            2^17 ms of Redis's clock (a hash: a keyed hash of

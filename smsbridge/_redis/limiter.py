@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -81,12 +83,7 @@ class RedisLimiter:
         self._me = os.urandom(6).hex()
         self._count = 0
         self._unused: list[str] = []  # promises of slots closed unused, dropped at the next ask
-        # what this process put in the set that may still count (member: its score, Redis's
-        # microseconds), the set's generation as last seen and Redis's clock at its last
-        # answer: how a loss of the set is told, and what goes back into it then
-        self._mine: dict[str, int] = {}
-        self._generation = ""
-        self._heard_us = 0
+        self._held = _held(client, namespace)  # what this process holds in the starts
         self.width = 0.0  # seconds a promise may be kept late: how late this process runs
         self._offset = _Offset()
         self._clock: Clock = clock or SystemClock()
@@ -114,25 +111,6 @@ class RedisLimiter:
         if seconds <= 0:
             return
         await self._patience.call(self._defer, self._keys[1:2], [int(seconds * 1_000_000)])
-
-    def _still_counting(self, now_us: int) -> int:
-        """How many of this process's starts and promises may still count (the rest, which
-        no span holds any more, are forgotten)."""
-        mine, oldest = self._mine, now_us - self._span_us
-        while mine:
-            member = next(iter(mine))
-            if mine[member] > oldest:
-                break
-            del mine[member]
-        return len(mine)
-
-    def _put_back(self) -> list[int | str]:
-        """This process's starts and promises that may still count, as the script takes
-        them back: their number, then score and member of each."""
-        pairs: list[int | str] = [len(self._mine)]
-        for member, score in self._mine.items():
-            pairs += [score, member]
-        return pairs
 
 
 class _RedisSlot:
@@ -169,28 +147,28 @@ class _RedisSlot:
         else:
             args += ["1", round(lead * 1_000_000), width]
             limiter._unused.append(self._member)  # the stale promise this one replaces
+        held = limiter._held
         unused = limiter._unused
         if unused:
             limiter._unused = []
             for stale in unused:
-                limiter._mine.pop(stale, None)
+                held.mine.pop(stale, None)
         self._member = member
-        mine = limiter._still_counting(limiter._heard_us)
         asked = clock.now()
         acquire, keys = limiter._acquire, limiter._keys
-        args += [limiter._generation, limiter._heard_us, mine]
+        args += [held.generation, held.heard_us, held.counting(limiter._span_us)]
         start_us, now_us, generation = await limiter._patience.call(
             acquire, keys, [*args, 0, *unused]
         )
         while int(start_us) < 0:  # Redis lost the starts: this process's go back first
-            args[7] = limiter._generation = _text(generation)
+            args[7] = held.generation = _text(generation)
             start_us, now_us, generation = await limiter._patience.call(
-                acquire, keys, [*args, *limiter._put_back(), *unused]
+                acquire, keys, [*args, *held.put_back(), *unused]
             )
         answered = clock.now()
-        limiter._generation = _text(generation)
-        limiter._heard_us = int(now_us)
-        limiter._mine[member] = int(start_us) + width
+        held.generation = _text(generation)
+        held.heard_us = max(held.heard_us, int(now_us))
+        held.mine[member] = int(start_us) + width
         low, high = limiter._offset.learn(int(now_us) / 1e6, asked, answered)
         start = int(start_us) / 1e6
         self._earliest, self._latest = start - high, start - low
@@ -229,6 +207,54 @@ class _RedisSlot:
         if not self._started and self._member is not None:
             self._limiter._unused.append(self._member)
             self._member = None
+
+
+class _Held:
+    """What this process holds in an account's starts, whichever of its limiters made it
+    (two clients of one account): its starts and promises that may still count (member:
+    score, in Redis's microseconds), the set's generation as last seen, and Redis's clock
+    at the last answer. How a loss of the set is told, and what goes back into it then,
+    all of it at once: a promise of one client, not put back when another found the loss,
+    could share a span with the starts given meanwhile."""
+
+    __slots__ = ("generation", "heard_us", "mine")
+
+    def __init__(self) -> None:
+        self.mine: dict[str, int] = {}
+        self.generation = ""
+        self.heard_us = 0
+
+    def counting(self, span_us: int) -> int:
+        """How many may still count (the rest, which no span holds any more, forgotten)."""
+        mine, oldest = self.mine, self.heard_us - span_us
+        while mine:
+            member = next(iter(mine))
+            if mine[member] > oldest:
+                break
+            del mine[member]
+        return len(mine)
+
+    def put_back(self) -> list[int | str]:
+        """As the script takes them back: their number, then score and member of each."""
+        pairs: list[int | str] = [len(self.mine)]
+        for member, score in self.mine.items():
+            pairs += [score, member]
+        return pairs
+
+
+# by Redis (see _held), then by the account's namespace
+_HELD: weakref.WeakKeyDictionary[Any, dict[str, _Held]] = weakref.WeakKeyDictionary()
+
+
+def _held(client: Any, namespace: str) -> _Held:
+    """This process's holdings in an account's starts, shared by its limiters of the same
+    Redis (a client's ``holder``, where it has one: what every client of that Redis in the
+    process shares)."""
+    try:
+        accounts = _HELD.setdefault(getattr(client, "holder", client), {})
+    except TypeError:  # a client that cannot be referred to weakly: its own
+        return _Held()
+    return accounts.setdefault(namespace, _Held())
 
 
 def _text(value: bytes | str) -> str:

@@ -389,6 +389,7 @@ class _Client:
     def __init__(self, server: FakeRedis, process: Process) -> None:
         self.server = server
         self.process = process
+        self.holder = process  # what the process's clients of this server share
 
     def register_script(self, source: str) -> _Script:
         return _Script(self, source)
