@@ -350,13 +350,6 @@ _links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, flo
 )
 
 
-class _Holder:
-    """An object standing for one Redis URL in the process (see :attr:`Pipe.holder`)."""
-
-
-_HOLDERS: dict[tuple[str, float], _Holder] = {}
-
-
 class Pipe:
     """What :class:`smsbridge.redis.RedisState` uses of a Redis client (``register_script``
     and ``aclose``, plus :meth:`execute` for any command), on the process's one pipelined
@@ -378,12 +371,6 @@ class Pipe:
 
     def __repr__(self) -> str:
         return f"Pipe({self.endpoint!r})"
-
-    @property
-    def holder(self) -> object:
-        """What every ``Pipe`` of this URL in the process shares, to keep what they hold
-        together by (the rate limiter's starts of an account)."""
-        return _HOLDERS.setdefault(self._key, _Holder())
 
     def register_script(self, source: str) -> Script:
         """A Lua script, run by its SHA1 (sent whole if Redis does not know it)."""

@@ -217,7 +217,7 @@ class _Held:
     all of it at once: a promise of one client, not put back when another found the loss,
     could share a span with the starts given meanwhile."""
 
-    __slots__ = ("generation", "heard_us", "mine")
+    __slots__ = ("__weakref__", "generation", "heard_us", "mine")
 
     def __init__(self) -> None:
         self.mine: dict[str, int] = {}
@@ -236,25 +236,36 @@ class _Held:
 
     def put_back(self) -> list[int | str]:
         """As the script takes them back: their number, then score and member of each."""
-        pairs: list[int | str] = [len(self.mine)]
-        for member, score in self.mine.items():
+        held = list(self.mine.items())  # at once: a limiter on another thread's loop may add
+        pairs: list[int | str] = [len(held)]
+        for member, score in held:
             pairs += [score, member]
         return pairs
 
 
-# by Redis (see _held), then by the account's namespace
-_HELD: weakref.WeakKeyDictionary[Any, dict[str, _Held]] = weakref.WeakKeyDictionary()
+class _Process:
+    """This process, as what its limiters' holdings are kept by (a simulated process has
+    a ``holder`` of its own)."""
+
+
+_PROCESS = _Process()
+# by process, then by the account's namespace; each held while a limiter of it lives
+_HELD: weakref.WeakKeyDictionary[Any, weakref.WeakValueDictionary[str, _Held]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _held(client: Any, namespace: str) -> _Held:
-    """This process's holdings in an account's starts, shared by its limiters of the same
-    Redis (a client's ``holder``, where it has one: what every client of that Redis in the
-    process shares)."""
-    try:
-        accounts = _HELD.setdefault(getattr(client, "holder", client), {})
-    except TypeError:  # a client that cannot be referred to weakly: its own
-        return _Held()
-    return accounts.setdefault(namespace, _Held())
+    """This process's holdings in an account's starts, shared by all its limiters of the
+    account (whatever client, URL or timeout each reaches Redis by), and let go with the
+    last of them."""
+    accounts = _HELD.get(holder := getattr(client, "holder", _PROCESS))
+    if accounts is None:
+        accounts = _HELD[holder] = weakref.WeakValueDictionary()
+    held = accounts.get(namespace)
+    if held is None:
+        held = accounts[namespace] = _Held()
+    return held
 
 
 def _text(value: bytes | str) -> str:
