@@ -256,16 +256,33 @@ _HELD: weakref.WeakKeyDictionary[Any, weakref.WeakValueDictionary[str, _Held]] =
 
 
 def _held(client: Any, namespace: str) -> _Held:
-    """This process's holdings in an account's starts, shared by all its limiters of the
-    account (whatever client, URL or timeout each reaches Redis by), and let go with the
-    last of them."""
+    """This process's holdings in an account's starts in one Redis database, shared by all
+    its limiters of them (whatever client, spelling of the URL or timeout each reaches it
+    by), and let go with the last of them."""
     accounts = _HELD.get(holder := getattr(client, "holder", _PROCESS))
     if accounts is None:
         accounts = _HELD[holder] = weakref.WeakValueDictionary()
-    held = accounts.get(namespace)
+    key = f"{_where(client)} {namespace}"
+    held = accounts.get(key)
     if held is None:
-        held = accounts[namespace] = _Held()
+        held = accounts[key] = _Held()
     return held
+
+
+def _where(client: Any) -> str:
+    """The Redis database a client reaches: its server (host and port, or socket) and
+    database number, where it says (or its ``where``, a stand-in's); else the client."""
+    where = getattr(client, "where", None)
+    if isinstance(where, str):
+        return where
+    endpoint = getattr(client, "endpoint", None)  # smsbridge's own connection
+    if endpoint is None:  # redis-py's
+        endpoint = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+        if isinstance(endpoint, dict):
+            return "{}:{}:{}:{}".format(*map(endpoint.get, ("host", "port", "path", "db")))
+        return f"client {id(client)}"
+    host = "127.0.0.1" if endpoint.host.lower() == "localhost" else endpoint.host.lower()
+    return f"{host}:{endpoint.port}:{endpoint.path}:{endpoint.db}"
 
 
 def _text(value: bytes | str) -> str:

@@ -104,9 +104,7 @@ if count > 0 and ARGV[5] ~= '1' then
     start = math.max(start, tonumber(last[2]) - width)
 end
 redis.call('ZADD', KEYS[1], start + (tonumber(ARGV[7]) or 0), ARGV[3])
-if redis.call('PTTL', KEYS[1]) < 302400000 then  -- a week, extended every few days
-    redis.call('PEXPIRE', KEYS[1], 604800000)
-end
+redis.call('PEXPIRE', KEYS[1], 604800000)  -- a week past the last call, as the mark
 return {start, now, generation}
 """
 )

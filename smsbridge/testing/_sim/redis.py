@@ -164,8 +164,6 @@ class FakeRedis:
         lead, width = _number(args, 5), _number(args, 6)
         start = max(now_us + lead, int(self._get(keys[1], now) or 0))
         entries = {m: s for m, s in zset.items() if s > now_us - span}
-        if not entries:  # emptied, the key is gone, and its life with it
-            expires = -math.inf
         ordered = sorted(entries.items(), key=lambda e: (e[1], e[0]))
         count = len(ordered)
         if count >= limit:
@@ -175,9 +173,7 @@ class FakeRedis:
             marked = re.search(r"/([0-9]+)\Z", last)
             start = max(start, latest - (int(marked.group(1)) if marked else 0))
         entries[member] = start + width
-        if expires - now < 302_400:  # as the script: a week, extended every few days
-            expires = now + 604_800
-        self.zsets[keys[0]] = (entries, expires)
+        self.zsets[keys[0]] = (entries, now + 604_800)  # as the script: a week past it
         return [start, now_us, generation]
 
     def _defer(self, keys: list[str], args: list[Any], now: float) -> int:
@@ -390,6 +386,7 @@ class _Client:
         self.server = server
         self.process = process
         self.holder = process  # what the process's clients of this server share
+        self.where = "the simulated Redis"
 
     def register_script(self, source: str) -> _Script:
         return _Script(self, source)
