@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .._core.models import Counts, Status
+from .._core.models import Counts, Outcome, Status
 
 __all__ = ["OutputError", "Reasons", "counts_table", "duration", "json_line", "line"]
 
@@ -79,6 +79,11 @@ class Reasons:
                 key = (status.value, detail or "")
                 if key in counts or len(counts) < self._KINDS:
                     counts[key] += 1
+
+    def outcome(self, outcome: Outcome) -> None:
+        """One recipient's outcome."""
+        if outcome.status is not Status.ACCEPTED:
+            self.note((outcome.status,), (outcome.reason,))
 
     def show(self, most: int = 3) -> None:
         """The ``most`` common, one line each, under a line that says what they are."""

@@ -27,7 +27,7 @@ from .dry import dry_client
 from .inputs import Recipients
 from .interrupt import stopping_on_sigint
 from .outcomes import OutcomeFile
-from .output import counts_table, duration, json_line, line
+from .output import Reasons, counts_table, duration, json_line, line
 from .progress import Progress
 from .template import fit_parameters
 
@@ -180,9 +180,11 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
         progress = Progress.create(
             total, total - (left_before or 0) if journal else 0, enabled=chatty
         )
+        reasons = Reasons()
 
         def note(outcome: Outcome) -> None:
             progress.advance(1)
+            reasons.outcome(outcome)
             if outcomes is not None:
                 outcomes.write(outcome)
 
@@ -206,7 +208,7 @@ async def route_command(args: argparse.Namespace, recipients: Recipients, make: 
         if journal is not None:  # the campaign over every run
             summary = journal.summary()
             whole = summary.counts, journal.by_gateway(), summary.left or 0
-    _summary(args, report, routes, whole)
+    _summary(args, report, routes, whole, reasons)
     problem = outcomes.problem() if outcomes is not None else None
     if problem is not None:
         sys.stderr.write(f"smsbridge: {problem}; the send stopped\n")
@@ -238,6 +240,7 @@ def _summary(
     report: RoutedReport,
     routes: dict[str, Any],
     whole: tuple[Counts, dict[str, Counts], int] | None,
+    reasons: Reasons,
 ) -> None:
     counts, by_gateway, left = (report, report.by_gateway, 0) if whole is None else whole
     if args.json:
@@ -261,6 +264,7 @@ def _summary(
         )
     if report.moved:  # this run's
         line(f"  {report.moved:,} recipients went on to the next gateway of their route")
+    reasons.show()
     for name, error in sorted(report.errors.items()):
         line(f"Stopped on {name}: {error}")
     shown = ", ".join(f"{r}={'+'.join(c.spec.name for c in cs)}" for r, cs in routes.items())

@@ -176,3 +176,17 @@ async def test_a_country_whose_gateways_have_no_credentials_is_failed_not_reject
     assert (summary["accepted"], summary["failed"], summary["rejected"]) == (5, 3, 0)
     assert planned.returncode == 0, planned.stderr
     assert json.loads(planned.stdout)["by_gateway"]["webcom"]["to_send"] == 3
+
+
+async def test_the_routed_summary_says_why_the_recipients_not_accepted_were_not(
+    webcom: FakeWebcom, tmp_path: Path
+) -> None:
+    """As `send`'s: the most common reasons of this run's recipients that were not accepted
+    (here a number no route takes, and one given twice), under the counts."""
+    async with FakeSmsClub(tokens=[TOKEN], rate_limit=None) as club:
+        path = csv_file(tmp_path / "l.csv", [UA[0], "12", UA[1], UA[1]])
+        result = await ainvoke(*_send(path), env=_env(club.url, webcom))
+    assert result.returncode == 0, result.stderr
+    why = result.stdout.split("Why not accepted, in this run (the most common):\n")[1]
+    statuses = [line.split()[0] for line in why.splitlines()[:2]]
+    assert sorted(statuses) == ["rejected", "suppressed"], why
