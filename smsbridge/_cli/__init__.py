@@ -1,9 +1,10 @@
 """The ``smsbridge`` command: campaigns from the shell, resumable through a journal.
 
 Exit status: 0 when every recipient has an outcome and none is ``failed`` or ``uncertain``;
-1 otherwise (including a campaign stopped before its end, or a gateway that refused the
-account); 2 for usage and configuration errors, and a gateway that cannot be reached as
-configured, with one line on stderr.
+1 otherwise (including a campaign stopped before its end, a gateway that refused the
+account, or one a send could not reach: its recipients end ``failed``, the reason in the
+summary); 2 for usage and configuration errors, and a call (``status``, ``balance``...) to a
+gateway that cannot be reached as configured, with one line on stderr.
 
 Rooms: ``args`` (the arguments, from the registry), ``send`` (a campaign, its dry run),
 ``route`` (a campaign over several gateways), ``calls`` (status, balance, senders,
