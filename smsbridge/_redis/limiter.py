@@ -249,7 +249,7 @@ class _Process:
 
 
 _PROCESS = _Process()
-# by process, then by the account's namespace; each held while a limiter of it lives
+# by process, then by Redis database and account; each held while a limiter of it lives
 _HELD: weakref.WeakKeyDictionary[Any, weakref.WeakValueDictionary[str, _Held]] = (
     weakref.WeakKeyDictionary()
 )
@@ -276,13 +276,15 @@ def _where(client: Any) -> str:
     if isinstance(where, str):
         return where
     endpoint = getattr(client, "endpoint", None)  # smsbridge's own connection
-    if endpoint is None:  # redis-py's
-        endpoint = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-        if isinstance(endpoint, dict):
-            return "{}:{}:{}:{}".format(*map(endpoint.get, ("host", "port", "path", "db")))
-        return f"client {id(client)}"
-    host = "127.0.0.1" if endpoint.host.lower() == "localhost" else endpoint.host.lower()
-    return f"{host}:{endpoint.port}:{endpoint.path}:{endpoint.db}"
+    if endpoint is not None:
+        host, port, path, db = endpoint.host, endpoint.port, endpoint.path, endpoint.db
+    else:  # redis-py's
+        given = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+        if not isinstance(given, dict):
+            return f"client {id(client)}"
+        host, port, path, db = map(given.get, ("host", "port", "path", "db"))
+    host = str(host).lower()
+    return f"{'127.0.0.1' if host == 'localhost' else host}:{port}:{path}:{db or 0}"
 
 
 def _text(value: bytes | str) -> str:
