@@ -68,6 +68,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack, 
 
 import anyio
 
+from ._core import forks
 from ._core.client import Client, ClientOptions, check_options
 from ._core.errors import ConfigurationError, InvalidInputError, SmsBridgeError
 from ._core.models import MessageStatus, Report
@@ -228,7 +229,6 @@ class _Loop:
         self._thread.join()
 
 
-_made: weakref.WeakSet[_Blocking[Any]] = weakref.WeakSet()  # every blocking client
 _lock = threading.Lock()
 _current: _Loop | None = None
 _broken_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
@@ -284,11 +284,7 @@ def _shutdown() -> None:
 
 def _after_fork() -> None:
     global _lock
-    # a thread of the parent may have held any of them (opening a client): the child, one
-    # thread as it comes out of the fork, has none of its parent's
-    _lock = threading.Lock()
-    for client in list(_made):
-        client._lock = threading.Lock()
+    _lock = threading.Lock()  # a thread of the parent may have held it
 
 
 atexit.register(_shutdown)
@@ -407,11 +403,16 @@ class _Blocking(Generic[A]):
     def __init__(self, make: Callable[[], A]) -> None:
         self._make = make
         self._lock = threading.Lock()
-        _made.add(self)  # its lock is made again in a forked child (_after_fork)
+        forks.on_fork(self)
         self._client: A | None = None
         self._on: _Loop | None = None
         self._closed = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def _forked(self) -> None:
+        """In a forked child: a thread of the parent may have held the lock (opening the
+        client); the child, one thread as it comes out of the fork, has none of them."""
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._client else "not opened yet"

@@ -140,12 +140,11 @@ class SlidingWindowLimiter:
         self._changed: anyio.Event | None = None
         self._not_before = -math.inf
         self._lock = anyio.Lock(fast_acquire=True)
-        self._generation = forks.generation()
+        forks.on_fork(self)
 
     def _forked(self) -> None:
         """In a forked child, the parent's waiters and pending slots are no one's: the
         starts it logged still count."""
-        self._generation = forks.generation()
         self._pending = 0
         self._changed = None
         self._lock = anyio.Lock(fast_acquire=True)
@@ -180,8 +179,6 @@ class SlidingWindowLimiter:
 
     def has_capacity(self) -> bool:
         """Whether :meth:`acquire` would return without waiting right now."""
-        if self._generation != forks.generation():
-            self._forked()
         return not self._lock.locked() and self._wait_at(self._clock.now()) <= 0
 
     def slot_nowait(self) -> Slot | None:

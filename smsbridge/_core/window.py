@@ -222,7 +222,7 @@ class MemoryWindow:
         # place is due at its new expiry; one due later holds up those behind it a while)
         self._terms: deque[_Term] = deque()
         self._leases: dict[str, str] = {}  # name: the run holding it
-        self._generation = forks.generation()  # a forked child drops the parent's leases
+        forks.on_fork(self)
 
     def __len__(self) -> int:
         return len(self._held)
@@ -363,11 +363,12 @@ class MemoryWindow:
         """See :meth:`DuplicateWindow.hold`; held until dropped (``leases_lapse`` is false:
         every run in this process drops its own as it ends; a forked child's window holds
         none of its parent's runs' leases: those runs do not go on in the child)."""
-        if self._generation != forks.generation():
-            self._generation = forks.generation()
-            self._leases.clear()
         found = self._leases.setdefault(name, run)
         return found == run
+
+    def _forked(self) -> None:
+        """In a forked child, the parent's runs, and so their leases, do not go on."""
+        self._leases.clear()
 
     async def unhold(self, name: str, run: str) -> None:
         """See :meth:`DuplicateWindow.unhold`."""
