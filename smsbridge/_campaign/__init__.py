@@ -1,7 +1,7 @@
 """Campaigns: sends journaled recipient by recipient, that a dead process resumes where it
 stopped (used by the command line and by the reliability simulator)."""
 
-from .journal import FINAL, Campaign, Journal, JournalSummary
+from .journal import FINAL, SQLITE_FILES, Campaign, Journal, JournalSummary
 from .run import (
     CampaignObserver,
     Offload,
@@ -14,6 +14,7 @@ from .run import (
 
 __all__ = [
     "FINAL",
+    "SQLITE_FILES",
     "Campaign",
     "CampaignObserver",
     "Journal",

@@ -28,7 +28,7 @@ import msgspec
 from .._core.errors import ConfigurationError
 from .._core.models import Counts, Outcome, Status
 
-__all__ = ["FINAL", "Campaign", "Journal", "JournalSummary"]
+__all__ = ["FINAL", "SQLITE_FILES", "Campaign", "Journal", "JournalSummary"]
 
 FINAL = (
     Status.ACCEPTED.value,
@@ -37,6 +37,10 @@ FINAL = (
     Status.UNCERTAIN.value,
 )
 """Outcomes a resumed run never sends again; ``failed`` ones (surely unsent) are retried."""
+
+SQLITE_FILES = ("-wal", "-shm", "-journal")
+"""What SQLite keeps beside a database, after its name: its log, its shared memory, its
+rollback journal."""
 
 # a journal's tables, of every version
 _TABLES = frozenset({"campaign", "intents", "outcomes", "maybe_sent", "id_ranges", "runs"})
@@ -247,7 +251,7 @@ class Journal:
         """Whether no run has the journal open: none holds its lock (a run's, on the file
         itself, whatever name it was given), and no log of SQLite's is beside the file it
         names (a link's target: where SQLite keeps them)."""
-        if any(self._beside(end).exists() for end in ("-wal", "-shm", "-journal")):
+        if any(self._beside(end).exists() for end in SQLITE_FILES):
             return False
         try:
             fd = os.open(self.path, os.O_RDONLY)

@@ -16,6 +16,7 @@ from typing import IO
 
 import msgspec
 
+from .._campaign import SQLITE_FILES
 from .._core.models import Outcome
 from .args import UsageError
 
@@ -120,7 +121,7 @@ def _beside(path: Path) -> list[Path]:
     return [
         Path(f"{base}{end}")
         for base in dict.fromkeys((str(path), os.path.realpath(path)))
-        for end in ("-wal", "-shm", "-journal")
+        for end in SQLITE_FILES
     ]
 
 

@@ -82,8 +82,7 @@ class Reasons:
 
     def outcome(self, outcome: Outcome) -> None:
         """One recipient's outcome."""
-        if outcome.status is not Status.ACCEPTED:
-            self.note((outcome.status,), (outcome.reason,))
+        self.note((outcome.status,), (outcome.reason,))
 
     def show(self, most: int = 3) -> None:
         """The ``most`` common, one line each, under a line that says what they are."""

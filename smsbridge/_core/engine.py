@@ -1302,10 +1302,12 @@ class SendEngine(Generic[J]):
         if flights:
             async with anyio.create_task_group() as settling:
                 for flight in flights:
-                    if flight.maybe_sent():
-                        settling.start_soon(self._settle_flight, flight, Status.UNCERTAIN, _ON_WIRE)
-                    else:
-                        settling.start_soon(self._settle_flight, flight, Status.FAILED, _CANCELLED)
+                    status, reason = (
+                        (Status.UNCERTAIN, _ON_WIRE)
+                        if flight.maybe_sent()
+                        else (Status.FAILED, _CANCELLED)
+                    )
+                    settling.start_soon(self._settle_flight, flight, status, reason)
         unsettled = list(self._held)
         self._held = []
         if self._reading:  # read while the input made the send wait, and not yet fed

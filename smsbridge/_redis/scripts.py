@@ -56,10 +56,11 @@ end"""
 # another generation than its own while it holds starts or promises that may still count
 # (ARGV[10] of them) is told so (-1) and asks again with them (ARGV[11] pairs of score and
 # member from ARGV[12]), which go back into the set: each process puts its own back at its
-# next call. (Promises far ahead in a process that asks for nothing more before they are due
-# are the one thing a loss can still let crowd a span.) ARGV[12 + 2 * ARGV[11]...] name the
-# stale or unused promises. A caller of an earlier version leaves the mark alone and counts
-# the window made at a loss as starts.
+# next call. (What a loss can still let crowd a span: promises more than a span ahead in a
+# process that has not yet asked again when another is given starts beside them; a caller
+# that never asked, first after a restore of an older snapshot; a new host's clock ahead of
+# the old one's.) ARGV[12 + 2 * ARGV[11]...] name the stale or unused promises. A caller of
+# an earlier version leaves the mark alone and counts the window made at a loss as starts.
 
 ACQUIRE = (
     _now_us(4)
